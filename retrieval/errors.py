@@ -28,3 +28,7 @@ class ImportFormatError(RetrievalError):
 
 class EmbedderLoadError(RetrievalError):
     """The embedding model could not be loaded from the configured local path."""
+
+
+class EmbedderNotLoadedError(RetrievalError):
+    """The embedder was used before its model was loaded with `load()`."""

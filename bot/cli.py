@@ -1,0 +1,226 @@
+"""The `csbot` command line: a thin layer over the library. Typed errors from below become
+one-line messages and a non-zero exit here, and nowhere else."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from bot.config import CsbotConfig
+from bot.errors import CsbotError
+from retrieval.errors import RetrievalError
+
+app = typer.Typer(
+    help="csbot: a customer-service assistant with intents, retrieval and a grounded composer.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+eval_app = typer.Typer(help="Measure the intent classifier and the retriever.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+err = Console(stderr=True)
+out = Console()
+
+WorkspaceOpt = Annotated[
+    Optional[Path],
+    typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
+]
+
+
+class ImportFormat(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+    bitext = "bitext"
+    abcd = "abcd"
+
+
+def _config(workspace: Path | None) -> CsbotConfig:
+    try:
+        return CsbotConfig.from_env(workspace)
+    except ValueError as e:
+        _fail(str(e))
+
+
+def _fail(message: str, code: int = 1):
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+class _Edge:
+    """Turns csbot's typed errors into a message and exit code 1."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, (CsbotError, RetrievalError)):
+            _fail(str(exc))
+        return False
+
+
+def _step(message: str) -> None:
+    err.print(f"[cyan]•[/] {message}", highlight=False)
+
+
+@app.command()
+def build(
+    workspace: WorkspaceOpt = None,
+    data: Annotated[Path, typer.Option("--data", help="Data directory (conversations.jsonl, kb.jsonl, intents.csv, domain.json)")] = Path("data"),
+) -> None:
+    """Ingest the data, build the FAISS index and train the intent classifier."""
+    from bot.workspace import build_workspace
+
+    config = _config(workspace)
+    if not data.is_dir():
+        _fail(f"data directory {data} does not exist; pass --data DIR")
+    with _Edge():
+        report = build_workspace(config, data, progress=_step, show_bars=True)
+    for w in report.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+    out.print(
+        f"Built {report.workspace} in {report.seconds:.0f}s: {report.n_units} retrieval units "
+        f"({report.n_conversations} conversations, {report.n_articles} articles; {report.index_kind} index), "
+        f"{len(report.intents)} intents from {report.n_intent_examples} examples.",
+        highlight=False,
+    )
+
+
+def _result_json(result) -> dict:
+    d = asdict(result)
+    d["sources"] = [asdict(s) for s in result.sources]
+    d["buttons"] = list(result.buttons)
+    return d
+
+
+@app.command()
+def ask(
+    text: Annotated[str, typer.Argument(help="The customer's message")],
+    conversation: Annotated[Optional[str], typer.Option("--conversation", "-c", help="Continue this conversation id")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Answer one message and print the result as one JSON object."""
+    from bot.workspace import Assistant
+
+    config = _config(workspace)
+    with _Edge(), Assistant(config) as assistant:
+        result = assistant.manager.handle(text, conversation_id=conversation, channel="cli")
+    sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
+
+
+@app.command()
+def chat(
+    workspace: WorkspaceOpt = None,
+    conversation: Annotated[Optional[str], typer.Option("--conversation", "-c", help="Resume this conversation id")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show intent, confidence, action and sources")] = False,
+) -> None:
+    """Chat with the assistant in the terminal (Ctrl-D or /quit to leave)."""
+    from bot.workspace import Assistant
+
+    config = _config(workspace)
+    with _Edge(), Assistant(config) as assistant:
+        manager = assistant.manager
+        conversation_id = conversation
+        if conversation_id is not None and not assistant.store.conversation_exists(conversation_id):
+            _fail(f"unknown conversation id {conversation_id!r}; omit --conversation to start a new one")
+        conversation_id = conversation_id or manager.start_conversation(channel="cli")
+        out.print(f"[dim]conversation {conversation_id} · /quit to leave[/]")
+        while True:
+            try:
+                text = out.input("[bold]you>[/] ")
+            except (EOFError, KeyboardInterrupt):
+                out.print()
+                break
+            if text.strip() in ("/quit", "/exit"):
+                break
+            try:
+                result = manager.handle(text, conversation_id=conversation_id, channel="cli")
+            except CsbotError as e:
+                err.print(f"[red]{e}[/]", highlight=False)
+                continue
+            out.print(f"[bold green]bot>[/] {result.reply}", highlight=False)
+            if result.buttons:
+                out.print("     " + "  ".join(f"[reverse] {b} [/]" for b in result.buttons))
+            if debug:
+                flag = " OOS" if result.out_of_scope else ""
+                out.print(
+                    f"[dim]     intent={result.intent} confidence={result.confidence:.2f}{flag} "
+                    f"action={result.action} composer={result.composer} {result.latency_ms:.0f}ms"
+                    + (f" note={result.note}" if result.note else "") + "[/]",
+                    highlight=False,
+                )
+                for s in result.sources[:3]:
+                    out.print(f"[dim]     {s.score:.2f} {s.id}: {s.text[:90]}[/]", highlight=False)
+        out.print(f"[dim]conversation saved as {conversation_id}[/]")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="File to import", exists=False)],
+    format: Annotated[ImportFormat, typer.Option("--format", "-f", help="jsonl (our conversations), csv (question/answer), bitext, abcd")],
+    question_column: Annotated[str, typer.Option(help="csv: the question column")] = "question",
+    answer_column: Annotated[str, typer.Option(help="csv: the answer column")] = "answer",
+    intent_column: Annotated[Optional[str], typer.Option(help="csv: an optional intent column")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Add transcripts or Q&A pairs to the index without a rebuild."""
+    from bot.workspace import import_file
+
+    if not file.is_file():
+        _fail(f"{file} does not exist or is not a file")
+    config = _config(workspace)
+    with _Edge():
+        summary = import_file(config, file, format.value, progress=_step, question_column=question_column,
+                              answer_column=answer_column, intent_column=intent_column)
+    sys.stdout.write(json.dumps(summary) + "\n")
+
+
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write report.json, a confusion-matrix PNG and the most-confused pairs here")]
+
+
+@eval_app.command("intents")
+def eval_intents(
+    train: Annotated[Path, typer.Option("--train", help="CSV: text,category or instruction,intent")],
+    test: Annotated[Path, typer.Option("--test", help="CSV with the same columns")],
+    oos_label: Annotated[Optional[str], typer.Option("--oos-label", help="Test rows with this label must be predicted out of scope")] = None,
+    report: ReportOpt = None,
+) -> None:
+    """Train on TRAIN, test on TEST; the last line is one JSON object."""
+    from bot.evaluation import evaluate_intents
+
+    config = _config(None)
+    for p in (train, test):
+        if not p.is_file():
+            _fail(f"{p} does not exist")
+    with _Edge():
+        result = evaluate_intents(config, train, test, oos_label=oos_label, report_dir=report, progress=_step)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    corpus: Annotated[Path, typer.Option("--corpus", help="Bitext-style CSV (instruction, intent, response) to index")],
+    test: Annotated[Path, typer.Option("--test", help="Bitext-style CSV whose instructions are the queries")],
+    report: ReportOpt = None,
+) -> None:
+    """Index CORPUS, query with TEST; the last line is one JSON object."""
+    from bot.evaluation import evaluate_retrieval
+
+    config = _config(None)
+    for p in (corpus, test):
+        if not p.is_file():
+            _fail(f"{p} does not exist")
+    with _Edge():
+        result = evaluate_retrieval(config, corpus, test, report_dir=report, progress=_step)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,119 @@
+"""The retrieval composer: answers with the best retrieved agent reply, adapted to the
+conversation's slots. It never writes new facts: every sentence it sends was written by a
+human agent (or a knowledge-base author) and only placeholders are filled.
+
+The GPT-2 composer plugs in behind the same `Composer` contract and falls back to this one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bot.contracts import ComposedReply, ComposeRequest
+from retrieval.entities import PLACEHOLDER_RE, SLOT_BY_PLACEHOLDER
+
+if TYPE_CHECKING:
+    from retrieval.types import Hit
+
+
+def prefer_intent(hits: Sequence[Hit], intent: str | None, min_score: float) -> list[Hit]:
+    """Hits at or above `min_score`, those labelled `intent` first (each group by score).
+
+    The classifier sees the whole intent inventory, so when it is confident its label is a
+    better filter than nearest-neighbour voting among near-paraphrases of other intents.
+    """
+    good = [h for h in hits if h.score >= min_score]
+    same = [h for h in good if intent is not None and h.unit.intent == intent]
+    other = [h for h in good if not (intent is not None and h.unit.intent == intent)]
+    return same + other
+
+
+class RetrievalComposer:
+    """Reply with the best usable retrieved reply (`composer: "retrieval"`)."""
+
+    name = "retrieval"
+
+    def __init__(self, min_score: float, slot_questions: dict[str, str], unsure_message: str):
+        self.min_score = min_score
+        self.slot_questions = slot_questions
+        self.unsure_message = unsure_message
+
+    def compose(self, request: ComposeRequest) -> ComposedReply:
+        candidates = prefer_intent(request.hits, request.intent, self.min_score)
+        if not candidates:
+            best = max((h.score for h in request.hits), default=0.0)
+            return ComposedReply(
+                text=self.unsure_message,
+                action="fallback",
+                composer=self.name,
+                note=f"no retrieved reply reached score {self.min_score:.2f} (best {best:.2f})",
+            )
+        skipped: list[str] = []
+        for hit in candidates:
+            unit = hit.unit
+            if unit.kind == "kb":
+                text = _kb_answer(unit.title, unit.text)
+                return ComposedReply(text, "answer", self.name, source_ids=(unit.id,))
+            filled, missing, unknown = fill_placeholders(unit.reply, request.slots.values)
+            if unknown:
+                # a value we cannot know (a date, a tracking number): never print it blank
+                skipped.append(f"{unit.id} needs {', '.join(unknown)}")
+                continue
+            unaskable = [m for m in missing if m not in self.slot_questions]
+            if unaskable:
+                skipped.append(f"{unit.id} needs {', '.join(unaskable)}")
+                continue
+            if missing:
+                slot = missing[0]
+                return ComposedReply(
+                    text=self.slot_questions[slot],
+                    action="clarify",
+                    composer=self.name,
+                    source_ids=(unit.id,),
+                    missing_slot=slot,
+                    note=f"{unit.id} needs slot {slot}",
+                )
+            return ComposedReply(filled, "answer", self.name, source_ids=(unit.id,))
+        return ComposedReply(
+            text=self.unsure_message,
+            action="fallback",
+            composer=self.name,
+            note="every candidate needed a value the bot does not know: " + "; ".join(skipped),
+        )
+
+
+def fill_placeholders(
+    text: str, slots: dict[str, str]
+) -> tuple[str, list[str], list[str]]:
+    """Fill `{{Placeholders}}` from slots.
+
+    Returns (filled text, slots that are missing but can be asked for, placeholders that
+    map to no slot at all).
+    """
+    missing: list[str] = []
+    unknown: list[str] = []
+
+    def sub(m: re.Match[str]) -> str:
+        slot = SLOT_BY_PLACEHOLDER.get(m.group(0))
+        if slot is None:
+            unknown.append(m.group(0))
+            return m.group(0)
+        if slot in slots:
+            return slots[slot]
+        if slot not in missing:
+            missing.append(slot)
+        return m.group(0)
+
+    filled = PLACEHOLDER_RE.sub(sub, text)
+    return filled, missing, unknown
+
+
+def _kb_answer(title: str | None, chunk: str) -> str:
+    body = chunk
+    if title and body.startswith(title):
+        body = body[len(title):].lstrip(" :\n")
+    sentences = re.split(r"(?<=[.!?])\s+", body.strip())
+    summary = " ".join(sentences[:3])
+    return f"Here is what our help centre says{f' ({title})' if title else ''}: {summary}"

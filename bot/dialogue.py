@@ -1,0 +1,279 @@
+"""The dialogue manager: one customer turn in, one `TurnResult` out, everything logged.
+
+Per turn: validate, load the conversation's state from the store, pull slots out of the
+text, encode the (masked) text once, classify it and retrieve with that same vector, then
+apply the policy:
+
+- a conversation already handed to a human gets the waiting notice;
+- "talk to a human" hands over;
+- small talk (greeting, thanks, goodbye) is answered directly;
+- out of scope, or a reply the composer cannot ground, is a fallback, and repeated
+  failure hands over;
+- low confidence asks which of the two likeliest intents was meant (buttons);
+- a task intent with a required slot missing asks for it, and the next turn that brings
+  the slot continues that task;
+- otherwise retrieve and compose.
+
+Every decision is written with the turn (intent, confidence, action, sources, composer,
+latency) in one transaction, with the new state, so any process can take the next turn.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+import unicodedata
+from dataclasses import dataclass
+
+from bot.config import DialogueConfig
+from bot.contracts import (
+    Action,
+    ComposedReply,
+    ComposeRequest,
+    Composer,
+    Embedder,
+    IntentClassifier,
+    IntentPrediction,
+    Retriever,
+    Slots,
+    Source,
+    TurnResult,
+)
+from bot.domain import Domain
+from bot.errors import InvalidMessageError, MessageTooLongError
+from bot.store import ConversationStore, DialogueState, MessageRecord
+from retrieval.entities import PLACEHOLDER_RE, find_entities, mask_entities
+
+# a turn that, once its slot values are removed, has at most this many words is read as
+# "here is what you asked for" rather than as a new request
+_SLOT_ONLY_MAX_WORDS = 6
+
+
+def validate_message(text: str, max_chars: int) -> str:
+    """The message to handle, or a typed error. Control characters (other than newlines
+    and tabs) are dropped; nothing else is changed."""
+    if not isinstance(text, str):
+        raise InvalidMessageError(f"message must be text, got {type(text).__name__}")
+    cleaned = "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
+    if not cleaned.strip():
+        raise InvalidMessageError("message is empty; type a question or request")
+    if len(cleaned) > max_chars:
+        raise MessageTooLongError(len(cleaned), max_chars)
+    return cleaned.strip()
+
+
+@dataclass
+class _Decision:
+    reply: str
+    action: Action
+    intent: str | None
+    composer: str
+    sources: tuple[Source, ...] = ()
+    buttons: tuple[str, ...] = ()
+    note: str | None = None
+    handoff_reason: str | None = None
+
+
+class DialogueManager:
+    """Composes the parts into turns. Holds no conversation state of its own."""
+
+    def __init__(
+        self,
+        *,
+        embedder: Embedder,
+        classifier: IntentClassifier,
+        retriever: Retriever,
+        composer: Composer,
+        store: ConversationStore,
+        domain: Domain,
+        config: DialogueConfig,
+    ):
+        self.embedder = embedder
+        self.classifier = classifier
+        self.retriever = retriever
+        self.composer = composer
+        self.store = store
+        self.domain = domain
+        self.config = config
+
+    def start_conversation(self, channel: str = "cli") -> str:
+        return self.store.create_conversation(channel=channel)
+
+    def handle(self, text: str, conversation_id: str | None = None, channel: str = "cli") -> TurnResult:
+        started = time.perf_counter()
+        text = validate_message(text, self.config.max_message_chars)
+        if conversation_id is None:
+            conversation_id = self.store.create_conversation(channel=channel)
+        state = self.store.load_state(conversation_id)  # UnknownConversationError if absent
+
+        new_slots = find_entities(text)
+        state.slots.update(new_slots)
+
+        # One encode per turn: the classifier and the retriever share this vector. Personal
+        # values are masked first, as they were in the indexed transcripts.
+        masked = mask_entities(text)[0]
+        vector = self.embedder.encode([masked])
+        prediction = self.classifier.predict(vector, [masked])[0]
+        decision = self._decide(conversation_id, text, masked, vector, prediction, new_slots, state)
+
+        latency_ms = (time.perf_counter() - started) * 1000
+        confidence = round(float(prediction.confidence), 4)
+        customer = MessageRecord(
+            role="customer",
+            text=text,
+            intent=decision.intent,
+            confidence=confidence,
+            out_of_scope=prediction.out_of_scope,
+        )
+        bot = MessageRecord(
+            role="bot",
+            text=decision.reply,
+            intent=decision.intent,
+            confidence=confidence,
+            out_of_scope=prediction.out_of_scope,
+            action=decision.action,
+            sources=tuple((s.id, s.score) for s in decision.sources),
+            composer=decision.composer,
+            note=decision.note,
+            latency_ms=round(latency_ms, 2),
+        )
+        message_id = self.store.record_turn(
+            conversation_id, customer, bot, state, handoff_reason=decision.handoff_reason
+        )
+        return TurnResult(
+            conversation_id=conversation_id,
+            message_id=message_id,
+            reply=decision.reply,
+            intent=decision.intent,
+            confidence=confidence,
+            out_of_scope=prediction.out_of_scope,
+            action=decision.action,
+            sources=decision.sources,
+            composer=decision.composer,
+            latency_ms=round(latency_ms, 2),
+            buttons=decision.buttons,
+            slots=dict(state.slots),
+            note=decision.note,
+        )
+
+    # -- policy --------------------------------------------------------------------
+    def _decide(
+        self,
+        conversation_id: str,
+        text: str,
+        masked: str,
+        vector,
+        p: IntentPrediction,
+        new_slots: dict[str, str],
+        state: DialogueState,
+    ) -> _Decision:
+        domain, cfg = self.domain, self.config
+        if state.handed_off:
+            return _Decision(domain.waiting_for_agent_message, "handoff", p.intent, "policy",
+                             note="conversation is waiting for a human agent")
+
+        intent, confident = p.intent, (not p.out_of_scope and p.confidence >= cfg.clarify_below)
+        out_of_scope = p.out_of_scope
+        chosen = _match_option(text, state.clarify_options, domain)
+        if chosen is not None:
+            intent, confident, out_of_scope = chosen, True, False
+        elif self._continues_task(masked, new_slots, state, p, confident):
+            intent, confident, out_of_scope = state.active_intent, True, False
+        state.clarify_options = []
+
+        if confident and intent in domain.handoff_intents:
+            return self._handoff(state, intent, "customer asked for a human")
+        if confident and intent in domain.smalltalk:
+            replies = domain.smalltalk[intent]
+            state.failures = 0
+            # vary the wording without randomness, so a replayed conversation replays alike
+            return _Decision(replies[zlib.crc32(text.encode()) % len(replies)], "smalltalk", intent, "policy")
+        if out_of_scope:
+            return self._failure(state, domain.fallback_message, "fallback", None,
+                                 note=f"out of scope (closest intent {p.intent}, "
+                                      f"similarity {p.nearest_similarity:.2f})")
+        if not confident:
+            options = [i for i, _ in p.ranking[:2]]
+            state.clarify_options = options
+            names = " or ".join(domain.intent_name(i) for i in options)
+            return self._failure(state, domain.clarify_message.format(options=names), "clarify",
+                                 p.intent, buttons=tuple(domain.intent_name(i) for i in options),
+                                 note=f"confidence {p.confidence:.2f} < {cfg.clarify_below:.2f}")
+
+        # a task intent
+        if intent != state.active_intent:
+            state.active_intent, state.active_request = intent, text
+        for slot in domain.required_slots.get(intent, []):
+            if slot not in state.slots:
+                state.awaiting_slot = slot
+                return _Decision(domain.slot_questions[slot], "clarify", intent, "policy",
+                                 note=f"{intent} needs {slot}")
+        state.awaiting_slot = None
+
+        hits = self.retriever.search(vector, k=cfg.retrieval_k * 3)
+        history = self._history(conversation_id)
+        composed = self.composer.compose(
+            ComposeRequest(text=text, intent=intent, history=history, hits=tuple(hits),
+                           slots=Slots(dict(state.slots)))
+        )
+        sources = _sources(hits, composed, cfg.retrieval_k)
+        if composed.action == "fallback":
+            return self._failure(state, composed.text, "fallback", intent, sources=sources,
+                                 note=composed.note, composer=composed.composer)
+        if composed.action == "clarify":
+            state.awaiting_slot = composed.missing_slot
+        else:
+            state.failures = 0
+        return _Decision(composed.text, composed.action, intent, composed.composer,
+                         sources=sources, note=composed.note)
+
+    def _continues_task(self, masked: str, new_slots: dict[str, str], state: DialogueState,
+                        p: IntentPrediction, confident: bool) -> bool:
+        """Is this turn the slot the bot asked for ("it's #40318275"), not a new request?"""
+        if not state.active_intent or not new_slots:
+            return False
+        if state.awaiting_slot and state.awaiting_slot not in new_slots:
+            return False
+        slot_only = len(PLACEHOLDER_RE.sub(" ", masked).split()) <= _SLOT_ONLY_MAX_WORDS
+        new_task = confident and p.intent != state.active_intent and p.intent not in self.domain.smalltalk
+        return slot_only or not new_task
+
+    def _failure(self, state: DialogueState, reply: str, action: Action, intent: str | None,
+                 *, note: str | None = None, buttons: tuple[str, ...] = (),
+                 sources: tuple[Source, ...] = (), composer: str = "policy") -> _Decision:
+        state.failures += 1
+        if state.failures >= self.config.max_failures_before_handoff:
+            return self._handoff(state, intent,
+                                 f"{state.failures} turns in a row the bot could not help ({note})")
+        return _Decision(reply, action, intent, composer, sources=sources, buttons=buttons, note=note)
+
+    def _handoff(self, state: DialogueState, intent: str | None, reason: str) -> _Decision:
+        state.handed_off = True
+        state.awaiting_slot = None
+        return _Decision(self.domain.handoff_message, "handoff", intent, "policy",
+                         note=reason, handoff_reason=reason)
+
+    def _history(self, conversation_id: str) -> tuple[tuple[str, str], ...]:
+        """The last turns before this one, read from the store (not from memory)."""
+        messages = self.store.messages(conversation_id)[-self.config.history_turns:]
+        return tuple((m["role"], m["text"]) for m in messages)
+
+
+def _sources(hits, composed: ComposedReply, k: int) -> tuple[Source, ...]:
+    """The units the reply used first, then the other top hits, as (id, score, text)."""
+    by_id = {h.unit.id: h for h in hits}
+    ordered = [by_id[i] for i in composed.source_ids if i in by_id]
+    ordered += [h for h in hits if h.unit.id not in composed.source_ids]
+    return tuple(Source(h.unit.id, round(float(h.score), 4), h.unit.evidence_text) for h in ordered[:k])
+
+
+def _match_option(text: str, options: list[str], domain: Domain) -> str | None:
+    """The clarify option the customer picked, by button label or intent name."""
+    norm = re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+    for intent in options:
+        if norm in (domain.intent_name(intent).lower(), intent.replace("_", " ")):
+            return intent
+    return None

