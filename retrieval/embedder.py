@@ -125,7 +125,9 @@ class SentenceEmbedder:
             model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any loader failure means the same fix
             raise EmbedderLoadError(f"could not load embedding model from {str(path)!r} ({exc}): {_FIX}") from exc
-        dim = model.get_sentence_embedding_dimension()
+        # renamed in sentence-transformers 5.x; keep working with 3.x/4.x
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = get_dim()
         if not dim:
             raise EmbedderLoadError(f"model in {str(path)!r} does not report an embedding dimension: {_FIX}")
         self._model, self._dim, self.path = model, int(dim), path
