@@ -35,10 +35,12 @@ class RetrievalComposer:
 
     name = "retrieval"
 
-    def __init__(self, min_score: float, slot_questions: dict[str, str], unsure_message: str):
+    def __init__(self, min_score: float, slot_questions: dict[str, str], unsure_message: str,
+                 slot_mentions: dict[str, list[str]] | None = None):
         self.min_score = min_score
         self.slot_questions = slot_questions
         self.unsure_message = unsure_message
+        self.slot_mentions = slot_mentions or {}
 
     def compose(self, request: ComposeRequest) -> ComposedReply:
         candidates = prefer_intent(request.hits, request.intent, self.min_score)
@@ -56,6 +58,14 @@ class RetrievalComposer:
             if unit.kind == "kb":
                 text = _kb_answer(unit.title, unit.text)
                 return ComposedReply(text, "answer", self.name, source_ids=(unit.id,))
+            if unit.extra.get("after_lookup"):
+                # the agent was reading one customer's order record: not policy, not ours to repeat
+                skipped.append(f"{unit.id} relies on an order lookup")
+                continue
+            asked = self._asks_for_known_slot(unit.reply, request.slots.values)
+            if asked:
+                skipped.append(f"{unit.id} asks for {asked}, which the customer already gave")
+                continue
             filled, missing, unknown = fill_placeholders(unit.reply, request.slots.values)
             if unknown:
                 # a value we cannot know (a date, a tracking number): never print it blank
@@ -82,6 +92,16 @@ class RetrievalComposer:
             composer=self.name,
             note="every candidate needed a value the bot does not know: " + "; ".join(skipped),
         )
+
+    def _asks_for_known_slot(self, reply: str, slots: dict[str, str]) -> str | None:
+        """The slot a reply asks for although we have it ("Could you send the order number?")."""
+        if "?" not in reply:
+            return None
+        lowered = reply.lower()
+        for slot, phrases in self.slot_mentions.items():
+            if slot in slots and any(p in lowered for p in phrases):
+                return slot
+        return None
 
 
 def fill_placeholders(

@@ -37,6 +37,14 @@ class Domain:
             "email": "Could you tell me the email address on your account?",
         }
     )
+    # slot -> phrases by which a retrieved reply asks for it (such a reply is skipped once
+    # the customer has given that slot)
+    slot_mentions: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "order_id": ["order number", "order id", "order #"],
+            "email": ["email address", "e-mail address"],
+        }
+    )
     # intent -> how to name it in a clarifying question
     intent_names: dict[str, str] = field(default_factory=dict)
     fallback_message: str = (

@@ -243,7 +243,8 @@ class Assistant:
         )
         self.store = ConversationStore(ws / "store.db").open()
         composer = RetrievalComposer(
-            self.config.dialogue.answer_min_score, domain.slot_questions, domain.unsure_message
+            self.config.dialogue.answer_min_score, domain.slot_questions, domain.unsure_message,
+            slot_mentions=domain.slot_mentions,
         )
         self.manager = DialogueManager(
             embedder=self.embedder, classifier=self.classifier, retriever=self.index,

@@ -42,7 +42,8 @@ def units_from_conversations(
     it); the agent turns that follow (until the next customer turn) are its reply. The
     unit's `turn` is the index of the message's first customer turn, `id` is
     `"{conv_id}#t{turn}"`, and `context` holds up to `context_turns` earlier turns as
-    "role: text" lines, oldest first. Customer messages with no agent reply after them
+    "role: text" lines, oldest first. Units answered after a system turn carry
+    `extra["after_lookup"] = True`. Customer messages with no agent reply after them
     (e.g. a closing "thanks, bye") produce no unit. Text, reply and context are masked
     (see the module docstring).
     """
@@ -55,6 +56,10 @@ def units_from_conversations(
         lines = [f"{role}: {_mask(text)}" for role, text in turns]
         pending: list[int] = []  # indices of the customer turns of the current message
         reply: list[str] = []
+        # once a system turn (an order lookup, a verification) has been seen, agent replies
+        # may state facts about that one customer's order: flag them so that a composer
+        # never replays them to someone else as if they were policy
+        after_lookup = False
 
         def emit() -> None:
             first = pending[0]
@@ -69,6 +74,7 @@ def units_from_conversations(
                 intent=conv.get("intent"),
                 outcome=conv.get("outcome"),
                 context=context,
+                extra={"after_lookup": True} if after_lookup else {},
             ))
 
         for i, (role, text) in enumerate(turns):
@@ -81,6 +87,8 @@ def units_from_conversations(
                 pending.append(i)
             elif role == "agent" and pending:
                 reply.append(text)
+            elif role == "system":
+                after_lookup = True
             # system turns, and agent turns before any customer message, only feed context
         if pending and reply:
             emit()

@@ -7,12 +7,12 @@ from retrieval.types import Hit, Unit
 QUESTIONS = {"order_id": "What is your order number?", "email": "What is your email?"}
 
 
-def hit(uid, reply, score, intent="order_status", kind="transcript", title=None, text="q"):
-    return Hit(Unit(id=uid, kind=kind, text=text, reply=reply, intent=intent, title=title), score)
+def hit(uid, reply, score, intent="order_status", kind="transcript", title=None, text="q", extra=None):
+    return Hit(Unit(id=uid, kind=kind, text=text, reply=reply, intent=intent, title=title, extra=extra or {}), score)
 
 
 def compose(hits, slots=None, intent="order_status"):
-    composer = RetrievalComposer(0.5, QUESTIONS, "I'm not sure.")
+    composer = RetrievalComposer(0.5, QUESTIONS, "I'm not sure.", slot_mentions={"order_id": ["order number"]})
     return composer.compose(ComposeRequest("where is my order", intent, (), tuple(hits), Slots(slots or {})))
 
 
@@ -58,3 +58,19 @@ def test_fill_placeholders_reports_missing_and_unknown():
     text, missing, unknown = fill_placeholders("{{Order Number}} {{Email}} {{Refund Amount}}", {"email": "a@b.co"})
     assert text == "{{Order Number}} a@b.co {{Refund Amount}}"
     assert missing == ["order_id"] and unknown == ["{{Refund Amount}}"]
+
+
+def test_never_replays_a_reply_written_from_another_customers_order_record():
+    looked_up = hit("a", "Order {{Order Number}} shipped yesterday with ParcelCo.", 0.95, extra={"after_lookup": True})
+    policy = hit("b", "You can follow order {{Order Number}} under My Orders.", 0.8)
+    reply = compose([looked_up, policy], {"order_id": "#40318275"})
+    assert reply.text == "You can follow order #40318275 under My Orders."
+    only_lookup = compose([looked_up], {"order_id": "#40318275"})
+    assert only_lookup.action == "fallback" and "order lookup" in only_lookup.note
+
+
+def test_skips_a_reply_that_asks_for_a_detail_the_customer_already_gave():
+    asks = hit("a", "Could you send me the order number?", 0.95)
+    answers = hit("b", "Thanks! Order {{Order Number}} ships within 2 days.", 0.8)
+    assert compose([asks, answers], {"order_id": "#40318275"}).source_ids == ("b",)
+    assert compose([asks, answers]).source_ids == ("a",)
