@@ -1,0 +1,148 @@
+"""The dialogue manager's policy, on a tiny assistant made of real parts: the real MiniLM,
+a real FAISS index, a real classifier and a real SQLite store."""
+
+import pytest
+
+from bot.composer import RetrievalComposer
+from bot.config import DialogueConfig
+from bot.dialogue import DialogueManager
+from bot.domain import Domain
+from bot.errors import InvalidMessageError, UnknownConversationError
+from bot.store import ConversationStore
+
+pytestmark = pytest.mark.slow
+
+CONVERSATIONS = [
+    {"id": "c1", "intent": "order_status", "outcome": "resolved", "turns": [
+        {"role": "customer", "text": "where is my order?"},
+        {"role": "agent", "text": "Could you tell me your order number?"},
+        {"role": "customer", "text": "it's #11112222"},
+        {"role": "agent", "text": "Thanks! The tracking link for order #11112222 is in your shipping email and under My Orders."}]},
+    {"id": "c2", "intent": "order_status", "outcome": "resolved", "turns": [
+        {"role": "customer", "text": "my package hasn't arrived, order 33334444"},
+        {"role": "system", "text": "Order #33334444: shipped 2026-01-02 via ParcelCo."},
+        {"role": "agent", "text": "Order #33334444 shipped on Friday, it arrives tomorrow."}]},
+    {"id": "c3", "intent": "payment_methods", "outcome": "resolved", "turns": [
+        {"role": "customer", "text": "can I pay with paypal?"},
+        {"role": "agent", "text": "Yes, we accept PayPal, Visa, Mastercard and gift cards."}]},
+    {"id": "c4", "intent": "return_item", "outcome": "resolved", "turns": [
+        {"role": "customer", "text": "how do I send something back?"},
+        {"role": "agent", "text": "You can return items within 30 days from My Orders; the return label is free."}]},
+]
+
+INTENTS = {
+    "greeting": ["hi", "hello there", "good morning", "hey", "hi, anyone there?", "hello support", "good evening", "hiya"],
+    "human_agent": ["I want to talk to a human", "connect me to an agent", "can I speak to a real person",
+                    "get me a human please", "transfer me to customer service staff", "I need a person not a bot",
+                    "let me talk to someone", "human please"],
+    "order_status": ["where is my order", "my package has not arrived", "track my parcel", "when will my order come",
+                     "status of my order please", "has my order shipped", "where's my stuff", "order not delivered yet"],
+    "payment_methods": ["can I pay with paypal", "which cards do you accept", "do you take apple pay",
+                        "payment options?", "can I pay by credit card", "what payment methods are there",
+                        "do you accept mastercard", "can I pay with a gift card"],
+    "return_item": ["how do I return an item", "I want to send this back", "return policy?", "can I return my shoes",
+                    "how many days do I have to return", "start a return", "return label please", "send back a product"],
+    "thanks": ["thanks", "thank you so much", "cheers", "thx", "great, thanks", "thanks a lot", "appreciate it", "ty"],
+}
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
+    from retrieval.config import EmbedderConfig, IndexConfig
+    from retrieval.embedder import SentenceEmbedder
+    from retrieval.index import VectorIndex
+    from retrieval.ingest import units_from_conversations
+
+    embedder = SentenceEmbedder(EmbedderConfig(torch_threads=1)).load()
+    units = units_from_conversations(CONVERSATIONS)
+    index = VectorIndex.build(units, embedder.encode([u.text for u in units]),
+                              embedder_id=embedder.model_id, config=IndexConfig())
+    texts = [t for examples in INTENTS.values() for t in examples]
+    labels = [label for label, examples in INTENTS.items() for _ in examples]
+    classifier = EmbeddingIntentClassifier.train(embedder.encode(texts), texts, labels, IntentClassifierConfig(),
+                                                 embedder_id=embedder.model_id)
+    return embedder, index, classifier, tmp_path_factory.mktemp("dialogue") / "store.db"
+
+
+def manager(parts, **dialogue):
+    embedder, index, classifier, db = parts
+    domain = Domain(required_slots={"order_status": ["order_id"]})
+    config = DialogueConfig(**dialogue)
+    return DialogueManager(
+        embedder=embedder, classifier=classifier, retriever=index,
+        composer=RetrievalComposer(config.answer_min_score, domain.slot_questions, domain.unsure_message,
+                                   slot_mentions=domain.slot_mentions),
+        store=ConversationStore(db).open(), domain=domain, config=config,
+    )
+
+
+def test_small_talk_is_answered_directly_without_retrieval(parts):
+    result = manager(parts).handle("hello!")
+    assert (result.action, result.intent, result.composer) == ("smalltalk", "greeting", "policy")
+    assert result.sources == ()
+
+
+def test_a_task_missing_its_slot_asks_for_it_and_the_next_turn_completes_it(parts):
+    dm = manager(parts)
+    first = dm.handle("where is my order??")
+    assert first.action == "clarify" and "order number" in first.reply
+    second = dm.handle("it is #55556666", first.conversation_id)
+    assert second.intent == "order_status" and second.action == "answer"
+    assert "#55556666" in second.reply and "{{" not in second.reply
+    # the reply written from another customer's order record (c2) is never replayed
+    assert second.sources[0].id == "c1#t2"
+    assert "Friday" not in second.reply
+
+
+def test_another_process_can_take_the_next_turn_because_state_is_in_the_store(parts):
+    first = manager(parts).handle("where is my order")
+    second = manager(parts).handle("#77778888", first.conversation_id)
+    assert second.action == "answer" and "#77778888" in second.reply
+
+
+def test_a_policy_question_is_answered_from_the_retrieved_reply(parts):
+    result = manager(parts).handle("do you take paypal?")
+    assert result.action == "answer" and result.composer == "retrieval"
+    assert "PayPal" in result.reply
+    assert result.sources[0].id == "c3#t0" and result.sources[0].score > 0.5
+
+
+def test_asking_for_a_human_hands_over_and_later_turns_wait_for_the_agent(parts):
+    dm = manager(parts)
+    result = dm.handle("I want to speak to a human being")
+    assert result.action == "handoff"
+    assert dm.store.handoffs(result.conversation_id)[0]["reason"] == "customer asked for a human"
+    later = dm.handle("hello?", result.conversation_id)
+    assert later.action == "handoff" and "shortly" in later.reply
+
+
+def test_out_of_scope_falls_back_and_repeated_failure_hands_over(parts):
+    dm = manager(parts)
+    first = dm.handle("what will the weather be like in Paris tomorrow?")
+    assert first.out_of_scope and first.action == "fallback"
+    second = dm.handle("who won the football last night?", first.conversation_id)
+    assert second.action == "handoff"
+    assert "2 turns in a row" in dm.store.handoffs(first.conversation_id)[0]["reason"]
+
+
+def test_every_turn_is_logged_with_its_decision(parts):
+    dm = manager(parts)
+    result = dm.handle("can I pay with paypal")
+    customer, bot = dm.store.messages(result.conversation_id)
+    assert customer["role"] == "customer" and customer["text"] == "can I pay with paypal"
+    assert bot["action"] == "answer" and bot["composer"] == "retrieval" and bot["intent"] == "payment_methods"
+    assert bot["sources"][0]["id"] == "c3#t0" and bot["latency_ms"] > 0
+    assert bot["id"] == result.message_id
+
+
+def test_bad_input_stores_nothing(parts):
+    dm = manager(parts, max_message_chars=50)
+    cid = dm.start_conversation()
+    with pytest.raises(InvalidMessageError):
+        dm.handle("   ", cid)
+    with pytest.raises(InvalidMessageError, match="50"):
+        dm.handle("x" * 51, cid)
+    with pytest.raises(UnknownConversationError):
+        dm.handle("hi", "not-a-conversation")
+    assert dm.store.messages(cid) == []
