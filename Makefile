@@ -37,8 +37,7 @@ data:
 	$(BIN)/python data/generate.py
 
 bench: install
-	$(BIN)/python bench/bench_intents.py
-	$(BIN)/python bench/bench_retrieval_scale.py
+	bash bench/run_all.sh
 
 clean:
 	rm -rf $(WORKSPACE) .pytest_cache
