@@ -32,7 +32,10 @@ from pathlib import Path
 
 SEED = 20260301
 EXAMPLES_PER_INTENT = 72
-N_CONVERSATIONS = 360
+N_CONVERSATIONS = 430
+# Share of the conversations of each intent with a `self_service` topic that get a
+# self-service answer (no order lookup) instead of a lookup.
+SELF_SERVICE_SHARE = 0.4
 
 # --------------------------------------------------------------------------------------
 # 1. The store's facts: everything an agent reply or KB article says about prices and
@@ -403,7 +406,14 @@ def agent_says(rng: random.Random, template: str, ctx: dict[str, str]) -> str:
 #    `weight` (default 3) for how often conversations pick it. `followups` (per topic, else
 #    per intent) are (customer templates, agent templates[, order states they fit]);
 #    `queue` names the team an escalation goes to.
+#    Order topics may also have `self_service`: answers given with NO order lookup (no
+#    system turn), i.e. guidance from company policy that is true whatever the order's
+#    state; they may name the customer's order number but nothing else about the order.
+#    `self_lead` replaces `lead` there when the usual lead promises a lookup. A follow-up
+#    fits a self-service conversation when its states include SELF_SERVICE (or it has none).
 # --------------------------------------------------------------------------------------
+
+SELF_SERVICE = "self_service"  # the pseudo order state of a conversation without a lookup
 
 SMALLTALK = {
     "greeting": [
@@ -479,6 +489,13 @@ INTENTS: dict[str, dict] = {
                 "where is my order {order}? I ordered it (last week|days ago)",
             ],
             "lead": ["(Sure|Of course|Happy to check)(!|.)", "I can look that up for you."],
+            "self_lead": ["(Sure|Of course|Happy to help)(!|.)", "I can help with that."],
+            "self_service": [
+                "(Thanks!|Thanks for that.|) I can't see live tracking from chat, but the tracking link for order {order} is in your shipping confirmation email and under Account > Orders on {site}. Standard delivery takes {std_time} after dispatch, and Express {exp_time}.",
+                "You can (follow|check on) order {order} any time in Account > Orders: Processing means we're still packing it, Shipped means it's with the carrier, and the tracking link appears there as soon as it leaves. (Orders placed before {cutoff} on a business day ship the same day.|Orders placed before {cutoff} on a business day ship the same day, later ones the next business day.)",
+                "(Thanks.|Thank you.|) We email a shipping confirmation with a tracking link for order {order} as soon as it leaves our warehouse - (if you can't find it, check your spam folder or|it's also under) Account > Orders on {site}. (Tracking can take up to 24 hours to show the first scan.|Standard delivery takes {std_time} from dispatch.)",
+                "(Got it.|Thanks!|) The (quickest|easiest) way to see where order {order} is: open Account > Orders on {site} and click the order, or use the tracking link in your shipping confirmation email. (Express delivery takes {exp_time} and Standard {std_time} after dispatch.|Tracking can take up to 24 hours to show the first scan.)",
+            ],
             "answer": {
                 "processing": [
                     "Order {order} is still being packed at our warehouse. (Orders placed before {cutoff} on a business day ship the same day, later ones the next business day.|It should ship within 1 business day.) You'll get a shipping confirmation email with a tracking link as soon as it leaves.",
@@ -520,6 +537,12 @@ INTENTS: dict[str, dict] = {
                 "(cancel|cancellation for) {order}( please|)",
             ],
             "lead": ["I can (help with|look into) that.", "(Sure|No problem), let's see if it can still be cancelled."],
+            "self_lead": ["I can help with that.", "(Sure|No problem)(!|.)"],
+            "self_service": [
+                "(Thanks.|Thank you.|) Orders can be cancelled until they're packed, usually within {cancel_hours} hours of ordering: open Account > Orders, choose order {order} and click Cancel order. If the Cancel button is gone, it's already being packed or on its way, and you can return it within {return_days} days of delivery for a refund instead.",
+                "(Thanks!|Got it.|) You can cancel order {order} yourself from Account > Orders as long as it hasn't been packed - that's usually the first {cancel_hours} hours after ordering. A cancelled order is refunded in full to your original payment method within {refund_time}.",
+                "To cancel order {order}, go to Account > Orders and choose Cancel order; the button is there until the order is packed, usually about {cancel_hours} hours after you place it. (After that you can refuse the delivery or return it within {return_days} days for a refund.|After that you can still return it within {return_days} days of delivery for a refund.)",
+            ],
             "answer": {
                 "processing": [
                     "(Done|All set) - order {order} (has been|is now) cancelled and you'll get a confirmation email shortly. Your refund goes back to (the original payment method|your original payment method) within {refund_time}.",
@@ -536,7 +559,7 @@ INTENTS: dict[str, dict] = {
              ["Refunds go back to your original payment method and usually appear within {refund_time}."]),
             (["do I have to pay for the return?", "is the return free?"],
              ["A return label costs {return_fee}, deducted from your refund. It's free if the item is damaged or wrong, or if you're a {plan} member."],
-             ["shipped"]),
+             ["shipped", SELF_SERVICE]),
         ],
     },
     "change_order": {
@@ -561,6 +584,12 @@ INTENTS: dict[str, dict] = {
                 "(need to|want to) (edit|modify) {order}( please|)",
             ],
             "lead": ["(Sure|Happy to help), let me check whether it can still be changed.", "I can look at that for you."],
+            "self_lead": ["(Sure|Happy to help)(!|.)", "I can help with that."],
+            "self_service": [
+                "(Thanks.|Thank you.|) Items, sizes, colours and shipping speed on order {order} can be changed only while it's still processing, before it's packed. If it's too late for that, a free exchange for another size or colour after delivery, or a return within {return_days} days, is the way to go.",
+                "(Got it.|Thanks!|) Changes to order {order} are possible until it's packed, which usually happens within {cancel_hours} hours of ordering, and any price difference is charged or refunded on your original payment method. Upgrading to Express costs {exp_price} and Next Day costs {nd_price}.",
+                "(Thanks.|) Order {order} can be changed while it's still processing - items, sizes, colours or the shipping speed - though promo codes can't be added to an existing order. Once an order is packed it can't be changed any more, but exchanges for a different size or colour are free within {return_days} days of delivery.",
+            ],
             "answer": {
                 "processing": [
                     "Good timing - order {order} is still processing, so it can be changed. (I've updated it as you asked and you'll get a new confirmation email.|I've made the change; an updated confirmation is on its way to your inbox.) If the total changes, we charge or refund the difference to your original payment method.",
@@ -576,7 +605,7 @@ INTENTS: dict[str, dict] = {
              ["Yes - exchanges for a different size or colour of the same item are free within {return_days} days of delivery. Start one from Account > Orders."]),
             (["how much is express?", "how much does next day cost?"],
              ["Express costs {exp_price} and arrives in {exp_time}; Next Day costs {nd_price} when ordered before {cutoff}."],
-             ["processing"]),
+             ["processing", SELF_SERVICE]),
         ],
     },
     "change_address": {
@@ -599,6 +628,11 @@ INTENTS: dict[str, dict] = {
                 "I need to update the address for {order}, (I moved|there's a typo)",
             ],
             "lead": ["(No problem|Sure), let's get the address sorted.", "I can help with the address."],
+            "self_service": [
+                "(Thanks.|Thank you.|) The delivery address on order {order} can be changed while the order is still processing. Once it ships we can't change it from our side, but the carrier's redirect service, through the tracking link in your shipping email, can sometimes reroute it.",
+                "(Got it.|Thanks!|) Address changes for order {order} are possible until it leaves our warehouse, and orders placed before {cutoff} on a business day ship the same day, so the sooner the better. After dispatch, try the redirect option on the carrier's tracking page; if the parcel comes back to us as undeliverable, we refund or reship it.",
+                "(Thanks.|) Before order {order} ships, the address can still be updated with the full new address, including any apartment or unit number. After it ships, the tracking link in your shipping confirmation email lets you ask the carrier to redirect it. (For future orders, keep your saved addresses up to date in Account > Addresses.|)",
+            ],
             "answer": {
                 "processing": [
                     "Order {order} hasn't shipped yet, so (I can update the address now|the address can still be changed). (Please type the full new address and I'll save it to the order.|Send me the complete new address and I'll update it right away.)",
@@ -615,7 +649,7 @@ INTENTS: dict[str, dict] = {
              ["processing"]),
             (["will it still arrive on time?", "does this delay my order?"],
              ["Changing the address before shipping doesn't delay it; Standard delivery takes {std_time} from dispatch."],
-             ["processing"]),
+             ["processing", SELF_SERVICE]),
         ],
     },
     "shipping_options": {
@@ -695,6 +729,11 @@ INTENTS: dict[str, dict] = {
                 "(where is|what happened to) {order}? (it's|it is) (late|overdue)",
             ],
             "lead": ["(I'm sorry|Sorry) (it's late|about the delay|to hear that)(!|.)", "(That's frustrating, I'm sorry.|I'm sorry your order hasn't arrived yet.)"],
+            "self_service": [
+                "(Thanks, and I'm sorry for the wait.|I'm sorry for the wait.) You can follow order {order} with the tracking link in your shipping confirmation email; tracking that hasn't updated for a day or two is normal in busy periods. If it's more than {lost_days} business days past its estimated delivery date, we treat it as lost and send a free replacement or a full refund.",
+                "(Thanks.|Thank you.|) If tracking for order {order} says delivered but you don't have it, please check around your entrance and with neighbours, and wait until the end of the next business day. If it still hasn't turned up, or it's more than {lost_days} business days late, we replace or refund it at no cost to you.",
+                "(Thanks.|Sorry about the wait.|) Parcels more than {lost_days} business days past their estimated delivery date count as lost, so if order {order} reaches that point we send a free replacement or a full refund, including shipping. If you paid for Express or Next Day and it arrives late, we also refund the shipping upgrade.",
+            ],
             "answer": {
                 "late": [
                     "Thanks for your patience. Order {order} is (still in transit|with the carrier) but running behind its estimate. If it isn't with you within {lost_days} business days of the estimated date, we'll treat it as lost and send a free replacement or a full refund - (just reply here|just get back in touch).",
@@ -707,7 +746,8 @@ INTENTS: dict[str, dict] = {
         }],
         "followups": [
             (["can I just get a refund instead?", "I'd rather have my money back"],
-             ["Of course - I've set it up as a full refund instead, including shipping. It goes back to your original payment method within {refund_time}."]),
+             ["Of course - I've set it up as a full refund instead, including shipping. It goes back to your original payment method within {refund_time}."],
+             ["late", "lost"]),
             (["what if it says delivered but it's not here?", "the tracking says delivered though"],
              ["Please check with neighbours and around your entrance first. If it still hasn't turned up within 2 days, tell us and we'll open a carrier claim and replace or refund it."]),
         ],
@@ -744,6 +784,11 @@ INTENTS: dict[str, dict] = {
                 "(return|returning) {order}( please|, it doesn't fit)",
             ],
             "lead": ["(Sure|Of course), I can help you return it.", "No problem, let's set up the return."],
+            "self_service": [
+                "(Thanks.|Thank you.|) You can return items from order {order} within {return_days} days of delivery, unused and in the original packaging: open Account > Orders, choose the order, then Return or exchange. The label costs {return_fee}, deducted from your refund, and it's free if the item arrived damaged or wrong or you're a {plan} member.",
+                "(Got it.|Thanks!|) To send something back from order {order}, start a return in Account > Orders and print the label, or show the QR code at a carrier drop-off point. Exchanges for another size or colour are free, and refunds arrive within {refund_time} of us receiving the item.",
+                "(Thanks.|) Items from order {order} can be returned within {return_days} days of delivery - start the return from Account > Orders and pack the item unused in its original packaging. If the window has passed and the item is faulty, our {warranty_months}-month warranty may still cover it.",
+            ],
             "answer": {
                 "delivered": [
                     "Order {order} is within our {return_days}-day return window. (I've emailed you a return label; a label costs {return_fee}, taken from your refund unless the item was damaged or wrong.|You can start the return in Account > Orders and print a label there; it costs {return_fee}, or nothing for {plan} members.) Items need to be unused and in the original packaging.",
@@ -756,11 +801,11 @@ INTENTS: dict[str, dict] = {
         }],
         "followups": [
             (["when do I get my refund?", "how long until the refund comes through?"],
-             ["Once the return reaches our warehouse and is inspected, the refund goes to your original payment method within {refund_time}."], ["delivered"]),
+             ["Once the return reaches our warehouse and is inspected, the refund goes to your original payment method within {refund_time}."], ["delivered", SELF_SERVICE]),
             (["do I have to pay for the return label?", "is the return free?"],
-             ["A return label costs {return_fee}, deducted from your refund. It's free if the item arrived damaged or wrong, or if you're a {plan} member."], ["delivered"]),
+             ["A return label costs {return_fee}, deducted from your refund. It's free if the item arrived damaged or wrong, or if you're a {plan} member."], ["delivered", SELF_SERVICE]),
             (["can I exchange it instead?", "could I get a different size instead?"],
-             ["Yes - exchanges for a different size or colour of the same item are free. Choose Exchange instead of Refund when you start the return."], ["delivered"]),
+             ["Yes - exchanges for a different size or colour of the same item are free. Choose Exchange instead of Refund when you start the return."], ["delivered", SELF_SERVICE]),
         ],
     },
     "refund_request": {
@@ -785,6 +830,12 @@ INTENTS: dict[str, dict] = {
                 "(refund for|please refund) {order}",
             ],
             "lead": ["(Sure|Of course), let me check your refund.", "(I can check that|Let me look into the refund) for you."],
+            "self_lead": ["(Sure|Of course)(!|.)", "I can help with that."],
+            "self_service": [
+                "(Thanks.|Thank you.|) Refunds for order {order} are issued once the return reaches our warehouse and has been inspected, usually within 2 business days of arrival; after that your bank takes {refund_time} to show it. We email you as soon as the refund is issued.",
+                "(Got it.|Thanks!|) You can follow the return for order {order} in Account > Orders: you get an email when the parcel is scanned, another when it reaches our warehouse, and one more when the refund is issued. Refunds go to your original payment method and show within {refund_time}.",
+                "(Thanks.|) If you haven't sent order {order} back yet, start a return in Account > Orders within {return_days} days of delivery, and the refund follows once it's inspected. If your refund email came more than {refund_time} ago and nothing shows, let us know and we'll send a refund confirmation you can share with your bank.",
+            ],
             "answer": {
                 "refund_issued": [
                     "(I can see|I've checked and) the refund for order {order} has been issued to your original payment method. Banks usually take {refund_time} to show it, so it should appear soon.",
@@ -824,6 +875,11 @@ INTENTS: dict[str, dict] = {
                 "order {order} (arrived|came) (damaged|broken|smashed)",
             ],
             "lead": ["(I'm so sorry|I'm sorry|Oh no, I'm sorry) (it arrived damaged|about that|to hear that)(!|.)"],
+            "self_service": [
+                "(Thanks.|Thank you.|) Please report damage on order {order} within {report_days} days of delivery with a photo of the item and the packaging, here in chat or from Account > Orders > Report a problem. You can then choose a free replacement or a full refund, including shipping.",
+                "(Thank you.|Thanks!|) For order {order}, the quickest way is Account > Orders > Report a problem: add a photo of the damage and of the box, and pick a free replacement or a full refund. Replacements ship within 1 business day, and you never pay to return a damaged item.",
+                "(Thanks.|) Damage is covered when it's reported within {report_days} days of delivery: send a photo of the item and the packaging for order {order}, and please keep the packaging until the case is closed, as the carrier may ask for it.",
+            ],
             "answer": {
                 "delivered": [
                     "Thanks - order {order} is within the {report_days}-day window for damage reports. (Could you reply with a photo of the item and the packaging?|Please send a photo of the damage and the box.) Then we'll send a free replacement or a full refund, including shipping - whichever you prefer.",
@@ -858,6 +914,11 @@ INTENTS: dict[str, dict] = {
                 "(I got|you sent) the wrong item (for|in) {order}",
             ],
             "lead": ["(Sorry about that|I'm sorry for the mix-up)(!|.)", "(My apologies|Sorry) - let's get that fixed."],
+            "self_service": [
+                "(Thanks.|Thank you.|) If something seems missing from order {order}, first check the shipping confirmation email: larger orders are sometimes split into several parcels, each with its own tracking link. If an item really is wrong or missing, tell us within {report_days} days of delivery and we send the right item free with Express shipping, or refund it in full.",
+                "(Thank you.|Thanks!|) Wrong or missing items on order {order} can be reported within {report_days} days of delivery, here in chat or through {contact_page}. We send the correct item free of charge, or a full refund if you prefer, plus a prepaid return label for the wrong one - please keep it unused until the label arrives.",
+                "(Thanks.|) If something is wrong or missing on order {order}, tell us within {report_days} days of delivery: the correct item is sent free with Express shipping, or you can choose a full refund. For a wrong item we email a prepaid return label - please keep it unused until it arrives, so you don't pay anything for our mistake.",
+            ],
             "answer": {
                 "delivered": [
                     "(Thanks|Thank you) - I've flagged order {order}. (We'll ship the correct item today with free Express shipping,|We'll send the right item at no cost,) and (you'll get a free return label for the wrong one by email.|a prepaid label for the wrong item is on its way to your inbox.)",
@@ -869,7 +930,8 @@ INTENTS: dict[str, dict] = {
             (["do I have to pay to send it back?", "who pays for the return?"],
              ["Not at all - returns of wrong items are free, and the prepaid label comes by email."]),
             (["can I just have a refund for it?", "I'd prefer a refund"],
-             ["Of course - I've switched it to a full refund, which goes to your original payment method within {refund_time}."]),
+             ["Of course - I've switched it to a full refund, which goes to your original payment method within {refund_time}."],
+             ["delivered"]),
         ],
     },
     "payment_failed": {
@@ -1291,9 +1353,9 @@ assert sorted(INTENT_LABELS) == sorted(INTENTS)
 
 # Conversations per main intent (small talk never is the main intent); sums to N_CONVERSATIONS.
 CONVERSATION_MIX = {
-    "order_status": 26, "cancel_order": 20, "change_order": 15, "change_address": 15,
-    "shipping_options": 16, "delivery_delay": 22, "return_item": 22, "refund_request": 22,
-    "damaged_item": 18, "wrong_item": 16, "payment_failed": 18, "payment_methods": 12,
+    "order_status": 36, "cancel_order": 28, "change_order": 21, "change_address": 21,
+    "shipping_options": 16, "delivery_delay": 30, "return_item": 33, "refund_request": 30,
+    "damaged_item": 25, "wrong_item": 22, "payment_failed": 18, "payment_methods": 12,
     "invoice": 13, "reset_password": 16, "delete_account": 12, "subscription": 16,
     "warranty": 15, "complaint": 18, "promo_code": 14, "store_info": 14, "human_agent": 20,
 }
@@ -1736,9 +1798,14 @@ def make_order(rng: random.Random, state: str, today: date, number: str, item: s
 
 
 def build_conversation(rng: random.Random, cid: str, intent: str, today: date, number: str,
-                       avoid: set[str]) -> dict:
+                       avoid: set[str], self_service: bool = False) -> dict:
+    """One conversation; with self_service, the agent answers an order question from policy
+    (the topic's `self_service` templates) without any system turn (order lookup)."""
     spec = INTENTS[intent]
-    topic = rng.choices(spec["topics"], weights=[t.get("weight", 3) for t in spec["topics"]])[0]
+    if self_service:
+        topic = next(t for t in spec["topics"] if t.get("self_service"))
+    else:
+        topic = rng.choices(spec["topics"], weights=[t.get("weight", 3) for t in spec["topics"]])[0]
     style = pick_style(rng)
     email = make_email(rng)
     slots = _slot_values(rng, email=email, order=fmt_order(rng, number))
@@ -1756,7 +1823,7 @@ def build_conversation(rng: random.Random, cid: str, intent: str, today: date, n
 
     def reply(templates: list[str], prefix: str = "") -> None:
         text = agent_says(rng, rng.choice(templates), ctx)
-        conv.add("agent", text if text.startswith("Thank") else prefix + text)
+        conv.add("agent", text if text.startswith(("Thank", "Got it")) else prefix + text)
 
     def escalate(line_pool: list[str]) -> None:
         nonlocal outcome
@@ -1798,17 +1865,21 @@ def build_conversation(rng: random.Random, cid: str, intent: str, today: date, n
     # 2. collect the slot, then the system notes what the agent now sees
     state = None
     if slot == "order":
-        state = rng.choice(topic["states"])
+        state = SELF_SERVICE if self_service else rng.choice(topic["states"])
         if not given:
-            lead = agent_says(rng, rng.choice(topic.get("lead", [""])), ctx) if topic.get("lead") else ""
+            leads = topic.get("self_lead" if self_service else "lead") or topic.get("lead")
+            lead = agent_says(rng, rng.choice(leads), ctx) if leads else ""
             conv.add("agent", tidy(lead + " " + agent_says(rng, rng.choice(ASK_ORDER), ctx)))
-            if rng.random() < 0.15:
+            if not self_service and rng.random() < 0.15:
                 say(ORDER_UNKNOWN)
                 conv.add("system", f"Customer verified by email {email}; most recent order #{number}.")
             else:
                 say(ORDER_GIVE)
-        conv.add("system", make_order(rng, state, today, number, slots["item"]))
-        answer = topic["answer"][state] if isinstance(topic["answer"], dict) else topic["answer"]
+        if self_service:  # no lookup: guidance that holds whatever the order's state
+            answer = topic["self_service"]
+        else:
+            conv.add("system", make_order(rng, state, today, number, slots["item"]))
+            answer = topic["answer"][state] if isinstance(topic["answer"], dict) else topic["answer"]
         reply(answer, rng.choice(ANSWER_ACK) if not given else "")
     elif slot == "email":
         if not given:
@@ -1859,16 +1930,20 @@ def finish(rng: random.Random, cid: str, intent: str, outcome: str, conv: Dialog
 
 
 def build_conversations(rng: random.Random, avoid: set[str]) -> list[dict]:
-    schedule = [intent for intent, n in CONVERSATION_MIX.items() for _ in range(n)]
+    # (intent, self_service): a fixed share of each intent with self-service answers
+    schedule = []
+    for intent, n in CONVERSATION_MIX.items():
+        k = round(n * SELF_SERVICE_SHARE) if any(t.get("self_service") for t in INTENTS[intent]["topics"]) else 0
+        schedule += [(intent, j < k) for j in range(n)]
     rng.shuffle(schedule)
     used: set[str] = set()
     out = []
-    for i, intent in enumerate(schedule, start=1):
+    for i, (intent, self_service) in enumerate(schedule, start=1):
         while (number := str(rng.randrange(10_000_000, 100_000_000))) in used:
             pass
         used.add(number)
         today = date(2026, 1, 5) + timedelta(days=rng.randrange(80))
-        out.append(build_conversation(rng, f"conv-{i:04d}", intent, today, number, avoid))
+        out.append(build_conversation(rng, f"conv-{i:04d}", intent, today, number, avoid, self_service))
     return out
 
 

@@ -30,6 +30,12 @@ ORDER_INTENTS = {
     "order_status", "cancel_order", "change_order", "change_address", "delivery_delay", "return_item",
     "refund_request", "damaged_item", "wrong_item", "invoice", "warranty", "complaint",
 }
+# order intents whose agent asks for the order number and sometimes answers from policy
+# alone, with no lookup (self-service), instead of after a system turn
+SELF_SERVICE_INTENTS = {
+    "order_status", "cancel_order", "change_order", "change_address", "delivery_delay",
+    "return_item", "refund_request", "damaged_item", "wrong_item",
+}
 ORDER_NUMBER = re.compile(r"(?<!\d)\d{8}(?!\d)")
 MONEY = re.compile(r"\$\d[\d,]*(?:\.\d+)?")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -203,7 +209,75 @@ def test_order_conversations_show_order_facts_in_system_turns(intent):
     convs = [c for c in conversations() if c["intent"] == intent]
     with_facts = [c for c in convs if any(t["role"] == "system" and t["text"].startswith("Order #")
                                           for t in c["turns"])]
-    assert len(with_facts) >= 0.6 * len(convs), f"{len(with_facts)}/{len(convs)}"
+    # intents with self-service answers look the order up in the other ~60% of conversations
+    # (less for return_item, which also has order-less policy questions)
+    share = 0.3 if intent in SELF_SERVICE_INTENTS else 0.6
+    assert len(with_facts) >= share * len(convs), f"{len(with_facts)}/{len(convs)}"
+
+
+def replies_before_any_lookup(conv: dict):
+    """(index, text) of agent turns with no system turn earlier in the conversation."""
+    for i, turn in enumerate(conv["turns"]):
+        if turn["role"] == "system":
+            return
+        if turn["role"] == "agent":
+            yield i, turn["text"]
+
+
+# what only a lookup could tell: one order's state, or an action taken on it
+LOOKUP_CLAIM = re.compile(
+    r"\bI can see\b|\bI've (checked|looked|cancelled|updated|changed|flagged|logged|arranged|opened|"
+    r"emailed|made|set|switched|issued)\b|\bhas been (cancelled|issued|processed|dispatched|delivered)\b|"
+    r"\bhas (already )?shipped\b|\bhasn't shipped yet\b|\bis (still being packed|in transit|overdue|running behind)\b",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize("intent", sorted(SELF_SERVICE_INTENTS))
+def test_order_intents_have_self_service_answers_without_a_lookup(intent):
+    """Replies naming the customer's order before any system turn: policy guidance only."""
+    convs = [c for c in conversations() if c["intent"] == intent]
+    prices = company_prices()
+    carriers = json.loads((DATA / "company.json").read_text("utf-8"))["carriers"]
+    self_service = 0
+    for conv in convs:
+        customer = " ".join(t["text"] for t in conv["turns"] if t["role"] == "customer")
+        hit = False
+        for i, text in replies_before_any_lookup(conv):
+            where = (conv["id"], i, text)
+            assert not LOOKUP_CLAIM.search(text), where
+            numbers = ORDER_NUMBER.findall(text)
+            if not numbers:
+                continue
+            assert all(n in customer for n in numbers), where  # the customer's own order number
+            hit = True
+            assert not re.search(r"\b\d{4}-\d{2}-\d{2}\b", text), where  # no dates
+            assert not re.search(r"\b[A-Z]{2}\d{10}\b", text), where  # no tracking numbers
+            assert set(MONEY.findall(text)) <= prices, where  # only company prices
+            assert not any(carrier in text for carrier in carriers), where
+        self_service += hit
+    assert self_service >= 0.25 * len(convs), f"{self_service}/{len(convs)}"
+    assert self_service <= 0.6 * len(convs), f"{self_service}/{len(convs)}"  # most still look it up
+
+
+@pytest.mark.parametrize("intent", sorted(SELF_SERVICE_INTENTS))
+def test_agents_ask_for_the_order_number_by_name(intent):
+    """An agent question about the order says "order number", so it can be recognised as
+    asking for one; and customers often answer such a question with the number."""
+    answered = 0
+    for conv in conversations():
+        if conv["intent"] != intent:
+            continue
+        turns = conv["turns"]
+        for i, turn in enumerate(turns):
+            text = turn["text"].lower()
+            if (turn["role"] != "agent" or "?" not in text or not re.search(r"\border\b", text)
+                    or ORDER_NUMBER.search(text)):  # a reply naming the order isn't asking for it
+                continue
+            assert "order number" in text, (conv["id"], i, turn["text"])
+            if i + 1 < len(turns) and ORDER_NUMBER.search(turns[i + 1]["text"]):
+                answered += 1
+    assert answered >= 5, answered
 
 
 def test_the_readme_counts_match_the_files():
