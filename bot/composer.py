@@ -11,7 +11,9 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from bot.config import DialogueConfig
 from bot.contracts import ComposedReply, ComposeRequest
+from bot.domain import Domain
 from retrieval.entities import PLACEHOLDER_RE, SLOT_BY_PLACEHOLDER
 
 if TYPE_CHECKING:
@@ -36,15 +38,24 @@ class RetrievalComposer:
     name = "retrieval"
 
     def __init__(self, min_score: float, slot_questions: dict[str, str], unsure_message: str,
-                 slot_mentions: dict[str, list[str]] | None = None):
+                 slot_mentions: dict[str, list[str]] | None = None, article_min_score: float | None = None):
         self.min_score = min_score
+        # when every transcript reply is unusable, an article of the classified intent is
+        # still policy, so it may answer at a lower similarity
+        self.article_min_score = min_score if article_min_score is None else article_min_score
         self.slot_questions = slot_questions
         self.unsure_message = unsure_message
         self.slot_mentions = slot_mentions or {}
 
+    @classmethod
+    def from_config(cls, config: DialogueConfig, domain: Domain) -> RetrievalComposer:
+        return cls(config.answer_min_score, domain.slot_questions, domain.unsure_message,
+                   slot_mentions=domain.slot_mentions, article_min_score=config.article_min_score)
+
     def compose(self, request: ComposeRequest) -> ComposedReply:
         candidates = prefer_intent(request.hits, request.intent, self.min_score)
-        if not candidates:
+        if not candidates and not any(h.unit.kind == "kb" and h.unit.intent == request.intent
+                                      and h.score >= self.article_min_score for h in request.hits):
             best = max((h.score for h in request.hits), default=0.0)
             return ComposedReply(
                 text=self.unsure_message,
@@ -85,7 +96,17 @@ class RetrievalComposer:
                     missing_slot=slot,
                     note=f"{unit.id} needs slot {slot}",
                 )
+            asks_for = self._asks_for_missing_slot(filled, request.slots.values)
+            if asks_for:
+                # the agent's reply is itself a question for a slot: remember what we asked
+                return ComposedReply(filled, "clarify", self.name, source_ids=(unit.id,), missing_slot=asks_for)
             return ComposedReply(filled, "answer", self.name, source_ids=(unit.id,))
+        article = next((h for h in request.hits if h.unit.kind == "kb" and h.unit.intent == request.intent
+                        and h.score >= self.article_min_score), None)
+        if article is not None:
+            return ComposedReply(_kb_answer(article.unit.title, article.unit.text), "answer", self.name,
+                                 source_ids=(article.unit.id,),
+                                 note="no transcript reply fitted (" + "; ".join(skipped) + "); answered from the article")
         return ComposedReply(
             text=self.unsure_message,
             action="fallback",
@@ -93,15 +114,18 @@ class RetrievalComposer:
             note="every candidate needed a value the bot does not know: " + "; ".join(skipped),
         )
 
-    def _asks_for_known_slot(self, reply: str, slots: dict[str, str]) -> str | None:
-        """The slot a reply asks for although we have it ("Could you send the order number?")."""
+    def _asked_slots(self, reply: str) -> list[str]:
+        """Slots a reply asks for ("Could you send the order number?")."""
         if "?" not in reply:
-            return None
+            return []
         lowered = reply.lower()
-        for slot, phrases in self.slot_mentions.items():
-            if slot in slots and any(p in lowered for p in phrases):
-                return slot
-        return None
+        return [slot for slot, phrases in self.slot_mentions.items() if any(p in lowered for p in phrases)]
+
+    def _asks_for_known_slot(self, reply: str, slots: dict[str, str]) -> str | None:
+        return next((s for s in self._asked_slots(reply) if s in slots), None)
+
+    def _asks_for_missing_slot(self, reply: str, slots: dict[str, str]) -> str | None:
+        return next((s for s in self._asked_slots(reply) if s not in slots), None)
 
 
 def fill_placeholders(

@@ -24,6 +24,9 @@ class DialogueConfig:
     clarify_below: float = 0.5
     # a retrieved reply is only used when its cosine similarity to the turn reaches this
     answer_min_score: float = 0.5
+    # a knowledge-base article of the classified intent may answer from this similarity on,
+    # when no transcript reply fits (they all ask for something already given, say)
+    article_min_score: float = 0.3
     # after this many consecutive turns the bot could not help with, hand over to a human
     max_failures_before_handoff: int = 2
 

@@ -31,9 +31,14 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class Retriever(Protocol):
-    """Finds the units closest to a query vector (the same vector the classifier sees)."""
+    """Finds the units closest to a query vector (the same vector the classifier sees).
 
-    def search(self, query: np.ndarray, k: int = 5) -> list[Hit]: ...
+    With `intent` and/or `kind` ("transcript", "kb", "qa"), only matching units are
+    candidates.
+    """
+
+    def search(self, query: np.ndarray, k: int = 5, *, intent: str | None = None,
+               kind: str | None = None) -> list[Hit]: ...
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,7 @@ class DialogueManager:
                                  note=f"{intent} needs {slot}")
         state.awaiting_slot = None
 
-        hits = self.retriever.search(vector, k=cfg.retrieval_k * 3)
+        hits = retrieve_for_intent(self.retriever, vector, intent, cfg.retrieval_k)
         history = self._history(conversation_id)
         composed = self.composer.compose(
             ComposeRequest(text=text, intent=intent, history=history, hits=tuple(hits),
@@ -260,6 +260,27 @@ class DialogueManager:
         """The last turns before this one, read from the store (not from memory)."""
         messages = self.store.messages(conversation_id)[-self.config.history_turns:]
         return tuple((m["role"], m["text"]) for m in messages)
+
+
+def retrieve_for_intent(retriever: Retriever, vector, intent: str | None, k: int) -> list:
+    """The best `k` units of `intent`, its best knowledge-base chunk, then the best `k`
+    of any intent that are not already in.
+
+    Filtering inside the search matters when the turn says little by itself: "it's
+    #40318275" is equally close to every "here is my order number" unit in the corpus, and
+    only the task it continues says which of them answer it. The intent's article is the
+    policy to fall back on when no transcript reply fits.
+    """
+    hits = []
+    if intent:
+        hits = retriever.search(vector, k=k, intent=intent) + retriever.search(vector, k=1, intent=intent, kind="kb")
+    seen: set[str] = set()
+    merged = []
+    for h in hits + retriever.search(vector, k=k):
+        if h.unit.id not in seen:
+            seen.add(h.unit.id)
+            merged.append(h)
+    return merged
 
 
 def _sources(hits, composed: ComposedReply, k: int) -> tuple[Source, ...]:

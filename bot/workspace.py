@@ -242,10 +242,7 @@ class Assistant:
             ws / "intents", embedder_id=self.embedder.model_id, dim=self.embedder.dim
         )
         self.store = ConversationStore(ws / "store.db").open()
-        composer = RetrievalComposer(
-            self.config.dialogue.answer_min_score, domain.slot_questions, domain.unsure_message,
-            slot_mentions=domain.slot_mentions,
-        )
+        composer = RetrievalComposer.from_config(self.config.dialogue, domain)
         self.manager = DialogueManager(
             embedder=self.embedder, classifier=self.classifier, retriever=self.index,
             composer=composer, store=self.store, domain=domain, config=self.config.dialogue,

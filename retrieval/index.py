@@ -113,6 +113,8 @@ class VectorIndex:
         self._units = list(units)
         self._by_id = {u.id: i for i, u in enumerate(self._units)}
         self._tokens: dict[int, frozenset[str]] = {}
+        # (intent, kind) -> unit positions, filled by filtered searches, reset by add()
+        self._filter_positions: dict[tuple[str | None, str | None], Any] | None = None
         self.embedder_id = embedder_id
         self.kind_used = kind_used
         self.config = config
@@ -235,23 +237,55 @@ class VectorIndex:
         for u in units:
             self._by_id[u.id] = len(self._units)
             self._units.append(u)
+        self._filter_positions = None
         self._manifest["n_units"] = len(self._units)
         self._manifest["sources"].update(sources or {})
 
     # --- search --------------------------------------------------------------------
 
-    def search(self, query: np.ndarray, k: int = 5) -> list[Hit]:
+    def search(self, query: np.ndarray, k: int = 5, *, intent: str | None = None,
+               kind: str | None = None) -> list[Hit]:
         """Up to `k` hits for one query vector (shape (dim,) or (1, dim)), best first.
 
         More candidates than `k` are fetched and near-duplicate replies folded into the
-        better-scoring hit (their ids in `Hit.duplicates`).
+        better-scoring hit (their ids in `Hit.duplicates`). With `intent` and/or `kind`,
+        only units with that intent/kind are searched (a FAISS ID selector, so the filter
+        applies before the top-k cut, not after it).
         """
         mat = _as_matrix(query, "query")
         if mat.shape[0] != 1:
             raise ValueError(f"search() takes one query, got {mat.shape[0]}: use search_batch()")
-        return self.search_batch(mat, k)[0]
+        return self.search_batch(mat, k, intent=intent, kind=kind)[0]
 
-    def search_batch(self, queries: np.ndarray, k: int = 5) -> list[list[Hit]]:
+    def _selector_params(self, intent: str | None, kind: str | None) -> Any | None:
+        """FAISS search parameters restricting the search to units with `intent` (if
+        given) and `kind` (if given), or None when no unit matches."""
+        import faiss
+        import numpy as np
+
+        key = (intent, kind)
+        if self._filter_positions is None:
+            self._filter_positions = {}
+        positions = self._filter_positions.get(key)
+        if positions is None:
+            positions = np.array([i for i, u in enumerate(self._units)
+                                  if (intent is None or u.intent == intent) and (kind is None or u.kind == kind)],
+                                 dtype="int64")
+            self._filter_positions[key] = positions
+        if positions.size == 0:
+            return None
+        selector = faiss.IDSelectorBatch(positions)
+        if self.kind_used == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.config.hnsw_ef_search)
+        elif self.kind_used == "ivf":
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.config.ivf_nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        params._keep_alive = (selector, positions)  # the C++ side holds raw pointers to both
+        return params
+
+    def search_batch(self, queries: np.ndarray, k: int = 5, *, intent: str | None = None,
+                     kind: str | None = None) -> list[list[Hit]]:
         """`search` for each row of `queries` (n, dim); one FAISS call for all of them."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -264,7 +298,13 @@ class VectorIndex:
         if not self._units or mat.shape[0] == 0:
             return [[] for _ in range(mat.shape[0])]
         fetch = min(len(self._units), k * FETCH_FACTOR)
-        scores, ids = self._index.search(mat, fetch)
+        if intent is None and kind is None:
+            scores, ids = self._index.search(mat, fetch)
+        else:
+            params = self._selector_params(intent, kind)
+            if params is None:
+                return [[] for _ in range(mat.shape[0])]
+            scores, ids = self._index.search(mat, fetch, params=params)
         return [self._fold(row_ids, row_scores, k) for row_ids, row_scores in zip(ids, scores)]
 
     def _token_set(self, pos: int) -> frozenset[str]:

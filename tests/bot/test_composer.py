@@ -12,7 +12,8 @@ def hit(uid, reply, score, intent="order_status", kind="transcript", title=None,
 
 
 def compose(hits, slots=None, intent="order_status"):
-    composer = RetrievalComposer(0.5, QUESTIONS, "I'm not sure.", slot_mentions={"order_id": ["order number"]})
+    composer = RetrievalComposer(0.5, QUESTIONS, "I'm not sure.", slot_mentions={"order_id": ["order number"]},
+                                 article_min_score=0.3)
     return composer.compose(ComposeRequest("where is my order", intent, (), tuple(hits), Slots(slots or {})))
 
 
@@ -74,3 +75,18 @@ def test_skips_a_reply_that_asks_for_a_detail_the_customer_already_gave():
     answers = hit("b", "Thanks! Order {{Order Number}} ships within 2 days.", 0.8)
     assert compose([asks, answers], {"order_id": "#40318275"}).source_ids == ("b",)
     assert compose([asks, answers]).source_ids == ("a",)
+
+
+def test_a_reply_that_asks_for_a_missing_slot_is_a_clarifying_question():
+    reply = compose([hit("a", "Sorry about that! Could you send me the order number?", 0.9)])
+    assert reply.action == "clarify" and reply.missing_slot == "order_id"
+
+
+def test_when_no_transcript_reply_fits_the_intents_article_answers():
+    asks = hit("a", "Could you send me the order number?", 0.9)
+    article = hit("kb-returns#c0", "", 0.4, kind="kb", title="Returns", text="Returns: Items can be returned within 30 days.")
+    reply = compose([asks, article], {"order_id": "#40318275"})
+    assert reply.action == "answer" and reply.source_ids == ("kb-returns#c0",)
+    assert "30 days" in reply.text and "asks for order_id" in reply.note
+    off_topic_article = hit("kb-other#c0", "", 0.4, kind="kb", intent="warranty", text="Warranty is 12 months.")
+    assert compose([asks, off_topic_article], {"order_id": "#1234567"}).action == "fallback"

@@ -71,8 +71,7 @@ def manager(parts, **dialogue):
     config = DialogueConfig(**dialogue)
     return DialogueManager(
         embedder=embedder, classifier=classifier, retriever=index,
-        composer=RetrievalComposer(config.answer_min_score, domain.slot_questions, domain.unsure_message,
-                                   slot_mentions=domain.slot_mentions),
+        composer=RetrievalComposer.from_config(config, domain),
         store=ConversationStore(db).open(), domain=domain, config=config,
     )
 

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -82,6 +84,37 @@ def test_approximate_indexes_find_nearly_all_exact_neighbours(corpus, kind: str)
     found = sum(len({h.unit.id for h in hits} & {f"u{i}" for i in exact_top(vecs, q, 5)})
                 for q, hits in zip(queries, index.search_batch(queries, k=5)))
     assert found / (20 * 5) >= 0.9
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_an_intent_filter_searches_only_that_intents_units_before_the_top_k_cut(corpus, kind: str) -> None:
+    units, vecs = corpus
+    labelled = [dataclasses.replace(u, intent="refund" if i % 4 == 0 else "other") for i, u in enumerate(units)]
+    index = VectorIndex.build(labelled, vecs, embedder_id=EMBEDDER, config=IndexConfig(kind=kind, ivf_nlist=4, ivf_nprobe=4))
+    query = vecs[1]  # an "other" unit: its own neighbours are mostly "other"
+    hits = index.search(query, k=5, intent="refund")
+    refund_positions = [i for i in range(len(units)) if i % 4 == 0]
+    expected = [refund_positions[j] for j in exact_top(vecs[refund_positions], query, 5)]
+    assert [h.unit.id for h in hits] == [units[i].id for i in expected]
+    assert index.search(query, k=5, intent="no-such-intent") == []
+
+
+def test_a_kind_filter_combines_with_the_intent_filter(corpus) -> None:
+    units, vecs = corpus
+    mixed = [dataclasses.replace(u, intent="refund" if i % 2 else "other", kind="kb" if i % 3 == 0 else "qa")
+             for i, u in enumerate(units)]
+    index = flat(mixed, vecs)
+    hits = index.search(vecs[0], k=10, intent="refund", kind="kb")
+    assert hits and all(h.unit.intent == "refund" and h.unit.kind == "kb" for h in hits)
+    assert all(h.unit.kind == "kb" for h in index.search(vecs[0], k=10, kind="kb"))
+
+
+def test_an_intent_filter_sees_units_added_later(corpus) -> None:
+    units, vecs = corpus
+    index = flat(units[:100], vecs[:100])
+    assert index.search(vecs[0], k=3, intent="late") == []
+    index.add([dataclasses.replace(units[150], intent="late")], vecs[150:151])
+    assert [h.unit.id for h in index.search(vecs[0], k=3, intent="late")] == [units[150].id]
 
 
 def test_search_batch_gives_the_same_hits_as_one_search_per_query(corpus) -> None:
