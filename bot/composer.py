@@ -154,10 +154,25 @@ def fill_placeholders(
     return filled, missing, unknown
 
 
-def _kb_answer(title: str | None, chunk: str) -> str:
+def _kb_answer(title: str | None, chunk: str, max_sentences: int = 3, max_items: int = 8) -> str:
+    """The opening of an article chunk: its first sentences, with any list they introduce."""
     body = chunk
     if title and body.startswith(title):
         body = body[len(title):].lstrip(" :\n")
-    sentences = re.split(r"(?<=[.!?])\s+", body.strip())
-    summary = " ".join(sentences[:3])
-    return f"Here is what our help centre says{f' ({title})' if title else ''}: {summary}"
+    out: list[str] = []
+    sentences = items = 0
+    for line in filter(None, (ln.strip() for ln in body.splitlines())):
+        if line.startswith("-"):
+            if items == max_items:
+                break
+            out.append("\n" + line)
+            items += 1
+            continue
+        for i, sentence in enumerate(re.split(r"(?<=[.!?])\s+", line)):
+            if sentences == max_sentences:
+                break
+            out.append(("\n" if i == 0 and out else " ") + sentence)
+            sentences += 1
+        if sentences == max_sentences:
+            break
+    return f"Here is what our help centre says{f' ({title})' if title else ''}:\n" + "".join(out).strip()

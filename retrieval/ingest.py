@@ -113,7 +113,9 @@ def chunk_text(text: str, chunk_words: int) -> list[str]:
     """
     if chunk_words < 1:
         raise ValueError(f"chunk_words must be >= 1, got {chunk_words}")
-    paragraphs = [_clean(p) for p in _PARAGRAPH_BREAK.split(text)]
+    # single line breaks inside a paragraph (list items) are kept: they are how a reply reads
+    paragraphs = ["\n".join(_clean(line) for line in p.splitlines() if line.strip())
+                  for p in _PARAGRAPH_BREAK.split(text)]
     pieces: list[str] = []
     for p in paragraphs:
         if not p:

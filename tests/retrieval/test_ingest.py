@@ -123,3 +123,10 @@ def test_sha256_file_is_the_hex_digest_of_the_bytes(tmp_path: Path) -> None:
     f = tmp_path / "x.bin"
     f.write_bytes(b"abc" * 1_000_000)
     assert sha256_file(f) == hashlib.sha256(b"abc" * 1_000_000).hexdigest()
+
+
+def test_article_chunks_keep_list_items_on_their_own_lines() -> None:
+    from retrieval.ingest import chunk_text
+
+    [chunk] = chunk_text("Steps:\n- one   thing\n- another thing\n\nDone.", chunk_words=50)
+    assert chunk == "Steps:\n- one thing\n- another thing\n\nDone."
