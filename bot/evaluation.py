@@ -108,7 +108,12 @@ def evaluate_intents(config: CsbotConfig, train_csv: Path, test_csv: Path, *, oo
         result["oos_precision"] = _ratio(sum(test_labels[i] == oos_label for i in flagged), len(flagged))
         result["n_oos_test"] = len(oos_rows)
     if report_dir is not None:
-        _write_report(report_dir, "intents", result, gold, predicted, sorted(known))
+        if oos_label is None:
+            _write_report(report_dir, "intents", result, gold, predicted, sorted(known))
+        else:
+            # every row, with a flagged prediction shown as the OOS label
+            shown = [oos_label if p.out_of_scope else p.intent for p in predictions]
+            _write_report(report_dir, "intents", result, test_labels, shown, sorted(known) + [oos_label])
     return result
 
 
