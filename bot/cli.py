@@ -26,6 +26,10 @@ app = typer.Typer(
 eval_app = typer.Typer(help="Measure the intent classifier and the retriever.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
+from finetune.cli import finetune_app  # noqa: E402 - light: its commands import what they need
+
+app.add_typer(finetune_app, name="finetune")
+
 err = Console(stderr=True)
 out = Console()
 

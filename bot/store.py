@@ -80,6 +80,13 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_agent_edits(db: Database) -> None:
+    # the agent panel: a human agent's message that started as a bot suggestion keeps the
+    # suggestion's text here (the fine-tuning pairs learn from the edited version)
+    db["messages"].add_column("edited_from", str)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -120,6 +127,7 @@ class MessageRecord:
     composer: str | None = None
     note: str | None = None
     latency_ms: float | None = None
+    edited_from: str | None = None  # agent messages: the bot suggestion the agent edited
 
 
 class StoreError(CsbotError):
@@ -231,6 +239,31 @@ class ConversationStore:
                 )
         return bot_id
 
+    def record_agent_message(self, conversation_id: str, text: str, edited_from: str | None = None) -> int:
+        """Write a human agent's message as the conversation's next turn, in one transaction.
+
+        `edited_from` is the bot suggestion's text when the agent edited a suggestion before
+        sending it (the agent panel). Returns the message id."""
+        if not isinstance(text, str) or not text.strip():
+            raise StoreError("an agent message needs non-empty text")
+        if edited_from is not None and not isinstance(edited_from, str):
+            raise StoreError(f"edited_from must be the suggestion's text or None, got {type(edited_from).__name__}")
+        with self.db.atomic():
+            updated = self.db.execute(
+                "update conversations set updated_at = ? where id = ?", [_now(), conversation_id]
+            )
+            if updated.rowcount != 1:
+                raise UnknownConversationError(conversation_id)
+            rows = list(
+                self.db.query(
+                    "select coalesce(max(turn), -1) + 1 as next from messages where conversation_id = ?",
+                    [conversation_id],
+                )
+            )
+            return self._insert_message(
+                conversation_id, rows[0]["next"], MessageRecord("agent", text.strip(), edited_from=edited_from)
+            )
+
     def _insert_message(self, conversation_id: str, turn: int, m: MessageRecord) -> int:
         table = self.db["messages"].insert(
             {
@@ -246,6 +279,7 @@ class ConversationStore:
                 "composer": m.composer,
                 "note": m.note,
                 "latency_ms": m.latency_ms,
+                "edited_from": m.edited_from,
                 "created_at": _now(),
             }
         )
@@ -262,6 +296,23 @@ class ConversationStore:
 
     def iter_conversations(self) -> Iterator[dict[str, Any]]:
         yield from self.db["conversations"].rows_where(order_by="created_at")
+
+    def iter_messages(self) -> Iterator[dict[str, Any]]:
+        """Every message of every conversation, grouped by conversation (in creation
+        order) and in turn order within one; `sources` decoded. One query, streamed."""
+        rows = self.db.query(
+            "select m.* from messages m join conversations c on c.id = m.conversation_id "
+            "order by c.created_at, c.rowid, m.turn"
+        )
+        for r in rows:
+            yield {**r, "sources": json.loads(r["sources"] or "[]")}
+
+    def feedback_ratings(self) -> dict[int, tuple[str, ...]]:
+        """message id -> its ratings ("up"/"down"), oldest first, for every rated message."""
+        ratings: dict[int, list[str]] = {}
+        for r in self.db.query("select message_id, rating from feedback order by id"):
+            ratings.setdefault(r["message_id"], []).append(r["rating"])
+        return {k: tuple(v) for k, v in ratings.items()}
 
     def handoffs(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
         if conversation_id is None:

@@ -3,9 +3,10 @@
 import sqlite3
 
 import pytest
+from sqlite_utils import Database, Migrations
 
 from bot.errors import UnknownConversationError
-from bot.store import ConversationStore, DialogueState, MessageRecord, StoreError
+from bot.store import SCHEMA_NAME, ConversationStore, DialogueState, MessageRecord, StoreError, m001_initial
 
 
 @pytest.fixture
@@ -27,13 +28,13 @@ def turn(store, conversation_id, customer="where is my order", reply="Could you 
 
 def test_opens_in_wal_mode_with_a_schema_version(store):
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.schema_version == 1
+    assert store.schema_version == 2
 
 
 def test_reopening_applies_no_migration_twice(tmp_path):
     ConversationStore(tmp_path / "s.db").open().close()
     with ConversationStore(tmp_path / "s.db").open() as again:
-        assert again.schema_version == 1
+        assert again.schema_version == 2
 
 
 def test_a_turn_writes_customer_and_bot_messages_in_order(store):
@@ -90,3 +91,69 @@ def test_feedback_only_on_bot_messages_and_only_up_or_down(store):
         store.add_feedback(bot_id, "meh")
     with pytest.raises(StoreError, match="unknown message id 999"):
         store.add_feedback(999, "down")
+
+
+# -- migration 2: agent messages that edit a bot suggestion ------------------------------
+
+def test_a_store_made_before_migration_2_gains_edited_from_and_keeps_its_messages(tmp_path):
+    path = tmp_path / "old.db"
+    db = Database(path)
+    first = Migrations(SCHEMA_NAME)  # the schema as it was when only m001 existed
+    first()(m001_initial)
+    first.apply(db)
+    db["conversations"].insert({"id": "c1", "channel": "cli", "status": "open", "state": "{}",
+                                "created_at": "2025-01-01", "updated_at": "2025-01-01"})
+    db["messages"].insert({"conversation_id": "c1", "turn": 0, "role": "customer", "text": "hi",
+                           "created_at": "2025-01-01"})
+    db.close()
+    with ConversationStore(path).open() as store:
+        assert store.schema_version == 2
+        [message] = store.messages("c1")
+        assert message["text"] == "hi" and message["edited_from"] is None
+        store.record_agent_message("c1", "Hello!", edited_from="Hi there")
+        assert [m["edited_from"] for m in store.messages("c1")] == [None, "Hi there"]
+
+
+def test_agent_messages_take_the_next_turn_and_keep_the_suggestion_they_edited(store):
+    cid = store.create_conversation()
+    turn(store, cid)
+    plain = store.record_agent_message(cid, "  I can look into that for you.  ")
+    edited = store.record_agent_message(cid, "Your parcel left today.", edited_from="Your order has shipped.")
+    messages = store.messages(cid)
+    assert [(m["role"], m["turn"]) for m in messages] == [("customer", 0), ("bot", 1), ("agent", 2), ("agent", 3)]
+    assert [m["id"] for m in messages[2:]] == [plain, edited]
+    assert messages[2]["text"] == "I can look into that for you." and messages[2]["edited_from"] is None
+    assert messages[3]["edited_from"] == "Your order has shipped."
+    assert messages[1]["edited_from"] is None  # bot turns never carry one
+
+
+def test_agent_messages_refuse_unknown_conversations_and_empty_text_writing_nothing(store):
+    with pytest.raises(UnknownConversationError):
+        store.record_agent_message("nope", "hello")
+    cid = store.create_conversation()
+    with pytest.raises(StoreError, match="non-empty text"):
+        store.record_agent_message(cid, "   ")
+    assert store.messages(cid) == []
+    assert store.db["messages"].count == 0
+
+
+def test_feedback_is_for_bot_replies_not_agent_messages(store):
+    cid = store.create_conversation()
+    agent_id = store.record_agent_message(cid, "hello")
+    with pytest.raises(StoreError, match="agent message"):
+        store.add_feedback(agent_id, "up")
+
+
+def test_iter_messages_and_feedback_ratings_read_the_whole_store(store):
+    a = store.create_conversation()
+    bot_a = turn(store, a)
+    b = store.create_conversation()
+    bot_b = turn(store, b)
+    store.record_agent_message(b, "An agent here.")
+    store.add_feedback(bot_a, "up")
+    store.add_feedback(bot_a, "down")
+    store.add_feedback(bot_b, "up")
+    rows = list(store.iter_messages())
+    assert [(r["conversation_id"], r["turn"]) for r in rows] == [(a, 0), (a, 1), (b, 0), (b, 1), (b, 2)]
+    assert rows[1]["sources"] == [{"id": "conv-1#t0", "score": 0.8123}]
+    assert store.feedback_ratings() == {bot_a: ("up", "down"), bot_b: ("up",)}

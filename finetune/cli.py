@@ -1,0 +1,135 @@
+"""`csbot finetune ...`: the fine-tuning pipeline's commands.
+
+Importing this module loads no heavy library (torch, FAISS, sentence-transformers):
+`bot.cli` imports it to register the sub-app, and `import bot.cli` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+finetune_app = typer.Typer(
+    help="Build fine-tuning data for the GPT-2 composer from logged conversations and transcripts.",
+    no_args_is_help=True,
+)
+
+
+class TranscriptFormat(str, Enum):
+    jsonl = "jsonl"
+    abcd = "abcd"
+
+
+def _company_words(workspace: Path) -> list[str]:
+    """Every string in the workspace's company.json: the company's own words (its name,
+    carriers, products...), which the name scrubber must never mask."""
+    path = workspace / "company.json"
+    if not path.is_file():
+        return []
+    words: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            words.append(value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(k)
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    try:
+        walk(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return []
+    return words
+
+
+@finetune_app.command("pairs")
+def pairs(
+    out: Annotated[Path, typer.Option("--out", help="Directory for train.jsonl, valid.jsonl and manifest.json")],
+    workspace: Annotated[
+        Optional[Path],
+        typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
+    ] = None,
+    transcripts: Annotated[
+        Optional[list[Path]],
+        typer.Option("--transcripts", help="Transcript file to add (repeatable); conversations in it become pairs too"),
+    ] = None,
+    formats: Annotated[
+        Optional[list[TranscriptFormat]],
+        typer.Option("--format", "-f", help="Format of each --transcripts file (one for all, or one per file) [default jsonl]"),
+    ] = None,
+    context_turns: Annotated[int, typer.Option("--context-turns", help="Turns of context before each reply")] = 4,
+    evidence_k: Annotated[int, typer.Option("--evidence-k", help="Retrieved units per pair (never from its own conversation)")] = 3,
+    valid_fraction: Annotated[float, typer.Option("--valid-fraction", help="Share of conversations held out for validation")] = 0.1,
+    min_pairs: Annotated[int, typer.Option("--min-pairs", help="Refuse to write fewer pairs than this")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the train/valid split")] = 0,
+) -> None:
+    """Build supervised pairs (context, evidence, target reply) from the store and transcripts.
+
+    Progress goes to stderr; the last line of stdout is one JSON object (the manifest's counts).
+    """
+    from bot.cli import _config, _Edge, _fail, _step
+
+    transcripts = list(transcripts or [])
+    formats = [f.value for f in (formats or [])]
+    if formats and not transcripts:
+        _fail("--format is given without --transcripts FILE")
+    if len(formats) not in (0, 1, len(transcripts)):
+        _fail(f"{len(transcripts)} --transcripts files but {len(formats)} --format values: "
+              "give one --format for all files or one per file")
+    if len(formats) <= 1:
+        formats = (formats or ["jsonl"]) * len(transcripts)
+    for path in transcripts:
+        if not path.is_file():
+            _fail(f"{path} does not exist or is not a file")
+    config = _config(workspace)
+
+    with _Edge():
+        from bot.store import ConversationStore
+        from bot.workspace import read_manifest
+        from finetune.pairs import build_pairs, write_pairs
+        from retrieval.importers import load_import
+
+        read_manifest(config.workspace)  # a missing or unfinished workspace says how to build it
+        extra: list[dict[str, Any]] = []
+        sources: list[dict[str, Any]] = []
+        for path, fmt in zip(transcripts, formats):
+            _step(f"reading {path} ({fmt})")
+            batch = load_import(path, fmt)  # validates the whole file first
+            extra += [{**c, "source": batch.source} for c in batch.conversations]
+            sources.append({"name": batch.source, "path": str(path), "format": fmt, "sha256": batch.sha256,
+                            "conversations": len(batch.conversations)})
+
+        from retrieval.embedder import SentenceEmbedder
+        from retrieval.index import VectorIndex
+        from retrieval.threads import configure_threads
+
+        configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
+        _step("loading the embedder and the index")
+        embedder = SentenceEmbedder(config.embedder).load()
+        index = VectorIndex.load(config.workspace / "index", embedder_id=embedder.model_id, config=config.index)
+        with ConversationStore(config.workspace / "store.db").open() as store:
+            result = build_pairs(
+                store, index, embedder, context_turns=context_turns, evidence_k=evidence_k,
+                valid_fraction=valid_fraction, seed=seed, extra_conversations=extra, min_pairs=min_pairs,
+                protect=_company_words(config.workspace), sources=sources, progress=_step, show_bars=True,
+            )
+        _step(f"writing {len(result.train)} train and {len(result.valid)} valid pairs to {out}")
+        manifest = write_pairs(result, out)
+
+    summary = {
+        "out": str(out),
+        **manifest["counts"],
+        "excluded": manifest["excluded"],
+        "pii_scrubbed": manifest["pii_scrubbed"]["total"],
+        "data_sha256": manifest["data_sha256"],
+    }
+    sys.stdout.write(json.dumps(summary) + "\n")
