@@ -1,0 +1,432 @@
+"""Fine-tune the generator on pair files with the HF Trainer.
+
+    metrics = train_generator("pairs/", "scratch", "runs/r1", TrainConfig(max_minutes=25),
+                              corpus_texts=load_corpus_texts("data"))
+
+The Trainer (not a hand-written loop) is what lets the same call run on a CPU, one GPU or
+several (`accelerate launch` / `torchrun`) unchanged. Loss is on reply tokens only: the prompt
+and padding are labelled -100. Layout of `out_dir`:
+
+    base/          the scratch base after pretraining (tokenizer included), reused on resume
+    checkpoints/   Trainer checkpoints, one per epoch (resume=True continues the latest)
+    final/         the model + tokenizer + csbot_model.json, written only when a run succeeds
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bot.errors import CsbotError
+from finetune.model import SCRATCH, GeneratorBaseConfig, _set_generation_ids
+from finetune.prompt import PAD, format_prompt, format_target, format_transcript
+
+MODEL_META = "csbot_model.json"
+Progress = bool | Callable[[dict], None] | None
+
+
+class PairsError(CsbotError):
+    """Pair files that are missing, malformed or too few to train on."""
+
+
+class TooFewPairsError(PairsError):
+    def __init__(self, need: int, have: int, path: Path):
+        self.need, self.have = need, have
+        super().__init__(
+            f"need at least {need} pairs, have {have} in {path}; log more conversations or import "
+            f"transcripts, rebuild the pairs, or lower TrainConfig.min_pairs"
+        )
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 3.0
+    lr: float = 5e-4  # scratch-sized models take a high rate; pass ~5e-5 for a pretrained GPT-2
+    schedule: str = "cosine"  # any transformers lr_scheduler_type ("linear", "constant", ...)
+    batch_size: int = 8
+    grad_accumulation: int = 1
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.01
+    seed: int = 0
+    max_minutes: float | None = None  # the whole run, pretraining included
+    pretrain_share: float = 0.3  # of max_minutes, for the scratch base's pretraining
+    early_stopping_patience: int = 2  # epochs without a better validation loss
+    eval_each_epoch: bool = True
+    max_length: int | None = None  # tokens per example; None: the model's n_positions
+    max_target_tokens: int = 128  # longer replies are cut (and get no <|endofreply|>)
+    max_evidence: int = 3
+    torch_threads: int | None = None  # None: leave torch's default (the caller decides)
+    min_pairs: int = 20
+    save_total_limit: int = 2
+
+
+# ---------------------------------------------------------------------------------------------
+# pair files
+
+@dataclass
+class Pairs:
+    train: list[dict]
+    valid: list[dict]
+    data_sha256: str
+    manifest: dict = field(default_factory=dict)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise PairsError(f"{path}:{n} is not JSON ({e.msg}); rebuild the pairs") from e
+        if not isinstance(row, dict) or not isinstance(row.get("target"), str) or not row["target"].strip() \
+                or not isinstance(row.get("context"), list) or not row["context"] \
+                or not isinstance(row.get("evidence", []), list):
+            raise PairsError(f"{path}:{n} is not a pair: it needs a non-empty 'context' list, an 'evidence' "
+                             "list and a non-empty 'target' string; rebuild the pairs")
+        rows.append(row)
+    return rows
+
+
+def read_pairs(pairs_dir: str | Path) -> Pairs:
+    """train.jsonl, valid.jsonl and manifest.json of a pairs folder."""
+    d = Path(pairs_dir)
+    for name in ("train.jsonl", "valid.jsonl"):
+        if not (d / name).is_file():
+            raise PairsError(f"{d} has no {name}: build pairs first (`csbot finetune pairs --out {d}`)")
+    manifest: dict = {}
+    if (d / "manifest.json").is_file():
+        manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    sha = manifest.get("data_sha256")
+    if not sha:  # older or hand-made pair folders: hash what we train on
+        h = hashlib.sha256()
+        for name in ("train.jsonl", "valid.jsonl"):
+            h.update((d / name).read_bytes())
+        sha = h.hexdigest()
+    return Pairs(_read_jsonl(d / "train.jsonl"), _read_jsonl(d / "valid.jsonl"), sha, manifest)
+
+
+def encode_pair(pair: dict, tokenizer, max_length: int, max_target_tokens: int = 128,
+                max_evidence: int = 3) -> dict[str, list[int]]:
+    """input_ids and labels of one pair: prompt (labels -100) + reply (labels = ids).
+
+    The reply is cut to `max_target_tokens`; the prompt gets the rest of `max_length`, and
+    `format_prompt` decides which turns and evidence fit.
+    """
+    eor_target = tokenizer.encode(format_target(pair["target"]), add_special_tokens=False)
+    if len(eor_target) > max_target_tokens:
+        target = tokenizer.encode(format_target(pair["target"], end=False), add_special_tokens=False)
+        target = target[:max_target_tokens]
+    else:
+        target = eor_target
+    prompt = format_prompt(pair["context"], pair.get("evidence", []), tokenizer=tokenizer,
+                           max_tokens=max_length - len(target), max_evidence=max_evidence)
+    prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+    return {"input_ids": prompt_ids + target, "labels": [-100] * len(prompt_ids) + target}
+
+
+class PairDataset:
+    """Encoded pairs (a torch Dataset by duck typing: Trainer needs __len__ and __getitem__)."""
+
+    def __init__(self, pairs: Sequence[dict], tokenizer, max_length: int, max_target_tokens: int = 128,
+                 max_evidence: int = 3):
+        self.examples = [encode_pair(p, tokenizer, max_length, max_target_tokens, max_evidence) for p in pairs]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.examples[i]
+
+
+class PadCollator:
+    """Pads a batch on the right to its longest example: pad id in input_ids, 0 in the attention
+    mask and -100 in labels, so padding neither attends nor counts in the loss."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[i, :n] = torch.tensor(b["input_ids"])
+            labels[i, :n] = torch.tensor(b["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+# ---------------------------------------------------------------------------------------------
+# callbacks (built lazily: transformers loads only when training starts)
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def TimeBudgetCallback(minutes: float | None):  # noqa: N802 - a class factory
+    """A TrainerCallback that stops training cleanly once `minutes` have passed since it began.
+
+    It only sets `should_training_stop`: the Trainer finishes the step, and the caller still
+    evaluates and saves, so a budget never leaves a half-written model.
+    """
+    from transformers import TrainerCallback
+
+    class _TimeBudget(TrainerCallback):
+        def __init__(self):
+            self.started = None
+            self.stopped = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if minutes is not None and time.monotonic() - self.started > minutes * 60:
+                control.should_training_stop = True
+                self.stopped = True
+            return control
+
+    return _TimeBudget()
+
+
+def quiet_stdout(trainer) -> None:
+    """Without tqdm the Trainer prints every log dict to stdout; the CLI keeps stdout for its
+    one JSON result, and callers get logs through `progress` instead."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+
+
+def LogCallback(fn: Callable[[dict], None], phase: str):  # noqa: N802 - a class factory
+    """A TrainerCallback that hands every log dict (loss, lr, epoch, eval_loss) to `fn`."""
+    from transformers import TrainerCallback
+
+    class _Log(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                fn({"phase": phase, "step": state.global_step, "max_steps": state.max_steps, **logs})
+
+    return _Log()
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+def _pretrain_texts(pairs: Sequence[dict], corpus_texts: Sequence[str] | None) -> list[str]:
+    """Corpus texts plus each training conversation once (its longest pair, reply appended)."""
+    longest: dict[str, dict] = {}
+    for p in pairs:
+        key = p.get("conversation_id") or p.get("id") or str(id(p))
+        if key not in longest or p.get("turn", 0) > longest[key].get("turn", 0):
+            longest[key] = p
+    convs = [format_transcript([*p["context"], {"role": "agent", "text": p["target"]}]) for p in longest.values()]
+    return list(corpus_texts or []) + convs
+
+
+def _prepare_base(base: str, pairs: Pairs, out: Path, config: TrainConfig, base_config: GeneratorBaseConfig,
+                  corpus_texts, allow_download: bool, resume: bool, progress: Progress) -> tuple[Any, Any, dict]:
+    from finetune.model import load_base, pretrain
+
+    pair_texts = [p["target"] for p in pairs.train] + [t["text"] for p in pairs.train for t in p["context"]]
+    if base != SCRATCH:
+        model, tok = load_base(base, corpus_texts=pair_texts, allow_download=allow_download)
+        return model, tok, {}
+    base_dir = out / "base"
+    if resume and (base_dir / "config.json").is_file():
+        # the checkpoint's embeddings belong to this tokenizer: never retrain it on resume
+        model, tok = load_base(str(base_dir))
+        return model, tok, {"pretrain_reused": True}
+    texts = _pretrain_texts(pairs.train, corpus_texts)
+    model, tok = load_base(SCRATCH, corpus_texts=texts + pair_texts, config=base_config)
+    if config.max_minutes is not None:
+        base_config = GeneratorBaseConfig(**{**asdict(base_config),
+                                             "pretrain_minutes": config.max_minutes * config.pretrain_share})
+    metrics = pretrain(model, tok, texts, base_config, out / "pretrain-checkpoints", progress)
+    _save_atomic(base_dir, lambda d: (model.save_pretrained(d), tok.save_pretrained(d)))
+    shutil.rmtree(out / "pretrain-checkpoints", ignore_errors=True)
+    return model, tok, metrics
+
+
+def train_generator(
+    pairs_dir: str | Path,
+    base: str,
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    base_config: GeneratorBaseConfig | None = None,
+    corpus_texts: Sequence[str] | None = None,
+    allow_download: bool = False,
+    resume: bool = False,
+    progress: Progress = None,
+) -> dict[str, Any]:
+    """Fine-tune `base` ("scratch", a cached HF name or a directory) on the pairs in `pairs_dir`.
+
+    Writes `out_dir/final` (model, tokenizer, csbot_model.json) only when the run succeeds,
+    and returns the metrics. `progress`: None/True shows the Trainer's tqdm bars, False hides
+    them, a callable gets every log dict instead. `corpus_texts` (transcripts, KB) feed the
+    scratch base's tokenizer and pretraining.
+    """
+    config = config or TrainConfig()
+    base_config = base_config or GeneratorBaseConfig(seed=config.seed)
+    started = time.monotonic()
+    # refuse bad input before paying for the torch/transformers import
+    pairs = read_pairs(pairs_dir)
+    if len(pairs.train) < config.min_pairs:
+        raise TooFewPairsError(config.min_pairs, len(pairs.train), Path(pairs_dir) / "train.jsonl")
+    if not pairs.valid:
+        raise PairsError(f"{Path(pairs_dir) / 'valid.jsonl'} has no pairs; validation loss, early stopping and "
+                         "the best-model choice need some: rebuild the pairs with a validation share")
+
+    import torch
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    set_seed(config.seed)
+
+    model, tok, pre_metrics = _prepare_base(base, pairs, out, config, base_config, corpus_texts,
+                                            allow_download, resume, progress)
+    n_pos = model.config.n_positions
+    max_length = min(config.max_length or n_pos, n_pos)
+    if config.max_target_tokens >= max_length - 8:
+        raise CsbotError(f"max_target_tokens {config.max_target_tokens} leaves no room for the prompt in "
+                         f"max_length {max_length}; lower it below {max_length - 8}")
+    train_ds = PairDataset(pairs.train, tok, max_length, config.max_target_tokens, config.max_evidence)
+    valid_ds = PairDataset(pairs.valid, tok, max_length, config.max_target_tokens, config.max_evidence)
+
+    ckpt_dir = out / "checkpoints"
+    if not resume and ckpt_dir.exists() and _is_main():
+        # a fresh run must not rotate, resume or pick a "best" among another run's checkpoints
+        shutil.rmtree(ckpt_dir)
+    steps_per_epoch = math.ceil(len(train_ds) / (config.batch_size * config.grad_accumulation * world_size()))
+    strategy = "epoch" if config.eval_each_epoch else "no"
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accumulation,
+        learning_rate=config.lr,
+        lr_scheduler_type=config.schedule,
+        # an int count: the meaning of a float warmup changed across transformers versions
+        warmup_steps=int(math.ceil(steps_per_epoch * config.epochs * config.warmup_ratio)),
+        weight_decay=config.weight_decay,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=config.eval_each_epoch,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=max(1, min(50, steps_per_epoch // 4 or 1)),
+        report_to="none",
+        seed=config.seed,
+        disable_tqdm=progress is False or callable(progress),
+        remove_unused_columns=False,  # our dataset yields exactly the model's inputs
+        use_cpu=not torch.cuda.is_available(),
+    )
+    remaining = None if config.max_minutes is None else max(config.max_minutes - (time.monotonic() - started) / 60, 0.0)
+    budget = TimeBudgetCallback(remaining)
+    callbacks = [budget]
+    if config.eval_each_epoch and config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    if callable(progress):
+        callbacks.append(LogCallback(progress, "finetune"))
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
+                      data_collator=PadCollator(tok.convert_tokens_to_ids(PAD)), processing_class=tok,
+                      callbacks=callbacks)
+    quiet_stdout(trainer)
+
+    last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
+    valid_start = None if last else trainer.evaluate()["eval_loss"]
+    result = trainer.train(resume_from_checkpoint=last)
+    final_eval = trainer.evaluate()  # the best model when load_best_model_at_end, else the last
+    minutes = (time.monotonic() - started) / 60
+
+    metrics = {
+        **pre_metrics,
+        "train_loss": result.training_loss,
+        "valid_loss": final_eval["eval_loss"],
+        "valid_loss_start": valid_start,
+        "best_valid_loss": trainer.state.best_metric,
+        "steps": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps,
+        "epochs": trainer.state.epoch,
+        "minutes": round(minutes, 3),
+        "stopped_by": "max_minutes" if budget.stopped else
+                      ("early_stopping" if trainer.state.global_step < trainer.state.max_steps else None),
+        "resumed_from": last,
+        "n_train": len(train_ds),
+        "n_valid": len(valid_ds),
+        "max_length": max_length,
+    }
+    meta = {
+        "base": base,
+        "data_sha256": pairs.data_sha256,
+        "pairs_dir": str(Path(pairs_dir).resolve()),
+        "train_config": asdict(config),
+        "base_config": asdict(base_config) if base == SCRATCH else None,
+        "model_config": {k: model.config.to_dict().get(k) for k in
+                         ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")},
+        "metrics": metrics,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+    }
+
+    def write(d: Path) -> None:
+        _set_generation_ids(trainer.model, tok)
+        trainer.save_model(str(d))
+        tok.save_pretrained(str(d))
+        (d / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    if trainer.is_world_process_zero():
+        _save_atomic(out / "final", write)
+    return metrics
+
+
+def _save_atomic(final: Path, write: Callable[[Path], Any]) -> None:
+    """Write into a sibling temp dir, then swap it in: an interrupted save leaves either the
+    previous `final` or none, never half a model."""
+    tmp = final.with_name(f".{final.name}.tmp")
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("csbot", "torch", "transformers", "tokenizers", "accelerate"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
