@@ -133,3 +133,38 @@ def pairs(
         "data_sha256": manifest["data_sha256"],
     }
     sys.stdout.write(json.dumps(summary) + "\n")
+
+
+@finetune_app.command("train")
+def train(
+    pairs: Annotated[Path, typer.Option("--pairs", help="A directory written by `csbot finetune pairs`")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/ while training, final/ when done")],
+    base: Annotated[str, typer.Option("--base", help="scratch (our tokenizer + a small GPT-2 pretrained on --data), "
+                                      "or an HF GPT-2 checkpoint: a name in the local cache or a directory")] = "scratch",
+    data: Annotated[Path, typer.Option("--data", help="Corpus for the scratch base's tokenizer and pretraining")] = Path("data"),
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Budget for the whole run, pretraining included")] = None,
+    epochs: Annotated[float, typer.Option("--epochs")] = 3.0,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Default 5e-4 for scratch, 5e-5 for a pretrained base")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out")] = False,
+    allow_download: Annotated[bool, typer.Option("--allow-download", help="Let transformers fetch --base from the hub")] = False,
+) -> None:
+    """Fine-tune a GPT-2 composer on pairs; the last stdout line is the metrics as JSON."""
+    from bot.cli import _Edge, _fail, _step
+
+    if not pairs.is_dir():
+        _fail(f"pairs directory {pairs} does not exist; make one with `csbot finetune pairs --out {pairs}`")
+    if base == "scratch" and not data.is_dir():
+        _fail(f"data directory {data} does not exist; the scratch base pretrains on it (pass --data DIR)")
+    with _Edge():
+        from finetune.model import load_corpus_texts
+        from finetune.train import TrainConfig, train_generator
+
+        config = TrainConfig(epochs=epochs, lr=lr if lr is not None else (5e-4 if base == "scratch" else 5e-5),
+                             batch_size=batch_size, seed=seed, max_minutes=max_minutes)
+        corpus = load_corpus_texts(data) if base == "scratch" else None
+        _step(f"training from base {base!r} on {pairs} into {out}")
+        metrics = train_generator(pairs, base, out, config, corpus_texts=corpus,
+                                  allow_download=allow_download, resume=resume)
+    sys.stdout.write(json.dumps(metrics) + "\n")
