@@ -1,0 +1,52 @@
+"""`csbot finetune train` through the installed CLI: the checkpoint-by-path route."""
+
+import json
+
+import pytest
+
+from finetune.model import load_corpus_texts
+from tests.finetune.test_train import write_pairs
+from tests.helpers import REPO, last_json, run_csbot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A GPT-2 checkpoint the test saves itself: the route a user with `gpt2` on disk takes."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from finetune.tokenizer import train_tokenizer
+
+    path = tmp_path_factory.mktemp("ck") / "tiny-gpt2"
+    tok = train_tokenizer(load_corpus_texts(REPO / "data")[:100], 800)
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=192, vocab_size=len(tok))).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_train_from_a_local_checkpoint_writes_a_loadable_model_and_prints_metrics(tiny_checkpoint, tmp_path):
+    pairs = tmp_path / "pairs"
+    write_pairs(pairs)
+    out = tmp_path / "run"
+    proc = run_csbot("finetune", "train", "--pairs", str(pairs), "--base", str(tiny_checkpoint), "--out", str(out),
+                     "--epochs", "1", "--lr", "2e-3")
+    metrics = last_json(proc.stdout)
+    assert metrics["valid_loss"] < metrics["valid_loss_start"]
+    meta = json.loads((out / "final" / "csbot_model.json").read_text())
+    assert meta["base"] == str(tiny_checkpoint)
+
+
+def test_a_base_that_is_not_on_disk_says_how_to_provide_it(tmp_path):
+    pairs = tmp_path / "pairs"
+    write_pairs(pairs)
+    proc = run_csbot("finetune", "train", "--pairs", str(pairs), "--base", "distilgpt2", "--out", str(tmp_path / "run"),
+                     check=False)
+    assert proc.returncode == 1
+    assert "distilgpt2" in proc.stderr and "--allow-download" in proc.stderr
+    assert not (tmp_path / "run" / "final").exists()
+
+
+def test_missing_pairs_say_how_to_make_them(tmp_path):
+    proc = run_csbot("finetune", "train", "--pairs", str(tmp_path / "nope"), "--out", str(tmp_path / "run"), check=False)
+    assert proc.returncode == 1 and "csbot finetune pairs" in proc.stderr
