@@ -30,6 +30,10 @@ from finetune.cli import finetune_app  # noqa: E402 - light: its commands import
 
 app.add_typer(finetune_app, name="finetune")
 
+from finetune.models_cli import models_app  # noqa: E402 - light: the registry imports no torch
+
+app.add_typer(models_app, name="models")
+
 err = Console(stderr=True)
 out = Console()
 

@@ -149,10 +149,27 @@ def train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out")] = False,
     allow_download: Annotated[bool, typer.Option("--allow-download", help="Let transformers fetch --base from the hub")] = False,
+    workspace: Annotated[
+        Optional[Path],
+        typer.Option("--workspace", "-w", help="Workspace whose model registry gets the result "
+                                                "[env CSBOT_WORKSPACE; default ./.csbot]"),
+    ] = None,
+    register: Annotated[
+        Optional[bool],
+        typer.Option("--register/--no-register", help="Register OUT/final in the workspace's registry (not "
+                                                      "promoted); default: when the workspace exists"),
+    ] = None,
 ) -> None:
-    """Fine-tune a GPT-2 composer on pairs; the last stdout line is the metrics as JSON."""
-    from bot.cli import _Edge, _fail, _step
+    """Fine-tune a GPT-2 composer on pairs; the last stdout line is the metrics as JSON, with
+    "registered": the registry id of the model (null when not registered)."""
+    from bot.cli import _config, _Edge, _fail, _step
 
+    ws = _config(workspace).workspace
+    if register is None:
+        register = ws.is_dir()
+    elif register and not ws.is_dir():
+        _fail(f"--register: workspace {ws} does not exist; build it (`csbot build --workspace {ws}`), "
+              "pass --workspace DIR, or --no-register")
     if not pairs.is_dir():
         _fail(f"pairs directory {pairs} does not exist; make one with `csbot finetune pairs --out {pairs}`")
     if base == "scratch" and not data.is_dir():
@@ -167,4 +184,17 @@ def train(
         _step(f"training from base {base!r} on {pairs} into {out}")
         metrics = train_generator(pairs, base, out, config, corpus_texts=corpus,
                                   allow_download=allow_download, resume=resume)
-    sys.stdout.write(json.dumps(metrics) + "\n")
+    registered = None
+    final = out / "final"
+    from finetune.train import MODEL_META, _is_main
+
+    if register and _is_main() and (final / MODEL_META).is_file():
+        from finetune.registry import ModelRegistry, RegistryError
+
+        try:
+            registered = ModelRegistry.for_workspace(ws).register(final).id
+        except (RegistryError, OSError) as e:
+            _fail(f"the model was trained and saved in {final}, but registering it failed: {e}; "
+                  f"register it later with `csbot models add {final} --workspace {ws}`")
+        _step(f"registered {registered} in {ws / 'models'}; promote it with `csbot models promote {registered}`")
+    sys.stdout.write(json.dumps({**metrics, "registered": registered}) + "\n")

@@ -1,0 +1,132 @@
+"""`csbot models ...`: the registry of trained generators (finetune.registry).
+
+Light to import (no torch): `bot.cli` imports it to register the sub-app.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from finetune.registry import CorruptPointerError, ModelRegistry
+
+models_app = typer.Typer(
+    help="Trained GPT-2 composers in the workspace: list, add, promote, roll back.",
+    no_args_is_help=True,
+)
+
+WorkspaceOpt = Annotated[
+    Optional[Path],
+    typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
+]
+
+
+def _registry(workspace: Path | None) -> ModelRegistry:
+    from bot.cli import _config, _fail
+
+    ws = _config(workspace).workspace
+    if not ws.is_dir():
+        _fail(f"workspace {ws} does not exist; build one with `csbot build --workspace {ws}` "
+              "or pass --workspace DIR")
+    return ModelRegistry.for_workspace(ws)
+
+
+def _short(value: object, n: int = 8) -> str:
+    return str(value)[:n] if value else "-"
+
+
+@models_app.command("list")
+def list_(
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array instead of a table")] = False,
+) -> None:
+    """The registered models, oldest first; * marks the promoted one."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.cli import _Edge, err, out
+
+    registry = _registry(workspace)
+    with _Edge():
+        entries = registry.list()
+    try:
+        registry.promoted()
+    except CorruptPointerError as e:
+        err.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
+    if as_json:
+        sys.stdout.write(json.dumps([e.to_json() for e in entries]) + "\n")
+        return
+    if not entries:
+        err.print(f"no models registered in {registry.root}; add one with `csbot models add DIR` "
+                  "(`csbot finetune train` registers what it trains)", highlight=False)
+        return
+    table = Table(show_edge=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("id", no_wrap=True)
+    table.add_column("base", overflow="fold")
+    table.add_column("valid_loss", justify="right", no_wrap=True)
+    table.add_column("data", no_wrap=True)
+    table.add_column("registered", no_wrap=True)
+    for e in entries:
+        loss = e.valid_loss
+        table.add_row(
+            "*" if e.promoted else "",
+            e.id,
+            str(e.base or "-"),
+            f"{loss:.4f}" if isinstance(loss, (int, float)) else "-",
+            _short(e.data_sha256),
+            e.registered_at[:19].replace("T", " ") or "-",
+        )
+    # piped output is not cut to rich's default 80 columns
+    (out if out.is_terminal else Console(width=140)).print(table)
+
+
+@models_app.command("add")
+def add(
+    model_dir: Annotated[Path, typer.Argument(help="A trained model directory (a run's final/)")],
+    workspace: WorkspaceOpt = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="A label kept with the model")] = None,
+) -> None:
+    """Register a trained model (copied into the workspace; not promoted)."""
+    from bot.cli import _Edge, _step
+
+    registry = _registry(workspace)
+    with _Edge():
+        entry = registry.register(model_dir, name=name)
+    _step(f"registered {entry.id}; promote it with `csbot models promote {entry.id}`")
+    sys.stdout.write(json.dumps({"id": entry.id, "path": str(entry.path), "promoted": False}) + "\n")
+
+
+@models_app.command("promote")
+def promote(
+    model_id: Annotated[str, typer.Argument(metavar="ID", help="A model id from `csbot models list`")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Make ID the model the assistant uses (a running assistant picks it up on its next turn)."""
+    from bot.cli import _Edge, _step
+
+    registry = _registry(workspace)
+    with _Edge():
+        entry = registry.promote(model_id)
+        pointer = registry.pointer() or {}
+    _step(f"promoted {entry.id}")
+    sys.stdout.write(json.dumps({"promoted": entry.id, "previous": pointer.get("previous")}) + "\n")
+
+
+@models_app.command("rollback")
+def rollback(workspace: WorkspaceOpt = None) -> None:
+    """Promote again the model promoted before the current one (repeat to step further back)."""
+    from bot.cli import _Edge, _step
+
+    registry = _registry(workspace)
+    with _Edge():
+        before = (registry.pointer() or {}).get("id")
+        entry = registry.rollback()
+        pointer = registry.pointer() or {}
+    _step(f"rolled back from {before} to {entry.id}")
+    sys.stdout.write(json.dumps({"promoted": entry.id, "rolled_back_from": before,
+                                 "previous": pointer.get("previous")}) + "\n")

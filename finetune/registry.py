@@ -1,0 +1,489 @@
+"""The model registry: trained generators kept in the workspace, one of them promoted.
+
+    WORKSPACE/models/
+      gen-20250101-120000-1a2b3c/   a copy of a run's `final/` (config.json, weights, tokenizer,
+        ...                         csbot_model.json) plus registry.json (its metadata)
+      PROMOTED                      {"id", "previous", "promoted_at", "action", "seq"}: the model in use
+      history.jsonl                 one line per promote / rollback, oldest first
+      .lock                         serialises writers (register, promote, rollback)
+      .tmp-*                        a registration in progress (or one that died): never listed
+
+    reg = ModelRegistry.for_workspace(Path(".csbot"))
+    entry = reg.register(Path("runs/r1/final"))   # copied in, not promoted
+    reg.promote(entry.id)                         # the assistant now uses it
+    reg.rollback()                                # back to the model promoted before
+
+Registering copies the directory into a temporary folder inside the registry and renames it
+into place, so a model is either fully there or not at all. The pointer is replaced with
+`os.replace`, so readers see the old or the new promotion, never half a file.
+
+Nothing here imports torch or transformers: the CLI and a server can read the registry cheaply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bot.errors import CsbotError
+
+REGISTRY_FORMAT = 1
+MODEL_META = "csbot_model.json"  # written by finetune.train next to the model
+ENTRY_META = "registry.json"
+POINTER = "PROMOTED"
+HISTORY = "history.jsonl"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json")  # vocab.json comes with merges.txt
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+
+class RegistryError(CsbotError):
+    """Anything the model registry refuses."""
+
+
+class InvalidModelDirError(RegistryError):
+    def __init__(self, model_dir: Path, missing: list[str], hint: str = ""):
+        self.model_dir, self.missing = model_dir, missing
+        super().__init__(
+            f"{model_dir} is not a trained csbot model: it lacks {', '.join(missing)}"
+            + (f"; {hint}" if hint else "; pass the `final/` directory of a `csbot finetune train` run")
+        )
+
+
+class UnknownModelError(RegistryError):
+    def __init__(self, model_id: str, known: list[str]):
+        self.model_id, self.known = model_id, known
+        if known:
+            listing = ", ".join(known)
+            super().__init__(f"unknown model id {model_id!r}; known ids: {listing}")
+        else:
+            super().__init__(f"unknown model id {model_id!r}; no model is registered yet "
+                             "(add one with `csbot models add DIR`)")
+
+
+class DuplicateModelError(RegistryError):
+    def __init__(self, model_dir: Path, existing: str):
+        self.existing = existing
+        super().__init__(f"{model_dir} is already registered as {existing}; promote it with "
+                         f"`csbot models promote {existing}`")
+
+
+class NothingToRollBackError(RegistryError):
+    def __init__(self, current: str | None):
+        self.current = current
+        if current is None:
+            super().__init__("no model is promoted, so there is nothing to roll back; "
+                             "promote one with `csbot models promote ID`")
+        else:
+            super().__init__(f"{current} is the first promoted model: there is no earlier promoted model "
+                             "to roll back to (promote another with `csbot models promote ID`)")
+
+
+class CorruptPointerError(RegistryError):
+    def __init__(self, path: Path, reason: str):
+        self.path = path
+        super().__init__(f"{path} is corrupt ({reason}); promote a model again with "
+                         "`csbot models promote ID` (ids: `csbot models list`)")
+
+
+class CorruptEntryError(RegistryError):
+    def __init__(self, path: Path, reason: str):
+        self.path = path
+        super().__init__(f"{path} is corrupt ({reason}); remove {path.parent} and register the model "
+                         "again with `csbot models add DIR`")
+
+
+# ---------------------------------------------------------------------------------------------
+# entries
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: `path` is what a composer loads (`from_pretrained(path)`)."""
+
+    id: str
+    path: Path
+    metadata: dict[str, Any] = field(default_factory=dict)
+    promoted: bool = False
+
+    @property
+    def base(self) -> str | None:
+        return self.metadata.get("base")
+
+    @property
+    def data_sha256(self) -> str | None:
+        return self.metadata.get("data_sha256")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.metadata.get("metrics") or {}
+
+    @property
+    def valid_loss(self) -> float | None:
+        return self.metrics.get("valid_loss")
+
+    @property
+    def registered_at(self) -> str:
+        return self.metadata.get("registered_at", "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.metadata, "id": self.id, "path": str(self.path), "promoted": self.promoted}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def check_model_dir(model_dir: Path) -> list[str]:
+    """Names of what `model_dir` lacks to be a registrable model (empty when complete)."""
+    missing = []
+    if not (model_dir / "config.json").is_file():
+        missing.append("config.json")
+    if not any((model_dir / n).is_file() for n in (*WEIGHT_FILES, *WEIGHT_INDEXES)):
+        missing.append("weights (model.safetensors or pytorch_model.bin)")
+    if not ((model_dir / "tokenizer.json").is_file()
+            or ((model_dir / "vocab.json").is_file() and (model_dir / "merges.txt").is_file())):
+        missing.append("a tokenizer (tokenizer.json, or vocab.json + merges.txt)")
+    if not (model_dir / MODEL_META).is_file():
+        missing.append(f"{MODEL_META} (written by `csbot finetune train`)")
+    return missing
+
+
+def _weight_files(model_dir: Path) -> list[str]:
+    """Relative names of the weight files: the single file, or every shard of an index."""
+    for name in WEIGHT_FILES:
+        if (model_dir / name).is_file():
+            return [name]
+    for name in WEIGHT_INDEXES:
+        if (model_dir / name).is_file():
+            index = json.loads((model_dir / name).read_text(encoding="utf-8"))
+            return sorted(set(index.get("weight_map", {}).values())) or [name]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# the registry
+
+class ModelRegistry:
+    """Registered generator models under `root` (= WORKSPACE/models) and the promoted one.
+
+    Reloading without a restart: a long-running server keeps the `promotion_token()` it loaded
+    with and compares it with a fresh one on each turn (one small file read). A different token
+    means the promotion changed: call `promoted()` and, when its id differs from the loaded one,
+    load `entry.path` and swap the composer; if `promoted()` raises (a corrupt pointer), keep
+    serving the loaded model and log the error.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @classmethod
+    def for_workspace(cls, workspace: Path) -> ModelRegistry:
+        return cls(Path(workspace) / "models")
+
+    @property
+    def pointer_path(self) -> Path:
+        return self.root / POINTER
+
+    @property
+    def history_path(self) -> Path:
+        return self.root / HISTORY
+
+    # -- locking ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """An exclusive lock between writers (processes too); readers never wait."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a") as f:
+            try:
+                import fcntl
+            except ImportError:  # not POSIX: writers are not serialised
+                yield
+                return
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    # -- registering --------------------------------------------------------------------
+
+    def register(self, model_dir: Path, *, name: str | None = None) -> ModelEntry:
+        """Copy a trained model directory into the registry (not promoted) and return its entry.
+
+        The directory needs config.json, weights, a tokenizer and csbot_model.json. The copy is
+        made in `root/.tmp-*` and renamed to `root/<id>`; the id is
+        `gen-YYYYmmdd-HHMMSS-<6 hex of the content hash>` (UTC registration time).
+        """
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise InvalidModelDirError(model_dir, ["the directory itself (it does not exist)"])
+        missing = check_model_dir(model_dir)
+        if missing:
+            hint = ""
+            if not check_model_dir(model_dir / "final"):
+                hint = f"did you mean {model_dir / 'final'}?"
+            raise InvalidModelDirError(model_dir, missing, hint)
+        try:
+            meta = json.loads((model_dir / MODEL_META).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidModelDirError(model_dir, [f"a readable {MODEL_META} (it is not JSON: {e})"]) from None
+        if not isinstance(meta, dict):
+            raise InvalidModelDirError(model_dir, [f"a {MODEL_META} holding a JSON object"])
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        try:
+            # the hashes describe the bytes stored here, whatever happens to the source later
+            shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns(ENTRY_META))
+            files = {p.relative_to(tmp).as_posix(): _sha256_file(p)
+                     for p in sorted(tmp.rglob("*")) if p.is_file()}
+            content = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in files.items()).encode()).hexdigest()
+            weights = _weight_files(tmp)
+            if len(weights) == 1:
+                weights_sha = files[weights[0]]
+            else:
+                weights_sha = hashlib.sha256("".join(files[w] for w in weights).encode()).hexdigest()
+            now = _now()
+            model_id = f"gen-{now:%Y%m%d-%H%M%S}-{content[:6]}"
+            record = {
+                **meta,
+                "format": REGISTRY_FORMAT,
+                "id": model_id,
+                "name": name,
+                "registered_at": now.isoformat(timespec="microseconds"),
+                "source": str(model_dir.resolve()),
+                "weights": weights,
+                "weights_sha256": weights_sha,
+                "content_sha256": content,
+                "files": files,
+            }
+            (tmp / ENTRY_META).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            with self._lock():
+                for entry in self._entries():
+                    if entry.metadata.get("content_sha256") == content:
+                        raise DuplicateModelError(model_dir, entry.id)
+                dest = self.root / model_id
+                if dest.exists():
+                    raise RegistryError(f"{dest} already exists; register again in a second")
+                os.rename(tmp, dest)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return ModelEntry(model_id, dest, record, promoted=False)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _load_entry(self, d: Path, promoted_id: str | None) -> ModelEntry:
+        path = d / ENTRY_META
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CorruptEntryError(path, f"not JSON: {e}") from None
+        if not isinstance(meta, dict):
+            raise CorruptEntryError(path, "not a JSON object")
+        return ModelEntry(d.name, d, meta, promoted=d.name == promoted_id)
+
+    def _entries(self, promoted_id: str | None = None) -> list[ModelEntry]:
+        if not self.root.is_dir():
+            return []
+        entries = [self._load_entry(d, promoted_id) for d in self.root.iterdir()
+                   if d.is_dir() and not d.name.startswith(".") and (d / ENTRY_META).is_file()]
+        return sorted(entries, key=lambda e: (e.registered_at, e.id))
+
+    def ids(self) -> list[str]:
+        return [e.id for e in self._entries()]
+
+    def list(self) -> list[ModelEntry]:  # noqa: A003 - the registry's verb
+        """Every registered model, oldest registration first. Temporary folders (a registration
+        in progress or one that died) are not models and are left out. A corrupt pointer does
+        not stop the listing: no entry is marked promoted then (`promoted()` says why)."""
+        try:
+            promoted_id = self._pointer_id()
+        except CorruptPointerError:
+            promoted_id = None
+        return self._entries(promoted_id)
+
+    def _entry_dir(self, model_id: str) -> Path | None:
+        if not _ID.match(model_id or ""):
+            return None
+        d = self.root / model_id
+        return d if (d / ENTRY_META).is_file() else None
+
+    def get(self, model_id: str) -> ModelEntry:
+        d = self._entry_dir(model_id)
+        if d is None:
+            raise UnknownModelError(model_id, self.ids())
+        try:
+            promoted_id = self._pointer_id()
+        except CorruptPointerError:
+            promoted_id = None
+        return self._load_entry(d, promoted_id)
+
+    # -- the pointer --------------------------------------------------------------------
+
+    def _read_pointer(self) -> dict[str, Any] | None:
+        """The pointer's JSON, None when nothing was ever promoted; CorruptPointerError when the
+        file is not a JSON object with a string id."""
+        try:
+            raw = self.pointer_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CorruptPointerError(self.pointer_path, f"not valid JSON: {e}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+            raise CorruptPointerError(self.pointer_path, "it names no model id")
+        return data
+
+    def pointer(self) -> dict[str, Any] | None:
+        """The pointer file's content ({"id", "previous", "promoted_at", "action", "seq"}), None
+        when nothing was ever promoted. `previous` is the model a rollback would go back to."""
+        return self._read_pointer()
+
+    def _pointer_id(self) -> str | None:
+        data = self._read_pointer()
+        return None if data is None else data["id"]
+
+    def promoted(self) -> ModelEntry | None:
+        """The promoted model, or None when none ever was. A pointer that is not JSON or names a
+        model that is not in the registry raises CorruptPointerError (naming the file and the fix)."""
+        data = self._read_pointer()
+        if data is None:
+            return None
+        d = self._entry_dir(data["id"])
+        if d is None:
+            raise CorruptPointerError(self.pointer_path, f"it points at {data['id']!r}, which is not in "
+                                                         f"{self.root}")
+        return self._load_entry(d, data["id"])
+
+    def promotion_token(self) -> str | None:
+        """A cheap value that changes whenever the promotion changes (promote, rollback, a hand
+        edit of the pointer): a hash of the pointer file's bytes, None when there is none.
+
+        Contract for a long-running server: remember the token of the model you loaded; on each
+        turn call `promotion_token()` (one read of a ~200-byte file, no JSON parsing, no
+        locking) and, when it differs, call `promoted()` and reload if the id changed. Every
+        promote and rollback writes a new `seq` into the pointer, so two promotions never give
+        the same token; equal tokens always mean the same promoted model. Registering a model
+        does not change it.
+        """
+        try:
+            raw = self.pointer_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    # -- history ------------------------------------------------------------------------
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every promote / rollback, oldest first (unreadable lines, e.g. one cut by a crash,
+        are skipped)."""
+        if not self.history_path.is_file():
+            return []
+        records = []
+        for line in self.history_path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                records.append(rec)
+        return records
+
+    def _stack(self, pointer_id: str | None) -> list[str]:
+        """The promotion stack (current last) replayed from the history: a promote pushes, a
+        rollback pops back to its target. The pointer is the truth for the top: it is written
+        before the history line, so a crash in between is repaired here."""
+        stack: list[str] = []
+        for rec in self.history():
+            if rec.get("action") == "rollback":
+                while stack and stack[-1] != rec["id"]:
+                    stack.pop()
+                if not stack:
+                    stack.append(rec["id"])
+            elif not stack or stack[-1] != rec["id"]:
+                stack.append(rec["id"])
+        if pointer_id is not None and (not stack or stack[-1] != pointer_id):
+            stack.append(pointer_id)
+        return stack
+
+    def _set_pointer(self, model_id: str, previous: str | None, action: str, left: str | None) -> None:
+        at = _now().isoformat(timespec="microseconds")
+        seq = len(self.history()) + 1
+        pointer = {"id": model_id, "previous": previous, "promoted_at": at, "action": action, "seq": seq}
+        _write_bytes_atomic(self.pointer_path, (json.dumps(pointer, indent=2) + "\n").encode("utf-8"))
+        line = {"action": action, "id": model_id, "from": left, "at": at, "seq": seq}
+        with self.history_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    # -- promoting ----------------------------------------------------------------------
+
+    def promote(self, model_id: str) -> ModelEntry:
+        """Make `model_id` the model the assistant uses. Promoting the model that is already
+        promoted changes nothing. A corrupt pointer is overwritten (this is its fix)."""
+        with self._lock():
+            d = self._entry_dir(model_id)
+            if d is None:
+                raise UnknownModelError(model_id, self.ids())
+            try:
+                current = self._pointer_id()
+            except CorruptPointerError:
+                current = None
+            if current == model_id:
+                return self._load_entry(d, model_id)
+            self._set_pointer(model_id, current, "promote", current)
+            return self._load_entry(d, model_id)
+
+    def rollback(self) -> ModelEntry:
+        """Promote again the model promoted before the current one; called again, the one before
+        that, and so on back through the history. Models no longer in the registry are skipped.
+        With no earlier promoted model: NothingToRollBackError."""
+        with self._lock():
+            current = self._pointer_id()  # a pointer that is not JSON: CorruptPointerError
+            if current is None:
+                raise NothingToRollBackError(None)
+            stack = self._stack(current)
+            stack.pop()
+            while stack and self._entry_dir(stack[-1]) is None:
+                stack.pop()
+            if not stack:
+                raise NothingToRollBackError(current)
+            target = stack[-1]
+            previous = next((s for s in reversed(stack[:-1]) if self._entry_dir(s) is not None), None)
+            self._set_pointer(target, previous, "rollback", current)
+            return self._load_entry(self.root / target, target)
