@@ -1,0 +1,188 @@
+"""bot.generator: a real (tiny, untrained) GPT-2 composes, the guard's rejections fall back to
+the retrieval composer with the reason, streaming ends with the final reply, and a mismatched
+model directory is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.composer import RetrievalComposer
+from bot.contracts import ComposedReply, ComposeRequest, Composer, Slots
+from bot.domain import Domain
+from bot.errors import ArtifactMismatchError
+from bot.generator import GPT2Composer, GeneratorConfig
+from bot.guard import company_facts_from
+from retrieval.types import Hit, Unit
+from tests.helpers import REPO
+
+DOMAIN = Domain()
+COMPANY = json.loads((REPO / "data" / "company.json").read_text(encoding="utf-8"))
+HITS = (
+    Hit(Unit(id="conv-1#t0", kind="transcript", text="where is my order {{Order Number}}?", intent="order_status",
+             reply="Good news - order {{Order Number}} has left our warehouse and is on its way. "
+                   "Standard delivery takes 3-5 business days."), 0.91),
+    Hit(Unit(id="kb-shipping#c0", kind="kb", text="Shipping. Standard delivery takes 3-5 business days.",
+             intent="order_status", title="Shipping"), 0.72),
+    Hit(Unit(id="conv-2#t4", kind="transcript", text="when does it come?", intent="order_status",
+             reply="It was delivered on 2026-03-02 by ParcelCo.", extra={"after_lookup": True}), 0.70),
+)
+
+
+def make_tiny_model(path: Path, *, vocab_size: int | None = None, meta: bool = True) -> Path:
+    """Our BPE trained on a few demo conversations and a 1-layer GPT-2 (random weights),
+    saved like `finetune train` saves `final/`."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from finetune.model import _set_generation_ids, load_corpus_texts
+    from finetune.tokenizer import train_tokenizer
+
+    texts = load_corpus_texts(REPO / "data")[:40]
+    tok = train_tokenizer(texts, 400)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=256,
+                                       vocab_size=vocab_size or len(tok)))
+    _set_generation_ids(model, tok)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    if meta:
+        (path / "csbot_model.json").write_text(json.dumps({"base": "scratch", "test": True}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("gen") / "final")
+
+
+def fallback() -> RetrievalComposer:
+    return RetrievalComposer(0.3, DOMAIN.slot_questions, DOMAIN.unsure_message, slot_mentions=DOMAIN.slot_mentions)
+
+
+def composer(model_dir: Path | str, **config) -> GPT2Composer:
+    return GPT2Composer(model_dir, GeneratorConfig(max_new_tokens=config.pop("max_new_tokens", 24), **config),
+                        fallback=fallback(), company_facts=company_facts_from(COMPANY),
+                        slot_questions=DOMAIN.slot_questions, slot_mentions=DOMAIN.slot_mentions)
+
+
+def request(text: str = "where is my order?", slots: dict | None = None) -> ComposeRequest:
+    return ComposeRequest(text=text, intent="order_status", history=(("customer", "hi"), ("bot", "Hi! How can I help?")),
+                          hits=HITS, slots=Slots(dict(slots or {})))
+
+
+# -- the step after generation (no model needed) --------------------------------------------
+
+def test_a_reply_with_an_invented_order_number_falls_back_with_the_reason() -> None:
+    c = composer("/nonexistent")  # construction is cheap: nothing loads
+    assert isinstance(c, Composer) and c.name == "gpt2"
+    hits = c.evidence_hits(request())
+    reply = c._finish(request(slots={"order_id": "#40318275"}), "Order #99887766 has left our warehouse.", hits)
+    assert reply.composer == "retrieval (gpt2 rejected)"
+    assert reply.note.startswith("gpt2 reply rejected: names order #99887766, which is in neither the "
+                                 "conversation nor the evidence")
+    # the fallback's own reply: the retrieved agent reply with the customer's order number
+    assert reply.action == "answer" and "#40318275" in reply.text and reply.source_ids == ("conv-1#t0",)
+
+
+def test_a_grounded_reply_is_sent_with_placeholders_filled_and_its_evidence_ids() -> None:
+    c = composer("/nonexistent")
+    hits = c.evidence_hits(request())
+    reply = c._finish(request(slots={"order_id": "#40318275"}), " Order {{Order Number}} has left our warehouse.", hits)
+    assert reply == ComposedReply("Order #40318275 has left our warehouse.", "answer", "gpt2",
+                                  source_ids=("conv-1#t0", "kb-shipping#c0"))
+
+
+def test_evidence_skips_replies_that_relied_on_an_order_lookup() -> None:
+    ids = [h.unit.id for h in composer("/nonexistent").evidence_hits(request())]
+    assert ids == ["conv-1#t0", "kb-shipping#c0"]
+
+
+def test_a_missing_askable_slot_becomes_a_question_and_an_unknown_placeholder_falls_back() -> None:
+    c = composer("/nonexistent")
+    hits = c.evidence_hits(request())
+    asked = c._finish(request(), "Order {{Order Number}} has left our warehouse.", hits)
+    assert (asked.action, asked.composer, asked.missing_slot) == ("clarify", "gpt2", "order_id")
+    assert asked.text == DOMAIN.slot_questions["order_id"] and "{{" not in asked.text
+    unknown = c._finish(request(slots={"order_id": "#40318275"}),
+                        "Your tracking number {{Tracking Number}} is on its way.", hits)
+    assert unknown.composer == "retrieval (gpt2 rejected)"
+    assert "{{Tracking Number}}, which no slot fills" in unknown.note
+
+
+def test_a_reply_off_the_evidence_falls_back_on_overlap() -> None:
+    c = composer("/nonexistent", min_overlap=0.5)
+    reply = c._finish(request(slots={"order_id": "#40318275"}), "Purple elephants dance quietly.",
+                      c.evidence_hits(request()))
+    assert reply.composer == "retrieval (gpt2 rejected)" and "of the reply's words are in the evidence" in reply.note
+
+
+def test_no_evidence_skips_generation() -> None:
+    c = composer("/nonexistent")
+    reply = c.compose(ComposeRequest("where is my order?", "order_status", (), (), Slots({})))
+    assert reply.composer == "retrieval (gpt2 skipped)" and reply.action == "fallback"
+    assert reply.note.startswith("gpt2 not used: no evidence")
+
+
+def test_bad_decoding_is_refused() -> None:
+    with pytest.raises(ValueError, match="decoding"):
+        GeneratorConfig(decoding="sample")
+
+
+# -- the real tiny model ----------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("decoding", ["greedy", "beam", "top_p"])
+def test_the_tiny_model_composes_a_reply_with_source_ids(tiny_dir, decoding) -> None:
+    c = composer(tiny_dir, decoding=decoding, num_beams=2).load()
+    assert not c.model.training
+    reply = c.compose(request(slots={"order_id": "#40318275"}))
+    assert reply.composer in ("gpt2", "retrieval (gpt2 rejected)"), reply
+    assert reply.text and "{{" not in reply.text
+    assert reply.source_ids and set(reply.source_ids) <= {"conv-1#t0", "kb-shipping#c0"}
+    if reply.composer != "gpt2":
+        assert reply.note.startswith("gpt2 reply rejected: ")
+    assert 0 < c.last_stats["new_tokens"] <= 24 and c.last_stats["prompt_tokens"] <= 256 - 24
+
+
+@pytest.mark.slow
+def test_streaming_yields_pieces_then_the_final_reply(tiny_dir) -> None:
+    c = composer(tiny_dir, max_new_tokens=32)
+    items = list(c.compose_streaming(request(slots={"order_id": "#40318275"})))
+    pieces, final = items[:-1], items[-1]
+    assert len(pieces) >= 1 and all(isinstance(p, str) and p for p in pieces)
+    assert isinstance(final, ComposedReply) and final.source_ids
+    assert c.last_stats["first_token_ms"] is not None
+    # greedy is deterministic: streaming and not streaming end in the same reply
+    assert c.compose(request(slots={"order_id": "#40318275"})) == final
+    assert list(c.stream(request(slots={"order_id": "#40318275"}))) == pieces
+
+
+@pytest.mark.slow
+def test_a_reader_that_stops_early_stops_generation(tiny_dir) -> None:
+    c = composer(tiny_dir, max_new_tokens=96)
+    gen = c.stream(request())
+    next(gen)
+    gen.close()  # must not hang; the generation thread stops at the next token
+    assert c.compose(request()).source_ids
+
+
+@pytest.mark.slow
+def test_a_tokenizer_bigger_than_the_vocabulary_is_refused(tmp_path) -> None:
+    bad = make_tiny_model(tmp_path / "bad", vocab_size=300)
+    with pytest.raises(ArtifactMismatchError) as e:
+        composer(bad).load()
+    assert str(bad) in str(e.value) and "model's vocabulary (embedding rows) is 300" in str(e.value)
+
+
+def test_a_directory_that_is_not_a_csbot_generator_is_refused(tmp_path) -> None:
+    with pytest.raises(ArtifactMismatchError, match="does not exist"):
+        composer(tmp_path / "missing").load()
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ArtifactMismatchError, match=r"plain has no csbot_model\.json"):
+        composer(tmp_path / "plain").load()
+    (tmp_path / "plain" / "csbot_model.json").write_text("{}")
+    with pytest.raises(ArtifactMismatchError, match="plain has no model weights"):
+        composer(tmp_path / "plain").load()
