@@ -224,7 +224,6 @@ class Assistant:
         self.store = None
 
     def load(self) -> Assistant:
-        from bot.composer import RetrievalComposer
         from bot.dialogue import DialogueManager
         from bot.intents import EmbeddingIntentClassifier
         from bot.store import ConversationStore
@@ -242,12 +241,32 @@ class Assistant:
             ws / "intents", embedder_id=self.embedder.model_id, dim=self.embedder.dim
         )
         self.store = ConversationStore(ws / "store.db").open()
-        composer = RetrievalComposer.from_config(self.config.dialogue, domain)
+        composer = self._composer(domain)
         self.manager = DialogueManager(
             embedder=self.embedder, classifier=self.classifier, retriever=self.index,
             composer=composer, store=self.store, domain=domain, config=self.config.dialogue,
         )
         return self
+
+    def _composer(self, domain: Domain):
+        """Retrieval, or the promoted GPT-2 with retrieval as its fallback."""
+        from bot.composer import RetrievalComposer
+        from bot.generator import GeneratorConfig, GPT2Composer
+        from bot.guard import company_facts_from
+        from bot.promoted import PromotedModelComposer
+        from finetune.registry import ModelRegistry
+
+        ws = self.config.workspace
+        retrieval = RetrievalComposer.from_config(self.config.dialogue, domain)
+        company = ws / "company.json"
+        facts = company_facts_from(json.loads(company.read_text(encoding="utf-8"))) if company.exists() else []
+        generator = GeneratorConfig(torch_threads=self.config.embedder.torch_threads)
+
+        def make_generator(model_dir: Path) -> GPT2Composer:
+            return GPT2Composer(model_dir, generator, fallback=retrieval, company_facts=facts,
+                                slot_questions=domain.slot_questions, slot_mentions=domain.slot_mentions)
+
+        return PromotedModelComposer(ModelRegistry.for_workspace(ws), make_generator, retrieval)
 
     def close(self) -> None:
         if self.store is not None:
