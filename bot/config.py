@@ -3,7 +3,6 @@ into constructors. No component reads the environment itself."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -103,9 +102,3 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ValueError(f"{name}={raw!r} must be at least 1")
     return value
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import re
 import time
-import zlib
 import unicodedata
+import zlib
 from dataclasses import dataclass
 
 from bot.config import DialogueConfig
 from bot.contracts import (
     Action,
     ComposedReply,
-    ComposeRequest,
     Composer,
+    ComposeRequest,
     Embedder,
     IntentClassifier,
     IntentPrediction,

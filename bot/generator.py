@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.composer import fill_placeholders
-from bot.contracts import ComposedReply, ComposeRequest, Composer
+from bot.contracts import ComposedReply, Composer, ComposeRequest
 from bot.errors import ArtifactMismatchError
 from bot.guard import GroundingGuard
 from retrieval.entities import mask_entities

@@ -25,9 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import platform
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -40,6 +38,7 @@ import numpy as np
 
 from bot.contracts import IntentPrediction
 from bot.errors import ArtifactMismatchError, CsbotError, WorkspaceNotBuiltError
+from retrieval.files import write_atomic
 
 OosScore = Literal["combined", "max_prob", "energy", "nearest", "class_nearest"]
 OOS_SCORES: tuple[str, ...] = ("combined", "max_prob", "energy", "nearest", "class_nearest")
@@ -436,8 +435,8 @@ class EmbeddingIntentClassifier:
         metadata["model_sha256"] = hashlib.sha256(blob).hexdigest()
         # the model file first, the metadata (which names the model's hash) last: a crash
         # in between leaves a metadata/model pair that load() reports as mismatched
-        _atomic_write(directory / MODEL_FILE, blob)
-        _atomic_write(directory / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True).encode())
+        write_atomic(directory / MODEL_FILE, blob)
+        write_atomic(directory / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True).encode())
         self.metadata = metadata
 
     @classmethod
@@ -669,22 +668,6 @@ def _versions() -> dict[str, str]:
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
     }
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 __all__ = [

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.contracts import ComposedReply, ComposeRequest, Composer
+from bot.contracts import ComposedReply, Composer, ComposeRequest
 from bot.errors import CsbotError
 
 log = logging.getLogger(__name__)

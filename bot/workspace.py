@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.config import CsbotConfig, write_json_atomic
+from bot.config import CsbotConfig
 from bot.domain import Domain
 from bot.errors import CsbotError, WorkspaceNotBuiltError
 from retrieval.errors import ImportFormatError
+from retrieval.files import write_json_atomic
 
 WORKSPACE_FORMAT = 1
 Progress = Callable[[str], None]

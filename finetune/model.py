@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import CsbotError
-from finetune.prompt import END_OF_REPLY, END_OF_TEXT, PAD, format_transcript, placeholders_in_corpus
+from finetune.prompt import (
+    END_OF_REPLY,
+    END_OF_TEXT,
+    PAD,
+    format_transcript,
+    placeholders_in_corpus,
+)
 
 SCRATCH = "scratch"
 

@@ -43,6 +43,7 @@ from typing import Any
 
 from bot.errors import CsbotError
 from finetune.scrub import find_names, scrub
+from retrieval.files import fsync_dir, write_durable
 
 PAIRS_FORMAT = 1
 TRAIN_FILE, VALID_FILE, MANIFEST_FILE = "train.jsonl", "valid.jsonl", "manifest.json"
@@ -397,26 +398,6 @@ def _jsonl_bytes(pairs: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs).encode("utf-8")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def write_pairs(result: PairsResult, out_dir: str | Path) -> dict[str, Any]:
     """Write `train.jsonl`, `valid.jsonl` and `manifest.json` into `out_dir`; returns the manifest.
 
@@ -455,18 +436,18 @@ def write_pairs(result: PairsResult, out_dir: str | Path) -> dict[str, Any]:
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        _write_file(tmp / TRAIN_FILE, train_bytes)
-        _write_file(tmp / VALID_FILE, valid_bytes)
-        _write_file(tmp / MANIFEST_FILE,
+        write_durable(tmp / TRAIN_FILE, train_bytes)
+        write_durable(tmp / VALID_FILE, valid_bytes)
+        write_durable(tmp / MANIFEST_FILE,
                     (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
         os.chmod(tmp, 0o755)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         old = None
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)
         os.replace(tmp, out)  # the commit point
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import CsbotError
+from retrieval.files import write_atomic
 
 REGISTRY_FORMAT = 1
 MODEL_META = "csbot_model.json"  # written by finetune.train next to the model
@@ -153,15 +154,6 @@ def _sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def check_model_dir(model_dir: Path) -> list[str]:
@@ -444,7 +436,7 @@ class ModelRegistry:
         at = _now().isoformat(timespec="microseconds")
         seq = len(self.history()) + 1
         pointer = {"id": model_id, "previous": previous, "promoted_at": at, "action": action, "seq": seq}
-        _write_bytes_atomic(self.pointer_path, (json.dumps(pointer, indent=2) + "\n").encode("utf-8"))
+        write_atomic(self.pointer_path, (json.dumps(pointer, indent=2) + "\n").encode("utf-8"))
         line = {"action": action, "id": model_id, "from": left, "at": at, "seq": seq}
         with self.history_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.errors import CsbotError
-from finetune.prompt import END_OF_REPLY, END_OF_TEXT, PAD, SPECIAL_TOKENS, placeholders_in_corpus
+from finetune.prompt import (
+    END_OF_REPLY,
+    END_OF_TEXT,
+    PAD,
+    SPECIAL_TOKENS,
+    placeholders_in_corpus,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -50,7 +56,14 @@ def train_tokenizer(
 
     `vocab_size` counts everything: 256 bytes, merges, special tokens and placeholders.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import (
+        AddedToken,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     texts = list(texts)

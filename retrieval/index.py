@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from retrieval.config import IndexConfig
 from retrieval.dedup import jaccard, normalise
-from retrieval.errors import IndexCorruptedError, IndexMismatchError, IndexNotFoundError, RetrievalError
+from retrieval.errors import (
+    IndexCorruptedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    RetrievalError,
+)
+from retrieval.files import fsync_dir, fsync_file, write_atomic
 from retrieval.ingest import sha256_file
 from retrieval.types import Hit, Unit
 
@@ -52,25 +58,6 @@ def _as_matrix(vectors: Any, what: str) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"{what} must be a 2-d array (n, dim), got shape {arr.shape}")
     return np.ascontiguousarray(arr)
-
-
-def _fsync_dir(path: Path) -> None:
-    # make a rename/creation durable; not possible on every platform, harmless to skip
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
 
 
 def _generations(directory: Path) -> list[int]:
@@ -349,7 +336,7 @@ class VectorIndex:
         gen.mkdir()
 
         faiss.write_index(self._index, str(gen / INDEX_FILE))
-        _fsync_file(gen / INDEX_FILE)
+        fsync_file(gen / INDEX_FILE)
         with open(gen / UNITS_FILE, "w", encoding="utf-8") as f:
             for u in self._units:
                 f.write(json.dumps(u.to_json(), ensure_ascii=False) + "\n")
@@ -363,17 +350,12 @@ class VectorIndex:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(gen)
-
-        tmp = root / f"{CURRENT}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(gen_name + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, root / CURRENT)  # the commit point
-        _fsync_dir(root)
+        fsync_dir(gen)
+        write_atomic(root / CURRENT, (gen_name + "\n").encode("utf-8"))  # the commit point
         self._manifest = manifest
 
+        for debris in [*root.glob(f".{CURRENT}.*.tmp"), root / f"{CURRENT}.tmp"]:
+            debris.unlink(missing_ok=True)  # pointer writes a crash interrupted
         keep = {gen_name, previous}
         for n in _generations(root):
             if f"gen-{n}" not in keep:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from bot.composer import RetrievalComposer
-from bot.contracts import ComposedReply, ComposeRequest, Composer, Slots
+from bot.contracts import ComposedReply, Composer, ComposeRequest, Slots
 from bot.domain import Domain
 from bot.errors import ArtifactMismatchError
-from bot.generator import GPT2Composer, GeneratorConfig
+from bot.generator import GeneratorConfig, GPT2Composer
 from bot.guard import company_facts_from
 from retrieval.types import Hit, Unit
 from tests.helpers import REPO

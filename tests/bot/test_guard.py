@@ -7,7 +7,11 @@ import json
 import pytest
 
 from bot.guard import (
-    GroundingGuard, calibrate_min_overlap, company_facts_from, extract_entities, overlap,
+    GroundingGuard,
+    calibrate_min_overlap,
+    company_facts_from,
+    extract_entities,
+    overlap,
 )
 from tests.helpers import REPO
 

@@ -6,7 +6,14 @@ import pytest
 from sqlite_utils import Database, Migrations
 
 from bot.errors import UnknownConversationError
-from bot.store import SCHEMA_NAME, ConversationStore, DialogueState, MessageRecord, StoreError, m001_initial
+from bot.store import (
+    SCHEMA_NAME,
+    ConversationStore,
+    DialogueState,
+    MessageRecord,
+    StoreError,
+    m001_initial,
+)
 
 
 @pytest.fixture

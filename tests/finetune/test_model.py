@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 
 from finetune.model import (
-    BaseModelError, BaseNotAvailableError, GeneratorBaseConfig, VocabMismatchError, load_base,
-    load_corpus_texts, pretrain,
+    BaseModelError,
+    BaseNotAvailableError,
+    GeneratorBaseConfig,
+    VocabMismatchError,
+    load_base,
+    load_corpus_texts,
+    pretrain,
 )
 from finetune.prompt import END_OF_REPLY, PAD, PLACEHOLDERS, SPECIAL_TOKENS
 from tests.helpers import REPO

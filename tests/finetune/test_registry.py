@@ -10,7 +10,11 @@ import pytest
 
 from bot.errors import CsbotError
 from finetune.registry import (
-    CorruptPointerError, DuplicateModelError, InvalidModelDirError, ModelRegistry, NothingToRollBackError,
+    CorruptPointerError,
+    DuplicateModelError,
+    InvalidModelDirError,
+    ModelRegistry,
+    NothingToRollBackError,
     UnknownModelError,
 )
 from tests.helpers import last_json, run_csbot

@@ -10,8 +10,19 @@ import time
 import pytest
 
 from finetune.prompt import (
-    AGENT, CONTEXT, CUSTOMER, END_OF_REPLY, KNOWLEDGE, PLACEHOLDERS, RESPONSE, SEP, SPECIAL_TOKENS,
-    PromptError, format_prompt, format_target, format_transcript,
+    AGENT,
+    CONTEXT,
+    CUSTOMER,
+    END_OF_REPLY,
+    KNOWLEDGE,
+    PLACEHOLDERS,
+    RESPONSE,
+    SEP,
+    SPECIAL_TOKENS,
+    PromptError,
+    format_prompt,
+    format_target,
+    format_transcript,
 )
 from finetune.tokenizer import TokenizerError, train_tokenizer
 from retrieval.entities import mask_entities

@@ -12,7 +12,13 @@ import pytest
 from finetune.model import GeneratorBaseConfig, load_corpus_texts
 from finetune.prompt import RESPONSE
 from finetune.train import (
-    MODEL_META, PairsError, TooFewPairsError, TrainConfig, encode_pair, read_pairs, train_generator,
+    MODEL_META,
+    PairsError,
+    TooFewPairsError,
+    TrainConfig,
+    encode_pair,
+    read_pairs,
+    train_generator,
 )
 from retrieval.entities import mask_entities
 from tests.helpers import REPO

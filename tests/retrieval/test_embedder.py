@@ -14,7 +14,6 @@ from retrieval.config import EmbedderConfig
 from retrieval.embedder import SentenceEmbedder, default_model_path, model_fingerprint
 from retrieval.errors import EmbedderLoadError, EmbedderNotLoadedError
 
-
 # --- fast: no model is loaded ----------------------------------------------------------
 
 def test_importing_retrieval_does_not_import_torch_faiss_or_sentence_transformers() -> None:

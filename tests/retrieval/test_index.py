@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
-
-import dataclasses
 
 import numpy as np
 import pytest
 
 from retrieval.config import IndexConfig
-from retrieval.errors import IndexCorruptedError, IndexMismatchError, IndexNotFoundError, RetrievalError
+from retrieval.errors import (
+    IndexCorruptedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    RetrievalError,
+)
 from retrieval.index import VectorIndex
 from retrieval.types import Unit
 
@@ -310,7 +314,7 @@ def test_a_partial_generation_left_by_a_crashed_save_is_ignored_then_cleaned_up(
     partial = tmp_path / "gen-2"
     partial.mkdir()
     (partial / "index.faiss").write_bytes(b"\x00" * 10)
-    (tmp_path / "CURRENT.tmp").write_text("gen-2")
+    (tmp_path / ".CURRENT.x1y2z3.tmp").write_text("gen-2")
     loaded = VectorIndex.load(tmp_path, embedder_id=EMBEDDER)
     assert len(loaded) == 200 and loaded.manifest["files"]
     # the next save skips the debris's number, and removes the debris

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.ingest import chunk_text, sha256_file, units_from_articles, units_from_conversations, units_from_qa
+from retrieval.ingest import (
+    chunk_text,
+    sha256_file,
+    units_from_articles,
+    units_from_conversations,
+    units_from_qa,
+)
 
 
 def conv(turns: list[tuple[str, str]], cid: str = "c1", intent: str | None = "track_order",

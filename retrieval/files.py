@@ -1,0 +1,69 @@
+"""Durable and atomic file writes, shared by every artifact csbot saves (index, intent
+model, pairs, registry, workspace manifest).
+
+A crash must leave either the old file or the new one, never half of one: write to a
+temporary file in the same directory, fsync it, then `os.replace` it over the target (an
+atomic rename on POSIX), and fsync the directory so the rename itself survives a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make creations and renames in `path` durable (skipped where the OS cannot)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str | os.PathLike[str]) -> None:
+    """Flush a file another library wrote (FAISS, say) to disk."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def write_durable(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write and fsync `path` in place: for files inside a directory that is itself
+    renamed into place afterwards."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace `path` with `data` atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """`write_atomic` of `data` as indented, key-sorted UTF-8 JSON."""
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    write_atomic(path, text.encode("utf-8"))
