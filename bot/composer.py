@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.config import DialogueConfig
@@ -73,34 +74,18 @@ class RetrievalComposer:
                 # the agent was reading one customer's order record: not policy, not ours to repeat
                 skipped.append(f"{unit.id} relies on an order lookup")
                 continue
-            asked = self._asks_for_known_slot(unit.reply, request.slots.values)
-            if asked:
-                skipped.append(f"{unit.id} asks for {asked}, which the customer already gave")
+            check = check_slots(unit.reply, request.slots.values, self.slot_questions, self.slot_mentions)
+            if check.reject:
+                skipped.append(f"{unit.id} {check.reject}")
                 continue
-            filled, missing, unknown = fill_placeholders(unit.reply, request.slots.values)
-            if unknown:
-                # a value we cannot know (a date, a tracking number): never print it blank
-                skipped.append(f"{unit.id} needs {', '.join(unknown)}")
-                continue
-            unaskable = [m for m in missing if m not in self.slot_questions]
-            if unaskable:
-                skipped.append(f"{unit.id} needs {', '.join(unaskable)}")
-                continue
-            if missing:
-                slot = missing[0]
-                return ComposedReply(
-                    text=self.slot_questions[slot],
-                    action="clarify",
-                    composer=self.name,
-                    source_ids=(unit.id,),
-                    missing_slot=slot,
-                    note=f"{unit.id} needs slot {slot}",
-                )
-            asks_for = self._asks_for_missing_slot(filled, request.slots.values)
-            if asks_for:
+            if check.ask:
+                return ComposedReply(self.slot_questions[check.ask], "clarify", self.name, source_ids=(unit.id,),
+                                     missing_slot=check.ask, note=f"{unit.id} needs slot {check.ask}")
+            if check.asks_itself:
                 # the agent's reply is itself a question for a slot: remember what we asked
-                return ComposedReply(filled, "clarify", self.name, source_ids=(unit.id,), missing_slot=asks_for)
-            return ComposedReply(filled, "answer", self.name, source_ids=(unit.id,))
+                return ComposedReply(check.text, "clarify", self.name, source_ids=(unit.id,),
+                                     missing_slot=check.asks_itself)
+            return ComposedReply(check.text, "answer", self.name, source_ids=(unit.id,))
         article = next((h for h in request.hits if h.unit.kind == "kb" and h.unit.intent == request.intent
                         and h.score >= self.article_min_score), None)
         if article is not None:
@@ -114,18 +99,44 @@ class RetrievalComposer:
             note="every candidate needed a value the bot does not know: " + "; ".join(skipped),
         )
 
-    def _asked_slots(self, reply: str) -> list[str]:
-        """Slots a reply asks for ("Could you send the order number?")."""
-        if "?" not in reply:
-            return []
-        lowered = reply.lower()
-        return [slot for slot, phrases in self.slot_mentions.items() if any(p in lowered for p in phrases)]
 
-    def _asks_for_known_slot(self, reply: str, slots: dict[str, str]) -> str | None:
-        return next((s for s in self._asked_slots(reply) if s in slots), None)
+@dataclass(frozen=True)
+class SlotCheck:
+    """What a candidate reply needs before it can be sent (see `check_slots`)."""
 
-    def _asks_for_missing_slot(self, reply: str, slots: dict[str, str]) -> str | None:
-        return next((s for s in self._asked_slots(reply) if s not in slots), None)
+    text: str  # the reply with the placeholders we could fill filled
+    reject: str | None = None  # why it cannot be sent at all
+    ask: str | None = None  # a slot to ask for first (its placeholder is still open)
+    asks_itself: str | None = None  # the reply is itself a question for this missing slot
+
+
+def asked_slots(reply: str, slot_mentions: dict[str, list[str]]) -> list[str]:
+    """Slots a reply asks for ("Could you send the order number?")."""
+    if "?" not in reply:
+        return []
+    lowered = reply.lower()
+    return [slot for slot, phrases in slot_mentions.items() if any(p in lowered for p in phrases)]
+
+
+def check_slots(reply: str, slots: dict[str, str], slot_questions: dict[str, str],
+                slot_mentions: dict[str, list[str]]) -> SlotCheck:
+    """Fill a reply's placeholders from the conversation's slots and say whether it can go
+    out: never with a placeholder printed blank, never asking again for what was given.
+    Shared by every composer, so retrieved and generated replies obey the same rules."""
+    asked = asked_slots(reply, slot_mentions)
+    known = next((s for s in asked if s in slots), None)
+    if known:
+        return SlotCheck(reply, reject=f"asks for {known}, which the customer already gave")
+    filled, missing, unknown = fill_placeholders(reply, slots)
+    if unknown:
+        # a value we cannot know (a date, a tracking number)
+        return SlotCheck(filled, reject=f"needs {', '.join(unknown)}, which no slot fills")
+    unaskable = [m for m in missing if m not in slot_questions]
+    if unaskable:
+        return SlotCheck(filled, reject=f"needs {', '.join(unaskable)}, which the bot cannot ask for")
+    if missing:
+        return SlotCheck(filled, ask=missing[0])
+    return SlotCheck(filled, asks_itself=next((s for s in asked if s not in slots), None))
 
 
 def fill_placeholders(

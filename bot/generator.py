@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot.composer import fill_placeholders
+from bot.composer import check_slots
 from bot.contracts import ComposedReply, Composer, ComposeRequest
 from bot.errors import ArtifactMismatchError
 from bot.guard import GroundingGuard
@@ -254,31 +254,16 @@ class GPT2Composer:
         verdict = self.guard.check(text, conversation=conversation, evidence=[h.unit.evidence_text for h in hits])
         if not verdict.ok:
             return self._fallback(request, verdict.reason or "rejected by the guard", source_ids=source_ids)
-        filled, missing, unknown = fill_placeholders(text, request.slots.values)
-        if unknown:
-            return self._fallback(request, f"uses {', '.join(unknown)}, which no slot fills", source_ids=source_ids)
-        unaskable = [m for m in missing if m not in self.slot_questions]
-        if unaskable:
-            return self._fallback(request, f"needs {', '.join(unaskable)}, which the bot cannot ask for",
-                                  source_ids=source_ids)
-        if missing:
-            slot = missing[0]
-            return ComposedReply(self.slot_questions[slot], "clarify", self.name, source_ids=source_ids,
-                                 missing_slot=slot, note=f"gpt2 reply needs slot {slot}")
-        asked = self._asked_slots(filled)
-        known = next((s for s in asked if s in request.slots.values), None)
-        if known:
-            return self._fallback(request, f"asks for {known}, which the customer already gave",
-                                  source_ids=source_ids)
-        if asked:
-            return ComposedReply(filled, "clarify", self.name, source_ids=source_ids, missing_slot=asked[0])
-        return ComposedReply(filled, "answer", self.name, source_ids=source_ids)
-
-    def _asked_slots(self, reply: str) -> list[str]:
-        if "?" not in reply:
-            return []
-        lowered = reply.lower()
-        return [s for s, phrases in self.slot_mentions.items() if any(p in lowered for p in phrases)]
+        check = check_slots(text, request.slots.values, self.slot_questions, self.slot_mentions)
+        if check.reject:
+            return self._fallback(request, check.reject, source_ids=source_ids)
+        if check.ask:
+            return ComposedReply(self.slot_questions[check.ask], "clarify", self.name, source_ids=source_ids,
+                                 missing_slot=check.ask, note=f"gpt2 reply needs slot {check.ask}")
+        if check.asks_itself:
+            return ComposedReply(check.text, "clarify", self.name, source_ids=source_ids,
+                                 missing_slot=check.asks_itself)
+        return ComposedReply(check.text, "answer", self.name, source_ids=source_ids)
 
     def _fallback(self, request: ComposeRequest, reason: str, *, skipped: bool = False,
                   source_ids: tuple[str, ...] = ()) -> ComposedReply:
