@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 eval_app = typer.Typer(help="Measure the intent classifier and the retriever.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+bench_app = typer.Typer(help="Time the GPT-2 composer's decoding.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 from finetune.cli import finetune_app  # noqa: E402 - light: its commands import what they need
 
@@ -227,6 +229,63 @@ def eval_retrieval(
             _fail(f"{p} does not exist")
     with _Edge():
         result = evaluate_retrieval(config, corpus, test, report_dir=report, progress=_step)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+def _model_dir(model: Path | None, workspace: Path | None) -> Path:
+    """--model, or the workspace's promoted generator."""
+    if model is not None:
+        return model
+    from finetune.registry import ModelRegistry
+
+    config = _config(workspace)
+    with _Edge():
+        entry = ModelRegistry.for_workspace(config.workspace).promoted()
+    if entry is None:
+        _fail(f"no --model given and no generator promoted in {config.workspace}; pass --model DIR "
+              "(a `csbot finetune train` run's final/ directory)")
+    return entry.path
+
+
+@eval_app.command("generation")
+def eval_generation(
+    model: Annotated[Path, typer.Option("--model", help="GPT-2 composer directory (a training run's final/)")],
+    corpus: Annotated[Path, typer.Option("--corpus", help="Bitext-style CSV (instruction, intent, response) to retrieve evidence from")],
+    test: Annotated[Path, typer.Option("--test", help="Bitext-style CSV: questions and reference responses")],
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N test rows")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Reply length cap in tokens")] = 96,
+    min_overlap: Annotated[float, typer.Option("--min-overlap", help="The guard's overlap threshold")] = 0.11,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")] = None,
+) -> None:
+    """Generate replies to TEST's questions from CORPUS's evidence; the last line is one JSON object."""
+    from bot.evaluation_generation import evaluate_generation
+
+    config = _config(None)
+    for p in (corpus, test):
+        if not p.is_file():
+            _fail(f"{p} does not exist")
+    with _Edge():
+        result = evaluate_generation(config, model, corpus, test, limit=limit, max_new_tokens=max_new_tokens,
+                                     min_overlap=min_overlap, report_dir=report, progress=_step)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+@bench_app.command("generation")
+def bench_generation(
+    model: Annotated[Optional[Path], typer.Option("--model", help="GPT-2 composer directory [default: the promoted one]")] = None,
+    prompts: Annotated[int, typer.Option("--prompts", help="How many prompts")] = 8,
+    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Prompts from DIR/valid.jsonl (`csbot finetune pairs`) instead of the demo conversations")] = None,
+    data: Annotated[Path, typer.Option("--data", help="Demo data directory (conversations.jsonl)")] = Path("data"),
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens generated per prompt, on both sides")] = 48,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Our decoding against transformers.pipeline on the same model and prompts; the last line is one JSON object."""
+    from bot.evaluation_generation import bench_generation as run_bench
+
+    model_dir = _model_dir(model, workspace)
+    with _Edge():
+        result = run_bench(model_dir, prompts=prompts, pairs=pairs, data_dir=data, max_new_tokens=max_new_tokens,
+                           progress=_step)
     sys.stdout.write(json.dumps(result) + "\n")
 
 

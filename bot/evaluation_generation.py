@@ -1,0 +1,312 @@
+"""`csbot eval generation` and `csbot bench generation`: what the GPT-2 composer writes, and
+how fast it writes it.
+
+eval generation (Bitext-style CSVs): CORPUS's rows become instruction -> response units
+(through `retrieval.importers.load_import(path, "bitext")`, as `csbot eval retrieval` does),
+embedded with the real MiniLM in one batched encode and indexed with `VectorIndex.build`.
+For each of the first `limit` rows of TEST, the masked question retrieves the top k units
+(`index.search`), a `ComposeRequest` (the question, the row's intent, no history, the hits,
+no slots) goes to `GPT2Composer.compose` (the live path: evidence selection, prompt,
+generation), and:
+
+- the *generated* reply is the model's text before the guard (whitespace normalised, cut
+  back to its last sentence when it hit max_new_tokens, as the composer does);
+- the *final* reply is the generated one when the composer's own `GroundingGuard` lets it
+  through, else the fallback's: `RetrievalComposer`'s best candidate (its `prefer_intent`
+  order over the hits at or above its `answer_min_score`), or its unsure message when none
+  qualifies;
+- placeholders are text on both sides: Bitext references contain `{{Order Number}}`,
+  `{{Online Company Portal Info}}` ..., and so do the units; nothing is filled (there are no
+  slots), and a placeholder is neither a reason to fall back nor an entity. rouge-score's
+  tokenizer lowercases and keeps letters and digits only, so `{{Order Number}}` is scored as
+  the words "order number" in reply and reference alike.
+
+Keys: `rougeL_f1` (final replies vs TEST's reference responses, rouge-score's ROUGE-L
+F-measure, mean), `retrieval_only_rougeL_f1` (the top hit's response vs the reference, same
+rows), `hallucinated_entity_rate` (share of generated replies naming an entity, per
+`bot.guard.extract_entities`, that is in neither the question nor the evidence: the guard's
+own entity check with no company facts), `grounded_share` (mean `bot.guard.overlap` of the
+generated replies with the question and the evidence), `fallback_rate` (share of rows whose
+final reply is the fallback's: guard rejected, no evidence, or generation failed),
+`tokens_per_s` (generated tokens / generation seconds, from `GPT2Composer.last_stats`), `n`.
+`live_fallback_rate` is the share the live composer itself fell back on, which also rejects
+replies with placeholders that no slot fills (with no slots, nearly every Bitext reply).
+
+bench generation: the same model and prompts (`GPT2Composer.build_prompt`), greedy, every
+reply forced to exactly `max_new_tokens` tokens (`min_new_tokens` on the model's generation
+config, shared by both sides), our `GPT2Composer` generate path against
+`transformers.pipeline("text-generation")`, one warm-up call each excluded from the timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.config import CsbotConfig
+from bot.errors import CsbotError
+from bot.evaluation import Progress, _load_embedder, _percentile, _quiet
+from retrieval.entities import mask_entities
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _guarded_text(text: str, ended: bool) -> str:
+    """The generated text as the composer's guard sees it (before placeholders are filled)."""
+    from bot.generator import _DROPPABLE, _drop_placeholder, _trim_to_sentence
+
+    text = " ".join(text.split())
+    if not ended:
+        text = _trim_to_sentence(text)
+    for p in _DROPPABLE:
+        text = _drop_placeholder(text, p)
+    return text
+
+
+def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, test_csv: Path, *,
+                        limit: int | None = None, k: int | None = None, max_new_tokens: int = 96,
+                        min_overlap: float = 0.11, report_dir: Path | None = None,
+                        progress: Progress = _quiet) -> dict[str, Any]:
+    from rouge_score import rouge_scorer
+    from tqdm import tqdm
+
+    from bot.composer import RetrievalComposer, prefer_intent
+    from bot.contracts import ComposeRequest, Slots
+    from bot.domain import Domain
+    from bot.generator import GeneratorConfig, GPT2Composer
+    from bot.guard import GroundingGuard, overlap
+    from retrieval.importers import load_import
+    from retrieval.index import VectorIndex
+
+    if limit is not None and limit < 1:
+        raise CsbotError(f"--limit must be at least 1; got {limit}")
+    k = k or config.dialogue.retrieval_k
+    domain = Domain()
+    fallback = RetrievalComposer.from_config(config.dialogue, domain)
+    composer = GPT2Composer(model_dir, GeneratorConfig(max_new_tokens=max_new_tokens, min_overlap=min_overlap),
+                            fallback=fallback, company_facts=[], slot_questions=domain.slot_questions)
+    composer.load()  # a bad model directory fails before the minute of embedding
+
+    corpus = load_import(corpus_csv, "bitext")
+    rows = [(u.text, u.intent or "", u.reply) for u in load_import(test_csv, "bitext").units]
+    if limit is not None:
+        rows = rows[:limit]
+    if not corpus.units or not rows:
+        raise CsbotError(f"nothing to evaluate: {len(corpus.units)} corpus rows in {corpus_csv}, "
+                         f"{len(rows)} test rows in {test_csv}")
+    embedder = _load_embedder(config)
+    progress(f"embedding {len(corpus.units)} corpus units and {len(rows)} test questions")
+    vectors = embedder.encode([u.text for u in corpus.units], progress=True)
+    index = VectorIndex.build(corpus.units, vectors, embedder_id=embedder.model_id, config=config.index)
+    queries = embedder.encode([mask_entities(q)[0] for q, _, _ in rows])
+    if composer.config.torch_threads:  # the embedder set its own thread count; generate as the live bot does
+        import torch
+
+        torch.set_num_threads(composer.config.torch_threads)
+
+    # the text the composer generated for the current turn, caught on its way to the guard
+    caught: dict[str, Any] = {}
+    finish = composer._finish
+
+    def spy(request, generated_text, hits, *, ended=True):
+        caught.update(text=generated_text, ended=ended, stats=dict(composer.last_stats))
+        return finish(request, generated_text, hits, ended=ended)
+
+    composer._finish = spy  # type: ignore[method-assign]
+    entity_guard = GroundingGuard([], 0.0)
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+
+    progress(f"generating {len(rows)} replies")
+    final_scores, retrieval_scores, grounded, samples = [], [], [], []
+    hallucinated = generated_n = fallbacks = live_fallbacks = new_tokens = 0
+    gen_seconds = 0.0
+    for (question, intent, reference), q in tqdm(list(zip(rows, queries)), desc="eval generation",
+                                                  file=sys.stderr, unit="row"):
+        hits = tuple(index.search(q, k=k))
+        request = ComposeRequest(text=question, intent=intent, history=(), hits=hits, slots=Slots({}))
+        caught.clear()
+        live = composer.compose(request)
+        live_fallbacks += live.composer != composer.name
+        evidence = [h.unit.evidence_text for h in composer.evidence_hits(request)]
+        generated = verdict = None
+        if caught:
+            generated_n += 1
+            stats = caught["stats"]
+            new_tokens += int(stats.get("new_tokens") or 0)
+            gen_seconds += float(stats.get("total_ms") or 0.0) / 1000
+            generated = _guarded_text(caught["text"], caught["ended"])
+            hallucinated += entity_guard.check(generated, conversation=[question], evidence=evidence).rule == "entity"
+            grounded.append(overlap(generated, [question, *evidence]))
+            verdict = composer.guard.check(generated, conversation=[question], evidence=evidence)
+        if verdict is not None and verdict.ok:
+            final = generated
+        else:
+            fallbacks += 1
+            ranked = prefer_intent(hits, intent, fallback.min_score)
+            final = ranked[0].unit.evidence_text if ranked else domain.unsure_message
+        top = hits[0].unit.evidence_text if hits else ""
+        final_scores.append(scorer.score(reference, final)["rougeL"].fmeasure)
+        retrieval_scores.append(scorer.score(reference, top)["rougeL"].fmeasure)
+        if report_dir is not None:
+            samples.append({"question": question, "intent": intent, "reference": reference, "generated": generated,
+                            "final": final, "fallback": not (verdict is not None and verdict.ok),
+                            "guard": None if verdict is None else verdict.reason, "live_composer": live.composer,
+                            "top_retrieved": top, "rougeL_f1": round(final_scores[-1], 4)})
+    n = len(rows)
+    result: dict[str, Any] = {
+        "rougeL_f1": round(statistics.fmean(final_scores), 4),
+        "retrieval_only_rougeL_f1": round(statistics.fmean(retrieval_scores), 4),
+        "hallucinated_entity_rate": round(hallucinated / generated_n, 4) if generated_n else 0.0,
+        "grounded_share": round(statistics.fmean(grounded), 4) if grounded else 0.0,
+        "fallback_rate": round(fallbacks / n, 4),
+        "live_fallback_rate": round(live_fallbacks / n, 4),
+        "tokens_per_s": round(new_tokens / gen_seconds, 1) if gen_seconds > 0 else 0.0,
+        "n": n,
+        "n_generated": generated_n,
+        "n_corpus": len(corpus.units),
+        "k": k,
+        "max_new_tokens": max_new_tokens,
+        "min_overlap": min_overlap,
+        "model": str(model_dir),
+        "machine": _machine(),
+    }
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        with (report_dir / "samples.jsonl").open("w", encoding="utf-8") as f:
+            for s in samples:
+                f.write(json.dumps(s, ensure_ascii=False) + "\n")
+    return result
+
+
+# -- bench generation ------------------------------------------------------------------------
+def _demo_contexts(data_dir: Path, n: int) -> list[tuple[list[dict[str, str]], list[str]]]:
+    """(context up to a customer turn, evidence texts) from demo conversations: the context
+    ends before each conversation's first agent reply; the evidence is the first agent
+    replies of the next three conversations (any grounded-looking text does for timing)."""
+    path = data_dir / "conversations.jsonl"
+    if not path.is_file():
+        raise CsbotError(f"{path} does not exist; pass --pairs DIR (with valid.jsonl) or --data DIR")
+    convs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    firsts = []
+    for c in convs:
+        turns = c.get("turns", [])
+        i = next((j for j, t in enumerate(turns) if t.get("role") == "agent" and j > 0), None)
+        if i is not None and turns[i - 1].get("role") == "customer":
+            firsts.append(([{"role": t["role"], "text": t["text"]} for t in turns[:i]], turns[i]["text"]))
+    out = []
+    for j, (context, _) in enumerate(firsts[:n]):
+        evidence = [firsts[(j + d) % len(firsts)][1] for d in (1, 2, 3)]
+        out.append((context, evidence))
+    return out
+
+
+def _pair_contexts(pairs_dir: Path, n: int) -> list[tuple[list[dict[str, str]], list[str]]]:
+    path = pairs_dir / "valid.jsonl" if pairs_dir.is_dir() else pairs_dir
+    if not path.is_file():
+        raise CsbotError(f"{path} does not exist; pass the directory `csbot finetune pairs` wrote")
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        p = json.loads(line)
+        ev = [e["text"] if isinstance(e, dict) else str(e) for e in p.get("evidence", [])]
+        if p.get("context"):
+            out.append((list(p["context"]), ev))
+        if len(out) == n:
+            break
+    return out
+
+
+def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = None,
+                     data_dir: Path = Path("data"), max_new_tokens: int = 48,
+                     progress: Progress = _quiet) -> dict[str, Any]:
+    from bot.composer import RetrievalComposer
+    from bot.contracts import ComposeRequest, Slots
+    from bot.domain import Domain
+    from bot.generator import GeneratorConfig, GPT2Composer
+    from retrieval.types import Hit, Unit
+
+    if prompts < 1:
+        raise CsbotError(f"--prompts must be at least 1; got {prompts}")
+    contexts = _pair_contexts(pairs, prompts) if pairs is not None else _demo_contexts(data_dir, prompts)
+    if not contexts:
+        raise CsbotError("no prompts to benchmark: the source has no usable contexts")
+    domain = Domain()
+    composer = GPT2Composer(model_dir, GeneratorConfig(decoding="greedy", max_new_tokens=max_new_tokens),
+                            fallback=RetrievalComposer(0.5, domain.slot_questions, domain.unsure_message),
+                            company_facts=[], slot_questions=domain.slot_questions).load()
+    texts = []
+    for context, evidence in contexts:
+        *history, last = context
+        hits = tuple(Hit(Unit(id=f"ev{i}", kind="qa", text="", reply=e), 1.0) for i, e in enumerate(evidence))
+        request = ComposeRequest(text=last["text"], intent="", hits=hits, slots=Slots({}),
+                                 history=tuple(("bot" if t["role"] == "agent" else t["role"], t["text"]) for t in history))
+        texts.append(composer.build_prompt(request, composer.evidence_hits(request)))
+
+    import torch
+    from transformers import pipeline
+
+    model, tok = composer.model, composer.tokenizer
+    # both sides generate exactly max_new_tokens tokens: <|endofreply|> is held back until then
+    model.generation_config.min_new_tokens = max_new_tokens
+    pipe = pipeline("text-generation", model=model, tokenizer=tok, device=-1)
+    pipe_kw = {"max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens, "do_sample": False,
+               "num_beams": 1, "return_tensors": True, "pad_token_id": tok.pad_token_id,
+               "eos_token_id": tok.eos_token_id}
+
+    def ours(prompt: str) -> tuple[float, int, float | None]:
+        t0 = time.perf_counter()
+        for _ in composer._generate(prompt, stream=False):
+            pass
+        dt = time.perf_counter() - t0
+        return dt, int(composer.last_stats["new_tokens"]), composer.last_stats.get("first_token_ms")
+
+    def baseline(prompt: str) -> tuple[float, int]:
+        t0 = time.perf_counter()
+        ids = pipe(prompt, **pipe_kw)[0]["generated_token_ids"]  # the prompt's ids, then the new ones
+        dt = time.perf_counter() - t0
+        return dt, len(ids) - len(tok(prompt)["input_ids"])
+
+    progress(f"warming up, then {len(texts)} prompts × {max_new_tokens} tokens on each side")
+    ours(texts[0])
+    baseline(texts[0])
+    our_s = base_s = 0.0
+    our_tokens = base_tokens = 0
+    firsts: list[float] = []
+    with torch.inference_mode():
+        for prompt in texts:
+            dt, n_new, first = ours(prompt)
+            our_s += dt
+            our_tokens += n_new
+            if first is not None:
+                firsts.append(first)
+            dt, n_new = baseline(prompt)
+            base_s += dt
+            base_tokens += n_new
+    if our_tokens != base_tokens:
+        raise CsbotError(f"the two sides generated different numbers of tokens ({our_tokens} vs {base_tokens})")
+    tps, base_tps = our_tokens / our_s, base_tokens / base_s
+    return {
+        "tokens_per_s": round(tps, 1),
+        "baseline_tokens_per_s": round(base_tps, 1),
+        "speedup": round(tps / base_tps, 2),
+        "first_token_ms_p50": round(statistics.median(firsts), 2) if firsts else None,
+        "first_token_ms_p95": round(_percentile(firsts, 95), 2) if firsts else None,
+        "n": len(texts),
+        "max_new_tokens": max_new_tokens,
+        "prompt_tokens_mean": round(statistics.fmean(len(tok.encode(t, add_special_tokens=False)) for t in texts), 1),
+        "model": str(model_dir),
+        "machine": _machine(),
+    }
