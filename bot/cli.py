@@ -76,6 +76,12 @@ class _Edge:
         return False
 
 
+def _require_files(*paths: Path) -> None:
+    for p in paths:
+        if not p.is_file():
+            _fail(f"{p} does not exist or is not a file")
+
+
 def _step(message: str) -> None:
     err.print(f"[cyan]•[/] {message}", highlight=False)
 
@@ -206,9 +212,7 @@ def eval_intents(
     from bot.evaluation import evaluate_intents
 
     config = _config(None)
-    for p in (train, test):
-        if not p.is_file():
-            _fail(f"{p} does not exist")
+    _require_files(train, test)
     with _Edge():
         result = evaluate_intents(config, train, test, oos_label=oos_label, report_dir=report, progress=_step)
     sys.stdout.write(json.dumps(result) + "\n")
@@ -224,9 +228,7 @@ def eval_retrieval(
     from bot.evaluation import evaluate_retrieval
 
     config = _config(None)
-    for p in (corpus, test):
-        if not p.is_file():
-            _fail(f"{p} does not exist")
+    _require_files(corpus, test)
     with _Edge():
         result = evaluate_retrieval(config, corpus, test, report_dir=report, progress=_step)
     sys.stdout.write(json.dumps(result) + "\n")
@@ -261,9 +263,7 @@ def eval_generation(
     from bot.evaluation_generation import evaluate_generation
 
     config = _config(None)
-    for p in (corpus, test):
-        if not p.is_file():
-            _fail(f"{p} does not exist")
+    _require_files(corpus, test)
     with _Edge():
         result = evaluate_generation(config, model, corpus, test, limit=limit, max_new_tokens=max_new_tokens,
                                      min_overlap=min_overlap, report_dir=report, progress=_step)
