@@ -4,7 +4,7 @@ into constructors. No component reads the environment itself."""
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +67,6 @@ class CsbotConfig:
             max_message_chars=_int(env, "CSBOT_MAX_MESSAGE_CHARS", DialogueConfig.max_message_chars)
         )
         return cls(workspace=ws, embedder=embedder, index=index, dialogue=dialogue)
-
-    def with_workspace(self, workspace: str | Path) -> CsbotConfig:
-        return replace(self, workspace=Path(workspace))
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -205,7 +205,7 @@ class DialogueManager:
 
         # a task intent
         if intent != state.active_intent:
-            state.active_intent, state.active_request = intent, text
+            state.active_intent = intent
         for slot in domain.required_slots.get(intent, []):
             if slot not in state.slots:
                 state.awaiting_slot = slot

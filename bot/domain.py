@@ -18,7 +18,6 @@ class DomainError(CsbotError):
 
 @dataclass(frozen=True)
 class Domain:
-    assistant_name: str = "the support assistant"
     # intent -> replies, used in turn (a greeting is answered directly, no retrieval)
     smalltalk: dict[str, list[str]] = field(
         default_factory=lambda: {

@@ -117,14 +117,6 @@ def evaluate_intents(config: CsbotConfig, train_csv: Path, test_csv: Path, *, oo
     return result
 
 
-def read_bitext_rows(path: Path) -> list[tuple[str, str, str]]:
-    """(instruction, intent, response) rows of a Bitext-style CSV, through the importer."""
-    from retrieval.importers import load_import
-
-    batch = load_import(path, "bitext")
-    return [(u.text, u.intent or "", u.reply) for u in batch.units]
-
-
 def evaluate_retrieval(config: CsbotConfig, corpus_csv: Path, test_csv: Path, *,
                        report_dir: Path | None = None, progress: Progress = _quiet) -> dict[str, Any]:
     from bot.composer import prefer_intent

@@ -97,7 +97,6 @@ class DialogueState:
 
     slots: dict[str, str] = field(default_factory=dict)
     active_intent: str | None = None  # the task being worked on
-    active_request: str | None = None  # the customer's words that opened it
     awaiting_slot: str | None = None  # the slot the bot last asked for
     failures: int = 0  # consecutive turns the bot could not help with
     handed_off: bool = False
