@@ -24,6 +24,7 @@ import re
 import time
 import unicodedata
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bot.config import DialogueConfig
@@ -159,6 +160,18 @@ class DialogueManager:
             note=decision.note,
         )
 
+    def handle_stream(self, text: str, conversation_id: str | None = None,
+                      channel: str = "cli") -> Iterator[str | TurnResult]:
+        """The same turn as `handle`, as text pieces followed by the `TurnResult`.
+
+        Validation errors raise at the first `next()`, before anything is stored. The
+        reply is composed and passed by the grounding guard as a whole before its first
+        piece is released, so a customer never sees words that the guard then takes back.
+        """
+        result = self.handle(text, conversation_id, channel)
+        yield from reply_pieces(result.reply)
+        yield result
+
     # -- policy --------------------------------------------------------------------
     def _decide(
         self,
@@ -260,6 +273,11 @@ class DialogueManager:
         """The last turns before this one, read from the store (not from memory)."""
         messages = self.store.messages(conversation_id)[-self.config.history_turns:]
         return tuple((m["role"], m["text"]) for m in messages)
+
+
+def reply_pieces(text: str) -> list[str]:
+    """A reply cut into words with their trailing space: the pieces a channel streams."""
+    return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
 
 
 def retrieve_for_intent(retriever: Retriever, vector, intent: str | None, k: int) -> list:

@@ -145,3 +145,20 @@ def test_bad_input_stores_nothing(parts):
     with pytest.raises(UnknownConversationError):
         dm.handle("hi", "not-a-conversation")
     assert dm.store.messages(cid) == []
+
+
+def test_a_streamed_turn_yields_the_reply_in_pieces_then_the_same_result_as_handle(parts):
+    dm = manager(parts)
+    events = list(dm.handle_stream("can I pay with paypal?"))
+    *pieces, result = events
+    assert len(pieces) > 3 and all(isinstance(p, str) for p in pieces)
+    assert "".join(pieces) == result.reply and "PayPal" in result.reply
+    assert dm.store.messages(result.conversation_id)[-1]["text"] == result.reply
+
+
+def test_a_streamed_turn_with_bad_input_raises_before_any_piece_and_stores_nothing(parts):
+    dm = manager(parts)
+    cid = dm.start_conversation()
+    with pytest.raises(InvalidMessageError):
+        next(dm.handle_stream("  ", cid))
+    assert dm.store.messages(cid) == []
