@@ -75,8 +75,8 @@ def _guarded_text(text: str, ended: bool) -> str:
 
 
 def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, test_csv: Path, *,
-                        limit: int | None = None, k: int | None = None, max_new_tokens: int = 96,
-                        min_overlap: float = 0.11, report_dir: Path | None = None,
+                        limit: int | None = None, k: int | None = None, max_new_tokens: int | None = None,
+                        min_overlap: float | None = None, report_dir: Path | None = None,
                         progress: Progress = _quiet) -> dict[str, Any]:
     from rouge_score import rouge_scorer
     from tqdm import tqdm
@@ -97,6 +97,7 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
     composer = GPT2Composer(model_dir, GeneratorConfig(max_new_tokens=max_new_tokens, min_overlap=min_overlap),
                             fallback=fallback, company_facts=[], slot_questions=domain.slot_questions)
     composer.load()  # a bad model directory fails before the minute of embedding
+    max_new_tokens, min_overlap = composer.config.max_new_tokens, composer.config.min_overlap
 
     corpus = load_import(corpus_csv, "bitext")
     rows = [(u.text, u.intent or "", u.reply) for u in load_import(test_csv, "bitext").units]

@@ -13,7 +13,8 @@ Per turn:
    (bot turns read as agent turns, system turns dropped) and the current customer text,
    personal values masked as placeholders as in training, then the evidence texts of the
    top hits (replies that relied on one customer's order record are left out);
-2. `model.generate` (KV cache, stop at `<|endofreply|>`), greedy, beam or top-p by config;
+2. decoding (greedy, beam or top-p by config) with a KV cache, stopping at `<|endofreply|>`:
+   greedy and top-p on `bot.decoding.GPT2Decoder`, beam search on `model.generate`;
 3. the guard checks the reply against the conversation (unmasked), the evidence and the
    company facts: an invented order number, email, amount, date, URL or phone number, or too
    little overlap with the evidence, rejects it;
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
     from retrieval.types import Hit
 
 MODEL_META = "csbot_model.json"  # written by finetune.train next to the weights
+# for a model whose csbot_model.json has no "generation" section (0.11: the 5% quantile of the
+# demo corpus's agent replies' overlap with their evidence)
+FALLBACK_GENERATION = {"max_new_tokens": 96, "evidence_k": 3, "min_overlap": 0.11}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # placeholders the bot never fills but may simply leave out ("Thanks, {{Name}}!" -> "Thanks!")
 _DROPPABLE = ("{{Name}}",)
@@ -65,21 +69,25 @@ class GeneratorConfig:
     pieces: the reply comes as one piece), "top_p" (nucleus sampling with `temperature`,
     seeded by `seed` when set, so a replayed turn replays alike).
     max_prompt_tokens: the prompt's budget; default the model's n_positions minus
-    max_new_tokens. evidence_k: how many evidence texts go into the prompt (training used 3).
+    max_new_tokens. evidence_k: how many evidence texts go into the prompt.
     min_evidence_score: hits below it are not evidence; with none left, the fallback answers.
-    min_overlap: the guard's threshold (calibrate with `bot.guard.calibrate_min_overlap` on
-    validation pairs; 0.11 is the 5% quantile of the demo corpus's agent replies).
+    min_overlap: the guard's threshold.
+
+    `None` (the default for max_new_tokens, evidence_k and min_overlap) means "what the model
+    was trained with": `finetune.train` writes the evidence count, the reply length and the
+    overlap threshold calibrated on its validation pairs into csbot_model.json, and `load()`
+    takes them from there (`FALLBACK_GENERATION` for a model without them).
     """
 
     decoding: Literal["greedy", "beam", "top_p"] = "greedy"
     num_beams: int = 4
     top_p: float = 0.9
     temperature: float = 0.7
-    max_new_tokens: int = 96
+    max_new_tokens: int | None = None
     max_prompt_tokens: int | None = None
-    min_overlap: float = 0.11
+    min_overlap: float | None = None
     torch_threads: int | None = 2
-    evidence_k: int = 3
+    evidence_k: int | None = None
     min_evidence_score: float = 0.0
     repetition_penalty: float = 1.0
     seed: int | None = 0
@@ -87,7 +95,7 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         if self.decoding not in ("greedy", "beam", "top_p"):
             raise ValueError(f"decoding must be 'greedy', 'beam' or 'top_p'; got {self.decoding!r}")
-        if self.max_new_tokens < 1:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1; got {self.max_new_tokens}")
 
 
@@ -114,13 +122,17 @@ class GPT2Composer:
         self.fallback = fallback
         self.slot_questions = dict(slot_questions)
         self.slot_mentions = slot_mentions or {}
-        self.guard = GroundingGuard(company_facts, self.config.min_overlap)
+        self.company_facts = list(company_facts)
+        # load() remakes it with the model's calibrated threshold when none is configured
+        self.guard = GroundingGuard(self.company_facts, self.config.min_overlap
+                                    if self.config.min_overlap is not None else FALLBACK_GENERATION["min_overlap"])
         self.model = None
         self.tokenizer = None
         self.meta: dict[str, Any] = {}
         # timings of the last generation (prompt_tokens, new_tokens, first_token_ms, total_ms, tokens_per_s)
         self.last_stats: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._fast = None  # bot.decoding.GPT2Decoder once loaded; False when the model needs generate()
 
     # -- loading ---------------------------------------------------------------------
     def load(self) -> GPT2Composer:
@@ -170,6 +182,8 @@ class GPT2Composer:
         if tokenizer.eos_token != END_OF_REPLY:
             raise ArtifactMismatchError(f"{d}: the tokenizer's eos is {tokenizer.eos_token!r}, not {END_OF_REPLY}")
         model.eval()
+        self.config = resolve_generation(self.config, self.meta)
+        self.guard = GroundingGuard(self.company_facts, self.config.min_overlap)
         self.tokenizer, self.model = tokenizer, model
         return self
 
@@ -294,11 +308,77 @@ class GPT2Composer:
         return kw
 
     def _generate(self, prompt: str, *, stream: bool) -> Iterator[str | _Generated]:
-        """Yields decoded pieces (when `stream` and not beam search), then a `_Generated`."""
+        """Yields decoded pieces (when `stream` and not beam search), then a `_Generated`.
+
+        Greedy and top-p run on `bot.decoding.GPT2Decoder` (several times faster than
+        `model.generate` for small models); beam search, and GPT-2 variants that decoder
+        does not reproduce, run on `model.generate`."""
+        self.load()
+        if self.config.decoding != "beam" and self._decoder() is not None:
+            yield from self._generate_fast([prompt], stream=stream)
+        else:
+            yield from self._generate_hf(prompt, stream=stream)
+
+    def _decoder(self):
+        from bot.decoding import GPT2Decoder, UnsupportedModelError
+
+        if self._fast is None:
+            try:
+                self._fast = GPT2Decoder(self.model)
+            except UnsupportedModelError:
+                self._fast = False
+        return self._fast or None
+
+    def generate_batch(self, prompts: Sequence[str]) -> list[_Generated]:
+        """Replies for several prompts in one batch (greedy or top-p): how concurrent turns
+        share one decoding pass."""
+        self.load()
+        if self.config.decoding == "beam" or self._decoder() is None:
+            return [next(g for g in self._generate_hf(p, stream=False) if isinstance(g, _Generated)) for p in prompts]
+        return [g for g in self._generate_fast(prompts, stream=False) if isinstance(g, _Generated)]
+
+    def _generate_fast(self, prompts: Sequence[str], *, stream: bool) -> Iterator[str | _Generated]:
+        from bot.decoding import Sampling
+
+        tok, cfg = self.tokenizer, self.config
+        started = time.perf_counter()
+        ids = [tok.encode(p, add_special_tokens=False) for p in prompts]
+        sampling = Sampling(top_p=cfg.top_p if cfg.decoding == "top_p" else None, temperature=cfg.temperature,
+                            seed=cfg.seed, repetition_penalty=cfg.repetition_penalty)
+        rows: list[list[int]] = [[] for _ in prompts]
+        first_ms: float | None = None
+        shown = ""
+        with self._lock:
+            for step in self._fast.generate(ids, max_new_tokens=cfg.max_new_tokens, eos_id=tok.eos_token_id,
+                                            sampling=sampling):
+                if first_ms is None:
+                    first_ms = (time.perf_counter() - started) * 1000
+                for row, t in zip(rows, step):
+                    if t is not None:
+                        row.append(t)
+                if stream and len(prompts) == 1:
+                    text = tok.decode(rows[0], skip_special_tokens=True).lstrip()
+                    # a multi-byte character may be split across tokens: wait for its end
+                    if text.startswith(shown) and len(text) > len(shown) and not text.endswith("\ufffd"):
+                        yield text[len(shown):]
+                        shown = text
+        total_ms = (time.perf_counter() - started) * 1000
+        for prompt_ids, new in zip(ids, rows):
+            n = len(new)
+            ended = bool(new) and new[-1] == tok.eos_token_id
+            self.last_stats = {
+                "prompt_tokens": len(prompt_ids), "new_tokens": n, "batch": len(prompts),
+                "first_token_ms": round(first_ms, 2) if first_ms is not None else None,
+                "total_ms": round(total_ms, 2),
+                "tokens_per_s": round((n - 1) / ((total_ms - first_ms) / 1000), 1)
+                if first_ms is not None and n > 1 and total_ms > first_ms else None,
+            }
+            yield _Generated(tok.decode(new, skip_special_tokens=True), n, ended, len(prompt_ids), first_ms, total_ms)
+
+    def _generate_hf(self, prompt: str, *, stream: bool) -> Iterator[str | _Generated]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        self.load()
         tok, model, cfg = self.tokenizer, self.model, self.config
         started = time.perf_counter()
         ids = tok.encode(prompt, add_special_tokens=False)
@@ -372,6 +452,18 @@ class GPT2Composer:
             if first_ms is not None and n > 1 and total_ms > first_ms else None,
         }
         yield _Generated(text, n, ended, len(ids), first_ms, total_ms)
+
+
+def resolve_generation(config: GeneratorConfig, meta: dict[str, Any]) -> GeneratorConfig:
+    """`config` with its unset fields taken from the model's metadata, else the fallbacks."""
+    import dataclasses
+
+    trained = meta.get("generation") or {}
+    values = {}
+    for name, fallback in FALLBACK_GENERATION.items():
+        if getattr(config, name) is None:
+            values[name] = trained.get(name) if trained.get(name) is not None else fallback
+    return dataclasses.replace(config, **values)
 
 
 def _first_token_streamer(first: list[float]):

@@ -137,15 +137,26 @@ def pairs(
 
 @finetune_app.command("train")
 def train(
-    pairs: Annotated[Path, typer.Option("--pairs", help="A directory written by `csbot finetune pairs`")],
     out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/ while training, final/ when done")],
-    base: Annotated[str, typer.Option("--base", help="scratch (our tokenizer + a small GPT-2 pretrained on --data), "
+    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="A directory written by `csbot finetune pairs`")] = None,
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Instead of --pairs: a Bitext-style CSV (instruction, "
+                                                   "intent, response); pairs are built into OUT/pairs with evidence "
+                                                   "retrieved from the other rows")] = None,
+    base: Annotated[str, typer.Option("--base", help="scratch (our tokenizer + a small GPT-2 pretrained on the corpus), "
                                       "or an HF GPT-2 checkpoint: a name in the local cache or a directory")] = "scratch",
-    data: Annotated[Path, typer.Option("--data", help="Corpus for the scratch base's tokenizer and pretraining")] = Path("data"),
+    data: Annotated[Optional[Path], typer.Option("--data", help="Corpus folder for the scratch base's tokenizer and "
+                                                 "pretraining [default: data/ with --pairs, none with --corpus]")] = None,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Budget for the whole run, pretraining included")] = None,
     epochs: Annotated[float, typer.Option("--epochs")] = 3.0,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Default 5e-4 for scratch, 5e-5 for a pretrained base")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    evidence_k: Annotated[int, typer.Option("--evidence-k", help="Evidence items per prompt (and per --corpus pair)")] = 3,
+    max_target_tokens: Annotated[int, typer.Option("--max-target-tokens", help="Reply tokens learned (and generated) per pair")] = 128,
+    pretrain_share: Annotated[float, typer.Option("--pretrain-share", help="Share of --max-minutes for the scratch base's pretraining")] = 0.3,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", help="Scratch BPE vocabulary (upper bound)")] = 8000,
+    n_layer: Annotated[int, typer.Option("--n-layer", help="Scratch GPT-2 layers")] = 4,
+    n_embd: Annotated[int, typer.Option("--n-embd", help="Scratch GPT-2 width")] = 256,
+    n_positions: Annotated[int, typer.Option("--n-positions", help="Scratch GPT-2 context length in tokens")] = 384,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out")] = False,
     allow_download: Annotated[bool, typer.Option("--allow-download", help="Let transformers fetch --base from the hub")] = False,
@@ -160,29 +171,45 @@ def train(
                                                       "promoted); default: when the workspace exists"),
     ] = None,
 ) -> None:
-    """Fine-tune a GPT-2 composer on pairs; the last stdout line is the metrics as JSON, with
-    "registered": the registry id of the model (null when not registered)."""
+    """Fine-tune a GPT-2 composer on pairs (or on a Q/A corpus); the last stdout line is the
+    metrics as JSON, with "registered": the registry id of the model (null when not registered)."""
     from bot.cli import _config, _Edge, _fail, _step
 
-    ws = _config(workspace).workspace
+    cfg = _config(workspace)
+    ws = cfg.workspace
+    if (pairs is None) == (corpus is None):
+        _fail("pass exactly one of --pairs DIR (from `csbot finetune pairs`) or --corpus FILE.csv")
     if register is None:
         register = ws.is_dir()
     elif register and not ws.is_dir():
         _fail(f"--register: workspace {ws} does not exist; build it (`csbot build --workspace {ws}`), "
               "pass --workspace DIR, or --no-register")
-    if not pairs.is_dir():
+    if pairs is not None and not pairs.is_dir():
         _fail(f"pairs directory {pairs} does not exist; make one with `csbot finetune pairs --out {pairs}`")
-    if base == "scratch" and not data.is_dir():
+    if corpus is not None and not corpus.is_file():
+        _fail(f"corpus file {corpus} does not exist or is not a file")
+    if data is None and pairs is not None and base == "scratch":
+        data = Path("data")
+    if data is not None and not data.is_dir():
         _fail(f"data directory {data} does not exist; the scratch base pretrains on it (pass --data DIR)")
+    if not 0 <= pretrain_share < 1:
+        _fail(f"--pretrain-share must be in [0, 1); got {pretrain_share}")
     with _Edge():
-        from finetune.model import load_corpus_texts
+        from finetune.model import GeneratorBaseConfig, load_corpus_texts
         from finetune.train import TrainConfig, train_generator
 
+        if corpus is not None:
+            pairs = out / "pairs"
+            if not (resume and (pairs / "manifest.json").is_file()):
+                _build_corpus_pairs(cfg, corpus, pairs, evidence_k, seed)
         config = TrainConfig(epochs=epochs, lr=lr if lr is not None else (5e-4 if base == "scratch" else 5e-5),
-                             batch_size=batch_size, seed=seed, max_minutes=max_minutes)
-        corpus = load_corpus_texts(data) if base == "scratch" else None
+                             batch_size=batch_size, seed=seed, max_minutes=max_minutes, max_evidence=evidence_k,
+                             max_target_tokens=max_target_tokens, pretrain_share=pretrain_share)
+        base_config = GeneratorBaseConfig(n_layer=n_layer, n_embd=n_embd, n_positions=n_positions,
+                                          vocab_size=vocab_size, seed=seed)
+        corpus_texts = load_corpus_texts(data) if (base == "scratch" and data is not None) else None
         _step(f"training from base {base!r} on {pairs} into {out}")
-        metrics = train_generator(pairs, base, out, config, corpus_texts=corpus,
+        metrics = train_generator(pairs, base, out, config, base_config=base_config, corpus_texts=corpus_texts,
                                   allow_download=allow_download, resume=resume)
     registered = None
     final = out / "final"
@@ -198,3 +225,19 @@ def train(
                   f"register it later with `csbot models add {final} --workspace {ws}`")
         _step(f"registered {registered} in {ws / 'models'}; promote it with `csbot models promote {registered}`")
     sys.stdout.write(json.dumps({**metrics, "registered": registered}) + "\n")
+
+
+def _build_corpus_pairs(config, corpus: Path, out: Path, evidence_k: int, seed: int) -> None:
+    from bot.cli import _step
+    from finetune.corpus import pairs_from_corpus
+    from finetune.pairs import write_pairs
+    from retrieval.embedder import SentenceEmbedder
+    from retrieval.threads import configure_threads
+
+    configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
+    _step("loading the embedder")
+    embedder = SentenceEmbedder(config.embedder).load()
+    result = pairs_from_corpus(corpus, embedder, index_config=config.index, evidence_k=evidence_k, seed=seed,
+                               progress=_step, show_bars=True)
+    _step(f"writing {len(result.train)} train and {len(result.valid)} valid pairs to {out}")
+    write_pairs(result, out)

@@ -260,7 +260,9 @@ def _prepare_base(base: str, pairs: Pairs, out: Path, config: TrainConfig, base_
     if config.max_minutes is not None:
         base_config = GeneratorBaseConfig(**{**asdict(base_config),
                                              "pretrain_minutes": config.max_minutes * config.pretrain_share})
-    metrics = pretrain(model, tok, texts, base_config, out / "pretrain-checkpoints", progress)
+    # None means "the Trainer's own bars" here as in fine-tuning
+    metrics = pretrain(model, tok, texts, base_config, out / "pretrain-checkpoints",
+                       True if progress is None else progress)
     _save_atomic(base_dir, lambda d: (model.save_pretrained(d), tok.save_pretrained(d)))
     shutil.rmtree(out / "pretrain-checkpoints", ignore_errors=True)
     return model, tok, metrics
@@ -383,6 +385,9 @@ def train_generator(
     }
     meta = {
         "base": base,
+        # how the composer should run this model unless told otherwise: the evidence count and
+        # reply length it was trained with, and the guard threshold its validation replies clear
+        "generation": generation_defaults(pairs.valid, config),
         "data_sha256": pairs.data_sha256,
         "pairs_dir": str(Path(pairs_dir).resolve()),
         "train_config": asdict(config),
@@ -403,6 +408,25 @@ def train_generator(
     if trainer.is_world_process_zero():
         _save_atomic(out / "final", write)
     return metrics
+
+
+def generation_defaults(valid: Sequence[dict], config: TrainConfig, quantile: float = 0.05) -> dict[str, Any]:
+    """`evidence_k`, `max_new_tokens` and the guard's `min_overlap` for a model trained with
+    `config`: the overlap that all but `quantile` of the validation targets reach against
+    their own context and evidence (as many items as the prompt held), i.e. the share of
+    good human replies the guard may wrongly reject."""
+    from bot.guard import calibrate_min_overlap
+
+    samples = [(p["target"], [t["text"] for t in p["context"]] +
+                [e["text"] if isinstance(e, dict) else str(e) for e in p.get("evidence", [])[:config.max_evidence]])
+               for p in valid]
+    return {
+        "evidence_k": config.max_evidence,
+        "max_new_tokens": config.max_target_tokens,
+        "min_overlap": calibrate_min_overlap(samples, quantile) if samples else None,
+        "min_overlap_quantile": quantile,
+        "min_overlap_samples": len(samples),
+    }
 
 
 def _save_atomic(final: Path, write: Callable[[Path], Any]) -> None:

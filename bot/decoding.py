@@ -1,0 +1,182 @@
+"""Fast decoding for a GPT-2: the model's own weights, a preallocated KV cache, one small
+forward per token, and several prompts in one batch.
+
+    decoder = GPT2Decoder(model)                       # any transformers GPT2LMHeadModel
+    for step in decoder.generate([ids_a, ids_b], max_new_tokens=96, eos_id=eor):
+        ...                                            # step[i]: row i's new token, or None when done
+
+Why not `model.generate`: for the small GPT-2 that csbot trains for CPUs, the arithmetic of a
+decoding step is tiny and the time goes to Python around it (cache objects growing by
+`torch.cat`, mask building, logits processors, stopping criteria), so a loop that writes
+keys and values into tensors allocated once, and runs only the ops of the forward pass,
+is several times faster. Batching concurrent prompts then costs little more than one.
+
+The forward pass is GPT-2's (pre-LayerNorm blocks, fused QKV `Conv1D`, learned positions,
+tied LM head), read from the loaded `GPT2LMHeadModel`, so it serves a checkpoint trained
+by csbot and `gpt2`/`distilgpt2` alike; `tests/bot/test_decoding.py` checks it against
+`model.generate` token for token. Configurations it does not reproduce (cross-attention,
+layer-index scaling, other activations) raise `UnsupportedModelError`, and the composer
+then uses `model.generate`.
+
+torch is imported inside functions, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import CsbotError
+
+_ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
+
+
+class UnsupportedModelError(CsbotError):
+    """A GPT-2 variant this decoder does not reproduce exactly (use `model.generate`)."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Greedy when `top_p` is None; else nucleus sampling at `temperature`, seeded."""
+
+    top_p: float | None = None
+    temperature: float = 1.0
+    seed: int | None = None
+    repetition_penalty: float = 1.0
+
+
+class GPT2Decoder:
+    """Greedy or nucleus decoding of a batch of prompts with a GPT-2's weights."""
+
+    def __init__(self, model: Any):
+        cfg = model.config
+        if getattr(cfg, "add_cross_attention", False):
+            raise UnsupportedModelError("GPT-2 with cross-attention is not supported by the fast decoder")
+        if getattr(cfg, "scale_attn_by_inverse_layer_idx", False) or not getattr(cfg, "scale_attn_weights", True):
+            raise UnsupportedModelError("non-standard attention scaling is not supported by the fast decoder")
+        if cfg.activation_function not in _ACTIVATIONS:
+            raise UnsupportedModelError(f"activation {cfg.activation_function!r} is not supported by the fast decoder")
+        self.model = model
+        self.n_layer, self.n_head, self.d = cfg.n_layer, cfg.n_head, cfg.n_embd
+        self.head_dim = self.d // self.n_head
+        self.eps = cfg.layer_norm_epsilon
+        self.gelu = _ACTIVATIONS[cfg.activation_function]
+        self.max_positions = cfg.n_positions
+        t = model.transformer
+        self.wte, self.wpe = t.wte.weight, t.wpe.weight
+        self.blocks = [
+            (b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.c_proj.weight,
+             b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.c_fc.weight, b.mlp.c_fc.bias,
+             b.mlp.c_proj.weight, b.mlp.c_proj.bias)
+            for b in t.h
+        ]
+        self.ln_f = (t.ln_f.weight, t.ln_f.bias)
+        self.lm_head = model.lm_head.weight
+
+    def _forward(self, ids, positions, keys, values, start: int, mask):
+        """Logits of each row's last position; keys/values of `ids` written at `start`.
+
+        ids, positions: [B, T]; keys/values: per layer [B, H, max_len, head_dim];
+        mask: bool [B, 1, T, start + T], True where a query may attend a key.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        B, T = ids.shape
+        d, H, hd = self.d, self.n_head, self.head_dim
+        h = F.embedding(ids, self.wte) + F.embedding(positions, self.wpe)
+        end = start + T
+        for layer, (l1w, l1b, aw, ab, pw, pb, l2w, l2b, fw, fb, mw, mb) in enumerate(self.blocks):
+            a = F.layer_norm(h, (d,), l1w, l1b, self.eps)
+            qkv = torch.addmm(ab, a.reshape(B * T, d), aw).view(B, T, 3, H, hd)
+            q = qkv[:, :, 0].transpose(1, 2)
+            keys[layer][:, :, start:end] = qkv[:, :, 1].transpose(1, 2)
+            values[layer][:, :, start:end] = qkv[:, :, 2].transpose(1, 2)
+            o = F.scaled_dot_product_attention(q, keys[layer][:, :, :end], values[layer][:, :, :end], attn_mask=mask)
+            h = h + torch.addmm(pb, o.transpose(1, 2).reshape(B * T, d), pw).view(B, T, d)
+            m = F.layer_norm(h, (d,), l2w, l2b, self.eps)
+            m = F.gelu(torch.addmm(fb, m.reshape(B * T, d), fw), approximate=self.gelu)
+            h = h + torch.addmm(mb, m, mw).view(B, T, d)
+        last = F.layer_norm(h[:, -1], (d,), self.ln_f[0], self.ln_f[1], self.eps)
+        return last @ self.lm_head.T
+
+    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, eos_id: int,
+                 sampling: Sampling | None = None) -> Iterator[list[int | None]]:
+        """One list per decoding step: each row's new token id, or None once the row has
+        ended (its `eos_id` is yielded as its last token). Stops when every row has ended or
+        after `max_new_tokens` steps. Prompts are left-padded into one batch."""
+        import torch
+
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        longest = max(len(p) for p in prompts)
+        steps = min(max_new_tokens, self.max_positions - longest)
+        if steps < 1:
+            raise ValueError(f"a prompt of {longest} tokens leaves no room to generate in the model's "
+                             f"{self.max_positions} positions")
+        sampling = sampling or Sampling()
+        generator = None
+        if sampling.top_p is not None and sampling.seed is not None:
+            generator = torch.Generator().manual_seed(sampling.seed)
+
+        with torch.inference_mode():
+            B, total = len(prompts), longest + steps
+            pad = [longest - len(p) for p in prompts]
+            ids = torch.zeros((B, longest), dtype=torch.long)
+            key_ok = torch.zeros((B, total), dtype=torch.bool)
+            for i, p in enumerate(prompts):
+                ids[i, pad[i]:] = torch.tensor(list(p), dtype=torch.long)
+                key_ok[i, pad[i]:] = True
+            positions = (key_ok[:, :longest].long().cumsum(1) - 1).clamp(min=0)
+            shape = (B, self.n_head, total, self.head_dim)
+            dtype = self.wte.dtype
+            keys = [torch.empty(shape, dtype=dtype) for _ in range(self.n_layer)]
+            values = [torch.empty(shape, dtype=dtype) for _ in range(self.n_layer)]
+            causal = torch.ones((longest, longest), dtype=torch.bool).tril()
+            mask = (causal[None, None] & key_ok[:, None, None, :longest])
+            # a padded query row attends nothing: let it see itself so softmax stays finite
+            mask |= torch.eye(longest, dtype=torch.bool)[None, None]
+            logits = self._forward(ids, positions, keys, values, 0, mask)
+            seen = ids if sampling.repetition_penalty != 1.0 else None
+            next_pos = positions[:, -1] + 1
+            done = [False] * B
+            for step in range(steps):
+                token = _pick(logits, sampling, generator, seen)
+                out: list[int | None] = []
+                for i in range(B):
+                    if done[i]:
+                        out.append(None)
+                        continue
+                    t = int(token[i])
+                    out.append(t)
+                    if t == eos_id:
+                        done[i] = True
+                yield out
+                if all(done) or step == steps - 1:
+                    return
+                col = longest + step
+                key_ok[:, col] = True
+                if seen is not None:
+                    seen = torch.cat([seen, token[:, None]], 1)
+                logits = self._forward(token[:, None], next_pos[:, None], keys, values, col,
+                                       key_ok[:, None, None, :col + 1])
+                next_pos = next_pos + 1
+
+
+def _pick(logits, sampling: Sampling, generator, seen):
+    import torch
+
+    if seen is not None:
+        picked = logits.gather(1, seen)
+        logits = logits.scatter(1, seen, torch.where(picked > 0, picked / sampling.repetition_penalty,
+                                                     picked * sampling.repetition_penalty))
+    if sampling.top_p is None:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / max(sampling.temperature, 1e-5), -1)
+    sorted_p, order = probs.sort(-1, descending=True)
+    # keep the smallest head whose mass reaches top_p (always at least the top token)
+    drop = sorted_p.cumsum(-1) - sorted_p > sampling.top_p
+    sorted_p = sorted_p.masked_fill(drop, 0.0)
+    choice = torch.multinomial(sorted_p, 1, generator=generator)
+    return order.gather(1, choice).squeeze(1)

@@ -1,0 +1,82 @@
+"""bot.decoding: the fast decoder writes what `model.generate` writes, batched or not."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from bot.decoding import GPT2Decoder, Sampling, UnsupportedModelError  # noqa: E402
+
+EOS = 7
+
+
+@pytest.fixture(scope="module")
+def model():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                                   bos_token_id=EOS, eos_token_id=EOS, pad_token_id=0))
+    # sharpen the random model so greedy choices are not near-ties that float noise could flip
+    with torch.no_grad():
+        m.lm_head.weight.mul_(8.0)
+    return m.eval()
+
+
+def hf_greedy(model, prompt, n):
+    ids = torch.tensor([prompt])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                         eos_token_id=EOS, pad_token_id=0)
+    return out[0, len(prompt):].tolist()
+
+
+def ours(model, prompts, n, **sampling):
+    rows = [[] for _ in prompts]
+    for step in GPT2Decoder(model).generate(prompts, max_new_tokens=n, eos_id=EOS, sampling=Sampling(**sampling)):
+        for i, t in enumerate(step):
+            if t is not None:
+                rows[i].append(t)
+    return rows
+
+
+PROMPTS = [[5, 9, 11, 3, 40], [12, 13], [60, 61, 62, 63, 64, 65, 66, 1, 2]]
+
+
+def test_greedy_decoding_matches_model_generate_token_for_token(model):
+    for prompt in PROMPTS:
+        assert ours(model, [prompt], 20) == [hf_greedy(model, prompt, 20)]
+
+
+def test_a_left_padded_batch_decodes_each_prompt_as_if_alone(model):
+    alone = [ours(model, [p], 20)[0] for p in PROMPTS]
+    assert ours(model, PROMPTS, 20) == alone
+
+
+def test_a_row_that_reaches_the_end_token_stops_while_the_others_go_on(model):
+    rows = ours(model, PROMPTS, 30)
+    for row in rows:
+        assert EOS not in row[:-1]  # nothing after the end token
+    steps = list(GPT2Decoder(model).generate(PROMPTS, max_new_tokens=30, eos_id=EOS))
+    assert len(steps) == max(len(r) for r in rows)
+
+
+def test_seeded_nucleus_sampling_replays_alike(model):
+    a = ours(model, PROMPTS[:1], 15, top_p=0.9, temperature=1.0, seed=3)
+    b = ours(model, PROMPTS[:1], 15, top_p=0.9, temperature=1.0, seed=3)
+    assert a == b and len(a[0]) > 0
+
+
+def test_generation_never_runs_past_the_models_positions(model):
+    prompt = list(range(1, 60))
+    (row,) = ours(model, [prompt], 50)
+    assert len(row) <= 64 - len(prompt)
+    with pytest.raises(ValueError, match="no room"):
+        next(GPT2Decoder(model).generate([list(range(1, 65))], max_new_tokens=5, eos_id=EOS))
+
+
+def test_a_variant_it_cannot_reproduce_is_refused():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2,
+                                   activation_function="relu"))
+    with pytest.raises(UnsupportedModelError, match="relu"):
+        GPT2Decoder(m)
