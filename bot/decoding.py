@@ -102,10 +102,11 @@ class GPT2Decoder:
         return last @ self.lm_head.T
 
     def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, eos_id: int,
-                 sampling: Sampling | None = None) -> Iterator[list[int | None]]:
+                 sampling: Sampling | None = None, min_new_tokens: int = 0) -> Iterator[list[int | None]]:
         """One list per decoding step: each row's new token id, or None once the row has
         ended (its `eos_id` is yielded as its last token). Stops when every row has ended or
-        after `max_new_tokens` steps. Prompts are left-padded into one batch."""
+        after `max_new_tokens` steps. Prompts are left-padded into one batch. Before
+        `min_new_tokens` steps `eos_id` is never chosen (as `generate(min_new_tokens=...)`)."""
         import torch
 
         if not prompts or any(len(p) == 0 for p in prompts):
@@ -142,6 +143,8 @@ class GPT2Decoder:
             next_pos = positions[:, -1] + 1
             done = [False] * B
             for step in range(steps):
+                if step < min_new_tokens:
+                    logits[:, eos_id] = float("-inf")
                 token = _pick(logits, sampling, generator, seen)
                 out: list[int | None] = []
                 for i in range(B):

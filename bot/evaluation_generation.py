@@ -33,9 +33,12 @@ final reply is the fallback's: guard rejected, no evidence, or generation failed
 replies with placeholders that no slot fills (with no slots, nearly every Bitext reply).
 
 bench generation: the same model and prompts (`GPT2Composer.build_prompt`), greedy, every
-reply forced to exactly `max_new_tokens` tokens (`min_new_tokens` on the model's generation
-config, shared by both sides), our `GPT2Composer` generate path against
-`transformers.pipeline("text-generation")`, one warm-up call each excluded from the timings.
+reply forced to exactly `max_new_tokens` tokens (`min_new_tokens` on both sides), text in and
+text out on both sides: our decoder (`bot.decoding.GPT2Decoder`, what the composer runs)
+against `transformers.pipeline("text-generation")`, one prompt at a time, one warm-up call
+each excluded from the timings. `speedup` compares those. `batched_*` decode all the prompts
+as one batch on our side, as concurrent turns would be. `identical_outputs` counts prompts
+where both sides produced the same tokens (greedy: all of them, unless float ties differ).
 """
 
 from __future__ import annotations
@@ -267,35 +270,53 @@ def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = 
                "num_beams": 1, "return_tensors": True, "pad_token_id": tok.pad_token_id,
                "eos_token_id": tok.eos_token_id}
 
-    def ours(prompt: str) -> tuple[float, int, float | None]:
-        t0 = time.perf_counter()
-        for _ in composer._generate(prompt, stream=False):
-            pass
-        dt = time.perf_counter() - t0
-        return dt, int(composer.last_stats["new_tokens"]), composer.last_stats.get("first_token_ms")
+    decoder = composer._decoder()
+    if decoder is None:
+        raise CsbotError(f"{model_dir}: this GPT-2 variant runs on model.generate, not the fast decoder; "
+                         "there is nothing to compare")
 
-    def baseline(prompt: str) -> tuple[float, int]:
+    def ours(batch: list[str]) -> tuple[float, list[list[int]], float]:
+        """Text in, text out, like the pipeline: tokenise, decode the batch, detokenise."""
+        t0 = time.perf_counter()
+        ids = [tok.encode(p, add_special_tokens=False) for p in batch]
+        rows: list[list[int]] = [[] for _ in batch]
+        first = None
+        for step in decoder.generate(ids, max_new_tokens=max_new_tokens, eos_id=tok.eos_token_id,
+                                     min_new_tokens=max_new_tokens):
+            if first is None:
+                first = (time.perf_counter() - t0) * 1000
+            for row, t in zip(rows, step):
+                if t is not None:
+                    row.append(t)
+        [tok.decode(r, skip_special_tokens=True) for r in rows]
+        return time.perf_counter() - t0, rows, first
+
+    def baseline(prompt: str) -> tuple[float, list[int]]:
         t0 = time.perf_counter()
         ids = pipe(prompt, **pipe_kw)[0]["generated_token_ids"]  # the prompt's ids, then the new ones
         dt = time.perf_counter() - t0
-        return dt, len(ids) - len(tok(prompt)["input_ids"])
+        return dt, ids[len(tok(prompt)["input_ids"]):]
 
-    progress(f"warming up, then {len(texts)} prompts × {max_new_tokens} tokens on each side")
-    ours(texts[0])
+    progress(f"warming up, then {len(texts)} prompts × {max_new_tokens} tokens: one at a time on each "
+             f"side, then all {len(texts)} in one batch on ours")
+    ours(texts[:1])
     baseline(texts[0])
     our_s = base_s = 0.0
     our_tokens = base_tokens = 0
     firsts: list[float] = []
+    same = 0
     with torch.inference_mode():
         for prompt in texts:
-            dt, n_new, first = ours(prompt)
+            dt, (row,), first = ours([prompt])
             our_s += dt
-            our_tokens += n_new
-            if first is not None:
-                firsts.append(first)
-            dt, n_new = baseline(prompt)
+            our_tokens += len(row)
+            firsts.append(first)
+            dt, base_row = baseline(prompt)
             base_s += dt
-            base_tokens += n_new
+            base_tokens += len(base_row)
+            same += row == base_row
+        batch_s, batch_rows, batch_first = ours(texts)
+    batch_tokens = sum(len(r) for r in batch_rows)
     if our_tokens != base_tokens:
         raise CsbotError(f"the two sides generated different numbers of tokens ({our_tokens} vs {base_tokens})")
     tps, base_tps = our_tokens / our_s, base_tokens / base_s
@@ -303,6 +324,12 @@ def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = 
         "tokens_per_s": round(tps, 1),
         "baseline_tokens_per_s": round(base_tps, 1),
         "speedup": round(tps / base_tps, 2),
+        # the same prompts arriving together and decoded as one batch (concurrent turns)
+        "batched_tokens_per_s": round(batch_tokens / batch_s, 1),
+        "batched_speedup": round(batch_tokens / batch_s / base_tps, 2),
+        "batched_first_token_ms": round(batch_first, 2),
+        # greedy on both sides: the same tokens, or the fast path would be wrong, not fast
+        "identical_outputs": same,
         "first_token_ms_p50": round(statistics.median(firsts), 2) if firsts else None,
         "first_token_ms_p95": round(_percentile(firsts, 95), 2) if firsts else None,
         "n": len(texts),

@@ -78,4 +78,7 @@ def test_bench_generation_compares_with_the_pipeline_on_equal_tokens(tiny_model)
     assert result["tokens_per_s"] > 0 and result["baseline_tokens_per_s"] > 0
     assert result["speedup"] == pytest.approx(result["tokens_per_s"] / result["baseline_tokens_per_s"], rel=0.02)
     assert 0 < result["first_token_ms_p50"] <= result["first_token_ms_p95"]
+    # greedy on both sides: the fast decoder writes the pipeline's tokens
+    assert result["identical_outputs"] == 3
+    assert result["batched_tokens_per_s"] > 0 and result["batched_first_token_ms"] > 0
     assert result["machine"]["cpus"] >= 1 and result["machine"]["torch_threads"] >= 1
