@@ -192,6 +192,9 @@ class GroundingGuard:
     def check(self, reply: str, *, conversation: Sequence[str], evidence: Sequence[str]) -> GuardVerdict:
         if not reply.strip():
             return GuardVerdict(False, "the reply is empty", [], 0.0, "empty")
+        if not any(c.isalpha() for c in reply):
+            # punctuation or digits only: an untrained or broken model, not an answer
+            return GuardVerdict(False, "the reply has no words", [], 0.0, "empty")
         sources = [*conversation, *evidence]
         score = overlap(reply, sources)
         keys = set(self._fact_keys)

@@ -93,37 +93,13 @@ def pairs(
     config = _config(workspace)
 
     with _Edge():
-        from bot.store import ConversationStore
-        from bot.workspace import read_manifest
-        from finetune.pairs import build_pairs, write_pairs
-        from retrieval.importers import load_import
+        from finetune.round import build_workspace_pairs
 
-        read_manifest(config.workspace)  # a missing or unfinished workspace says how to build it
-        extra: list[dict[str, Any]] = []
-        sources: list[dict[str, Any]] = []
-        for path, fmt in zip(transcripts, formats):
-            _step(f"reading {path} ({fmt})")
-            batch = load_import(path, fmt)  # validates the whole file first
-            extra += [{**c, "source": batch.source} for c in batch.conversations]
-            sources.append({"name": batch.source, "path": str(path), "format": fmt, "sha256": batch.sha256,
-                            "conversations": len(batch.conversations)})
-
-        from retrieval.embedder import SentenceEmbedder
-        from retrieval.index import VectorIndex
-        from retrieval.threads import configure_threads
-
-        configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
-        _step("loading the embedder and the index")
-        embedder = SentenceEmbedder(config.embedder).load()
-        index = VectorIndex.load(config.workspace / "index", embedder_id=embedder.model_id, config=config.index)
-        with ConversationStore(config.workspace / "store.db").open() as store:
-            result = build_pairs(
-                store, index, embedder, context_turns=context_turns, evidence_k=evidence_k,
-                valid_fraction=valid_fraction, seed=seed, extra_conversations=extra, min_pairs=min_pairs,
-                protect=_company_words(config.workspace), sources=sources, progress=_step, show_bars=True,
-            )
-        _step(f"writing {len(result.train)} train and {len(result.valid)} valid pairs to {out}")
-        manifest = write_pairs(result, out)
+        manifest = build_workspace_pairs(
+            config, out, transcripts=transcripts, formats=formats, context_turns=context_turns,
+            evidence_k=evidence_k, valid_fraction=valid_fraction, min_pairs=min_pairs, seed=seed,
+            protect=_company_words(config.workspace), progress=_step, show_bars=True,
+        )
 
     summary = {
         "out": str(out),
@@ -241,3 +217,44 @@ def _build_corpus_pairs(config, corpus: Path, out: Path, evidence_k: int, seed: 
                                progress=_step, show_bars=True)
     _step(f"writing {len(result.train)} train and {len(result.valid)} valid pairs to {out}")
     write_pairs(result, out)
+
+
+@finetune_app.command("round")
+def round_(
+    workspace: Annotated[
+        Optional[Path],
+        typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
+    ] = None,
+    transcripts: Annotated[
+        Optional[list[Path]],
+        typer.Option("--transcripts", help="Transcript file to learn from besides the store (repeatable)"),
+    ] = None,
+    fmt: Annotated[TranscriptFormat, typer.Option("--format", "-f", help="Format of the --transcripts files")] = TranscriptFormat.jsonl,
+    base: Annotated[str, typer.Option("--base", help="scratch, or an HF GPT-2 checkpoint (name in the local cache or directory)")] = "scratch",
+    max_minutes: Annotated[float, typer.Option("--max-minutes", help="Training budget of the candidate")] = 10.0,
+    eval_limit: Annotated[int, typer.Option("--eval-limit", help="Held-out pairs both models are scored on")] = 100,
+    min_gain: Annotated[float, typer.Option("--min-gain", help="ROUGE-L the candidate must gain to be promoted")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split and of training")] = 0,
+) -> None:
+    """One learning-loop round: pairs from the store (+ transcripts) -> train a candidate ->
+    score it and the promoted model on the same held-out pairs -> register it, and promote it
+    only if it is better. The last stdout line is the round's report as JSON."""
+    from bot.cli import _config, _Edge, _fail, _step
+
+    transcripts = list(transcripts or [])
+    for path in transcripts:
+        if not path.is_file():
+            _fail(f"{path} does not exist or is not a file")
+    if max_minutes <= 0:
+        _fail(f"--max-minutes must be above 0; got {max_minutes}")
+    config = _config(workspace)
+    with _Edge():
+        from finetune.round import RoundSettings, run_round
+
+        report = run_round(config, RoundSettings(
+            transcripts=transcripts, formats=[fmt.value] * len(transcripts), base=base, max_minutes=max_minutes,
+            eval_limit=eval_limit, min_gain=min_gain, seed=seed,
+        ), protect=_company_words(config.workspace), progress=_step)
+    _step(("promoted " if report["promoted"] else "kept the promoted model; registered ")
+          + f"{report['candidate']['id']}: {report['reason']}")
+    sys.stdout.write(json.dumps(report) + "\n")

@@ -113,6 +113,12 @@ def test_an_empty_reply_is_rejected(guard) -> None:
     assert guard.check("  ", conversation=[], evidence=[]).rule == "empty"
 
 
+def test_a_reply_without_words_is_rejected_even_though_it_invents_nothing(guard) -> None:
+    verdict = guard.check(", , . ...", conversation=[], evidence=["anything"])
+    assert not verdict.ok and verdict.reason == "the reply has no words"
+    assert guard.check("OK!", conversation=[], evidence=["OK"]).ok
+
+
 def test_calibration_lets_all_but_the_quantile_of_real_replies_pass() -> None:
     pairs = [json.loads(line) for line in (REPO / "data" / "conversations.jsonl").read_text().splitlines()[:60]]
     data = []

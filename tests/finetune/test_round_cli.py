@@ -1,0 +1,75 @@
+"""`csbot finetune round` and `csbot finetune train --corpus` through the installed CLI,
+with a tiny GPT-2 checkpoint the tests save themselves (fast to train, real all the same)."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.e2e.test_cli_generation_eval import write_bitext
+from tests.finetune.test_train_cli import tiny_checkpoint  # noqa: F401 - a fixture
+from tests.helpers import REPO, last_json, run_csbot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture()
+def workspace(demo_workspace, tmp_path):
+    # rounds register and promote models: never in the session's shared workspace
+    ws = tmp_path / "ws"
+    shutil.copytree(demo_workspace, ws)
+    return ws
+
+
+def transcripts(path, n):
+    lines = (REPO / "data" / "conversations.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def round_(ws, tiny, logged, *extra):
+    return last_json(run_csbot("finetune", "round", "--transcripts", str(logged), "--base", str(tiny),
+                               "--max-minutes", "0.3", "--eval-limit", "12", *extra, workspace=ws).stdout)
+
+
+def test_a_first_round_promotes_its_model_and_a_round_that_is_not_better_keeps_it(workspace, tiny_checkpoint, tmp_path):  # noqa: F811
+    logged = transcripts(tmp_path / "logged.jsonl", 60)
+    first = round_(workspace, tiny_checkpoint, logged)
+    assert first["promoted"] and first["current"] is None and first["reason"] == "no model was promoted yet"
+    assert first["held_out_pairs"] == 12 and 0.0 <= first["candidate"]["rougeL_f1"] <= 1.0
+
+    # a gain of more than 1.0 ROUGE-L is impossible: the candidate is registered, not promoted
+    second = round_(workspace, tiny_checkpoint, logged, "--min-gain", "1.1")
+    assert not second["promoted"] and "not above the required 1.1" in second["reason"]
+    assert second["current"]["id"] == first["candidate"]["id"]
+    models = json.loads(run_csbot("models", "list", "--json", workspace=workspace).stdout.strip().splitlines()[-1])
+    ids = {m["id"]: m["promoted"] for m in models}
+    assert ids == {first["candidate"]["id"]: True, second["candidate"]["id"]: False}
+    report = workspace / "finetune" / "rounds" / second["round"] / "round.json"
+    assert json.loads(report.read_text())["candidate"] == second["candidate"]
+
+
+def test_a_round_with_too_few_conversations_is_refused_with_the_counts(workspace, tiny_checkpoint, tmp_path):  # noqa: F811
+    proc = run_csbot("finetune", "round", "--transcripts", str(transcripts(tmp_path / "few.jsonl", 3)),
+                     "--base", str(tiny_checkpoint), workspace=workspace, check=False)
+    assert proc.returncode == 1 and "need at least 20 pairs" in proc.stderr
+    assert not (workspace / "models").exists() or not any((workspace / "models").iterdir())
+
+
+def test_train_on_a_corpus_leaves_each_rows_own_answer_out_of_its_evidence(tiny_checkpoint, tmp_path):  # noqa: F811
+    corpus = tmp_path / "corpus.csv"
+    write_bitext(corpus, copies=3, start=1)
+    out = tmp_path / "run"
+    metrics = last_json(run_csbot("finetune", "train", "--corpus", str(corpus), "--base", str(tiny_checkpoint),
+                                  "--out", str(out), "--epochs", "1", "--evidence-k", "2",
+                                  "--max-target-tokens", "48", "--no-register").stdout)
+    assert metrics["n_train"] + metrics["n_valid"] == 36
+    pairs = [json.loads(line) for name in ("train.jsonl", "valid.jsonl")
+             for line in (out / "pairs" / name).read_text().splitlines()]
+    for pair in pairs:
+        # identical answers are folded into one unit by the index, so some pairs get fewer
+        assert 1 <= len(pair["evidence"]) <= 2
+        assert all(e["id"] != pair["conversation_id"] for e in pair["evidence"])
+    generation = json.loads((out / "final" / "csbot_model.json").read_text())["generation"]
+    assert generation["evidence_k"] == 2 and generation["max_new_tokens"] == 48
+    assert 0.0 <= generation["min_overlap"] <= 1.0
