@@ -341,13 +341,29 @@ def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = 
 
 
 # -- on validation pairs (the learning loop's held-out set) ---------------------------------------
+def retrieval_on_pairs(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same figures for the retrieval composer alone: the top evidence is the reply."""
+    from rouge_score import rouge_scorer
+
+    from bot.domain import Domain
+
+    if not pairs:
+        raise CsbotError("no validation pairs to evaluate on; build pairs with a validation share")
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    unsure = Domain().unsure_message
+    scores = [scorer.score(p["target"], p["evidence"][0]["text"] if p.get("evidence") else unsure)["rougeL"].fmeasure
+              for p in pairs]
+    return {"rougeL_f1": round(statistics.fmean(scores), 4), "fallback_rate": 1.0,
+            "hallucinated_entity_rate": 0.0, "grounded_share": 1.0, "n": len(pairs)}
+
+
 def evaluate_on_pairs(model_dir: Path, pairs: list[dict[str, Any]], *, batch_size: int = 8,
                       progress: Progress = _quiet) -> dict[str, Any]:
     """How a generator does on held-out pairs (`finetune.pairs` JSON objects): each pair's
     context and evidence make the prompt, the reply is generated (greedy, batched), the
     guard decides, and the final reply (the generated one, or the top evidence when the
-    guard rejects it) is scored against the pair's target with ROUGE-L. Placeholders are
-    text on both sides, as in `evaluate_generation`.
+    guard rejects it, as the retrieval composer would answer) is scored against the pair's
+    target with ROUGE-L. Placeholders are text on both sides, as in `evaluate_generation`.
 
     Keys: rougeL_f1, fallback_rate, hallucinated_entity_rate, grounded_share, n.
     """

@@ -233,7 +233,8 @@ def round_(
     base: Annotated[str, typer.Option("--base", help="scratch, or an HF GPT-2 checkpoint (name in the local cache or directory)")] = "scratch",
     max_minutes: Annotated[float, typer.Option("--max-minutes", help="Training budget of the candidate")] = 10.0,
     eval_limit: Annotated[int, typer.Option("--eval-limit", help="Held-out pairs both models are scored on")] = 100,
-    min_gain: Annotated[float, typer.Option("--min-gain", help="ROUGE-L the candidate must gain to be promoted")] = 0.0,
+    min_gain: Annotated[float, typer.Option("--min-gain", help="ROUGE-L the candidate must gain over the current "
+                                            "composer (the promoted model, else retrieval) to be promoted")] = 0.001,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split and of training")] = 0,
 ) -> None:
     """One learning-loop round: pairs from the store (+ transcripts) -> train a candidate ->
