@@ -133,6 +133,7 @@ def train(
     n_layer: Annotated[int, typer.Option("--n-layer", help="Scratch GPT-2 layers")] = 4,
     n_embd: Annotated[int, typer.Option("--n-embd", help="Scratch GPT-2 width")] = 256,
     n_positions: Annotated[int, typer.Option("--n-positions", help="Scratch GPT-2 context length in tokens")] = 384,
+    dropout: Annotated[float, typer.Option("--dropout", help="Scratch GPT-2 dropout (0 suits runs of a few epochs)")] = 0.1,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out")] = False,
     allow_download: Annotated[bool, typer.Option("--allow-download", help="Let transformers fetch --base from the hub")] = False,
@@ -182,7 +183,7 @@ def train(
                              batch_size=batch_size, seed=seed, max_minutes=max_minutes, max_evidence=evidence_k,
                              max_target_tokens=max_target_tokens, pretrain_share=pretrain_share)
         base_config = GeneratorBaseConfig(n_layer=n_layer, n_embd=n_embd, n_positions=n_positions,
-                                          vocab_size=vocab_size, seed=seed)
+                                          vocab_size=vocab_size, dropout=dropout, seed=seed)
         corpus_texts = load_corpus_texts(data) if (base == "scratch" and data is not None) else None
         _step(f"training from base {base!r} on {pairs} into {out}")
         metrics = train_generator(pairs, base, out, config, base_config=base_config, corpus_texts=corpus_texts,

@@ -54,6 +54,9 @@ class RoundSettings:
     min_pairs: int = 20
     seed: int = 0
     train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
+    # skip training when a registered model was trained on exactly these pairs with the same
+    # base and budget (what `csbot build --generator-minutes` does on a rebuild)
+    reuse: bool = False
 
 
 def build_workspace_pairs(config: Any, out: Path, *, transcripts: Sequence[Path] = (), formats: Sequence[str] = (),
@@ -113,6 +116,16 @@ def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = 
         valid_fraction=settings.valid_fraction, min_pairs=settings.min_pairs, seed=settings.seed,
         protect=protect, progress=progress, show_bars=True,
     )
+    if settings.reuse:
+        for entry in registry.list():
+            meta = entry.metadata
+            if (meta.get("data_sha256") == manifest["data_sha256"] and meta.get("base") == settings.base
+                    and (meta.get("train_config") or {}).get("max_minutes") == settings.max_minutes):
+                report = {"round": round_id, "reused": entry.id, "promoted": entry.promoted,
+                          "reason": f"{entry.id} was trained on the same pairs with the same settings",
+                          "data_sha256": manifest["data_sha256"]}
+                (root / "round.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+                return report
     train_config = TrainConfig(**{"max_minutes": settings.max_minutes, "seed": settings.seed,
                                   "max_evidence": settings.evidence_k,
                                   "lr": 5e-4 if settings.base == "scratch" else 5e-5,
