@@ -23,7 +23,7 @@ torch is imported inside functions, so importing this module stays light.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,9 @@ class Sampling:
     temperature: float = 1.0
     seed: int | None = None
     repetition_penalty: float = 1.0
+    # token ids never to choose, per prompt (one collection per row), e.g. numbers the
+    # prompt does not contain: see `number_tokens_not_in`
+    banned: Sequence[Collection[int]] | None = None
 
 
 class GPT2Decoder:
@@ -140,11 +143,19 @@ class GPT2Decoder:
             mask |= torch.eye(longest, dtype=torch.bool)[None, None]
             logits = self._forward(ids, positions, keys, values, 0, mask)
             seen = ids if sampling.repetition_penalty != 1.0 else None
+            banned = None
+            if sampling.banned is not None:
+                banned = torch.zeros((B, logits.shape[-1]), dtype=torch.bool)
+                for i, row in enumerate(sampling.banned):
+                    if row:
+                        banned[i, list(row)] = True
             next_pos = positions[:, -1] + 1
             done = [False] * B
             for step in range(steps):
                 if step < min_new_tokens:
                     logits[:, eos_id] = float("-inf")
+                if banned is not None:
+                    logits = logits.masked_fill(banned, float("-inf"))
                 token = _pick(logits, sampling, generator, seen)
                 out: list[int | None] = []
                 for i in range(B):
@@ -183,3 +194,18 @@ def _pick(logits, sampling: Sampling, generator, seen):
     sorted_p = sorted_p.masked_fill(drop, 0.0)
     choice = torch.multinomial(sorted_p, 1, generator=generator)
     return order.gather(1, choice).squeeze(1)
+
+
+def number_tokens(tokenizer: Any) -> frozenset[int]:
+    """Ids of the vocabulary's tokens that contain a digit."""
+    return frozenset(i for tok, i in tokenizer.get_vocab().items()
+                     if any(c.isdigit() for c in tokenizer.convert_tokens_to_string([tok])))
+
+
+def number_tokens_not_in(prompt_ids: Sequence[int], numeric: frozenset[int]) -> frozenset[int]:
+    """The digit-bearing tokens a reply to this prompt may not use: all but the prompt's own.
+
+    Order numbers, prices, dates and phone numbers are digits; a reply that can only copy
+    digit tokens from the conversation and the evidence cannot make one up (the grounding
+    guard still checks what copying can assemble)."""
+    return numeric - frozenset(prompt_ids)

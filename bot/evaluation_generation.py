@@ -79,7 +79,8 @@ def _guarded_text(text: str, ended: bool) -> str:
 
 def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, test_csv: Path, *,
                         limit: int | None = None, k: int | None = None, max_new_tokens: int | None = None,
-                        min_overlap: float | None = None, report_dir: Path | None = None,
+                        min_overlap: float | None = None, decoding: str = "greedy",
+                        repetition_penalty: float = 1.0, report_dir: Path | None = None,
                         progress: Progress = _quiet) -> dict[str, Any]:
     from rouge_score import rouge_scorer
     from tqdm import tqdm
@@ -97,7 +98,8 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
     k = k or config.dialogue.retrieval_k
     domain = Domain()
     fallback = RetrievalComposer.from_config(config.dialogue, domain)
-    composer = GPT2Composer(model_dir, GeneratorConfig(max_new_tokens=max_new_tokens, min_overlap=min_overlap),
+    composer = GPT2Composer(model_dir, GeneratorConfig(max_new_tokens=max_new_tokens, min_overlap=min_overlap,
+                                                       decoding=decoding, repetition_penalty=repetition_penalty),
                             fallback=fallback, company_facts=[], slot_questions=domain.slot_questions)
     composer.load()  # a bad model directory fails before the minute of embedding
     max_new_tokens, min_overlap = composer.config.max_new_tokens, composer.config.min_overlap
@@ -182,6 +184,8 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
         "k": k,
         "max_new_tokens": max_new_tokens,
         "min_overlap": min_overlap,
+        "decoding": decoding,
+        "repetition_penalty": repetition_penalty,
         "model": str(model_dir),
         "machine": _machine(),
     }

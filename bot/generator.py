@@ -91,6 +91,8 @@ class GeneratorConfig:
     min_evidence_score: float = 0.0
     repetition_penalty: float = 1.0
     seed: int | None = 0
+    # digits only by copying: tokens with a digit that the prompt lacks are never chosen
+    copy_numbers_only: bool = True
 
     def __post_init__(self) -> None:
         if self.decoding not in ("greedy", "beam", "top_p"):
@@ -133,6 +135,7 @@ class GPT2Composer:
         self.last_stats: dict[str, float] = {}
         self._lock = threading.Lock()
         self._fast = None  # bot.decoding.GPT2Decoder once loaded; False when the model needs generate()
+        self._numeric: frozenset[int] | None = None
 
     # -- loading ---------------------------------------------------------------------
     def load(self) -> GPT2Composer:
@@ -329,6 +332,13 @@ class GPT2Composer:
                 self._fast = False
         return self._fast or None
 
+    def _numeric_tokens(self) -> frozenset[int]:
+        from bot.decoding import number_tokens
+
+        if self._numeric is None:
+            self._numeric = number_tokens(self.tokenizer)
+        return self._numeric
+
     def generate_batch(self, prompts: Sequence[str]) -> list[_Generated]:
         """Replies for several prompts in one batch (greedy or top-p): how concurrent turns
         share one decoding pass."""
@@ -338,13 +348,16 @@ class GPT2Composer:
         return [g for g in self._generate_fast(prompts, stream=False) if isinstance(g, _Generated)]
 
     def _generate_fast(self, prompts: Sequence[str], *, stream: bool) -> Iterator[str | _Generated]:
-        from bot.decoding import Sampling
+        from bot.decoding import Sampling, number_tokens_not_in
 
         tok, cfg = self.tokenizer, self.config
         started = time.perf_counter()
         ids = [tok.encode(p, add_special_tokens=False) for p in prompts]
+        banned = None
+        if cfg.copy_numbers_only:
+            banned = [number_tokens_not_in(p, self._numeric_tokens()) for p in ids]
         sampling = Sampling(top_p=cfg.top_p if cfg.decoding == "top_p" else None, temperature=cfg.temperature,
-                            seed=cfg.seed, repetition_penalty=cfg.repetition_penalty)
+                            seed=cfg.seed, repetition_penalty=cfg.repetition_penalty, banned=banned)
         rows: list[list[int]] = [[] for _ in prompts]
         first_ms: float | None = None
         shown = ""
@@ -385,6 +398,12 @@ class GPT2Composer:
         input_ids = torch.tensor([ids], dtype=torch.long)
         kw = self.generation_kwargs()
         kw.update(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
+        if cfg.copy_numbers_only:
+            from bot.decoding import number_tokens_not_in
+
+            banned = number_tokens_not_in(ids, self._numeric_tokens())
+            if banned:
+                kw["suppress_tokens"] = sorted(banned)
         first: list[float] = []
 
         timer = _first_token_streamer(first)

@@ -80,3 +80,24 @@ def test_a_variant_it_cannot_reproduce_is_refused():
                                    activation_function="relu"))
     with pytest.raises(UnsupportedModelError, match="relu"):
         GPT2Decoder(m)
+
+
+def test_banned_tokens_are_never_chosen_per_row(model):
+    free = ours(model, PROMPTS[:2], 10)
+    first_choice = [row[0] for row in free]
+    banned = [{first_choice[0]}, set()]
+    rows = [[] for _ in PROMPTS[:2]]
+    for step in GPT2Decoder(model).generate(PROMPTS[:2], max_new_tokens=10, eos_id=EOS,
+                                            sampling=Sampling(banned=banned)):
+        for i, t in enumerate(step):
+            if t is not None:
+                rows[i].append(t)
+    assert first_choice[0] not in rows[0]
+    assert rows[1] == free[1]  # the other row is untouched
+
+
+def test_number_tokens_outside_the_prompt_are_the_ones_banned():
+    from bot.decoding import number_tokens_not_in
+
+    numeric = frozenset({10, 11, 12})
+    assert number_tokens_not_in([5, 11, 40], numeric) == {10, 12}

@@ -186,3 +186,27 @@ def test_a_directory_that_is_not_a_csbot_generator_is_refused(tmp_path) -> None:
     (tmp_path / "plain" / "csbot_model.json").write_text("{}")
     with pytest.raises(ArtifactMismatchError, match="plain has no model weights"):
         composer(tmp_path / "plain").load()
+
+
+@pytest.mark.slow
+def test_digits_are_only_copied_from_the_prompt_even_from_a_model_that_loves_numbers(tmp_path) -> None:
+    import torch
+
+    def digits_written(copy_numbers_only: bool) -> tuple[set[str], set[str]]:
+        c = composer(make_tiny_model(tmp_path / f"m{copy_numbers_only}"), max_new_tokens=40,
+                     copy_numbers_only=copy_numbers_only).load()
+        numeric = sorted(c._numeric_tokens())
+        with torch.no_grad():  # make digit tokens the model's favourite output
+            c.model.lm_head.weight[numeric] += 3 * c.model.lm_head.weight[numeric].sign()
+            c.model.lm_head.weight[numeric] *= 4
+        req = request("where is my order #40318275?", slots={"order_id": "#40318275"})
+        prompt = c.build_prompt(req, c.evidence_hits(req))
+        (generated,) = c.generate_batch([prompt])
+        prompt_digits = {ch for t in c.tokenizer.encode(prompt) if t in numeric
+                         for ch in c.tokenizer.decode([t]) if ch.isdigit()}
+        return {ch for ch in generated.text if ch.isdigit()}, prompt_digits
+
+    free, allowed = digits_written(False)
+    assert free - allowed, "the boosted model should invent digits when unconstrained"
+    constrained, allowed = digits_written(True)
+    assert constrained <= allowed
