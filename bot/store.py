@@ -8,8 +8,10 @@ Each turn is written in one transaction: a crash leaves either the whole turn or
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +89,25 @@ def m002_agent_edits(db: Database) -> None:
     db["messages"].add_column("edited_from", str)
 
 
+@migrations()
+def m003_web_channel(db: Database) -> None:
+    # the HTTP channel: a customer message may carry the client's id for it, so that a
+    # message re-sent by the widget's offline queue finds its stored turn instead of
+    # taking a second one (unique per conversation; NULLs do not collide in SQLite)
+    db["messages"].add_column("client_message_id", str)
+    db["messages"].create_index(["conversation_id", "client_message_id"], unique=True,
+                                index_name="messages_client_message_id")
+    # quick replies offered with a bot message (JSON list), so a reloaded widget shows them
+    db["messages"].add_column("buttons", str)
+    # customer satisfaction at the end of a conversation (1 = very bad ... 5 = very good)
+    db["csat"].create(
+        {"id": int, "conversation_id": str, "score": int, "comment": str, "created_at": str},
+        pk="id",
+        not_null={"conversation_id", "score", "created_at"},
+        foreign_keys=[("conversation_id", "conversations", "id")],
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -127,10 +148,37 @@ class MessageRecord:
     note: str | None = None
     latency_ms: float | None = None
     edited_from: str | None = None  # agent messages: the bot suggestion the agent edited
+    client_message_id: str | None = None  # customer messages: the channel's id for the message
+    buttons: tuple[str, ...] = ()  # bot messages: quick replies offered with it
 
 
 class StoreError(CsbotError):
     pass
+
+
+class UnknownMessageError(StoreError):
+    def __init__(self, message_id: int):
+        self.message_id = message_id
+        super().__init__(f"unknown message id {message_id}")
+
+
+class NotABotMessageError(StoreError):
+    """Feedback names a customer, agent or system message; only bot replies are rated."""
+
+    def __init__(self, message_id: int, role: str):
+        self.message_id, self.role = message_id, role
+        super().__init__(f"message {message_id} is a {role} message; feedback is for bot replies")
+
+
+class DuplicateClientMessageError(StoreError):
+    """A turn carries a client message id that the conversation already has: the channel
+    re-sent a message, and the stored turn is the answer (nothing was written)."""
+
+    def __init__(self, conversation_id: str, client_message_id: str):
+        self.conversation_id, self.client_message_id = conversation_id, client_message_id
+        super().__init__(
+            f"conversation {conversation_id} already has a message with client_message_id {client_message_id!r}"
+        )
 
 
 class ConversationStore:
@@ -190,8 +238,26 @@ class ConversationStore:
         )
         return conversation_id
 
+    def ensure_conversation(self, conversation_id: str, channel: str) -> bool:
+        """Create the conversation unless it exists (channels that name conversations
+        themselves, like the Rasa REST sender id). True when it was created now."""
+        now = _now()
+        cursor = self.db.execute(
+            "insert or ignore into conversations (id, channel, status, state, created_at, updated_at) "
+            "values (?, ?, 'open', ?, ?, ?)",
+            [conversation_id, channel, DialogueState().to_json(), now, now],
+        )
+        return cursor.rowcount == 1
+
     def conversation_exists(self, conversation_id: str) -> bool:
         return self.db["conversations"].count_where("id = ?", [conversation_id]) > 0
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        """The conversation's row (id, channel, status, state, created_at, updated_at)."""
+        rows = list(self.db.query("select * from conversations where id = ?", [conversation_id]))
+        if not rows:
+            raise UnknownConversationError(conversation_id)
+        return rows[0]
 
     def load_state(self, conversation_id: str) -> DialogueState:
         rows = list(self.db.query("select state from conversations where id = ?", [conversation_id]))
@@ -208,8 +274,21 @@ class ConversationStore:
         handoff_reason: str | None = None,
     ) -> int:
         """Write the customer message, the bot's reply, the new state and an optional
-        handoff atomically. Returns the bot message id."""
-        with self.db.atomic():
+        handoff atomically. Returns the bot message id.
+
+        A customer message whose `client_message_id` the conversation already has raises
+        `DuplicateClientMessageError` and writes nothing."""
+        try:
+            return self._record_turn(conversation_id, customer, bot, state, handoff_reason)
+        except sqlite3.IntegrityError:
+            cid = customer.client_message_id
+            if cid is not None and self.turn_for_client_message(conversation_id, cid) is not None:
+                raise DuplicateClientMessageError(conversation_id, cid) from None
+            raise
+
+    def _record_turn(self, conversation_id: str, customer: MessageRecord, bot: MessageRecord,
+                     state: DialogueState, handoff_reason: str | None) -> int:
+        with self._write_transaction():
             rows = list(
                 self.db.query(
                     "select coalesce(max(turn), -1) + 1 as next from messages where conversation_id = ?",
@@ -247,7 +326,7 @@ class ConversationStore:
             raise StoreError("an agent message needs non-empty text")
         if edited_from is not None and not isinstance(edited_from, str):
             raise StoreError(f"edited_from must be the suggestion's text or None, got {type(edited_from).__name__}")
-        with self.db.atomic():
+        with self._write_transaction():
             updated = self.db.execute(
                 "update conversations set updated_at = ? where id = ?", [_now(), conversation_id]
             )
@@ -262,6 +341,31 @@ class ConversationStore:
             return self._insert_message(
                 conversation_id, rows[0]["next"], MessageRecord("agent", text.strip(), edited_from=edited_from)
             )
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[None]:
+        """One transaction that takes the write lock first (BEGIN IMMEDIATE).
+
+        Why not a plain (deferred) BEGIN: a turn reads (the next turn number) before it
+        writes, and a deferred transaction that has read cannot wait for the write lock:
+        when another connection (another inference worker, another replica) committed in
+        between, SQLite fails it at once with "database is locked" (SQLITE_BUSY_SNAPSHOT;
+        busy_timeout does not apply). Taking the lock up front makes concurrent writers
+        queue for up to busy_timeout instead, and the turn number it reads is final.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:  # inside a caller's transaction: a savepoint of it
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _insert_message(self, conversation_id: str, turn: int, m: MessageRecord) -> int:
         table = self.db["messages"].insert(
@@ -279,6 +383,8 @@ class ConversationStore:
                 "note": m.note,
                 "latency_ms": m.latency_ms,
                 "edited_from": m.edited_from,
+                "client_message_id": m.client_message_id,
+                "buttons": json.dumps(list(m.buttons)) if m.buttons else None,
                 "created_at": _now(),
             }
         )
@@ -291,7 +397,32 @@ class ConversationStore:
         rows = self.db["messages"].rows_where(
             "conversation_id = ?", [conversation_id], order_by="turn"
         )
-        return [{**r, "sources": json.loads(r["sources"] or "[]")} for r in rows]
+        return [_decoded(r) for r in rows]
+
+    def turn_for_client_message(self, conversation_id: str,
+                                client_message_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(customer message, the bot reply after it) of the turn that carried
+        `client_message_id`, or None when the conversation has no such message."""
+        rows = list(self.db.query(
+            "select * from messages where conversation_id = ? and turn in ("
+            " select turn from messages where conversation_id = ? and client_message_id = ?"
+            " union select turn + 1 from messages where conversation_id = ? and client_message_id = ?"
+            ") order by turn",
+            [conversation_id, conversation_id, client_message_id, conversation_id, client_message_id],
+        ))
+        if len(rows) != 2:
+            return None
+        customer, bot = (_decoded(r) for r in rows)
+        return customer, bot
+
+    def agent_messages_after(self, conversation_id: str, after_message_id: int) -> list[dict[str, Any]]:
+        """The conversation's human-agent messages with an id above `after_message_id`,
+        oldest first (what a live channel has not shown yet)."""
+        return list(self.db.query(
+            "select id, text, created_at from messages "
+            "where conversation_id = ? and role = 'agent' and id > ? order by id",
+            [conversation_id, after_message_id],
+        ))
 
     def iter_conversations(self) -> Iterator[dict[str, Any]]:
         yield from self.db["conversations"].rows_where(order_by="created_at")
@@ -304,7 +435,7 @@ class ConversationStore:
             "order by c.created_at, c.rowid, m.turn"
         )
         for r in rows:
-            yield {**r, "sources": json.loads(r["sources"] or "[]")}
+            yield _decoded(r)
 
     def feedback_ratings(self) -> dict[int, tuple[str, ...]]:
         """message id -> its ratings ("up"/"down"), oldest first, for every rated message."""
@@ -318,16 +449,47 @@ class ConversationStore:
             return list(self.db["handoffs"].rows_where(order_by="id"))
         return list(self.db["handoffs"].rows_where("conversation_id = ?", [conversation_id], order_by="id"))
 
+    def latest_ratings(self, conversation_id: str) -> dict[int, str]:
+        """message id -> its latest rating ("up"/"down"), for the conversation's rated messages."""
+        rows = self.db.query(
+            "select f.message_id, f.rating from feedback f join messages m on m.id = f.message_id "
+            "where m.conversation_id = ? order by f.id",
+            [conversation_id],
+        )
+        return {r["message_id"]: r["rating"] for r in rows}
+
     # -- feedback ------------------------------------------------------------------
     def add_feedback(self, message_id: int, rating: str, comment: str | None = None) -> int:
         if rating not in ("up", "down"):
             raise StoreError(f"rating must be 'up' or 'down', got {rating!r}")
         rows = list(self.db.query("select role from messages where id = ?", [message_id]))
         if not rows:
-            raise StoreError(f"unknown message id {message_id}")
+            raise UnknownMessageError(message_id)
         if rows[0]["role"] != "bot":
-            raise StoreError(f"message {message_id} is a {rows[0]['role']} message; feedback is for bot replies")
+            raise NotABotMessageError(message_id, rows[0]["role"])
         table = self.db["feedback"].insert(
             {"message_id": message_id, "rating": rating, "comment": comment, "created_at": _now()}
         )
         return int(table.last_pk)
+
+    def add_csat(self, conversation_id: str, score: int, comment: str | None = None) -> int:
+        """Record a customer-satisfaction score (1-5) for a conversation. Returns its id."""
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise StoreError(f"a CSAT score is a whole number from 1 to 5, got {score!r}")
+        if not self.conversation_exists(conversation_id):
+            raise UnknownConversationError(conversation_id)
+        table = self.db["csat"].insert(
+            {"conversation_id": conversation_id, "score": score, "comment": comment, "created_at": _now()}
+        )
+        return int(table.last_pk)
+
+    def csat(self, conversation_id: str) -> list[dict[str, Any]]:
+        return list(self.db["csat"].rows_where("conversation_id = ?", [conversation_id], order_by="id"))
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """A message row with its JSON columns (sources, buttons) decoded."""
+    decoded = {**row, "sources": json.loads(row["sources"] or "[]")}
+    if "buttons" in row:
+        decoded["buttons"] = json.loads(row["buttons"] or "[]")
+    return decoded

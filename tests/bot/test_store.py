@@ -10,8 +10,11 @@ from bot.store import (
     SCHEMA_NAME,
     ConversationStore,
     DialogueState,
+    DuplicateClientMessageError,
     MessageRecord,
+    NotABotMessageError,
     StoreError,
+    UnknownMessageError,
     m001_initial,
 )
 
@@ -35,13 +38,13 @@ def turn(store, conversation_id, customer="where is my order", reply="Could you 
 
 def test_opens_in_wal_mode_with_a_schema_version(store):
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.schema_version == 2
+    assert store.schema_version == 3
 
 
 def test_reopening_applies_no_migration_twice(tmp_path):
     ConversationStore(tmp_path / "s.db").open().close()
     with ConversationStore(tmp_path / "s.db").open() as again:
-        assert again.schema_version == 2
+        assert again.schema_version == 3
 
 
 def test_a_turn_writes_customer_and_bot_messages_in_order(store):
@@ -114,7 +117,7 @@ def test_a_store_made_before_migration_2_gains_edited_from_and_keeps_its_message
                            "created_at": "2025-01-01"})
     db.close()
     with ConversationStore(path).open() as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
         [message] = store.messages("c1")
         assert message["text"] == "hi" and message["edited_from"] is None
         store.record_agent_message("c1", "Hello!", edited_from="Hi there")
@@ -164,3 +167,102 @@ def test_iter_messages_and_feedback_ratings_read_the_whole_store(store):
     assert [(r["conversation_id"], r["turn"]) for r in rows] == [(a, 0), (a, 1), (b, 0), (b, 1), (b, 2)]
     assert rows[1]["sources"] == [{"id": "conv-1#t0", "score": 0.8123}]
     assert store.feedback_ratings() == {bot_a: ("up", "down"), bot_b: ("up",)}
+
+
+# -- migration 3: the HTTP channel (client message ids, buttons, CSAT) -------------------
+
+def test_a_client_message_id_finds_its_turn_and_a_second_turn_with_it_writes_nothing(store):
+    cid = store.create_conversation(channel="web")
+    bot_id = store.record_turn(cid, MessageRecord("customer", "hi", client_message_id="m-1"),
+                               MessageRecord("bot", "Hello!", action="smalltalk"), DialogueState())
+    customer, bot = store.turn_for_client_message(cid, "m-1")
+    assert (customer["text"], bot["id"], bot["text"]) == ("hi", bot_id, "Hello!")
+    with pytest.raises(DuplicateClientMessageError, match="m-1"):
+        store.record_turn(cid, MessageRecord("customer", "hi", client_message_id="m-1"),
+                          MessageRecord("bot", "Hello again!"), DialogueState(failures=3))
+    assert len(store.messages(cid)) == 2 and store.load_state(cid).failures == 0
+    assert store.turn_for_client_message(cid, "m-2") is None
+    # ids are unique per conversation only; messages without one never collide
+    other = store.create_conversation()
+    turn(store, other)
+    turn(store, other)
+    store.record_turn(other, MessageRecord("customer", "hi", client_message_id="m-1"),
+                      MessageRecord("bot", "Hello!"), DialogueState())
+    assert len(store.messages(other)) == 6
+
+
+def test_buttons_offered_with_a_bot_message_are_kept(store):
+    cid = store.create_conversation()
+    store.record_turn(cid, MessageRecord("customer", "change track"),
+                      MessageRecord("bot", "Did you mean A or B?", action="clarify", buttons=("A", "B")),
+                      DialogueState())
+    assert [m["buttons"] for m in store.messages(cid)] == [[], ["A", "B"]]
+
+
+def test_csat_scores_are_whole_numbers_from_1_to_5_for_known_conversations(store):
+    cid = store.create_conversation()
+    assert store.add_csat(cid, 4, "fine") > 0
+    for bad in (0, 6, 4.5, True, "5"):
+        with pytest.raises(StoreError, match="1 to 5"):
+            store.add_csat(cid, bad)
+    with pytest.raises(UnknownConversationError):
+        store.add_csat("nope", 3)
+    assert [(c["score"], c["comment"]) for c in store.csat(cid)] == [(4, "fine")]
+
+
+def test_feedback_errors_are_typed_for_the_http_edge(store):
+    cid = store.create_conversation()
+    bot_id = turn(store, cid)
+    with pytest.raises(UnknownMessageError):
+        store.add_feedback(10_000, "up")
+    with pytest.raises(NotABotMessageError):
+        store.add_feedback(bot_id - 1, "up")
+    store.add_feedback(bot_id, "down")
+    store.add_feedback(bot_id, "up")
+    assert store.latest_ratings(cid) == {bot_id: "up"}
+
+
+def test_agent_messages_after_a_message_id_are_what_a_live_channel_has_not_shown(store):
+    cid = store.create_conversation()
+    turn(store, cid)
+    first = store.record_agent_message(cid, "one")
+    second = store.record_agent_message(cid, "two")
+    assert [m["id"] for m in store.agent_messages_after(cid, 0)] == [first, second]
+    assert [m["text"] for m in store.agent_messages_after(cid, first)] == ["two"]
+    assert store.agent_messages_after(cid, second) == []
+
+
+def test_ensure_conversation_creates_once(store):
+    assert store.ensure_conversation("rest-1", channel="rest") is True
+    assert store.ensure_conversation("rest-1", channel="rest") is False
+    assert store.conversation("rest-1")["channel"] == "rest"
+
+
+def test_two_connections_taking_turns_at_once_both_succeed(tmp_path):
+    """Two inference workers (or replicas) write turns side by side; neither fails with
+    "database is locked", and every turn is stored whole."""
+    import threading
+
+    path = tmp_path / "shared.db"
+    ConversationStore(path).open().close()
+    errors: list[BaseException] = []
+    conversations: list[str] = []
+
+    def writer() -> None:
+        with ConversationStore(path).open() as own:
+            cid = own.create_conversation()
+            conversations.append(cid)
+            try:
+                for _ in range(40):
+                    turn(own, cid)
+            except BaseException as e:  # noqa: BLE001 - collected and asserted below
+                errors.append(e)
+
+    threads = [threading.Thread(target=writer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with ConversationStore(path).open() as store:
+        assert [len(store.messages(c)) for c in conversations] == [80, 80, 80]
