@@ -7,8 +7,8 @@ in the store, never in a component's memory, so any replica can take the next tu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -141,6 +141,15 @@ class TurnResult:
     buttons: tuple[str, ...] = ()
     slots: dict[str, str] = field(default_factory=dict)
     note: str | None = None
+
+
+def turn_to_dict(result: TurnResult) -> dict[str, Any]:
+    """A turn as one JSON-ready object: what `csbot ask` prints and the HTTP API returns
+    (one definition, so the two channels cannot drift apart)."""
+    d = asdict(result)
+    d["sources"] = [asdict(s) for s in result.sources]
+    d["buttons"] = list(result.buttons)
+    return d
 
 
 @runtime_checkable

@@ -103,7 +103,11 @@ class DialogueManager:
     def start_conversation(self, channel: str = "cli") -> str:
         return self.store.create_conversation(channel=channel)
 
-    def handle(self, text: str, conversation_id: str | None = None, channel: str = "cli") -> TurnResult:
+    def handle(self, text: str, conversation_id: str | None = None, channel: str = "cli",
+               client_message_id: str | None = None) -> TurnResult:
+        """One turn. `client_message_id` is the channel's id for the customer message
+        (stored with it; a conversation refuses the same id twice, see
+        `ConversationStore.record_turn`)."""
         started = time.perf_counter()
         text = validate_message(text, self.config.max_message_chars)
         if conversation_id is None:
@@ -128,6 +132,7 @@ class DialogueManager:
             intent=decision.intent,
             confidence=confidence,
             out_of_scope=prediction.out_of_scope,
+            client_message_id=client_message_id,
         )
         bot = MessageRecord(
             role="bot",
@@ -140,6 +145,7 @@ class DialogueManager:
             composer=decision.composer,
             note=decision.note,
             latency_ms=round(latency_ms, 2),
+            buttons=decision.buttons,
         )
         message_id = self.store.record_turn(
             conversation_id, customer, bot, state, handoff_reason=decision.handoff_reason
@@ -161,14 +167,14 @@ class DialogueManager:
         )
 
     def handle_stream(self, text: str, conversation_id: str | None = None,
-                      channel: str = "cli") -> Iterator[str | TurnResult]:
+                      channel: str = "cli", client_message_id: str | None = None) -> Iterator[str | TurnResult]:
         """The same turn as `handle`, as text pieces followed by the `TurnResult`.
 
         Validation errors raise at the first `next()`, before anything is stored. The
         reply is composed and passed by the grounding guard as a whole before its first
         piece is released, so a customer never sees words that the guard then takes back.
         """
-        result = self.handle(text, conversation_id, channel)
+        result = self.handle(text, conversation_id, channel, client_message_id)
         yield from reply_pieces(result.reply)
         yield result
 
