@@ -198,6 +198,21 @@ def build_workspace(config: CsbotConfig, data_dir: Path, progress: Progress = _q
     return report
 
 
+def company_facts(workspace: Path) -> list[str]:
+    """The workspace's company.json flattened to its strings and numbers (name, phone,
+    prices, hours...): what the guard lets a reply name and the scrubber never masks.
+    No file: no facts."""
+    from bot.guard import company_facts_from
+
+    path = workspace / "company.json"
+    if not path.is_file():
+        return []
+    try:
+        return company_facts_from(json.loads(path.read_text(encoding="utf-8")))
+    except ValueError as e:
+        raise CsbotError(f"{path} is not valid JSON ({e}); fix it or remove it and run `csbot build` again") from e
+
+
 def read_manifest(workspace: Path) -> dict[str, Any]:
     path = workspace / "workspace.json"
     if not path.exists():
@@ -253,14 +268,12 @@ class Assistant:
         """Retrieval, or the promoted GPT-2 with retrieval as its fallback."""
         from bot.composer import RetrievalComposer
         from bot.generator import GeneratorConfig, GPT2Composer
-        from bot.guard import company_facts_from
         from bot.promoted import PromotedModelComposer
         from finetune.registry import ModelRegistry
 
         ws = self.config.workspace
         retrieval = RetrievalComposer.from_config(self.config.dialogue, domain)
-        company = ws / "company.json"
-        facts = company_facts_from(json.loads(company.read_text(encoding="utf-8"))) if company.exists() else []
+        facts = company_facts(ws)
         generator = GeneratorConfig(torch_threads=self.config.embedder.torch_threads)
 
         def make_generator(model_dir: Path) -> GPT2Composer:

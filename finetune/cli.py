@@ -10,7 +10,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -23,32 +23,6 @@ finetune_app = typer.Typer(
 class TranscriptFormat(str, Enum):
     jsonl = "jsonl"
     abcd = "abcd"
-
-
-def _company_words(workspace: Path) -> list[str]:
-    """Every string in the workspace's company.json: the company's own words (its name,
-    carriers, products...), which the name scrubber must never mask."""
-    path = workspace / "company.json"
-    if not path.is_file():
-        return []
-    words: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            words.append(value)
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                walk(k)
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-
-    try:
-        walk(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return []
-    return words
 
 
 @finetune_app.command("pairs")
@@ -93,12 +67,13 @@ def pairs(
     config = _config(workspace)
 
     with _Edge():
+        from bot.workspace import company_facts
         from finetune.round import build_workspace_pairs
 
         manifest = build_workspace_pairs(
             config, out, transcripts=transcripts, formats=formats, context_turns=context_turns,
             evidence_k=evidence_k, valid_fraction=valid_fraction, min_pairs=min_pairs, seed=seed,
-            protect=_company_words(config.workspace), progress=_step, show_bars=True,
+            protect=company_facts(config.workspace), progress=_step, show_bars=True,
         )
 
     summary = {
@@ -251,12 +226,13 @@ def round_(
         _fail(f"--max-minutes must be above 0; got {max_minutes}")
     config = _config(workspace)
     with _Edge():
+        from bot.workspace import company_facts
         from finetune.round import RoundSettings, run_round
 
         report = run_round(config, RoundSettings(
             transcripts=transcripts, formats=[fmt.value] * len(transcripts), base=base, max_minutes=max_minutes,
             eval_limit=eval_limit, min_gain=min_gain, seed=seed,
-        ), protect=_company_words(config.workspace), progress=_step)
+        ), protect=company_facts(config.workspace), progress=_step)
     _step(("promoted " if report["promoted"] else "kept the promoted model; registered ")
           + f"{report['candidate']['id']}: {report['reason']}")
     sys.stdout.write(json.dumps(report) + "\n")
