@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,6 +13,7 @@ import typer
 from rich.console import Console
 
 from bot.config import CsbotConfig
+from bot.contracts import turn_to_dict
 from bot.errors import CsbotError
 from retrieval.errors import RetrievalError
 
@@ -90,13 +90,20 @@ def _step(message: str) -> None:
 def build(
     workspace: WorkspaceOpt = None,
     data: Annotated[Path, typer.Option("--data", help="Data directory (conversations.jsonl, kb.jsonl, intents.csv, domain.json)")] = Path("data"),
+    generator_minutes: Annotated[float, typer.Option(
+        "--generator-minutes", help="Also train a GPT-2 generator on the data's conversations for at most this "
+        "many minutes (one `finetune round`; promoted only if it beats the retrieval composer; reused on a "
+        "rebuild of the same data). 0: retrieval only")] = 0.0,
 ) -> None:
-    """Ingest the data, build the FAISS index and train the intent classifier."""
+    """Ingest the data, build the FAISS index and train the intent classifier (and, with
+    --generator-minutes, a GPT-2 generator)."""
     from bot.workspace import build_workspace
 
     config = _config(workspace)
     if not data.is_dir():
         _fail(f"data directory {data} does not exist; pass --data DIR")
+    if generator_minutes < 0:
+        _fail(f"--generator-minutes must be 0 or more; got {generator_minutes}")
     with _Edge():
         report = build_workspace(config, data, progress=_step, show_bars=True)
     for w in report.warnings:
@@ -107,13 +114,17 @@ def build(
         f"{len(report.intents)} intents from {report.n_intent_examples} examples.",
         highlight=False,
     )
+    if generator_minutes > 0:
+        from bot.workspace import company_facts
+        from finetune.round import RoundSettings, run_round
 
-
-def _result_json(result) -> dict:
-    d = asdict(result)
-    d["sources"] = [asdict(s) for s in result.sources]
-    d["buttons"] = list(result.buttons)
-    return d
+        _step(f"training the generator (at most {generator_minutes:g} minutes)")
+        with _Edge():
+            outcome = run_round(config, RoundSettings(transcripts=[data / "conversations.jsonl"], formats=["jsonl"],
+                                                      max_minutes=generator_minutes, reuse=True),
+                                protect=company_facts(config.workspace), progress=_step)
+        used = "the GPT-2 generator" if outcome["promoted"] else "the retrieval composer"
+        out.print(f"Generator: {outcome['reason']}; the assistant answers with {used}.", highlight=False)
 
 
 @app.command()
@@ -128,7 +139,7 @@ def ask(
     config = _config(workspace)
     with _Edge(), Assistant(config) as assistant:
         result = assistant.manager.handle(text, conversation_id=conversation, channel="cli")
-    sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(turn_to_dict(result), ensure_ascii=False) + "\n")
 
 
 @app.command()
@@ -175,6 +186,39 @@ def chat(
                 for s in result.sources[:3]:
                     out.print(f"[dim]     {s.score:.2f} {s.id}: {s.text[:90]}[/]", highlight=False)
         out.print(f"[dim]conversation saved as {conversation_id}[/]")
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Address to listen on [env CSBOT_HOST; default 127.0.0.1]")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="Port [env CSBOT_PORT; default 8000]")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Inference workers (threads, one loaded assistant each) [env CSBOT_WORKERS; default 1]")] = None,
+) -> None:
+    """Serve the assistant over HTTP: REST API, streamed replies (SSE), Rasa REST channel, the widget and /demo."""
+    from pydantic import ValidationError
+
+    from bot.server.settings import ServerSettings
+    from bot.workspace import read_manifest
+
+    flags = {"workspace": workspace, "host": host, "port": port, "workers": workers}
+    try:
+        settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as e:
+        _fail("; ".join(f"{'.'.join(map(str, x['loc'])) or 'settings'}: {x['msg']}" for x in e.errors()))
+    with _Edge():
+        read_manifest(settings.workspace)  # a missing build is refused here, before the port opens
+
+    try:
+        settings.csbot_config()
+    except ValueError as e:  # a bad CSBOT_* value of the assistant's own
+        _fail(str(e))
+    from bot.server.serve import serve as run_server
+
+    err.print(f"[cyan]•[/] serving {settings.workspace} on http://{settings.host}:{settings.port} "
+              f"({settings.workers} inference worker(s); the models load in the background, GET /readyz)",
+              highlight=False)
+    run_server(settings)
 
 
 @app.command("import")
@@ -255,8 +299,10 @@ def eval_generation(
     corpus: Annotated[Path, typer.Option("--corpus", help="Bitext-style CSV (instruction, intent, response) to retrieve evidence from")],
     test: Annotated[Path, typer.Option("--test", help="Bitext-style CSV: questions and reference responses")],
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N test rows")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Reply length cap in tokens")] = 96,
-    min_overlap: Annotated[float, typer.Option("--min-overlap", help="The guard's overlap threshold")] = 0.11,
+    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help="Reply length cap in tokens [default: the model's trained reply length]")] = None,
+    min_overlap: Annotated[Optional[float], typer.Option("--min-overlap", help="The guard's overlap threshold [default: calibrated at training]")] = None,
+    decoding: Annotated[str, typer.Option("--decoding", help="greedy, beam or top_p")] = "greedy",
+    repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", help="1.0: none")] = 1.0,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")] = None,
 ) -> None:
     """Generate replies to TEST's questions from CORPUS's evidence; the last line is one JSON object."""
@@ -264,9 +310,12 @@ def eval_generation(
 
     config = _config(None)
     _require_files(corpus, test)
+    if decoding not in ("greedy", "beam", "top_p"):
+        _fail(f"--decoding {decoding!r}: use greedy, beam or top_p")
     with _Edge():
         result = evaluate_generation(config, model, corpus, test, limit=limit, max_new_tokens=max_new_tokens,
-                                     min_overlap=min_overlap, report_dir=report, progress=_step)
+                                     min_overlap=min_overlap, decoding=decoding,
+                                     repetition_penalty=repetition_penalty, report_dir=report, progress=_step)
     sys.stdout.write(json.dumps(result) + "\n")
 
 

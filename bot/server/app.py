@@ -1,0 +1,110 @@
+"""The app factory: `create_app(settings)` builds a FastAPI app that is cheap to make;
+its lifespan loads the assistants on their worker threads (GET /readyz says when).
+
+Typed errors from below become HTTP statuses here (the exception handlers), through the
+one table in `bot.server.errors`; routes and the dialogue layer never build error
+responses themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from bot.errors import CsbotError
+from bot.server.errors import error_response
+from bot.server.limits import (
+    BodySizeLimitMiddleware,
+    IpRateLimitMiddleware,
+    RateLimiter,
+)
+from bot.server.routes import conversations, feedback, health, rasa, widget
+from bot.server.runtime import Runtime
+from bot.server.settings import ServerSettings
+from bot.workspace import Assistant
+
+
+def create_app(settings: ServerSettings | None = None,
+               assistant_factory: Callable[[], Assistant] | None = None) -> FastAPI:
+    """The csbot HTTP app. `assistant_factory` makes one loaded `Assistant` per
+    inference worker, on that worker's thread (default: the settings' workspace, with
+    the CSBOT_* configuration and max(1, cores // workers) torch threads each)."""
+    settings = settings or ServerSettings()
+    if assistant_factory is None:
+        config = settings.csbot_config()
+
+        def assistant_factory() -> Assistant:
+            return Assistant(config).load()
+
+    runtime = Runtime(settings, assistant_factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # load in the background: the server answers /healthz (and 503 on /readyz) meanwhile
+        loading = asyncio.create_task(runtime.start())
+        try:
+            yield
+        finally:
+            await loading  # a load in progress finishes on its threads before they close
+            await runtime.close()
+
+    app = FastAPI(
+        title="csbot",
+        version=_version(),
+        summary="A customer-service assistant: REST, streamed replies (SSE) and a Rasa-compatible REST channel.",
+        lifespan=lifespan,
+        # the schema stays at /openapi.json; the interactive pages are off because they load
+        # their scripts from a public CDN, and csbot makes no third-party calls
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    for module in (health, conversations, feedback, rasa, widget):
+        app.include_router(module.router)
+    _add_error_handlers(app)
+
+    # the last added runs first: CORS (so that 413/429 answers carry its headers), the
+    # per-IP limit, then the body-size limit, then the routes
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(IpRateLimitMiddleware,
+                       limiter=RateLimiter(settings.rate_limit_per_ip, "ip") if settings.rate_limit_per_ip else None)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Accept", "Last-Event-ID"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def csbot_error(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(exc)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's list of {type, loc, msg} (loc names the field), without echoing the
+        # input back: it may be the very 16 KB of markup that was refused
+        assert isinstance(exc, RequestValidationError)
+        detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    app.add_exception_handler(CsbotError, csbot_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, csbot_error)  # 500, logged, no internals in the body
+
+
+def _version() -> str:
+    try:
+        return version("csbot")
+    except PackageNotFoundError:
+        return "0"

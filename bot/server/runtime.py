@@ -1,0 +1,104 @@
+"""What a running app holds: its settings, the inference pool, a store worker for reads
+and small writes, the per-conversation rate limiter, and whether it is ready.
+
+One `Runtime` per app (in `app.state`), made by `create_app` and started by its
+lifespan; routes reach it through the `runtime` / `ready_runtime` dependencies. Nothing
+here is global, so tests can run several apps side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import Request
+
+from bot.server.errors import NotReadyError
+from bot.server.inference import InferencePool, ThreadWorker
+from bot.server.limits import RateLimiter
+from bot.server.settings import ServerSettings
+from bot.server.turns import warm_up
+from bot.store import ConversationStore
+from bot.workspace import Assistant
+
+log = logging.getLogger("csbot.server")
+
+
+class Runtime:
+    """The app's working parts and its readiness ("loading", "ready" or "failed")."""
+
+    def __init__(self, settings: ServerSettings, assistant_factory: Callable[[], Assistant]):
+        self.settings = settings
+        self.pool: InferencePool[Assistant] = InferencePool(assistant_factory, settings.workers,
+                                                            closer=lambda a: a.close())
+        # Reads (history, live events) and small writes (new conversations, ratings) go to
+        # their own thread and connection, so they never wait behind a slow turn.
+        self.store: ThreadWorker[ConversationStore] | None = None
+        self.session_limiter = (RateLimiter(settings.rate_limit_per_session, "session")
+                                if settings.rate_limit_per_session else None)
+        self.state = "loading"
+        self.failure: str | None = None
+        self.max_message_chars = 0
+        self.store_path: Path | None = None
+        # set when the server starts shutting down: live event streams end at their next poll
+        self.closing = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    async def start(self) -> None:
+        """Load the assistants (the first alone, so that it applies any store migration
+        before the others open the store), then the store worker. A failure is kept and
+        reported by /readyz and by every API call, rather than killing the process."""
+        started = time.perf_counter()
+        try:
+            first, *others = self.pool.workers
+            await first.start()
+            await asyncio.gather(*(w.start() for w in others))
+            await asyncio.gather(*(w.call(warm_up) for w in self.pool.workers))
+            self.max_message_chars, self.store_path = await first.call(
+                lambda a: (a.config.dialogue.max_message_chars, a.store.path))
+            path = self.store_path
+            self.store = ThreadWorker("csbot-store", lambda: ConversationStore(path).open(), lambda s: s.close())
+            await self.store.start()
+        except Exception as e:  # reported, not raised: the process stays up and says why
+            self.state, self.failure = "failed", f"{type(e).__name__}: {e}"
+            log.exception("csbot failed to load: %s", self.failure)
+            return
+        self.state = "ready"
+        log.info("csbot ready: %d inference worker(s) loaded in %.1f s", len(self.pool), time.perf_counter() - started)
+
+    def begin_shutdown(self) -> None:
+        """Called from a signal handler: only sets a flag (safe from any thread)."""
+        self.closing.set()
+
+    def require_ready(self) -> None:
+        if not self.ready:
+            raise NotReadyError(self.state, self.failure)
+
+    def limit_session(self, conversation_id: str) -> None:
+        """Take one message from the conversation's budget (RateLimitedError when spent)."""
+        if self.session_limiter is not None:
+            self.session_limiter.check(conversation_id)
+
+    async def close(self) -> None:
+        await self.pool.close()
+        if self.store is not None:
+            await self.store.close()
+
+
+def runtime(request: Request) -> Runtime:
+    """Dependency: the app's runtime, ready or not (health checks)."""
+    return request.app.state.runtime
+
+
+def ready_runtime(request: Request) -> Runtime:
+    """Dependency: the app's runtime once loaded; 503 with Retry-After before that."""
+    rt: Runtime = request.app.state.runtime
+    rt.require_ready()
+    return rt

@@ -1,0 +1,40 @@
+"""Run the app under uvicorn (what `csbot serve` does), ending live event streams as soon
+as a shutdown starts.
+
+uvicorn's graceful shutdown waits for open connections to close, and a live events
+stream never closes by itself: without this hook every Ctrl-C or rolling deploy would
+wait out the grace period and then cancel the streams with an error. The streams end
+cleanly instead, and clients reconnect (to another replica, or this one once it is back)
+with Last-Event-ID, losing nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from bot.server.app import create_app
+from bot.server.settings import ServerSettings
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]):
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
+
+
+def serve(settings: ServerSettings) -> None:
+    """Serve csbot on settings.host:settings.port until SIGINT/SIGTERM."""
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            timeout_graceful_shutdown=settings.shutdown_grace_seconds)
+    try:
+        _Server(config, app.state.runtime.begin_shutdown).run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
+        pass

@@ -1,0 +1,99 @@
+"""The HTTP service's settings: CSBOT_* environment variables (pydantic-settings), with
+explicit values (the `csbot serve` flags) taking precedence. Built once and passed into
+`create_app`; nothing in the server reads the environment itself."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.config import DEFAULT_WORKSPACE, CsbotConfig
+
+
+class ServerSettings(BaseSettings):
+    """How `csbot serve` runs. Every field is also an environment variable: `CSBOT_` + its
+    name in capitals (CSBOT_PORT, CSBOT_CORS_ORIGINS, ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="CSBOT_", extra="ignore", validate_default=True)
+
+    workspace: Path = Field(Path(DEFAULT_WORKSPACE), description="the built assistant (`csbot build`)")
+    host: str = Field("127.0.0.1", min_length=1, description="address to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="port to listen on (0: any free port)")
+    workers: int = Field(
+        1, ge=1, le=32,
+        description="inference workers: threads that each own a loaded assistant; a conversation's "
+                    "turns always go to the same one, so they run in order",
+    )
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch threads per inference worker [default: max(1, cores // workers)]"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins of sites that embed the widget (comma-separated or a JSON list); "
+                    "empty: same origin only",
+    )
+    rate_limit_per_ip: int = Field(60, ge=0, description="API requests per minute per client IP (0: off)")
+    rate_limit_per_session: int = Field(
+        20, ge=0, description="messages per minute per conversation (0: off)"
+    )
+    max_body_bytes: int = Field(16384, ge=512, description="largest accepted request body")
+    stream_piece_delay_ms: float = Field(
+        0.0, ge=0, le=1000, description="pause between streamed text pieces (a typing effect; 0: none)"
+    )
+    events_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="how often a live events stream looks for agent messages in the store"
+    )
+    events_ping_seconds: float = Field(15.0, gt=0, le=300, description="keep-alive comment interval on event streams")
+    shutdown_grace_seconds: float = Field(
+        5.0, ge=0, description="on shutdown, how long open streams may finish before they are closed"
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"CSBOT_CORS_ORIGINS is not a JSON list: {e.msg}") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin == "*":
+                continue  # explicit opt-in: any site may call the API
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+                raise ValueError(
+                    f"CORS origin {origin!r} is not an origin; write scheme://host[:port] with no path, "
+                    "e.g. https://shop.example.com"
+                )
+        return [o.rstrip("/") for o in origins]
+
+    def threads_per_worker(self, cores: int | None = None) -> int:
+        """torch threads for each inference worker: the configured number, else the cores
+        shared out, so N workers encoding at once do not oversubscribe the machine."""
+        if self.torch_threads is not None:
+            return self.torch_threads
+        if cores is None:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // self.workers)
+
+    def csbot_config(self, env: dict[str, str] | None = None) -> CsbotConfig:
+        """The assistant's configuration for this server: CSBOT_* as everywhere else, this
+        workspace, and the per-worker torch threads."""
+        config = CsbotConfig.from_env(self.workspace, env=env)
+        return replace(config, embedder=replace(config.embedder, torch_threads=self.threads_per_worker()))

@@ -1,0 +1,109 @@
+"""Turns as the HTTP channel takes them. These functions run on an inference worker's
+thread, with that worker's `Assistant` (never on the event loop).
+
+Retries are idempotent: a message that carries a `client_message_id` the conversation
+already has (the widget's offline queue re-sending it, a client retrying after a dropped
+connection) gets the stored reply back and takes no second turn. Within one replica the
+turns of a conversation run one after another on one worker, so the check below sees any
+earlier copy; across replicas the store's unique index has the last word
+(`DuplicateClientMessageError`, nothing written) and the stored reply is returned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+from bot.contracts import Source, TurnResult
+from bot.dialogue import reply_pieces, validate_message
+from bot.server.errors import ClientMessageConflictError
+from bot.store import DuplicateClientMessageError
+from bot.workspace import Assistant
+
+# Rasa REST senders map to conversation ids in their own namespace, so a sender id can
+# never name (or guess) a web conversation.
+_RASA_NAMESPACE = uuid.UUID("6c1d3c36-92a2-4d5e-9a57-4ad1c1b1c9f1")
+
+
+def take_turn(assistant: Assistant, conversation_id: str, text: str,
+              client_message_id: str | None, channel: str = "web") -> TurnResult:
+    """One turn, or the stored one when this `client_message_id` was answered before."""
+    stored = stored_turn(assistant, conversation_id, text, client_message_id)
+    if stored is not None:
+        return stored
+    try:
+        return assistant.manager.handle(text, conversation_id, channel, client_message_id)
+    except DuplicateClientMessageError:  # another replica took this message meanwhile
+        return stored_turn(assistant, conversation_id, text, client_message_id)
+
+
+def stream_turn(assistant: Assistant, conversation_id: str, text: str,
+                client_message_id: str | None) -> Iterator[str | TurnResult]:
+    """`take_turn` as text pieces followed by the `TurnResult` (`handle_stream`'s contract)."""
+    stored = stored_turn(assistant, conversation_id, text, client_message_id)
+    if stored is None:
+        try:
+            yield from assistant.manager.handle_stream(text, conversation_id, "web", client_message_id)
+            return
+        except DuplicateClientMessageError:  # raised before any piece: the turn is whole first
+            stored = stored_turn(assistant, conversation_id, text, client_message_id)
+    yield from reply_pieces(stored.reply)
+    yield stored
+
+
+def rasa_conversation_id(sender: str) -> str:
+    """The conversation a Rasa REST sender talks in: the same sender, the same one."""
+    return uuid.uuid5(_RASA_NAMESPACE, sender).hex
+
+
+def rasa_turn(assistant: Assistant, sender: str, text: str) -> TurnResult:
+    """A turn from the Rasa REST channel; the sender's conversation is made on first use."""
+    conversation_id = rasa_conversation_id(sender)
+    assistant.store.ensure_conversation(conversation_id, channel="rest")
+    return assistant.manager.handle(text, conversation_id, "rest")
+
+
+def stored_turn(assistant: Assistant, conversation_id: str, text: str,
+                client_message_id: str | None) -> TurnResult | None:
+    """The turn that answered `client_message_id` before, rebuilt from the store; None
+    when there is none. The same id with another text is a client bug: 409."""
+    if client_message_id is None:
+        return None
+    found = assistant.store.turn_for_client_message(conversation_id, client_message_id)
+    if found is None:
+        return None
+    customer, bot = found
+    if customer["text"] != validate_message(text, assistant.config.dialogue.max_message_chars):
+        raise ClientMessageConflictError(client_message_id)
+    sources = tuple(Source(s["id"], s["score"], _unit_text(assistant, s["id"])) for s in bot["sources"])
+    return TurnResult(
+        conversation_id=conversation_id,
+        message_id=bot["id"],
+        reply=bot["text"],
+        intent=bot["intent"],
+        confidence=bot["confidence"] or 0.0,
+        out_of_scope=bool(bot["out_of_scope"]),
+        action=bot["action"],
+        sources=sources,
+        composer=bot["composer"] or "policy",
+        latency_ms=bot["latency_ms"] or 0.0,
+        buttons=tuple(bot["buttons"]),
+        # slots as they are now (the store keeps the latest state, not each turn's)
+        slots=dict(assistant.store.load_state(conversation_id).slots),
+        note=bot["note"],
+    )
+
+
+def _unit_text(assistant: Assistant, unit_id: str) -> str:
+    unit = assistant.index.get(unit_id) if assistant.index is not None else None
+    return unit.evidence_text if unit is not None else ""
+
+
+def warm_up(assistant: Assistant) -> None:
+    """Run the models once on this worker's thread before it takes traffic: the first
+    encode on a thread starts torch's thread pool and allocators (hundreds of ms), which
+    would otherwise land on the first customer's turn. Writes nothing."""
+    text = "where is my order?"
+    vector = assistant.embedder.encode([text])
+    assistant.classifier.predict(vector, [text])
+    assistant.index.search(vector, k=assistant.config.dialogue.retrieval_k)

@@ -1,0 +1,25 @@
+"""Making the app is cheap: no model loads until the app starts (its lifespan)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_creating_the_app_loads_no_model_and_takes_no_time(tmp_path):
+    code = (
+        "import sys, time\n"
+        "from bot.server.app import create_app\n"
+        "from bot.server.settings import ServerSettings\n"
+        "started = time.perf_counter()\n"
+        f"app = create_app(ServerSettings(workspace={str(tmp_path)!r}))\n"
+        "assert time.perf_counter() - started < 1.0\n"
+        "heavy = [m for m in ('torch', 'faiss', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert app.state.runtime.state == 'loading'\n"
+        "paths = app.openapi()['paths']\n"
+        "assert '/api/v1/conversations/{conversation_id}/messages/stream' in paths\n"
+        "assert app.docs_url is None\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
