@@ -1,0 +1,289 @@
+"""Load on the HTTP service: the real `csbot serve` on a free 127.0.0.1 port, driven by an
+asyncio httpx client. Bounded: a fixed number of conversations and turns, and a time cap.
+
+Run: python bench/bench_serve_load.py [--workspace DIR] [--workers N]
+     [--conversations 50 --turns 20] [--stream-conversations 10 --stream-turns 10]
+
+1. Load: C conversations at once, each sending T turns one after another (no pause: a
+   closed loop, the hardest case for the server), through POST .../messages, each with a
+   client_message_id. Counts errors; then reads the store and checks that every accepted
+   message is there with the reply the client got (0 lost); reports turn latency p50/p95.
+2. Streaming: S conversations at once through POST .../messages/stream; time from
+   sending a message to its first `text` event, p50/p95. Run twice: as a closed loop
+   (S messages always in flight) and with customers pausing 0.5-1.5 s between messages
+   (S people chatting at the same time).
+
+Messages are the customer turns of data/conversations.jsonl, drawn with a fixed seed. The
+workspace is built from --data when it has no workspace.json; the server runs on a copy of
+it with an empty store (so the run starts alike every time and never writes into the
+workspace given). Rate limits are off for the run (one client address sends everything). Prints progress on stderr and one JSON
+object as the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+CSBOT = Path(sys.executable).with_name("csbot")
+
+
+def log(message: str) -> None:
+    print(f"• {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))], 1)
+
+
+def summary(values_ms: list[float]) -> dict:
+    return {"n": len(values_ms), "p50_ms": percentile(values_ms, 50), "p95_ms": percentile(values_ms, 95),
+            "max_ms": round(max(values_ms), 1) if values_ms else None,
+            "mean_ms": round(statistics.fmean(values_ms), 1) if values_ms else None}
+
+
+def customer_messages(data: Path) -> list[str]:
+    texts = []
+    with (data / "conversations.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            texts += [t["text"] for t in json.loads(line)["turns"] if t["role"] == "customer"]
+    return texts
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workspace: Path, port: int, workers: int, log_path: Path) -> subprocess.Popen:
+    """`csbot serve`, its output to a file (a pipe nobody reads would fill up and block
+    the server's logging)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "CSBOT_RATE_LIMIT_PER_IP": "0", "CSBOT_RATE_LIMIT_PER_SESSION": "0", "CSBOT_LOG_LEVEL": "warning"}
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen([str(CSBOT), "serve", "--workspace", str(workspace), "--port", str(port),
+                                 "--workers", str(workers)], cwd=REPO, env=env,
+                                stdout=log_file, stderr=subprocess.STDOUT)
+
+
+async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen, log_path: Path,
+                     timeout: float = 300) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"csbot serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.25)
+    raise SystemExit(f"csbot serve was not ready in {timeout} s")
+
+
+async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations: int, turns: int,
+                     seed: int) -> dict:
+    latencies: list[float] = []
+    server_ms: list[float] = []
+    accepted: list[tuple[str, str, int]] = []  # conversation, client_message_id, reply message id
+    errors: dict[str, int] = {}
+
+    def error(kind: str) -> None:
+        errors[kind] = errors.get(kind, 0) + 1
+
+    async def one_conversation(index: int) -> None:
+        rng = random.Random(seed * 100_003 + index)
+        try:
+            r = await client.post("/api/v1/conversations", json={"channel": "web"})
+            r.raise_for_status()
+        except httpx.HTTPError as e:
+            error(f"create: {type(e).__name__}")
+            return
+        cid = r.json()["conversation_id"]
+        for _ in range(turns):
+            mid = uuid.uuid4().hex
+            started = time.perf_counter()
+            try:
+                r = await client.post(f"/api/v1/conversations/{cid}/messages",
+                                      json={"text": rng.choice(texts), "client_message_id": mid})
+            except httpx.HTTPError as e:
+                error(f"transport: {type(e).__name__}")
+                continue
+            if r.status_code != 200:
+                error(f"http {r.status_code}")
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+            reply = r.json()
+            server_ms.append(reply["latency_ms"])
+            accepted.append((cid, mid, reply["message_id"]))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_conversation(i) for i in range(conversations)))
+    wall = time.perf_counter() - started
+    return {"conversations": conversations, "turns_each": turns, "sent": conversations * turns,
+            "accepted": len(accepted), "errors": sum(errors.values()), "error_kinds": errors,
+            "wall_s": round(wall, 1), "turns_per_s": round(len(accepted) / wall, 1),
+            "turn": summary(latencies), "server_turn": summary(server_ms), "_accepted": accepted}
+
+
+def count_lost(store: Path, accepted: list[tuple[str, str, int]]) -> dict:
+    """Every accepted message must be in the store, answered by the reply the client got."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    lost = 0
+    for cid, mid, bot_id in accepted:
+        row = db.execute(
+            "select c.turn, b.id, b.role from messages c left join messages b "
+            "on b.conversation_id = c.conversation_id and b.turn = c.turn + 1 "
+            "where c.conversation_id = ? and c.client_message_id = ? and c.role = 'customer'",
+            [cid, mid]).fetchone()
+        if row is None or row[1] != bot_id or row[2] != "bot":
+            lost += 1
+    conversations = {cid for cid, _, _ in accepted}
+    stored = sum(db.execute("select count(*) from messages where conversation_id = ?", [c]).fetchone()[0]
+                 for c in conversations)
+    db.close()
+    return {"lost": lost, "stored_messages": stored, "expected_messages": 2 * len(accepted)}
+
+
+async def stream_phase(client: httpx.AsyncClient, texts: list[str], conversations: int, turns: int,
+                       think: tuple[float, float], seed: int) -> dict:
+    first_text: list[float] = []
+    complete: list[float] = []
+    errors = 0
+
+    async def one_conversation(index: int) -> None:
+        nonlocal errors
+        rng = random.Random(seed * 7919 + index)
+        try:
+            r = await client.post("/api/v1/conversations")
+            r.raise_for_status()
+        except httpx.HTTPError:
+            errors += turns
+            return
+        cid = r.json()["conversation_id"]
+        for _ in range(turns):
+            if think[1]:
+                await asyncio.sleep(rng.uniform(*think))
+            started = time.perf_counter()
+            got_text = got_final = False
+            try:
+                async with client.stream("POST", f"/api/v1/conversations/{cid}/messages/stream",
+                                         json={"text": rng.choice(texts),
+                                               "client_message_id": uuid.uuid4().hex}) as r:
+                    if r.status_code != 200:
+                        errors += 1
+                        continue
+                    async for line in r.aiter_lines():
+                        if line == "event: text" and not got_text:
+                            got_text = True
+                            first_text.append((time.perf_counter() - started) * 1000)
+                        elif line == "event: final":
+                            got_final = True
+                        elif line == "event: error":
+                            errors += 1
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            if got_final:
+                complete.append((time.perf_counter() - started) * 1000)
+            elif got_text:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_conversation(i) for i in range(conversations)))
+    return {"conversations": conversations, "turns_each": turns, "think_s": list(think), "errors": errors,
+            "wall_s": round(time.perf_counter() - started, 1),
+            "first_text": summary(first_text), "complete": summary(complete)}
+
+
+async def run(args: argparse.Namespace, workspace: Path) -> dict:
+    texts = [t for t in customer_messages(args.data) if len(t) <= 4000]
+    port = free_port()
+    log_path = workspace.parent / "serve.log"
+    proc = start_server(workspace, port, args.workers, log_path)
+    limits = httpx.Limits(max_connections=args.conversations + 10, max_keepalive_connections=args.conversations + 10)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits) as client:
+            ready_s = await wait_ready(client, proc, log_path)
+            log(f"csbot serve ready in {ready_s:.1f} s ({args.workers} inference worker(s)) on port {port}")
+            # warm the connections and the server (not measured)
+            await stream_phase(client, texts, 2, 2, (0.0, 0.0), seed=999)
+
+            log(f"load: {args.conversations} conversations x {args.turns} turns at once")
+            load = await load_phase(client, texts, args.conversations, args.turns, args.seed)
+            log(f"streaming: {args.stream_conversations} conversations x {args.stream_turns} turns, closed loop")
+            closed = await stream_phase(client, texts, args.stream_conversations, args.stream_turns, (0.0, 0.0),
+                                        args.seed)
+            log(f"streaming: {args.stream_conversations} conversations x {args.stream_turns} turns, "
+                "0.5-1.5 s between messages")
+            paced = await stream_phase(client, texts, args.stream_conversations, args.stream_turns, (0.5, 1.5),
+                                       args.seed + 1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    accepted = load.pop("_accepted")
+    load.update(count_lost(workspace / "store.db", accepted))
+    server_errors = log_path.read_text(errors="replace").count("Traceback")
+    if server_errors:
+        log(f"the server logged {server_errors} traceback(s); its log:\n{log_path.read_text()[-4000:]}")
+    return {"bench": "serve_load", "workers": args.workers, "cores": os.cpu_count(),
+            "load": load, "stream_closed_loop": closed, "stream_paced": paced,
+            "ready_s": round(ready_s, 1), "server_tracebacks": server_errors}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=Path, default=REPO / "bench" / "results" / "serve-ws")
+    parser.add_argument("--data", type=Path, default=REPO / "data")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--conversations", type=int, default=50)
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--stream-conversations", type=int, default=10)
+    parser.add_argument("--stream-turns", type=int, default=10)
+    parser.add_argument("--max-seconds", type=float, default=900, help="stop the whole run after this long")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    if not (args.workspace / "workspace.json").exists():
+        log(f"building the demo workspace in {args.workspace}")
+        subprocess.run([str(CSBOT), "build", "--data", str(args.data), "--workspace", str(args.workspace)],
+                       check=True, cwd=REPO)
+    with tempfile.TemporaryDirectory(prefix="csbot-bench-") as tmp:
+        served = Path(tmp) / "ws"
+        shutil.copytree(args.workspace, served, ignore=shutil.ignore_patterns("store.db*"))
+        result = asyncio.run(asyncio.wait_for(run(args, served), timeout=args.max_seconds))
+    load, closed, paced = result["load"], result["stream_closed_loop"], result["stream_paced"]
+    log(f"load: {load['accepted']}/{load['sent']} accepted, {load['errors']} errors, {load['lost']} lost; "
+        f"turn p50 {load['turn']['p50_ms']} ms, p95 {load['turn']['p95_ms']} ms; {load['turns_per_s']} turns/s")
+    log(f"stream first text, closed loop: p50 {closed['first_text']['p50_ms']} ms, "
+        f"p95 {closed['first_text']['p95_ms']} ms; paced: p50 {paced['first_text']['p50_ms']} ms, "
+        f"p95 {paced['first_text']['p95_ms']} ms")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
