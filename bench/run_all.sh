@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every figure in docs/benchmarks.md comes from this script. Needs ../shared/datasets.
-# Usage: bash bench/run_all.sh   (about 15 minutes on 2 cores; logs in bench/results/)
+# Usage: bash bench/run_all.sh   (about 75 minutes on 2 cores, half of it training the generator; logs in bench/results/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -31,3 +31,20 @@ $BIN/csbot eval retrieval --corpus "$OUT/bitext/train.csv" --test "$OUT/bitext/t
 
 echo "== search latency at 100k units (synthetic vectors)"
 $BIN/python bench/bench_retrieval_scale.py | tee "$OUT/bench_retrieval_scale.log"
+
+echo "== HTTP service: 50 conversations x 20 turns at once (errors, lost messages, turn p50/p95), then streaming first-text latency"
+$BIN/python bench/bench_serve_load.py --workspace "$OUT/serve-ws" --workers 1 | tee "$OUT/bench_serve_load_w1.log"
+$BIN/python bench/bench_serve_load.py --workspace "$OUT/serve-ws" --workers 2 | tee "$OUT/bench_serve_load_w2.log"
+
+echo "== generation: a scratch GPT-2 trained on the Bitext train split within 30 minutes, scored on the test split"
+{ time $BIN/csbot finetune train --corpus "$OUT/bitext/train.csv" --out "$OUT/gen-bitext" --base scratch \
+    --max-minutes 27 --epochs 3 --lr 1e-3 --evidence-k 1 --max-target-tokens 192 --vocab-size 4000 \
+    --pretrain-share 0.15 --dropout 0.0 --no-register; } 2>&1 | tail -4 | tee "$OUT/train_generation_bitext.log"
+$BIN/csbot eval generation --model "$OUT/gen-bitext/final" --corpus "$OUT/bitext/train.csv" \
+    --test "$OUT/bitext/test.csv" --report "$OUT/gen-bitext/eval" | tail -1 | tee "$OUT/eval_generation_bitext.json"
+
+echo "== decoding speed: our decoder vs transformers.pipeline, same model and prompts"
+$BIN/csbot bench generation --model "$OUT/gen-bitext/final" | tail -1 | tee "$OUT/bench_generation.json"
+
+echo "== learning loop: a round on more logged conversations vs a round on fewer (3 minutes each)"
+$BIN/python bench/bench_learning_loop.py --minutes 3 | tail -1 | tee "$OUT/bench_learning_loop.json"
