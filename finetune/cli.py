@@ -25,13 +25,16 @@ class TranscriptFormat(str, Enum):
     abcd = "abcd"
 
 
+WorkspaceOpt = Annotated[
+    Optional[Path],
+    typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
+]
+
+
 @finetune_app.command("pairs")
 def pairs(
     out: Annotated[Path, typer.Option("--out", help="Directory for train.jsonl, valid.jsonl and manifest.json")],
-    workspace: Annotated[
-        Optional[Path],
-        typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
-    ] = None,
+    workspace: WorkspaceOpt = None,
     transcripts: Annotated[
         Optional[list[Path]],
         typer.Option("--transcripts", help="Transcript file to add (repeatable); conversations in it become pairs too"),
@@ -197,10 +200,7 @@ def _build_corpus_pairs(config, corpus: Path, out: Path, evidence_k: int, seed: 
 
 @finetune_app.command("round")
 def round_(
-    workspace: Annotated[
-        Optional[Path],
-        typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
-    ] = None,
+    workspace: WorkspaceOpt = None,
     transcripts: Annotated[
         Optional[list[Path]],
         typer.Option("--transcripts", help="Transcript file to learn from besides the store (repeatable)"),
