@@ -47,12 +47,24 @@ class Sampling:
     # token ids never to choose, per prompt (one collection per row), e.g. numbers the
     # prompt does not contain: see `number_tokens_not_in`
     banned: Sequence[Collection[int]] | None = None
+    # with top_p: the first `greedy_rows` rows still take their most likely token, so one
+    # batch holds the greedy reply and sampled alternatives to it
+    greedy_rows: int = 0
 
 
 class GPT2Decoder:
-    """Greedy or nucleus decoding of a batch of prompts with a GPT-2's weights."""
+    """Greedy or nucleus decoding of a batch of prompts with a GPT-2's weights.
 
-    def __init__(self, model: Any):
+    `int8`: the matrix products run on int8 copies of the weights (per-channel, dynamic
+    quantization of the activations, torch's fbgemm kernels). A decoding step of a small
+    GPT-2 on a CPU is bound by reading its weights (17 MB in float32 for 4 × 256 with a
+    4,000-token vocabulary, far more than L2), so a quarter of the bytes makes a token
+    about 1.7× faster; the logits move slightly, so greedy output can differ from the
+    float32 model's (`csbot bench generation` counts how often). Where the kernels are
+    missing the decoder stays in float32 (`self.int8` says which).
+    """
+
+    def __init__(self, model: Any, *, int8: bool = False):
         cfg = model.config
         if getattr(cfg, "add_cross_attention", False):
             raise UnsupportedModelError("GPT-2 with cross-attention is not supported by the fast decoder")
@@ -76,12 +88,15 @@ class GPT2Decoder:
         ]
         self.ln_f = (t.ln_f.weight, t.ln_f.bias)
         self.lm_head = model.lm_head.weight
+        self.linears = _int8_linears(self.blocks, self.lm_head) if int8 else None
+        self.int8 = self.linears is not None
 
     def _forward(self, ids, positions, keys, values, start: int, mask):
         """Logits of each row's last position; keys/values of `ids` written at `start`.
 
         ids, positions: [B, T]; keys/values: per layer [B, H, max_len, head_dim];
-        mask: bool [B, 1, T, start + T], True where a query may attend a key.
+        mask: bool [B, 1, T, start + T], True where a query may attend a key; None when no
+        row is padded (plain causal attention: no mask to build and apply at every layer).
         """
         import torch
         import torch.nn.functional as F
@@ -90,19 +105,28 @@ class GPT2Decoder:
         d, H, hd = self.d, self.n_head, self.head_dim
         h = F.embedding(ids, self.wte) + F.embedding(positions, self.wpe)
         end = start + T
+        if mask is None and T > 1 and start != 0:
+            raise ValueError("a mask is needed to feed several tokens after a cached prefix")
+        causal = mask is None and T > 1
+        q8 = self.linears
+
+        def linear(x, i, w, b):  # the layer's i-th matrix product: int8 or float32
+            return q8[i](x) if q8 is not None else torch.addmm(b, x, w)
+
         for layer, (l1w, l1b, aw, ab, pw, pb, l2w, l2b, fw, fb, mw, mb) in enumerate(self.blocks):
             a = F.layer_norm(h, (d,), l1w, l1b, self.eps)
-            qkv = torch.addmm(ab, a.reshape(B * T, d), aw).view(B, T, 3, H, hd)
+            qkv = linear(a.reshape(B * T, d), 4 * layer, aw, ab).view(B, T, 3, H, hd)
             q = qkv[:, :, 0].transpose(1, 2)
             keys[layer][:, :, start:end] = qkv[:, :, 1].transpose(1, 2)
             values[layer][:, :, start:end] = qkv[:, :, 2].transpose(1, 2)
-            o = F.scaled_dot_product_attention(q, keys[layer][:, :, :end], values[layer][:, :, :end], attn_mask=mask)
-            h = h + torch.addmm(pb, o.transpose(1, 2).reshape(B * T, d), pw).view(B, T, d)
+            o = F.scaled_dot_product_attention(q, keys[layer][:, :, :end], values[layer][:, :, :end], attn_mask=mask,
+                                               is_causal=causal)
+            h = h + linear(o.transpose(1, 2).reshape(B * T, d), 4 * layer + 1, pw, pb).view(B, T, d)
             m = F.layer_norm(h, (d,), l2w, l2b, self.eps)
-            m = F.gelu(torch.addmm(fb, m.reshape(B * T, d), fw), approximate=self.gelu)
-            h = h + torch.addmm(mb, m, mw).view(B, T, d)
+            m = F.gelu(linear(m.reshape(B * T, d), 4 * layer + 2, fw, fb), approximate=self.gelu)
+            h = h + linear(m, 4 * layer + 3, mw, mb).view(B, T, d)
         last = F.layer_norm(h[:, -1], (d,), self.ln_f[0], self.ln_f[1], self.eps)
-        return last @ self.lm_head.T
+        return q8[-1](last) if q8 is not None else last @ self.lm_head.T
 
     def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, eos_id: int,
                  sampling: Sampling | None = None, min_new_tokens: int = 0) -> Iterator[list[int | None]]:
@@ -137,10 +161,13 @@ class GPT2Decoder:
             dtype = self.wte.dtype
             keys = [torch.empty(shape, dtype=dtype) for _ in range(self.n_layer)]
             values = [torch.empty(shape, dtype=dtype) for _ in range(self.n_layer)]
-            causal = torch.ones((longest, longest), dtype=torch.bool).tril()
-            mask = (causal[None, None] & key_ok[:, None, None, :longest])
-            # a padded query row attends nothing: let it see itself so softmax stays finite
-            mask |= torch.eye(longest, dtype=torch.bool)[None, None]
+            padded = any(pad)
+            mask = None
+            if padded:
+                causal = torch.ones((longest, longest), dtype=torch.bool).tril()
+                mask = (causal[None, None] & key_ok[:, None, None, :longest])
+                # a padded query row attends nothing: let it see itself so softmax stays finite
+                mask |= torch.eye(longest, dtype=torch.bool)[None, None]
             logits = self._forward(ids, positions, keys, values, 0, mask)
             seen = ids if sampling.repetition_penalty != 1.0 else None
             banned = None
@@ -174,8 +201,40 @@ class GPT2Decoder:
                 if seen is not None:
                     seen = torch.cat([seen, token[:, None]], 1)
                 logits = self._forward(token[:, None], next_pos[:, None], keys, values, col,
-                                       key_ok[:, None, None, :col + 1])
+                                       key_ok[:, None, None, :col + 1] if padded else None)
                 next_pos = next_pos + 1
+
+
+def _int8_linears(blocks, lm_head):
+    """Dynamically quantized int8 copies of every block's four matrix products and of the
+    LM head, in `_forward`'s order; None where torch has no int8 kernels for this CPU."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    if "fbgemm" not in torch.backends.quantized.supported_engines:
+        return None
+
+    def linear(w, b):  # GPT-2's Conv1D keeps its weight as [in, out]; nn.Linear wants [out, in]
+        layer = nn.Linear(w.shape[0], w.shape[1], bias=b is not None)
+        layer.weight.data = w.detach().T.contiguous()
+        if b is not None:
+            layer.bias.data = b.detach().clone()
+        return layer
+
+    layers = nn.ModuleList()
+    for (_, _, aw, ab, pw, pb, _, _, fw, fb, mw, mb) in blocks:
+        layers.extend([linear(aw, ab), linear(pw, pb), linear(fw, fb), linear(mw, mb)])
+    layers.append(linear(lm_head.T, None))
+    with warnings.catch_warnings():  # torch.ao's eager API is deprecated upstream in favour of torchao
+        warnings.simplefilter("ignore")
+        try:
+            torch.backends.quantized.engine = "fbgemm"
+            spec = {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+            return torch.ao.quantization.quantize_dynamic(layers, spec, dtype=torch.qint8).eval()
+        except (RuntimeError, AttributeError, ImportError):
+            return None
 
 
 def _pick(logits, sampling: Sampling, generator, seen):
@@ -193,7 +252,10 @@ def _pick(logits, sampling: Sampling, generator, seen):
     drop = sorted_p.cumsum(-1) - sorted_p > sampling.top_p
     sorted_p = sorted_p.masked_fill(drop, 0.0)
     choice = torch.multinomial(sorted_p, 1, generator=generator)
-    return order.gather(1, choice).squeeze(1)
+    token = order.gather(1, choice).squeeze(1)
+    if sampling.greedy_rows:
+        token[:sampling.greedy_rows] = logits[:sampling.greedy_rows].argmax(-1)
+    return token
 
 
 def number_tokens(tokenizer: Any) -> frozenset[int]:

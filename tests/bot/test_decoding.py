@@ -30,8 +30,10 @@ def hf_greedy(model, prompt, n):
 
 
 def ours(model, prompts, n, **sampling):
+    """Rows decoded by a GPT2Decoder over `model` (or by `model`, when it is a decoder)."""
+    decoder = model if isinstance(model, GPT2Decoder) else GPT2Decoder(model)
     rows = [[] for _ in prompts]
-    for step in GPT2Decoder(model).generate(prompts, max_new_tokens=n, eos_id=EOS, sampling=Sampling(**sampling)):
+    for step in decoder.generate(prompts, max_new_tokens=n, eos_id=EOS, sampling=Sampling(**sampling)):
         for i, t in enumerate(step):
             if t is not None:
                 rows[i].append(t)
@@ -63,6 +65,35 @@ def test_seeded_nucleus_sampling_replays_alike(model):
     a = ours(model, PROMPTS[:1], 15, top_p=0.9, temperature=1.0, seed=3)
     b = ours(model, PROMPTS[:1], 15, top_p=0.9, temperature=1.0, seed=3)
     assert a == b and len(a[0]) > 0
+
+
+def test_greedy_rows_keep_the_greedy_reply_among_sampled_alternatives(model):
+    prompt = PROMPTS[0]
+    rows = ours(model, [prompt] * 4, 15, top_p=0.95, temperature=1.5, seed=1, greedy_rows=1)
+    assert rows[0] == ours(model, [prompt], 15)[0]
+    assert any(row != rows[0] for row in rows[1:])  # the others are samples, not copies
+
+
+def prefill_logits(decoder, prompt):
+    T = len(prompt)
+    shape = (1, decoder.n_head, T, decoder.head_dim)
+    keys = [torch.empty(shape) for _ in range(decoder.n_layer)]
+    values = [torch.empty(shape) for _ in range(decoder.n_layer)]
+    with torch.inference_mode():
+        return decoder._forward(torch.tensor([prompt]), torch.arange(T)[None], keys, values, 0, None)[0]
+
+
+def test_int8_weights_move_the_logits_only_a_little(model):
+    fp32, int8 = GPT2Decoder(model), GPT2Decoder(model, int8=True)
+    if not int8.int8:
+        pytest.skip("torch has no int8 (fbgemm) kernels on this CPU: the decoder stays in float32")
+    for prompt in PROMPTS:
+        exact, quantized = prefill_logits(fp32, prompt), prefill_logits(int8, prompt)
+        assert not torch.equal(exact, quantized)  # it really ran on other weights
+        assert (exact - quantized).abs().max() < 0.05 * exact.abs().max()
+        assert exact.argmax() == quantized.argmax()
+    # and it decodes a whole reply like any decoder: the end token ends a row
+    assert all(EOS not in row[:-1] for row in ours(int8, PROMPTS, 20))
 
 
 def test_generation_never_runs_past_the_models_positions(model):
