@@ -303,6 +303,11 @@ def eval_generation(
     min_overlap: Annotated[Optional[float], typer.Option("--min-overlap", help="The guard's overlap threshold [default: calibrated at training]")] = None,
     decoding: Annotated[str, typer.Option("--decoding", help="greedy, beam or top_p")] = "greedy",
     repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", help="1.0: none")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of top_p sampling")] = 0,
+    candidates: Annotated[int, typer.Option("--candidates", help="Greedy: replies decoded per question (the "
+                                            "greedy one + samples), the one agreeing most with the retrieved "
+                                            "answers sent; 1: greedy alone")] = 3,
+    int8: Annotated[bool, typer.Option("--int8/--float32", help="Weights of the fast decoder")] = True,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")] = None,
 ) -> None:
     """Generate replies to TEST's questions from CORPUS's evidence; the last line is one JSON object."""
@@ -312,10 +317,13 @@ def eval_generation(
     _require_files(corpus, test)
     if decoding not in ("greedy", "beam", "top_p"):
         _fail(f"--decoding {decoding!r}: use greedy, beam or top_p")
+    if candidates < 1:
+        _fail(f"--candidates must be at least 1; got {candidates}")
     with _Edge():
         result = evaluate_generation(config, model, corpus, test, limit=limit, max_new_tokens=max_new_tokens,
                                      min_overlap=min_overlap, decoding=decoding,
-                                     repetition_penalty=repetition_penalty, report_dir=report, progress=_step)
+                                     repetition_penalty=repetition_penalty, seed=seed, candidates=candidates,
+                                     int8=int8, report_dir=report, progress=_step)
     sys.stdout.write(json.dumps(result) + "\n")
 
 
@@ -326,6 +334,8 @@ def bench_generation(
     pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Prompts from DIR/valid.jsonl (`csbot finetune pairs`) instead of the demo conversations")] = None,
     data: Annotated[Path, typer.Option("--data", help="Demo data directory (conversations.jsonl)")] = Path("data"),
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens generated per prompt, on both sides")] = 48,
+    int8: Annotated[bool, typer.Option("--int8/--float32", help="Weights of our decoder (the pipeline runs the "
+                                       "float32 model either way)")] = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Our decoding against transformers.pipeline on the same model and prompts; the last line is one JSON object."""
@@ -334,7 +344,7 @@ def bench_generation(
     model_dir = _model_dir(model, workspace)
     with _Edge():
         result = run_bench(model_dir, prompts=prompts, pairs=pairs, data_dir=data, max_new_tokens=max_new_tokens,
-                           progress=_step)
+                           int8=int8, progress=_step)
     sys.stdout.write(json.dumps(result) + "\n")
 
 

@@ -80,7 +80,8 @@ def _guarded_text(text: str, ended: bool) -> str:
 def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, test_csv: Path, *,
                         limit: int | None = None, k: int | None = None, max_new_tokens: int | None = None,
                         min_overlap: float | None = None, decoding: str = "greedy",
-                        repetition_penalty: float = 1.0, report_dir: Path | None = None,
+                        repetition_penalty: float = 1.0, seed: int = 0, candidates: int = 3, int8: bool = True,
+                        report_dir: Path | None = None,
                         progress: Progress = _quiet) -> dict[str, Any]:
     from rouge_score import rouge_scorer
     from tqdm import tqdm
@@ -99,7 +100,8 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
     domain = Domain()
     fallback = RetrievalComposer.from_config(config.dialogue, domain)
     composer = GPT2Composer(model_dir, GeneratorConfig(max_new_tokens=max_new_tokens, min_overlap=min_overlap,
-                                                       decoding=decoding, repetition_penalty=repetition_penalty),
+                                                       decoding=decoding, repetition_penalty=repetition_penalty,
+                                                       seed=seed, candidates=candidates, int8=int8),
                             fallback=fallback, company_facts=[], slot_questions=domain.slot_questions)
     composer.load()  # a bad model directory fails before the minute of embedding
     max_new_tokens, min_overlap = composer.config.max_new_tokens, composer.config.min_overlap
@@ -168,7 +170,8 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
             samples.append({"question": question, "intent": intent, "reference": reference, "generated": generated,
                             "final": final, "fallback": not (verdict is not None and verdict.ok),
                             "guard": None if verdict is None else verdict.reason, "live_composer": live.composer,
-                            "top_retrieved": top, "rougeL_f1": round(final_scores[-1], 4)})
+                            "top_retrieved": top, "retrieved": [h.unit.evidence_text for h in hits[:3]],
+                            "rougeL_f1": round(final_scores[-1], 4)})
     n = len(rows)
     result: dict[str, Any] = {
         "rougeL_f1": round(statistics.fmean(final_scores), 4),
@@ -186,6 +189,9 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
         "min_overlap": min_overlap,
         "decoding": decoding,
         "repetition_penalty": repetition_penalty,
+        "seed": seed,
+        "candidates": composer.config.candidates if composer._selects() else 1,
+        "int8": bool(composer._decoder() and composer._decoder().int8),
         "model": str(model_dir),
         "machine": _machine(),
     }
@@ -238,7 +244,7 @@ def _pair_contexts(pairs_dir: Path, n: int) -> list[tuple[list[dict[str, str]], 
 
 
 def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = None,
-                     data_dir: Path = Path("data"), max_new_tokens: int = 48,
+                     data_dir: Path = Path("data"), max_new_tokens: int = 48, int8: bool = True,
                      progress: Progress = _quiet) -> dict[str, Any]:
     from bot.composer import RetrievalComposer
     from bot.contracts import ComposeRequest, Slots
@@ -252,7 +258,7 @@ def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = 
     if not contexts:
         raise CsbotError("no prompts to benchmark: the source has no usable contexts")
     domain = Domain()
-    composer = GPT2Composer(model_dir, GeneratorConfig(decoding="greedy", max_new_tokens=max_new_tokens),
+    composer = GPT2Composer(model_dir, GeneratorConfig(decoding="greedy", max_new_tokens=max_new_tokens, int8=int8),
                             fallback=RetrievalComposer(0.5, domain.slot_questions, domain.unsure_message),
                             company_facts=[], slot_questions=domain.slot_questions).load()
     texts = []
@@ -332,8 +338,10 @@ def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = 
         "batched_tokens_per_s": round(batch_tokens / batch_s, 1),
         "batched_speedup": round(batch_tokens / batch_s / base_tps, 2),
         "batched_first_token_ms": round(batch_first, 2),
-        # greedy on both sides: the same tokens, or the fast path would be wrong, not fast
+        # greedy on both sides: in float32 the same tokens, or the fast path would be wrong,
+        # not fast; with int8 weights the logits move a little and some replies may differ
         "identical_outputs": same,
+        "int8": decoder.int8,
         "first_token_ms_p50": round(statistics.median(firsts), 2) if firsts else None,
         "first_token_ms_p95": round(_percentile(firsts, 95), 2) if firsts else None,
         "n": len(texts),

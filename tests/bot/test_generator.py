@@ -13,7 +13,7 @@ from bot.composer import RetrievalComposer
 from bot.contracts import ComposedReply, Composer, ComposeRequest, Slots
 from bot.domain import Domain
 from bot.errors import ArtifactMismatchError
-from bot.generator import GeneratorConfig, GPT2Composer
+from bot.generator import GeneratorConfig, GPT2Composer, _Generated
 from bot.guard import company_facts_from
 from retrieval.types import Hit, Unit
 from tests.helpers import REPO
@@ -74,6 +74,41 @@ def request(text: str = "where is my order?", slots: dict | None = None) -> Comp
 
 
 # -- the step after generation (no model needed) --------------------------------------------
+
+def candidates(*texts: str) -> list[_Generated]:
+    return [_Generated(t, 20, True, 100, 5.0, 50.0) for t in texts]
+
+
+GREEDY = "Your order {{Order Number}} is on its way."
+AGREEING = "Good news - order {{Order Number}} has left our warehouse. Standard delivery takes 3-5 business days."
+
+
+def test_of_several_candidates_the_one_agreeing_with_the_retrieved_answers_is_sent() -> None:
+    c = composer("/nonexistent")
+    chosen = c._select(request(), HITS, candidates(GREEDY, "Thanks for waiting, delivery is quick.", AGREEING))
+    assert chosen.text == AGREEING
+    assert c.last_stats["candidates"] == 3 and c.last_stats["chosen"] == 2
+
+
+def test_a_candidate_the_guard_rejects_is_never_sent_however_well_it_agrees() -> None:
+    c = composer("/nonexistent")
+    invented = AGREEING.replace("{{Order Number}}", "#55512345")  # a number nobody gave
+    assert c._select(request(), HITS, candidates(GREEDY, invented)).text == GREEDY
+    # none passing: the greedy candidate goes on to be rejected, with its reason, by _finish
+    only_bad = candidates(invented, "Order #99912345 ships today.")
+    assert c._select(request(), HITS, only_bad) is only_bad[0]
+    reply = c._finish(request(), only_bad[0].text, HITS)
+    assert reply.composer == "retrieval (gpt2 rejected)" and "#55512345" in reply.note
+
+
+def test_candidates_are_compared_with_the_usable_retrieved_answers_only() -> None:
+    with pytest.raises(ValueError, match="candidates must be at least 1"):
+        GeneratorConfig(candidates=0)
+    # the third hit is an agent reading one customer's order record: not a reference
+    assert HITS[2].unit.extra.get("after_lookup")
+    assert composer("/nonexistent").consensus_references(request()) == [
+        " ".join(h.unit.evidence_text.split()) for h in HITS[:2]]
+
 
 def test_a_reply_with_an_invented_order_number_falls_back_with_the_reason() -> None:
     c = composer("/nonexistent")  # construction is cheap: nothing loads
@@ -149,7 +184,8 @@ def test_the_tiny_model_composes_a_reply_with_source_ids(tiny_dir, decoding) -> 
 
 @pytest.mark.slow
 def test_streaming_yields_pieces_then_the_final_reply(tiny_dir) -> None:
-    c = composer(tiny_dir, max_new_tokens=32)
+    # one candidate: the greedy reply is streamed as it is decoded
+    c = composer(tiny_dir, max_new_tokens=32, candidates=1)
     items = list(c.compose_streaming(request(slots={"order_id": "#40318275"})))
     pieces, final = items[:-1], items[-1]
     assert len(pieces) >= 1 and all(isinstance(p, str) and p for p in pieces)
@@ -162,7 +198,7 @@ def test_streaming_yields_pieces_then_the_final_reply(tiny_dir) -> None:
 
 @pytest.mark.slow
 def test_a_reader_that_stops_early_stops_generation(tiny_dir) -> None:
-    c = composer(tiny_dir, max_new_tokens=96)
+    c = composer(tiny_dir, max_new_tokens=96, candidates=1)
     gen = c.stream(request())
     next(gen)
     gen.close()  # must not hang; the generation thread stops at the next token

@@ -71,8 +71,11 @@ def test_eval_generation_refuses_a_directory_that_is_not_a_generator(tmp_path):
 
 
 def test_bench_generation_compares_with_the_pipeline_on_equal_tokens(tiny_model):
-    proc = run_csbot("bench", "generation", "--model", str(tiny_model), "--prompts", "3", "--max-new-tokens", "12")
+    # float32 weights: the fast path must write exactly the pipeline's tokens
+    proc = run_csbot("bench", "generation", "--model", str(tiny_model), "--prompts", "3", "--max-new-tokens", "12",
+                     "--float32")
     result = last_json(proc.stdout)
+    assert result["int8"] is False
     assert result["n"] == 3
     assert result["max_new_tokens"] == 12
     assert result["tokens_per_s"] > 0 and result["baseline_tokens_per_s"] > 0
@@ -82,3 +85,10 @@ def test_bench_generation_compares_with_the_pipeline_on_equal_tokens(tiny_model)
     assert result["identical_outputs"] == 3
     assert result["batched_tokens_per_s"] > 0 and result["batched_first_token_ms"] > 0
     assert result["machine"]["cpus"] >= 1 and result["machine"]["torch_threads"] >= 1
+
+
+def test_bench_generation_by_default_decodes_on_int8_weights_and_counts_agreement(tiny_model):
+    result = last_json(run_csbot("bench", "generation", "--model", str(tiny_model), "--prompts", "3",
+                                 "--max-new-tokens", "12").stdout)
+    assert result["int8"] is True  # fbgemm ships in the x86 torch wheel this project pins
+    assert 0 <= result["identical_outputs"] <= 3 and result["tokens_per_s"] > 0
