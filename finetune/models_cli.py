@@ -15,7 +15,7 @@ import typer
 from finetune.registry import CorruptPointerError, ModelRegistry
 
 models_app = typer.Typer(
-    help="Trained GPT-2 composers in the workspace: list, add, promote, roll back.",
+    help="Trained GPT-2 composers in the workspace: list, add, promote, roll back, retire.",
     no_args_is_help=True,
 )
 
@@ -130,3 +130,17 @@ def rollback(workspace: WorkspaceOpt = None) -> None:
     _step(f"rolled back from {before} to {entry.id}")
     sys.stdout.write(json.dumps({"promoted": entry.id, "rolled_back_from": before,
                                  "previous": pointer.get("previous")}) + "\n")
+
+
+@models_app.command("retire")
+def retire(workspace: WorkspaceOpt = None) -> None:
+    """Switch the GPT-2 composer off: the assistant answers with the retrieval composer from its
+    next turn (models stay registered; `promote ID` turns one on again)."""
+    from bot.cli import _Edge, _step
+
+    registry = _registry(workspace)
+    with _Edge():
+        retired = registry.retire()
+    _step(f"retired {retired}; the assistant answers with the retrieval composer" if retired
+          else "no model was promoted; the assistant already answers with the retrieval composer")
+    sys.stdout.write(json.dumps({"promoted": None, "retired": retired}) + "\n")

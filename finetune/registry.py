@@ -4,7 +4,8 @@
       gen-20250101-120000-1a2b3c/   a copy of a run's `final/` (config.json, weights, tokenizer,
         ...                         csbot_model.json) plus registry.json (its metadata)
       PROMOTED                      {"id", "previous", "promoted_at", "action", "seq"}: the model in use
-      history.jsonl                 one line per promote / rollback, oldest first
+                                    (id null after `retire`: the retrieval composer answers)
+      history.jsonl                 one line per promote / rollback / retire, oldest first
       .lock                         serialises writers (register, promote, rollback)
       .tmp-*                        a registration in progress (or one that died): never listed
 
@@ -12,6 +13,7 @@
     entry = reg.register(Path("runs/r1/final"))   # copied in, not promoted
     reg.promote(entry.id)                         # the assistant now uses it
     reg.rollback()                                # back to the model promoted before
+    reg.retire()                                  # no generator: the retrieval composer answers
 
 Registering copies the directory into a temporary folder inside the registry and renames it
 into place, so a model is either fully there or not at all. The pointer is replaced with
@@ -356,6 +358,8 @@ class ModelRegistry:
             data = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
             raise CorruptPointerError(self.pointer_path, f"not valid JSON: {e}") from None
+        if isinstance(data, dict) and data.get("action") == "retire" and data.get("id") is None:
+            return data  # the generator was switched off on purpose
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
             raise CorruptPointerError(self.pointer_path, "it names no model id")
         return data
@@ -373,7 +377,7 @@ class ModelRegistry:
         """The promoted model, or None when none ever was. A pointer that is not JSON or names a
         model that is not in the registry raises CorruptPointerError (naming the file and the fix)."""
         data = self._read_pointer()
-        if data is None:
+        if data is None or data["id"] is None:
             return None
         d = self._entry_dir(data["id"])
         if d is None:
@@ -421,7 +425,9 @@ class ModelRegistry:
         before the history line, so a crash in between is repaired here."""
         stack: list[str] = []
         for rec in self.history():
-            if rec.get("action") == "rollback":
+            if rec.get("action") == "retire":  # a retirement ends the history a rollback walks
+                stack.clear()
+            elif rec.get("action") == "rollback":
                 while stack and stack[-1] != rec["id"]:
                     stack.pop()
                 if not stack:
@@ -432,12 +438,14 @@ class ModelRegistry:
             stack.append(pointer_id)
         return stack
 
-    def _set_pointer(self, model_id: str, previous: str | None, action: str, left: str | None) -> None:
+    def _set_pointer(self, model_id: str | None, previous: str | None, action: str, left: str | None) -> None:
         at = _now().isoformat(timespec="microseconds")
         seq = len(self.history()) + 1
         pointer = {"id": model_id, "previous": previous, "promoted_at": at, "action": action, "seq": seq}
         write_atomic(self.pointer_path, (json.dumps(pointer, indent=2) + "\n").encode("utf-8"))
-        line = {"action": action, "id": model_id, "from": left, "at": at, "seq": seq}
+        # a retirement's history line names the model it switched off, so every line has an id
+        line = {"action": action, "id": model_id if model_id is not None else left, "from": left, "at": at,
+                "seq": seq}
         with self.history_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
             f.flush()
@@ -460,6 +468,21 @@ class ModelRegistry:
                 return self._load_entry(d, model_id)
             self._set_pointer(model_id, current, "promote", current)
             return self._load_entry(d, model_id)
+
+    def retire(self) -> str | None:
+        """Switch the generator off: nothing is promoted, and the assistant answers with the
+        retrieval composer from its next turn (models stay registered; `promote` turns one on
+        again; `rollback` has nothing to go back to until then). Returns the id switched off,
+        None when nothing was promoted (then nothing is written)."""
+        with self._lock():
+            try:
+                current = self._pointer_id()
+            except CorruptPointerError:
+                current = None
+            if current is None:
+                return None
+            self._set_pointer(None, current, "retire", current)
+            return current
 
     def rollback(self) -> ModelEntry:
         """Promote again the model promoted before the current one; called again, the one before

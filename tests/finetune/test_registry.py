@@ -126,6 +126,26 @@ def test_promote_and_rollback_step_back_through_history(reg, models) -> None:
                        ("promote", c), ("rollback", a)]
 
 
+def test_retire_switches_the_generator_off_until_a_model_is_promoted_again(reg, models) -> None:
+    a, b = reg.register(models[0]).id, reg.register(models[1]).id
+    assert reg.retire() is None and reg.pointer() is None  # nothing promoted: nothing written
+    reg.promote(a)
+    reg.promote(b)
+    before = reg.promotion_token()
+    assert reg.retire() == b
+    assert reg.promoted() is None and not any(e.promoted for e in reg.list())
+    assert reg.promotion_token() != before  # a running assistant notices and uses retrieval
+    assert reg.retire() is None  # retiring twice changes nothing
+    # the retirement ends the history a rollback walks
+    with pytest.raises(NothingToRollBackError, match="no model is promoted"):
+        reg.rollback()
+    reg.promote(a)
+    with pytest.raises(NothingToRollBackError, match="first promoted model"):
+        reg.rollback()
+    assert [(h["action"], h["id"]) for h in reg.history()] == [
+        ("promote", a), ("promote", b), ("retire", b), ("promote", a)]
+
+
 def test_rollback_with_nothing_promoted_is_refused(reg, models) -> None:
     reg.register(models[0])
     with pytest.raises(NothingToRollBackError, match="no model is promoted"):
@@ -247,7 +267,7 @@ def test_rollback_skips_models_removed_by_hand(reg, models) -> None:
 
 
 @pytest.mark.e2e
-def test_models_cli_add_list_promote_rollback(template, tmp_path) -> None:
+def test_models_cli_add_list_promote_rollback_retire(template, tmp_path) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
     m1, m2 = model_copy(template, tmp_path, "c1", 2.0), model_copy(template, tmp_path, "c2", 1.5)
@@ -274,6 +294,11 @@ def test_models_cli_add_list_promote_rollback(template, tmp_path) -> None:
     assert proc.returncode == 1 and "config.json" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_csbot("models", "list", workspace=tmp_path / "missing", check=False)
     assert proc.returncode == 1 and "does not exist" in proc.stderr
+    # retire: the generator off, the retrieval composer answers
+    assert last_json(run_csbot("models", "retire", workspace=ws).stdout) == {"promoted": None, "retired": a}
+    assert not any(x["promoted"] for x in last_json(run_csbot("models", "list", "--json", workspace=ws).stdout))
+    again = run_csbot("models", "retire", workspace=ws)
+    assert last_json(again.stdout) == {"promoted": None, "retired": None} and "already" in again.stderr
 
 
 @pytest.mark.e2e

@@ -1,6 +1,7 @@
 """The running service follows the model registry: a GPT-2 promoted with `csbot models
 promote` while the server runs writes (or, rejected by the guard, is named in) the next
-reply, with no restart."""
+reply, and `csbot models retire` hands the next turn back to the retrieval composer, with no
+restart."""
 
 import pytest
 
@@ -34,4 +35,8 @@ def test_a_model_promoted_while_serving_answers_the_next_turn(demo_workspace, ti
         # way the promoted generator took the turn, and the reply still answers
         assert "gpt2" in during["composer"], during
         assert during["reply"], during
+
+        run_csbot("models", "retire", workspace=ws)
+        after = live.say(conversation, QUESTION).json()
+        assert after["composer"] == "retrieval", after
         assert live.client.get("/readyz").status_code == 200  # no reload, no restart
