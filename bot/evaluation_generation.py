@@ -65,18 +65,6 @@ def _machine() -> dict[str, Any]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
-def _guarded_text(text: str, ended: bool) -> str:
-    """The generated text as the composer's guard sees it (before placeholders are filled)."""
-    from bot.generator import _DROPPABLE, _drop_placeholder, _trim_to_sentence
-
-    text = " ".join(text.split())
-    if not ended:
-        text = _trim_to_sentence(text)
-    for p in _DROPPABLE:
-        text = _drop_placeholder(text, p)
-    return text
-
-
 def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, test_csv: Path, *,
                         limit: int | None = None, k: int | None = None, max_new_tokens: int | None = None,
                         min_overlap: float | None = None, decoding: str = "greedy",
@@ -89,7 +77,7 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
     from bot.composer import RetrievalComposer, prefer_intent
     from bot.contracts import ComposeRequest, Slots
     from bot.domain import Domain
-    from bot.generator import GeneratorConfig, GPT2Composer
+    from bot.generator import GeneratorConfig, GPT2Composer, clean_generated_text
     from bot.guard import GroundingGuard, overlap
     from retrieval.importers import load_import
     from retrieval.index import VectorIndex
@@ -153,7 +141,7 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
             stats = caught["stats"]
             new_tokens += int(stats.get("new_tokens") or 0)
             gen_seconds += float(stats.get("total_ms") or 0.0) / 1000
-            generated = _guarded_text(caught["text"], caught["ended"])
+            generated = clean_generated_text(caught["text"], caught["ended"])
             hallucinated += entity_guard.check(generated, conversation=[question], evidence=evidence).rule == "entity"
             grounded.append(overlap(generated, [question, *evidence]))
             verdict = composer.guard.check(generated, conversation=[question], evidence=evidence)
@@ -384,7 +372,7 @@ def evaluate_on_pairs(model_dir: Path, pairs: list[dict[str, Any]], *, batch_siz
     from bot.composer import RetrievalComposer
     from bot.contracts import ComposeRequest, Slots
     from bot.domain import Domain
-    from bot.generator import GeneratorConfig, GPT2Composer
+    from bot.generator import GeneratorConfig, GPT2Composer, clean_generated_text
     from bot.guard import GroundingGuard, overlap
     from retrieval.types import Hit, Unit
 
@@ -417,7 +405,7 @@ def evaluate_on_pairs(model_dir: Path, pairs: list[dict[str, Any]], *, batch_siz
             final = None
             if prompt is not None:
                 g = next(generated)
-                text = _guarded_text(g.text, g.ended)
+                text = clean_generated_text(g.text, g.ended)
                 hallucinated += entity_guard.check(text, conversation=conversation, evidence=evidence).rule == "entity"
                 grounded.append(overlap(text, [*conversation, *evidence]))
                 if composer.guard.check(text, conversation=conversation, evidence=evidence).ok:

@@ -279,7 +279,7 @@ class GPT2Composer:
                 ended: bool = True) -> ComposedReply:
         """Guard, fill and mark a generated reply (the step after generation, public to tests)."""
         source_ids = tuple(h.unit.id for h in hits)
-        text = _clean(generated_text, ended)
+        text = clean_generated_text(generated_text, ended)
         verdict = self.guard.check(text, conversation=_conversation(request), evidence=[h.unit.evidence_text for h in hits])
         if not verdict.ok:
             return self._fallback(request, verdict.reason or "rejected by the guard", source_ids=source_ids)
@@ -319,7 +319,7 @@ class GPT2Composer:
 
         scorer = rouge_scorer.RougeScorer(["rougeL"])
         evidence = [h.unit.evidence_text for h in hits]
-        texts = [_clean(g.text, g.ended) for g in generated]
+        texts = [clean_generated_text(g.text, g.ended) for g in generated]
         passing = [i for i, t in enumerate(texts)
                    if self.guard.check(t, conversation=_conversation(request), evidence=evidence).ok]
         if not passing:
@@ -574,8 +574,8 @@ def _timed_text_streamer(tokenizer, first: list[float]):
     return _Timed(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120)
 
 
-def _clean(generated_text: str, ended: bool) -> str:
-    """A generated reply as the guard judges it: whitespace folded, a reply cut at the
+def clean_generated_text(generated_text: str, ended: bool) -> str:
+    """A generated reply as the guard judges it (before placeholders are filled): whitespace folded, a reply cut at the
     token limit trimmed to its last whole sentence, droppable placeholders left out."""
     text = " ".join(generated_text.split())
     if not ended:
