@@ -56,7 +56,7 @@ class GPT2Decoder:
     """Greedy or nucleus decoding of a batch of prompts with a GPT-2's weights.
 
     `int8`: the matrix products run on int8 copies of the weights (per-channel, dynamic
-    quantization of the activations, torch's fbgemm kernels). A decoding step of a small
+    quantization of the activations, torch's x86/fbgemm kernels). A decoding step of a small
     GPT-2 on a CPU is bound by reading its weights (17 MB in float32 for 4 × 256 with a
     4,000-token vocabulary, far more than L2), so a quarter of the bytes makes a token
     about 1.7× faster; the logits move slightly, so greedy output can differ from the
@@ -207,13 +207,14 @@ class GPT2Decoder:
 
 def _int8_linears(blocks, lm_head):
     """Dynamically quantized int8 copies of every block's four matrix products and of the
-    LM head, in `_forward`'s order; None where torch has no int8 kernels for this CPU."""
+    LM head, in `_forward`'s order; None off x86 (torch's quantized engine there is another
+    one, and we have not measured it)."""
     import warnings
 
     import torch
     from torch import nn
 
-    if "fbgemm" not in torch.backends.quantized.supported_engines:
+    if torch.backends.quantized.engine not in ("x86", "fbgemm"):  # measured on x86 only
         return None
 
     def linear(w, b):  # GPT-2's Conv1D keeps its weight as [in, out]; nn.Linear wants [out, in]
@@ -230,7 +231,6 @@ def _int8_linears(blocks, lm_head):
     with warnings.catch_warnings():  # torch.ao's eager API is deprecated upstream in favour of torchao
         warnings.simplefilter("ignore")
         try:
-            torch.backends.quantized.engine = "fbgemm"
             spec = {nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
             return torch.ao.quantization.quantize_dynamic(layers, spec, dtype=torch.qint8).eval()
         except (RuntimeError, AttributeError, ImportError):

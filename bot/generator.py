@@ -228,6 +228,11 @@ class GPT2Composer:
     def evidence_hits(self, request: ComposeRequest) -> list[Hit]:
         """The hits whose text goes into the prompt, in the request's order (the dialogue
         manager puts the classified intent's units first), one per distinct text."""
+        return self._usable_hits(request, self.config.evidence_k)
+
+    def _usable_hits(self, request: ComposeRequest, limit: int | None) -> list[Hit]:
+        """The request's hits in order, at most `limit`, one per distinct text, leaving out
+        weak ones and replies written from one customer's order record."""
         out, seen = [], set()
         for h in request.hits:
             if h.score < self.config.min_evidence_score or h.unit.extra.get("after_lookup"):
@@ -237,7 +242,7 @@ class GPT2Composer:
             if text and text not in seen:
                 seen.add(text)
                 out.append(h)
-            if len(out) == self.config.evidence_k:
+            if len(out) == limit:
                 break
         return out
 
@@ -299,17 +304,11 @@ class GPT2Composer:
         return self.config.candidates > 1 and self.config.decoding == "greedy" and self._decoder() is not None
 
     def consensus_references(self, request: ComposeRequest) -> list[str]:
-        """The retrieved answers a candidate reply is compared with: the request's usable
-        hits (in its order), one per distinct text, at most `consensus_k`."""
-        out: list[str] = []
-        for h in request.hits:
-            text = " ".join(h.unit.evidence_text.split())
-            if (h.score >= self.config.min_evidence_score and not h.unit.extra.get("after_lookup")
-                    and text and text not in out):
-                out.append(text)
-            if len(out) == self.config.consensus_k:
-                break
-        return out
+        """The retrieved answers a candidate reply is compared with: the usable hits of the
+        request (as for the prompt's evidence), at most `consensus_k`."""
+        if self.config.consensus_k == 0:
+            return []
+        return [" ".join(h.unit.evidence_text.split()) for h in self._usable_hits(request, self.config.consensus_k)]
 
     def _select(self, request: ComposeRequest, hits: Sequence[Hit], generated: Sequence[_Generated]) -> _Generated:
         """The candidate to send: among those the guard passes, the one with the highest
@@ -323,6 +322,7 @@ class GPT2Composer:
         passing = [i for i, t in enumerate(texts)
                    if self.guard.check(t, conversation=_conversation(request), evidence=evidence).ok]
         if not passing:
+            self._stats_of(generated[0], len(generated), 0, 0)
             return generated[0]
         references = self.consensus_references(request)
 
@@ -331,8 +331,15 @@ class GPT2Composer:
             return sum(scorer.score(o, texts[i])["rougeL"].fmeasure for o in others)
 
         best = max(passing, key=agreement)  # ties go to the earlier, the greedy reply first
-        self.last_stats = {**self.last_stats, "candidates": len(generated), "passing": len(passing), "chosen": best}
+        self._stats_of(generated[best], len(generated), len(passing), best)
         return generated[best]
+
+    def _stats_of(self, chosen: _Generated, candidates: int, passing: int, index: int) -> None:
+        """last_stats for the reply sent: its tokens over the whole batch's time."""
+        n, first, total = chosen.new_tokens, chosen.first_token_ms, chosen.total_ms
+        rate = round((n - 1) / ((total - first) / 1000), 1) if first is not None and n > 1 and total > first else None
+        self.last_stats = {**self.last_stats, "new_tokens": n, "total_ms": round(total, 2), "tokens_per_s": rate,
+                           "candidates": candidates, "passing": passing, "chosen": index}
 
     def _fallback(self, request: ComposeRequest, reason: str, *, skipped: bool = False,
                   source_ids: tuple[str, ...] = ()) -> ComposedReply:
@@ -575,8 +582,9 @@ def _timed_text_streamer(tokenizer, first: list[float]):
 
 
 def clean_generated_text(generated_text: str, ended: bool) -> str:
-    """A generated reply as the guard judges it (before placeholders are filled): whitespace folded, a reply cut at the
-    token limit trimmed to its last whole sentence, droppable placeholders left out."""
+    """A generated reply as the guard judges it (before placeholders are filled): whitespace
+    folded, a reply cut at the token limit trimmed to its last whole sentence, droppable
+    placeholders left out."""
     text = " ".join(generated_text.split())
     if not ended:
         text = _trim_to_sentence(text)

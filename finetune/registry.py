@@ -6,7 +6,7 @@
       PROMOTED                      {"id", "previous", "promoted_at", "action", "seq"}: the model in use
                                     (id null after `retire`: the retrieval composer answers)
       history.jsonl                 one line per promote / rollback / retire, oldest first
-      .lock                         serialises writers (register, promote, rollback)
+      .lock                         serialises writers (register, promote, rollback, retire)
       .tmp-*                        a registration in progress (or one that died): never listed
 
     reg = ModelRegistry.for_workspace(Path(".csbot"))
@@ -374,7 +374,7 @@ class ModelRegistry:
         return None if data is None else data["id"]
 
     def promoted(self) -> ModelEntry | None:
-        """The promoted model, or None when none ever was. A pointer that is not JSON or names a
+        """The promoted model, or None when none ever was or the last was retired. A pointer that is not JSON or names a
         model that is not in the registry raises CorruptPointerError (naming the file and the fix)."""
         data = self._read_pointer()
         if data is None or data["id"] is None:
