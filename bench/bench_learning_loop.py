@@ -9,8 +9,8 @@ of a round on fewer, on the same held-out conversations?
 3. round 2: `csbot finetune round` on all of them, same budget: scored against round 1's
    model on round 2's held-out pairs, promoted only if better (the normal rule).
 
-Held-out conversations are chosen by a hash of their id, so none of round 2's was in round
-1's training data. The last stdout line is one JSON object.
+Both rounds score on the fixed held-out set the demo ships (data/heldout.jsonl, never
+trained on), so the comparison is on the same pairs. The last stdout line is one JSON object.
 """
 
 from __future__ import annotations
@@ -59,9 +59,11 @@ def main() -> None:
     r2 = csbot("finetune", "round", "--transcripts", str(everything), *common)
 
     from bot.evaluation_generation import retrieval_on_pairs
-    from finetune.train import read_pairs
 
-    held_out = read_pairs(ws / "finetune" / "rounds" / r2["round"] / "pairs").valid[: args.eval_limit]
+    # the pairs both rounds were scored on: the round's fixed held-out set
+    held_path = ws / "finetune" / "rounds" / r2["round"] / "pairs" / "heldout.jsonl"
+    held_out = [json.loads(line) for line in held_path.read_text(encoding="utf-8").splitlines()
+                if line.strip()][: args.eval_limit]
     result = {
         "minutes_per_round": args.minutes,
         "round1_pairs": r1["pairs"]["train"],

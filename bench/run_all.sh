@@ -51,3 +51,6 @@ $BIN/csbot bench generation --model "$OUT/gen-bitext/final" | tail -1 | tee "$OU
 
 echo "== learning loop: a round on more logged conversations vs a round on fewer (3 minutes each)"
 $BIN/python bench/bench_learning_loop.py --minutes 3 | tail -1 | tee "$OUT/bench_learning_loop.json"
+
+echo "== PII scrubbing: recall and precision on our labelled lines and the ABCD sample"
+$BIN/python bench/bench_pii.py | tail -1 | tee "$OUT/bench_pii.json"

@@ -221,6 +221,57 @@ def serve(
     run_server(settings)
 
 
+@app.command()
+def forget(
+    conversation: Annotated[Optional[list[str]], typer.Option("--conversation", "-c", help="A conversation id to erase (repeatable)")] = None,
+    email: Annotated[Optional[str], typer.Option("--email", help="Erase every conversation that mentions this email address")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Erase a customer's conversations (a privacy request): messages, ratings, CSAT,
+    handoffs, and the training pairs built from them. Prints what went, by id and count."""
+    from bot.privacy import forget_conversations, forget_customer
+    from bot.store import ConversationStore
+    from bot.workspace import read_manifest
+
+    if bool(conversation) == bool(email):
+        _fail("name what to erase: --conversation ID (repeatable) or --email ADDRESS, not both")
+    if email is not None and "@" not in email:
+        _fail(f"--email {email!r} is not an email address")
+    config = _config(workspace)
+    with _Edge():
+        read_manifest(config.workspace)
+        with ConversationStore(config.workspace / "store.db") as store:
+            if email is not None:
+                report = forget_customer(store, config.workspace, email)
+            else:
+                report = forget_conversations(store, config.workspace, list(conversation or []), "request by id")
+    if not report.conversations and not report.pairs:
+        _step("nothing to erase: no such conversation in the store or the training pairs")
+    sys.stdout.write(json.dumps(report.to_json()) + "\n")
+
+
+@app.command()
+def purge(
+    older_than_days: Annotated[float, typer.Option("--older-than-days", help="Erase conversations idle longer than this")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Erase every conversation idle longer than --older-than-days (what CSBOT_RETENTION_DAYS
+    does on a running server, at start and hourly)."""
+    from bot.privacy import purge_idle
+    from bot.store import ConversationStore
+    from bot.workspace import read_manifest
+
+    if older_than_days <= 0:
+        _fail(f"--older-than-days must be more than 0; got {older_than_days:g}")
+    config = _config(workspace)
+    with _Edge():
+        read_manifest(config.workspace)
+        with ConversationStore(config.workspace / "store.db") as store:
+            report = purge_idle(store, config.workspace, older_than_days)
+    _step(f"erased {len(report.conversations)} conversation(s) idle over {older_than_days:g} days")
+    sys.stdout.write(json.dumps(report.to_json()) + "\n")
+
+
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="File to import", exists=False)],

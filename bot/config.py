@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from retrieval.config import EmbedderConfig, IndexConfig
+from retrieval.config import EmbedderConfig, ImportConfig, IndexConfig
 
 DEFAULT_WORKSPACE = ".csbot"
 
@@ -45,13 +45,15 @@ class CsbotConfig:
     index: IndexConfig = IndexConfig()
     dialogue: DialogueConfig = DialogueConfig()
     classifier: ClassifierSettings = ClassifierSettings()
+    imports: ImportConfig = ImportConfig()
 
     @classmethod
     def from_env(cls, workspace: str | Path | None = None, env: dict[str, str] | None = None) -> CsbotConfig:
         """Defaults, overridden by CSBOT_* variables, overridden by an explicit workspace.
 
         CSBOT_WORKSPACE, CSBOT_EMBEDDER_PATH, CSBOT_TORCH_THREADS, CSBOT_FAISS_THREADS,
-        CSBOT_INDEX_KIND (auto|flat|hnsw|ivf), CSBOT_MAX_MESSAGE_CHARS.
+        CSBOT_INDEX_KIND (auto|flat|hnsw|ivf), CSBOT_MAX_MESSAGE_CHARS,
+        CSBOT_IMPORT_MAX_BYTES, CSBOT_IMPORT_MAX_JSON_DEPTH.
         """
         env = dict(os.environ if env is None else env)
         ws = Path(workspace or env.get("CSBOT_WORKSPACE") or DEFAULT_WORKSPACE)
@@ -66,7 +68,11 @@ class CsbotConfig:
         dialogue = DialogueConfig(
             max_message_chars=_int(env, "CSBOT_MAX_MESSAGE_CHARS", DialogueConfig.max_message_chars)
         )
-        return cls(workspace=ws, embedder=embedder, index=index, dialogue=dialogue)
+        imports = ImportConfig(
+            max_file_bytes=_int(env, "CSBOT_IMPORT_MAX_BYTES", ImportConfig.max_file_bytes),
+            max_json_depth=_int(env, "CSBOT_IMPORT_MAX_JSON_DEPTH", ImportConfig.max_json_depth),
+        )
+        return cls(workspace=ws, embedder=embedder, index=index, dialogue=dialogue, imports=imports)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -85,6 +91,7 @@ class CsbotConfig:
             index=build(IndexConfig, d.get("index", {})),
             dialogue=build(DialogueConfig, d.get("dialogue", {})),
             classifier=ClassifierSettings(d.get("classifier", {}).get("overrides", {})),
+            imports=build(ImportConfig, d.get("imports", {})),
         )
 
 

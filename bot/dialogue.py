@@ -44,7 +44,7 @@ from bot.contracts import (
 from bot.domain import Domain
 from bot.errors import InvalidMessageError, MessageTooLongError
 from bot.store import ConversationStore, DialogueState, MessageRecord
-from retrieval.entities import PLACEHOLDER_RE, find_entities, mask_entities
+from retrieval.entities import PLACEHOLDER_RE, find_entities, mask_entities, masked_card, redact_card_numbers
 
 # a turn that, once its slot values are removed, has at most this many words is read as
 # "here is what you asked for" rather than as a new request
@@ -115,11 +115,18 @@ class DialogueManager:
         state = self.store.load_state(conversation_id)  # UnknownConversationError if absent
 
         new_slots = find_entities(text)
+        # A card number is never stored or echoed whole: the slot (and so any reply filled
+        # from it) and the stored message keep only its last four digits.
+        if "card_number" in new_slots:
+            new_slots["card_number"] = masked_card(new_slots["card_number"])
         state.slots.update(new_slots)
+        if "card_number" in state.slots:  # a state written before cards were masked
+            state.slots["card_number"] = masked_card(state.slots["card_number"])
 
         # One encode per turn: the classifier and the retriever share this vector. Personal
         # values are masked first, as they were in the indexed transcripts.
         masked = mask_entities(text)[0]
+        text = redact_card_numbers(text)  # what is stored, composed from and shown from now on
         vector = self.embedder.encode([masked])
         prediction = self.classifier.predict(vector, [masked])[0]
         decision = self._decide(conversation_id, text, masked, vector, prediction, new_slots, state)

@@ -17,6 +17,28 @@ in-scope validation accuracy. A hard floor on the nearest-example cosine, taken 
 in-scope rows alone, makes sure text that is far from everything the bot knows (weather,
 stock tips, recipes) is flagged whatever the linear model says.
 
+Saved without pickle. A pickle (what joblib writes) runs code when it is loaded, so a
+workspace folder that someone else can write would become a way to run code in the bot.
+The trained state is only numbers and strings, so it is saved as exactly that:
+
+    intents.json        metadata: config, labels, thresholds, calibration, and the SHA-256
+                        of the two files below (a torn or corrupted write is refused)
+    intents.npz         the arrays (linear model, TF-IDF idf, training vectors, OOS
+                        combiner), read with `numpy.load(allow_pickle=False)`
+    intents.vocab.json  the TF-IDF vocabularies, as lists of terms in column order
+
+Loading rebuilds the classifier from those values alone: the linear models are applied
+as `X @ coef.T + intercept` here (the same code at training and after loading, so a load
+predicts exactly what training did), and the TF-IDF vectorizers are constructed from the
+config with the saved vocabulary and idf (scikit-learn's public `vocabulary=` / `idf_`).
+numpy arrays plus JSON were chosen over skops (a trusted-types list to keep in step with
+scikit-learn's internals, and its loader still rebuilds objects) and safetensors (tensors
+only: the vocabularies would need a second format anyway): both are plain data whose
+readers cannot run code, and neither needs a new dependency. The hashes guard against
+corruption, not against an attacker, who could rewrite them; what such an attacker can
+still do is make the bot classify badly, not run code. Models saved by earlier versions
+(`intents.joblib`) are refused with a message to run `csbot build` again.
+
 Importing this module does not import torch.
 """
 
@@ -27,6 +49,7 @@ import io
 import json
 import platform
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -43,17 +66,22 @@ from retrieval.files import write_atomic
 OosScore = Literal["combined", "max_prob", "energy", "nearest", "class_nearest"]
 OOS_SCORES: tuple[str, ...] = ("combined", "max_prob", "energy", "nearest", "class_nearest")
 
-MODEL_FILE = "intents.joblib"
 METADATA_FILE = "intents.json"
-FORMAT_VERSION = 1
+ARRAYS_FILE = "intents.npz"
+VOCAB_FILE = "intents.vocab.json"
+# 1: a joblib pickle (intents.joblib), no longer loaded; 2: arrays + JSON
+FORMAT_VERSION = 2
+LEGACY_PICKLE_FILE = "intents.joblib"
+_REBUILD = "run `csbot build` again to retrain it"
 
 
 class IntentTrainingError(CsbotError, ValueError):
     """The training data cannot make a classifier (too few labels or examples, bad shapes)."""
 
 
-class IntentModelError(CsbotError):
-    """A saved intent model is unreadable or corrupted."""
+class IntentModelError(ArtifactMismatchError):
+    """A saved intent model is unreadable, corrupted, inconsistent with its metadata or in
+    a format this version does not load (the pickle of earlier versions)."""
 
 
 @dataclass(frozen=True)
@@ -118,27 +146,65 @@ class _FeatureBuilder:
         self.word: Any = None
         self.char: Any = None
 
-    def fit_transform(self, vectors: np.ndarray, texts: Sequence[str]):
+    def _vectorizers(self, n_texts: int = 0, vocabularies: dict[str, list[str]] | None = None):
+        """The word and char TF-IDF vectorizers the config describes; with `vocabularies`
+        (saved ones) they are fixed to those columns and need only their idf."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         c = self.config
-        if c.use_text_features:
-            self.word = TfidfVectorizer(
-                ngram_range=tuple(c.word_ngram_range),
-                sublinear_tf=True,
-                token_pattern=r"(?u)\b\w+\b",
-                dtype=np.float32,
-            )
+        vocab = vocabularies or {}
+        word = TfidfVectorizer(
+            ngram_range=tuple(c.word_ngram_range),
+            sublinear_tf=True,
+            token_pattern=r"(?u)\b\w+\b",
+            dtype=np.float32,
+            vocabulary=vocab.get("word"),
+        )
+        char = TfidfVectorizer(
+            analyzer="char",
+            ngram_range=tuple(c.char_ngram_range),
+            sublinear_tf=True,
+            min_df=c.char_min_df if n_texts >= 50 else 1,
+            dtype=np.float32,
+            vocabulary=vocab.get("char"),
+        )
+        return word, char
+
+    def fit_transform(self, vectors: np.ndarray, texts: Sequence[str]):
+        if self.config.use_text_features:
+            self.word, self.char = self._vectorizers(len(texts))
             self.word.fit(texts)
-            self.char = TfidfVectorizer(
-                analyzer="char",
-                ngram_range=tuple(c.char_ngram_range),
-                sublinear_tf=True,
-                min_df=c.char_min_df if len(texts) >= 50 else 1,
-                dtype=np.float32,
-            )
             self.char.fit(texts)
         return self.transform(vectors, texts)
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+        """(idf arrays, vocabularies in column order): what `restore` needs."""
+        if self.word is None:
+            return {}, {}
+        arrays, vocab = {}, {}
+        for name, vec in (("word", self.word), ("char", self.char)):
+            terms = [""] * len(vec.vocabulary_)
+            for term, column in vec.vocabulary_.items():
+                terms[column] = term
+            vocab[name] = terms
+            arrays[f"{name}_idf"] = np.asarray(vec.idf_)
+        return arrays, vocab
+
+    @classmethod
+    def restore(
+        cls, config: IntentClassifierConfig, arrays: dict[str, np.ndarray], vocab: dict[str, list[str]]
+    ) -> _FeatureBuilder:
+        fb = cls(config)
+        if config.use_text_features:
+            fb.word, fb.char = fb._vectorizers(vocabularies=vocab)
+            for name, vec in (("word", fb.word), ("char", fb.char)):
+                vec.idf_ = arrays[f"{name}_idf"]  # also checks it against the vocabulary
+        return fb
+
+    @property
+    def n_text_features(self) -> int:
+        """Columns the TF-IDF blocks add after the embedding's."""
+        return 0 if self.word is None else len(self.word.vocabulary_) + len(self.char.vocabulary_)
 
     def transform(self, vectors: np.ndarray, texts: Sequence[str]):
         from scipy import sparse
@@ -151,7 +217,31 @@ class _FeatureBuilder:
         return sparse.hstack(blocks, format="csr", dtype=np.float32)
 
 
-def _fit_linear(features, y: np.ndarray, config: IntentClassifierConfig):
+@dataclass(frozen=True)
+class _Linear:
+    """A fitted linear classifier reduced to its arrays, which is all its decision function
+    needs: what is saved, and what predicts both right after training and after a load."""
+
+    coef: np.ndarray  # (n_classes, n_features), or (1, n_features) for two classes
+    intercept: np.ndarray  # (len(coef),)
+    classes_: np.ndarray  # (n_classes,) class indices, sorted
+
+    @classmethod
+    def of(cls, fitted: Any) -> _Linear:
+        return cls(
+            np.asarray(fitted.coef_, dtype=np.float64),
+            np.asarray(fitted.intercept_, dtype=np.float64),
+            np.asarray(fitted.classes_, dtype=np.int64),
+        )
+
+    def decision_function(self, x: Any) -> np.ndarray:
+        """scikit-learn's `LinearClassifierMixin.decision_function`: one column per class,
+        or a single score (of classes_[1]) for two."""
+        scores = np.asarray(x @ self.coef.T) + self.intercept
+        return scores[:, 0] if scores.shape[1] == 1 else scores
+
+
+def _fit_linear(features, y: np.ndarray, config: IntentClassifierConfig) -> _Linear:
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -161,7 +251,7 @@ def _fit_linear(features, y: np.ndarray, config: IntentClassifierConfig):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(features, y)
-    return model
+    return _Linear.of(model)
 
 
 def _decisions(model, features) -> np.ndarray:
@@ -238,7 +328,7 @@ class _Core:
     """A trained feature builder + linear model + the data the OOS signals need."""
 
     features: _FeatureBuilder
-    model: Any
+    model: _Linear
     temperature: float
     train_vectors: np.ndarray  # (n, dim) float32, L2-normalised
     train_y: np.ndarray  # (n,) int class index into model.classes_
@@ -315,7 +405,7 @@ class EmbeddingIntentClassifier:
         self.config = config
         self.thresholds = dict(thresholds)
         self.nearest_floor = float(nearest_floor)
-        self._meta = meta  # (mean, scale, LogisticRegression) or None
+        self._meta = meta  # (mean, scale, _Linear of a LogisticRegression) or None
         self.metadata = metadata
 
     # ------------------------------------------------------------------ training
@@ -416,80 +506,202 @@ class EmbeddingIntentClassifier:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> None:
-        import joblib
-
+        """Write the three files of the module docstring (no pickle anywhere)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "features": self._core.features,
-            "model": self._core.model,
-            "train_vectors": self._core.train_vectors,
-            "train_y": self._core.train_y,
-            "meta": self._meta,
+        core = self._core
+        idf, vocab = core.features.state()
+        arrays: dict[str, np.ndarray] = {
+            "coef": core.model.coef,
+            "intercept": core.model.intercept,
+            "classes": core.model.classes_,
+            "train_vectors": np.ascontiguousarray(core.train_vectors, dtype=np.float32),
+            "train_y": np.asarray(core.train_y, dtype=np.int64),
+            **idf,
         }
+        if self._meta is not None:
+            mean, scale, lr = self._meta
+            arrays.update(meta_mean=mean, meta_scale=scale, meta_coef=lr.coef, meta_intercept=lr.intercept,
+                          meta_classes=lr.classes_)
         buf = io.BytesIO()
-        joblib.dump(payload, buf, compress=3)
-        blob = buf.getvalue()
-        metadata = dict(self.metadata)
-        metadata["model_file"] = MODEL_FILE
-        metadata["model_sha256"] = hashlib.sha256(blob).hexdigest()
-        # the model file first, the metadata (which names the model's hash) last: a crash
-        # in between leaves a metadata/model pair that load() reports as mismatched
-        write_atomic(directory / MODEL_FILE, blob)
+        np.savez_compressed(buf, **arrays)
+        blobs = {
+            ARRAYS_FILE: buf.getvalue(),
+            VOCAB_FILE: json.dumps(vocab, ensure_ascii=False).encode("utf-8"),
+        }
+        metadata = {k: v for k, v in self.metadata.items() if k not in ("model_file", "model_sha256")}
+        metadata["format_version"] = FORMAT_VERSION
+        metadata["files"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
+        # the data files first, the metadata (which names their hashes) last: a crash in
+        # between leaves a pair that load() reports as mismatched
+        for name, blob in blobs.items():
+            write_atomic(directory / name, blob)
         write_atomic(directory / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True).encode())
+        (directory / LEGACY_PICKLE_FILE).unlink(missing_ok=True)
         self.metadata = metadata
 
     @classmethod
     def load(cls, directory: str | Path, *, embedder_id: str, dim: int) -> EmbeddingIntentClassifier:
+        """Rebuild a saved classifier from plain data. Refuses (typed errors that say to run
+        `csbot build`) a missing, corrupted, tampered, inconsistent or pickled model, and
+        one trained on another embedder."""
         directory = Path(directory)
-        meta_path, model_path = directory / METADATA_FILE, directory / MODEL_FILE
-        for path in (meta_path, model_path):
-            if not path.is_file():
-                raise WorkspaceNotBuiltError(str(directory), f"intent model ({path.name})")
+        meta_path = directory / METADATA_FILE
+        if not meta_path.is_file():
+            if (directory / LEGACY_PICKLE_FILE).is_file():
+                raise _legacy(directory)
+            raise WorkspaceNotBuiltError(str(directory), f"intent model ({METADATA_FILE})")
+        metadata = _read_metadata(meta_path)
+        if metadata.get("format_version") != FORMAT_VERSION:
+            if metadata.get("format_version") == 1 or metadata.get("model_file") == LEGACY_PICKLE_FILE:
+                raise _legacy(directory)
+            raise IntentModelError(
+                f"intent model in {directory} has format version {metadata.get('format_version')!r}; "
+                f"this csbot reads version {FORMAT_VERSION}: {_REBUILD}"
+            )
         try:
-            metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-            if not isinstance(metadata, dict):
-                raise ValueError("not a JSON object")
             config = IntentClassifierConfig.from_dict(metadata["config"])
             saved_id, saved_dim = metadata["embedder_id"], int(metadata["dim"])
             labels = tuple(metadata["labels"])
-            thresholds = {k: float(v) for k, v in metadata["thresholds"].items()}
+            thresholds = {str(k): float(v) for k, v in metadata["thresholds"].items()}
             floor = float(metadata["nearest_floor"])
             temperature = float(metadata["temperature"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntentModelError(
-                f"intent model metadata {meta_path} is corrupted ({exc}); "
-                "rerun `csbot build` to retrain it"
-            ) from exc
+            hashes = {name: str(metadata["files"][name]) for name in (ARRAYS_FILE, VOCAB_FILE)}
+            if not all(isinstance(lab, str) for lab in labels) or config.oos_score not in thresholds:
+                raise ValueError("labels must be strings and the decision score must have a threshold")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IntentModelError(f"intent model metadata {meta_path} is corrupted ({exc}); {_REBUILD}") from exc
         if saved_id != embedder_id or saved_dim != dim:
             raise ArtifactMismatchError(
                 f"intent model in {directory} was trained on embedder {saved_id!r} (dim {saved_dim}) "
                 f"but the bot now uses {embedder_id!r} (dim {dim}); rerun `csbot build` to retrain it"
             )
-        blob = model_path.read_bytes()
-        if hashlib.sha256(blob).hexdigest() != metadata.get("model_sha256"):
-            raise IntentModelError(
-                f"intent model file {model_path} does not match its metadata (corrupted or "
-                "partially written); rerun `csbot build` to retrain it"
-            )
-        import joblib
-
+        blobs = {}
+        for name, digest in hashes.items():
+            path = directory / name
+            if not path.is_file():
+                raise IntentModelError(f"intent model in {directory} has no {name}; {_REBUILD}")
+            blob = path.read_bytes()
+            if hashlib.sha256(blob).hexdigest() != digest:
+                raise IntentModelError(
+                    f"intent model file {path} does not match its metadata (corrupted, tampered with "
+                    f"or partially written); {_REBUILD}"
+                )
+            blobs[name] = blob
         try:
-            payload = joblib.load(io.BytesIO(blob))
-            core = _Core(
-                payload["features"],
-                payload["model"],
-                temperature,
-                payload["train_vectors"],
-                payload["train_y"],
-            )
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is corruption
+            arrays = _read_arrays(blobs[ARRAYS_FILE])
+            vocab = _read_vocabularies(blobs[VOCAB_FILE], config)
+            core, meta = _restore(arrays, vocab, config, temperature, labels, saved_dim)
+        except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile, RecursionError) as exc:
             raise IntentModelError(
-                f"intent model file {model_path} cannot be read ({exc}); rerun `csbot build`"
+                f"intent model in {directory} cannot be read or is inconsistent with its metadata "
+                f"({type(exc).__name__}: {exc}); {_REBUILD}"
             ) from exc
-        if len(core.model.classes_) != len(labels) or core.train_vectors.shape[1] != saved_dim:
-            raise IntentModelError(f"intent model in {directory} is inconsistent with its metadata")
-        return cls(core, labels, config, thresholds, floor, payload["meta"], metadata)
+        return cls(core, labels, config, thresholds, floor, meta, metadata)
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+_CORE_ARRAYS = {"coef", "intercept", "classes", "train_vectors", "train_y"}
+_TEXT_ARRAYS = {"word_idf", "char_idf"}
+_META_ARRAYS = {"meta_mean", "meta_scale", "meta_coef", "meta_intercept", "meta_classes"}
+
+
+def _legacy(directory: Path) -> IntentModelError:
+    return IntentModelError(
+        f"the intent model in {directory} was saved by an earlier csbot as a pickle "
+        f"({LEGACY_PICKLE_FILE}), which this version does not load because loading a pickle can "
+        f"run code; run `csbot build` again to retrain it in the current format"
+    )
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise IntentModelError(f"intent model metadata {path} is corrupted ({exc}); {_REBUILD}") from exc
+    if not isinstance(metadata, dict):
+        raise IntentModelError(f"intent model metadata {path} is corrupted (not a JSON object); {_REBUILD}")
+    return metadata
+
+
+def _read_arrays(blob: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an .npz, refusing anything but plain numeric arrays: allow_pickle=False
+    makes numpy raise on an object array (the one kind whose reading unpickles)."""
+    loaded = np.load(io.BytesIO(blob), allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError("not an .npz archive")
+    with loaded as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    expected = _CORE_ARRAYS | (_TEXT_ARRAYS & arrays.keys()) | (_META_ARRAYS & arrays.keys())
+    if set(arrays) != expected:
+        raise ValueError(f"missing or unexpected arrays: {sorted(set(arrays) ^ expected)}")
+    for name, a in arrays.items():
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"array {name!r} has dtype {a.dtype}, expected numbers")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise ValueError(f"array {name!r} holds NaN or infinite values")
+    return arrays
+
+
+def _read_vocabularies(blob: bytes, config: IntentClassifierConfig) -> dict[str, list[str]]:
+    vocab = json.loads(blob.decode("utf-8"))
+    names = {"word", "char"} if config.use_text_features else set()
+    if not isinstance(vocab, dict) or set(vocab) != names:
+        raise ValueError(f"vocabularies must be an object with keys {sorted(names)}")
+    for name, terms in vocab.items():
+        if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+            raise ValueError(f"the {name} vocabulary must be a list of strings")
+        if len(set(terms)) != len(terms):
+            raise ValueError(f"the {name} vocabulary repeats a term")
+    return vocab
+
+
+def _restore(
+    arrays: dict[str, np.ndarray],
+    vocab: dict[str, list[str]],
+    config: IntentClassifierConfig,
+    temperature: float,
+    labels: tuple[str, ...],
+    dim: int,
+) -> tuple[_Core, Any]:
+    """A `_Core` (and the OOS combiner) from checked arrays; every shape is checked against
+    the metadata, so what predicts is exactly what was saved or nothing."""
+    if config.use_text_features != (_TEXT_ARRAYS <= arrays.keys()):
+        raise ValueError("TF-IDF arrays present or missing against the config")
+    features = _FeatureBuilder.restore(config, arrays, vocab)
+    n_features = dim + features.n_text_features
+    n_classes = len(labels)
+    classes = arrays["classes"]
+    model = _Linear(arrays["coef"].astype(np.float64), arrays["intercept"].astype(np.float64),
+                    classes.astype(np.int64))
+    rows = 1 if n_classes == 2 else n_classes
+    if not np.array_equal(classes, np.arange(n_classes)):
+        raise ValueError(f"classes must be 0..{n_classes - 1}")
+    if model.coef.shape != (rows, n_features) or model.intercept.shape != (rows,):
+        raise ValueError(
+            f"linear model has shape {model.coef.shape} / {model.intercept.shape}, "
+            f"expected ({rows}, {n_features}) / ({rows},)"
+        )
+    train_vectors = np.ascontiguousarray(arrays["train_vectors"], dtype=np.float32)
+    train_y = arrays["train_y"].astype(np.int64)
+    if train_vectors.ndim != 2 or train_vectors.shape[1] != dim or train_y.shape != (len(train_vectors),):
+        raise ValueError(f"training vectors have shape {train_vectors.shape}, labels {train_y.shape}")
+    if len(train_y) and (train_y.min() < 0 or train_y.max() >= n_classes):
+        raise ValueError("training labels out of range")
+    meta = None
+    if _META_ARRAYS <= arrays.keys():
+        lr = _Linear(arrays["meta_coef"].astype(np.float64), arrays["meta_intercept"].astype(np.float64),
+                     arrays["meta_classes"].astype(np.int64))
+        n_meta = 5
+        if (lr.coef.shape != (1, n_meta) or lr.intercept.shape != (1,)
+                or arrays["meta_mean"].shape != (n_meta,) or arrays["meta_scale"].shape != (n_meta,)):
+            raise ValueError("the OOS combiner's arrays have the wrong shapes")
+        meta = (arrays["meta_mean"].astype(np.float64), arrays["meta_scale"].astype(np.float64), lr)
+    elif _META_ARRAYS & arrays.keys():
+        raise ValueError("the OOS combiner's arrays are incomplete")
+    return _Core(features, model, temperature, train_vectors, train_y), meta
 
 
 # --------------------------------------------------------------------------- calibration
@@ -560,8 +772,9 @@ def _calibrate(vectors, texts, y, config: IntentClassifierConfig, say) -> dict[s
         x = np.concatenate([_meta_features(s_in), _meta_features(s_oos)])
         target = np.concatenate([np.ones(n_in), np.zeros(n_oos)])
         mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-        lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
-        lr.fit((x - mean) / scale, target)
+        fitted = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
+        fitted.fit((x - mean) / scale, target)
+        lr = _Linear.of(fitted)
         meta = (mean, scale, lr)
         s_in["combined"] = lr.decision_function((_meta_features(s_in) - mean) / scale)
         s_oos["combined"] = lr.decision_function((_meta_features(s_oos) - mean) / scale)

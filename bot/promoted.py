@@ -3,8 +3,13 @@ one, the retrieval composer otherwise.
 
 It asks the model registry for its promotion token before every turn (a hash of a small
 pointer file), so `csbot models promote` or `rollback` takes effect on the next turn of a
-running assistant, in every replica, without a restart. A model that fails to load leaves
-the previous composer in place, and the reason is logged.
+running assistant, in every replica, without a restart.
+
+A broken promotion must never cost a customer their reply: a pointer that is malformed or
+names a missing model, or a promoted model that fails to load (missing or corrupt files),
+makes the assistant answer with the retrieval composer, the safe baseline, rather than keep
+a model the operator moved away from. The error is logged once per pointer change, not on
+every turn; the next promote, rollback or retire is tried again.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.contracts import ComposedReply, Composer, ComposeRequest
-from bot.errors import CsbotError
 
 log = logging.getLogger(__name__)
+_UNSET = object()
 
 
 class PromotedModelComposer:
@@ -28,7 +33,8 @@ class PromotedModelComposer:
         self.fallback = fallback
         self.current: Composer = fallback
         self.model_id: str | None = None
-        self._token: str | None = None
+        self.error: str | None = None  # why the promoted model is not in use, while it is not
+        self._token: object = _UNSET
         self.refresh()
 
     @property
@@ -36,20 +42,30 @@ class PromotedModelComposer:
         return self.current.name
 
     def refresh(self) -> None:
-        """Switch to the promoted model if the promotion changed since the last look."""
+        """Switch to the promoted model if the promotion changed since the last look; on a
+        broken promotion, to the retrieval composer (logged once for this pointer)."""
         try:
             token = self.registry.promotion_token()
-            if token == self._token:
-                return
+        except Exception as e:  # noqa: BLE001 - a registry we cannot even read: keep answering
+            token = f"error:{type(e).__name__}"
+        if token == self._token:
+            return
+        self._token = token
+        try:
             entry = self.registry.promoted()
             if entry is None:
                 self.current, self.model_id = self.fallback, None
-            else:
+            elif entry.id != self.model_id:
+                # whatever a load raises (a corrupt file raises its library's own types) ends here
                 self.current, self.model_id = self.make_generator(entry.path).load(), entry.id
                 log.info("composer: using promoted model %s", entry.id)
-            self._token = token
-        except CsbotError as e:
-            log.warning("composer: keeping %s (%s)", self.model_id or "retrieval", e)
+            self.error = None
+        except Exception as e:  # noqa: BLE001 - see above: a turn must not fail on a broken model
+            self.current, self.model_id = self.fallback, None
+            self.error = f"{type(e).__name__}: {e}"
+            log.error("composer: the promoted model cannot be used, answering with the retrieval composer "
+                      "until the promotion changes (%s). Fix: `csbot models promote ID` or `csbot models retire`",
+                      self.error)
 
     def compose(self, request: ComposeRequest) -> ComposedReply:
         self.refresh()

@@ -7,19 +7,22 @@ Each turn is written in one transaction: a crash leaves either the whole turn or
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database, Migrations
 
 from bot.errors import CsbotError, UnknownConversationError
+from retrieval.entities import redact_card_numbers
 
 SCHEMA_NAME = "csbot"
 migrations = Migrations(SCHEMA_NAME)
@@ -108,6 +111,28 @@ def m003_web_channel(db: Database) -> None:
     )
 
 
+@migrations()
+def m004_public_access(db: Database) -> None:
+    # a web conversation's access token, as its SHA-256 (the token itself is never stored);
+    # NULL for conversations that the public API never serves (CLI, platform channels)
+    db["conversations"].add_column("token_hash", str)
+    # one rating per message and one CSAT per conversation: the latest wins, so a client
+    # cannot stack ratings (keep the newest of any earlier duplicates)
+    db.execute("delete from feedback where id not in (select max(id) from feedback group by message_id)")
+    db["feedback"].create_index(["message_id"], unique=True, index_name="feedback_one_per_message")
+    db["feedback"].add_column("author", str)  # customer | agent: who rated it
+    # live event streams look up handoffs by conversation once per poll
+    db["handoffs"].create_index(["conversation_id"], index_name="handoffs_by_conversation")
+    db.execute("delete from csat where id not in (select max(id) from csat group by conversation_id)")
+    db["csat"].create_index(["conversation_id"], unique=True, index_name="csat_one_per_conversation")
+    # card numbers are kept as their last four digits from now on: mask the ones that
+    # customers' messages stored before (the dialogue state re-masks its slot on load)
+    for row in list(db.query("select id, text from messages where role = 'customer'")):
+        masked = redact_card_numbers(row["text"])
+        if masked != row["text"]:
+            db.execute("update messages set text = ? where id = ?", [masked, row["id"]])
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -191,11 +216,22 @@ class ConversationStore:
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> ConversationStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # customers' messages: readable by the service's own user only. SQLite gives the
+        # -wal and -shm files the database file's mode, so setting it here covers them.
+        # Create the file only when it is new (O_EXCL): closing any descriptor of a file
+        # the process already has open in SQLite would drop that connection's locks.
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        os.chmod(self.path, 0o600)
         db = Database(self.path)
         # WAL lets readers (the agent panel, evaluations) work while a turn is written.
         db.enable_wal()
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA busy_timeout = 5000")
+        # erased conversations are overwritten on disk, not left in free pages
+        db.execute("PRAGMA secure_delete = ON")
         migrations.apply(db)
         self._db = db
         return self
@@ -223,7 +259,10 @@ class ConversationStore:
         return len(list(migrations.applied(self.db)))
 
     # -- conversations -------------------------------------------------------------
-    def create_conversation(self, channel: str = "cli", conversation_id: str | None = None) -> str:
+    def create_conversation(self, channel: str = "cli", conversation_id: str | None = None,
+                            token_hash: str | None = None) -> str:
+        """A new conversation. `token_hash` (the SHA-256 of its access token) makes it
+        readable through the public API by whoever holds the token."""
         conversation_id = conversation_id or uuid.uuid4().hex
         now = _now()
         self.db["conversations"].insert(
@@ -234,9 +273,24 @@ class ConversationStore:
                 "state": DialogueState().to_json(),
                 "created_at": now,
                 "updated_at": now,
+                "token_hash": token_hash,
             }
         )
         return conversation_id
+
+    def access_ok(self, conversation_id: str, token_hash: str, read_hours: float | None = None) -> bool:
+        """Whether `token_hash` opens the conversation: it has a token, the hashes match
+        (compared in constant time), and it was active within `read_hours`."""
+        rows = list(self.db.query("select token_hash, updated_at from conversations where id = ?",
+                                  [conversation_id]))
+        if not rows or not rows[0]["token_hash"]:
+            return False
+        if not hmac.compare_digest(rows[0]["token_hash"], token_hash):
+            return False
+        if read_hours is not None:
+            idle = datetime.now(UTC) - datetime.fromisoformat(rows[0]["updated_at"])
+            return idle <= timedelta(hours=read_hours)
+        return True
 
     def ensure_conversation(self, conversation_id: str, channel: str) -> bool:
         """Create the conversation unless it exists (channels that name conversations
@@ -399,6 +453,19 @@ class ConversationStore:
         )
         return [_decoded(r) for r in rows]
 
+    def messages_page(self, conversation_id: str, *, limit: int,
+                      before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """The latest `limit` messages (below message id `before`, when given), oldest
+        first, and whether older ones remain."""
+        if not self.conversation_exists(conversation_id):
+            raise UnknownConversationError(conversation_id)
+        rows = list(self.db.query(
+            "select * from messages where conversation_id = ? and id < ? order by id desc limit ?",
+            [conversation_id, before if before is not None else 2**63 - 1, limit + 1],
+        ))
+        has_more = len(rows) > limit
+        return [_decoded(r) for r in reversed(rows[:limit])], has_more
+
     def turn_for_client_message(self, conversation_id: str,
                                 client_message_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(customer message, the bot reply after it) of the turn that carried
@@ -459,32 +526,94 @@ class ConversationStore:
         return {r["message_id"]: r["rating"] for r in rows}
 
     # -- feedback ------------------------------------------------------------------
-    def add_feedback(self, message_id: int, rating: str, comment: str | None = None) -> int:
+    def add_feedback(self, message_id: int, rating: str, comment: str | None = None, *,
+                     conversation_id: str | None = None, author: str = "customer") -> int:
+        """Rate a bot reply; a message has one rating, and a new one replaces it. With
+        `conversation_id`, the message must belong to that conversation (what the public
+        API asks: nobody rates another conversation's replies). Returns the rating's id."""
         if rating not in ("up", "down"):
             raise StoreError(f"rating must be 'up' or 'down', got {rating!r}")
-        rows = list(self.db.query("select role from messages where id = ?", [message_id]))
-        if not rows:
+        if author not in ("customer", "agent"):
+            raise StoreError(f"a rating's author is 'customer' or 'agent', got {author!r}")
+        rows = list(self.db.query("select role, conversation_id from messages where id = ?", [message_id]))
+        if not rows or (conversation_id is not None and rows[0]["conversation_id"] != conversation_id):
             raise UnknownMessageError(message_id)
         if rows[0]["role"] != "bot":
             raise NotABotMessageError(message_id, rows[0]["role"])
-        table = self.db["feedback"].insert(
-            {"message_id": message_id, "rating": rating, "comment": comment, "created_at": _now()}
+        self.db.execute(
+            "insert into feedback (message_id, rating, comment, author, created_at) values (?, ?, ?, ?, ?) "
+            "on conflict (message_id) do update set rating = excluded.rating, comment = excluded.comment, "
+            "author = excluded.author, created_at = excluded.created_at",
+            [message_id, rating, comment, author, _now()],
         )
-        return int(table.last_pk)
+        self.db.conn.commit()
+        found = list(self.db.query("select id from feedback where message_id = ?", [message_id]))
+        return int(found[0]["id"])
 
     def add_csat(self, conversation_id: str, score: int, comment: str | None = None) -> int:
-        """Record a customer-satisfaction score (1-5) for a conversation. Returns its id."""
+        """Record the conversation's satisfaction score (1-5); a second one replaces the
+        first. Returns its id."""
         if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
             raise StoreError(f"a CSAT score is a whole number from 1 to 5, got {score!r}")
         if not self.conversation_exists(conversation_id):
             raise UnknownConversationError(conversation_id)
-        table = self.db["csat"].insert(
-            {"conversation_id": conversation_id, "score": score, "comment": comment, "created_at": _now()}
+        self.db.execute(
+            "insert into csat (conversation_id, score, comment, created_at) values (?, ?, ?, ?) "
+            "on conflict (conversation_id) do update set score = excluded.score, "
+            "comment = excluded.comment, created_at = excluded.created_at",
+            [conversation_id, score, comment, _now()],
         )
-        return int(table.last_pk)
+        self.db.conn.commit()
+        found = list(self.db.query("select id from csat where conversation_id = ?", [conversation_id]))
+        return int(found[0]["id"])
 
     def csat(self, conversation_id: str) -> list[dict[str, Any]]:
         return list(self.db["csat"].rows_where("conversation_id = ?", [conversation_id], order_by="id"))
+
+    # -- erasure and retention --------------------------------------------------------
+    def erase_conversation(self, conversation_id: str) -> dict[str, int]:
+        """Delete a conversation with everything that refers to it (messages, ratings,
+        CSAT, handoffs), in one transaction. Returns the rows deleted per table; raises
+        UnknownConversationError when there is no such conversation."""
+        with self._write_transaction():
+            counts = {
+                "feedback": self.db.execute(
+                    "delete from feedback where message_id in (select id from messages where conversation_id = ?)",
+                    [conversation_id]).rowcount,
+                "csat": self.db.execute("delete from csat where conversation_id = ?", [conversation_id]).rowcount,
+                "handoffs": self.db.execute(
+                    "delete from handoffs where conversation_id = ?", [conversation_id]).rowcount,
+                "messages": self.db.execute(
+                    "delete from messages where conversation_id = ?", [conversation_id]).rowcount,
+                "conversations": self.db.execute(
+                    "delete from conversations where id = ?", [conversation_id]).rowcount,
+            }
+            if counts["conversations"] != 1:
+                raise UnknownConversationError(conversation_id)
+        # fold the WAL into the main file, so the erased pages do not linger in the log
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return counts
+
+    def conversations_mentioning(self, text: str) -> list[str]:
+        """Ids of conversations whose messages or dialogue state contain `text` (case
+        folded): how `csbot forget --email` finds a customer's conversations."""
+        needle = text.strip().lower()
+        if not needle:
+            return []
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.db.query(
+            "select id from conversations where lower(state) like :p escape '\\' "
+            "union select conversation_id from messages where lower(text) like :p escape '\\' "
+            "   or lower(coalesce(edited_from, '')) like :p escape '\\'",
+            {"p": pattern},
+        )
+        return sorted(r["id"] for r in rows)
+
+    def idle_conversations(self, idle_days: float) -> list[str]:
+        """Ids of conversations with no activity in the last `idle_days` days."""
+        cutoff = (datetime.now(UTC) - timedelta(days=idle_days)).isoformat(timespec="milliseconds")
+        return [r["id"] for r in self.db.query(
+            "select id from conversations where updated_at < ? order by updated_at", [cutoff])]
 
 
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,8 @@ from bot.errors import CsbotError, WorkspaceNotBuiltError
 from retrieval.errors import ImportFormatError
 from retrieval.files import write_json_atomic
 
-WORKSPACE_FORMAT = 1
+# 2: the classifier saved without pickle, the embedder fingerprinted by its files' contents
+WORKSPACE_FORMAT = 2
 Progress = Callable[[str], None]
 
 
@@ -79,14 +80,19 @@ def read_intent_examples(path: Path) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def read_articles(path: Path) -> list[dict[str, Any]]:
+def read_articles(path: Path, max_json_depth: int = 64) -> list[dict[str, Any]]:
     """Knowledge-base articles from JSONL: {"id", "title", "text", "intents"?}."""
+    from retrieval.importers import json_nesting_over
+
     articles = []
     seen: set[str] = set()
     with path.open(encoding="utf-8") as f:
         for line_number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
+            if json_nesting_over(line, max_json_depth) is not None:
+                raise ImportFormatError(str(path), line_number,
+                                        f"JSON nested deeper than {max_json_depth} levels")
             try:
                 article = json.loads(line)
             except json.JSONDecodeError as e:
@@ -128,6 +134,7 @@ def build_workspace(config: CsbotConfig, data_dir: Path, progress: Progress = _q
     from retrieval.importers import load_import
     from retrieval.index import VectorIndex
     from retrieval.ingest import sha256_file, units_from_articles
+    from retrieval.pii import PiiScrubber
     from retrieval.threads import configure_threads
 
     started = time.perf_counter()
@@ -135,8 +142,10 @@ def build_workspace(config: CsbotConfig, data_dir: Path, progress: Progress = _q
     domain = Domain.load(data_dir / "domain.json")
 
     progress("reading data")
-    batch = load_import(files["conversations"], "jsonl")
-    articles = read_articles(files["kb"])
+    # the company's own name, phone and email are no one's PII: never masked in the index
+    scrubber = PiiScrubber(protect=_company_facts_in(data_dir / "company.json"))
+    batch = load_import(files["conversations"], "jsonl", config=config.imports, scrubber=scrubber)
+    articles = read_articles(files["kb"], config.imports.max_json_depth)
     texts, labels = read_intent_examples(files["intents"])
     units = batch.units + units_from_articles(articles, chunk_words=config.index.kb_chunk_words)
 
@@ -202,9 +211,12 @@ def company_facts(workspace: Path) -> list[str]:
     """The workspace's company.json flattened to its strings and numbers (name, phone,
     prices, hours...): what the guard lets a reply name and the scrubber never masks.
     No file: no facts."""
+    return _company_facts_in(workspace / "company.json")
+
+
+def _company_facts_in(path: Path) -> list[str]:
     from bot.guard import company_facts_from
 
-    path = workspace / "company.json"
     if not path.is_file():
         return []
     try:
@@ -299,10 +311,13 @@ def import_file(config: CsbotConfig, path: Path, fmt: str, progress: Progress = 
     from retrieval.embedder import SentenceEmbedder
     from retrieval.importers import load_import
     from retrieval.index import VectorIndex
+    from retrieval.pii import PiiScrubber
     from retrieval.threads import configure_threads
 
     read_manifest(config.workspace)
-    batch = load_import(path, fmt, **columns)  # validates the whole file first
+    scrubber = PiiScrubber(protect=company_facts(config.workspace))
+    # validates the whole file first
+    batch = load_import(path, fmt, config=config.imports, scrubber=scrubber, **columns)
     configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
     embedder = SentenceEmbedder(config.embedder).load()
     index = VectorIndex.load(config.workspace / "index", embedder_id=embedder.model_id, config=config.index)

@@ -3,7 +3,7 @@
 
     python data/generate.py [--out DIR]      # default: the folder this script lives in
 
-Writes company.json, kb.jsonl, conversations.jsonl and intents.csv. Standard library
+Writes company.json, kb.jsonl, conversations.jsonl, intents.csv and heldout.jsonl. Standard library
 only and deterministic: every random choice comes from a seeded `random.Random`, every
 table is an ordered list, and nothing depends on the clock, the environment or hash
 ordering, so two runs write byte-identical files.
@@ -16,7 +16,8 @@ Layout of this file:
   3. INTENTS            - per intent: customer phrasings, and per topic the agent's
                           answers (grounded in FACTS), follow-ups and escalation queue.
   4. KB articles        - knowledge-base texts written from FACTS.
-  5. Builders           - intents.csv, conversations.jsonl, kb.jsonl, company.json.
+  5. Builders           - intents.csv, conversations.jsonl, kb.jsonl, company.json,
+                          heldout.jsonl.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ N_CONVERSATIONS = 430
 # Share of the conversations of each intent with a `self_service` topic that get a
 # self-service answer (no order lookup) instead of a lookup.
 SELF_SERVICE_SHARE = 0.4
+# heldout.jsonl: conversations the learning loop scores candidate models on. Made by the same
+# builders with their own seed and ids (`heldout-NNNN`), never used for training or the index,
+# so a model is always judged on conversations it has not seen.
+N_HELDOUT = 60
+HELDOUT_SEED = SEED + 2
 
 # --------------------------------------------------------------------------------------
 # 1. The store's facts: everything an agent reply or KB article says about prices and
@@ -1929,10 +1935,11 @@ def finish(rng: random.Random, cid: str, intent: str, outcome: str, conv: Dialog
     return {"id": cid, "intent": intent, "outcome": outcome, "turns": conv.turns}
 
 
-def build_conversations(rng: random.Random, avoid: set[str]) -> list[dict]:
+def build_conversations(rng: random.Random, avoid: set[str], mix: dict[str, int] = CONVERSATION_MIX,
+                        prefix: str = "conv") -> list[dict]:
     # (intent, self_service): a fixed share of each intent with self-service answers
     schedule = []
-    for intent, n in CONVERSATION_MIX.items():
+    for intent, n in mix.items():
         k = round(n * SELF_SERVICE_SHARE) if any(t.get("self_service") for t in INTENTS[intent]["topics"]) else 0
         schedule += [(intent, j < k) for j in range(n)]
     rng.shuffle(schedule)
@@ -1943,8 +1950,13 @@ def build_conversations(rng: random.Random, avoid: set[str]) -> list[dict]:
             pass
         used.add(number)
         today = date(2026, 1, 5) + timedelta(days=rng.randrange(80))
-        out.append(build_conversation(rng, f"conv-{i:04d}", intent, today, number, avoid, self_service))
+        out.append(build_conversation(rng, f"{prefix}-{i:04d}", intent, today, number, avoid, self_service))
     return out
+
+
+def heldout_mix() -> dict[str, int]:
+    """CONVERSATION_MIX scaled down to about N_HELDOUT conversations, every intent at least once."""
+    return {intent: max(1, round(n * N_HELDOUT / N_CONVERSATIONS)) for intent, n in CONVERSATION_MIX.items()}
 
 
 def build_kb() -> list[dict]:
@@ -1969,6 +1981,9 @@ def render_files() -> dict[str, str]:
 
     avoid = {text.lower() for text, _ in examples}
     conversations = build_conversations(random.Random(SEED + 1), avoid)
+    # held-out first turns repeat neither an intent example nor a training conversation's
+    heldout_avoid = avoid | {c["turns"][0]["text"].lower() for c in conversations}
+    heldout = build_conversations(random.Random(HELDOUT_SEED), heldout_avoid, heldout_mix(), prefix="heldout")
 
     def jsonl(rows: list[dict]) -> str:
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -1978,6 +1993,7 @@ def render_files() -> dict[str, str]:
         "kb.jsonl": jsonl(build_kb()),
         "conversations.jsonl": jsonl(conversations),
         "intents.csv": buf.getvalue(),
+        "heldout.jsonl": jsonl(heldout),
     }
 
 

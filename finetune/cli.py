@@ -48,6 +48,12 @@ def pairs(
     valid_fraction: Annotated[float, typer.Option("--valid-fraction", help="Share of conversations held out for validation")] = 0.1,
     min_pairs: Annotated[int, typer.Option("--min-pairs", help="Refuse to write fewer pairs than this")] = 20,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the train/valid split")] = 0,
+    include_bot_replies: Annotated[bool, typer.Option(
+        "--include-bot-replies", help="Also learn the bot's answers that no human agent rated 👍 (only when "
+        "you trust who talks to the bot: anonymous visitors choose what these pairs teach)")] = False,
+    down_vote_conversations: Annotated[int, typer.Option(
+        "--down-vote-conversations", help="Customers' 👎 in this many distinct conversations exclude every bot "
+        "reply built on the same retrieved source (an agent's 👎 excludes its reply at once)")] = 3,
 ) -> None:
     """Build supervised pairs (context, evidence, target reply) from the store and transcripts.
 
@@ -76,6 +82,7 @@ def pairs(
         manifest = build_workspace_pairs(
             config, out, transcripts=transcripts, formats=formats, context_turns=context_turns,
             evidence_k=evidence_k, valid_fraction=valid_fraction, min_pairs=min_pairs, seed=seed,
+            include_bot_replies=include_bot_replies, down_vote_conversations=down_vote_conversations,
             protect=company_facts(config.workspace), progress=_step, show_bars=True,
         )
 
@@ -212,16 +219,37 @@ def round_(
     min_gain: Annotated[float, typer.Option("--min-gain", help="ROUGE-L the candidate must gain over the current "
                                             "composer (the promoted model, else retrieval) to be promoted")] = 0.001,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split and of training")] = 0,
+    heldout: Annotated[
+        Optional[list[Path]],
+        typer.Option("--heldout", help="Curated held-out conversations (our JSONL; repeatable), never trained on "
+                                       "[default: heldout.jsonl in the data folder the workspace was built from]"),
+    ] = None,
+    heldout_share: Annotated[float, typer.Option(
+        "--heldout-share", help="Share of the store's conversations answered by a human agent that is held "
+        "out, by a fixed hash of their id (anonymous conversations never are)")] = 0.2,
+    include_bot_replies: Annotated[bool, typer.Option(
+        "--include-bot-replies", help="Also learn the bot's answers that no human agent rated 👍")] = False,
+    down_vote_conversations: Annotated[int, typer.Option(
+        "--down-vote-conversations", help="Customers' 👎 in this many distinct conversations exclude a reply "
+        "pattern")] = 3,
+    require_approval: Annotated[bool, typer.Option(
+        "--require-approval", help="A better candidate is registered as awaiting approval, not promoted; a "
+        "person promotes it with `csbot models approve ID`")] = False,
 ) -> None:
     """One learning-loop round: pairs from the store (+ transcripts) -> train a candidate ->
-    score it and the promoted model on the same held-out pairs -> register it, and promote it
-    only if it is better. The last stdout line is the round's report as JSON."""
+    score it and the composer in use on the same held-out pairs -> register it, and promote it
+    only if it is better (with --require-approval: leave it for a person to approve). The last
+    stdout line is the round's report as JSON."""
     from bot.cli import _config, _Edge, _fail, _step
 
     transcripts = list(transcripts or [])
-    for path in transcripts:
+    for path in [*transcripts, *(heldout or [])]:
         if not path.is_file():
             _fail(f"{path} does not exist or is not a file")
+    if not 0 <= heldout_share < 1:
+        _fail(f"--heldout-share must be in [0, 1); got {heldout_share}")
+    if down_vote_conversations < 1:
+        _fail(f"--down-vote-conversations must be at least 1; got {down_vote_conversations}")
     if max_minutes <= 0:
         _fail(f"--max-minutes must be above 0; got {max_minutes}")
     config = _config(workspace)
@@ -231,8 +259,11 @@ def round_(
 
         report = run_round(config, RoundSettings(
             transcripts=transcripts, formats=[fmt.value] * len(transcripts), base=base, max_minutes=max_minutes,
-            eval_limit=eval_limit, min_gain=min_gain, seed=seed,
+            eval_limit=eval_limit, min_gain=min_gain, seed=seed, heldout=heldout, heldout_share=heldout_share,
+            include_bot_replies=include_bot_replies, down_vote_conversations=down_vote_conversations,
+            require_approval=require_approval,
         ), protect=company_facts(config.workspace), progress=_step)
-    _step(("promoted " if report["promoted"] else "kept the promoted model; registered ")
+    said = {"promoted": "promoted ", "awaiting_approval": "registered, awaiting approval, "}
+    _step(said.get(report["decision"], "kept the composer in use; registered ")
           + f"{report['candidate']['id']}: {report['reason']}")
     sys.stdout.write(json.dumps(report) + "\n")

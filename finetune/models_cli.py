@@ -12,10 +12,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from finetune.registry import CorruptPointerError, ModelRegistry
+from finetune.registry import BrokenModelError, ModelEntry, ModelRegistry
 
 models_app = typer.Typer(
-    help="Trained GPT-2 composers in the workspace: list, add, promote, roll back, retire.",
+    help="Trained GPT-2 composers in the workspace: list, add, promote, approve, roll back, retire.",
     no_args_is_help=True,
 )
 
@@ -44,7 +44,8 @@ def list_(
     workspace: WorkspaceOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array instead of a table")] = False,
 ) -> None:
-    """The registered models, oldest first; * marks the promoted one."""
+    """The registered models, oldest first; * marks the promoted one, `state` says which wait
+    for approval. A broken promotion (pointer or promoted model) is reported with its fix."""
     from rich.console import Console
     from rich.table import Table
 
@@ -53,12 +54,17 @@ def list_(
     registry = _registry(workspace)
     with _Edge():
         entries = registry.list()
-    try:
-        registry.promoted()
-    except CorruptPointerError as e:
-        err.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
+        broken = registry.check_promotion()
+    if broken is not None:
+        err.print(f"[red]error:[/] {broken}", highlight=False, soft_wrap=True)
+
+    def state(e: ModelEntry) -> str:
+        if e.promoted and isinstance(broken, BrokenModelError) and broken.model_id == e.id:
+            return "promoted, broken"
+        return e.state
+
     if as_json:
-        sys.stdout.write(json.dumps([e.to_json() for e in entries]) + "\n")
+        sys.stdout.write(json.dumps([{**e.to_json(), "state": state(e)} for e in entries]) + "\n")
         return
     if not entries:
         err.print(f"no models registered in {registry.root}; add one with `csbot models add DIR` "
@@ -67,6 +73,7 @@ def list_(
     table = Table(show_edge=False)
     table.add_column("", no_wrap=True)
     table.add_column("id", no_wrap=True)
+    table.add_column("state", no_wrap=True)
     table.add_column("base", overflow="fold")
     table.add_column("valid_loss", justify="right", no_wrap=True)
     table.add_column("data", no_wrap=True)
@@ -76,6 +83,7 @@ def list_(
         table.add_row(
             "*" if e.promoted else "",
             e.id,
+            state(e),
             str(e.base or "-"),
             f"{loss:.4f}" if isinstance(loss, (int, float)) else "-",
             _short(e.data_sha256),
@@ -115,6 +123,34 @@ def promote(
         pointer = registry.pointer() or {}
     _step(f"promoted {entry.id}")
     sys.stdout.write(json.dumps({"promoted": entry.id, "previous": pointer.get("previous")}) + "\n")
+
+
+@models_app.command("approve")
+def approve(
+    model_id: Annotated[str, typer.Argument(metavar="ID",
+                                            help="A model `csbot models list` shows as awaiting approval")],
+    workspace: WorkspaceOpt = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="Who approves (kept with the model) "
+                                              "[default: the user running the command]")] = None,
+) -> None:
+    """Approve a candidate that `csbot finetune round --require-approval` left waiting: it is
+    promoted (a running assistant picks it up on its next turn)."""
+    import getpass
+
+    from bot.cli import _Edge, _step
+
+    if by is None:
+        try:
+            by = getpass.getuser()
+        except (KeyError, OSError):  # no user name to be found (a bare container)
+            by = None
+    registry = _registry(workspace)
+    with _Edge():
+        entry = registry.approve(model_id, by=by)
+        pointer = registry.pointer() or {}
+    _step(f"approved and promoted {entry.id}")
+    sys.stdout.write(json.dumps({"promoted": entry.id, "approved": entry.id, "approved_by": by,
+                                 "previous": pointer.get("previous")}) + "\n")
 
 
 @models_app.command("rollback")

@@ -3,21 +3,44 @@
 Sources: every conversation in the store, plus transcript files (our JSONL or ABCD,
 read by `retrieval.importers.load_import` and passed in as `extra_conversations`).
 
-Targets:
+Who is trusted. The store's customers are anonymous website visitors: they choose what they
+write and they may rate replies, so anything they alone decide can be crafted to steer the
+model. A reply becomes a target only on the word of someone we trust:
 - a human agent's reply (`target_kind: "agent"`); when the agent edited a bot suggestion
-  before sending it (`messages.edited_from`), the edited text (`"edited"`);
-- a bot reply composed from evidence (action "answer", composer not "policy") with positive
-  or no feedback (`"bot"`).
+  before sending it (`messages.edited_from`), the edited text (`"edited"`): always;
+- a bot reply composed from evidence (action "answer", composer not "policy") (`"bot"`): only
+  when a human agent rated it 👍, or when the operator passes `include_bot_replies` (their
+  visitors are trusted, e.g. signed-in customers). A customer's 👍 alone is not enough.
+- transcript files: their agent turns (the operator chose the file).
 
-Excluded, each counted in the manifest under `excluded`:
-- `negative_feedback`: bot replies with a "down" rating (any, even if also rated up);
+Votes. A single customer's 👎 does not remove a reply: anyone can vote, and a good reply
+pattern must not vanish from training on one visitor's word. A bot reply is excluded for
+its votes when a human agent rated it 👎, or when customers 👎'd replies built on the same
+retrieved source (the top unit it was composed from; its text when it had none) in at
+least `down_vote_conversations` distinct conversations; then every bot reply of that
+pattern is left out (unless an agent 👍'd that very reply).
+
+Excluded, each counted in the manifest under `excluded` (a reply is counted under the first
+reason that applies, in this order):
+- `negative_feedback`: bot replies an agent 👎'd, or of a pattern 👎'd in enough conversations;
 - `failed_before_handoff`: in a conversation that was handed to a human, bot turns with
   action fallback/clarify/handoff, and every bot turn after the last answer before a handoff;
 - `policy`: fixed replies (composer "policy": small talk, slot questions, notices);
 - `not_an_answer`: other bot turns that are not answers (a composer's clarify or fallback);
+- `untrusted_bot_reply`: bot answers nobody trusted vouched for (see above);
+- `heldout_bot_reply`: trusted bot answers in a held-out conversation (held-out targets are
+  human replies; the rest of a held-out conversation is never trained on);
 - `no_customer_turn`: replies with no customer turn before them (an agent's opening line);
 - `empty`: replies with no text;
-- `duplicate`: the same scrubbed context and target as an earlier pair.
+- `duplicate`: the same scrubbed context and target as an earlier pair (held-out pairs come
+  first, so a training copy of a held-out pair is the one dropped).
+
+Held-out pairs (`heldout.jsonl`, what the learning loop scores models on, never trained on):
+the conversations of `heldout_conversations` (a curated file, e.g. data/heldout.jsonl) and,
+from the store, conversations a human agent answered whose id falls in the `heldout_share`
+by a fixed hash (`is_heldout_conversation`), so a conversation held out once is held out in
+every round. An anonymous conversation (no agent reply) is never held out: its customer
+alone would decide what the models are judged on. Their targets are agent/edited replies.
 
 Context: the last `context_turns` customer/agent turns before the target (bot turns appear
 as "agent", system turns are left out). Evidence: the top `evidence_k` units of the
@@ -25,6 +48,9 @@ workspace index for the last customer turn (scrubbed, so masked like the dialogu
 masks a query), never from the pair's own conversation. Everything written (context,
 evidence, target) is scrubbed by `finetune.scrub.scrub`. The split is by conversation:
 a conversation's pairs all go to train or all to valid.
+
+Privacy: `find_pairs_dirs` finds every pairs directory in a workspace and `erase_from_pairs`
+rewrites one without the pairs of given conversations (what `csbot forget` calls).
 """
 
 from __future__ import annotations
@@ -46,30 +72,43 @@ from finetune.scrub import find_names, scrub
 from retrieval.files import fsync_dir, write_durable
 
 PAIRS_FORMAT = 1
-TRAIN_FILE, VALID_FILE, MANIFEST_FILE = "train.jsonl", "valid.jsonl", "manifest.json"
+TRAIN_FILE, VALID_FILE, HELDOUT_FILE, MANIFEST_FILE = "train.jsonl", "valid.jsonl", "heldout.jsonl", "manifest.json"
+PAIR_FILES = (TRAIN_FILE, VALID_FILE, HELDOUT_FILE)
 STORE_SOURCE = "store"
+# customers' 👎 on replies of one pattern, in this many distinct conversations, exclude the pattern
+DOWN_VOTE_CONVERSATIONS = 3
+# the salt of the held-out hash: independent of the split's seed, so changing --seed never
+# moves a conversation between training and the held-out set
+HELDOUT_SALT = "csbot-heldout"
 EXCLUSION_REASONS = (
-    "negative_feedback", "failed_before_handoff", "policy", "not_an_answer",
-    "no_customer_turn", "empty", "duplicate",
+    "negative_feedback", "failed_before_handoff", "policy", "not_an_answer", "untrusted_bot_reply",
+    "heldout_bot_reply", "no_customer_turn", "empty", "duplicate",
 )
 TARGET_KINDS = ("agent", "bot", "edited")
+HELDOUT_KINDS = frozenset({"agent", "edited"})
 FAILED_ACTIONS = frozenset({"fallback", "clarify", "handoff"})
 FILTERS = {
     "targets": [
         "human agent replies (target_kind agent)",
         "agent edits of bot suggestions: the edited text (target_kind edited)",
-        "bot replies with action 'answer', composer not 'policy', and no 'down' rating (target_kind bot)",
+        "bot replies with action 'answer' and composer not 'policy' that a human agent rated 'up', or any such "
+        "reply with include_bot_replies (target_kind bot)",
     ],
     "excluded": {
-        "negative_feedback": "bot replies with a 'down' rating",
+        "negative_feedback": "bot replies a human agent rated 'down', and bot replies whose top retrieved source "
+                             "(or text) customers rated 'down' in at least down_vote_conversations conversations",
         "failed_before_handoff": "in handed-off conversations: bot fallback/clarify/handoff turns and "
                                  "bot turns after the last answer before a handoff",
         "policy": "fixed replies (composer 'policy')",
         "not_an_answer": "other bot turns whose action is not 'answer'",
+        "untrusted_bot_reply": "bot answers no human agent rated 'up' (without include_bot_replies)",
+        "heldout_bot_reply": "trusted bot answers in held-out conversations",
         "no_customer_turn": "replies with no customer turn before them",
         "empty": "replies with no text",
-        "duplicate": "same scrubbed context and target as an earlier pair",
+        "duplicate": "same scrubbed context and target as an earlier pair (held-out pairs first)",
     },
+    "heldout": "the heldout_conversations files, and store conversations with a human agent reply whose "
+               "sha256('csbot-heldout:<conversation id>') falls below heldout_share; agent/edited targets only",
     "evidence": "top-k index units for the scrubbed last customer turn, excluding units of the pair's own conversation",
     "split": "by conversation: sha256('<seed>:<conversation id>') < valid_fraction -> valid",
 }
@@ -94,14 +133,25 @@ class TooFewPairsError(PairsError):
         )
 
 
+class TooFewHeldOutPairsError(PairsError):
+    def __init__(self, need: int, have: int):
+        self.need, self.have = need, have
+        super().__init__(
+            f"need at least {need} held-out pairs to compare models on, have {have}; pass --heldout FILE "
+            "(curated conversations in our JSONL format that are never trained on, like data/heldout.jsonl), "
+            "or let human agents answer more conversations (a fixed share of those is held out). "
+            "Nothing was written."
+        )
+
+
 class OutputDirError(PairsError):
     pass
 
 
 @dataclass
 class PairsResult:
-    """Pairs ready to write: `train` and `valid` hold the JSONL objects, one per pair:
-    `{"id": "<conversation_id>#<turn>", "conversation_id", "turn", "context": [{"role":
+    """Pairs ready to write: `train`, `valid` and `heldout` hold the JSONL objects, one per
+    pair: `{"id": "<conversation_id>#<turn>", "conversation_id", "turn", "context": [{"role":
     "customer"|"agent", "text"}], "evidence": [{"id", "text", "score"}], "target",
     "target_kind": "agent"|"bot"|"edited", "source": "store"|"<file name>"}`."""
 
@@ -114,22 +164,46 @@ class PairsResult:
     embedder_id: str | None
     index_units: int
     conversations: dict[str, int] = field(default_factory=dict)
+    heldout: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def pairs(self) -> list[dict[str, Any]]:
+        """The pairs a model trains on (train + valid); never the held-out ones."""
         return self.train + self.valid
 
     def counts(self) -> dict[str, Any]:
-        kinds = Counter(p["target_kind"] for p in self.pairs)
-        by_source = Counter(p["source"] for p in self.pairs)
-        return {
-            "pairs": len(self.pairs),
-            "train": len(self.train),
-            "valid": len(self.valid),
-            "target_kind": {k: kinds.get(k, 0) for k in TARGET_KINDS},
-            "source": dict(sorted(by_source.items())),
-            "conversations": dict(self.conversations),
-        }
+        return _counts(self.train, self.valid, self.heldout)
+
+
+def _counts(train: list[dict[str, Any]], valid: list[dict[str, Any]],
+            heldout: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's counts, from the pairs themselves (so a rewrite recounts the same way)."""
+    pairs = train + valid
+    kinds = Counter(p["target_kind"] for p in pairs)
+    by_source = Counter(p["source"] for p in pairs)
+
+    def conversations(ps: list[dict[str, Any]]) -> int:
+        return len({p["conversation_id"] for p in ps})
+
+    return {
+        "pairs": len(pairs),
+        "train": len(train),
+        "valid": len(valid),
+        "heldout": len(heldout),
+        "target_kind": {k: kinds.get(k, 0) for k in TARGET_KINDS},
+        "source": dict(sorted(by_source.items())),
+        "conversations": {"total": conversations(pairs), "train": conversations(train),
+                          "valid": conversations(valid), "heldout": conversations(heldout)},
+    }
+
+
+def is_heldout_conversation(conversation_id: str, share: float) -> bool:
+    """The stable held-out rule for the store's agent-answered conversations: the conversation's
+    place in [0, 1) by a salted sha256 of its id is below `share`. It depends on nothing that
+    changes between rounds, so a conversation held out once stays held out (and never trained
+    on) as long as the share is not raised."""
+    digest = hashlib.sha256(f"{HELDOUT_SALT}:{conversation_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
 # -- reading conversations -------------------------------------------------------------
@@ -148,16 +222,45 @@ class _Conversation:
     id: str
     source: str
     turns: list[_Turn]
+    heldout: bool = False
 
 
-def _store_conversations(store: Any) -> list[_Conversation]:
-    ratings = store.feedback_ratings()
+def _votes(store: Any) -> dict[int, tuple[str, str]]:
+    """message id -> (rating, author) of its latest rating; author is "customer" or "agent"
+    (a store from before ratings had authors: every rating is a customer's)."""
+    db = store.db
+    if "feedback" not in db.table_names():
+        return {}
+    author = "author" if "author" in db["feedback"].columns_dict else "null as author"
+    rows = db.query(f"select message_id, rating, {author} from feedback order by id")
+    return {r["message_id"]: (r["rating"], r["author"] or "customer") for r in rows}
+
+
+def _reply_pattern(message: dict[str, Any]) -> str:
+    """What customers' 👎 are counted against: the top retrieved unit the reply was composed
+    from (the retrieval composer replays it; the generator wrote from it), else the text."""
+    sources = message.get("sources") or []
+    if sources and isinstance(sources[0], dict) and sources[0].get("id"):
+        return f"source:{sources[0]['id']}"
+    return "text:" + " ".join((message.get("text") or "").lower().split())
+
+
+def _store_conversations(store: Any, *, include_bot_replies: bool, down_vote_conversations: int,
+                         heldout_share: float) -> list[_Conversation]:
+    votes = _votes(store)
     handoff_messages: dict[str, list[int | None]] = {}
     for h in store.handoffs():
         handoff_messages.setdefault(h["conversation_id"], []).append(h["message_id"])
     by_conv: dict[str, list[dict[str, Any]]] = {}
     for m in store.iter_messages():
         by_conv.setdefault(m["conversation_id"], []).append(m)
+    down_in: dict[str, set[str]] = {}
+    for conv_id, messages in by_conv.items():
+        for m in messages:
+            if m["role"] == "bot" and votes.get(m["id"]) == ("down", "customer"):
+                down_in.setdefault(_reply_pattern(m), set()).add(conv_id)
+    down_patterns = {p for p, convs in down_in.items() if len(convs) >= down_vote_conversations}
+
     conversations = []
     for conv_id, messages in by_conv.items():
         turn_of = {m["id"]: m["turn"] for m in messages}
@@ -178,7 +281,9 @@ def _store_conversations(store: Any) -> list[_Conversation]:
             if m["role"] == "agent":
                 t.kind = "edited" if m.get("edited_from") is not None else "agent"
             elif m["role"] == "bot":
-                if "down" in ratings.get(m["id"], ()):
+                vote = votes.get(m["id"])
+                vouched = vote == ("up", "agent")
+                if vote == ("down", "agent") or (not vouched and _reply_pattern(m) in down_patterns):
                     t.excluded = "negative_feedback"
                 elif handoff_turns and (
                     m["action"] in FAILED_ACTIONS or any(a < m["turn"] <= h for a, h in failed_spans)
@@ -188,28 +293,33 @@ def _store_conversations(store: Any) -> list[_Conversation]:
                     t.excluded = "policy"
                 elif m["action"] != "answer":
                     t.excluded = "not_an_answer"
+                elif not (vouched or include_bot_replies):
+                    t.excluded = "untrusted_bot_reply"
                 else:
                     t.kind = "bot"
             turns.append(t)
-        conversations.append(_Conversation(conv_id, STORE_SOURCE, turns))
+        answered_by_agent = any(m["role"] == "agent" for m in messages)
+        heldout = answered_by_agent and heldout_share > 0 and is_heldout_conversation(conv_id, heldout_share)
+        conversations.append(_Conversation(conv_id, STORE_SOURCE, turns, heldout=heldout))
     return conversations
 
 
-def _file_conversations(extra: Iterable[dict[str, Any]]) -> list[_Conversation]:
+def _file_conversations(extra: Iterable[dict[str, Any]], *, heldout: bool = False) -> list[_Conversation]:
     from retrieval.importers import validate_conversation
 
+    what = "held-out conversation" if heldout else "extra conversation"
     conversations = []
     for n, raw in enumerate(extra, start=1):
         source = str(raw.get("source") or "transcripts") if isinstance(raw, dict) else "transcripts"
         conv, reason = validate_conversation(raw, f"conversation {n}")
         if reason:
-            raise PairsError(f"extra conversation {n} ({source}): {reason}")
+            raise PairsError(f"{what} {n} ({source}): {reason}")
         assert conv is not None
         turns = [
             _Turn(i, t["role"], t["text"].strip(), kind="agent" if t["role"] == "agent" else None)
             for i, t in enumerate(conv["turns"])
         ]
-        conversations.append(_Conversation(conv["id"], source, turns))
+        conversations.append(_Conversation(conv["id"], source, turns, heldout=heldout))
     return conversations
 
 
@@ -237,6 +347,11 @@ def build_pairs(
     seed: int = 0,
     extra_conversations: Iterable[dict[str, Any]] = (),
     min_pairs: int = 20,
+    include_bot_replies: bool = False,
+    down_vote_conversations: int = DOWN_VOTE_CONVERSATIONS,
+    heldout_conversations: Iterable[dict[str, Any]] = (),
+    heldout_share: float = 0.0,
+    min_heldout: int = 0,
     protect: Iterable[str] = (),
     sources: Sequence[dict[str, Any]] = (),
     progress: Progress = _quiet,
@@ -247,9 +362,13 @@ def build_pairs(
     `store`: a open `ConversationStore` (or None); `index`: a `VectorIndex`; `embedder`: the
     loaded embedder the index was built with (`encode`, `model_id`). `extra_conversations`:
     conversations in our JSONL format, each optionally with a `"source"` key (the file name
-    written into the pairs). `protect`: the company's own words, never masked as names.
-    `sources`: descriptions of the input files, copied into the manifest.
-    Raises `TooFewPairsError` when fewer than `min_pairs` pairs remain, before any encoding.
+    written into the pairs); `heldout_conversations` likewise, for the held-out set only.
+    `include_bot_replies`: trust bot answers no agent vouched for. `down_vote_conversations`:
+    how many distinct conversations' customer 👎 exclude a reply pattern. `heldout_share`: the
+    share of agent-answered store conversations held out. `protect`: the company's own words,
+    never masked as names. `sources`: descriptions of the input files, copied into the manifest.
+    Raises `TooFewPairsError` when fewer than `min_pairs` pairs remain for training, and
+    `TooFewHeldOutPairsError` when fewer than `min_heldout` are held out, before any encoding.
     """
     if context_turns < 1:
         raise PairsError(f"context_turns must be at least 1, got {context_turns}")
@@ -259,25 +378,36 @@ def build_pairs(
         raise PairsError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
     if min_pairs < 1:
         raise PairsError(f"min_pairs must be at least 1, got {min_pairs}")
+    if down_vote_conversations < 1:
+        raise PairsError(f"down_vote_conversations must be at least 1, got {down_vote_conversations}")
+    if not 0 <= heldout_share < 1:
+        raise PairsError(f"heldout_share must be in [0, 1), got {heldout_share}")
     protect = tuple(protect)
 
     progress("reading conversations")
-    conversations = _store_conversations(store) if store is not None else []
+    conversations = (_store_conversations(store, include_bot_replies=include_bot_replies,
+                                          down_vote_conversations=down_vote_conversations,
+                                          heldout_share=heldout_share)
+                     if store is not None else [])
     n_store = len(conversations)
     conversations += _file_conversations(extra_conversations)
+    conversations += _file_conversations(heldout_conversations, heldout=True)
     seen_ids: dict[str, str] = {}
     for conv in conversations:
         if conv.id in seen_ids:
             raise PairsError(
                 f"conversation id {conv.id!r} is in both {seen_ids[conv.id]} and {conv.source}; "
-                "pass each transcript file once (pair ids and the split are per conversation id)"
+                "pass each transcript file once, and never a held-out conversation for training "
+                "(pair ids, the split and the held-out set are per conversation id)"
             )
         seen_ids[conv.id] = conv.source
+    # held-out conversations first: a training pair that duplicates one of theirs is dropped
+    conversations = [c for c in conversations if c.heldout] + [c for c in conversations if not c.heldout]
 
     excluded: Counter[str] = Counter({r: 0 for r in EXCLUSION_REASONS})
     pii_context: Counter[str] = Counter()
     pii_target: Counter[str] = Counter()
-    candidates: list[tuple[dict[str, Any], str]] = []  # (pair without evidence, query text)
+    candidates: list[tuple[dict[str, Any], str, bool]] = []  # (pair without evidence, query text, held out)
     seen_keys: set[str] = set()
     for conv in conversations:
         names: list[str] = []
@@ -290,6 +420,9 @@ def build_pairs(
                 continue  # customer and system turns
             if t.excluded is not None:
                 excluded[t.excluded] += 1
+                continue
+            if conv.heldout and t.kind not in HELDOUT_KINDS:
+                excluded["heldout_bot_reply"] += 1
                 continue
             target, target_pii = scrubbed[i]
             target = target.strip()
@@ -326,24 +459,29 @@ def build_pairs(
                 "target_kind": t.kind,
                 "source": conv.source,
             }
-            candidates.append((pair, scrubbed[customer[-1]][0]))
+            candidates.append((pair, scrubbed[customer[-1]][0], conv.heldout))
 
-    n_conversations = len({p["conversation_id"] for p, _ in candidates})
-    if len(candidates) < min_pairs:
+    trainable = [p for p, _, held in candidates if not held]
+    n_heldout = len(candidates) - len(trainable)
+    if len(trainable) < min_pairs:
         reasons = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in excluded.items() if n)
+        n_files = len(conversations) - n_store
         detail = (f" (from {len(conversations)} conversations: {n_store} in the store, "
-                  f"{len(conversations) - n_store} from files; excluded: {reasons or 'none'})")
-        raise TooFewPairsError(min_pairs, len(candidates), detail)
+                  f"{n_files} from files; {n_heldout} pairs held out; excluded: {reasons or 'none'})")
+        raise TooFewPairsError(min_pairs, len(trainable), detail)
+    if n_heldout < min_heldout:
+        raise TooFewHeldOutPairsError(min_heldout, n_heldout)
 
     pii_evidence: Counter[str] = Counter()
     if evidence_k and len(index):
         progress(f"retrieving evidence for {len(candidates)} pairs")
         own_units = Counter(u.source_id for u in index.units)
-        fetch = min(len(index), evidence_k + max((own_units[p["conversation_id"]] for p, _ in candidates), default=0))
-        vectors = embedder.encode([q for _, q in candidates], progress=show_bars)
+        fetch = min(len(index), evidence_k + max((own_units[p["conversation_id"]] for p, _, _ in candidates),
+                                                 default=0))
+        vectors = embedder.encode([q for _, q, _ in candidates], progress=show_bars)
         hits_per_pair = index.search_batch(vectors, k=fetch)
         evidence_cache: dict[str, str] = {}
-        for (pair, _), hits in zip(candidates, hits_per_pair):
+        for (pair, _, _), hits in zip(candidates, hits_per_pair):
             for hit in hits:
                 if hit.unit.source_id == pair["conversation_id"]:
                     continue  # never the pair's own conversation: no peeking at the answer
@@ -358,14 +496,15 @@ def build_pairs(
                     break
 
     splits = {}
-    for conv_id in dict.fromkeys(p["conversation_id"] for p, _ in candidates):
+    for conv_id in dict.fromkeys(p["conversation_id"] for p in trainable):
         splits[conv_id] = _split_of(conv_id, seed, valid_fraction)
     if valid_fraction > 0 and len(splits) >= 2 and all(s == "train" for s, _ in splits.values()):
         # a validation loss needs something to validate on: take the closest conversation
         nearest = min(splits, key=lambda c: splits[c][1])
         splits[nearest] = ("valid", splits[nearest][1])
-    train = [p for p, _ in candidates if splits[p["conversation_id"]][0] == "train"]
-    valid = [p for p, _ in candidates if splits[p["conversation_id"]][0] == "valid"]
+    train = [p for p in trainable if splits[p["conversation_id"]][0] == "train"]
+    valid = [p for p in trainable if splits[p["conversation_id"]][0] == "valid"]
+    heldout = [p for p, _, held in candidates if held]
 
     types = ("email", "phone", "card_number", "order_id", "name")
     pii = {
@@ -374,21 +513,22 @@ def build_pairs(
         "evidence": {k: pii_evidence.get(k, 0) for k in types},
     }
     pii["total"] = {k: sum(pii[part][k] for part in ("context", "target", "evidence")) for k in types}
-    split_conversations = Counter(s for s, _ in splits.values())
     return PairsResult(
         train=train,
         valid=valid,
+        heldout=heldout,
         excluded=dict(excluded),
         pii_scrubbed=pii,
         parameters={
             "context_turns": context_turns, "evidence_k": evidence_k, "valid_fraction": valid_fraction,
             "seed": seed, "min_pairs": min_pairs, "protected_words": len(protect),
+            "include_bot_replies": include_bot_replies, "down_vote_conversations": down_vote_conversations,
+            "heldout_share": heldout_share,
         },
         sources=[{"name": STORE_SOURCE, "conversations": n_store}, *sources],
         embedder_id=getattr(embedder, "model_id", None) if embedder is not None else None,
         index_units=len(index),
-        conversations={"total": n_conversations, "train": split_conversations.get("train", 0),
-                       "valid": split_conversations.get("valid", 0)},
+        conversations=_counts(train, valid, heldout)["conversations"],
     )
 
 
@@ -398,48 +538,27 @@ def _jsonl_bytes(pairs: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs).encode("utf-8")
 
 
-def write_pairs(result: PairsResult, out_dir: str | Path) -> dict[str, Any]:
-    """Write `train.jsonl`, `valid.jsonl` and `manifest.json` into `out_dir`; returns the manifest.
+def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
-    The set is written into a temporary directory beside `out_dir` and renamed into place,
-    so a crash leaves either the previous set or the new one, never a mix. `out_dir` may be
-    new, empty, or an earlier pairs set (replaced); a directory holding other files is refused.
-    `data_sha256` is the sha256 of train.jsonl's bytes followed by valid.jsonl's.
-    """
-    out = Path(out_dir)
-    ours = {TRAIN_FILE, VALID_FILE, MANIFEST_FILE}
-    if out.exists():
-        if not out.is_dir():
-            raise OutputDirError(f"{out} exists and is not a directory; pass --out a new or empty directory")
-        others = sorted(p.name for p in out.iterdir() if p.name not in ours)
-        if others:
-            raise OutputDirError(
-                f"{out} holds other files ({', '.join(others[:3])}); pass --out a new or empty directory "
-                "or an earlier pairs directory"
-            )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    train_bytes, valid_bytes = _jsonl_bytes(result.train), _jsonl_bytes(result.valid)
-    manifest = {
-        "format": PAIRS_FORMAT,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "counts": result.counts(),
-        "excluded": dict(result.excluded),
-        "pii_scrubbed": result.pii_scrubbed,
-        "data_sha256": hashlib.sha256(train_bytes + valid_bytes).hexdigest(),
-        "files": {TRAIN_FILE: hashlib.sha256(train_bytes).hexdigest(),
-                  VALID_FILE: hashlib.sha256(valid_bytes).hexdigest()},
-        "parameters": dict(result.parameters),
-        "filters": FILTERS,
-        "sources": list(result.sources),
-        "embedder_id": result.embedder_id,
-        "index_units": result.index_units,
+
+def _hashes(files: dict[str, bytes]) -> dict[str, Any]:
+    """The manifest's hashes: `data_sha256` of what a model trains on (train.jsonl's bytes
+    then valid.jsonl's), and one sha256 per pairs file."""
+    return {
+        "data_sha256": hashlib.sha256(files.get(TRAIN_FILE, b"") + files.get(VALID_FILE, b"")).hexdigest(),
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items() if name in PAIR_FILES},
     }
+
+
+def _replace_dir(out: Path, files: dict[str, bytes]) -> None:
+    """Make `out` hold exactly `files`: written into a temporary directory beside it and
+    renamed into place, so a crash leaves the old set or the new one, never a mix."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        write_durable(tmp / TRAIN_FILE, train_bytes)
-        write_durable(tmp / VALID_FILE, valid_bytes)
-        write_durable(tmp / MANIFEST_FILE,
-                    (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        for name, data in files.items():
+            write_durable(tmp / name, data)
         os.chmod(tmp, 0o755)
         fsync_dir(tmp)
         old = None
@@ -453,4 +572,136 @@ def write_pairs(result: PairsResult, out_dir: str | Path) -> dict[str, Any]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_pairs(result: PairsResult, out_dir: str | Path) -> dict[str, Any]:
+    """Write `train.jsonl`, `valid.jsonl`, `heldout.jsonl` (when there are held-out pairs) and
+    `manifest.json` into `out_dir`; returns the manifest.
+
+    The set is written into a temporary directory beside `out_dir` and renamed into place,
+    so a crash leaves either the previous set or the new one, never a mix. `out_dir` may be
+    new, empty, or an earlier pairs set (replaced); a directory holding other files is refused.
+    `data_sha256` is the sha256 of train.jsonl's bytes followed by valid.jsonl's.
+    """
+    out = Path(out_dir)
+    ours = {*PAIR_FILES, MANIFEST_FILE}
+    if out.exists():
+        if not out.is_dir():
+            raise OutputDirError(f"{out} exists and is not a directory; pass --out a new or empty directory")
+        others = sorted(p.name for p in out.iterdir() if p.name not in ours)
+        if others:
+            raise OutputDirError(
+                f"{out} holds other files ({', '.join(others[:3])}); pass --out a new or empty directory "
+                "or an earlier pairs directory"
+            )
+    files = {TRAIN_FILE: _jsonl_bytes(result.train), VALID_FILE: _jsonl_bytes(result.valid)}
+    if result.heldout:
+        files[HELDOUT_FILE] = _jsonl_bytes(result.heldout)
+    manifest = {
+        "format": PAIRS_FORMAT,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "counts": result.counts(),
+        "excluded": dict(result.excluded),
+        "pii_scrubbed": result.pii_scrubbed,
+        **_hashes(files),
+        "parameters": dict(result.parameters),
+        "filters": FILTERS,
+        "sources": list(result.sources),
+        "embedder_id": result.embedder_id,
+        "index_units": result.index_units,
+    }
+    _replace_dir(out, {**files, MANIFEST_FILE: _manifest_bytes(manifest)})
     return manifest
+
+
+# -- erasing -------------------------------------------------------------------------
+
+def _source_of_unit(unit_id: str) -> str:
+    """The conversation (or article) an index unit id comes from: `<source id>#t<turn>`."""
+    return unit_id.rsplit("#", 1)[0]
+
+
+def erase_from_pairs(pairs_dir: str | Path, conversation_ids: Iterable[str]) -> int:
+    """Rewrite the pairs directory without the pairs of `conversation_ids` (and without any
+    evidence item taken from them); returns how many pairs were removed.
+
+    Why a rewrite and not a filter at read time: a privacy request means the text must be
+    gone from disk. The directory is replaced whole (as `write_pairs` writes it), and its
+    manifest is brought up to date, counts, `data_sha256` and file hashes included, so a later
+    check of the set against its manifest passes; the manifest's `erased` says how many pairs
+    and evidence items were removed so far (never which). A directory without any of these
+    conversations is left untouched. A line that is not JSON raises PairsError naming it:
+    nothing is rewritten then, and the request must not be reported as done.
+    """
+    d = Path(pairs_dir)
+    ids = {str(c) for c in conversation_ids}
+    present = [name for name in PAIR_FILES if (d / name).is_file()]
+    if not ids or not present:
+        return 0
+    kept: dict[str, bytes] = {}
+    removed = evidence_removed = 0
+    for name in present:
+        lines = []
+        for n, line in enumerate((d / name).read_bytes().splitlines(keepends=True), start=1):
+            if not line.strip():
+                continue
+            try:
+                pair = json.loads(line)
+            except ValueError as e:
+                raise PairsError(f"{d / name}:{n} is not JSON ({e}); fix or remove {d} and erase again") from None
+            if not isinstance(pair, dict):
+                raise PairsError(f"{d / name}:{n} is not a pair object; fix or remove {d} and erase again")
+            if str(pair.get("conversation_id")) in ids:
+                removed += 1
+                continue
+            evidence = pair.get("evidence") or []
+            clean = [e for e in evidence if _source_of_unit(str(e.get("id", ""))) not in ids]
+            if len(clean) != len(evidence):
+                evidence_removed += len(evidence) - len(clean)
+                line = (json.dumps({**pair, "evidence": clean}, ensure_ascii=False) + "\n").encode("utf-8")
+            lines.append(line if line.endswith(b"\n") else line + b"\n")
+        kept[name] = b"".join(lines)
+    if not removed and not evidence_removed:
+        return 0
+
+    files = dict(kept)
+    manifest_path = d / MANIFEST_FILE
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except ValueError:
+            manifest = None
+        if isinstance(manifest, dict):
+            read = {name: [json.loads(x) for x in kept.get(name, b"").splitlines() if x.strip()] for name in PAIR_FILES}
+            erased = manifest.get("erased") if isinstance(manifest.get("erased"), dict) else {}
+            manifest.update({
+                "counts": _counts(read[TRAIN_FILE], read[VALID_FILE], read[HELDOUT_FILE]),
+                **_hashes(kept),
+                "erased": {"pairs": int(erased.get("pairs", 0)) + removed,
+                           "evidence_items": int(erased.get("evidence_items", 0)) + evidence_removed,
+                           "last_at": datetime.now(UTC).isoformat(timespec="seconds")},
+            })
+            files[MANIFEST_FILE] = _manifest_bytes(manifest)
+        else:
+            files[MANIFEST_FILE] = manifest_path.read_bytes()  # not ours to repair; kept as it was
+    for p in d.iterdir():  # anything else in the directory comes along unchanged
+        if p.name not in files and p.is_file():
+            files[p.name] = p.read_bytes()
+    _replace_dir(d, files)
+    return removed
+
+
+def find_pairs_dirs(workspace: str | Path) -> list[Path]:
+    """Every directory inside `workspace` that holds pairs (train.jsonl, valid.jsonl or
+    heldout.jsonl): the learning loop's `finetune/rounds/*/pairs/`, a `csbot finetune pairs
+    --out` or `finetune train --corpus` output placed inside the workspace, and the temporary
+    or old copies a crashed write left behind (they hold the same text). Sorted; symbolic
+    links are not followed (what they point at is outside the workspace's care)."""
+    root = Path(workspace)
+    if not root.is_dir():
+        return []
+    found = []
+    for dirpath, _, filenames in os.walk(root):
+        if any(name in filenames for name in PAIR_FILES):
+            found.append(Path(dirpath))
+    return sorted(found)

@@ -5,19 +5,26 @@
         ...                         csbot_model.json) plus registry.json (its metadata)
       PROMOTED                      {"id", "previous", "promoted_at", "action", "seq"}: the model in use
                                     (id null after `retire`: the retrieval composer answers)
-      history.jsonl                 one line per promote / rollback / retire, oldest first
+      history.jsonl                 one line per promote / approve / rollback / retire, oldest first
       .lock                         serialises writers (register, promote, rollback, retire)
       .tmp-*                        a registration in progress (or one that died): never listed
 
     reg = ModelRegistry.for_workspace(Path(".csbot"))
     entry = reg.register(Path("runs/r1/final"))   # copied in, not promoted
     reg.promote(entry.id)                         # the assistant now uses it
+    reg.register(path, awaiting_approval={...})   # a candidate a person must approve
+    reg.approve(model_id)                         # that person: promoted, through promote's code
     reg.rollback()                                # back to the model promoted before
     reg.retire()                                  # no generator: the retrieval composer answers
 
 Registering copies the directory into a temporary folder inside the registry and renames it
 into place, so a model is either fully there or not at all. The pointer is replaced with
 `os.replace`, so readers see the old or the new promotion, never half a file.
+
+A broken promotion (a pointer that is not JSON, names a model that is not here, or a model
+whose files are missing or changed) must never stop the assistant: `promoted()` raises a
+`BrokenPromotionError` that says how to fix it, the composer answers with retrieval
+(bot.promoted), and `check_promotion()` lets `csbot models list` say so.
 
 Nothing here imports torch or transformers: the CLI and a server can read the registry cheaply.
 """
@@ -49,6 +56,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json")  # vocab.json comes with merges.txt
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+CORRUPT_POINTER = "(corrupt pointer)"  # what a retirement of a corrupt pointer names as retired
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,11 +104,36 @@ class NothingToRollBackError(RegistryError):
                              "to roll back to (promote another with `csbot models promote ID`)")
 
 
-class CorruptPointerError(RegistryError):
+FIX_PROMOTION = ("the assistant answers with the retrieval composer until it is fixed: promote a model with "
+                 "`csbot models promote ID` (ids: `csbot models list`) or switch the generator off with "
+                 "`csbot models retire`")
+
+
+class BrokenPromotionError(RegistryError):
+    """The promotion cannot be used: the pointer or the model it names is broken."""
+
+
+class CorruptPointerError(BrokenPromotionError):
     def __init__(self, path: Path, reason: str):
         self.path = path
-        super().__init__(f"{path} is corrupt ({reason}); promote a model again with "
-                         "`csbot models promote ID` (ids: `csbot models list`)")
+        super().__init__(f"the promotion pointer {path} is broken ({reason}); {FIX_PROMOTION}")
+
+
+class BrokenModelError(BrokenPromotionError):
+    def __init__(self, model_id: str, path: Path, problems: list[str], promoted: bool = True):
+        self.model_id, self.path, self.problems = model_id, path, problems
+        what = "the promoted model" if promoted else "model"
+        fix = FIX_PROMOTION if promoted else ("promote another model, or register this one again from its run's "
+                                              "final/ with `csbot models add DIR`")
+        super().__init__(f"{what} {model_id} ({path}) cannot be used: {'; '.join(problems)}; {fix}")
+
+
+class NotAwaitingApprovalError(RegistryError):
+    def __init__(self, model_id: str, state: str):
+        self.model_id, self.state = model_id, state
+        super().__init__(f"{model_id} is not awaiting approval (it is {state}); only a candidate that "
+                         "`csbot finetune round --require-approval` left waiting is approved. To use it anyway, "
+                         f"promote it with `csbot models promote {model_id}`")
 
 
 class CorruptEntryError(RegistryError):
@@ -142,8 +175,25 @@ class ModelEntry:
     def registered_at(self) -> str:
         return self.metadata.get("registered_at", "")
 
+    @property
+    def approval(self) -> dict[str, Any] | None:
+        """{"status": "awaiting"|"approved", "requested_at", "round", "reason", "approved_at",
+        "approved_by"} for a candidate registered as awaiting approval; None otherwise."""
+        approval = self.metadata.get("approval")
+        return approval if isinstance(approval, dict) else None
+
+    @property
+    def state(self) -> str:
+        """"promoted", "awaiting approval" or "registered"."""
+        if self.promoted:
+            return "promoted"
+        if (self.approval or {}).get("status") == "awaiting":
+            return "awaiting approval"
+        return "registered"
+
     def to_json(self) -> dict[str, Any]:
-        return {**self.metadata, "id": self.id, "path": str(self.path), "promoted": self.promoted}
+        return {**self.metadata, "id": self.id, "path": str(self.path), "promoted": self.promoted,
+                "state": self.state}
 
 
 def _now() -> datetime:
@@ -173,6 +223,16 @@ def check_model_dir(model_dir: Path) -> list[str]:
     return missing
 
 
+def _missing_files(entry: ModelEntry) -> list[str]:
+    """What a registered model's folder lacks: the files a model needs, and every file that
+    was registered (removed by hand, or by a disk that lost them)."""
+    problems = [f"it lacks {m}" for m in check_model_dir(entry.path)]
+    gone = [name for name in sorted(entry.metadata.get("files") or {}) if not (entry.path / name).is_file()]
+    if gone:
+        problems.append(f"registered file(s) missing: {', '.join(gone[:5])}" + (" ..." if len(gone) > 5 else ""))
+    return problems
+
+
 def _weight_files(model_dir: Path) -> list[str]:
     """Relative names of the weight files: the single file, or every shard of an index."""
     for name in WEIGHT_FILES:
@@ -194,8 +254,9 @@ class ModelRegistry:
     Reloading without a restart: a long-running server keeps the `promotion_token()` it loaded
     with and compares it with a fresh one on each turn (one small file read). A different token
     means the promotion changed: call `promoted()` and, when its id differs from the loaded one,
-    load `entry.path` and swap the composer; if `promoted()` raises (a corrupt pointer), keep
-    serving the loaded model and log the error.
+    load `entry.path` and swap the composer; if `promoted()` raises (a BrokenPromotionError) or
+    the model fails to load, answer with the retrieval composer and log the error once, until
+    the token changes again (bot.promoted does this).
     """
 
     def __init__(self, root: Path):
@@ -233,12 +294,15 @@ class ModelRegistry:
 
     # -- registering --------------------------------------------------------------------
 
-    def register(self, model_dir: Path, *, name: str | None = None) -> ModelEntry:
+    def register(self, model_dir: Path, *, name: str | None = None,
+                 awaiting_approval: dict[str, Any] | None = None) -> ModelEntry:
         """Copy a trained model directory into the registry (not promoted) and return its entry.
 
         The directory needs config.json, weights, a tokenizer and csbot_model.json. The copy is
         made in `root/.tmp-*` and renamed to `root/<id>`; the id is
         `gen-YYYYmmdd-HHMMSS-<6 hex of the content hash>` (UTC registration time).
+        `awaiting_approval` (e.g. {"round", "reason"}) registers a candidate that a person must
+        approve (`approve`) before the assistant uses it; it is kept in the entry's `approval`.
         """
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
@@ -283,6 +347,9 @@ class ModelRegistry:
                 "content_sha256": content,
                 "files": files,
             }
+            if awaiting_approval is not None:
+                record["approval"] = {**awaiting_approval, "status": "awaiting",
+                                      "requested_at": now.isoformat(timespec="microseconds")}
             (tmp / ENTRY_META).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             with self._lock():
                 for entry in self._entries():
@@ -354,6 +421,8 @@ class ModelRegistry:
             raw = self.pointer_path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as e:  # a directory in its place, no permission, ...
+            raise CorruptPointerError(self.pointer_path, f"it cannot be read: {e.strerror or e}") from None
         try:
             data = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
@@ -374,8 +443,10 @@ class ModelRegistry:
         return None if data is None else data["id"]
 
     def promoted(self) -> ModelEntry | None:
-        """The promoted model, or None when none ever was or the last was retired. A pointer that is not JSON or names a
-        model that is not in the registry raises CorruptPointerError (naming the file and the fix)."""
+        """The promoted model, or None when none ever was or the last was retired. A pointer
+        that is not JSON or names a model that is not in the registry raises CorruptPointerError,
+        a promoted model whose folder lacks a file raises BrokenModelError (both
+        BrokenPromotionError, naming the fix)."""
         data = self._read_pointer()
         if data is None or data["id"] is None:
             return None
@@ -383,7 +454,34 @@ class ModelRegistry:
         if d is None:
             raise CorruptPointerError(self.pointer_path, f"it points at {data['id']!r}, which is not in "
                                                          f"{self.root}")
-        return self._load_entry(d, data["id"])
+        try:
+            entry = self._load_entry(d, data["id"])
+        except CorruptEntryError as e:
+            raise BrokenModelError(data["id"], d, [str(e)]) from None
+        problems = _missing_files(entry)
+        if problems:
+            raise BrokenModelError(entry.id, entry.path, problems)
+        return entry
+
+    def check_promotion(self, *, verify: bool = True) -> BrokenPromotionError | None:
+        """Why the promotion cannot be used, or None when it can (or nothing is promoted).
+        With `verify`, the promoted model's files are also hashed against what was registered,
+        so a corrupt or replaced weight file shows here before a server fails to load it (a
+        cost of reading the model once; `csbot models list` pays it, a turn never does)."""
+        try:
+            entry = self.promoted()
+        except BrokenPromotionError as e:
+            return e
+        if entry is None or not verify:
+            return None
+        changed = []
+        for name, digest in sorted((entry.metadata.get("files") or {}).items()):
+            try:
+                if _sha256_file(entry.path / name) != digest:
+                    changed.append(f"{name} differs from the file registered (sha256 mismatch)")
+            except OSError as e:
+                changed.append(f"{name} cannot be read ({e.strerror or e})")
+        return BrokenModelError(entry.id, entry.path, changed) if changed else None
 
     def promotion_token(self) -> str | None:
         """A cheap value that changes whenever the promotion changes (promote, rollback, a hand
@@ -400,6 +498,8 @@ class ModelRegistry:
             raw = self.pointer_path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as e:  # unreadable: a token of its own, so `promoted()` gets asked and says why
+            return f"unreadable:{e.errno}"
         return hashlib.sha256(raw).hexdigest()[:16]
 
     # -- history ------------------------------------------------------------------------
@@ -455,30 +555,65 @@ class ModelRegistry:
 
     def promote(self, model_id: str) -> ModelEntry:
         """Make `model_id` the model the assistant uses. Promoting the model that is already
-        promoted changes nothing. A corrupt pointer is overwritten (this is its fix)."""
+        promoted changes nothing. A corrupt pointer is overwritten (this is its fix). A model
+        whose folder lacks a file is refused (BrokenModelError): the assistant could not load
+        it. Promoting a candidate that awaits approval approves it (a person did it)."""
+        with self._lock():
+            return self._promote_locked(model_id, "promote", by=None)
+
+    def approve(self, model_id: str, *, by: str | None = None) -> ModelEntry:
+        """A person approves a candidate that a round left awaiting approval: it is marked
+        approved (when, by whom) and promoted through the same code as `promote`. A model that
+        is not awaiting approval is refused (NotAwaitingApprovalError), so an approval is
+        always of what a round proposed."""
         with self._lock():
             d = self._entry_dir(model_id)
             if d is None:
                 raise UnknownModelError(model_id, self.ids())
             try:
-                current = self._pointer_id()
+                promoted_id = self._pointer_id()
             except CorruptPointerError:
-                current = None
-            if current == model_id:
-                return self._load_entry(d, model_id)
-            self._set_pointer(model_id, current, "promote", current)
-            return self._load_entry(d, model_id)
+                promoted_id = None
+            entry = self._load_entry(d, promoted_id)
+            if entry.state != "awaiting approval":
+                raise NotAwaitingApprovalError(model_id, entry.state)
+            return self._promote_locked(model_id, "approve", by=by)
+
+    def _promote_locked(self, model_id: str, action: str, *, by: str | None) -> ModelEntry:
+        d = self._entry_dir(model_id)
+        if d is None:
+            raise UnknownModelError(model_id, self.ids())
+        entry = self._load_entry(d, model_id)
+        problems = _missing_files(entry)
+        if problems:
+            raise BrokenModelError(model_id, d, problems, promoted=False)
+        try:
+            current = self._pointer_id()
+        except CorruptPointerError:
+            current = None
+        if (entry.approval or {}).get("status") == "awaiting":
+            approval = {**entry.approval, "status": "approved",
+                        "approved_at": _now().isoformat(timespec="microseconds"),
+                        "approved_by": by, "approved_with": action}
+            write_atomic(d / ENTRY_META, (json.dumps({**entry.metadata, "approval": approval}, indent=2,
+                                                     sort_keys=True) + "\n").encode("utf-8"))
+        if current != model_id:
+            self._set_pointer(model_id, current, action, current)
+        return self._load_entry(d, model_id)
 
     def retire(self) -> str | None:
         """Switch the generator off: nothing is promoted, and the assistant answers with the
         retrieval composer from its next turn (models stay registered; `promote` turns one on
         again; `rollback` has nothing to go back to until then). Returns the id switched off,
-        None when nothing was promoted (then nothing is written)."""
+        None when nothing was promoted (then nothing is written). A corrupt pointer is
+        replaced by the retirement (one of its two fixes); its history line names the
+        model as "(corrupt pointer)"."""
         with self._lock():
             try:
                 current = self._pointer_id()
             except CorruptPointerError:
-                current = None
+                self._set_pointer(None, None, "retire", CORRUPT_POINTER)
+                return CORRUPT_POINTER
             if current is None:
                 return None
             self._set_pointer(None, current, "retire", current)

@@ -1,26 +1,39 @@
 """One turn of the learning loop: logged conversations -> pairs -> a candidate model ->
-compared with the promoted one on held-out pairs -> promoted only if it is better.
+compared with the composer in use on a fixed held-out set -> promoted only if it is better
+(or, with `require_approval`, left for a person to approve).
 
     report = run_round(config, RoundSettings(max_minutes=10))
 
 Layout, inside the workspace:
 
-    finetune/rounds/<round id>/pairs/     the pairs this round built (store + transcripts)
+    finetune/rounds/<round id>/pairs/     the pairs this round built (store + transcripts);
+                                          heldout.jsonl: the held-out pairs it was scored on
     finetune/rounds/<round id>/run/       the training run (final/ when it succeeded)
     finetune/rounds/<round id>/round.json what was compared, the figures, the decision
 
-The held-out set is this round's validation pairs. The split is by conversation id (a
-hash), so a conversation held out now was held out in every earlier round too: the promoted
-model never trained on it, and the comparison is fair to both. The candidate is registered
-either way (so it can be inspected or promoted by hand); the registry pointer moves only
-when the candidate's ROUGE-L beats the promoted model's by at least `min_gain` and its
-hallucinated-entity rate is no worse. With no model promoted, the assistant answers with the
-retrieval composer, so that is what the first candidate must beat: a generator that writes
-worse replies than replaying the best retrieved one is registered but never promoted.
+The held-out set decides promotion, so whoever controls it steers the model. It is made
+only of what we trust, never of anonymous customers' conversations (see `finetune.pairs`):
+- curated files (`RoundSettings.heldout`; by default `heldout.jsonl` in the data folder the
+  workspace was built from: the demo ships one made by data/generate.py with its own seed
+  and ids, never used for training or the index);
+- store conversations a human agent answered, held out by a fixed hash of their id
+  (`heldout_share`), so a conversation held out once is held out in every round.
+Held-out conversations are never trained on (neither train nor valid), so the promoted
+model never saw them either, and candidate and current composer are scored on the same
+pairs. round.json records the set: each file's sha256, the share, the pair ids scored and
+the sha256 of those pairs.
+
+The candidate is registered either way (so it can be inspected or promoted by hand). It
+beats the current composer when its ROUGE-L is higher by at least `min_gain` and its
+hallucinated-entity rate is no worse; then the registry pointer moves, or, with
+`require_approval`, the candidate is registered as awaiting approval and a person promotes
+it with `csbot models approve ID`. With no model promoted, the assistant answers with the
+retrieval composer, so that is what the first candidate must beat.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,11 +42,15 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import CsbotError
+from finetune.pairs import DOWN_VOTE_CONVERSATIONS
 
 Progress = Callable[[str], None]
 # the share of replies naming an invented value that a candidate may have (the guard still
 # stops each one): the issue's bar of 1%
 HALLUCINATION_TOLERANCE = 0.01
+HELDOUT_DATA_FILE = "heldout.jsonl"  # the curated held-out file beside a workspace's data
+# agent-answered store conversations held out for scoring (by a fixed hash of their id)
+HELDOUT_SHARE = 0.2
 
 
 def _quiet(_: str) -> None:
@@ -46,7 +63,7 @@ class RoundSettings:
     formats: Sequence[str] = ()  # one per transcript file ("jsonl" or "abcd")
     base: str = "scratch"
     max_minutes: float | None = 10.0
-    eval_limit: int = 100  # validation pairs compared (the first N, in file order)
+    eval_limit: int = 100  # held-out pairs compared (the first N, in file order)
     min_gain: float = 0.001  # ROUGE-L the candidate must gain over the current composer
     context_turns: int = 4
     evidence_k: int = 3
@@ -57,13 +74,33 @@ class RoundSettings:
     # skip training when a registered model was trained on exactly these pairs with the same
     # base and budget (what `csbot build --generator-minutes` does on a rebuild)
     reuse: bool = False
+    # curated held-out files (our JSONL); None: heldout.jsonl in the workspace's data folder, if any
+    heldout: Sequence[Path] | None = None
+    heldout_share: float = HELDOUT_SHARE
+    include_bot_replies: bool = False  # see finetune.pairs: bot replies no agent vouched for
+    # customers' 👎 in this many distinct conversations exclude a reply pattern
+    down_vote_conversations: int = DOWN_VOTE_CONVERSATIONS
+    # a better candidate waits for `csbot models approve ID` instead of being promoted
+    require_approval: bool = False
+
+
+def default_heldout_files(workspace: Path) -> list[Path]:
+    """`heldout.jsonl` in the data folder the workspace was built from, when it is there."""
+    from bot.workspace import read_manifest
+
+    data_dir = read_manifest(workspace).get("data_dir")
+    path = Path(data_dir) / HELDOUT_DATA_FILE if data_dir else None
+    return [path] if path is not None and path.is_file() else []
 
 
 def build_workspace_pairs(config: Any, out: Path, *, transcripts: Sequence[Path] = (), formats: Sequence[str] = (),
                           context_turns: int = 4, evidence_k: int = 3, valid_fraction: float = 0.1,
-                          min_pairs: int = 20, seed: int = 0, protect: Sequence[str] = (),
+                          min_pairs: int = 20, seed: int = 0, include_bot_replies: bool = False,
+                          down_vote_conversations: int = DOWN_VOTE_CONVERSATIONS, heldout: Sequence[Path] = (),
+                          heldout_share: float = 0.0, min_heldout: int = 0, protect: Sequence[str] = (),
                           progress: Progress = _quiet, show_bars: bool = False) -> dict[str, Any]:
-    """Pairs from the workspace's store plus transcript files, written to `out`; the manifest."""
+    """Pairs from the workspace's store plus transcript files (and held-out pairs from the
+    `heldout` files and the store's `heldout_share`), written to `out`; the manifest."""
     from bot.store import ConversationStore
     from bot.workspace import read_manifest
     from finetune.pairs import build_pairs, write_pairs
@@ -74,13 +111,15 @@ def build_workspace_pairs(config: Any, out: Path, *, transcripts: Sequence[Path]
 
     read_manifest(config.workspace)  # a missing or unfinished workspace says how to build it
     extra: list[dict[str, Any]] = []
+    held: list[dict[str, Any]] = []
     sources: list[dict[str, Any]] = []
-    for path, fmt in zip(transcripts, formats):
-        progress(f"reading {path} ({fmt})")
-        batch = load_import(path, fmt)  # validates the whole file first
-        extra += [{**c, "source": batch.source} for c in batch.conversations]
+    for path, fmt, into in [*((p, f, extra) for p, f in zip(transcripts, formats)),
+                            *((p, "jsonl", held) for p in heldout)]:
+        progress(f"reading {path} ({fmt}{', held out' if into is held else ''})")
+        batch = load_import(path, fmt, config=config.imports)  # validates the whole file first
+        into += [{**c, "source": batch.source} for c in batch.conversations]
         sources.append({"name": batch.source, "path": str(path), "format": fmt, "sha256": batch.sha256,
-                        "conversations": len(batch.conversations)})
+                        "conversations": len(batch.conversations), "heldout": into is held})
     configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
     progress("loading the embedder and the index")
     embedder = SentenceEmbedder(config.embedder).load()
@@ -89,10 +128,36 @@ def build_workspace_pairs(config: Any, out: Path, *, transcripts: Sequence[Path]
         result = build_pairs(
             store, index, embedder, context_turns=context_turns, evidence_k=evidence_k,
             valid_fraction=valid_fraction, seed=seed, extra_conversations=extra, min_pairs=min_pairs,
+            include_bot_replies=include_bot_replies, down_vote_conversations=down_vote_conversations,
+            heldout_conversations=held, heldout_share=heldout_share, min_heldout=min_heldout,
             protect=protect, sources=sources, progress=progress, show_bars=show_bars,
         )
-    progress(f"writing {len(result.train)} train and {len(result.valid)} valid pairs to {out}")
+    progress(f"writing {len(result.train)} train, {len(result.valid)} valid and {len(result.heldout)} "
+             f"held-out pairs to {out}")
     return write_pairs(result, out)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def heldout_record(manifest: dict[str, Any], scored: list[dict[str, Any]], available: int,
+                   share: float) -> dict[str, Any]:
+    """What round.json says about the held-out set: enough to know it was the same set."""
+    data = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in scored).encode("utf-8")
+    files = [{k: s.get(k) for k in ("name", "path", "sha256", "conversations")}
+             for s in manifest.get("sources", []) if s.get("heldout")]
+    return {
+        "pairs": len(scored),
+        "available": available,
+        "files": files,
+        "store_share": share,
+        "store_pairs": sum(p["source"] == "store" for p in scored),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "ids": [p["id"] for p in scored],
+    }
 
 
 def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = (),
@@ -100,20 +165,29 @@ def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = 
     """Run one round (see the module docstring) and return its report (also in round.json)."""
     from bot.evaluation_generation import evaluate_on_pairs, retrieval_on_pairs
     from finetune.model import GeneratorBaseConfig
+    from finetune.pairs import HELDOUT_FILE
     from finetune.registry import ModelRegistry
-    from finetune.train import TrainConfig, read_pairs, train_generator
+    from finetune.train import TrainConfig, train_generator
 
     if settings.eval_limit < 1:
         raise CsbotError(f"eval_limit must be at least 1; got {settings.eval_limit}")
     ws = config.workspace
+    heldout_files = (list(settings.heldout) if settings.heldout is not None else default_heldout_files(ws))
+    for path in heldout_files:
+        if not Path(path).is_file():
+            raise CsbotError(f"held-out file {path} does not exist; pass --heldout FILE (conversations in our "
+                             "JSONL format that are never trained on)")
     registry = ModelRegistry.for_workspace(ws)
-    current = registry.promoted()
+    current = registry.promoted()  # a broken pointer stops the round here, with its fix
     round_id = datetime.now(timezone.utc).strftime("round-%Y%m%d-%H%M%S")
     root = ws / "finetune" / "rounds" / round_id
     manifest = build_workspace_pairs(
         config, root / "pairs", transcripts=settings.transcripts, formats=settings.formats,
         context_turns=settings.context_turns, evidence_k=settings.evidence_k,
         valid_fraction=settings.valid_fraction, min_pairs=settings.min_pairs, seed=settings.seed,
+        include_bot_replies=settings.include_bot_replies,
+        down_vote_conversations=settings.down_vote_conversations, heldout=heldout_files,
+        heldout_share=settings.heldout_share, min_heldout=0 if settings.reuse else 1,
         protect=protect, progress=progress, show_bars=True,
     )
     if settings.reuse:
@@ -122,10 +196,16 @@ def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = 
             if (meta.get("data_sha256") == manifest["data_sha256"] and meta.get("base") == settings.base
                     and (meta.get("train_config") or {}).get("max_minutes") == settings.max_minutes):
                 report = {"round": round_id, "reused": entry.id, "promoted": entry.promoted,
+                          "decision": "reused",
                           "reason": f"{entry.id} was trained on the same pairs with the same settings",
                           "data_sha256": manifest["data_sha256"]}
                 (root / "round.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
                 return report
+    available = _read_jsonl(root / "pairs" / HELDOUT_FILE)
+    if not available:
+        from finetune.pairs import TooFewHeldOutPairsError
+
+        raise TooFewHeldOutPairsError(1, 0)
     train_config = TrainConfig(**{"max_minutes": settings.max_minutes, "seed": settings.seed,
                                   "max_evidence": settings.evidence_k,
                                   "lr": 5e-4 if settings.base == "scratch" else 5e-5,
@@ -135,7 +215,7 @@ def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = 
                               base_config=GeneratorBaseConfig(seed=settings.seed))
     final = root / "run" / "final"
 
-    held_out = read_pairs(root / "pairs").valid[: settings.eval_limit]
+    held_out = available[: settings.eval_limit]
     progress(f"comparing on {len(held_out)} held-out pairs")
     candidate_eval = evaluate_on_pairs(final, held_out, progress=progress)
     if current:
@@ -143,21 +223,34 @@ def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = 
     else:
         current_id, current_eval = "retrieval", retrieval_on_pairs(held_out)
     better, reason = is_better(candidate_eval, current_eval, current_id, settings.min_gain)
-    entry = registry.register(final, name=round_id)
-    if better:
+    awaiting = better and settings.require_approval
+    entry = registry.register(final, name=round_id,
+                              awaiting_approval={"round": round_id, "reason": reason} if awaiting else None)
+    if awaiting:
+        decision = "awaiting_approval"
+        reason += f"; awaiting approval: promote it with `csbot models approve {entry.id}`"
+    elif better:
         registry.promote(entry.id)
+        decision = "promoted"
+    else:
+        decision = "kept"
     report = {
         "round": round_id,
         "pairs": manifest["counts"],
+        "excluded": manifest["excluded"],
         "data_sha256": manifest["data_sha256"],
         "train": {k: metrics.get(k) for k in ("valid_loss", "best_valid_loss", "steps", "epochs", "minutes",
                                               "stopped_by")},
         "held_out_pairs": len(held_out),
+        "held_out": heldout_record(manifest, held_out, len(available), settings.heldout_share),
         "candidate": {"id": entry.id, **candidate_eval},
         "current": {"id": current_id, **current_eval},
-        "promoted": better,
+        "promoted": decision == "promoted",
+        "awaiting_approval": awaiting,
+        "decision": decision,
         "reason": reason,
-        "settings": {**asdict(settings), "transcripts": [str(p) for p in settings.transcripts]},
+        "settings": {**asdict(settings), "transcripts": [str(p) for p in settings.transcripts],
+                     "heldout": [str(p) for p in heldout_files]},
     }
     (root / "round.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

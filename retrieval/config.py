@@ -37,3 +37,25 @@ class IndexConfig:
     dedup_jaccard: float = 0.9
     # KB articles are split into chunks of about this many words
     kb_chunk_words: int = 120
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """Limits on one import file (`retrieval.importers.load_import`).
+
+    Import files come from outside (a support team's export, a downloaded data set), so
+    they are bounded before anything is parsed: a file is read into memory whole, and
+    Python's JSON decoder recurses once per nesting level, so a small file of nested
+    brackets used to crash the import with a RecursionError instead of a clear refusal.
+    """
+
+    # bytes; the Bitext training CSV is about 20 MB. Raise it for larger exports.
+    max_file_bytes: int = 50 * 1024 * 1024
+    # JSON nesting levels (arrays and objects); ABCD needs about 6, our JSONL 3.
+    max_json_depth: int = 64
+
+    def __post_init__(self) -> None:
+        if self.max_file_bytes < 1:
+            raise ValueError(f"max_file_bytes must be positive, got {self.max_file_bytes}")
+        if self.max_json_depth < 1:
+            raise ValueError(f"max_json_depth must be positive, got {self.max_json_depth}")

@@ -1,9 +1,12 @@
 """Personal values in support text: find them (slots) and mask them (typed placeholders).
 
-One set of patterns serves three jobs: the dialogue manager fills slots from customer
-turns, ingestion masks agent replies before indexing (so one customer's order number is
-never replayed to another), and the fine-tuning pipeline scrubs PII. Placeholders use the
-`{{Order Number}}` style of the Bitext corpus so imported and own data read alike.
+These patterns serve the dialogue manager: it fills slots from customer turns
+(`find_entities`) and masks a turn before encoding it (`mask_entities`), as the indexed
+transcripts were masked. Ingestion and the fine-tuning pipeline use the fuller scrubber in
+`retrieval.pii`, which builds on the same email, card, phone and order patterns and adds
+names, usernames, addresses and more. Placeholders use the `{{Order Number}}` style of the
+Bitext corpus so imported and own data read alike. A card number is never stored or shown
+whole: `masked_card` keeps only its last four digits.
 """
 
 from __future__ import annotations
@@ -66,3 +69,14 @@ def mask_entities(text: str) -> tuple[str, Counter[str]]:
 def placeholders_in(text: str) -> list[str]:
     """Placeholders such as `{{Order Number}}` in `text`, in order, as written."""
     return [m.group(0) for m in PLACEHOLDER_RE.finditer(text)]
+
+
+def masked_card(card: str) -> str:
+    """A card number as it may be stored or shown: `**** **** **** 4242` (the last four
+    digits, as on a receipt). Masking a masked number changes nothing."""
+    return f"**** **** **** {re.sub(r'[^0-9]', '', card)[-4:]}"
+
+
+def redact_card_numbers(text: str) -> str:
+    """`text` with every card number replaced by its `masked_card` form."""
+    return CARD.pattern.sub(lambda m: masked_card(m.group(0)), text)

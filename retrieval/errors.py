@@ -26,6 +26,17 @@ class ImportFormatError(RetrievalError):
         super().__init__(f"{where}: {reason}. Nothing was imported from this file.")
 
 
+class ImportLimitError(ImportFormatError):
+    """An import file is over one of `retrieval.config.ImportConfig`'s limits.
+
+    `limit` names the setting (`max_file_bytes`, `max_json_depth`), `value` is its value.
+    """
+
+    def __init__(self, path: str, row: int | None, reason: str, *, limit: str, value: int):
+        self.limit, self.value = limit, value
+        super().__init__(path, row, f"{reason} (ImportConfig.{limit} = {value:,}; split the file or raise the limit)")
+
+
 class EmbedderLoadError(RetrievalError):
     """The embedding model could not be loaded from the configured local path."""
 

@@ -4,18 +4,27 @@ Every file is validated completely before any unit is built: the first malformed
 raises `ImportFormatError(path, row, reason)` and nothing from the file is returned, so a
 half-imported file never reaches the index. Rows are 1-based: the line number for JSONL,
 the record number for CSV counting the header as row 1, the dialogue number for ABCD.
+
+Files come from outside, so they are bounded before they are parsed (`ImportConfig`): a file
+over `max_file_bytes` is refused unread, and JSON nested deeper than `max_json_depth` is
+refused before `json.loads` sees it (the decoder recurses once per level, so a few hundred
+kilobytes of brackets would otherwise end in a RecursionError). Both raise
+`ImportLimitError`, an `ImportFormatError` that names the limit.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from retrieval.errors import ImportFormatError
+from retrieval.config import ImportConfig
+from retrieval.errors import ImportFormatError, ImportLimitError
+from retrieval.pii import PiiScrubber
 from retrieval.ingest import ROLES, sha256_file, units_from_conversations, units_from_qa
 from retrieval.types import Unit
 
@@ -49,6 +58,8 @@ def load_import(
     question_column: str = "question",
     answer_column: str = "answer",
     intent_column: str | None = None,
+    config: ImportConfig | None = None,
+    scrubber: PiiScrubber | None = None,
 ) -> ImportBatch:
     """Validate and read one import file; see the module docstring for the guarantees.
 
@@ -56,12 +67,23 @@ def load_import(
     - `csv`: question/answer pairs; column names from the arguments, intent optional.
     - `bitext`: the Bitext customer-support CSV (instruction -> response, with intent).
     - `abcd`: ABCD dialogues (a JSON list, or `{split: [dialogues]}`); intent = subflow.
+
+    `config` bounds the file's size and JSON nesting (defaults: `ImportConfig()`).
+    `scrubber` masks personal values in the units (default: one with no protected words;
+    pass one that protects the company's own name and contact details).
     """
+    config = config or ImportConfig()
     p = Path(path)
     if fmt not in FORMATS:
         raise ImportFormatError(str(p), None, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if not p.is_file():
         raise ImportFormatError(str(p), None, "file does not exist (check the path)")
+    size = p.stat().st_size
+    if size > config.max_file_bytes:
+        raise ImportLimitError(
+            str(p), None, f"the file is {size:,} bytes, over the import size limit",
+            limit="max_file_bytes", value=config.max_file_bytes,
+        )
     try:
         p.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -70,12 +92,12 @@ def load_import(
     source = p.name
     conversations: list[dict[str, Any]] = []
     if fmt == "jsonl":
-        conversations = _read_jsonl(p)
-        units = units_from_conversations(conversations)
+        conversations = _read_jsonl(p, config.max_json_depth)
+        units = units_from_conversations(conversations, scrubber=scrubber)
         n_rows = len(conversations)
     elif fmt == "abcd":
-        conversations = _read_abcd(p)
-        units = units_from_conversations(conversations)
+        conversations = _read_abcd(p, config.max_json_depth)
+        units = units_from_conversations(conversations, scrubber=scrubber)
         n_rows = len(conversations)
     else:
         if fmt == "bitext":
@@ -88,11 +110,47 @@ def load_import(
             if intent_column:
                 flag[intent_column] = "--intent-column"
         rows, numbers, extras = _read_qa_csv(p, q, a, i, flag, keep=("category",) if fmt == "bitext" else ())
-        units = units_from_qa(rows, source=source)
+        units = units_from_qa(rows, source=source, scrubber=scrubber)
         # keep the file position (and Bitext's category) so a unit can be traced back
         units = [replace(u, extra={"row": n, **x}) for u, n, x in zip(units, numbers, extras)]
         n_rows = len(rows)
     return ImportBatch(units=units, conversations=conversations, source=source, sha256=sha256_file(p), n_rows=n_rows)
+
+
+# --- JSON nesting --------------------------------------------------------------------
+
+# a JSON string (escapes included) or one bracket; brackets inside strings are skipped
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+def json_nesting_over(text: str, max_depth: int) -> int | None:
+    """Offset in `text` of the first bracket that opens nesting level `max_depth + 1`, or
+    None when the JSON text stays within `max_depth` levels (one regex pass, no recursion;
+    malformed JSON is left for the decoder to report)."""
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text):
+        c = text[m.start()]
+        if c in "[{":
+            depth += 1
+            if depth > max_depth:
+                return m.start()
+        elif c in "]}":
+            depth -= 1
+    return None
+
+
+def _check_depth(p: Path, text: str, max_depth: int, row: int | None) -> None:
+    at = json_nesting_over(text, max_depth)
+    if at is not None:
+        where = "" if row is not None else f" (line {text.count(chr(10), 0, at) + 1})"
+        raise _too_deep(p, row, max_depth, where)
+
+
+def _too_deep(p: Path, row: int | None, max_depth: int, where: str = "") -> ImportLimitError:
+    return ImportLimitError(
+        str(p), row, f"JSON nested more than {max_depth} levels deep{where}",
+        limit="max_json_depth", value=max_depth,
+    )
 
 
 # --- JSONL conversations -------------------------------------------------------------
@@ -135,17 +193,20 @@ def validate_conversation(obj: Any, where: str = "conversation") -> tuple[dict[s
     return {"id": str(conv_id), "intent": obj.get("intent"), "outcome": obj.get("outcome"), "turns": norm}, None
 
 
-def _read_jsonl(p: Path) -> list[dict[str, Any]]:
+def _read_jsonl(p: Path, max_depth: int) -> list[dict[str, Any]]:
     conversations: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     with p.open(encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue  # blank lines (a trailing newline, spacing) carry nothing
+            _check_depth(p, line, max_depth, line_no)
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ImportFormatError(str(p), line_no, f"invalid JSON: {exc.msg} at column {exc.colno}") from exc
+            except RecursionError:  # a max_json_depth above what the interpreter allows
+                raise _too_deep(p, line_no, max_depth) from None
             conv, reason = validate_conversation(obj, "line")
             if reason:
                 raise ImportFormatError(str(p), line_no, reason)
@@ -216,11 +277,15 @@ def _abcd_dialogues(data: Any) -> Iterator[tuple[Any, str | None]]:
                 yield d, split
 
 
-def _read_abcd(p: Path) -> list[dict[str, Any]]:
+def _read_abcd(p: Path, max_depth: int) -> list[dict[str, Any]]:
+    text = p.read_text(encoding="utf-8-sig")
+    _check_depth(p, text, max_depth, None)
     try:
-        data = json.loads(p.read_text(encoding="utf-8-sig"))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ImportFormatError(str(p), exc.lineno, f"invalid JSON: {exc.msg} at column {exc.colno}") from exc
+    except RecursionError:  # a max_json_depth above what the interpreter allows
+        raise _too_deep(p, None, max_depth) from None
     dialogues = list(_abcd_dialogues(data))
     if not dialogues:
         raise ImportFormatError(str(p), None, "expected a JSON list of ABCD dialogues (or {split: [dialogues]}), found none")

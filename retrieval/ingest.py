@@ -1,11 +1,14 @@
 """Turn conversations, KB articles and question/answer pairs into retrievable `Unit`s.
 
-Masking decision: personal values are masked (`retrieval.entities.mask_entities`) in the
-agent reply, in the context lines *and* in the customer text that gets embedded. Replies
-and context must be masked so one customer's data is never replayed to another; the
-embedded text is masked too so that vectors do not depend on particular digits (two
-"where is order #123456" turns with different numbers embed identically) and no raw PII
-is written into the index. Callers should mask queries the same way before encoding.
+Masking decision: personal values are masked with the one PII scrubber
+(`retrieval.pii.PiiScrubber`: emails, phone, card, order, tracking, account numbers,
+IBANs, street addresses, zip codes, usernames and people's names) in the agent reply, in
+the context lines *and* in the customer text that gets embedded. Replies and context must
+be masked so one customer's data is never replayed to another; the embedded text is masked
+too so that vectors do not depend on particular values (two "where is order #123456" turns
+with different numbers embed identically) and no raw PII is written into the index. A
+conversation is scrubbed as a whole, so a name or username given in one turn is masked in
+every other turn too. Callers should mask queries the same way before encoding.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Iterable
 from os import PathLike
 from typing import Any
 
-from retrieval.entities import mask_entities
+from retrieval.pii import PiiScrubber
 from retrieval.types import Unit
 
 ROLES = ("customer", "agent", "system")
@@ -24,16 +27,12 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
-def _mask(text: str) -> str:
-    return mask_entities(text)[0]
-
-
 def _clean(text: Any) -> str:
     return " ".join(str(text or "").split())
 
 
 def units_from_conversations(
-    conversations: Iterable[dict[str, Any]], *, context_turns: int = 3
+    conversations: Iterable[dict[str, Any]], *, context_turns: int = 3, scrubber: PiiScrubber | None = None
 ) -> list[Unit]:
     """One `transcript` unit per customer message that an agent answered.
 
@@ -45,17 +44,19 @@ def units_from_conversations(
     "role: text" lines, oldest first. Units answered after a system turn carry
     `extra["after_lookup"] = True`. Customer messages with no agent reply after them
     (e.g. a closing "thanks, bye") produce no unit. Text, reply and context are masked
-    (see the module docstring).
+    (see the module docstring) by `scrubber` (default: one that protects nothing).
     """
     if context_turns < 0:
         raise ValueError(f"context_turns must be >= 0, got {context_turns}")
+    scrubber = scrubber or PiiScrubber()
     units: list[Unit] = []
     for conv in conversations:
         conv_id = str(conv["id"])
         turns = [(t["role"], _clean(t.get("text"))) for t in conv.get("turns") or ()]
-        lines = [f"{role}: {_mask(text)}" for role, text in turns]
+        masked = [text for text, _ in scrubber.scrub_conversation([text for _, text in turns])]
+        lines = [f"{role}: {text}" for (role, _), text in zip(turns, masked)]
         pending: list[int] = []  # indices of the customer turns of the current message
-        reply: list[str] = []
+        reply: list[str] = []  # the (masked) agent turns answering it
         # once a system turn (an order lookup, a verification) has been seen, agent replies
         # may state facts about that one customer's order: flag them so that a composer
         # never replays them to someone else as if they were policy
@@ -67,8 +68,8 @@ def units_from_conversations(
             units.append(Unit(
                 id=f"{conv_id}#t{first}",
                 kind="transcript",
-                text=_mask(" ".join(turns[i][1] for i in pending)),
-                reply=_mask(" ".join(reply)),
+                text=" ".join(masked[i] for i in pending),
+                reply=" ".join(reply),
                 source_id=conv_id,
                 turn=first,
                 intent=conv.get("intent"),
@@ -86,7 +87,7 @@ def units_from_conversations(
                     pending, reply = [], []
                 pending.append(i)
             elif role == "agent" and pending:
-                reply.append(text)
+                reply.append(masked[i])
             elif role == "system":
                 after_lookup = True
             # system turns, and agent turns before any customer message, only feed context
@@ -161,19 +162,22 @@ def units_from_articles(articles: Iterable[dict[str, Any]], *, chunk_words: int)
     return units
 
 
-def units_from_qa(rows: Iterable[tuple[str, str, str | None]], *, source: str) -> list[Unit]:
+def units_from_qa(rows: Iterable[tuple[str, str, str | None]], *, source: str,
+                  scrubber: PiiScrubber | None = None) -> list[Unit]:
     """`qa` units from (question, answer, intent) rows; `id` is `"{source}#r{n}"`, n from 0.
 
-    Question and answer are masked like transcripts (Bitext answers, for instance,
-    quote the customer's order number).
+    Question and answer are masked like transcripts, as a two-turn conversation (Bitext
+    answers, for instance, quote the customer's order number).
     """
+    scrubber = scrubber or PiiScrubber()
     units: list[Unit] = []
     for n, (question, answer, intent) in enumerate(rows):
+        (text, _), (reply, _) = scrubber.scrub_conversation([_clean(question), str(answer).strip()])
         units.append(Unit(
             id=f"{source}#r{n}",
             kind="qa",
-            text=_mask(_clean(question)),
-            reply=_mask(str(answer).strip()),
+            text=text,
+            reply=reply,
             source_id=source,
             intent=intent or None,
         ))

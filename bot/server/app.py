@@ -17,15 +17,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.errors import CsbotError
+from bot.server.disconnect import CancelOnDisconnectMiddleware
 from bot.server.errors import error_response
 from bot.server.limits import (
     BodySizeLimitMiddleware,
     IpRateLimitMiddleware,
     RateLimiter,
 )
-from bot.server.routes import conversations, feedback, health, rasa, widget
+from bot.server.routes import conversations, events, feedback, health, rasa, widget
+from bot.server.retention import purge_forever
 from bot.server.runtime import Runtime
 from bot.server.settings import ServerSettings
 from bot.workspace import Assistant
@@ -49,9 +52,11 @@ def create_app(settings: ServerSettings | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # load in the background: the server answers /healthz (and 503 on /readyz) meanwhile
         loading = asyncio.create_task(runtime.start())
+        purging = asyncio.create_task(purge_forever(runtime, loading))
         try:
             yield
         finally:
+            purging.cancel()
             await loading  # a load in progress finishes on its threads before they close
             await runtime.close()
 
@@ -66,21 +71,23 @@ def create_app(settings: ServerSettings | None = None,
         redoc_url=None,
     )
     app.state.runtime = runtime
-    for module in (health, conversations, feedback, rasa, widget):
+    for module in (health, conversations, events, feedback, rasa, widget):
         app.include_router(module.router)
     _add_error_handlers(app)
 
     # the last added runs first: CORS (so that 413/429 answers carry its headers), the
-    # per-IP limit, then the body-size limit, then the routes
+    # per-client limit, then the body-size limit, then the cancelling of a handler whose
+    # client left, then the routes
+    app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(IpRateLimitMiddleware,
+    app.add_middleware(IpRateLimitMiddleware, clients=runtime.clients,
                        limiter=RateLimiter(settings.rate_limit_per_ip, "ip") if settings.rate_limit_per_ip else None)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Accept", "Last-Event-ID"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Content-Type", "Accept", "Last-Event-ID", "X-Conversation-Token"],
             expose_headers=["Retry-After"],
             max_age=600,
         )
@@ -96,10 +103,18 @@ def _add_error_handlers(app: FastAPI) -> None:
         # input back: it may be the very 16 KB of markup that was refused
         assert isinstance(exc, RequestValidationError)
         detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse({"code": "invalid_request", "detail": detail}, status_code=422)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        # the framework's own answers (no such path, method not allowed) in the same shape
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
+        return JSONResponse({"code": code, "detail": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     app.add_exception_handler(CsbotError, csbot_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, csbot_error)  # 500, logged, no internals in the body
 
 

@@ -65,39 +65,85 @@ class ClientMessageConflictError(ServerError):
         )
 
 
+class TooManyStreamsError(ServerError):
+    """A client (or the whole server) holds as many live event streams as it may."""
+
+    def __init__(self, scope: str, limit: int):
+        self.scope, self.limit = scope, limit
+        whose = "from this address" if scope == "client" else "on this server"
+        super().__init__(
+            f"too many open event streams {whose} (the limit is {limit}); close another tab or "
+            "retry after a few seconds"
+        )
+
+
+class QueueFullError(ServerError):
+    """More turns wait for an inference worker than the queue may hold."""
+
+    def __init__(self, limit: int, retry_after: float = 2.0):
+        self.limit, self.retry_after = limit, max(1, math.ceil(retry_after))
+        super().__init__(
+            f"the assistant is busy ({limit} messages are waiting); retry after {self.retry_after} s"
+        )
+
+
+class TurnDeadlineError(ServerError):
+    """A turn waited past its deadline before a worker could take it, and was dropped."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        super().__init__(
+            f"the assistant could not take this message within {seconds:g} s; nothing was stored, "
+            "send it again"
+        )
+
+
 @dataclass(frozen=True)
 class HttpError:
     status: int
+    code: str  # stable, machine-readable: clients branch on it, never on the text
     detail: str
     headers: dict[str, str] = field(default_factory=dict)
 
 
 def to_http(exc: BaseException) -> HttpError:
-    """The status, detail and headers for an error. Unknown errors are 500 and logged,
-    without their text (which may hold internals)."""
+    """The status, stable code, detail and headers for an error. Unknown errors are 500
+    and logged, without their text (which may hold internals such as paths)."""
     if isinstance(exc, UnknownConversationError):
-        return HttpError(404, f"unknown conversation id {exc.conversation_id!r}; "
-                              "start a conversation with POST /api/v1/conversations")
+        # also what a wrong or missing access token gets: nobody learns that an id exists
+        return HttpError(404, "conversation_not_found", "unknown conversation, or a missing or wrong "
+                              "X-Conversation-Token; start one with POST /api/v1/conversations")
     if isinstance(exc, UnknownMessageError):
-        return HttpError(404, f"unknown message id {exc.message_id}; rate a bot reply by the "
-                              "message_id its reply object carries")
+        return HttpError(404, "message_not_found", "no such bot reply in this conversation; rate a reply "
+                              "by the message_id its reply object carries")
     if isinstance(exc, NotABotMessageError):
-        return HttpError(422, str(exc))
+        return HttpError(404, "message_not_found", "no such bot reply in this conversation; rate a reply "
+                              "by the message_id its reply object carries")
     if isinstance(exc, InvalidMessageError):
-        return HttpError(422, str(exc))
+        return HttpError(422, "invalid_message", str(exc))
     if isinstance(exc, ClientMessageConflictError):
-        return HttpError(409, str(exc))
+        return HttpError(409, "client_message_id_conflict", str(exc))
     if isinstance(exc, RateLimitedError):
-        return HttpError(429, str(exc), {"Retry-After": str(exc.retry_after)})
+        return HttpError(429, "rate_limited", str(exc), {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, TooManyStreamsError):
+        return HttpError(429, "too_many_streams", str(exc), {"Retry-After": "5"})
     if isinstance(exc, BodyTooLargeError):
-        return HttpError(413, str(exc))
+        return HttpError(413, "body_too_large", str(exc))
+    if isinstance(exc, QueueFullError):
+        return HttpError(503, "busy", str(exc), {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, TurnDeadlineError):
+        return HttpError(503, "turn_deadline", str(exc), {"Retry-After": "1"})
     if isinstance(exc, NotReadyError):
-        return HttpError(503, str(exc), {"Retry-After": "5"} if exc.state == "loading" else {})
+        if exc.state == "loading":
+            return HttpError(503, "loading", str(exc), {"Retry-After": "5"})
+        # the reason stays in the server log: it may name files and paths
+        return HttpError(503, "failed_to_load", "the assistant failed to load; the server log says why")
     log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
-    return HttpError(500, "internal error; the server log has the details")
+    return HttpError(500, "internal_error", "internal error; the server log has the details")
 
 
 def error_response(exc: BaseException) -> JSONResponse:
-    """The JSON response `{"detail": ...}` for an error, with its headers (Retry-After)."""
+    """The JSON response `{"code": ..., "detail": ...}` for an error, with its headers (Retry-After)."""
     error = to_http(exc)
-    return JSONResponse({"detail": error.detail}, status_code=error.status, headers=error.headers)
+    return JSONResponse({"code": error.code, "detail": error.detail}, status_code=error.status,
+                        headers=error.headers)

@@ -10,20 +10,114 @@ conversation always goes to the same worker (a stable hash of its id), so its tu
 in the order they arrived, while turns of other conversations run on the other workers
 meanwhile. torch releases the GIL while it computes, so N workers use N cores' worth of
 encoding (each gets max(1, cores // N) torch threads, see `ServerSettings`).
+
+What waits for a worker is bounded (a `TurnQueue`): past `max_waiting` calls waiting
+across the pool, a new one is refused at once (`QueueFullError`, 503 + Retry-After)
+rather than queued behind minutes of work; a call that no worker started within its
+deadline is dropped (`TurnDeadlineError`) and never runs, so nothing is stored for a
+message whose client has long given up. A call whose caller is cancelled (its client
+disconnected) before a worker takes it never runs either. A call that has started runs
+to its end: a turn is stored whole or not at all. A stream whose consumer goes away
+stops pulling from its iterator and closes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
+from bot.server.errors import QueueFullError, TurnDeadlineError
+
 R = TypeVar("R")
 T = TypeVar("T")
 
 _ITEM, _ERROR, _END = "item", "error", "end"
+_WAITING, _STARTED, _DROPPED = "waiting", "started", "dropped"
+
+
+class Ticket:
+    """One call's place in a `TurnQueue`: waiting until a worker starts it, then started;
+    or dropped (its deadline passed, or its caller went away), after which it never runs.
+    `begin` is called on the worker's thread, the rest on the event loop."""
+
+    def __init__(self, queue: TurnQueue, deadline: float, loop: asyncio.AbstractEventLoop):
+        self._queue, self.deadline, self._loop = queue, deadline, loop
+        self.state = _WAITING
+        # set (on the loop) once a worker has started the call
+        self.started: asyncio.Future[None] = loop.create_future()
+
+    def begin(self) -> bool:
+        """On the worker's thread, just before the call would run: whether it may."""
+        with self._queue.lock:
+            if self.state == _WAITING and self._queue.clock() <= self.deadline:
+                self.state = _STARTED
+                self._queue.waiting.discard(self)
+            else:
+                self._drop()
+                return False
+        try:
+            self._loop.call_soon_threadsafe(_resolve, self.started)
+        except RuntimeError:  # the loop closed (shutdown): nobody waits for it any more
+            pass
+        return True
+
+    def drop(self) -> bool:
+        """Make sure the call never runs, if it has not started: whether it will not run."""
+        with self._queue.lock:
+            if self.state != _STARTED:
+                self._drop()
+            return self.state == _DROPPED
+
+    def remaining(self) -> float | None:
+        """Seconds until the deadline (None: no deadline)."""
+        return None if math.isinf(self.deadline) else max(0.0, self.deadline - self._queue.clock())
+
+    def deadline_error(self) -> TurnDeadlineError:
+        """What a caller gets for a call dropped because no worker took it in time."""
+        return TurnDeadlineError(self._queue.deadline_seconds or 0.0)
+
+    def _drop(self) -> None:  # under the queue's lock
+        self.state = _DROPPED
+        self._queue.waiting.discard(self)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class TurnQueue:
+    """The calls that wait for a worker, across a pool: at most `limit` of them (None:
+    no limit), each for at most `deadline_seconds` (None: for ever)."""
+
+    def __init__(self, limit: int | None = None, deadline_seconds: float | None = None, *,
+                 clock: Callable[[], float] = time.monotonic):
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.limit, self.deadline_seconds, self.clock = limit, deadline_seconds, clock
+        self.lock = threading.Lock()
+        self.waiting: set[Ticket] = set()
+
+    def admit(self) -> Ticket:
+        """A place for one more call (on the event loop), or `QueueFullError`."""
+        loop = asyncio.get_running_loop()
+        with self.lock:
+            now = self.clock()
+            # a ticket nobody took in time holds no place, even if its caller never came back for it
+            for ticket in [t for t in self.waiting if t.deadline < now]:
+                ticket._drop()
+            if self.limit is not None and len(self.waiting) >= self.limit:
+                raise QueueFullError(self.limit)
+            deadline = math.inf if self.deadline_seconds is None else now + self.deadline_seconds
+            ticket = Ticket(self, deadline, loop)
+            self.waiting.add(ticket)
+            return ticket
 
 
 class ThreadWorker(Generic[R]):
@@ -43,16 +137,29 @@ class ThreadWorker(Generic[R]):
         """Build the resource on the worker's thread (this is where models load)."""
         self._resource = await asyncio.get_running_loop().run_in_executor(self._executor, self._factory)
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(resource, *args)` on the worker's thread, after the calls queued before it."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, fn, args)
+    async def call(self, fn: Callable[..., T], *args: Any, ticket: Ticket | None = None) -> T:
+        """`fn(resource, *args)` on the worker's thread, after the calls queued before it.
+        With a `ticket`, it runs only if the ticket is still good when its turn comes."""
+        if ticket is None:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, fn, args)
+        done = asyncio.wrap_future(self._executor.submit(self._run_admitted, ticket, fn, args))
+        await _until_started(ticket, done)
+        return await done
 
-    async def stream(self, fn: Callable[..., Iterator[T]], *args: Any) -> AsyncIterator[T]:
+    def _run_admitted(self, ticket: Ticket, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        if not ticket.begin():
+            raise ticket.deadline_error()  # it never runs; whoever still waits learns why
+        return self._run(fn, args)
+
+    async def stream(self, fn: Callable[..., Iterator[T]], *args: Any,
+                     ticket: Ticket | None = None) -> AsyncIterator[T]:
         """Iterate `fn(resource, *args)` on the worker's thread; its items arrive here as
         they are produced (through a queue fed with `call_soon_threadsafe`). An error in
-        the iterator is raised here, after the items before it."""
+        the iterator is raised here, after the items before it. When this generator is
+        closed or cancelled early, the thread stops pulling items and closes the iterator."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
 
         def put(kind: str, value: Any) -> None:
             try:
@@ -61,25 +168,44 @@ class ThreadWorker(Generic[R]):
                 pass
 
         def produce() -> None:
+            if ticket is not None and not ticket.begin():
+                put(_ERROR, ticket.deadline_error())
+                return
+            iterator: Iterator[T] | None = None
             try:
-                for item in self._run(fn, args):
+                iterator = iter(self._run(fn, args))
+                while not stop.is_set():  # the consumer left: pull nothing more
+                    try:
+                        item = next(iterator)
+                    except StopIteration:
+                        put(_END, None)
+                        return
                     put(_ITEM, item)
             except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
                 put(_ERROR, e)
-            else:
-                put(_END, None)
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    try:
+                        close()
+                    except Exception as e:  # noqa: BLE001 - a generator that will not close
+                        put(_ERROR, e)
 
-        done = loop.run_in_executor(self._executor, produce)
-        while True:
-            kind, value = await queue.get()
-            if kind == _ITEM:
-                yield value
-            elif kind == _ERROR:
-                await done
-                raise value
-            else:
-                await done
-                return
+        done = asyncio.wrap_future(self._executor.submit(produce))
+        try:
+            if ticket is not None:
+                await _until_started(ticket, done)
+            while True:
+                kind, value = await queue.get()
+                if kind == _ITEM:
+                    yield value
+                elif kind == _ERROR:
+                    raise value
+                else:
+                    await done
+                    return
+        finally:
+            stop.set()
 
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         if self._resource is None:
@@ -95,14 +221,33 @@ class ThreadWorker(Generic[R]):
         self._executor.shutdown(wait=True)
 
 
+async def _until_started(ticket: Ticket, done: asyncio.Future[Any]) -> None:
+    """Wait until a worker starts the ticket's call (or it ends). Past the deadline, or
+    when the caller is cancelled, a call not yet started is dropped: it never runs (and
+    `done` is cancelled, which takes it off the worker's queue)."""
+    try:
+        await asyncio.wait({done, ticket.started}, timeout=ticket.remaining(),
+                           return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        if ticket.drop():
+            done.cancel()
+        raise
+    if not done.done() and not ticket.started.done() and ticket.drop():
+        done.cancel()
+        raise ticket.deadline_error()
+
+
 class InferencePool(Generic[R]):
-    """N `ThreadWorker`s; work for one conversation always lands on the same one."""
+    """N `ThreadWorker`s; work for one conversation always lands on the same one. The
+    calls waiting for any of them are bounded by one `TurnQueue`."""
 
     def __init__(self, factory: Callable[[], R], workers: int,
-                 closer: Callable[[R], None] | None = None, name: str = "csbot-inference"):
+                 closer: Callable[[R], None] | None = None, name: str = "csbot-inference",
+                 queue: TurnQueue | None = None):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = [ThreadWorker(f"{name}-{i}", factory, closer) for i in range(workers)]
+        self.queue = queue or TurnQueue()
 
     def __len__(self) -> int:
         return len(self.workers)
@@ -117,10 +262,18 @@ class InferencePool(Generic[R]):
         await asyncio.gather(*(w.start() for w in self.workers))
 
     async def call(self, conversation_id: str, fn: Callable[..., T], *args: Any) -> T:
-        return await self.worker_for(conversation_id).call(fn, *args)
+        """`fn(resource, *args)` on the conversation's worker; `QueueFullError` at once
+        when the queue is full, `TurnDeadlineError` when no worker took it in time."""
+        ticket = self.queue.admit()
+        return await self.worker_for(conversation_id).call(fn, *args, ticket=ticket)
 
     def stream(self, conversation_id: str, fn: Callable[..., Iterator[T]], *args: Any) -> AsyncIterator[T]:
-        return self.worker_for(conversation_id).stream(fn, *args)
+        """The items of `fn(resource, *args)` on the conversation's worker. The place in
+        the queue is taken here, when the stream is made (`QueueFullError` is raised by
+        this call, so a route can answer 503 before it opens a response); the deadline
+        counts from here too."""
+        ticket = self.queue.admit()
+        return self.worker_for(conversation_id).stream(fn, *args, ticket=ticket)
 
     async def close(self) -> None:
         await asyncio.gather(*(w.close() for w in self.workers))

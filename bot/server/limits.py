@@ -5,13 +5,21 @@ The buckets live in this process's memory: each replica limits on its own, so be
 load balancer with N replicas a client may get up to N times the limit. That is the
 trade we take for no shared state between replicas (a Redis-backed limiter would be the
 next step). Both checks run before a body is parsed or a turn queued.
+
+Who "a client" is: the peer address, unless the peer is one of the configured trusted
+proxies (CSBOT_TRUSTED_PROXIES), in which case X-Forwarded-For is read from the right,
+skipping the trusted hops. Anyone can write that header, so believing it from any peer
+would let a client reset its limits by rotating it. An IPv6 client is keyed by its /64:
+one host is usually given a whole /64, and could otherwise take a fresh address for
+every request.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
@@ -58,27 +66,101 @@ class RateLimiter:
         bucket.tokens -= 1.0
 
 
-def client_ip(scope: Scope) -> str:
-    """The peer address uvicorn reports (it applies X-Forwarded-For from trusted proxies,
-    see `--forwarded-allow-ips`)."""
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ClientAddresses:
+    """Works out which client a request comes from, trusting X-Forwarded-For only from
+    the `trusted_proxies` (addresses or CIDR networks; none by default)."""
+
+    def __init__(self, trusted_proxies: Iterable[str] = ()):
+        self.trusted: tuple[IpNetwork, ...] = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+
+    def address(self, scope: Scope) -> str:
+        """The client's address: see `client_ip`."""
+        return client_ip(scope, self.trusted)
+
+    def key(self, scope: Scope) -> str:
+        """What the per-client limits count against: see `client_key`."""
+        return client_key(self.address(scope))
+
+
+def client_ip(scope: Scope, trusted: tuple[IpNetwork, ...] = ()) -> str:
+    """The peer address; when the peer is a trusted proxy, the rightmost X-Forwarded-For
+    entry that is not a trusted proxy itself (the entries left of it were written by
+    whoever sent the request, and prove nothing). An entry that is not an address ends
+    the walk at the hop that passed it on, so junk cannot stand in for a client."""
     client = scope.get("client")
-    return client[0] if client else "unknown"
+    peer = _parse_ip(client[0]) if client else None
+    if peer is None:
+        return client[0] if client else "unknown"
+    if not _is_trusted(peer, trusted):
+        return str(peer)
+    known = peer
+    for hop in reversed(_forwarded_for(scope)):
+        address = _parse_ip(hop)
+        if address is None:
+            break
+        known = address
+        if not _is_trusted(address, trusted):
+            break
+    return str(known)
+
+
+def client_key(address: str) -> str:
+    """The key a client's limits count against: its IPv4 address, or the /64 network
+    of its IPv6 address (anything else, such as "unknown", as it is)."""
+    ip = _parse_ip(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip) if ip is not None else address
+
+
+def _is_trusted(address: IpAddress, trusted: tuple[IpNetwork, ...]) -> bool:
+    return any(address.version == network.version and address in network for network in trusted)
+
+
+def _forwarded_for(scope: Scope) -> list[str]:
+    """Every X-Forwarded-For entry, left to right (several headers read as one list)."""
+    hops: list[str] = []
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-for":
+            hops += [part.strip() for part in value.decode("latin-1").split(",")]
+    return hops
+
+
+def _parse_ip(text: str) -> IpAddress | None:
+    """An address as peers and proxies write it ("1.2.3.4", "1.2.3.4:5678", "::1",
+    "[::1]:5678"); an IPv4-mapped IPv6 address as the IPv4 one it is."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # IPv4 with a port
+        text = text.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 class IpRateLimitMiddleware:
-    """429 for an address over its budget of API calls (paths under `prefixes`), before
+    """429 for a client over its budget of API calls (paths under `prefixes`), before
     anything of the request is read. Health checks, the widget's files and CORS
     preflights are not counted."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter | None,
+    def __init__(self, app: ASGIApp, limiter: RateLimiter | None, clients: ClientAddresses,
                  prefixes: tuple[str, ...] = ("/api/", "/webhooks/")):
-        self.app, self.limiter, self.prefixes = app, limiter, prefixes
+        self.app, self.limiter, self.clients, self.prefixes = app, limiter, clients, prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (self.limiter is not None and scope["type"] == "http" and scope["method"] != "OPTIONS"
                 and scope["path"].startswith(self.prefixes)):
             try:
-                self.limiter.check(client_ip(scope))
+                self.limiter.check(self.clients.key(scope))
             except RateLimitedError as e:
                 await error_response(e)(scope, receive, send)
                 return

@@ -1,5 +1,6 @@
-"""What a running app holds: its settings, the inference pool, a store worker for reads
-and small writes, the per-conversation rate limiter, and whether it is ready.
+"""What a running app holds: its settings, the inference pool (with its bounded queue), a
+store worker for reads and small writes, the watcher that feeds live event streams, who
+a request's client is, the per-conversation rate limiter, and whether it is ready.
 
 One `Runtime` per app (in `app.state`), made by `create_app` and started by its
 lifespan; routes reach it through the `runtime` / `ready_runtime` dependencies. Nothing
@@ -18,10 +19,11 @@ from pathlib import Path
 from fastapi import Request
 
 from bot.server.errors import NotReadyError
-from bot.server.inference import InferencePool, ThreadWorker
-from bot.server.limits import RateLimiter
+from bot.server.inference import InferencePool, ThreadWorker, TurnQueue
+from bot.server.limits import ClientAddresses, RateLimiter
 from bot.server.settings import ServerSettings
 from bot.server.turns import warm_up
+from bot.server.watcher import EventWatcher
 from bot.store import ConversationStore
 from bot.workspace import Assistant
 
@@ -33,8 +35,10 @@ class Runtime:
 
     def __init__(self, settings: ServerSettings, assistant_factory: Callable[[], Assistant]):
         self.settings = settings
-        self.pool: InferencePool[Assistant] = InferencePool(assistant_factory, settings.workers,
-                                                            closer=lambda a: a.close())
+        self.pool: InferencePool[Assistant] = InferencePool(
+            assistant_factory, settings.workers, closer=lambda a: a.close(),
+            queue=TurnQueue(settings.max_queued_turns, settings.turn_deadline_seconds),
+        )
         # Reads (history, live events) and small writes (new conversations, ratings) go to
         # their own thread and connection, so they never wait behind a slow turn.
         self.store: ThreadWorker[ConversationStore] | None = None
@@ -46,6 +50,9 @@ class Runtime:
         self.store_path: Path | None = None
         # set when the server starts shutting down: live event streams end at their next poll
         self.closing = threading.Event()
+        self.clients = ClientAddresses(settings.trusted_proxies)
+        self.watcher = EventWatcher(settings.events_poll_seconds, settings.max_event_streams,
+                                    settings.max_event_streams_per_client, self.closing)
 
     @property
     def ready(self) -> bool:
@@ -66,6 +73,7 @@ class Runtime:
             path = self.store_path
             self.store = ThreadWorker("csbot-store", lambda: ConversationStore(path).open(), lambda s: s.close())
             await self.store.start()
+            self.watcher.start(self.store)
         except Exception as e:  # reported, not raised: the process stays up and says why
             self.state, self.failure = "failed", f"{type(e).__name__}: {e}"
             log.exception("csbot failed to load: %s", self.failure)
@@ -87,6 +95,7 @@ class Runtime:
             self.session_limiter.check(conversation_id)
 
     async def close(self) -> None:
+        await self.watcher.close()
         await self.pool.close()
         if self.store is not None:
             await self.store.close()

@@ -21,21 +21,12 @@ from pydantic_core import PydanticCustomError
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 CLIENT_MESSAGE_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 
-# HTML element names (and svg, math): "<b>", "</div>", "<img src=x ...>", "<svg onload=...>"
-# are markup; "<3", "a < b", "x<y and z>w" and "<order number>" are not. (SVG's inner
-# elements are left out: "<text message>" or "<path to file>" is how people write.)
-_ELEMENTS = frozenset("""
-a abbr acronym address applet area article aside audio b base basefont bdi bdo bgsound big blink
-blockquote body br button canvas caption center cite code col colgroup data datalist dd del details
-dfn dialog dir div dl dt em embed fieldset figcaption figure font footer form frame frameset h1 h2
-h3 h4 h5 h6 head header hgroup hr html i iframe image img input ins isindex kbd keygen label legend
-li link listing main map mark marquee math menu menuitem meta meter nav nobr noembed noframes
-noscript object ol optgroup option output p param picture plaintext portal pre progress q rb rp rt
-rtc ruby s samp script search section select slot small source span strike strong style sub summary
-sup svg table tbody td template textarea tfoot th thead time title tr track tt u ul var video wbr
-xmp
-""".split())  # noqa: SIM905 - a word list reads better than 150 quoted strings
-_TAG = re.compile(r"<\s*/?\s*([A-Za-z][A-Za-z0-9]*)(?=[\s/>])[^<>]*>")
+# What a tag looks like, whatever its name (an allowlist of the text people write rather
+# than a denylist of element names, which misses custom elements such as <x-y onclick=...>):
+# a single word in angle brackets ("<b>", "</div>", "<br/>", "<x-card>"), or a word followed
+# by attributes with "=" ("<img src=x onerror=...>", "<svg/onload=...>"). What people write
+# in support chats passes: "<3", "a < b", "x<y and z>w", "<order number>".
+_TAG = re.compile(r"<\s*/?\s*[A-Za-z][\w:.-]*(?:\s*/?\s*>|[\s/]+[^<>]*=[^<>]*>)")
 _OTHER_MARKUP = re.compile(r"<!--|<!\[CDATA\[|<!doctype|<\?xml|\b(?:javascript|vbscript):\S|data:text/html",
                            re.IGNORECASE)
 _ALLOWED_CONTROLS = frozenset("\n\t\r")
@@ -53,8 +44,8 @@ def check_plain_text(value: str, field: str = "text") -> str:
                 f"{field} contains the control character U+{ord(ch):04X} at position {position}; "
                 "send plain text (newlines and tabs are fine)",
             )
-    tag = next((m for m in _TAG.finditer(value) if m.group(1).lower() in _ELEMENTS), None)
-    markup = tag.group(0) if tag else (m.group(0) if (m := _OTHER_MARKUP.search(value)) else None)
+    found = _TAG.search(value) or _OTHER_MARKUP.search(value)
+    markup = found.group(0) if found else None
     if markup is not None:
         shown = markup if len(markup) <= 40 else markup[:37] + "..."
         raise PydanticCustomError(
@@ -83,6 +74,10 @@ class ConversationIn(BaseModel):
 
 class ConversationCreated(BaseModel):
     conversation_id: str
+    access_token: str = Field(
+        description="the conversation's secret: send it as the X-Conversation-Token header on every "
+                    "other call about this conversation. Returned only here, once; keep it like a password"
+    )
 
 
 class MessageIn(BaseModel):
@@ -100,28 +95,25 @@ class MessageIn(BaseModel):
         return check_plain_text(value)
 
 
-class SourceOut(BaseModel):
+class CitationOut(BaseModel):
+    """A knowledge-base article the reply drew on, which the customer may read."""
+
     id: str
-    score: float
+    title: str
     text: str
 
 
 class ReplyOut(BaseModel):
-    """The bot's answer: the same fields as `csbot ask` prints."""
+    """The bot's answer as a customer sees it. (The intent, confidence, slots, the
+    composer's note and every retrieval hit stay inside: `csbot ask` and the store.)"""
 
     conversation_id: str
     message_id: int = Field(description="the bot message's id (for feedback)")
     reply: str
-    intent: str | None
-    confidence: float
-    out_of_scope: bool
     action: Literal["answer", "smalltalk", "clarify", "fallback", "handoff"]
-    sources: list[SourceOut]
-    composer: str
-    latency_ms: float
     buttons: list[str] = Field(description="quick replies; sending one's text picks it")
-    slots: dict[str, str]
-    note: str | None
+    sources: list[CitationOut] = Field(description="knowledge-base articles the reply cites")
+    ends_conversation: bool = Field(description="the customer said goodbye: a good moment to ask for CSAT")
 
 
 class HistoryMessage(BaseModel):
@@ -139,7 +131,8 @@ class ConversationOut(BaseModel):
     channel: str
     created_at: str
     handed_off: bool
-    messages: list[HistoryMessage]
+    messages: list[HistoryMessage] = Field(description="one page, oldest first")
+    has_more: bool = Field(description="older messages exist: ask again with before=<first message_id>")
 
 
 # -- ratings -----------------------------------------------------------------------------
@@ -149,8 +142,9 @@ class FeedbackIn(BaseModel):
     comment: Comment = None
 
 
-class FeedbackCreated(BaseModel):
-    feedback_id: int
+class FeedbackOut(BaseModel):
+    message_id: int
+    rating: Literal["up", "down"]
 
 
 class CsatIn(BaseModel):
@@ -158,8 +152,8 @@ class CsatIn(BaseModel):
     comment: Comment = None
 
 
-class CsatCreated(BaseModel):
-    csat_id: int
+class CsatOut(BaseModel):
+    score: int
 
 
 # -- Rasa REST channel -------------------------------------------------------------------
@@ -207,7 +201,8 @@ class Readiness(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    detail: str
+    code: str = Field(description="stable and machine-readable, e.g. conversation_not_found, rate_limited")
+    detail: str = Field(description="what was wrong and what to do, for people")
 
 
 def check_length(value: str, limit: int, field: str = "text") -> None:

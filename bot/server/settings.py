@@ -4,6 +4,7 @@ explicit values (the `csbot serve` flags) taking precedence. Built once and pass
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import replace
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.config import DEFAULT_WORKSPACE, CsbotConfig
@@ -56,6 +57,39 @@ class ServerSettings(BaseSettings):
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
+    # -- who may read what ---------------------------------------------------------
+    secret_key: SecretStr | None = Field(
+        None, min_length=32,
+        description="server secret that keys platform-channel conversation ids (HMAC); unset: "
+                    "generated once into <workspace>/secret.key (mode 0600). Every replica needs the same one",
+    )
+    conversation_read_hours: float = Field(
+        720.0, gt=0,
+        description="hours after its last message that a conversation stays readable through the "
+                    "public API with its access token (history, events); after that: 404",
+    )
+    retention_days: float | None = Field(
+        None, gt=0, description="conversations idle this long are erased (purged at start and hourly); unset: kept",
+    )
+    history_page_size: int = Field(50, ge=1, le=500, description="messages per history page at most")
+
+    # -- bounds on what one client may hold open or queue ---------------------------
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed "
+                    "(comma-separated); empty: the peer address is the client",
+    )
+    max_event_streams: int = Field(1000, ge=1, description="open live event streams at most, overall")
+    max_event_streams_per_client: int = Field(
+        4, ge=1, description="open live event streams at most per client address (IPv6: per /64)"
+    )
+    max_queued_turns: int = Field(
+        64, ge=1, description="turns waiting for an inference worker at most; past it: 503 + Retry-After"
+    )
+    turn_deadline_seconds: float = Field(
+        30.0, gt=0, description="a turn not started by then is dropped (503); its client has given up"
+    )
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -68,6 +102,25 @@ class ServerSettings(BaseSettings):
                     raise ValueError(f"CSBOT_CORS_ORIGINS is not a JSON list: {e.msg}") from None
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted proxy {network!r} is not an address or network; write e.g. 10.0.0.5 or 10.0.0.0/8"
+                ) from None
+        return networks
 
     @field_validator("cors_origins")
     @classmethod

@@ -11,18 +11,14 @@ earlier copy; across replicas the store's unique index has the last word
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from bot.contracts import Source, TurnResult
 from bot.dialogue import reply_pieces, validate_message
 from bot.server.errors import ClientMessageConflictError
 from bot.store import DuplicateClientMessageError
 from bot.workspace import Assistant
-
-# Rasa REST senders map to conversation ids in their own namespace, so a sender id can
-# never name (or guess) a web conversation.
-_RASA_NAMESPACE = uuid.UUID("6c1d3c36-92a2-4d5e-9a57-4ad1c1b1c9f1")
 
 
 def take_turn(assistant: Assistant, conversation_id: str, text: str,
@@ -51,16 +47,53 @@ def stream_turn(assistant: Assistant, conversation_id: str, text: str,
     yield stored
 
 
-def rasa_conversation_id(sender: str) -> str:
-    """The conversation a Rasa REST sender talks in: the same sender, the same one."""
-    return uuid.uuid5(_RASA_NAMESPACE, sender).hex
-
-
-def rasa_turn(assistant: Assistant, sender: str, text: str) -> TurnResult:
-    """A turn from the Rasa REST channel; the sender's conversation is made on first use."""
-    conversation_id = rasa_conversation_id(sender)
+def rasa_turn(assistant: Assistant, conversation_id: str, text: str) -> dict[str, Any]:
+    """A turn from the Rasa REST channel, in the conversation the route derived from the
+    sender (made on first use); the public reply object."""
     assistant.store.ensure_conversation(conversation_id, channel="rest")
-    return assistant.manager.handle(text, conversation_id, "rest")
+    return public_reply(assistant, assistant.manager.handle(text, conversation_id, "rest"))
+
+
+def public_turn(assistant: Assistant, conversation_id: str, text: str,
+                client_message_id: str | None) -> dict[str, Any]:
+    """`take_turn`, as the public reply object."""
+    return public_reply(assistant, take_turn(assistant, conversation_id, text, client_message_id))
+
+
+def stream_public_turn(assistant: Assistant, conversation_id: str, text: str,
+                       client_message_id: str | None) -> Iterator[str | dict[str, Any]]:
+    """`stream_turn`, ending with the public reply object instead of the `TurnResult`."""
+    for item in stream_turn(assistant, conversation_id, text, client_message_id):
+        yield item if isinstance(item, str) else public_reply(assistant, item)
+
+
+def public_reply(assistant: Assistant, result: TurnResult) -> dict[str, Any]:
+    """What a customer may see of a turn: the reply, its id (for feedback), the action,
+    the quick replies, and as sources only the knowledge-base articles it drew on.
+
+    Everything else stays inside (`csbot ask`, the store, the agent panel): the intent and
+    confidence, the composer's note, the conversation's slots, and every transcript hit,
+    because a transcript unit is another customer's conversation (after an order lookup
+    it may describe that customer's order)."""
+    citations: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for source in result.sources:
+        unit = assistant.index.get(source.id) if assistant.index is not None else None
+        if unit is None or unit.kind != "kb" or unit.source_id in seen:
+            continue
+        seen.add(unit.source_id)
+        chunk = unit.text.split("\n\n", 1)[-1] if unit.title else unit.text
+        citations.append({"id": unit.source_id, "title": unit.title or unit.source_id, "text": chunk})
+    return {
+        "conversation_id": result.conversation_id,
+        "message_id": result.message_id,
+        "reply": result.reply,
+        "action": result.action,
+        "buttons": list(result.buttons),
+        "sources": citations,
+        # a goodbye answered: the moment a channel may ask for a satisfaction score
+        "ends_conversation": result.action == "smalltalk" and result.intent == "goodbye",
+    }
 
 
 def stored_turn(assistant: Assistant, conversation_id: str, text: str,

@@ -162,3 +162,16 @@ def test_a_streamed_turn_with_bad_input_raises_before_any_piece_and_stores_nothi
     with pytest.raises(InvalidMessageError):
         next(dm.handle_stream("  ", cid))
     assert dm.store.messages(cid) == []
+
+
+def test_a_card_number_is_stored_and_kept_as_a_slot_only_by_its_last_four_digits(parts):
+    dm = manager(parts)
+    result = dm.handle("my card 4111 1111 1111 4242 was charged twice for order #11112222")
+    cid = result.conversation_id
+    assert dm.store.messages(cid)[0]["text"] == "my card **** **** **** 4242 was charged twice for order #11112222"
+    assert result.slots["card_number"] == "**** **** **** 4242"
+    assert dm.store.load_state(cid).slots == {"card_number": "**** **** **** 4242", "order_id": "#11112222"}
+    # nothing anywhere in the store, nor in the reply, holds the full number
+    later = dm.handle("can you refund it to that card?", cid)
+    stored = [str(row) for table in dm.store.db.tables for row in table.rows]
+    assert not any("4111" in row for row in stored) and "4111" not in result.reply + later.reply

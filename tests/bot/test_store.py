@@ -38,13 +38,13 @@ def turn(store, conversation_id, customer="where is my order", reply="Could you 
 
 def test_opens_in_wal_mode_with_a_schema_version(store):
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.schema_version == 3
+    assert store.schema_version == 4
 
 
 def test_reopening_applies_no_migration_twice(tmp_path):
     ConversationStore(tmp_path / "s.db").open().close()
     with ConversationStore(tmp_path / "s.db").open() as again:
-        assert again.schema_version == 3
+        assert again.schema_version == 4
 
 
 def test_a_turn_writes_customer_and_bot_messages_in_order(store):
@@ -115,13 +115,17 @@ def test_a_store_made_before_migration_2_gains_edited_from_and_keeps_its_message
                                 "created_at": "2025-01-01", "updated_at": "2025-01-01"})
     db["messages"].insert({"conversation_id": "c1", "turn": 0, "role": "customer", "text": "hi",
                            "created_at": "2025-01-01"})
+    db["messages"].insert({"conversation_id": "c1", "turn": 1, "role": "customer",
+                           "text": "card 4111 1111 1111 1111 please", "created_at": "2025-01-01"})
     db.close()
     with ConversationStore(path).open() as store:
-        assert store.schema_version == 3
-        [message] = store.messages("c1")
+        assert store.schema_version == 4
+        message, carded = store.messages("c1")
         assert message["text"] == "hi" and message["edited_from"] is None
+        # stored before cards were masked: masked by the migration, last four kept
+        assert carded["text"] == "card **** **** **** 1111 please"
         store.record_agent_message("c1", "Hello!", edited_from="Hi there")
-        assert [m["edited_from"] for m in store.messages("c1")] == [None, "Hi there"]
+        assert [m["edited_from"] for m in store.messages("c1")] == [None, None, "Hi there"]
 
 
 def test_agent_messages_take_the_next_turn_and_keep_the_suggestion_they_edited(store):
@@ -161,12 +165,13 @@ def test_iter_messages_and_feedback_ratings_read_the_whole_store(store):
     bot_b = turn(store, b)
     store.record_agent_message(b, "An agent here.")
     store.add_feedback(bot_a, "up")
-    store.add_feedback(bot_a, "down")
+    store.add_feedback(bot_a, "down")  # a message has one rating: the latest
     store.add_feedback(bot_b, "up")
     rows = list(store.iter_messages())
     assert [(r["conversation_id"], r["turn"]) for r in rows] == [(a, 0), (a, 1), (b, 0), (b, 1), (b, 2)]
     assert rows[1]["sources"] == [{"id": "conv-1#t0", "score": 0.8123}]
-    assert store.feedback_ratings() == {bot_a: ("up", "down"), bot_b: ("up",)}
+    assert store.feedback_ratings() == {bot_a: ("down",), bot_b: ("up",)}
+    assert store.db["feedback"].count == 2
 
 
 # -- migration 3: the HTTP channel (client message ids, buttons, CSAT) -------------------
@@ -201,7 +206,8 @@ def test_buttons_offered_with_a_bot_message_are_kept(store):
 
 def test_csat_scores_are_whole_numbers_from_1_to_5_for_known_conversations(store):
     cid = store.create_conversation()
-    assert store.add_csat(cid, 4, "fine") > 0
+    assert store.add_csat(cid, 2) > 0
+    assert store.add_csat(cid, 4, "fine") > 0  # one per conversation: the second replaces the first
     for bad in (0, 6, 4.5, True, "5"):
         with pytest.raises(StoreError, match="1 to 5"):
             store.add_csat(cid, bad)
@@ -266,3 +272,95 @@ def test_two_connections_taking_turns_at_once_both_succeed(tmp_path):
     assert errors == []
     with ConversationStore(path).open() as store:
         assert [len(store.messages(c)) for c in conversations] == [80, 80, 80]
+
+
+# -- migration 4: public access (tokens), one rating each, erasure --------------------------
+
+def test_a_conversation_opens_only_with_its_token_and_only_while_recent(store):
+    cid = store.create_conversation("web", token_hash="a" * 64)
+    assert store.access_ok(cid, "a" * 64, read_hours=1)
+    assert not store.access_ok(cid, "b" * 64, read_hours=1)
+    assert not store.access_ok("nope", "a" * 64)
+    untokened = store.create_conversation("rest")
+    assert not store.access_ok(untokened, "")
+    store.db.execute("update conversations set updated_at = '2020-01-01T00:00:00.000+00:00' where id = ?", [cid])
+    assert not store.access_ok(cid, "a" * 64, read_hours=1) and store.access_ok(cid, "a" * 64)
+
+
+def test_feedback_scoped_to_a_conversation_refuses_another_conversations_reply(store):
+    mine, theirs = store.create_conversation(), store.create_conversation()
+    turn(store, mine)
+    their_reply = turn(store, theirs)
+    with pytest.raises(UnknownMessageError):
+        store.add_feedback(their_reply, "down", conversation_id=mine)
+    assert store.add_feedback(their_reply, "down", conversation_id=theirs, author="agent") > 0
+    assert store.db["feedback"].get(1)["author"] == "agent"
+
+
+def test_erasing_a_conversation_removes_every_row_that_refers_to_it(store):
+    gone, kept = store.create_conversation(), store.create_conversation()
+    for cid in (gone, kept):
+        bot_id = turn(store, cid)
+        store.add_feedback(bot_id, "up")
+        store.add_csat(cid, 5)
+        store.record_turn(cid, MessageRecord("customer", "a person please"),
+                          MessageRecord("bot", "Connecting you.", action="handoff"),
+                          DialogueState(handed_off=True), handoff_reason="asked")
+    assert store.erase_conversation(gone) == {"feedback": 1, "csat": 1, "handoffs": 1, "messages": 4,
+                                              "conversations": 1}
+    assert not store.conversation_exists(gone) and len(store.messages(kept)) == 4
+    assert len(store.feedback_ratings()) == 1 and len(store.handoffs()) == 1
+    with pytest.raises(UnknownConversationError):
+        store.erase_conversation(gone)
+
+
+def test_conversations_are_found_by_what_they_mention_and_by_idleness(store):
+    a, b = store.create_conversation(), store.create_conversation()
+    store.record_turn(a, MessageRecord("customer", "I'm Dana.Lee@Example.org"), MessageRecord("bot", "Thanks"),
+                      DialogueState())
+    store.record_turn(b, MessageRecord("customer", "hi"), MessageRecord("bot", "Hello"),
+                      DialogueState(slots={"email": "dana.lee@example.org"}))
+    assert store.conversations_mentioning("dana.lee@example.org") == sorted([a, b])
+    assert store.conversations_mentioning("dana_lee%") == []  # LIKE wildcards are literal
+    assert store.conversations_mentioning("  ") == []
+    store.db.execute("update conversations set updated_at = '2020-01-01T00:00:00.000+00:00' where id = ?", [a])
+    assert store.idle_conversations(30) == [a]
+
+
+def test_history_pages_run_from_the_newest_back(store):
+    cid = store.create_conversation()
+    for _ in range(3):
+        turn(store, cid)
+    page, more = store.messages_page(cid, limit=4)
+    assert [m["turn"] for m in page] == [2, 3, 4, 5] and more
+    older, more = store.messages_page(cid, limit=4, before=page[0]["id"])
+    assert [m["turn"] for m in older] == [0, 1] and not more
+
+
+def test_the_store_file_is_readable_by_its_owner_only(tmp_path):
+    import os
+    import stat
+
+    with ConversationStore(tmp_path / "s.db").open() as store:
+        turn(store, store.create_conversation())
+        for name in ("s.db", "s.db-wal"):
+            assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+
+
+def test_opening_the_store_again_keeps_the_locks_other_processes_rely_on(tmp_path):
+    # closing any descriptor of a file drops every SQLite lock this process holds on it;
+    # a second open that did so let another process delete the live WAL file under us
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.db"
+    with ConversationStore(path).open() as server:
+        cid = server.create_conversation()
+        turn(server, cid)
+        with ConversationStore(path).open():  # e.g. the store worker beside the inference workers
+            pass
+        subprocess.run([sys.executable, "-c", f"import sqlite3; sqlite3.connect({str(path)!r}).execute("
+                        "'select count(*) from messages').fetchall()"], check=True)
+        turn(server, cid)
+        with ConversationStore(path).open() as reader:
+            assert len(reader.messages(cid)) == 4

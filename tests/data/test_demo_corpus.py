@@ -17,7 +17,7 @@ from retrieval.entities import find_entities, mask_entities
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
-GENERATED = ("company.json", "kb.jsonl", "conversations.jsonl", "intents.csv")
+GENERATED = ("company.json", "kb.jsonl", "conversations.jsonl", "intents.csv", "heldout.jsonl")
 
 LABELS = {
     "greeting", "thanks", "goodbye", "human_agent", "order_status", "cancel_order", "change_order",
@@ -44,6 +44,11 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 @cache
 def conversations() -> list[dict]:
     return [json.loads(line) for line in (DATA / "conversations.jsonl").read_text("utf-8").splitlines()]
+
+
+@cache
+def heldout() -> list[dict]:
+    return [json.loads(line) for line in (DATA / "heldout.jsonl").read_text("utf-8").splitlines()]
 
 
 @cache
@@ -139,6 +144,21 @@ def test_conversation_structure():
         assert roles[0] == "customer" and "agent" in roles, conv["id"]
         for turn in conv["turns"]:
             assert turn["text"].strip() and not re.search(r"[{}|]", turn["text"]), (conv["id"], turn)
+
+
+def test_held_out_conversations_are_like_the_others_but_never_the_same():
+    held, trained = heldout(), conversations()
+    assert 50 <= len(held) <= 80 and {c["intent"] for c in held} == {c["intent"] for c in trained}
+    assert all(re.fullmatch(r"heldout-\d{4}", c["id"]) for c in held) and len({c["id"] for c in held}) == len(held)
+    assert not {c["id"] for c in held} & {c["id"] for c in trained}
+    for conv in held:
+        assert set(conv) == {"id", "intent", "outcome", "turns"}
+        roles = [t["role"] for t in conv["turns"]]
+        assert 3 <= len(roles) <= 10 and roles[0] == "customer" and "agent" in roles, conv["id"]
+    # a model is judged on questions it has not seen asked that way
+    seen = {c["turns"][0]["text"].lower() for c in trained} | {row["text"].lower() for row in intent_rows()}
+    assert sum(c["turns"][0]["text"].lower() in seen for c in held) <= 0.1 * len(held)
+    assert not {json.dumps(c["turns"]) for c in held} & {json.dumps(c["turns"]) for c in trained}
 
 
 def test_many_intents_and_both_outcomes():
@@ -284,4 +304,5 @@ def test_the_readme_counts_match_the_files():
     readme = (DATA / "README.md").read_text("utf-8")
     assert f"{len(articles())} articles" in readme
     assert f"{len(conversations())} conversations" in readme
+    assert f"{len(heldout())} held-out conversations" in readme
     assert f"{len(intent_rows())} examples" in readme

@@ -1,10 +1,12 @@
-"""The website widget in headless Chromium against the real `csbot serve` (issue 4).
+"""The website widget in headless Chromium against the real `csbot serve`.
 
 Starts `csbot serve` on the demo workspace, opens /demo (which carries a strict
 Content-Security-Policy) and drives the widget like a customer: a streamed reply, history
-after a reload, 👍 stored, markup never rendered, handoff with a live agent message, CSAT,
-the offline queue, keyboard use, the mobile layout and the RTL locale. Screenshots are kept
-under tests/artifacts/ (git-ignored); their paths are printed.
+after a reload (and its earlier pages), 👍/👎 stored, markup never rendered, handoff with a
+live agent message, CSAT, End chat and Delete leaving nothing behind, the conversation's
+access token sent in a header only, the offline queue, keyboard use, the mobile layout and
+the RTL locale. Screenshots are kept under tests/artifacts/ (git-ignored); their paths are
+printed.
 
 Needs the Debian packages `chromium` and `chromium-driver` (.ci/run installs them) and
 Playwright's Python package; skipped, with the reason, when /usr/bin/chromium is absent.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -32,6 +35,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 READY_TIMEOUT_S = 180
 REPLY_TIMEOUT_MS = 30_000
+TOKEN_HEADER = "x-conversation-token"
+HISTORY_PAGE_SIZE = 20  # widget.js asks for pages of this many messages
+DAY_MS = 24 * 3600 * 1000
 
 pytestmark = [
     pytest.mark.browser,
@@ -52,14 +58,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+def _http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["X-Conversation-Token"] = token
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+
+
+def _new_conversation(base: str) -> tuple[str, str]:
+    """A conversation made through the API, as (id, access token)."""
+    status, created = _http("POST", f"{base}/api/v1/conversations", {"channel": "web"})
+    assert status == 201, created
+    return created["conversation_id"], created["access_token"]
+
+
+def _history(base: str, conversation: str, token: str) -> dict:
+    status, history = _http("GET", f"{base}/api/v1/conversations/{conversation}?limit=500", token=token)
+    assert status == 200, history
+    return history
+
+
+def _storage_key(base: str, name: str) -> str:
+    return f"csbot:{base}/:{name}"
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +178,27 @@ class Page:
     def conversation_id(self) -> str | None:
         return self.page.evaluate("() => window.CsbotWidget.conversationId()")
 
+    def stored(self) -> dict | None:
+        """The conversation record the widget keeps in localStorage: {id, token, at, ...}."""
+        raw = self.page.evaluate("(key) => localStorage.getItem(key)", _storage_key(self.base, "conversation"))
+        return None if raw is None else json.loads(raw)
+
+    def local_storage(self) -> dict[str, str]:
+        return self.page.evaluate("() => Object.fromEntries(Object.entries(localStorage))")
+
+    def seed(self, conversation: str, token: str, age_ms: int = 0) -> None:
+        """Before every load of the page: a stored conversation, as the widget writes it,
+        whose last activity was `age_ms` ago."""
+        key = json.dumps(_storage_key(self.base, "conversation"))
+        record = json.dumps({"id": conversation, "token": token})
+        self.page.add_init_script(
+            f"localStorage.setItem({key}, JSON.stringify(Object.assign({record}, {{at: Date.now() - {age_ms}}})))")
+
+    def record_requests(self) -> list:
+        requests: list = []
+        self.page.on("request", lambda request: requests.append(request))
+        return requests
+
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / name
@@ -224,8 +271,9 @@ def test_streamed_reply_history_after_reload_and_feedback(web, server):
 
     conversation = ui.conversation_id()
     assert conversation and conversation == final["conversation_id"]
-    status, history = _http("GET", f"{base}/api/v1/conversations/{conversation}")
-    assert status == 200 and history["channel"] == "web"
+    token = ui.stored()["token"]
+    history = _history(base, conversation, token)
+    assert history["channel"] == "web"
     assert [m["role"] for m in history["messages"]] == ["customer", "bot"]
 
     # after a reload the panel is still open and shows the server's history
@@ -239,23 +287,30 @@ def test_streamed_reply_history_after_reload_and_feedback(web, server):
     assert ui.conversation_id() == conversation
 
     up = bot.get_by_role("button", name="Helpful", exact=True)
-    up.click()
-    expect(up).to_have_attribute("aria-pressed", "true")
-    expect(bot.get_by_role("button", name="Not helpful")).to_have_attribute("aria-pressed", "false")
+    down = bot.get_by_role("button", name="Not helpful")
     bot_id = final["message_id"]
-    feedback = None
-    for _ in range(50):
-        _, history = _http("GET", f"{base}/api/v1/conversations/{conversation}")
-        feedback = next(m["feedback"] for m in history["messages"] if m["message_id"] == bot_id)
-        if feedback:
-            break
-        time.sleep(0.1)
-    assert feedback == "up"
+    feedback_url = f"/api/v1/conversations/{conversation}/messages/{bot_id}/feedback"
+    with page.expect_response(lambda r: r.url.endswith(feedback_url)) as rated:
+        up.click()
+    assert rated.value.status == 200
+    expect(up).to_have_attribute("aria-pressed", "true")
+    expect(down).to_have_attribute("aria-pressed", "false")
+    rating = next(m["feedback"] for m in _history(base, conversation, token)["messages"] if m["message_id"] == bot_id)
+    assert rating == "up"
+
+    # the customer changes their mind: the new rating replaces the first
+    with page.expect_response(lambda r: r.url.endswith(feedback_url)) as rated:
+        down.click()
+    assert rated.value.status == 200
+    expect(down).to_have_attribute("aria-pressed", "true")
+    expect(up).to_have_attribute("aria-pressed", "false")
+    rating = next(m["feedback"] for m in _history(base, conversation, token)["messages"] if m["message_id"] == bot_id)
+    assert rating == "down"
 
     # the chosen state comes back with the history
     page.reload()
     page.locator("#csbot-widget[data-ready='true']").wait_for(state="attached")
-    expect(page.locator(".csbot-msg--bot", has_text="PayPal").get_by_role("button", name="Helpful", exact=True)) \
+    expect(page.locator(".csbot-msg--bot", has_text="PayPal").get_by_role("button", name="Not helpful")) \
         .to_have_attribute("aria-pressed", "true")
 
 
@@ -267,9 +322,9 @@ def test_markup_in_messages_is_never_rendered(web, server):
     attack = "<img src=x onerror=alert(1)>"
 
     # what the server says to this message, asked directly
-    _, created = _http("POST", f"{base}/api/v1/conversations", {"channel": "web"})
-    status, body = _http("POST", f"{base}/api/v1/conversations/{created['conversation_id']}/messages",
-                         {"text": attack, "client_message_id": "probe-1"})
+    probe, probe_token = _new_conversation(base)
+    status, body = _http("POST", f"{base}/api/v1/conversations/{probe}/messages",
+                         {"text": attack, "client_message_id": "probe-1"}, token=probe_token)
     assert status == 422, (status, body)
 
     page.evaluate(RECORD_EVENTS)
@@ -303,11 +358,11 @@ def test_markup_in_messages_is_never_rendered(web, server):
             {"message_id": 2, "role": "bot", "text": bot_text, "created_at": "2026-01-01T00:00:01Z",
              "action": "answer", "buttons": ["<i>x</i>"], "feedback": None},
         ],
+        "has_more": False,
     }
     other = web()
-    other.page.add_init_script(
-        f"localStorage.setItem({json.dumps('csbot:' + base + '/:conversation')}, {json.dumps(fake)})")
-    other.page.route(f"**/api/v1/conversations/{fake}",
+    other.seed(fake, "a-stand-in-token")
+    other.page.route(re.compile(rf"/api/v1/conversations/{fake}(\?.*)?$"),
                      lambda route: route.fulfill(status=200, content_type="application/json",
                                                  body=json.dumps(history)))
     other.goto()
@@ -355,27 +410,37 @@ def test_handoff_live_agent_message_csat_and_keyboard(web, server):
     expect(page.locator(".csbot-launcher")).to_have_attribute("aria-expanded", "true")
     expect(page.locator(".csbot-launcher")).to_have_attribute("aria-label", "Close chat")
 
-    with page.expect_response(lambda r: "/events" in r.url, timeout=REPLY_TIMEOUT_MS) as events:
+    with page.expect_response(lambda r: r.url.endswith("/events"), timeout=REPLY_TIMEOUT_MS) as events:
         page.keyboard.type("I want to talk to a person")
         page.keyboard.press("Enter")
         expect(page.locator(".csbot-msg--bot[data-action='handoff']")).to_have_count(1, timeout=REPLY_TIMEOUT_MS)
     assert events.value.status == 200
+    # read with fetch (an EventSource could not send the token header), and the token goes
+    # in the header
+    conversation = ui.conversation_id()
+    token = ui.stored()["token"]
+    assert events.value.request.resource_type == "fetch"
+    assert events.value.request.headers[TOKEN_HEADER] == token
+    handoff_id = int(page.locator(".csbot-msg--bot[data-action='handoff']").get_attribute("data-message-id"))
+    assert events.value.request.headers["last-event-id"] == str(handoff_id)  # what the page has shown
     expect(page.locator(".csbot-notice").first).to_contain_text("A member of our support team will join this chat")
 
     # an agent's message written to the store reaches the open page through the events stream
-    conversation = ui.conversation_id()
     with ConversationStore(workspace / "store.db").open() as store:
-        store.record_agent_message(conversation, "Hi, this is **Dana** from Larkspur Goods. How can I help?")
+        agent_id = store.record_agent_message(conversation, "Hi, this is **Dana** from Larkspur Goods. How can I help?")
     agent = page.locator(".csbot-msg--agent")
     expect(agent).to_contain_text("Hi, this is Dana", timeout=REPLY_TIMEOUT_MS)
+    expect(agent).to_have_attribute("data-message-id", str(agent_id))
     expect(agent.locator("strong")).to_have_text("Dana")
     expect(page.locator(".csbot-announcer")).to_contain_text("Dana")
 
-    # after a reload the history says handed_off: the agent message is there once, not twice
-    page.reload()
+    # after a reload the history says handed_off: the agent message comes with the history,
+    # and the events stream resumes after it (Last-Event-ID), so it is not replayed
+    with page.expect_request(lambda r: r.url.endswith("/events")) as resumed:
+        page.reload()
+    assert resumed.value.headers["last-event-id"] == str(agent_id)
+    assert resumed.value.headers[TOKEN_HEADER] == token
     page.locator("#csbot-widget[data-ready='true']").wait_for(state="attached")
-    expect(page.locator(".csbot-msg--agent")).to_have_count(1)
-    time.sleep(1.0)  # a replay of the events stream would add a second copy by now
     expect(page.locator(".csbot-msg--agent")).to_have_count(1)
 
     # End chat -> CSAT, operable with the keyboard
@@ -427,7 +492,7 @@ def test_messages_typed_offline_are_sent_once_back_online(web, server):
     expect(page.locator(".csbot-msg--bot")).to_have_count(2, timeout=REPLY_TIMEOUT_MS)
     expect(page.locator(".csbot-msg--queued")).to_have_count(0)
     expect(page.locator(".csbot-status")).to_be_hidden()
-    _, history = _http("GET", f"{base}/api/v1/conversations/{ui.conversation_id()}")
+    history = _history(base, ui.conversation_id(), ui.stored()["token"])
     customer = [m["text"] for m in history["messages"] if m["role"] == "customer"]
     assert customer == ["how much is express shipping?", "and next day?"]  # in order, once each
 
@@ -459,8 +524,8 @@ def test_a_reply_lost_on_the_way_is_not_duplicated_after_a_reload(web, server):
     expect(page.locator(".csbot-typing")).to_be_hidden()
     assert drop["dropped"] >= 1
     conversation = ui.conversation_id()
-    _, history = _http("GET", f"{base}/api/v1/conversations/{conversation}")
-    assert [m["role"] for m in history["messages"]] == ["customer", "bot"]
+    token = ui.stored()["token"]
+    assert [m["role"] for m in _history(base, conversation, token)["messages"]] == ["customer", "bot"]
 
     drop["on"] = False
     with page.expect_request("**/messages/stream") as resent:  # by the reloaded page
@@ -468,29 +533,27 @@ def test_a_reply_lost_on_the_way_is_not_duplicated_after_a_reload(web, server):
     body = json.loads(resent.value.post_data)
     assert body["text"] == "where is my order?" and {body["client_message_id"]} == drop["ids"]
     page.locator("#csbot-widget[data-ready='true']").wait_for(state="attached")
-    expect(page.locator(".csbot-msg--queued")).to_have_count(0, timeout=REPLY_TIMEOUT_MS)
+    # the saved queue empties once the re-sent message has been answered and shown
+    page.wait_for_function("(key) => localStorage.getItem(key) === null", arg=_storage_key(base, "queue"),
+                           timeout=REPLY_TIMEOUT_MS)
+    expect(page.locator(".csbot-msg--queued")).to_have_count(0)
     expect(page.locator(".csbot-msg--customer")).to_have_count(1)
     expect(page.locator(".csbot-msg--bot")).to_have_count(1)
-    page.wait_for_timeout(500)
-    expect(page.locator(".csbot-msg--bot")).to_have_count(1)
-    _, history = _http("GET", f"{base}/api/v1/conversations/{conversation}")
-    assert [m["role"] for m in history["messages"]] == ["customer", "bot"]
-    assert page.evaluate("() => Object.keys(localStorage).filter(k => k.endsWith(':queue'))") == []
+    assert [m["role"] for m in _history(base, conversation, token)["messages"]] == ["customer", "bot"]
 
 
 def test_rate_limit_waits_retry_after_and_a_stale_conversation_starts_afresh(web, server):
     base, _ = server
     ui = web()
     stale = "0" * 32  # a conversation the server does not know (say, a wiped store)
-    ui.page.add_init_script(
-        f"localStorage.setItem({json.dumps('csbot:' + base + '/:conversation')}, {json.dumps(stale)})")
+    ui.seed(stale, "not-a-token-the-server-gave")
     limited = {"n": 0}
 
     def limit_once(route):
         if limited["n"] == 0:
             limited["n"] += 1
             route.fulfill(status=429, headers={"Retry-After": "1"}, content_type="application/json",
-                          body=json.dumps({"detail": "too many messages in this conversation"}))
+                          body=json.dumps({"code": "rate_limited", "detail": "too many messages in this conversation"}))
         else:
             route.continue_()
 
@@ -498,6 +561,7 @@ def test_rate_limit_waits_retry_after_and_a_stale_conversation_starts_afresh(web
     ui.open_widget()
     page = ui.page
     assert ui.conversation_id() is None  # the 404 on the history dropped the stale id
+    assert ui.stored() is None
     ui.send("how much is express shipping?")
     expect(page.locator(".csbot-status")).to_contain_text("Sending again in 1 s")
     expect(page.locator(".csbot-msg--bot")).to_have_count(1, timeout=REPLY_TIMEOUT_MS)
@@ -505,7 +569,7 @@ def test_rate_limit_waits_retry_after_and_a_stale_conversation_starts_afresh(web
     assert limited["n"] == 1
     conversation = ui.conversation_id()
     assert conversation and conversation != stale
-    _, history = _http("GET", f"{base}/api/v1/conversations/{conversation}")
+    history = _history(base, conversation, ui.stored()["token"])
     assert [m["text"] for m in history["messages"] if m["role"] == "customer"] == ["how much is express shipping?"]
 
 
@@ -522,3 +586,168 @@ def test_mobile_layout_in_arabic(web):
     expect(page.locator(".csbot-msg--bot").last).to_contain_text("PayPal", timeout=REPLY_TIMEOUT_MS)
     expect(page.locator(".csbot-msg--bot .csbot-feedback")).to_be_visible()  # the reply is complete
     ui.screenshot("widget-mobile-ar.png")
+
+
+def test_the_access_token_travels_in_a_header_never_in_a_url(web, server):
+    base, _ = server
+    ui = web()
+    requests = ui.record_requests()
+    ui.open_widget()
+    page = ui.page
+    ui.send("can I pay with paypal?")
+    bot = page.locator(".csbot-msg--bot").last
+    expect(bot.get_by_role("button", name="Helpful", exact=True)).to_be_visible(timeout=REPLY_TIMEOUT_MS)
+    conversation = ui.conversation_id()
+    token = ui.stored()["token"]
+    with page.expect_response(lambda r: r.url.endswith("/feedback")):
+        bot.get_by_role("button", name="Helpful", exact=True).click()
+    page.reload()
+    page.locator("#csbot-widget[data-ready='true']").wait_for(state="attached")
+    expect(page.locator(".csbot-msg--bot")).to_have_count(1)
+
+    urls = [r.url for r in requests]
+    assert not [u for u in urls if token in u or "token" in u.lower()], urls
+    calls = [r for r in requests if f"/api/v1/conversations/{conversation}" in r.url]
+    # (method, last path segment after the id): the reply stream, the rating, the history
+    kinds = {(r.method, r.url.split(conversation, 1)[1].split("?")[0].rsplit("/", 1)[-1]) for r in calls}
+    assert kinds == {("POST", "stream"), ("POST", "feedback"), ("GET", "")}, kinds
+    assert all(r.headers.get(TOKEN_HEADER) == token for r in calls), [(r.method, r.url) for r in calls]
+    # the one call without a conversation yet carries no token
+    created = [r for r in requests if r.url == f"{base}/api/v1/conversations"]
+    assert [r.method for r in created] == ["POST"] and TOKEN_HEADER not in created[0].headers
+    # the host page's API names the conversation but never hands out its token
+    exposed = page.evaluate("""() => Object.keys(window.CsbotWidget).sort().map(
+        (k) => [k, k === 'conversationId' ? window.CsbotWidget[k]() : null])""")
+    assert exposed == [["close", None], ["conversationId", conversation], ["open", None], ["send", None]]
+
+
+def test_end_chat_leaves_nothing_of_the_conversation_in_the_browser(web, server):
+    base, _ = server
+    ui = web()
+    requests = ui.record_requests()
+    ui.open_widget()
+    page = ui.page
+    ui.send("can I pay with paypal?")
+    expect(page.locator(".csbot-msg--bot").last).to_contain_text("PayPal", timeout=REPLY_TIMEOUT_MS)
+    conversation = ui.conversation_id()
+    token = ui.stored()["token"]
+    # the same conversation in a second tab of the site
+    other_tab = ui.context.new_page()
+    other_tab.goto(base + "/demo")
+    other_tab.locator("#csbot-widget[data-ready='true']").wait_for(state="attached")
+    expect(other_tab.locator(".csbot-msg--customer")).to_have_count(1)
+
+    # a message typed offline waits in the saved queue...
+    ui.context.set_offline(True)
+    ui.send("and next day?")
+    expect(page.locator(".csbot-msg--queued")).to_have_count(1)
+    assert ui.page.evaluate("(key) => localStorage.getItem(key)", _storage_key(base, "queue")) is not None
+
+    # ...and End chat drops it, with the conversation and its token
+    page.get_by_role("button", name="End chat").click()
+    expect(page.locator(".csbot-msg--cancelled")).to_contain_text("Not sent: the chat was ended.")
+    expect(page.locator(".csbot-ended")).to_contain_text("This chat has ended.")
+    stored = ui.local_storage()
+    assert not [k for k, v in stored.items() if conversation in k + v or token in k + v or k.endswith(":queue")], stored
+    assert ui.stored() is None
+    # the other tab lets it go too, instead of writing it back on its next activity
+    expect(other_tab.locator(".csbot-msg--customer")).to_have_count(0)
+    assert other_tab.evaluate("() => window.CsbotWidget.conversationId()") is None
+
+    ui.context.set_offline(False)
+    page.reload()
+    page.locator("#csbot-widget[data-ready='true']").wait_for(state="attached")
+    if not page.locator(".csbot-panel").is_visible():
+        page.get_by_role("button", name="Open chat").click()
+    expect(page.locator(".csbot-msg--welcome")).to_have_count(1)
+    expect(page.locator(".csbot-msg--customer")).to_have_count(0)
+    expect(page.locator(".csbot-msg--bot")).to_have_count(0)
+    assert ui.conversation_id() is None
+    assert ui.local_storage() == {}
+    # the dropped message was never sent: the server has the one turn
+    assert len([r for r in requests if r.url.endswith("/messages/stream")]) == 1
+    customer = [m["text"] for m in _history(base, conversation, token)["messages"] if m["role"] == "customer"]
+    assert customer == ["can I pay with paypal?"]
+
+
+def test_delete_this_conversation_erases_it(web, server):
+    base, workspace = server
+    conversation, token = _new_conversation(base)
+    with ConversationStore(workspace / "store.db").open() as store:
+        store.record_agent_message(conversation, "Your parcel left our warehouse this morning.")
+    ui = web()
+    ui.seed(conversation, token)
+    ui.goto()
+    page = ui.page
+    if not page.locator(".csbot-panel").is_visible():
+        page.get_by_role("button", name="Open chat").click()
+    expect(page.locator(".csbot-msg--agent")).to_contain_text("Your parcel left")
+
+    menu = page.get_by_role("button", name="More options")
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    page.get_by_role("button", name="Delete this conversation").click()
+    expect(page.locator(".csbot-menu")).to_contain_text("This cannot be undone.")
+    expect(page.get_by_role("button", name="Cancel")).to_be_focused()
+    ui.screenshot("widget-delete-confirm.png")
+    with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+        page.get_by_role("button", name="Delete", exact=True).click()
+    assert deleted.value.status == 204
+    assert deleted.value.request.headers[TOKEN_HEADER] == token
+    expect(page.locator(".csbot-notice")).to_have_text("The conversation was deleted.")
+    expect(page.locator(".csbot-msg--agent")).to_have_count(0)
+    expect(menu).to_be_hidden()  # nothing left to delete
+    assert ui.conversation_id() is None
+    assert ui.local_storage() == {}
+    status, body = _http("GET", f"{base}/api/v1/conversations/{conversation}", token=token)
+    assert (status, body["code"]) == (404, "conversation_not_found")
+
+
+def test_a_stored_conversation_past_the_read_window_is_forgotten(web, server):
+    base, workspace = server
+    conversation, token = _new_conversation(base)
+    with ConversationStore(workspace / "store.db").open() as store:
+        store.record_agent_message(conversation, "An old answer nobody should see here.")
+    ui = web()
+    requests = ui.record_requests()
+    ui.seed(conversation, token, age_ms=31 * DAY_MS)  # the server's read window is 30 days
+    ui.goto()
+    assert ui.conversation_id() is None
+    assert ui.stored() is None
+    assert [r.url for r in requests if conversation in r.url] == []  # not even asked
+    expect(ui.page.locator(".csbot-msg--agent")).to_have_count(0)
+
+
+def test_earlier_messages_page_back_through_the_history(web, server):
+    base, workspace = server
+    conversation, token = _new_conversation(base)
+    total = HISTORY_PAGE_SIZE + 5
+    with ConversationStore(workspace / "store.db").open() as store:
+        for n in range(1, total + 1):
+            store.record_agent_message(conversation, f"Agent note {n}")
+    ui = web()
+    ui.seed(conversation, token)
+    ui.goto()
+    page = ui.page
+    if not page.locator(".csbot-panel").is_visible():
+        page.get_by_role("button", name="Open chat").click()
+    notes = page.locator(".csbot-msg--agent .csbot-bubble")
+    expect(notes).to_have_count(HISTORY_PAGE_SIZE)
+    page.locator(".csbot-log").evaluate("(log) => { log.scrollTop = 0; }")
+    ui.screenshot("widget-earlier-messages.png")
+    expect(notes.first).to_have_text("Agent note 6")
+    expect(notes.last).to_have_text(f"Agent note {total}")
+    expect(page.locator(".csbot-msg--welcome")).to_have_count(0)  # the start is not on screen yet
+
+    earlier = page.get_by_role("button", name="Show earlier messages")
+    expect(earlier).to_be_visible()
+    earlier.focus()  # keyboard only
+    with page.expect_request(lambda r: "before=" in r.url) as paged:
+        page.keyboard.press("Enter")
+    assert paged.value.headers[TOKEN_HEADER] == token and token not in paged.value.url
+    expect(notes).to_have_count(total)
+    assert notes.all_text_contents() == [f"Agent note {n}" for n in range(1, total + 1)]
+    expect(earlier).to_have_count(0)  # nothing older left
+    expect(page.locator(".csbot-log > *").first).to_have_class(re.compile(r"\bcsbot-msg--welcome\b"))
+    expect(page.locator(".csbot-log")).to_be_focused()
+    expect(page.locator(".csbot-announcer")).to_have_text("Earlier messages loaded.")

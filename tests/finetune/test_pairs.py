@@ -10,7 +10,15 @@ import pytest
 
 from bot.errors import CsbotError
 from bot.store import ConversationStore, DialogueState, MessageRecord
-from finetune.pairs import TooFewPairsError, build_pairs, write_pairs
+from finetune.pairs import (
+    TooFewHeldOutPairsError,
+    TooFewPairsError,
+    build_pairs,
+    erase_from_pairs,
+    find_pairs_dirs,
+    is_heldout_conversation,
+    write_pairs,
+)
 from retrieval.types import Unit
 from tests.helpers import REPO, last_json, run_csbot
 
@@ -93,30 +101,136 @@ def pairs_by_id(result):
 pytestmark = pytest.mark.slow
 
 
-def test_agent_replies_and_good_bot_replies_are_targets(store, index, embedder):
+def test_human_replies_are_targets_and_bot_replies_only_when_a_human_vouches(store, index, embedder):
     result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2)
     pairs = pairs_by_id(result)
-    assert pairs["c-shipping#1"]["target_kind"] == "bot"
-    assert pairs["c-shipping#1"]["target"] == "Standard shipping takes 3-5 business days."
-    assert pairs["c-shipping#4"]["target_kind"] == "agent"
-    assert pairs["c-handoff#1"]["target_kind"] == "bot"  # the answer before things went wrong
-    assert pairs["c-handoff#8"]["target_kind"] == "agent"
-    assert set(pairs) == {"c-shipping#1", "c-shipping#4", "c-handoff#1", "c-handoff#8", "c-edit#2", "c-dup1#2"}
+    # the customers' up-vote on c-shipping#1 is not enough: anonymous visitors choose what they rate
+    assert set(pairs) == {"c-shipping#4", "c-handoff#8", "c-edit#2", "c-dup1#2"}
+    assert {p["target_kind"] for p in result.pairs} == {"agent", "edited"}
+    assert result.excluded["untrusted_bot_reply"] == 3  # c-shipping#1, c-handoff#1, c-down#1
     assert all(p["source"] == "store" for p in result.pairs)
     # context: the turns before the target, bot turns as "agent", oldest first
     assert [c["role"] for c in pairs["c-shipping#4"]["context"]] == ["customer", "agent", "customer", "agent"]
     assert pairs["c-handoff#8"]["context"][-1] == {"role": "agent", "text": "Connecting you with a human."}
 
+    # a human agent's up-vote makes that bot reply a target
+    bot_reply = next(m["id"] for m in store.messages("c-shipping") if m["turn"] == 1)
+    store.add_feedback(bot_reply, "up", author="agent")
+    vouched = pairs_by_id(build_pairs(store, index, embedder, min_pairs=1, evidence_k=2))
+    assert vouched["c-shipping#1"]["target_kind"] == "bot"
+    assert vouched["c-shipping#1"]["target"] == "Standard shipping takes 3-5 business days."
+    assert "c-handoff#1" not in vouched
 
-def test_down_voted_failed_and_policy_replies_are_excluded_and_counted(store, index, embedder):
-    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2)
-    assert "c-down#1" not in pairs_by_id(result)
-    assert result.excluded["negative_feedback"] == 1
+
+def test_with_include_bot_replies_one_customer_down_vote_does_not_remove_a_reply(store, index, embedder):
+    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, include_bot_replies=True)
+    pairs = pairs_by_id(result)
+    assert pairs["c-shipping#1"]["target_kind"] == "bot"
+    assert pairs["c-handoff#1"]["target_kind"] == "bot"  # the answer before things went wrong
+    assert pairs["c-down#1"]["target_kind"] == "bot"  # one anonymous 👎 is not a verdict
+    assert result.excluded["negative_feedback"] == 0 and result.excluded["untrusted_bot_reply"] == 0
+
+
+def test_failed_and_policy_replies_are_excluded_and_counted(store, index, embedder):
+    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, include_bot_replies=True)
     # c-handoff: small talk after the last answer, the fallback and the handoff; c-dup1/2: their handoffs
     assert result.excluded["failed_before_handoff"] == 5
     assert result.excluded["policy"] == 1  # c-edit's fixed slot question
     assert result.excluded["not_an_answer"] == 1  # c-shipping's composer clarify
     assert result.excluded["duplicate"] == 1  # c-dup2's copy of c-dup1
+
+
+def answered(store, cid, reply, source, customer="do you ship to Canada?"):
+    """A conversation whose bot answer replays `source`; returns the bot message id."""
+    store.create_conversation(conversation_id=cid)
+    return turn(store, cid, customer, reply, sources=((source, 0.8),), **ANSWER)
+
+
+def test_down_votes_exclude_a_reply_pattern_only_from_enough_conversations_or_an_agent(store, index, embedder):
+    def build(n=3):
+        return build_pairs(store, index, embedder, min_pairs=1, evidence_k=0, include_bot_replies=True,
+                           down_vote_conversations=n)
+
+    bad = "We ship everywhere for free, always."
+    asked = ["do you ship to Canada?", "can you deliver to canada", "shipping to Canada possible?",
+             "what about Canadian orders"]
+    votes = [answered(store, f"c-bad{i}", bad, "c-old#t3", customer=asked[i]) for i in range(3)]
+    answered(store, "c-bad-unrated", bad, "c-old#t3", customer=asked[3])
+    for message_id in votes[:2]:
+        store.add_feedback(message_id, "down")
+    # two conversations' 👎 are below the threshold of three: the pattern stays
+    assert {f"c-bad{i}#1" for i in range(3)} | {"c-bad-unrated#1"} <= set(pairs_by_id(build()))
+    assert build().excluded["negative_feedback"] == 0
+    # a second vote in one of the same conversations still counts that conversation once
+    again = turn(store, "c-bad0", "and to Mexico?", bad, sources=(("c-old#t3", 0.8),), **ANSWER)
+    store.add_feedback(again, "down")
+    assert build().excluded["negative_feedback"] == 0
+    # the third conversation reaches it: every reply of that pattern goes, rated or not
+    store.add_feedback(votes[2], "down")
+    result = build()
+    assert not {p for p in pairs_by_id(result) if p.startswith("c-bad")}
+    assert result.excluded["negative_feedback"] == 5
+    assert "c-shipping#1" in pairs_by_id(result)  # other sources are untouched
+    # the threshold is a setting
+    assert build(n=4).excluded["negative_feedback"] == 0
+
+    # an agent's 👎 excludes that one reply at once; an agent's 👍 keeps a reply of a bad pattern
+    good = answered(store, "c-agent-down", "Refunds take 5 business days.", "c-refund#t0")
+    store.add_feedback(good, "down", author="agent")
+    store.add_feedback(votes[0], "up", author="agent")
+    pairs = pairs_by_id(build())
+    assert "c-agent-down#1" not in pairs and "c-bad0#1" in pairs and "c-bad1#1" not in pairs
+
+
+def test_held_out_pairs_come_from_the_curated_file_and_agent_answered_conversations_only(store, index, embedder):
+    curated = [{"id": "heldout-0001", "source": "heldout.jsonl", "turns": [
+        {"role": "customer", "text": "how long does delivery take?"},
+        {"role": "agent", "text": "Standard delivery takes 3-5 business days."}]}]
+    # store conversations the fixed hash holds out at a share of 0.5: one a human agent answered,
+    # one only the bot answered (an anonymous visitor's: never held out)
+    ids = (f"c-{i}" for i in range(1000))
+    agent_id, anonymous_id = [c for c in ids if is_heldout_conversation(c, 0.5)][:2]
+    store.create_conversation(conversation_id=agent_id)
+    turn(store, agent_id, "is my parcel insured?", "Connecting you with a human.", handoff="customer asked",
+         action="handoff", composer="policy")
+    store.record_agent_message(agent_id, "Yes, every parcel is insured up to its value.")
+    answered(store, anonymous_id, "We ship to Canada in 5-8 business days.", "kb-shipping#c0")
+
+    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, include_bot_replies=True,
+                         heldout_conversations=curated, heldout_share=0.5)
+    held = {p["id"]: p for p in result.heldout}
+    agent_answered = {"c-shipping", "c-handoff", "c-edit", "c-dup1", "c-dup2", agent_id}
+    held_in_store = {c for c in agent_answered if is_heldout_conversation(c, 0.5)}
+    assert {p["conversation_id"] for p in result.heldout} == held_in_store | {"heldout-0001"}
+    assert held["heldout-0001#1"]["source"] == "heldout.jsonl" and held[f"{agent_id}#2"]["target_kind"] == "agent"
+    assert {p["target_kind"] for p in result.heldout} <= {"agent", "edited"}  # human replies only
+    assert all(p["evidence"] for p in result.heldout)
+    trained = {p["conversation_id"] for p in result.pairs}
+    assert anonymous_id in trained and "heldout-0001" not in trained and not trained & held_in_store
+    assert result.counts()["heldout"] == len(held) and result.counts()["conversations"]["heldout"] == len(held)
+    # the rule is fixed: the split's seed does not move a conversation in or out
+    again = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, include_bot_replies=True,
+                        heldout_conversations=curated, heldout_share=0.5, seed=7)
+    assert {p["id"] for p in again.heldout} == set(held)
+    expected = f"need at least 99 held-out pairs to compare models on, have {len(held)}; pass --heldout"
+    with pytest.raises(TooFewHeldOutPairsError, match=expected):
+        build_pairs(store, index, embedder, min_pairs=1, heldout_conversations=curated, heldout_share=0.5,
+                    min_heldout=99)
+
+
+def test_a_training_copy_of_a_held_out_pair_is_the_one_dropped(store, index, embedder):
+    conversation = {"turns": [{"role": "customer", "text": "do you ship abroad?"},
+                              {"role": "agent", "text": "Yes, we ship to 40 countries."}]}
+    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=0,
+                         extra_conversations=[{**conversation, "id": "t-1", "source": "old.jsonl"}],
+                         heldout_conversations=[{**conversation, "id": "h-1", "source": "heldout.jsonl"}])
+    assert [p["id"] for p in result.heldout] == ["h-1#1"]
+    # c-dup1 and c-dup2 say the same (after their handoff notice, so another context) and stay one pair
+    assert "t-1#1" not in pairs_by_id(result) and result.excluded["duplicate"] == 2
+    with pytest.raises(CsbotError, match="in both old.jsonl and heldout.jsonl"):
+        build_pairs(store, index, embedder, min_pairs=1,
+                    extra_conversations=[{**conversation, "id": "h-1", "source": "old.jsonl"}],
+                    heldout_conversations=[{**conversation, "id": "h-1", "source": "heldout.jsonl"}])
 
 
 def test_an_edited_suggestion_trains_on_the_agents_edited_text(store, index, embedder):
@@ -131,7 +245,7 @@ def test_no_pair_takes_evidence_from_its_own_conversation(store, index, embedder
     # without the rule, c-shipping's own unit is the best evidence for its first pair
     query = embedder.encode([mask_entities("how long does shipping take to Ohio? I'm {{Name}}.")[0]])
     assert index.search(query, k=1)[0].unit.source_id == "c-shipping"
-    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=3)
+    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=3, include_bot_replies=True)
     for pair in result.pairs:
         assert len(pair["evidence"]) == 3
         assert all(index.get(e["id"]).source_id != pair["conversation_id"] for e in pair["evidence"])
@@ -159,7 +273,8 @@ def test_pii_is_scrubbed_in_context_evidence_and_target_with_counts_in_the_manif
 
 
 def test_split_is_by_conversation_and_deterministic(store, index, embedder, tmp_path):
-    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=1, valid_fraction=0.5, seed=3)
+    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=1, valid_fraction=0.5, seed=3,
+                         include_bot_replies=True)
     manifest = write_pairs(result, tmp_path / "out")
     read = {name: [json.loads(line) for line in (tmp_path / "out" / f"{name}.jsonl").read_text().splitlines()]
             for name in ("train", "valid")}
@@ -167,22 +282,34 @@ def test_split_is_by_conversation_and_deterministic(store, index, embedder, tmp_
     valid_ids = {p["conversation_id"] for p in read["valid"]}
     assert train_ids and valid_ids and not train_ids & valid_ids
     assert manifest["counts"]["train"] == len(read["train"]) and manifest["counts"]["valid"] == len(read["valid"])
-    again = build_pairs(store, index, embedder, min_pairs=1, evidence_k=1, valid_fraction=0.5, seed=3)
+    again = build_pairs(store, index, embedder, min_pairs=1, evidence_k=1, valid_fraction=0.5, seed=3,
+                        include_bot_replies=True)
     assert again.train == result.train and again.valid == result.valid
 
 
+HELD_OUT = [{"id": "heldout-0001", "source": "heldout.jsonl", "turns": [
+    {"role": "customer", "text": "how long does delivery take?"},
+    {"role": "agent", "text": "Standard delivery takes 3-5 business days."}]}]
+
+
 def test_the_written_set_follows_the_schema_and_its_manifest(store, index, embedder, tmp_path):
-    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2)
+    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, include_bot_replies=True,
+                         heldout_conversations=HELD_OUT)
     out = tmp_path / "out"
     manifest = write_pairs(result, out)
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "train.jsonl", "valid.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["heldout.jsonl", "manifest.json", "train.jsonl", "valid.jsonl"]
     assert json.loads((out / "manifest.json").read_text()) == manifest
     data = (out / "train.jsonl").read_bytes() + (out / "valid.jsonl").read_bytes()
-    assert manifest["data_sha256"] == hashlib.sha256(data).hexdigest()
-    assert manifest["counts"]["target_kind"] == {"agent": 3, "bot": 2, "edited": 1}
+    assert manifest["data_sha256"] == hashlib.sha256(data).hexdigest()  # what a model trains on
+    held = (out / "heldout.jsonl").read_bytes()
+    assert manifest["files"]["heldout.jsonl"] == hashlib.sha256(held).hexdigest()
+    assert manifest["counts"]["heldout"] == 1 and json.loads(held)["id"] == "heldout-0001#1"
+    assert manifest["counts"]["target_kind"] == {"agent": 3, "bot": 3, "edited": 1}
     assert manifest["embedder_id"] == embedder.model_id
     assert manifest["parameters"]["evidence_k"] == 2 and manifest["filters"]["excluded"]
-    for line in data.decode().splitlines():
+    assert manifest["parameters"]["include_bot_replies"] is True
+    assert manifest["parameters"]["down_vote_conversations"] == 3
+    for line in data.decode().splitlines() + held.decode().splitlines():
         pair = json.loads(line)
         assert list(pair) == ["id", "conversation_id", "turn", "context", "evidence", "target", "target_kind", "source"]
         assert pair["id"] == f"{pair['conversation_id']}#{pair['turn']}"
@@ -191,6 +318,7 @@ def test_the_written_set_follows_the_schema_and_its_manifest(store, index, embed
     # writing again replaces the set whole; a directory of other files is refused
     write_pairs(build_pairs(store, index, embedder, min_pairs=1, evidence_k=1), out)
     assert json.loads((out / "manifest.json").read_text())["parameters"]["evidence_k"] == 1
+    assert not (out / "heldout.jsonl").exists()
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
@@ -226,10 +354,83 @@ def test_transcript_conversations_become_pairs_named_by_their_file(store, index,
 
 def test_too_few_pairs_are_refused_with_the_counts_and_nothing_is_written(store, index, embedder, tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(TooFewPairsError, match=r"need at least 20 pairs, have 6 .*1 negative feedback") as info:
+    with pytest.raises(TooFewPairsError, match=r"need at least 20 pairs, have 4 .*3 untrusted bot reply") as info:
         build_pairs(store, index, embedder)
-    assert isinstance(info.value, CsbotError) and (info.value.need, info.value.have) == (20, 6)
+    assert isinstance(info.value, CsbotError) and (info.value.need, info.value.have) == (20, 4)
     assert not out.exists()
+
+
+# -- erasing for privacy requests ------------------------------------------------------
+
+def read_set(d):
+    return {name: [json.loads(x) for x in (d / name).read_text().splitlines()]
+            for name in ("train.jsonl", "valid.jsonl", "heldout.jsonl") if (d / name).exists()}
+
+
+def test_erase_rewrites_a_pairs_set_without_the_conversations_and_keeps_its_manifest_true(
+        store, index, embedder, tmp_path):
+    from finetune.train import read_pairs
+
+    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, valid_fraction=0.5,
+                         include_bot_replies=True, heldout_conversations=HELD_OUT)
+    out = tmp_path / "pairs"
+    before = write_pairs(result, out)
+    assert erase_from_pairs(out, ["c-shipping", "heldout-0001", "no-such-conversation"]) == 3
+    after = json.loads((out / "manifest.json").read_text())
+    pairs = read_set(out)
+    written = json.dumps(pairs)
+    # c-shipping's pairs are gone, and so is its index unit wherever it was another pair's evidence
+    assert "c-shipping" not in written and "heldout-0001" not in written
+    left = [p for ps in pairs.values() for p in ps]
+    assert {p["id"] for p in left} == {p["id"] for p in result.pairs} - {"c-shipping#1", "c-shipping#4"}
+    # the manifest describes what is there now, so a later check of the set passes
+    data = (out / "train.jsonl").read_bytes() + (out / "valid.jsonl").read_bytes()
+    assert after["data_sha256"] == hashlib.sha256(data).hexdigest() != before["data_sha256"]
+    assert after["files"] == {n: hashlib.sha256((out / n).read_bytes()).hexdigest()
+                              for n in ("train.jsonl", "valid.jsonl", "heldout.jsonl")}
+    assert after["counts"]["pairs"] == before["counts"]["pairs"] - 2 and after["counts"]["heldout"] == 0
+    assert after["counts"]["train"] == len(pairs["train.jsonl"]) and after["erased"]["pairs"] == 3
+    assert read_pairs(out).data_sha256 == after["data_sha256"]
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    # nothing of theirs left: nothing rewritten
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    assert erase_from_pairs(out, ["c-shipping"]) == 0 and erase_from_pairs(out, []) == 0
+    assert (out / "manifest.json").stat().st_mtime_ns == stamp
+
+
+def test_erase_also_drops_evidence_taken_from_an_erased_conversation(tmp_path):
+    out = tmp_path / "pairs"
+    out.mkdir()
+    pair = {"id": "a#1", "conversation_id": "a", "turn": 1, "context": [{"role": "customer", "text": "hi"}],
+            "evidence": [{"id": "imported-7#t1", "text": "their words", "score": 0.9},
+                         {"id": "kb-returns#c0", "text": "policy", "score": 0.5}],
+            "target": "hello", "target_kind": "agent", "source": "store"}
+    (out / "train.jsonl").write_text(json.dumps(pair) + "\n")
+    (out / "valid.jsonl").write_text("")
+    assert erase_from_pairs(out, ["imported-7"]) == 0  # no pair removed, but its text is gone
+    [kept] = read_set(out)["train.jsonl"]
+    assert [e["id"] for e in kept["evidence"]] == ["kb-returns#c0"]
+    (out / "valid.jsonl").write_text("{broken\n")
+    with pytest.raises(CsbotError, match=r"valid.jsonl:1 is not JSON"):
+        erase_from_pairs(out, ["a"])
+    assert json.loads((out / "train.jsonl").read_text()) == kept  # a failed erase rewrites nothing
+
+
+def test_find_pairs_dirs_finds_every_set_in_a_workspace(store, index, embedder, tmp_path):
+    ws = tmp_path / "ws"
+    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=0)
+    rounds = [ws / "finetune" / "rounds" / f"round-{i}" / "pairs" for i in (1, 2)]
+    for d in [*rounds, ws / "my-pairs"]:
+        write_pairs(result, d)
+    (ws / "finetune" / "rounds" / "round-1" / "run" / "final").mkdir(parents=True)
+    (ws / "index" / "gen-1").mkdir(parents=True)
+    (ws / "index" / "gen-1" / "manifest.json").write_text("{}")
+    crashed = ws / "finetune" / "rounds" / "round-2" / ".pairs.tmp-abc"  # a write that died half-way
+    crashed.mkdir()
+    (crashed / "train.jsonl").write_text("")
+    assert find_pairs_dirs(ws) == sorted([*rounds, ws / "my-pairs", crashed])
+    assert find_pairs_dirs(tmp_path / "missing") == []
+    assert sum(erase_from_pairs(d, ["c-edit"]) for d in find_pairs_dirs(ws)) == 3
 
 
 # -- through the installed CLI -------------------------------------------------------
@@ -249,7 +450,9 @@ def test_cli_builds_pairs_from_logged_turns_and_a_transcript_file(demo_workspace
                      "--format", "jsonl", "--evidence-k", "2", workspace=ws)
     summary = last_json(proc.stdout)
     assert "retrieving evidence" in proc.stderr
-    assert summary["source"]["store"] == 1 and summary["source"]["conversations.jsonl"] > 1000
+    # the bot's answer to an anonymous visitor is not learned unless asked for
+    assert "store" not in summary["source"] and summary["excluded"]["untrusted_bot_reply"] == 1
+    assert summary["source"]["conversations.jsonl"] > 1000
     assert summary["train"] + summary["valid"] == summary["pairs"]
     assert summary["excluded"]["failed_before_handoff"] == 1
     assert summary["pii_scrubbed"]["order_id"] > 0
@@ -262,7 +465,7 @@ def test_cli_builds_pairs_from_logged_turns_and_a_transcript_file(demo_workspace
     assert "priya.smith@example.net" not in written and "{{Email}}" in written
 
     refused = run_csbot("finetune", "pairs", "--out", str(tmp_path / "none"), "--min-pairs", "100000",
-                        workspace=ws, check=False)
+                        "--include-bot-replies", workspace=ws, check=False)
     assert refused.returncode == 1
     assert "need at least 100000 pairs, have 1" in refused.stderr
     assert not (tmp_path / "none").exists()

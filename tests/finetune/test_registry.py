@@ -10,11 +10,14 @@ import pytest
 
 from bot.errors import CsbotError
 from finetune.registry import (
+    BrokenModelError,
+    BrokenPromotionError,
     CorruptPointerError,
     DuplicateModelError,
     InvalidModelDirError,
     ModelRegistry,
     NothingToRollBackError,
+    NotAwaitingApprovalError,
     UnknownModelError,
 )
 from tests.helpers import last_json, run_csbot
@@ -207,6 +210,71 @@ def test_corrupt_pointer_is_named_with_the_fix(reg, models) -> None:
         reg.promoted()
 
 
+def test_a_broken_promotion_says_what_is_broken_and_how_to_fix_it(reg, models) -> None:
+    a, b = reg.register(models[0]).id, reg.register(models[1]).id
+    assert reg.check_promotion() is None  # nothing promoted is not broken
+    reg.promote(a)
+    assert reg.check_promotion() is None
+
+    reg.pointer_path.write_text("[1, 2")
+    problem = reg.check_promotion()
+    assert isinstance(problem, CorruptPointerError) and isinstance(problem, BrokenPromotionError)
+    assert "csbot models promote ID" in str(problem) and "csbot models retire" in str(problem)
+    assert reg.retire() == "(corrupt pointer)"  # the other fix: the generator off
+    assert reg.check_promotion() is None and reg.promoted() is None
+
+    reg.promote(a)
+    (reg.root / a / "tokenizer.json").unlink()
+    with pytest.raises(BrokenModelError, match=rf"promoted model {a} .* lacks a tokenizer.*csbot models retire"):
+        reg.promoted()
+    assert isinstance(reg.check_promotion(), BrokenModelError)
+    assert [e.id for e in reg.list() if e.promoted] == [a]  # the listing still shows which one it is
+    with pytest.raises(BrokenModelError, match="cannot be used"):
+        reg.promote(a)  # promoting a model the assistant cannot load is refused
+
+    reg.promote(b)
+    weights = reg.root / b / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"corrupt!")  # same files, other bytes
+    assert reg.promoted().id == b  # cheap per-turn check: the files are there
+    problem = reg.check_promotion()
+    assert isinstance(problem, BrokenModelError) and "model.safetensors differs" in str(problem)
+    assert reg.check_promotion(verify=False) is None
+
+    reg.pointer_path.unlink()
+    reg.pointer_path.mkdir()  # not even a file
+    assert reg.promotion_token() is not None  # a running assistant notices, and never crashes on it
+    with pytest.raises(CorruptPointerError, match="cannot be read"):
+        reg.promoted()
+
+
+def test_a_candidate_awaiting_approval_is_promoted_only_by_a_person(reg, models) -> None:
+    a = reg.register(models[0]).id
+    reg.promote(a)
+    candidate = reg.register(models[1], name="round-1", awaiting_approval={"round": "round-1", "reason": "better"})
+    assert candidate.state == "awaiting approval" and not candidate.promoted
+    assert reg.promoted().id == a
+    assert [e.to_json()["state"] for e in reg.list()] == ["promoted", "awaiting approval"]
+    with pytest.raises(NotAwaitingApprovalError, match="promote it with `csbot models promote"):
+        reg.approve(a)
+
+    approved = reg.approve(candidate.id, by="dana")
+    assert approved.promoted and reg.promoted().id == candidate.id
+    assert approved.approval["status"] == "approved" and approved.approval["approved_by"] == "dana"
+    assert approved.approval["round"] == "round-1" and approved.approval["approved_at"]
+    assert reg.history()[-1]["action"] == "approve" and reg.pointer()["previous"] == a
+    with pytest.raises(NotAwaitingApprovalError, match="it is promoted"):
+        reg.approve(candidate.id)
+    assert reg.rollback().id == a  # an approval is a promotion like any other
+    assert reg.get(candidate.id).state == "registered"
+
+    # promoting a waiting candidate by hand approves it too (a person did it)
+    other = reg.register(models[2], awaiting_approval={"round": "round-2"})
+    reg.promote(other.id)
+    assert reg.get(other.id).approval["status"] == "approved"
+    with pytest.raises(UnknownModelError):
+        reg.approve("gen-nope")
+
+
 def test_promotion_token_changes_on_promote_and_rollback_only(reg, models) -> None:
     a, b = reg.register(models[0]).id, reg.register(models[1]).id
     assert reg.promotion_token() is None
@@ -299,6 +367,38 @@ def test_models_cli_add_list_promote_rollback_retire(template, tmp_path) -> None
     assert not any(x["promoted"] for x in last_json(run_csbot("models", "list", "--json", workspace=ws).stdout))
     again = run_csbot("models", "retire", workspace=ws)
     assert last_json(again.stdout) == {"promoted": None, "retired": None} and "already" in again.stderr
+
+
+@pytest.mark.e2e
+def test_models_cli_shows_waiting_candidates_approves_them_and_reports_a_broken_pointer(template, tmp_path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    reg = ModelRegistry.for_workspace(ws)
+    a = reg.register(model_copy(template, tmp_path, "c1", 2.0)).id
+    waiting = reg.register(model_copy(template, tmp_path, "c2", 1.5),
+                           awaiting_approval={"round": "round-x", "reason": "ROUGE-L 0.3 vs 0.2"}).id
+    reg.promote(a)
+    table = run_csbot("models", "list", workspace=ws).stdout
+    assert "awaiting approval" in table and "promoted" in table
+    listed = last_json(run_csbot("models", "list", "--json", workspace=ws).stdout)
+    assert [(x["id"], x["state"]) for x in listed] == [(a, "promoted"), (waiting, "awaiting approval")]
+
+    proc = run_csbot("models", "approve", a, workspace=ws, check=False)
+    assert proc.returncode == 1 and "not awaiting approval" in proc.stderr
+    done = last_json(run_csbot("models", "approve", waiting, "--by", "dana", workspace=ws).stdout)
+    assert done == {"promoted": waiting, "approved": waiting, "approved_by": "dana", "previous": a}
+    assert reg.promoted().id == waiting
+
+    # a broken pointer: listed with what is wrong and the two fixes, not a crash
+    reg.pointer_path.write_text(json.dumps({"id": "gen-20000101-000000-abcdef"}))
+    proc = run_csbot("models", "list", workspace=ws)
+    said = " ".join(proc.stderr.split())
+    assert "gen-20000101-000000-abcdef" in said and "is broken" in said
+    assert "csbot models promote ID" in said and "csbot models retire" in said
+    (reg.root / a / "model.safetensors").write_bytes(b"junk")
+    reg.promote(a)
+    listed = last_json(run_csbot("models", "list", "--json", workspace=ws).stdout)
+    assert [x["state"] for x in listed if x["id"] == a] == ["promoted, broken"]
 
 
 @pytest.mark.e2e

@@ -1,6 +1,7 @@
 """`csbot finetune round` and `csbot finetune train --corpus` through the installed CLI,
 with a tiny GPT-2 checkpoint the tests save themselves (fast to train, real all the same)."""
 
+import hashlib
 import json
 import shutil
 
@@ -32,22 +33,52 @@ def round_(ws, tiny, logged, *extra):
                                "--max-minutes", "0.3", "--eval-limit", "12", *extra, workspace=ws).stdout)
 
 
-def test_a_round_promotes_only_a_candidate_that_beats_the_current_composer(workspace, tiny_checkpoint, tmp_path):  # noqa: F811
+def index_sources(ws):
+    gen = (ws / "index" / "CURRENT").read_text().strip()
+    units = (ws / "index" / gen / "units.jsonl").read_text(encoding="utf-8").splitlines()
+    return {json.loads(u).get("source_id") for u in units}
+
+
+def test_a_round_is_judged_on_the_shipped_held_out_set_and_a_better_candidate_waits_for_a_person(
+        workspace, tiny_checkpoint, tmp_path):  # noqa: F811
     logged = transcripts(tmp_path / "logged.jsonl", 60)
     # with no model promoted, the candidate is measured against the retrieval composer
-    first = round_(workspace, tiny_checkpoint, logged, "--min-gain", "-1")
+    first = round_(workspace, tiny_checkpoint, logged, "--min-gain", "-1", "--require-approval")
     assert first["current"]["id"] == "retrieval" and first["current"]["fallback_rate"] == 1.0
     assert first["held_out_pairs"] == 12 and 0.0 <= first["candidate"]["rougeL_f1"] <= 1.0
-    assert first["promoted"] == (first["candidate"]["hallucinated_entity_rate"] <= 0.01), first["reason"]
-    in_use = first["candidate"]["id"] if first["promoted"] else "retrieval"
+    better = first["candidate"]["hallucinated_entity_rate"] <= 0.01
+    assert first["decision"] == ("awaiting_approval" if better else "kept"), first["reason"]
+    assert not first["promoted"] and first["awaiting_approval"] == better
+
+    # the held-out set: data/heldout.jsonl, recorded by hash and pair ids, never trained on or indexed
+    shipped = REPO / "data" / "heldout.jsonl"
+    held = first["held_out"]
+    assert held["files"] == [{"name": "heldout.jsonl", "path": str(shipped),
+                              "sha256": hashlib.sha256(shipped.read_bytes()).hexdigest(), "conversations": 61}]
+    assert len(held["ids"]) == 12 and all(i.startswith("heldout-") for i in held["ids"])
+    pairs = workspace / "finetune" / "rounds" / first["round"] / "pairs"
+    trained = (pairs / "train.jsonl").read_text() + (pairs / "valid.jsonl").read_text()
+    assert '"heldout-' not in trained and first["pairs"]["heldout"] > 12
+    assert not any(str(s).startswith("heldout-") for s in index_sources(workspace))
+
+    models = last_json(run_csbot("models", "list", "--json", workspace=workspace).stdout)
+    assert [(m["id"], m["state"]) for m in models] == [
+        (first["candidate"]["id"], "awaiting approval" if better else "registered")]
+    in_use = "retrieval"
+    if better:  # a person approves it: promoted through `promote`'s code
+        approved = last_json(run_csbot("models", "approve", first["candidate"]["id"], workspace=workspace).stdout)
+        assert approved["promoted"] == first["candidate"]["id"]
+        in_use = first["candidate"]["id"]
 
     # a gain of more than 1.0 ROUGE-L is impossible: the candidate is registered, not promoted
     second = round_(workspace, tiny_checkpoint, logged, "--min-gain", "1.1")
     assert not second["promoted"] and "below the required 1.1" in second["reason"]
-    assert second["current"]["id"] == in_use
-    models = json.loads(run_csbot("models", "list", "--json", workspace=workspace).stdout.strip().splitlines()[-1])
+    assert second["decision"] == "kept" and second["current"]["id"] == in_use
+    # the same fixed set both times, both composers scored on it
+    assert second["held_out"]["ids"] == held["ids"] and second["held_out"]["sha256"] == held["sha256"]
+    models = last_json(run_csbot("models", "list", "--json", workspace=workspace).stdout)
     assert {m["id"]: m["promoted"] for m in models} == {
-        first["candidate"]["id"]: first["promoted"], second["candidate"]["id"]: False}
+        first["candidate"]["id"]: better, second["candidate"]["id"]: False}
     report = workspace / "finetune" / "rounds" / second["round"] / "round.json"
     assert json.loads(report.read_text())["candidate"] == second["candidate"]
 
@@ -56,6 +87,18 @@ def test_a_round_with_too_few_conversations_is_refused_with_the_counts(workspace
     proc = run_csbot("finetune", "round", "--transcripts", str(transcripts(tmp_path / "few.jsonl", 3)),
                      "--base", str(tiny_checkpoint), workspace=workspace, check=False)
     assert proc.returncode == 1 and "need at least 20 pairs" in proc.stderr
+    assert not (workspace / "models").exists() or not any((workspace / "models").iterdir())
+
+
+def test_a_round_without_a_held_out_set_is_refused_before_training(workspace, tiny_checkpoint, tmp_path):  # noqa: F811
+    # built from a data folder without heldout.jsonl, and no human agent has answered anyone yet
+    for name in ("store.db", "store.db-wal", "store.db-shm"):  # other tests' turns are not ours
+        (workspace / name).unlink(missing_ok=True)
+    manifest = json.loads((workspace / "workspace.json").read_text())
+    (workspace / "workspace.json").write_text(json.dumps({**manifest, "data_dir": str(tmp_path)}))
+    proc = run_csbot("finetune", "round", "--transcripts", str(transcripts(tmp_path / "logged.jsonl", 60)),
+                     "--base", str(tiny_checkpoint), workspace=workspace, check=False)
+    assert proc.returncode == 1 and "held-out pairs" in proc.stderr and "--heldout FILE" in proc.stderr
     assert not (workspace / "models").exists() or not any((workspace / "models").iterdir())
 
 

@@ -1,4 +1,5 @@
-"""PII scrubbing for fine-tuning data (fast: regular expressions only)."""
+"""PII scrubbing for fine-tuning data: `finetune.scrub` over the product's one scrubber
+(fast: regular expressions and a name list only)."""
 
 import pytest
 
@@ -59,7 +60,6 @@ def test_names_in_the_supported_patterns_become_the_name_placeholder(text, expec
         "Hello Team,",
         "Hi there, this is support.",
         "Thanks Again!",
-        "My order is late and Anna said it shipped",  # a name with no cue is not guessed
         "Express shipping costs more than Standard.",
     ],
 )
@@ -81,10 +81,35 @@ def test_the_companys_own_words_and_contact_details_are_never_scrubbed():
 def test_a_name_found_once_is_masked_wherever_else_it_appears_in_the_conversation():
     names = find_names("Hello, my name is Anna Kowalski.")
     assert names == ["Anna Kowalski"]
-    scrubbed, counts = scrub("Anna Kowalski, your refund is on its way. Annabel is not Anna Kowalski's twin.",
+    scrubbed, counts = scrub("Anna Kowalski, your refund is on its way. Annapolis is not Anna Kowalski's home.",
                              known_names=names)
-    assert scrubbed == "{{Name}}, your refund is on its way. Annabel is not {{Name}}'s twin."
+    assert scrubbed == "{{Name}}, your refund is on its way. Annapolis is not {{Name}}'s home."
     assert counts == {"name": 2}
+
+
+def test_each_part_of_a_known_name_is_masked_too():
+    scrubbed, counts = scrub("Thanks so much! What is your membership level, Minh?", known_names=["Crystal Minh"])
+    assert scrubbed == "Thanks so much! What is your membership level, {{Name}}?"
+    assert counts == {"name": 1}
+
+
+def test_a_first_name_from_the_name_list_is_masked_without_a_cue():
+    assert scrub("My order is late and Jessica said it shipped") == (
+        "My order is late and {{Name}} said it shipped", {"name": 1})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "kind"),
+    [
+        ("my username is tgarcia512", "my username is {{Username}}", "username"),
+        ("Send it to 55 Main St, Apt 4 please", "Send it to {{Street Address}} please", "street_address"),
+        ("UPS says 1Z999AA10123456784 is late", "UPS says {{Tracking Number}} is late", "tracking_number"),
+        ("refund to IBAN GB82 WEST 1234 5698 7654 32", "refund to IBAN {{IBAN}}", "iban"),
+        ("acct no. 4459221087 please", "acct no. {{Account Number}} please", "account_number"),
+    ],
+)
+def test_the_fine_tuning_scrubber_covers_what_the_index_scrubber_covers(text, expected, kind):
+    assert scrub(text) == (expected, {kind: 1})
 
 
 def test_placeholders_already_in_the_text_are_kept():

@@ -50,17 +50,60 @@ def test_a_directory_that_is_not_a_sentence_transformers_model_is_refused(tmp_pa
         SentenceEmbedder(EmbedderConfig(model_path=str(tmp_path))).load()
 
 
-def test_the_model_fingerprint_changes_when_the_config_or_weights_change(tmp_path: Path) -> None:
-    a = tmp_path / "mini"
-    a.mkdir()
+def _model_dir(root: Path) -> Path:
+    a = root / "mini"
+    (a / "1_Pooling").mkdir(parents=True)
     (a / "config.json").write_text('{"hidden_size": 384}')
     (a / "model.safetensors").write_bytes(b"x" * 100)
+    (a / "vocab.txt").write_text("[PAD]\nhello\n")
+    (a / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    return a
+
+
+def test_the_model_fingerprint_changes_when_the_config_or_weights_change(tmp_path: Path) -> None:
+    a = _model_dir(tmp_path)
     first = model_fingerprint(a)
     assert first.startswith("mini@") and first == model_fingerprint(a)
     (a / "model.safetensors").write_bytes(b"x" * 101)
     second = model_fingerprint(a)
     (a / "config.json").write_text('{"hidden_size": 768}')
     assert len({first, second, model_fingerprint(a)}) == 3
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "vocab.txt", "1_Pooling/config.json"])
+def test_the_fingerprint_covers_file_contents_not_just_sizes(tmp_path: Path, name: str) -> None:
+    a = _model_dir(tmp_path)
+    before = model_fingerprint(a)
+    f = a / name
+    data = bytearray(f.read_bytes())
+    data[-2] ^= 0x01  # same size, one bit flipped
+    f.write_bytes(bytes(data))
+    assert model_fingerprint(a) != before
+
+
+def test_the_fingerprint_ignores_documentation_and_hidden_files(tmp_path: Path) -> None:
+    a = _model_dir(tmp_path)
+    before = model_fingerprint(a)
+    (a / "README.md").write_text("# a model card")
+    (a / ".gitattributes").write_text("*.safetensors filter=lfs")
+    (a / ".cache").mkdir()
+    (a / ".cache" / "lock").write_text("x")
+    assert model_fingerprint(a) == before
+
+
+def test_a_model_with_swapped_weights_is_refused_by_an_index_built_with_the_original(tmp_path: Path) -> None:
+    from retrieval.config import IndexConfig
+    from retrieval.errors import IndexMismatchError
+    from retrieval.index import VectorIndex
+    from retrieval.types import Unit
+
+    a = _model_dir(tmp_path)
+    unit = Unit(id="u1", kind="qa", text="hello", reply="hi")
+    VectorIndex.build([unit], np.ones((1, 4), dtype=np.float32) / 2, embedder_id=model_fingerprint(a),
+                      config=IndexConfig()).save(tmp_path / "index")
+    (a / "model.safetensors").write_bytes(b"y" * 100)  # other weights, same size
+    with pytest.raises(IndexMismatchError, match="built with embedder"):
+        VectorIndex.load(tmp_path / "index", embedder_id=model_fingerprint(a), config=IndexConfig())
 
 
 # --- slow: the real MiniLM ------------------------------------------------------------

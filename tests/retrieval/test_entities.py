@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.entities import find_entities, mask_entities, placeholders_in
+from retrieval.entities import find_entities, mask_entities, masked_card, placeholders_in, redact_card_numbers
 
 
 @pytest.mark.parametrize("text, value", [
@@ -74,3 +74,16 @@ def test_placeholders_in_lists_placeholders_in_order_as_written() -> None:
     assert placeholders_in(text) == [
         "{{Order Number}}", "{{ Website URL }}", "{{Customer Support Phone Number}}",
     ]
+
+
+@pytest.mark.parametrize("card", ["4111 1111 1111 4242", "4111-1111-1111-4242", "4111111111114242"])
+def test_a_card_number_is_shown_by_its_last_four_digits_only(card: str) -> None:
+    assert masked_card(card) == "**** **** **** 4242"
+    assert masked_card(masked_card(card)) == "**** **** **** 4242"
+
+
+def test_redact_card_numbers_keeps_the_last_four_and_the_rest_of_the_text() -> None:
+    text = "charge 4111 1111 1111 1111 or 378282246310005, not order #40318275"
+    assert redact_card_numbers(text) == (
+        "charge **** **** **** 1111 or **** **** **** 0005, not order #40318275"
+    )

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.errors import ImportFormatError
-from retrieval.importers import load_import
+from retrieval.config import ImportConfig
+from retrieval.errors import ImportFormatError, ImportLimitError
+from retrieval.importers import json_nesting_over, load_import
 from retrieval.ingest import sha256_file
 
 GOOD_CONV = {"id": "c1", "intent": "track_order", "outcome": "resolved", "turns": [
@@ -208,6 +209,72 @@ def test_a_malformed_abcd_dialogue_names_its_number_and_reason(tmp_path: Path, b
     with pytest.raises(ImportFormatError) as err:
         load_import(path, "abcd")
     assert err.value.row == 2 and reason in err.value.reason
+
+
+# --- limits: size and JSON nesting ----------------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_a_jsonl_line_nested_100000_deep_is_refused_naming_the_depth_limit(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", [GOOD_CONV, DEEP])
+    with pytest.raises(ImportLimitError) as err:
+        load_import(path, "jsonl")
+    assert (err.value.row, err.value.limit, err.value.value) == (2, "max_json_depth", 64)
+    assert "nested more than 64 levels" in str(err.value) and "ImportConfig.max_json_depth = 64" in str(err.value)
+    assert "Nothing was imported" in str(err.value)
+    assert isinstance(err.value, ImportFormatError)
+
+
+def test_an_abcd_file_nested_100000_deep_is_refused_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "abcd.json"
+    path.write_text("[\n" + json.dumps(abcd_dialogue(1)) + ",\n" + '{"x": ' + DEEP + "}]")
+    with pytest.raises(ImportLimitError) as err:
+        load_import(path, "abcd")
+    assert err.value.limit == "max_json_depth"
+    assert "nested more than 64 levels deep (line 3)" in err.value.reason
+
+
+def test_nesting_up_to_the_limit_imports_and_brackets_inside_strings_do_not_count(tmp_path: Path) -> None:
+    # a conversation is 3 levels deep: the object, its turns list, each turn
+    conv = {**GOOD_CONV, "turns": [{"role": "customer", "text": '[[[{{{ "\\" ]]'}, GOOD_CONV["turns"][1]]}
+    path = write_jsonl(tmp_path / "c.jsonl", [conv])
+    assert load_import(path, "jsonl", config=ImportConfig(max_json_depth=3)).n_rows == 1
+    with pytest.raises(ImportLimitError, match="nested more than 2 levels"):
+        load_import(path, "jsonl", config=ImportConfig(max_json_depth=2))
+
+
+def test_json_nesting_over_gives_the_offset_of_the_first_bracket_past_the_limit() -> None:
+    assert json_nesting_over('{"a": [[1], {"b": "]]]]"}]}', 3) is None
+    assert json_nesting_over('{"a": [[1], {"b": "]]]]"}]}', 2) == 7
+    assert json_nesting_over(DEEP, 64) == 64
+
+
+def test_the_default_size_limit_refuses_a_file_over_50_mb_unread(tmp_path: Path) -> None:
+    assert ImportConfig().max_file_bytes == 50 * 1024 * 1024
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as f:  # sparse: no 50 MB written, but that is its size
+        f.truncate(50 * 1024 * 1024 + 1)
+    with pytest.raises(ImportLimitError) as err:
+        load_import(path, "csv")
+    assert (err.value.limit, err.value.value, err.value.row) == ("max_file_bytes", 50 * 1024 * 1024, None)
+    assert "52,428,801 bytes" in err.value.reason and "ImportConfig.max_file_bytes = 52,428,800" in str(err.value)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "bitext", "abcd"])
+def test_every_format_honours_a_smaller_size_limit(tmp_path: Path, fmt: str) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", [GOOD_CONV])
+    size = path.stat().st_size
+    with pytest.raises(ImportLimitError, match=f"the file is {size} bytes"):
+        load_import(path, fmt, config=ImportConfig(max_file_bytes=size - 1))  # type: ignore[arg-type]
+    assert load_import(path, "jsonl", config=ImportConfig(max_file_bytes=size)).n_rows == 1
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_json_depth"):
+        ImportConfig(max_json_depth=0)
+    with pytest.raises(ValueError, match="max_file_bytes"):
+        ImportConfig(max_file_bytes=0)
 
 
 # --- the real shared datasets --------------------------------------------------------

@@ -136,3 +136,58 @@ def test_article_chunks_keep_list_items_on_their_own_lines() -> None:
 
     [chunk] = chunk_text("Steps:\n- one   thing\n- another thing\n\nDone.", chunk_words=50)
     assert chunk == "Steps:\n- one thing\n- another thing\n\nDone."
+
+
+def test_names_usernames_and_addresses_are_masked_in_every_turn_of_a_conversation() -> None:
+    units = units_from_conversations([conv([
+        ("agent", "sure, may I have your name please?"),
+        ("customer", "Crystal Minh"),
+        ("agent", "thanks Crystal! And your username?"),
+        ("customer", "Username: cminh730"),
+        ("agent", "Thanks, I'll ship to 6821 1st ave again."),
+    ])])
+    assert [(u.text, u.reply) for u in units] == [
+        ("{{Name}}", "thanks {{Name}}! And your username?"),
+        ("Username: {{Username}}", "Thanks, I'll ship to {{Street Address}} again."),
+    ]
+    assert units[1].context == ("agent: sure, may I have your name please?", "customer: {{Name}}",
+                                "agent: thanks {{Name}}! And your username?")
+
+
+def test_qa_rows_are_masked_by_the_same_scrubber() -> None:
+    [unit] = units_from_qa([("I'm Priya Sharma, where is 1Z999AA10123456784?",
+                             "Hi Priya, UPS has 1Z999AA10123456784 out for delivery.", None)], source="faq.csv")
+    assert (unit.text, unit.reply) == ("I'm {{Name}}, where is {{Tracking Number}}?",
+                                       "Hi {{Name}}, UPS has {{Tracking Number}} out for delivery.")
+
+
+def _personal_values(scenario: dict) -> set[str]:
+    """What ABCD's scenario says belongs to the customer (a name also by its parts)."""
+    fields = {"personal": ("customer_name", "username", "email", "phone", "account_id"),
+              "order": ("order_id", "street_address", "zip_code")}
+    values = {str(scenario.get(section, {}).get(f) or "").strip() for section, names in fields.items() for f in names}
+    values |= set(str(scenario.get("personal", {}).get("customer_name", "")).split())
+    return {v.lower() for v in values if len(v) >= 3}
+
+
+@pytest.mark.shared
+def test_the_abcd_sample_imported_leaves_no_customer_value_in_the_index(shared_datasets: Path) -> None:
+    import json
+    import re
+
+    from retrieval.importers import load_import
+
+    path = shared_datasets / "abcd" / "abcd_sample.json"
+    batch = load_import(path, "abcd")
+    dialogues = {f"abcd-{d['convo_id']}": d for d in json.loads(path.read_text(encoding="utf-8"))}
+    checked = 0
+    for unit in batch.units:
+        values = _personal_values(dialogues[unit.source_id]["scenario"])
+        stored = " ".join([unit.text, unit.reply, *unit.context]).lower()
+        digits = re.sub(r"\D", "", stored)
+        for value in values:
+            assert not re.search(rf"(?<!\w){re.escape(value)}(?!\w)", stored), (unit.id, value)
+            if re.fullmatch(r"[\d() .-]+", value):  # a phone written any other way
+                assert re.sub(r"\D", "", value) not in digits, (unit.id, value)
+        checked += len(values)
+    assert len(batch.units) >= 10 and checked >= 50

@@ -1,30 +1,30 @@
 """Conversations: start one, send a message (JSON or streamed over SSE), read the
-history, and follow it live (agent messages and handoffs, for after a handoff).
+history a page at a time, and erase it.
 
-Turns run on the conversation's inference worker; everything else on the store worker.
-Whatever can be checked before a stream opens (the body, the text, the rate limit, the
-conversation) is answered as a plain 4xx JSON response; an error after that is an
+Starting a conversation returns its access token; every other call sends it in the
+`X-Conversation-Token` header (see bot/server/access.py), and without it a conversation
+does not exist. Turns run on the conversation's inference worker; everything else on the
+store worker. Whatever can be checked before a stream opens (the body, the text, the rate
+limit, the token) is answered as a plain 4xx JSON response; an error after that is an
 `error` event that ends the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
-from bot.contracts import turn_to_dict
-from bot.errors import UnknownConversationError
 from bot.server import events
+from bot.server.access import AuthorizedConversation, Ready, new_access_token, token_hash
 from bot.server.errors import to_http
-from bot.server.runtime import Runtime, ready_runtime
+from bot.server.runtime import Runtime
 from bot.server.schemas import (
-    CONVERSATION_ID_PATTERN,
     ConversationCreated,
     ConversationIn,
     ConversationOut,
@@ -33,13 +33,13 @@ from bot.server.schemas import (
     ReplyOut,
     check_length,
 )
-from bot.server.turns import stream_turn, take_turn
+from bot.server.turns import public_turn, stream_public_turn
 from bot.store import ConversationStore, DialogueState
+
+log = logging.getLogger("csbot.server")
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
-ConversationId = Annotated[str, Path(pattern=CONVERSATION_ID_PATTERN, description="from POST /api/v1/conversations")]
-Ready = Annotated[Runtime, Depends(ready_runtime)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (404, 409, 413, 429, 503)
 }
@@ -48,61 +48,71 @@ _SSE = {"content": {events.MEDIA_TYPE: {"schema": {"type": "string"}}}}
 
 @router.post("", status_code=201, response_model=ConversationCreated, responses=_ERRORS)
 async def create_conversation(rt: Ready, body: ConversationIn | None = None) -> dict:
+    """A new conversation and its access token (returned only here)."""
     channel = body.channel if body is not None else "web"
-    conversation_id = await rt.store.call(ConversationStore.create_conversation, channel)
-    return {"conversation_id": conversation_id}
+    token = new_access_token()
+    conversation_id = await rt.store.call(
+        lambda store: store.create_conversation(channel, token_hash=token_hash(token)))
+    return {"conversation_id": conversation_id, "access_token": token}
 
 
 @router.post("/{conversation_id}/messages", response_model=ReplyOut, responses=_ERRORS)
-async def post_message(conversation_id: ConversationId, body: MessageIn, rt: Ready) -> dict:
-    """One turn; the reply object has the fields of `csbot ask`."""
+async def post_message(conversation_id: AuthorizedConversation, body: MessageIn, rt: Ready) -> dict:
+    """One turn: the customer's message in, the bot's reply out."""
     check_length(body.text, rt.max_message_chars)
     rt.limit_session(conversation_id)
-    result = await rt.pool.call(conversation_id, take_turn, conversation_id, body.text, body.client_message_id)
-    return turn_to_dict(result)
+    return await rt.pool.call(conversation_id, public_turn, conversation_id, body.text, body.client_message_id)
 
 
 @router.post("/{conversation_id}/messages/stream", response_class=StreamingResponse,
              responses={200: _SSE, **_ERRORS})
-async def stream_message(conversation_id: ConversationId, body: MessageIn, rt: Ready) -> StreamingResponse:
+async def stream_message(conversation_id: AuthorizedConversation, body: MessageIn, rt: Ready) -> StreamingResponse:
     """The same turn as Server-Sent Events: `typing` {}, then `text` {"text"} per piece,
-    then `final` {reply object}; or `error` {"status", "detail"}, which ends the stream."""
+    then `final` {reply object}; or `error` {"status", "code", "detail"}, which ends the stream."""
     check_length(body.text, rt.max_message_chars)
     rt.limit_session(conversation_id)
-    if not await rt.store.call(ConversationStore.conversation_exists, conversation_id):
-        raise UnknownConversationError(conversation_id)
-    return StreamingResponse(_reply_events(rt, conversation_id, body), media_type=events.MEDIA_TYPE,
-                             headers=events.HEADERS)
+    # the turn takes its place in the queue now, so a full queue is a plain 503, not a stream
+    turn = rt.pool.stream(conversation_id, stream_public_turn, conversation_id, body.text, body.client_message_id)
+    return StreamingResponse(_reply_events(rt, turn), media_type=events.MEDIA_TYPE, headers=events.HEADERS)
 
 
-async def _reply_events(rt: Runtime, conversation_id: str, body: MessageIn) -> AsyncIterator[bytes]:
+async def _reply_events(rt: Runtime, turn: AsyncIterator[str | dict]) -> AsyncIterator[bytes]:
     yield events.event("typing", {})
     delay = rt.settings.stream_piece_delay_ms / 1000
     sent_text = False
     try:
-        async for item in rt.pool.stream(conversation_id, stream_turn, conversation_id, body.text,
-                                         body.client_message_id):
-            if isinstance(item, str):
-                if delay and sent_text:
-                    await asyncio.sleep(delay)
-                sent_text = True
-                yield events.event("text", {"text": item})
-            else:
-                yield events.event("final", turn_to_dict(item))
+        # aclosing: a client that leaves stops the turn's stream at once, not when collected
+        async with aclosing(turn):
+            async for item in turn:
+                if isinstance(item, str):
+                    if delay and sent_text:
+                        await asyncio.sleep(delay)
+                    sent_text = True
+                    yield events.event("text", {"text": item})
+                else:
+                    yield events.event("final", item)
     except Exception as e:  # noqa: BLE001 - the stream is open: the error becomes its last event
         error = to_http(e)
-        yield events.event("error", {"status": error.status, "detail": error.detail})
+        yield events.event("error", {"status": error.status, "code": error.code, "detail": error.detail})
 
 
 @router.get("/{conversation_id}", response_model=ConversationOut, responses=_ERRORS)
-async def get_conversation(conversation_id: ConversationId, rt: Ready) -> dict:
-    """The history as the store holds it, for a widget that reloads."""
-    return await rt.store.call(_history, conversation_id)
+async def get_conversation(
+    conversation_id: AuthorizedConversation,
+    rt: Ready,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="only messages older than this message_id")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=500, description="messages per page [default and most: CSBOT_HISTORY_PAGE_SIZE]")] = None,
+) -> dict:
+    """The history, newest page first (messages oldest first within the page), for a
+    widget that reloads; page back with `before`."""
+    size = min(limit or rt.settings.history_page_size, rt.settings.history_page_size)
+    return await rt.store.call(_history, conversation_id, before, size)
 
 
-def _history(store: ConversationStore, conversation_id: str) -> dict:
+def _history(store: ConversationStore, conversation_id: str, before: int | None, limit: int) -> dict:
     conversation = store.conversation(conversation_id)
     ratings = store.latest_ratings(conversation_id)
+    page, has_more = store.messages_page(conversation_id, limit=limit, before=before)
     messages = [
         {
             "message_id": m["id"],
@@ -113,7 +123,7 @@ def _history(store: ConversationStore, conversation_id: str) -> dict:
             "buttons": m.get("buttons") or [],
             "feedback": ratings.get(m["id"]),
         }
-        for m in store.messages(conversation_id)
+        for m in page
     ]
     handed_off = conversation["status"] == "handoff" or DialogueState.from_json(conversation["state"]).handed_off
     return {
@@ -122,66 +132,15 @@ def _history(store: ConversationStore, conversation_id: str) -> dict:
         "created_at": conversation["created_at"],
         "handed_off": handed_off,
         "messages": messages,
+        "has_more": has_more,
     }
 
 
-@router.get("/{conversation_id}/events", response_class=StreamingResponse, responses={200: _SSE, **_ERRORS})
-async def conversation_events(
-    conversation_id: ConversationId,
-    rt: Ready,
-    after: Annotated[int | None, Query(ge=0, description="only events after this message id")] = None,
-    last_event_id: Annotated[str | None, Header(description="set by EventSource when it reconnects")] = None,
-) -> StreamingResponse:
-    """Live events of a conversation, read from the store (so any replica can serve
-    them): `agent_message` {"message_id", "text", "created_at"} and `handoff` {"reason",
-    "message_id"}, each with `id:` = its message id, after the `Last-Event-ID` header or
-    `?after=`; a `: ping` comment every CSBOT_EVENTS_PING_SECONDS of silence. The stream
-    ends when the server shuts down; reconnect with Last-Event-ID."""
-    cursor = max(after or 0, _last_event_id(last_event_id))
-    if not await rt.store.call(ConversationStore.conversation_exists, conversation_id):
-        raise UnknownConversationError(conversation_id)
-    return StreamingResponse(_live_events(rt, conversation_id, cursor), media_type=events.MEDIA_TYPE,
-                             headers=events.HEADERS)
-
-
-def _last_event_id(value: str | None) -> int:
-    if value is None or value == "":
-        return 0
-    if not value.isascii() or not value.isdigit():
-        raise RequestValidationError([{
-            "type": "int_parsing", "loc": ("header", "last-event-id"),
-            "msg": f"Last-Event-ID must be a message id (a whole number), got {value[:40]!r}",
-        }])
-    return int(value)
-
-
-async def _live_events(rt: Runtime, conversation_id: str, cursor: int) -> AsyncIterator[bytes]:
-    poll, ping = rt.settings.events_poll_seconds, rt.settings.events_ping_seconds
-    quiet_since = time.monotonic()
-    while not rt.closing.is_set():  # the server is shutting down: end, the client reconnects
-        found = await rt.store.call(_events_after, conversation_id, cursor)
-        for name, message_id, data in found:
-            yield events.event(name, data, event_id=message_id)
-            cursor = message_id
-        now = time.monotonic()
-        if found:
-            quiet_since = now
-        elif now - quiet_since >= ping:
-            yield events.comment("ping")
-            quiet_since = now
-        await asyncio.sleep(poll)
-
-
-def _events_after(store: ConversationStore, conversation_id: str, cursor: int) -> list[tuple[str, int, dict]]:
-    """Agent messages and handoffs (keyed by the bot message that announced them) with a
-    message id above `cursor`, in message order."""
-    found = [
-        ("agent_message", m["id"], {"message_id": m["id"], "text": m["text"], "created_at": m["created_at"]})
-        for m in store.agent_messages_after(conversation_id, cursor)
-    ]
-    found += [
-        ("handoff", h["message_id"], {"reason": h["reason"], "message_id": h["message_id"]})
-        for h in store.handoffs(conversation_id)
-        if h["message_id"] is not None and h["message_id"] > cursor
-    ]
-    return sorted(found, key=lambda item: item[1])
+@router.delete("/{conversation_id}", status_code=204, response_class=Response, responses=_ERRORS)
+async def delete_conversation(conversation_id: AuthorizedConversation, rt: Ready) -> Response:
+    """Erase the conversation: its messages, ratings, CSAT and handoffs, for good. (Pairs
+    already exported for training are erased by `csbot forget`, which operators run.)"""
+    counts = await rt.store.call(ConversationStore.erase_conversation, conversation_id)
+    # logged without the data: the id and how many rows went
+    log.info("erased conversation %s at its customer's request: %s", conversation_id, counts)
+    return Response(status_code=204)

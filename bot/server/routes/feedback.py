@@ -1,48 +1,41 @@
-"""Ratings: 👍/👎 on a bot reply, and a CSAT score (1-5) at the end of a conversation.
-Both feed the fine-tuning pipeline and reports; both are small writes on the store worker."""
+"""Ratings, under the conversation they belong to (its access token required): 👍/👎 on
+one of its bot replies, and a CSAT score (1-5) for the conversation. One of each: a new
+rating replaces the old, so a client cannot stack them. Both feed the fine-tuning
+pipeline and reports; both are small writes on the store worker."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 
-from bot.server.runtime import Runtime, ready_runtime
-from bot.server.schemas import (
-    CONVERSATION_ID_PATTERN,
-    CsatCreated,
-    CsatIn,
-    ErrorOut,
-    FeedbackCreated,
-    FeedbackIn,
-)
+from bot.server.access import AuthorizedConversation, Ready
+from bot.server.schemas import CsatIn, CsatOut, ErrorOut, FeedbackIn, FeedbackOut
 from bot.store import ConversationStore
 
-router = APIRouter(prefix="/api/v1", tags=["ratings"])
+router = APIRouter(prefix="/api/v1/conversations", tags=["ratings"])
 
-Ready = Annotated[Runtime, Depends(ready_runtime)]
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (404, 413, 429, 503)}
 
 
-@router.post("/messages/{message_id}/feedback", status_code=201, response_model=FeedbackCreated,
+@router.post("/{conversation_id}/messages/{message_id}/feedback", response_model=FeedbackOut,
              responses=_ERRORS)
-async def add_feedback(
+async def set_feedback(
+    conversation_id: AuthorizedConversation,
     message_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="a bot reply's message_id")],
     body: FeedbackIn,
     rt: Ready,
 ) -> dict:
-    """Rate a bot reply. A customer or agent message id is a 422; the latest rating counts."""
-    feedback_id = await rt.store.call(ConversationStore.add_feedback, message_id, body.rating, body.comment)
-    return {"feedback_id": feedback_id}
+    """Rate one of this conversation's bot replies; rating it again replaces the rating.
+    Any other message id (another conversation's, a customer's own) is a 404."""
+    await rt.store.call(lambda store: store.add_feedback(message_id, body.rating, body.comment,
+                                                         conversation_id=conversation_id))
+    return {"message_id": message_id, "rating": body.rating}
 
 
-@router.post("/conversations/{conversation_id}/csat", status_code=201, response_model=CsatCreated,
-             responses=_ERRORS)
-async def add_csat(
-    conversation_id: Annotated[str, Path(pattern=CONVERSATION_ID_PATTERN)],
-    body: CsatIn,
-    rt: Ready,
-) -> dict:
-    """Customer satisfaction, 1 (very unhappy) to 5 (very happy), with an optional comment."""
-    csat_id = await rt.store.call(ConversationStore.add_csat, conversation_id, body.score, body.comment)
-    return {"csat_id": csat_id}
+@router.post("/{conversation_id}/csat", response_model=CsatOut, responses=_ERRORS)
+async def set_csat(conversation_id: AuthorizedConversation, body: CsatIn, rt: Ready) -> dict:
+    """Customer satisfaction, 1 (very unhappy) to 5 (very happy), with an optional
+    comment; sending it again replaces it."""
+    await rt.store.call(ConversationStore.add_csat, conversation_id, body.score, body.comment)
+    return {"score": body.score}

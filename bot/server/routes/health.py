@@ -22,5 +22,7 @@ async def healthz() -> dict:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(rt: Annotated[Runtime, Depends(runtime)]) -> JSONResponse:
-    body = Readiness(status=rt.state, workers=len(rt.pool), detail=rt.failure)
+    # the reason stays in the server log: it names files and paths an outsider has no use for
+    detail = "the assistant failed to load; the server log says why" if rt.state == "failed" else None
+    body = Readiness(status=rt.state, workers=len(rt.pool), detail=detail)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if rt.ready else 503)

@@ -2,8 +2,10 @@
 `POST /webhooks/rest/webhook` with {"sender", "message"} answers
 [{"recipient_id", "text", "buttons"?: [{"title", "payload"}]}].
 
-A sender id maps to one conversation (channel "rest"), made on its first message; a
-button's payload is its title, which picks the option when sent back as a message.
+A sender id maps to one conversation (channel "rest"), made on its first message; its
+id is an HMAC of the sender under the server's secret, so knowing a sender id reveals no
+conversation id, and the public API never reads these conversations (they have no
+access token). A button's payload is its title, which picks the option when sent back.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from bot.server.access import ServerSecret, channel_conversation_id
 from bot.server.runtime import Runtime, ready_runtime
 from bot.server.schemas import ErrorOut, RasaIn, RasaMessage, check_length
-from bot.server.turns import rasa_conversation_id, rasa_turn
+from bot.server.turns import rasa_turn
 
 router = APIRouter(prefix="/webhooks/rest", tags=["rasa"])
 
@@ -29,12 +32,12 @@ async def channel_status() -> dict:
 
 @router.post("/webhook", response_model=list[RasaMessage], response_model_exclude_none=True,
              responses=_ERRORS)
-async def webhook(body: RasaIn, rt: Annotated[Runtime, Depends(ready_runtime)]) -> list[dict]:
+async def webhook(body: RasaIn, rt: Annotated[Runtime, Depends(ready_runtime)], secret: ServerSecret) -> list[dict]:
     check_length(body.message, rt.max_message_chars, field="message")
-    conversation_id = rasa_conversation_id(body.sender)
+    conversation_id = channel_conversation_id(secret, "rest", body.sender)
     rt.limit_session(conversation_id)
-    result = await rt.pool.call(conversation_id, rasa_turn, body.sender, body.message)
-    message: dict = {"recipient_id": body.sender, "text": result.reply}
-    if result.buttons:
-        message["buttons"] = [{"title": b, "payload": b} for b in result.buttons]
+    reply = await rt.pool.call(conversation_id, rasa_turn, conversation_id, body.message)
+    message: dict = {"recipient_id": body.sender, "text": reply["reply"]}
+    if reply["buttons"]:
+        message["buttons"] = [{"title": b, "payload": b} for b in reply["buttons"]]
     return [message]

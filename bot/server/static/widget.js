@@ -33,6 +33,9 @@
     open: ds.open === "true" || ds.open === "",
     position: ds.position === "left" ? "left" : "right",
     streaming: ds.streaming !== "false",
+    // how long the server keeps answering to a conversation's token after its last
+    // activity (CSBOT_CONVERSATION_READ_HOURS, 30 days by default)
+    readWindowMs: positiveNumber(ds.readWindowHours, 720) * 3600 * 1000,
   };
   var THEME = {
     primaryColor: "--csbot-primary",
@@ -47,10 +50,17 @@
   var STREAM_IDLE_MS = 60000;
   var MAX_BACKOFF_MS = 30000;
   var MAX_SERVER_RETRIES = 4;
+  var HISTORY_PAGE_SIZE = 20;
+  var TOKEN_HEADER = "X-Conversation-Token";
 
   function normaliseLang(value) {
     var lang = String(value || "").trim().toLowerCase().split(/[-_]/)[0];
     return /^[a-z]{2,3}$/.test(lang) ? lang : null;
+  }
+
+  function positiveNumber(value, fallback) {
+    var n = Number(value);
+    return value && isFinite(n) && n > 0 ? n : fallback;
   }
 
   function api(path) {
@@ -76,6 +86,40 @@
     get: function (key) { try { return window.sessionStorage.getItem(prefix + key); } catch (e) { return null; } },
     set: function (key, value) { try { window.sessionStorage.setItem(prefix + key, value); } catch (e) { /* ignore */ } },
   };
+
+  // The conversation is kept as one record: its id, the access token that the server
+  // handed out once when it was created (every later call must show it), and the time of
+  // the last activity. The server stops answering to the token once the conversation has
+  // been idle past its read window, so an older record is dropped without asking.
+  function loadConversation() {
+    var raw = storage.get("conversation");
+    if (!raw) return null;
+    var saved = null;
+    try { saved = JSON.parse(raw); } catch (e) { saved = null; }
+    var fresh = saved && typeof saved.id === "string" && saved.id &&
+      typeof saved.token === "string" && saved.token &&
+      typeof saved.at === "number" && Date.now() - saved.at < config.readWindowMs;
+    if (!fresh) {
+      storage.del("conversation");
+      return null;
+    }
+    return { id: saved.id, token: saved.token, at: saved.at, csat: Number(saved.csat) || null };
+  }
+
+  function saveConversation() {
+    var conv = state.conv;
+    // an ended chat is never written back: the next person at this browser must not get it
+    if (!conv || state.ended) return;
+    storage.set("conversation", JSON.stringify({ id: conv.id, token: conv.token, at: conv.at, csat: conv.csat }));
+  }
+
+  // Something happened in the conversation: its read window starts again.
+  function touch(conv, when) {
+    var at = when === undefined ? Date.now() : Math.min(Date.now(), when); // NaN: no change
+    if (!conv || !(at > conv.at)) return;
+    conv.at = at;
+    if (conv === state.conv) saveConversation();
+  }
 
   function uuid() {
     if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
@@ -143,6 +187,7 @@
   var ICONS = {
     chat: "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z",
     close: "M6 6l12 12M18 6L6 18",
+    more: "M5 10a2 2 0 1 0 0 4 2 2 0 1 0 0-4zm7 0a2 2 0 1 0 0 4 2 2 0 1 0 0-4zm7 0a2 2 0 1 0 0 4 2 2 0 1 0 0-4z",
     send: "M3 20l18-8L3 4v6l12 2-12 2z",
     // a thumb (the down vote is the same shape turned over in widget.css); drawn as SVG so
     // it does not depend on an emoji font
@@ -257,14 +302,16 @@
   }
 
   // ---------------------------------------------------------------- network helpers
-  function HttpError(status, detail, retryAfter) {
+  function HttpError(status, detail, retryAfter, code) {
     this.status = status;
     this.detail = detail;
     this.retryAfter = retryAfter;
+    this.code = code || null; // the server's stable error code: branch on it, not on the text
   }
   function NetworkError(reason) {
     this.status = 0;
     this.detail = reason;
+    this.code = null;
   }
 
   function formatDetail(detail) {
@@ -290,12 +337,22 @@
   function httpError(response) {
     var retryAfter = parseRetryAfter(response.headers.get("Retry-After"));
     return response.text().then(function (body) {
-      var detail = "";
-      try { detail = formatDetail(JSON.parse(body).detail); } catch (e) { detail = ""; }
-      return new HttpError(response.status, detail || t("error_generic"), retryAfter);
+      var data = null;
+      try { data = JSON.parse(body); } catch (e) { data = null; }
+      var detail = data && typeof data === "object" ? formatDetail(data.detail) : "";
+      var code = data && typeof data.code === "string" ? data.code : null;
+      return new HttpError(response.status, detail || t("error_generic"), retryAfter, code);
     }, function () {
       return new HttpError(response.status, t("error_generic"), retryAfter);
     });
+  }
+
+  // The server gives the same 404 for an unknown id, a wrong or missing token and a
+  // conversation idle past its read window. `aboutConversation`: the request addressed
+  // the conversation itself, so a 404 without a code can mean nothing else.
+  function isConversationGone(err, aboutConversation) {
+    return !!err && err.status === 404 &&
+      (err.code === "conversation_not_found" || (!!aboutConversation && !err.code));
   }
 
   function fetchWithTimeout(url, options, timeoutMs) {
@@ -311,18 +368,36 @@
     });
   }
 
-  function postJson(url, body) {
-    return fetchWithTimeout(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-    }).then(function (r) {
+  function conversationUrl(conv, rest) {
+    return api("api/v1/conversations/" + encodeURIComponent(conv.id) + (rest || ""));
+  }
+
+  // The access token only ever travels in a header: URLs end up in access logs, proxies
+  // and the browser's history.
+  function headersFor(conv, extra) {
+    var headers = Object.assign({ Accept: "application/json" }, extra || {});
+    if (conv) headers[TOKEN_HEADER] = conv.token;
+    return headers;
+  }
+
+  function requestJson(method, url, conv, body) {
+    var options = { method: method, headers: headersFor(conv) };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetchWithTimeout(url, options).then(function (r) {
       if (!r.ok) return httpError(r).then(function (e) { throw e; });
       return r.status === 204 ? null : r.json().catch(function () { return null; });
     });
   }
 
-  // Server-sent events over a fetch body (EventSource cannot POST).
+  function canStream() {
+    return typeof window.ReadableStream === "function" && typeof window.TextDecoder === "function";
+  }
+
+  // Server-sent events over a fetch body: EventSource can neither POST nor send the
+  // token header, so both the reply stream and the live events are read this way.
   function parseSseBlock(block) {
     var ev = { event: "message", data: "", id: null };
     var data = [];
@@ -388,17 +463,27 @@
     });
   }
 
+  // Pending waits (backoff, offline): they end early when the browser comes back online,
+  // or when the chat is ended and there is nothing left to wait for.
+  var sleepers = [];
+
   function sleep(ms) {
-    // resolves early when the browser comes back online
     return new Promise(function (resolve) {
       var timer = setTimeout(done, ms);
       function done() {
         clearTimeout(timer);
         window.removeEventListener("online", done);
+        var i = sleepers.indexOf(done);
+        if (i >= 0) sleepers.splice(i, 1);
         resolve();
       }
+      sleepers.push(done);
       window.addEventListener("online", done);
     });
+  }
+
+  function wakeSleepers() {
+    sleepers.slice().forEach(function (done) { done(); });
   }
 
   function backoffMs(attempt) {
@@ -408,18 +493,20 @@
 
   // ---------------------------------------------------------------- state
   var state = {
-    conversationId: storage.get("conversation"),
+    conv: loadConversation(), // {id, token, at, csat} or null
     isOpen: false,
     queue: [],
     busy: false,
     restoring: false, // the history is being fetched: sending waits for it
     handedOff: false,
-    ended: false,
+    ended: false, // End chat: the conversation stays on screen, but no longer in storage
     seen: {}, // message ids already on screen
-    events: null,
+    oldestId: null, // the oldest message on screen, for "earlier messages"
+    loadingEarlier: false,
+    events: null, // the live events reader: {controller, conv}
     eventsAttempt: 0,
     eventsTimer: null,
-    lastBotMessage: null,
+    eventsCursor: null, // the last live event's id: where a reconnect resumes
     unread: 0,
   };
 
@@ -485,6 +572,16 @@
     h("button", { type: "submit", class: "csbot-send", "aria-label": t("send"), title: t("send") }, icon("send")));
 
     ui.endButton = h("button", { type: "button", class: "csbot-end", text: t("end_chat"), onclick: endChat });
+    ui.menuButton = h("button", {
+      type: "button",
+      class: "csbot-menu-button",
+      "aria-label": t("menu"),
+      title: t("menu"),
+      "aria-expanded": "false",
+      "aria-controls": "csbot-menu",
+      onclick: function () { toggleMenu(); },
+    }, icon("more"));
+    ui.menu = h("div", { id: "csbot-menu", class: "csbot-menu", role: "group", "aria-label": t("menu"), hidden: true });
     ui.panel = h("section", {
       id: "csbot-panel",
       class: "csbot-panel",
@@ -492,19 +589,27 @@
       "aria-modal": "false",
       "aria-labelledby": titleId,
       hidden: true,
+      onclick: function (e) {
+        // a click anywhere else closes the menu (composedPath: the clicked node may have
+        // been replaced by the time the click gets here)
+        var path = e.composedPath();
+        if (!ui.menu.hidden && path.indexOf(ui.menu) < 0 && path.indexOf(ui.menuButton) < 0) closeMenu(false);
+      },
     },
     h("header", { class: "csbot-header" },
       h("div", { class: "csbot-heading" },
         h("h2", { id: titleId, class: "csbot-title", text: config.title || t("title") }),
         h("p", { class: "csbot-subtitle", text: t("subtitle") })),
       ui.endButton,
+      ui.menuButton,
       h("button", {
         type: "button",
         class: "csbot-close",
         "aria-label": t("close"),
         title: t("close"),
         onclick: function () { toggle(false); },
-      }, icon("close"))),
+      }, icon("close")),
+      ui.menu),
     ui.status,
     ui.log,
     ui.typing,
@@ -518,7 +623,11 @@
       lang: config.lang,
       hidden: true,
       onkeydown: function (e) {
-        if (e.key === "Escape" && state.isOpen) {
+        if (e.key !== "Escape") return;
+        if (!ui.menu.hidden) {
+          e.stopPropagation();
+          closeMenu(true);
+        } else if (state.isOpen) {
           e.stopPropagation();
           toggle(false);
         }
@@ -528,6 +637,7 @@
     ui.host = host;
     ui.shadow = shadow;
     updateLauncher();
+    updateControls();
 
     // Show the widget once its stylesheet is in (or has failed), never unstyled.
     var shown = false;
@@ -552,6 +662,13 @@
     ui.launcher.querySelector(".csbot-badge").hidden = !state.unread || state.isOpen;
   }
 
+  // The menu only offers what applies to a conversation, so it shows while there is one.
+  function updateControls() {
+    if (!ui.menuButton) return;
+    ui.menuButton.hidden = !state.conv;
+    if (!state.conv) closeMenu(false);
+  }
+
   function toggle(open, keepFocus) {
     var wasOpen = state.isOpen;
     state.isOpen = open === undefined ? !state.isOpen : !!open;
@@ -559,6 +676,7 @@
     ui.root.classList.toggle("csbot-root--open", state.isOpen);
     session.set("open", state.isOpen ? "1" : "0");
     if (state.isOpen) state.unread = 0;
+    else closeMenu(false);
     updateLauncher();
     if (state.isOpen !== wasOpen) emit(state.isOpen ? "open" : "close");
     if (state.isOpen) {
@@ -607,18 +725,87 @@
     if (on) scrollToEnd(false);
   }
 
+  // ---------------------------------------------------------------- the menu
+  function toggleMenu() {
+    if (!ui.menu.hidden) {
+      closeMenu(true);
+      return;
+    }
+    if (!state.conv) return;
+    ui.menu.replaceChildren(h("button", {
+      type: "button",
+      class: "csbot-menu-item",
+      text: t("delete_conversation"),
+      onclick: confirmDelete,
+    }));
+    ui.menu.hidden = false;
+    ui.menuButton.setAttribute("aria-expanded", "true");
+    ui.menu.querySelector("button").focus();
+  }
+
+  function closeMenu(returnFocus) {
+    if (!ui.menu || ui.menu.hidden) return;
+    ui.menu.hidden = true;
+    ui.menu.replaceChildren();
+    ui.menuButton.setAttribute("aria-expanded", "false");
+    if (returnFocus && !ui.menuButton.hidden) ui.menuButton.focus();
+  }
+
+  // Deleting cannot be undone: ask first, with Cancel focused.
+  function confirmDelete() {
+    var cancel = h("button", {
+      type: "button",
+      class: "csbot-menu-item",
+      text: t("cancel"),
+      onclick: function () { closeMenu(true); },
+    });
+    ui.menu.replaceChildren(
+      h("p", { class: "csbot-menu-text", text: t("delete_confirm") }),
+      h("div", { class: "csbot-menu-actions" },
+        h("button", {
+          type: "button",
+          class: "csbot-menu-item csbot-menu-item--danger",
+          text: t("delete"),
+          onclick: deleteConversation,
+        }),
+        cancel));
+    cancel.focus();
+  }
+
+  function deleteConversation() {
+    var conv = state.conv;
+    if (!conv) { closeMenu(false); return; }
+    if (ui.menu.getAttribute("aria-busy") === "true") return;
+    ui.menu.setAttribute("aria-busy", "true");
+    requestJson("DELETE", conversationUrl(conv), conv).catch(function (err) {
+      // already gone on the server: there is nothing left to delete
+      if (!isConversationGone(err, true)) throw err;
+    }).then(function () {
+      ui.menu.removeAttribute("aria-busy");
+      if (state.conv !== conv) return;
+      closeMenu(false);
+      newChat();
+      addMessage({ role: "system", text: t("deleted") });
+      announce(t("deleted"));
+    }, function (err) {
+      ui.menu.removeAttribute("aria-busy");
+      showInlineError(ui.menu, err && err.status >= 400 && err.status < 500 && err.detail ? err.detail : t("delete_error"));
+    });
+  }
+
   // ---------------------------------------------------------------- messages
+  var ROLES = ["customer", "bot", "agent", "system"];
+
   function roleLabel(role) {
     return t({ customer: "you", bot: "bot", agent: "agent", system: "system" }[role] || "bot");
   }
 
-  function addMessage(m) {
+  // A message's elements, not yet on the page. `kind` tags a system notice (handoff).
+  function createMessage(m) {
     var role = m.role;
     if (role === "system") {
-      var note = h("div", { class: "csbot-notice", role: "note" }, m.text);
-      ui.log.append(note);
-      scrollToEnd(false);
-      return { el: note };
+      var note = h("div", { class: "csbot-notice" + (m.kind ? " csbot-notice--" + m.kind : ""), role: "note" }, m.text);
+      return { el: note, role: role };
     }
     // dir=auto: each message runs in its own script's direction (English text in an
     // Arabic widget keeps its punctuation where it belongs)
@@ -629,14 +816,27 @@
       h("span", { class: "csbot-sr csbot-who", text: roleLabel(role) + ": " }),
       role === "agent" ? h("span", { class: "csbot-author", "aria-hidden": "true", text: t("agent") }) : null,
       bubble);
-    var msg = { el: el, bubble: bubble, role: role, text: m.text, messageId: null, feedback: m.feedback || null };
+    var msg = {
+      el: el,
+      bubble: bubble,
+      role: role,
+      text: m.text,
+      messageId: null,
+      feedback: m.feedback || null,
+      conv: m.conv || state.conv, // a rating goes to the conversation the message is from
+    };
     if (role === "customer") {
       msg.statusEl = h("div", { class: "csbot-msg-status", hidden: true });
       el.append(msg.statusEl);
     }
-    ui.log.append(el);
     if (m.messageId !== undefined && m.messageId !== null) setMessageId(msg, m.messageId);
-    scrollToEnd(role === "customer");
+    return msg;
+  }
+
+  function addMessage(m) {
+    var msg = createMessage(m);
+    ui.log.append(msg.el);
+    scrollToEnd(m.role === "customer");
     return msg;
   }
 
@@ -674,19 +874,23 @@
     msg.el.classList.toggle("csbot-msg--rated", !!msg.feedback);
   }
 
+  // One rating per message; the server replaces it when the customer changes their mind.
   function sendFeedback(msg, rating) {
-    if (msg.messageId === null || msg.feedback === rating || msg.feedbackPending) return;
+    var conv = msg.conv;
+    if (msg.messageId === null || !conv || msg.feedback === rating || msg.feedbackPending) return;
     var previous = msg.feedback;
     msg.feedback = rating;
     msg.feedbackPending = true;
     showFeedbackState(msg);
-    postJson(api("api/v1/messages/" + encodeURIComponent(msg.messageId) + "/feedback"), { rating: rating, comment: null })
+    var path = "/messages/" + encodeURIComponent(msg.messageId) + "/feedback";
+    requestJson("POST", conversationUrl(conv, path), conv, { rating: rating })
       .then(function () {
         announce(t("feedback_thanks"));
       }, function (err) {
         msg.feedback = previous;
         showFeedbackState(msg);
         announce(t("feedback_error"));
+        if (isConversationGone(err, false)) conversationGone(conv);
         showInlineError(msg.el, err && err.status >= 400 && err.status < 500 && err.detail ? err.detail : t("feedback_error"));
       })
       .then(function () { msg.feedbackPending = false; });
@@ -716,15 +920,17 @@
   }
 
   function setItemStatus(item, status, detail) {
+    if (item.cancelled && status !== "cancelled") return; // the chat ended: it stays unsent
     var el = item.msg.el;
     item.status = status;
-    ["queued", "sending", "sent", "failed", "rejected"].forEach(function (s) {
+    ["queued", "sending", "sent", "failed", "rejected", "cancelled"].forEach(function (s) {
       el.classList.toggle("csbot-msg--" + s, s === status);
     });
     var statusEl = item.msg.statusEl;
     statusEl.replaceChildren();
     statusEl.classList.toggle("csbot-msg-status--error", status === "failed" || status === "rejected");
     if (status === "queued") statusEl.append(t("queued"));
+    else if (status === "cancelled") statusEl.append(t("not_sent_ended"));
     else if (status === "rejected") {
       statusEl.append(h("span", { class: "csbot-error-detail", role: "alert" }, detail || t("error_generic")));
     } else if (status === "failed") {
@@ -734,6 +940,7 @@
           class: "csbot-retry",
           text: t("retry"),
           onclick: function () {
+            if (state.ended) return; // End chat dropped it
             setItemStatus(item, "queued");
             state.queue.push(item);
             saveQueue();
@@ -744,55 +951,124 @@
     statusEl.hidden = !statusEl.firstChild;
   }
 
+  // ---------------------------------------------------------------- the conversation
+  // The server no longer answers for this conversation (unknown, wrong token, idle past
+  // the read window): forget it; the next message starts a new one. The screen keeps
+  // what it shows, and nothing typed is lost.
+  function conversationGone(conv) {
+    if (!conv || state.conv !== conv) return;
+    forgetConversation();
+  }
+
+  function forgetConversation() {
+    closeEvents();
+    state.conv = null;
+    state.handedOff = false;
+    storage.del("conversation");
+    updateControls();
+  }
+
   // ---------------------------------------------------------------- handoff and agent messages
   function onHandoff() {
     if (state.handedOff) return;
     state.handedOff = true;
-    addMessage({ role: "system", text: t("handoff_notice") });
+    addMessage({ role: "system", kind: "handoff", text: t("handoff_notice") });
     announce(t("handoff_notice"));
     openEvents();
   }
 
   function closeEvents() {
     clearTimeout(state.eventsTimer);
-    if (state.events) state.events.close();
+    state.eventsTimer = null;
+    var live = state.events;
     state.events = null;
     state.eventsAttempt = 0;
+    state.eventsCursor = null;
+    if (live) live.controller.abort();
   }
 
+  function maxSeenId() {
+    var max = 0;
+    Object.keys(state.seen).forEach(function (id) {
+      if (/^\d+$/.test(id) && Number(id) > max) max = Number(id);
+    });
+    return max;
+  }
+
+  // Live events (agent messages, handoffs) read with fetch, since the token goes in a
+  // header; after a drop it reconnects with backoff and resumes after the last event
+  // (Last-Event-ID), so nothing is missed and nothing shows twice.
   function openEvents() {
-    if (state.events || !state.conversationId || typeof window.EventSource !== "function") return;
-    var id = state.conversationId;
-    var es = new EventSource(api("api/v1/conversations/" + encodeURIComponent(id) + "/events"));
-    state.events = es;
-    es.addEventListener("open", function () { state.eventsAttempt = 0; });
-    es.addEventListener("agent_message", function (e) {
-      var data;
-      try { data = JSON.parse(e.data); } catch (err) { return; }
-      if (!data || typeof data.text !== "string") return;
-      var mid = data.message_id !== undefined ? data.message_id : e.lastEventId;
+    var conv = state.conv;
+    if (state.events || !conv || state.ended || !canStream()) return;
+    clearTimeout(state.eventsTimer);
+    state.eventsTimer = null;
+    // the first time: everything up to the newest message on screen is already shown
+    if (state.eventsCursor === null) state.eventsCursor = maxSeenId();
+    var live = { controller: new AbortController(), conv: conv };
+    state.events = live;
+    var headers = headersFor(conv, { Accept: "text/event-stream" });
+    if (state.eventsCursor > 0) headers["Last-Event-ID"] = String(state.eventsCursor);
+    fetch(conversationUrl(conv, "/events"), {
+      credentials: "omit",
+      cache: "no-store",
+      signal: live.controller.signal,
+      headers: headers,
+    }).catch(function (err) {
+      throw new NetworkError(String(err && err.message || err));
+    }).then(function (response) {
+      if (!response.ok) return httpError(response).then(function (e) { throw e; });
+      if (state.events !== live) return null;
+      state.eventsAttempt = 0;
+      return readSse(response, live.controller, function (ev) {
+        if (state.events !== live) return false;
+        onLiveEvent(ev, conv);
+        return true;
+      });
+    }).then(function () { return null; }, function (err) { return err; }).then(function (err) {
+      if (state.events !== live) return; // closed on purpose
+      state.events = null;
+      if (isConversationGone(err, true)) {
+        conversationGone(conv);
+        return;
+      }
+      var delay;
+      if (err && err.status === 429) {
+        // too many open streams (other tabs): wait as long as the server asks
+        var wait = err.retryAfter !== null && err.retryAfter !== undefined ? err.retryAfter : 5;
+        delay = Math.min(60, Math.max(1, Math.ceil(wait))) * 1000;
+      } else if (err && err.status >= 400 && err.status < 500) {
+        return; // asking again gets the same answer
+      } else {
+        // a drop, a server restart, the stream ending: come back, more slowly each time
+        state.eventsAttempt += 1;
+        delay = backoffMs(state.eventsAttempt);
+      }
+      state.eventsTimer = setTimeout(openEvents, delay);
+    });
+  }
+
+  function onLiveEvent(ev, conv) {
+    if (ev.id && /^\d+$/.test(ev.id)) state.eventsCursor = Math.max(state.eventsCursor || 0, Number(ev.id));
+    var data = ev.data && typeof ev.data === "object" ? ev.data : {};
+    if (ev.event === "agent_message") {
+      if (typeof data.text !== "string") return;
+      var mid = data.message_id !== undefined && data.message_id !== null ? data.message_id : ev.id;
       if (mid !== undefined && mid !== null && mid !== "" && state.seen[String(mid)]) return;
       setQuickReplies([]);
       addMessage({ role: "agent", text: data.text, messageId: mid === "" ? null : mid });
+      touch(conv);
       announce(t("agent") + ": " + plainText(data.text));
       if (!state.isOpen) { state.unread += 1; updateLauncher(); }
-    });
-    es.addEventListener("handoff", function () { onHandoff(); });
-    es.addEventListener("error", function () {
-      if (es.readyState !== EventSource.CLOSED) return; // the browser is reconnecting by itself
-      es.close();
-      if (state.events !== es) return;
-      state.events = null;
-      state.eventsAttempt += 1;
-      if (state.eventsAttempt > 10 || state.conversationId !== id) return;
-      state.eventsTimer = setTimeout(openEvents, backoffMs(state.eventsAttempt));
-    });
+    } else if (ev.event === "handoff") {
+      onHandoff();
+    }
   }
 
   // ---------------------------------------------------------------- CSAT
   function showCsat() {
-    var id = state.conversationId;
-    if (!id || storage.get("csat:" + id) || ui.log.querySelector(".csbot-csat")) return;
+    var conv = state.conv;
+    if (!conv || conv.csat || ui.log.querySelector(".csbot-csat")) return;
     var questionId = "csbot-csat-q";
     var scores = h("div", { class: "csbot-csat-scores" });
     var card = h("div", { class: "csbot-csat", role: "group", "aria-labelledby": questionId },
@@ -811,7 +1087,7 @@
           class: "csbot-csat-score",
           "aria-label": t("csat_score", { score: score }),
           title: t("csat_score_" + score),
-          onclick: function () { submitCsat(card, score, id); },
+          onclick: function () { submitCsat(card, score, conv); },
         }, h("span", { "aria-hidden": "true", text: String(score) })));
       })(s);
     }
@@ -820,15 +1096,16 @@
     announce(t("csat_question"));
   }
 
-  function submitCsat(card, score, id) {
+  function submitCsat(card, score, conv) {
     var buttons = card.querySelectorAll("button");
     var hadFocus = card.contains(ui.shadow.activeElement);
     Array.prototype.forEach.call(buttons, function (b) { b.setAttribute("aria-disabled", "true"); });
     if (card.getAttribute("aria-busy") === "true") return;
     card.setAttribute("aria-busy", "true");
-    postJson(api("api/v1/conversations/" + encodeURIComponent(id) + "/csat"), { score: score, comment: null })
+    requestJson("POST", conversationUrl(conv, "/csat"), conv, { score: score })
       .then(function () {
-        storage.set("csat:" + id, String(score));
+        conv.csat = score;
+        if (conv === state.conv) saveConversation();
         card.removeAttribute("aria-busy");
         card.replaceChildren(h("p", { class: "csbot-csat-thanks", text: t("csat_thanks") }));
         announce(t("csat_thanks"));
@@ -836,42 +1113,58 @@
       }, function (err) {
         card.removeAttribute("aria-busy");
         Array.prototype.forEach.call(buttons, function (b) { b.removeAttribute("aria-disabled"); });
+        if (isConversationGone(err, true)) conversationGone(conv);
         showInlineError(card, err && err.status >= 400 && err.status < 500 && err.detail ? err.detail : t("csat_error"));
       });
   }
 
+  // End chat: the transcript stays on screen (and can still be rated), but nothing of it
+  // stays in this browser - whoever uses it next starts afresh, also after a reload.
   function endChat() {
-    if (!state.conversationId) { toggle(false); return; }
-    state.ended = true;
-    setQuickReplies([]);
-    if (!ui.log.querySelector(".csbot-ended")) {
+    closeMenu(false);
+    if (!state.conv && !state.queue.length) { toggle(false); return; }
+    if (!state.ended) {
+      state.ended = true;
+      closeEvents();
+      cancelQueue();
+      storage.del("conversation");
+      Array.prototype.forEach.call(ui.log.querySelectorAll(".csbot-retry"), function (b) { b.remove(); });
+      setQuickReplies([]);
       ui.log.append(h("div", { class: "csbot-notice csbot-ended", role: "note" },
         h("span", { text: t("chat_ended") + " " }),
         h("button", { type: "button", class: "csbot-link-button", text: t("new_chat"), onclick: function () { newChat(); } })));
+      showCsat();
     }
-    showCsat();
-    var first = ui.log.querySelector(".csbot-csat-score");
+    var first = ui.log.querySelector(".csbot-csat-score") || ui.log.querySelector(".csbot-ended button");
     if (first) first.focus();
   }
 
-  function newChat() {
+  function newChat(takeFocus) {
+    cancelQueue();
     closeEvents();
-    state.conversationId = null;
+    state.conv = null;
     state.handedOff = false;
     state.ended = false;
     state.seen = {};
+    state.oldestId = null;
     storage.del("conversation");
+    updateControls();
+    ui.earlier = null;
     ui.log.replaceChildren();
     setQuickReplies([]);
     addWelcome();
-    ui.input.focus();
+    if (takeFocus !== false) ui.input.focus();
+  }
+
+  function createWelcome() {
+    var bubble = h("div", { class: "csbot-bubble" });
+    renderMarkdown(bubble, t("welcome"));
+    return h("div", { class: "csbot-msg csbot-msg--welcome" },
+      h("span", { class: "csbot-sr csbot-who", text: roleLabel("bot") + ": " }), bubble);
   }
 
   function addWelcome() {
-    var bubble = h("div", { class: "csbot-bubble" });
-    renderMarkdown(bubble, t("welcome"));
-    ui.log.append(h("div", { class: "csbot-msg csbot-msg--welcome" },
-      h("span", { class: "csbot-sr csbot-who", text: roleLabel("bot") + ": " }), bubble));
+    ui.log.append(createWelcome());
   }
 
   // ---------------------------------------------------------------- sending
@@ -879,6 +1172,20 @@
     var pending = state.queue.map(function (item) { return { text: item.text, client_message_id: item.client_message_id }; });
     if (pending.length) storage.set("queue", JSON.stringify(pending));
     else storage.del("queue");
+  }
+
+  // Messages still waiting are dropped (shown as not sent), from the screen's queue and
+  // from storage; one being delivered right now is stopped.
+  function cancelQueue() {
+    var pending = state.queue;
+    state.queue = [];
+    pending.forEach(function (item) {
+      setItemStatus(item, "cancelled");
+      item.cancelled = true;
+      if (item.controller) item.controller.abort();
+    });
+    storage.del("queue");
+    wakeSleepers();
   }
 
   function submitInput() {
@@ -915,7 +1222,9 @@
         emit("error", { status: err && err.status || 0, detail: err && err.detail || "" });
         setItemStatus(item, "failed", err && err.detail);
       }).then(function () {
-        state.queue.shift();
+        // by identity: ending the chat may have emptied the queue meanwhile
+        var i = state.queue.indexOf(item);
+        if (i >= 0) state.queue.splice(i, 1);
         saveQueue();
         next();
       });
@@ -925,48 +1234,55 @@
   function waitOnline() {
     if (navigator.onLine !== false) return Promise.resolve();
     setStatus("offline");
-    return new Promise(function (resolve) {
-      function done() { window.removeEventListener("online", done); clearTimeout(timer); resolve(); }
-      window.addEventListener("online", done);
-      var timer = setTimeout(done, MAX_BACKOFF_MS); // navigator.onLine is only a hint
-    });
+    return sleep(MAX_BACKOFF_MS); // ends when the browser is back online; onLine is only a hint
   }
 
-  function ensureConversation() {
-    if (state.conversationId) return Promise.resolve(state.conversationId);
-    return postJson(api("api/v1/conversations"), { channel: "web" }).then(function (data) {
-      if (!data || !data.conversation_id) throw new HttpError(502, t("error_generic"));
-      state.conversationId = String(data.conversation_id);
-      storage.set("conversation", state.conversationId);
-      return state.conversationId;
+  function ensureConversation(item) {
+    if (state.conv) return Promise.resolve(state.conv);
+    return requestJson("POST", api("api/v1/conversations"), null, { channel: "web" }).then(function (data) {
+      if (item.cancelled) return null; // the chat was ended meanwhile: leave this one unused
+      if (!data || !data.conversation_id || typeof data.access_token !== "string" || !data.access_token) {
+        throw new HttpError(502, t("error_generic"));
+      }
+      // the token is shown only this once: it is kept with the id, and nowhere else
+      state.conv = { id: String(data.conversation_id), token: data.access_token, at: Date.now(), csat: null };
+      state.eventsCursor = null;
+      saveConversation();
+      updateControls();
+      return state.conv;
     });
   }
 
   // Delivers one queued message; retries network failures (forever, with backoff: the
   // message stays queued), 429 (after Retry-After) and 5xx (a few times). Resolves when the
-  // message is answered or rejected; rejects when it gives up (the message gets a Retry).
+  // message is answered, rejected or dropped by End chat; rejects when it gives up (the
+  // message gets a Retry).
   function deliver(item) {
     var attempt = 0;
     var serverErrors = 0;
     var freshConversation = false;
     function loop() {
+      if (item.cancelled) return Promise.resolve(null);
       return waitOnline().then(function () {
+        if (item.cancelled) return null;
         setItemStatus(item, "sending");
-        var hadConversation = !!state.conversationId;
-        return ensureConversation().then(function () {
+        var hadConversation = !!state.conv;
+        return ensureConversation(item).then(function (conv) {
+          if (!conv || item.cancelled) return null;
           freshConversation = freshConversation || !hadConversation;
-          return turn(item);
-        }).then(function () {
-          setStatus(null);
-          if (item.status === "sending") setItemStatus(item, "sent");
-        }, function (err) {
+          return turn(item, conv).then(function () {
+            setStatus(null);
+            if (item.status === "sending") setItemStatus(item, "sent");
+          });
+        }).catch(function (err) {
+          if (item.cancelled) {
+            setStatus(null);
+            return null;
+          }
           if (!(err instanceof HttpError) && !(err instanceof NetworkError)) err = new NetworkError(String(err));
-          if (err.status === 404 && err.scope === "conversation" && !freshConversation) {
-            // the server no longer knows this conversation: start a new one, same message id
-            closeEvents();
-            state.conversationId = null;
-            state.handedOff = false;
-            storage.del("conversation");
+          if (isConversationGone(err, true) && !freshConversation) {
+            // the server no longer knows this conversation: a new one, same message id
+            forgetConversation();
             freshConversation = true;
             return loop();
           }
@@ -1003,32 +1319,28 @@
   }
 
   // One turn: streamed when the browser can read a fetch body, else the JSON endpoint.
-  function turn(item) {
-    var id = state.conversationId;
-    var base = "api/v1/conversations/" + encodeURIComponent(id) + "/messages";
-    var streaming = config.streaming && typeof window.ReadableStream === "function" &&
-      typeof window.TextDecoder === "function";
+  function turn(item, conv) {
+    var streaming = config.streaming && canStream();
     var controller = new AbortController();
     var bot = null;
     var text = "";
     var final = null;
     var failure = null;
+    item.controller = controller;
     setTyping(true);
-    return fetch(api(streaming ? base + "/stream" : base), {
+    return fetch(conversationUrl(conv, streaming ? "/messages/stream" : "/messages"), {
       method: "POST",
       credentials: "omit",
       signal: controller.signal,
-      headers: { "Content-Type": "application/json", Accept: streaming ? "text/event-stream" : "application/json" },
+      headers: headersFor(conv, {
+        "Content-Type": "application/json",
+        Accept: streaming ? "text/event-stream" : "application/json",
+      }),
       body: JSON.stringify({ text: item.text, client_message_id: item.client_message_id }),
     }).catch(function (err) {
       throw new NetworkError(String(err && err.message || err));
     }).then(function (response) {
-      if (!response.ok) {
-        return httpError(response).then(function (e) {
-          if (e.status === 404) e.scope = "conversation";
-          throw e;
-        });
-      }
+      if (!response.ok) return httpError(response).then(function (e) { throw e; });
       var type = response.headers.get("Content-Type") || "";
       if (!streaming || type.indexOf("text/event-stream") < 0 || !response.body) {
         return response.json().then(function (data) { final = data; });
@@ -1039,7 +1351,7 @@
           setTyping(true);
         } else if (ev.event === "text") {
           if (typeof data.text !== "string") return true;
-          if (!bot) bot = addMessage({ role: "bot", text: "" });
+          if (!bot) bot = addMessage({ role: "bot", text: "", conv: conv });
           bot.el.classList.add("csbot-msg--streaming");
           text += data.text;
           renderMarkdown(bot.bubble, text);
@@ -1050,8 +1362,8 @@
           final = data;
           return false;
         } else if (ev.event === "error") {
-          failure = new HttpError(Number(data.status) || 500, formatDetail(data.detail) || t("error_generic"));
-          if (failure.status === 404) failure.scope = "conversation";
+          failure = new HttpError(Number(data.status) || 500, formatDetail(data.detail) || t("error_generic"),
+            null, typeof data.code === "string" ? data.code : null);
           return false;
         }
         return true;
@@ -1059,21 +1371,23 @@
     }).then(function () {
       if (failure) throw failure;
       if (!final || typeof final !== "object") throw new NetworkError("the reply stream ended early");
-      finishTurn(item, bot, final);
+      if (item.cancelled) {
+        if (bot) bot.el.remove();
+        return;
+      }
+      finishTurn(item, bot, final, conv);
     }).catch(function (err) {
       if (bot) bot.el.remove(); // a retry renders the reply again
       throw err;
     }).finally(function () {
       setTyping(false);
+      item.controller = null;
       controller.abort();
     });
   }
 
-  function finishTurn(item, bot, final) {
-    if (final.conversation_id && String(final.conversation_id) !== state.conversationId) {
-      state.conversationId = String(final.conversation_id);
-      storage.set("conversation", state.conversationId);
-    }
+  function finishTurn(item, bot, final, conv) {
+    touch(conv);
     var mid = final.message_id;
     if (mid !== undefined && mid !== null && state.seen[String(mid)]) {
       // a message restored from the offline queue that the server had already answered
@@ -1082,74 +1396,139 @@
       item.msg.el.remove();
       return;
     }
-    if (!bot) bot = addMessage({ role: "bot", text: "" });
+    if (!bot) bot = addMessage({ role: "bot", text: "", conv: conv });
     bot.el.classList.remove("csbot-msg--streaming");
     bot.text = typeof final.reply === "string" ? final.reply : "";
     renderMarkdown(bot.bubble, bot.text);
     if (final.action) bot.el.setAttribute("data-action", String(final.action));
     if (mid !== undefined && mid !== null) setMessageId(bot, mid);
-    state.lastBotMessage = bot;
     setItemStatus(item, "sent");
     emit("reply", final);
     announce(t("bot") + ": " + plainText(bot.text));
     if (!state.isOpen) { state.unread += 1; updateLauncher(); }
     setQuickReplies(final.buttons);
     if (final.action === "handoff") onHandoff();
-    if (final.intent === "goodbye" && final.action === "smalltalk") showCsat();
+    if (final.ends_conversation === true) showCsat();
     scrollToEnd(false);
   }
 
   // ---------------------------------------------------------------- history
-  function restoreHistory() {
-    var id = state.conversationId;
-    if (!id) return Promise.resolve();
-    state.restoring = true;
-    return fetchWithTimeout(api("api/v1/conversations/" + encodeURIComponent(id)), {
-      headers: { Accept: "application/json" },
-    }).then(function (r) {
-      if (r.status === 404) {
-        storage.del("conversation");
-        state.conversationId = null;
-        return null;
-      }
-      if (!r.ok) return httpError(r).then(function (e) { throw e; });
-      return r.json();
-    }).then(function (data) {
-      if (!data || state.conversationId !== id) return;
-      ui.log.replaceChildren();
-      addWelcome();
-      var messages = Array.isArray(data.messages) ? data.messages : [];
-      var notified = false;
-      var last = null;
-      messages.forEach(function (m) {
-        if (!m || typeof m.text !== "string") return;
-        var role = ["customer", "bot", "agent", "system"].indexOf(m.role) >= 0 ? m.role : "system";
-        var msg = addMessage({
-          role: role,
-          text: m.text,
-          messageId: m.message_id,
-          feedback: m.feedback === "up" || m.feedback === "down" ? m.feedback : null,
-        });
-        if (role === "bot" && m.action) msg.el.setAttribute("data-action", String(m.action));
-        if (role === "bot" && m.action === "handoff" && !notified) {
-          notified = true;
-          addMessage({ role: "system", text: t("handoff_notice") });
-        }
-        last = { role: role, buttons: m.buttons };
+  function historyUrl(conv, before) {
+    var query = "?limit=" + HISTORY_PAGE_SIZE;
+    if (before !== null && before !== undefined) query += "&before=" + encodeURIComponent(before);
+    return conversationUrl(conv, query);
+  }
+
+  // A page of the history as elements, oldest first; a handoff gets its notice once.
+  function renderHistory(messages, conv) {
+    var fragment = document.createDocumentFragment();
+    messages.forEach(function (m) {
+      if (!m || typeof m.text !== "string") return;
+      if (m.message_id !== undefined && m.message_id !== null && state.seen[String(m.message_id)]) return;
+      var role = ROLES.indexOf(m.role) >= 0 ? m.role : "system";
+      var msg = createMessage({
+        role: role,
+        text: m.text,
+        messageId: m.message_id,
+        feedback: m.feedback === "up" || m.feedback === "down" ? m.feedback : null,
+        conv: conv,
       });
+      if (role === "bot" && m.action) msg.el.setAttribute("data-action", String(m.action));
+      fragment.append(msg.el);
+      if (role === "bot" && m.action === "handoff" && !ui.log.querySelector(".csbot-notice--handoff") &&
+          !fragment.querySelector(".csbot-notice--handoff")) {
+        fragment.append(createMessage({ role: "system", kind: "handoff", text: t("handoff_notice") }).el);
+      }
+    });
+    return fragment;
+  }
+
+  function pageMessages(data) {
+    return data && Array.isArray(data.messages) ? data.messages : [];
+  }
+
+  function noteOldest(messages) {
+    var first = messages.length ? messages[0] : null;
+    if (first && first.message_id !== undefined && first.message_id !== null) state.oldestId = first.message_id;
+  }
+
+  // Shown above the messages while the server has older ones.
+  function createEarlierControl() {
+    ui.earlier = h("div", { class: "csbot-earlier" },
+      h("button", {
+        type: "button",
+        class: "csbot-link-button csbot-earlier-button",
+        text: t("earlier_messages"),
+        onclick: loadEarlier,
+      }));
+    return ui.earlier;
+  }
+
+  // The latest page of the conversation, after a reload.
+  function restoreHistory() {
+    var conv = state.conv;
+    if (!conv) return Promise.resolve();
+    state.restoring = true;
+    return requestJson("GET", historyUrl(conv, null), conv).then(function (data) {
+      if (!data || state.conv !== conv) return;
+      var messages = pageMessages(data);
+      ui.log.replaceChildren(data.has_more === true ? createEarlierControl() : createWelcome());
+      ui.log.append(renderHistory(messages, conv));
+      noteOldest(messages);
+      var last = messages.length ? messages[messages.length - 1] : null;
       if (last && last.role === "bot") setQuickReplies(last.buttons);
+      if (last && typeof last.created_at === "string") touch(conv, Date.parse(last.created_at));
       if (data.handed_off) {
         state.handedOff = true;
-        if (!notified) addMessage({ role: "system", text: t("handoff_notice") });
+        if (!ui.log.querySelector(".csbot-notice--handoff")) {
+          addMessage({ role: "system", kind: "handoff", text: t("handoff_notice") });
+        }
         openEvents();
       }
       // messages typed while the history loaded go after it
       state.queue.forEach(function (item) { ui.log.append(item.msg.el); });
       scrollToEnd(true);
-    }).catch(function () {
+    }).catch(function (err) {
+      if (isConversationGone(err, true)) {
+        conversationGone(conv);
+        return;
+      }
       addMessage({ role: "system", text: t("history_error") });
     }).then(function () {
       state.restoring = false;
+    });
+  }
+
+  // The page before the oldest message on screen, put above it without moving what the
+  // customer is reading.
+  function loadEarlier() {
+    var conv = state.conv;
+    var control = ui.earlier;
+    if (!conv || !control || state.loadingEarlier || state.oldestId === null) return;
+    var button = control.querySelector("button");
+    state.loadingEarlier = true;
+    button.setAttribute("aria-busy", "true");
+    requestJson("GET", historyUrl(conv, state.oldestId), conv).then(function (data) {
+      if (!data || state.conv !== conv || ui.earlier !== control) return;
+      var messages = pageMessages(data);
+      var log = ui.log;
+      var fromBottom = log.scrollHeight - log.scrollTop;
+      control.after(renderHistory(messages, conv));
+      noteOldest(messages);
+      if (data.has_more !== true || !messages.length) {
+        var hadFocus = ui.shadow.activeElement === button;
+        control.replaceWith(createWelcome());
+        ui.earlier = null;
+        if (hadFocus) log.focus({ preventScroll: true }); // the button is gone: stay in the log
+      }
+      log.scrollTop = log.scrollHeight - fromBottom;
+      announce(t("earlier_loaded"));
+    }, function (err) {
+      if (isConversationGone(err, true)) conversationGone(conv);
+      showInlineError(control, t("history_error"));
+    }).then(function () {
+      state.loadingEarlier = false;
+      button.removeAttribute("aria-busy");
     });
   }
 
@@ -1173,6 +1552,13 @@
       addWelcome();
       restoreQueue(); // before anything can be typed: saveQueue() rewrites the saved queue
       window.addEventListener("offline", function () { setStatus("offline"); });
+      // End chat or Delete in another tab of this site: this tab lets the conversation go
+      // too, rather than write it back to storage on its next activity
+      window.addEventListener("storage", function (e) {
+        if (e.key !== null && e.key !== prefix + "conversation") return;
+        if (e.key !== null && e.newValue !== null) return;
+        if (state.conv && !state.ended && !loadConversation()) newChat(false);
+      });
       window.addEventListener("online", function () {
         if (ui.status.textContent === t("offline")) setStatus(null);
         if (state.handedOff && !state.events) { state.eventsAttempt = 0; openEvents(); }
@@ -1187,12 +1573,13 @@
     });
   }
 
-  // A small API for the host page.
+  // A small API for the host page. The access token is deliberately not part of it: a
+  // script on the page has no business holding the key to the conversation.
   window.CsbotWidget = {
     open: function () { if (ui.root) toggle(true); },
     close: function () { if (ui.root) toggle(false); },
     send: function (text) { if (ui.root) send(text); },
-    conversationId: function () { return state.conversationId; },
+    conversationId: function () { return state.conv ? state.conv.id : null; },
   };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

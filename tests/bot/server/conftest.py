@@ -9,12 +9,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from bot.server.app import create_app
 from bot.server.settings import ServerSettings
@@ -27,6 +28,9 @@ class LiveServer:
     url: str
     settings: ServerSettings
     client: httpx.Client
+    app: FastAPI | None = None  # the app being served (its runtime shows queues and streams)
+    # conversation id -> its access token, for the conversations this test started
+    tokens: dict[str, str] = field(default_factory=dict)
 
     def store(self) -> ConversationStore:
         """A connection of the test's own to the server's store (WAL: both may use it)."""
@@ -46,10 +50,27 @@ class LiveServer:
     def new_conversation(self) -> str:
         r = self.client.post("/api/v1/conversations", json={"channel": "web"})
         assert r.status_code == 201, r.text
-        return r.json()["conversation_id"]
+        conversation_id = r.json()["conversation_id"]
+        self.tokens[conversation_id] = r.json()["access_token"]
+        return conversation_id
+
+    def auth(self, conversation_id: str) -> dict[str, str]:
+        """The header that opens a conversation this test started."""
+        return {"X-Conversation-Token": self.tokens[conversation_id]}
 
     def say(self, conversation_id: str, text: str, **extra) -> httpx.Response:
-        return self.client.post(f"/api/v1/conversations/{conversation_id}/messages", json={"text": text, **extra})
+        return self.client.post(f"/api/v1/conversations/{conversation_id}/messages", json={"text": text, **extra},
+                                headers=self.auth(conversation_id))
+
+    def get(self, conversation_id: str, path: str = "", **kwargs) -> httpx.Response:
+        """GET /api/v1/conversations/{id}{path} with the conversation's token."""
+        return self.client.get(f"/api/v1/conversations/{conversation_id}{path}",
+                               headers=self.auth(conversation_id), **kwargs)
+
+    def post(self, conversation_id: str, path: str, body: dict) -> httpx.Response:
+        """POST /api/v1/conversations/{id}{path} with the conversation's token."""
+        return self.client.post(f"/api/v1/conversations/{conversation_id}{path}", json=body,
+                                headers=self.auth(conversation_id))
 
 
 @contextmanager
@@ -61,7 +82,7 @@ def live_server(settings: ServerSettings, assistant_factory: Callable[[], Assist
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1, proxy_headers=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -71,7 +92,7 @@ def live_server(settings: ServerSettings, assistant_factory: Callable[[], Assist
         time.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=url, timeout=60) as client:
-        live = LiveServer(url, settings, client)
+        live = LiveServer(url, settings, client, app)
         try:
             if wait_ready:
                 live.wait_ready()

@@ -27,7 +27,8 @@ def stored(api, cid) -> list:
 
 def post_raw(api, cid, content: bytes | str, stream: bool = False, **headers):
     path = f"/api/v1/conversations/{cid}/messages" + ("/stream" if stream else "")
-    return api.client.post(path, content=content, headers={"Content-Type": "application/json", **headers})
+    return api.client.post(path, content=content,
+                           headers={"Content-Type": "application/json", **api.auth(cid), **headers})
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
@@ -50,6 +51,8 @@ def post_raw(api, cid, content: bytes | str, stream: bool = False, **headers):
     (json.dumps({"text": "where is <b>my</b> order"}), 422, "HTML or script"),
     (json.dumps({"text": "<img src=x onerror=alert(1)>"}), 422, "HTML or script"),
     (json.dumps({"text": "see javascript:alert(1)"}), 422, "HTML or script"),
+    (json.dumps({"text": "<x-card onclick=alert(1)>hi</x-card>"}), 422, "HTML or script"),
+    (json.dumps({"text": "<svg/onload=alert(1)>"}), 422, "HTML or script"),
     (json.dumps({"text": "bell\u0007 and null\u0000"}), 422, "U+0007"),
     (json.dumps({"text": "escape \u001b[31m red"}), 422, "U+001B"),
 ])
@@ -80,7 +83,8 @@ def test_a_chunked_body_over_the_limit_is_413_before_it_is_read_whole(api, conve
 def test_an_unknown_conversation_is_404_and_stores_nothing(api):
     with api.store() as store:
         before = store.db["messages"].count
-    r = api.say("0123456789abcdef0123456789abcdef", "hello")
+    r = api.client.post("/api/v1/conversations/0123456789abcdef0123456789abcdef/messages", json={"text": "hello"},
+                        headers={"X-Conversation-Token": "x" * 43})
     assert r.status_code == 404
     assert "POST /api/v1/conversations" in r.json()["detail"]
     with api.store() as store:
@@ -95,14 +99,16 @@ def test_a_malformed_conversation_id_is_422_naming_the_path(api, bad_id):
 
 
 def test_a_message_id_that_is_not_a_number_is_422(api):
-    r = api.client.post("/api/v1/messages/abc/feedback", json={"rating": "up"})
+    cid = api.new_conversation()
+    r = api.post(cid, "/messages/abc/feedback", {"rating": "up"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "message_id"]
 
 
 def test_markup_like_text_that_is_not_html_is_accepted_and_returned_as_text(api, conversation):
-    reply = api.say(conversation, "I'd rate you 5 <3 and 2 < 3 > 1").json()
+    text = "I'd rate you 5 <3 and 2 < 3 > 1; my <order number> is on the way"
+    reply = api.say(conversation, text).json()
     with api.store() as store:
-        assert store.messages(conversation)[-2]["text"] == "I'd rate you 5 <3 and 2 < 3 > 1"
+        assert store.messages(conversation)[-2]["text"] == text
     assert reply["message_id"]
 
 

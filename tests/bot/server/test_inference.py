@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from bot.server.inference import InferencePool, ThreadWorker
+from bot.server.errors import QueueFullError, TurnDeadlineError
+from bot.server.inference import InferencePool, ThreadWorker, TurnQueue
 
 
 class Recorder:
@@ -120,3 +121,195 @@ def test_a_worker_that_has_not_started_refuses_work():
         await worker.close()
 
     asyncio.run(scenario())
+
+
+# -- the bounded queue ---------------------------------------------------------------
+
+
+class Gate:
+    """Holds a worker busy: `hold` runs on the worker until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def hold(self, recorder: Recorder) -> str:
+        self.entered.set()
+        assert self.opened.wait(30), "the test never opened the gate"
+        return "held"
+
+    async def wait_entered(self) -> None:
+        assert await asyncio.to_thread(self.entered.wait, 30), "the worker never took the blocking call"
+
+
+async def _until(predicate, what: str) -> None:
+    """Let the loop run until `predicate()` holds (bounded: fails after many rounds)."""
+    for _ in range(10_000):
+        if predicate():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"never happened: {what}")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_past_the_queue_limit_a_call_is_refused_at_once_and_the_accepted_ones_all_run():
+    async def scenario():
+        pool = InferencePool(Recorder, workers=1, queue=TurnQueue(limit=2))
+        await pool.start()
+        gate = Gate()
+        busy = asyncio.create_task(pool.call("c", gate.hold))
+        await gate.wait_entered()  # started: it holds the worker, not a place in the queue
+        waiting = [asyncio.create_task(pool.call("c", Recorder.run, "c", f"turn-{i}")) for i in range(2)]
+        await _until(lambda: len(pool.queue.waiting) == 2, "two calls waiting")
+        with pytest.raises(QueueFullError) as refused:
+            await pool.call("c", Recorder.run, "c", "one too many")
+        with pytest.raises(QueueFullError):
+            pool.stream("c", lambda r: iter(["x"]))  # refused when the stream is made
+        gate.opened.set()
+        results = await asyncio.gather(busy, *waiting)
+        calls = await pool.call("c", lambda r: list(r.calls))
+        await pool.close()
+        return refused.value, results, calls
+
+    refused, results, calls = asyncio.run(scenario())
+    assert (refused.limit, refused.retry_after) == (2, 2)
+    assert results == ["held", "turn-0", "turn-1"]
+    assert [label for _, label in calls] == ["turn-0", "turn-1"]
+
+
+def test_a_call_no_worker_took_before_its_deadline_is_dropped_and_never_runs():
+    clock = Clock()
+
+    async def scenario():
+        pool = InferencePool(Recorder, workers=1, queue=TurnQueue(limit=5, deadline_seconds=30, clock=clock))
+        await pool.start()
+        gate = Gate()
+        busy = asyncio.create_task(pool.call("c", gate.hold))
+        await gate.wait_entered()
+        late = asyncio.create_task(pool.call("c", Recorder.run, "c", "late"))
+        await _until(lambda: len(pool.queue.waiting) == 1, "the call waiting")
+        clock.now += 31  # the worker reaches it past its deadline
+        gate.opened.set()
+        await busy
+        with pytest.raises(TurnDeadlineError) as dropped:
+            await late
+        calls = await pool.call("c", lambda r: list(r.calls))
+        await pool.close()
+        return dropped.value, calls, len(pool.queue.waiting)
+
+    dropped, calls, waiting = asyncio.run(scenario())
+    assert dropped.seconds == 30 and calls == [] and waiting == 0
+
+
+def test_a_caller_past_the_deadline_is_answered_then_and_the_call_never_runs():
+    async def scenario():
+        pool = InferencePool(Recorder, workers=1, queue=TurnQueue(limit=5, deadline_seconds=0.05))
+        await pool.start()
+        gate = Gate()
+        busy = asyncio.create_task(pool.call("c", gate.hold))
+        await gate.wait_entered()
+        with pytest.raises(TurnDeadlineError):  # while the worker is still busy
+            await pool.call("c", Recorder.run, "c", "late")
+        gate.opened.set()
+        await busy
+        calls = await pool.call("c", lambda r: list(r.calls))  # after the dropped call's place
+        await pool.close()
+        return calls, len(pool.queue.waiting)
+
+    assert asyncio.run(scenario()) == ([], 0)
+
+
+def test_a_call_whose_caller_is_cancelled_before_it_starts_never_runs():
+    async def scenario():
+        pool = InferencePool(Recorder, workers=1, queue=TurnQueue(limit=1))
+        await pool.start()
+        gate = Gate()
+        busy = asyncio.create_task(pool.call("c", gate.hold))
+        await gate.wait_entered()
+        gone = asyncio.create_task(pool.call("c", Recorder.run, "c", "nobody waits for me"))
+        await _until(lambda: len(pool.queue.waiting) == 1, "the call waiting")
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        freed = len(pool.queue.waiting)
+        after = asyncio.create_task(pool.call("c", Recorder.run, "c", "next"))  # the freed place is usable
+        gate.opened.set()
+        await busy
+        await after
+        calls = await pool.call("c", lambda r: list(r.calls))
+        await pool.close()
+        return freed, calls
+
+    freed, calls = asyncio.run(scenario())
+    assert freed == 0 and [label for _, label in calls] == ["next"]
+
+
+def test_a_stream_whose_consumer_is_cancelled_before_it_starts_never_runs():
+    pulled = []
+
+    def pieces(recorder: Recorder):
+        pulled.append("started")
+        yield "piece"
+
+    async def scenario():
+        pool = InferencePool(Recorder, workers=1, queue=TurnQueue(limit=1))
+        await pool.start()
+        gate = Gate()
+        busy = asyncio.create_task(pool.call("c", gate.hold))
+        await gate.wait_entered()
+
+        async def consume():
+            return [item async for item in pool.stream("c", pieces)]
+
+        gone = asyncio.create_task(consume())
+        await _until(lambda: len(pool.queue.waiting) == 1, "the stream waiting")
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        gate.opened.set()
+        await busy
+        await pool.call("c", lambda r: None)  # the worker is past the dropped stream's place
+        await pool.close()
+        return len(pool.queue.waiting)
+
+    assert asyncio.run(scenario()) == 0
+    assert pulled == []
+
+
+def test_a_stream_whose_consumer_goes_away_stops_pulling_and_closes_its_iterator():
+    consumer_left = threading.Event()
+    pulled: list[int] = []
+    closed = threading.Event()
+
+    def endless(recorder: Recorder):
+        try:
+            i = 0
+            while True:
+                if i == 1:
+                    assert consumer_left.wait(30)
+                pulled.append(i)
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    async def scenario():
+        pool = InferencePool(Recorder, workers=1, queue=TurnQueue(limit=1))
+        await pool.start()
+        stream = pool.stream("c", endless)
+        first = await anext(stream)
+        await stream.aclose()
+        consumer_left.set()
+        assert await asyncio.to_thread(closed.wait, 30), "the iterator was never closed"
+        await pool.close()
+        return first
+
+    assert asyncio.run(scenario()) == 0
+    assert pulled == [0, 1]  # the item being made when the consumer left, and no further

@@ -3,10 +3,12 @@ limit (413), in the real app; the token bucket on its own with a clock we drive.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.server.errors import RateLimitedError
-from bot.server.limits import RateLimiter
+from bot.server.limits import ClientAddresses, IpRateLimitMiddleware, RateLimiter
 from tests.bot.server.conftest import (
     copy_workspace,
     live_server,
@@ -90,9 +92,36 @@ def test_a_conversation_over_its_message_budget_gets_429_and_takes_no_turn(serve
         r = live.say(cid, "hello")
         assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 20  # one message every 20 s
         assert "messages in this conversation" in r.json()["detail"]
-        streamed = live.client.post(f"/api/v1/conversations/{cid}/messages/stream", json={"text": "hello"})
+        streamed = live.post(cid, "/messages/stream", {"text": "hello"})
         assert streamed.status_code == 429 and streamed.headers["content-type"] == "application/json"
         with live.store() as store:
             assert len(store.messages(cid)) == 6
         other = live.new_conversation()  # other conversations are not held up
         assert live.say(other, "hello").status_code == 200
+
+
+def test_the_addresses_of_one_ipv6_64_share_one_budget_and_another_64_has_its_own():
+    passed: list[str] = []
+    statuses: list[int] = []
+
+    async def app(scope, receive, send) -> None:
+        passed.append(scope["client"][0])
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    middleware = IpRateLimitMiddleware(app, RateLimiter(2, "ip", clock=Clock()), ClientAddresses())
+
+    async def scenario() -> None:
+        for peer in ("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3", "2001:db8:1:3::1"):
+            scope = {"type": "http", "method": "POST", "path": "/api/v1/conversations",
+                     "client": (peer, 50000), "headers": []}
+            await middleware(scope, receive, send)
+
+    asyncio.run(scenario())
+    assert passed == ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:3::1"]
+    assert statuses == [429]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.server.turns import rasa_conversation_id
+from bot.server.access import SECRET_FILE, channel_conversation_id
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +26,14 @@ def test_one_sender_talks_in_one_conversation_of_the_rest_channel(api):
     rasa(api, "rasa-user-2", "where is my order?")
     [answer] = rasa(api, "rasa-user-2", "it's #40318275").json()
     assert "#40318275" in answer["text"]
-    cid = rasa_conversation_id("rasa-user-2")
-    history = api.client.get(f"/api/v1/conversations/{cid}").json()
-    assert history["channel"] == "rest"
-    assert [m["role"] for m in history["messages"]] == ["customer", "bot", "customer", "bot"]
-    assert rasa_conversation_id("rasa-user-3") != cid
+    secret = (api.settings.workspace / SECRET_FILE).read_bytes().strip()
+    cid = channel_conversation_id(secret, "rest", "rasa-user-2")
+    with api.store() as store:
+        assert store.conversation(cid)["channel"] == "rest"
+        assert [m["role"] for m in store.messages(cid)] == ["customer", "bot", "customer", "bot"]
+    assert channel_conversation_id(secret, "rest", "rasa-user-3") != cid
+    # the public API never serves a channel conversation: it has no access token
+    assert api.client.get(f"/api/v1/conversations/{cid}", headers={"X-Conversation-Token": "x" * 43}).status_code == 404
 
 
 def test_choices_come_as_buttons_whose_payload_picks_them(api):

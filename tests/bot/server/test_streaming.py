@@ -10,8 +10,7 @@ import pytest
 from bot.server import events
 from tests.bot.server.conftest import sse_events
 
-REPLY_FIELDS = {"reply", "intent", "confidence", "out_of_scope", "action", "sources", "conversation_id",
-                "composer", "message_id", "buttons", "slots", "note", "latency_ms"}
+REPLY_FIELDS = {"conversation_id", "message_id", "reply", "action", "buttons", "sources", "ends_conversation"}
 
 
 def test_an_event_is_one_json_data_line_with_an_optional_id():
@@ -25,7 +24,7 @@ def test_an_event_is_one_json_data_line_with_an_optional_id():
 @pytest.mark.slow
 def test_a_streamed_reply_is_typing_then_text_pieces_then_the_final_reply_object(api):
     cid = api.new_conversation()
-    with api.client.stream("POST", f"/api/v1/conversations/{cid}/messages/stream",
+    with api.client.stream("POST", f"/api/v1/conversations/{cid}/messages/stream", headers=api.auth(cid),
                            json={"text": "can I pay with paypal?", "client_message_id": "s-1"}) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -43,11 +42,12 @@ def test_a_streamed_reply_is_typing_then_text_pieces_then_the_final_reply_object
 
 @pytest.mark.slow
 def test_errors_known_before_the_stream_opens_are_plain_json(api):
-    r = api.client.post("/api/v1/conversations/0123456789abcdef/messages/stream", json={"text": "hi"})
+    r = api.client.post("/api/v1/conversations/0123456789abcdef/messages/stream", json={"text": "hi"},
+                        headers={"X-Conversation-Token": "x" * 43})
     assert r.status_code == 404 and r.headers["content-type"] == "application/json"
-    assert "unknown conversation id '0123456789abcdef'" in r.json()["detail"]
+    assert r.json()["code"] == "conversation_not_found"
     cid = api.new_conversation()
-    r = api.client.post(f"/api/v1/conversations/{cid}/messages/stream", json={"text": "<script>x</script>"})
+    r = api.post(cid, "/messages/stream", {"text": "<script>x</script>"})
     assert r.status_code == 422 and r.headers["content-type"] == "application/json"
 
 
@@ -55,12 +55,13 @@ def test_errors_known_before_the_stream_opens_are_plain_json(api):
 def test_an_error_after_the_stream_opened_is_an_error_event_that_ends_it(api):
     cid = api.new_conversation()
     api.say(cid, "hello", client_message_id="dup")
-    with api.client.stream("POST", f"/api/v1/conversations/{cid}/messages/stream",
+    with api.client.stream("POST", f"/api/v1/conversations/{cid}/messages/stream", headers=api.auth(cid),
                            json={"text": "something else", "client_message_id": "dup"}) as r:
         assert r.status_code == 200
         received = list(sse_events(r))
     assert [e["event"] for e in received] == ["typing", "error"]
     assert received[-1]["data"]["status"] == 409 and "dup" in received[-1]["data"]["detail"]
+    assert received[-1]["data"]["code"] == "client_message_id_conflict"
     with api.store() as store:
         assert len(store.messages(cid)) == 2
 
@@ -79,7 +80,7 @@ def test_a_handoff_and_then_agent_messages_arrive_live_on_the_events_stream(api)
     cid = api.new_conversation()
     handoff_reply = api.say(cid, "I want to talk to a person").json()
     assert handoff_reply["action"] == "handoff"
-    with api.client.stream("GET", f"/api/v1/conversations/{cid}/events") as r:
+    with api.client.stream("GET", f"/api/v1/conversations/{cid}/events", headers=api.auth(cid)) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         stream = sse_events(r)
         handoff = _next_event(stream, "handoff")
@@ -102,10 +103,11 @@ def test_a_reconnect_with_last_event_id_gets_only_what_came_after(api):
         first = store.record_agent_message(cid, "first")
         second = store.record_agent_message(cid, "second")
     with api.client.stream("GET", f"/api/v1/conversations/{cid}/events",
-                           headers={"Last-Event-ID": str(first)}) as r:
+                           headers={"Last-Event-ID": str(first), **api.auth(cid)}) as r:
         message = _next_event(sse_events(r), "agent_message")
     assert message["data"]["text"] == "second" and message["id"] == str(second)
-    with api.client.stream("GET", f"/api/v1/conversations/{cid}/events", params={"after": second}) as r:
+    with api.client.stream("GET", f"/api/v1/conversations/{cid}/events", params={"after": second},
+                           headers=api.auth(cid)) as r:
         stream = sse_events(r)
         with api.store() as store:
             third = store.record_agent_message(cid, "third")
@@ -116,15 +118,17 @@ def test_a_reconnect_with_last_event_id_gets_only_what_came_after(api):
 @pytest.mark.slow
 def test_an_idle_events_stream_sends_ping_comments(api):
     cid = api.new_conversation()
-    with api.client.stream("GET", f"/api/v1/conversations/{cid}/events") as r:
+    with api.client.stream("GET", f"/api/v1/conversations/{cid}/events", headers=api.auth(cid)) as r:
         first = next(sse_events(r))  # events_ping_seconds is 0.5 s in the test settings
     assert first == {"comment": "ping"}
 
 
 @pytest.mark.slow
-def test_events_of_an_unknown_conversation_or_a_bad_last_event_id_are_plain_4xx(api):
-    r = api.client.get("/api/v1/conversations/0123456789abcdef/events")
+def test_events_of_an_unknown_conversation_or_without_its_token_or_a_bad_last_event_id_are_plain_4xx(api):
+    r = api.client.get("/api/v1/conversations/0123456789abcdef/events", headers={"X-Conversation-Token": "x" * 43})
     assert r.status_code == 404 and r.headers["content-type"] == "application/json"
     cid = api.new_conversation()
-    r = api.client.get(f"/api/v1/conversations/{cid}/events", headers={"Last-Event-ID": "abc"})
+    r = api.client.get(f"/api/v1/conversations/{cid}/events")
+    assert r.status_code == 404 and r.json()["code"] == "conversation_not_found"
+    r = api.client.get(f"/api/v1/conversations/{cid}/events", headers={"Last-Event-ID": "abc", **api.auth(cid)})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["header", "last-event-id"]
