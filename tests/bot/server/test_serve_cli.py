@@ -48,8 +48,9 @@ def test_serve_answers_over_http_and_stops_cleanly_on_ctrl_c(server_workspace, t
                     pass
                 time.sleep(0.3)
             assert r.json() == {"status": "ready", "workers": 2}
-            cid = client.post("/api/v1/conversations").json()["conversation_id"]
-            reply = client.post(f"/api/v1/conversations/{cid}/messages",
+            created = client.post("/api/v1/conversations").json()
+            reply = client.post(f"/api/v1/conversations/{created['conversation_id']}/messages",
+                                headers={"X-Conversation-Token": created["access_token"]},
                                 json={"text": "can I pay with paypal?"}).json()
             assert "PayPal" in reply["reply"]
             preflight = client.options("/api/v1/conversations", headers={
