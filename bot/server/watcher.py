@@ -197,7 +197,7 @@ def events_after(store: ConversationStore, cursors: dict[str, int]) -> list[tupl
         ):
             data = {"message_id": m["id"], "text": m["text"], "created_at": m["created_at"]}
             found.append((m["conversation_id"], ("agent_message", m["id"], data)))
-        # handoffs have no index by conversation: one pass over the table for the whole chunk
+        # handoffs of the whole chunk in one query (through the index by conversation)
         ids = [cid for cid, _ in chunk]
         for h in store.db.query(
             "select conversation_id, message_id, reason from handoffs where message_id is not null "

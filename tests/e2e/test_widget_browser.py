@@ -290,22 +290,19 @@ def test_streamed_reply_history_after_reload_and_feedback(web, server):
     down = bot.get_by_role("button", name="Not helpful")
     bot_id = final["message_id"]
     feedback_url = f"/api/v1/conversations/{conversation}/messages/{bot_id}/feedback"
-    with page.expect_response(lambda r: r.url.endswith(feedback_url)) as rated:
-        up.click()
-    assert rated.value.status == 200
-    expect(up).to_have_attribute("aria-pressed", "true")
-    expect(down).to_have_attribute("aria-pressed", "false")
-    rating = next(m["feedback"] for m in _history(base, conversation, token)["messages"] if m["message_id"] == bot_id)
-    assert rating == "up"
 
-    # the customer changes their mind: the new rating replaces the first
-    with page.expect_response(lambda r: r.url.endswith(feedback_url)) as rated:
-        down.click()
-    assert rated.value.status == 200
-    expect(down).to_have_attribute("aria-pressed", "true")
-    expect(up).to_have_attribute("aria-pressed", "false")
-    rating = next(m["feedback"] for m in _history(base, conversation, token)["messages"] if m["message_id"] == bot_id)
-    assert rating == "down"
+    def rate(pressed, other, rating: str) -> None:
+        """Click one thumb; the server stores that rating and the buttons show it."""
+        with page.expect_response(lambda r: r.url.endswith(feedback_url)) as rated:
+            pressed.click()
+        assert rated.value.status == 200
+        expect(pressed).to_have_attribute("aria-pressed", "true")
+        expect(other).to_have_attribute("aria-pressed", "false")
+        history = _history(base, conversation, token)["messages"]
+        assert next(m["feedback"] for m in history if m["message_id"] == bot_id) == rating
+
+    rate(up, down, "up")
+    rate(down, up, "down")  # the customer changes their mind: the new rating replaces the first
 
     # the chosen state comes back with the history
     page.reload()
