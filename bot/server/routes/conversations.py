@@ -12,14 +12,15 @@ limit, the token) is answered as a plain 4xx JSON response; an error after that 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
+from bot.privacy import forget_conversations
 from bot.server import events
 from bot.server.access import AuthorizedConversation, Ready, new_access_token, token_hash
 from bot.server.errors import to_http
@@ -35,8 +36,6 @@ from bot.server.schemas import (
 )
 from bot.server.turns import public_turn, stream_public_turn
 from bot.store import ConversationStore, DialogueState
-
-log = logging.getLogger("csbot.server")
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
@@ -138,9 +137,10 @@ def _history(store: ConversationStore, conversation_id: str, before: int | None,
 
 @router.delete("/{conversation_id}", status_code=204, response_class=Response, responses=_ERRORS)
 async def delete_conversation(conversation_id: AuthorizedConversation, rt: Ready) -> Response:
-    """Erase the conversation: its messages, ratings, CSAT and handoffs, for good. (Pairs
-    already exported for training are erased by `csbot forget`, which operators run.)"""
-    counts = await rt.store.call(ConversationStore.erase_conversation, conversation_id)
-    # logged without the data: the id and how many rows went
-    log.info("erased conversation %s at its customer's request: %s", conversation_id, counts)
+    """Erase the conversation for good: its messages, ratings, CSAT and handoffs, and the
+    training pairs built from it in the workspace (what `csbot forget` does; logged by id
+    and counts, never by content)."""
+    workspace = Path(rt.settings.workspace)
+    await rt.store.call(lambda store: forget_conversations(store, workspace, [conversation_id],
+                                                           "the customer's request"))
     return Response(status_code=204)

@@ -4,6 +4,7 @@ customer can erase their conversation. Against the real app on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import uuid
@@ -118,12 +119,18 @@ def test_history_comes_a_page_at_a_time(api):
     assert api.get(cid, params={"limit": 501}).status_code == 422
 
 
-def test_delete_erases_the_conversation_everywhere_in_the_store(api):
+def test_delete_erases_the_conversation_from_the_store_and_the_training_pairs(api):
     cid = api.new_conversation()
     reply = api.say(cid, "can I pay with paypal?").json()
     api.post(cid, f"/messages/{reply['message_id']}/feedback", {"rating": "up"})
     api.post(cid, "/csat", {"score": 4})
     api.say(cid, "I want to talk to a person")
+    # a training pair built from it, as the learning loop writes them inside the workspace
+    pairs = api.settings.workspace / "finetune" / "rounds" / "r-delete" / "pairs"
+    pairs.mkdir(parents=True)
+    kept = {"id": "other#1", "conversation_id": "other", "turn": 1, "context": [], "evidence": [], "target": "ok"}
+    mine = {**kept, "id": f"{cid}#1", "conversation_id": cid, "target": "You can pay with PayPal."}
+    (pairs / "train.jsonl").write_text("\n".join(json.dumps(x) for x in (kept, mine)) + "\n")
     r = api.client.delete(f"/api/v1/conversations/{cid}", headers=api.auth(cid))
     assert r.status_code == 204
     assert api.get(cid).status_code == 404
@@ -133,6 +140,8 @@ def test_delete_erases_the_conversation_everywhere_in_the_store(api):
                               ("handoffs", "conversation_id")):
             assert store.db[table].count_where(f"{column} = ?", [cid]) == 0
         assert reply["message_id"] not in store.feedback_ratings()
+    assert [json.loads(line)["conversation_id"] for line in (pairs / "train.jsonl").read_text().splitlines()] == [
+        "other"]
 
 
 def test_the_store_and_the_secret_are_readable_by_the_service_user_only(api):
