@@ -84,7 +84,10 @@ def test_a_reply_after_an_order_lookup_cites_no_other_customers_conversation(api
 
 def test_a_card_number_is_never_echoed_and_is_stored_masked(api):
     cid = api.new_conversation()
-    reply = api.say(cid, "I was charged twice on my card 4242 4242 4242 4242").json()
+    reply = api.say(cid, "I was charged twice on my card 4242 4242 4242 4242", client_message_id="card-1").json()
+    # a re-send of the same message finds its stored turn, though the stored text is masked
+    again = api.say(cid, "I was charged twice on my card 4242 4242 4242 4242", client_message_id="card-1")
+    assert again.status_code == 200 and again.json()["message_id"] == reply["message_id"]
     assert "4242 4242 4242 4242" not in str(reply) and "4242424242424242" not in str(reply)
     history = api.get(cid).json()
     assert "4242 4242 4242 4242" not in str(history)
