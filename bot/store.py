@@ -504,12 +504,15 @@ class ConversationStore:
         for r in rows:
             yield _decoded(r)
 
+    def feedback_votes(self) -> dict[int, tuple[str, str]]:
+        """message id -> (rating "up"/"down", author "customer"/"agent") for every rated
+        message (one rating each; ratings from before authors were kept count as customers')."""
+        rows = self.db.query("select message_id, rating, author from feedback order by id")
+        return {r["message_id"]: (r["rating"], r["author"] or "customer") for r in rows}
+
     def feedback_ratings(self) -> dict[int, tuple[str, ...]]:
-        """message id -> its ratings ("up"/"down"), oldest first, for every rated message."""
-        ratings: dict[int, list[str]] = {}
-        for r in self.db.query("select message_id, rating from feedback order by id"):
-            ratings.setdefault(r["message_id"], []).append(r["rating"])
-        return {k: tuple(v) for k, v in ratings.items()}
+        """message id -> its ratings ("up"/"down"), for every rated message."""
+        return {message_id: (rating,) for message_id, (rating, _) in self.feedback_votes().items()}
 
     def handoffs(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
         if conversation_id is None:

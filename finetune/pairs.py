@@ -225,17 +225,6 @@ class _Conversation:
     heldout: bool = False
 
 
-def _votes(store: Any) -> dict[int, tuple[str, str]]:
-    """message id -> (rating, author) of its latest rating; author is "customer" or "agent"
-    (a store from before ratings had authors: every rating is a customer's)."""
-    db = store.db
-    if "feedback" not in db.table_names():
-        return {}
-    author = "author" if "author" in db["feedback"].columns_dict else "null as author"
-    rows = db.query(f"select message_id, rating, {author} from feedback order by id")
-    return {r["message_id"]: (r["rating"], r["author"] or "customer") for r in rows}
-
-
 def _reply_pattern(message: dict[str, Any]) -> str:
     """What customers' 👎 are counted against: the top retrieved unit the reply was composed
     from (the retrieval composer replays it; the generator wrote from it), else the text."""
@@ -247,7 +236,7 @@ def _reply_pattern(message: dict[str, Any]) -> str:
 
 def _store_conversations(store: Any, *, include_bot_replies: bool, down_vote_conversations: int,
                          heldout_share: float) -> list[_Conversation]:
-    votes = _votes(store)
+    votes = store.feedback_votes()
     handoff_messages: dict[str, list[int | None]] = {}
     for h in store.handoffs():
         handoff_messages.setdefault(h["conversation_id"], []).append(h["message_id"])
