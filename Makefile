@@ -17,7 +17,7 @@ UV_VERSION := 0.13.9
 TORCH_FIND_LINKS ?= /opt/wheels
 LOCK_FLAGS ?=
 
-.PHONY: install lock demo build chat test test-fast data bench clean
+.PHONY: install lock lint demo build chat test test-fast data bench clean
 
 # Every package is installed with --no-deps, so that nothing outside the lock is ever
 # pulled in, and pip check then proves the set complete. torch comes first, on its own and
@@ -54,6 +54,15 @@ build: $(WORKSPACE)/workspace.json
 
 demo: build
 	$(BIN)/csbot chat --workspace $(WORKSPACE) --debug
+
+# The gate CI runs before the tests: style and common bugs (ruff, configured in
+# pyproject.toml), the one-way floors bot -> finetune -> retrieval (import-linter), and
+# types of the two lower floors (mypy).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: install
 	$(BIN)/python -m pytest

@@ -30,9 +30,26 @@ def audit(pip_audit: str, service: str, ignored: list[str], tmp: Path) -> tuple[
     deps: list[dict] = []
     for n, args in enumerate((["--require-hashes", "-r", "requirements.lock"], ["--no-deps", "-r", str(unlocked)])):
         out = tmp / f"{service}-{n}.json"
-        p = subprocess.run([pip_audit, "-s", service, "--timeout", "30", "--progress-spinner", "off",
-                            "--disable-pip", "-f", "json", "-o", str(out), *flags, *args],
-                           capture_output=True, text=True)
+        p = subprocess.run(
+            [
+                pip_audit,
+                "-s",
+                service,
+                "--timeout",
+                "30",
+                "--progress-spinner",
+                "off",
+                "--disable-pip",
+                "-f",
+                "json",
+                "-o",
+                str(out),
+                *flags,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if not out.exists():  # the service could not be reached at all
             return [], (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1][:300]
         deps += json.loads(out.read_text())["dependencies"]
@@ -57,12 +74,16 @@ def main(pip_audit: str, ignored: list[str]) -> int:
             for name, version, v in found:
                 fix = ", ".join(v.get("fix_versions", [])) or "none yet"
                 print(f"  {name} {version}: {v['id']} (fixed in: {fix}) {v.get('description', '')[:200]}")
-            print("Upgrade the package (make lock LOCK_FLAGS='--upgrade-package NAME'), or add the ID to "
-                  "AUDIT_IGNORE in .ci/run with the reason it does not apply.")
+            print(
+                "Upgrade the package (make lock LOCK_FLAGS='--upgrade-package NAME'), or add the ID to "
+                "AUDIT_IGNORE in .ci/run with the reason it does not apply."
+            )
             return 1
         if skipped:
-            print(f"dependency audit ({service}): {len(deps) - len(skipped)} packages checked, no known "
-                  "vulnerabilities; NOT checked: " + ", ".join(f"{d['name']} ({d['skip_reason']})" for d in skipped))
+            print(
+                f"dependency audit ({service}): {len(deps) - len(skipped)} packages checked, no known "
+                "vulnerabilities; NOT checked: " + ", ".join(f"{d['name']} ({d['skip_reason']})" for d in skipped)
+            )
             return 3
         print(f"dependency audit ({service}): {len(deps)} packages checked, no known vulnerabilities")
         return 0

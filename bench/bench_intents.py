@@ -182,10 +182,12 @@ def main() -> None:
     except ImportError:
         torch_threads = None
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch threads {torch_threads}, BLAS threads "
-          f"{[i.get('num_threads') for i in threadpoolctl.threadpool_info()]}, "
-          f"python {platform.python_version()}, scikit-learn {sklearn.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch threads {torch_threads}, BLAS threads "
+        f"{[i.get('num_threads') for i in threadpoolctl.threadpool_info()]}, "
+        f"python {platform.python_version()}, scikit-learn {sklearn.__version__}"
+    )
     print(f"data: {args.data} -> {len(tr)} train / {len(te)} test rows, {len(intents)} intents, seed {args.seed}")
     print(f"encoding: {len(texts)} texts in {encode_seconds:.1f}s{' (cached)' if cached else ''}")
 
@@ -231,12 +233,16 @@ def main() -> None:
     print(f"{'  (baseline LR with C=10: ' + format(tuned_acc, '.4f') + ')':<44}")
     print(f"{'macro F1':<44}{base_f1:>14.4f}{f1:>10.4f}")
     print(f"{'train seconds (encoding excluded)':<44}{base_seconds:>14.1f}{train_seconds:>10.1f}")
-    print(f"{'train seconds (encoding included)':<44}{base_seconds + encode_seconds * len(tr) / len(texts):>14.1f}"
-          f"{train_seconds + encode_seconds * len(tr) / len(texts):>10.1f}")
-    print(f"ours: expected calibration error {ece:.4f}; temperature {clf.metadata['temperature']:.3f}; "
-          f"{flagged.mean():.2%} of in-scope test rows flagged OOS "
-          f"(accuracy {acc:.4f} -> {closed_inscope:.4f} with OOS flags); "
-          f"predict {predict_ms_per_row:.3f} ms/row batched, {single_ms:.2f} ms single-row")
+    print(
+        f"{'train seconds (encoding included)':<44}{base_seconds + encode_seconds * len(tr) / len(texts):>14.1f}"
+        f"{train_seconds + encode_seconds * len(tr) / len(texts):>10.1f}"
+    )
+    print(
+        f"ours: expected calibration error {ece:.4f}; temperature {clf.metadata['temperature']:.3f}; "
+        f"{flagged.mean():.2%} of in-scope test rows flagged OOS "
+        f"(accuracy {acc:.4f} -> {closed_inscope:.4f} with OOS flags); "
+        f"predict {predict_ms_per_row:.3f} ms/row batched, {single_ms:.2f} ms single-row"
+    )
     print(f"off-topic questions flagged (full model): {offtopic_flagged_full:.0%}")
 
     # (c) OOS protocol
@@ -264,13 +270,17 @@ def main() -> None:
     offtopic_flagged = float(np.mean([p.out_of_scope for p in off_o]))
 
     print()
-    print(f"OOS protocol: {n_unknown} of {len(intents)} intents unknown (seed {args.seed}); trained on "
-          f"{len(known_tr)} rows of {len(intents) - n_unknown} intents in {oos_train_seconds:.1f}s; "
-          f"test {int(ins.sum())} in-scope + {int(is_oos.sum())} OOS rows")
+    print(
+        f"OOS protocol: {n_unknown} of {len(intents)} intents unknown (seed {args.seed}); trained on "
+        f"{len(known_tr)} rows of {len(intents) - n_unknown} intents in {oos_train_seconds:.1f}s; "
+        f"test {int(ins.sum())} in-scope + {int(is_oos.sum())} OOS rows"
+    )
     floor = oclf.nearest_floor
     rows = []
-    print(f"{'score':<15}{'calibrated: recall':>20}{'precision':>11}{'in-scope acc':>14}{'lost (pts)':>12}"
-          f"{'  | oracle recall @ 1/2/5 pts lost':>36}")
+    print(
+        f"{'score':<15}{'calibrated: recall':>20}{'precision':>11}{'in-scope acc':>14}{'lost (pts)':>12}"
+        f"{'  | oracle recall @ 1/2/5 pts lost':>36}"
+    )
     for name in OOS_SCORES:
         t = oclf.thresholds[name]
         fl = (sig[name] < t) | (sig["nearest"] < floor)
@@ -278,24 +288,39 @@ def main() -> None:
         p = float(np.mean(is_oos[fl])) if fl.any() else 0.0
         a = float(np.mean(right & ~fl[ins]))
         curve = [recall_at_loss(sig[name][ins], right, sig[name][is_oos], x) for x in (0.01, 0.02, 0.05)]
-        rows.append({"score": name, "recall": round(r, 4), "precision": round(p, 4), "in_scope_accuracy": round(a, 4),
-                     "points_lost": round((acc_wo - a) * 100, 2),
-                     "oracle_recall_at_1_2_5_points": [round(c, 4) for c in curve]})
+        rows.append(
+            {
+                "score": name,
+                "recall": round(r, 4),
+                "precision": round(p, 4),
+                "in_scope_accuracy": round(a, 4),
+                "points_lost": round((acc_wo - a) * 100, 2),
+                "oracle_recall_at_1_2_5_points": [round(c, 4) for c in curve],
+            }
+        )
         mark = " *" if name == config.oos_score else ""
-        print(f"{name + mark:<15}{r:>20.4f}{p:>11.4f}{a:>14.4f}{(acc_wo - a) * 100:>12.2f}"
-              f"{'  | ':>6}{' / '.join(f'{c:.3f}' for c in curve)}")
-    print(f"(* = the configured score; thresholds from held-out-intent calibration, plus the nearest-cosine "
-          f"floor {floor:.3f}; oracle = threshold chosen on the test rows themselves)")
-    print(f"accuracy on known intents without OOS detection {acc_wo:.4f}; with it {in_acc:.4f} "
-          f"({(acc_wo - in_acc) * 100:.2f} points lost); OOS recall {oos_recall:.4f}, precision {oos_precision:.4f}")
-    print(f"off-topic questions flagged (OOS-protocol model): {offtopic_flagged:.0%}; "
-          f"not flagged: {[q for q, p in zip(OFF_TOPIC, off_o) if not p.out_of_scope]}")
+        print(
+            f"{name + mark:<15}{r:>20.4f}{p:>11.4f}{a:>14.4f}{(acc_wo - a) * 100:>12.2f}"
+            f"{'  | ':>6}{' / '.join(f'{c:.3f}' for c in curve)}"
+        )
+    print(
+        f"(* = the configured score; thresholds from held-out-intent calibration, plus the nearest-cosine "
+        f"floor {floor:.3f}; oracle = threshold chosen on the test rows themselves)"
+    )
+    print(
+        f"accuracy on known intents without OOS detection {acc_wo:.4f}; with it {in_acc:.4f} "
+        f"({(acc_wo - in_acc) * 100:.2f} points lost); OOS recall {oos_recall:.4f}, precision {oos_precision:.4f}"
+    )
+    print(
+        f"off-topic questions flagged (OOS-protocol model): {offtopic_flagged:.0%}; "
+        f"not flagged: {[q for q, p in zip(OFF_TOPIC, off_o) if not p.out_of_scope]}"
+    )
 
     result = {
         "dataset": str(args.data),
         "seed": args.seed,
-        "n_train": int(len(tr)),
-        "n_test": int(len(te)),
+        "n_train": len(tr),
+        "n_test": len(te),
         "n_intents": len(intents),
         "baseline_accuracy": round(base_acc, 4),
         "baseline_macro_f1": round(base_f1, 4),

@@ -58,12 +58,13 @@ def main() -> None:
     print(f"round 2 on {everything}", file=sys.stderr)
     r2 = csbot("finetune", "round", "--transcripts", str(everything), *common)
 
-    from bot.evaluation_generation import retrieval_on_pairs
+    from bot.evaluation.generation import retrieval_on_pairs
 
     # the pairs both rounds were scored on: the round's fixed held-out set
     held_path = ws / "finetune" / "rounds" / r2["round"] / "pairs" / "heldout.jsonl"
-    held_out = [json.loads(line) for line in held_path.read_text(encoding="utf-8").splitlines()
-                if line.strip()][: args.eval_limit]
+    held_out = [json.loads(line) for line in held_path.read_text(encoding="utf-8").splitlines() if line.strip()][
+        : args.eval_limit
+    ]
     result = {
         "minutes_per_round": args.minutes,
         "round1_pairs": r1["pairs"]["train"],

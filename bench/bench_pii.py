@@ -42,7 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.guard import company_facts_from  # noqa: E402
+from finetune.guard import company_facts_from  # noqa: E402
 from retrieval.pii import PII_KINDS, PiiScrubber, PiiSpan  # noqa: E402
 
 Gold = tuple[int, int, str]  # start, end, kind
@@ -90,22 +90,30 @@ class Tally:
             if any(p.start < e and s < p.end for s, e, _ in gold):
                 self.right[p.kind] += 1
             else:
-                self.false_alarms.append((p.kind, text[p.start:p.end], text))
+                self.false_alarms.append((p.kind, text[p.start : p.end], text))
 
     def report(self) -> dict:
         kinds = [k for k in PII_KINDS if self.gold[k] or self.predicted[k]]
-        per_kind = {k: _figures(self.gold[k], self.found[k], self.typed[k], self.predicted[k], self.right[k])
-                    for k in kinds}
-        overall = _figures(sum(self.gold.values()), sum(self.found.values()), sum(self.typed.values()),
-                           sum(self.predicted.values()), sum(self.right.values()))
+        per_kind = {
+            k: _figures(self.gold[k], self.found[k], self.typed[k], self.predicted[k], self.right[k]) for k in kinds
+        }
+        overall = _figures(
+            sum(self.gold.values()),
+            sum(self.found.values()),
+            sum(self.typed.values()),
+            sum(self.predicted.values()),
+            sum(self.right.values()),
+        )
         return {"overall": overall, "per_kind": per_kind}
 
 
 def _figures(gold: int, found: int, typed: int, predicted: int, right: int) -> dict:
     return {
-        "labelled": gold, "recall": round(found / gold, 3) if gold else None,
+        "labelled": gold,
+        "recall": round(found / gold, 3) if gold else None,
         "typed_recall": round(typed / gold, 3) if gold else None,
-        "found": predicted, "precision": round(right / predicted, 3) if predicted else None,
+        "found": predicted,
+        "precision": round(right / predicted, 3) if predicted else None,
     }
 
 
@@ -124,8 +132,10 @@ def labelled_sample(path: Path, scrubber: PiiScrubber) -> dict[str, Tally]:
             gold = [(s["start"], s["end"], s["kind"]) for s in row["spans"]]
             tallies[row["split"]].add(row["text"], gold, scrubber.find(row["text"]))
             n += 1
-    log(f"labelled sample: {n} lines ({sum(tallies['tune'].gold.values())} tune / "
-        f"{sum(tallies['test'].gold.values())} test values)")
+    log(
+        f"labelled sample: {n} lines ({sum(tallies['tune'].gold.values())} tune / "
+        f"{sum(tallies['test'].gold.values())} test values)"
+    )
     return tallies
 
 
@@ -186,7 +196,7 @@ def bitext_flags(path: Path, rows: int, scrubber: PiiScrubber) -> dict:
         for s in scrubber.find(text):
             counts[s.kind] += 1
             if len(examples[s.kind]) < 5:
-                examples[s.kind].append(text[max(0, s.start - 30):s.end + 30].replace("\n", " "))
+                examples[s.kind].append(text[max(0, s.start - 30) : s.end + 30].replace("\n", " "))
     seconds = time.perf_counter() - started
     log(f"Bitext: {len(texts)} texts scrubbed in {seconds:.1f} s")
     for kind, ex in examples.items():
@@ -236,15 +246,22 @@ def main() -> None:
     bitext = args.shared / "bitext" / "train.csv"
     result["bitext_flags"] = bitext_flags(bitext, args.bitext_rows, scrubber) if bitext.is_file() else None
 
-    for name, report in [("tune", result["labelled"]["tune"]), ("test", result["labelled"]["test"]),
-                         ("abcd", result["abcd"])]:
+    for name, report in [
+        ("tune", result["labelled"]["tune"]),
+        ("test", result["labelled"]["test"]),
+        ("abcd", result["abcd"]),
+    ]:
         if report:
             o = report["overall"]
-            log(f"{name:5s} overall: recall {o['recall']}  precision {o['precision']}  "
-                f"({o['labelled']} labelled, {o['found']} found)")
+            log(
+                f"{name:5s} overall: recall {o['recall']}  precision {o['precision']}  "
+                f"({o['labelled']} labelled, {o['found']} found)"
+            )
             for kind, f in report["per_kind"].items():
-                log(f"        {kind:16s} recall {f['recall']!s:6s} typed {f['typed_recall']!s:6s} "
-                    f"precision {f['precision']!s:6s} ({f['labelled']} labelled, {f['found']} found)")
+                log(
+                    f"        {kind:16s} recall {f['recall']!s:6s} typed {f['typed_recall']!s:6s} "
+                    f"precision {f['precision']!s:6s} ({f['labelled']} labelled, {f['found']} found)"
+                )
     print(json.dumps(result))
 
 

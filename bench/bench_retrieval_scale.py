@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from retrieval.config import IndexConfig  # noqa: E402
-from retrieval.index import VectorIndex  # noqa: E402
-from retrieval.threads import configure_threads  # noqa: E402
-from retrieval.types import Unit  # noqa: E402
+from retrieval.config import IndexConfig
+from retrieval.index import VectorIndex
+from retrieval.threads import configure_threads
+from retrieval.types import Unit
 
 DIM = 384
 K = 10
@@ -64,8 +64,9 @@ def main() -> None:
     build_s: dict[str, float] = {}
     for kind in ("flat", "hnsw", "ivf"):
         t0 = time.perf_counter()
-        indexes[kind] = VectorIndex.build(units, vectors, embedder_id="synthetic",
-                                          config=IndexConfig(kind=kind, **config_common))
+        indexes[kind] = VectorIndex.build(
+            units, vectors, embedder_id="synthetic", config=IndexConfig(kind=kind, **config_common)
+        )
         build_s[kind] = round(time.perf_counter() - t0, 2)
 
     truth = [{h.unit.id for h in hits} for hits in indexes["flat"].search_batch(queries, K)]
@@ -86,8 +87,14 @@ def main() -> None:
                 t0 = time.perf_counter()
                 index.search(q, K)
                 times.append(time.perf_counter() - t0)
-            results.append({"kind": kind, "faiss_threads": threads,
-                            "p50_ms": percentile_ms(times, 50), "p95_ms": percentile_ms(times, 95)})
+            results.append(
+                {
+                    "kind": kind,
+                    "faiss_threads": threads,
+                    "p50_ms": percentile_ms(times, 50),
+                    "p95_ms": percentile_ms(times, 95),
+                }
+            )
 
     base = {r["faiss_threads"]: r["p50_ms"] for r in results if r["kind"] == "flat"}
     base1 = base[1]
@@ -95,16 +102,29 @@ def main() -> None:
     print(f"{'index':6} {'threads':>7} {'p50 ms':>9} {'p95 ms':>9} {'p50 vs flat@1':>14} {'recall@10':>10}")
     for r in results:
         r["p50_vs_flat_1thread"] = round(r["p50_ms"] / base1, 3)
-        print(f"{r['kind']:6} {r['faiss_threads']:>7} {r['p50_ms']:>9.3f} {r['p95_ms']:>9.3f} "
-              f"{r['p50_vs_flat_1thread']:>14.3f} {recall[r['kind']]:>10.4f}")
+        print(
+            f"{r['kind']:6} {r['faiss_threads']:>7} {r['p50_ms']:>9.3f} {r['p95_ms']:>9.3f} "
+            f"{r['p50_vs_flat_1thread']:>14.3f} {recall[r['kind']]:>10.4f}"
+        )
     cfg = IndexConfig()
-    print(json.dumps({
-        "bench": "retrieval_scale", "n": args.n, "dim": DIM, "queries": args.queries, "k": K,
-        "seed": args.seed, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "hnsw": {"m": cfg.hnsw_m, "ef_construction": cfg.hnsw_ef_construction, "ef_search": cfg.hnsw_ef_search},
-        "ivf": {"nlist": indexes["ivf"]._index.nlist, "nprobe": cfg.ivf_nprobe},
-        "build_s": build_s, "recall_at_10": recall, "latency": results,
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "retrieval_scale",
+                "n": args.n,
+                "dim": DIM,
+                "queries": args.queries,
+                "k": K,
+                "seed": args.seed,
+                "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+                "hnsw": {"m": cfg.hnsw_m, "ef_construction": cfg.hnsw_ef_construction, "ef_search": cfg.hnsw_ef_search},
+                "ivf": {"nlist": indexes["ivf"]._index.nlist, "nprobe": cfg.ivf_nprobe},
+                "build_s": build_s,
+                "recall_at_10": recall,
+                "latency": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -57,9 +57,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(values_ms: list[float]) -> dict:
-    return {"n": len(values_ms), "p50_ms": percentile(values_ms, 50), "p95_ms": percentile(values_ms, 95),
-            "max_ms": round(max(values_ms), 1) if values_ms else None,
-            "mean_ms": round(statistics.fmean(values_ms), 1) if values_ms else None}
+    return {
+        "n": len(values_ms),
+        "p50_ms": percentile(values_ms, 50),
+        "p95_ms": percentile(values_ms, 95),
+        "max_ms": round(max(values_ms), 1) if values_ms else None,
+        "mean_ms": round(statistics.fmean(values_ms), 1) if values_ms else None,
+    }
 
 
 def customer_messages(data: Path) -> list[str]:
@@ -79,16 +83,25 @@ def free_port() -> int:
 def start_server(workspace: Path, port: int, workers: int, log_path: Path) -> subprocess.Popen:
     """`csbot serve`, its output to a file (a pipe nobody reads would fill up and block
     the server's logging)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "CSBOT_RATE_LIMIT_PER_IP": "0", "CSBOT_RATE_LIMIT_PER_SESSION": "0", "CSBOT_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "CSBOT_RATE_LIMIT_PER_IP": "0",
+        "CSBOT_RATE_LIMIT_PER_SESSION": "0",
+        "CSBOT_LOG_LEVEL": "warning",
+    }
     with log_path.open("wb") as log_file:
-        return subprocess.Popen([str(CSBOT), "serve", "--workspace", str(workspace), "--port", str(port),
-                                 "--workers", str(workers)], cwd=REPO, env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [str(CSBOT), "serve", "--workspace", str(workspace), "--port", str(port), "--workers", str(workers)],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
 
 
-async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen, log_path: Path,
-                     timeout: float = 300) -> float:
+async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen, log_path: Path, timeout: float = 300) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
         if proc.poll() is not None:
@@ -102,8 +115,7 @@ async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen, log_path
     raise SystemExit(f"csbot serve was not ready in {timeout} s")
 
 
-async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations: int, turns: int,
-                     seed: int) -> dict:
+async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations: int, turns: int, seed: int) -> dict:
     latencies: list[float] = []
     server_ms: list[float] = []
     accepted: list[tuple[str, str, int]] = []  # conversation, client_message_id, reply message id
@@ -125,8 +137,9 @@ async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations:
             mid = uuid.uuid4().hex
             started = time.perf_counter()
             try:
-                r = await client.post(f"/api/v1/conversations/{cid}/messages",
-                                      json={"text": rng.choice(texts), "client_message_id": mid})
+                r = await client.post(
+                    f"/api/v1/conversations/{cid}/messages", json={"text": rng.choice(texts), "client_message_id": mid}
+                )
             except httpx.HTTPError as e:
                 error(f"transport: {type(e).__name__}")
                 continue
@@ -141,10 +154,19 @@ async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations:
     started = time.perf_counter()
     await asyncio.gather(*(one_conversation(i) for i in range(conversations)))
     wall = time.perf_counter() - started
-    return {"conversations": conversations, "turns_each": turns, "sent": conversations * turns,
-            "accepted": len(accepted), "errors": sum(errors.values()), "error_kinds": errors,
-            "wall_s": round(wall, 1), "turns_per_s": round(len(accepted) / wall, 1),
-            "turn": summary(latencies), "server_turn": summary(server_ms), "_accepted": accepted}
+    return {
+        "conversations": conversations,
+        "turns_each": turns,
+        "sent": conversations * turns,
+        "accepted": len(accepted),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "wall_s": round(wall, 1),
+        "turns_per_s": round(len(accepted) / wall, 1),
+        "turn": summary(latencies),
+        "server_turn": summary(server_ms),
+        "_accepted": accepted,
+    }
 
 
 def count_lost(store: Path, accepted: list[tuple[str, str, int]]) -> dict:
@@ -156,18 +178,21 @@ def count_lost(store: Path, accepted: list[tuple[str, str, int]]) -> dict:
             "select c.turn, b.id, b.role from messages c left join messages b "
             "on b.conversation_id = c.conversation_id and b.turn = c.turn + 1 "
             "where c.conversation_id = ? and c.client_message_id = ? and c.role = 'customer'",
-            [cid, mid]).fetchone()
+            [cid, mid],
+        ).fetchone()
         if row is None or row[1] != bot_id or row[2] != "bot":
             lost += 1
     conversations = {cid for cid, _, _ in accepted}
-    stored = sum(db.execute("select count(*) from messages where conversation_id = ?", [c]).fetchone()[0]
-                 for c in conversations)
+    stored = sum(
+        db.execute("select count(*) from messages where conversation_id = ?", [c]).fetchone()[0] for c in conversations
+    )
     db.close()
     return {"lost": lost, "stored_messages": stored, "expected_messages": 2 * len(accepted)}
 
 
-async def stream_phase(client: httpx.AsyncClient, texts: list[str], conversations: int, turns: int,
-                       think: tuple[float, float], seed: int) -> dict:
+async def stream_phase(
+    client: httpx.AsyncClient, texts: list[str], conversations: int, turns: int, think: tuple[float, float], seed: int
+) -> dict:
     first_text: list[float] = []
     complete: list[float] = []
     errors = 0
@@ -188,9 +213,11 @@ async def stream_phase(client: httpx.AsyncClient, texts: list[str], conversation
             started = time.perf_counter()
             got_text = got_final = False
             try:
-                async with client.stream("POST", f"/api/v1/conversations/{cid}/messages/stream",
-                                         json={"text": rng.choice(texts),
-                                               "client_message_id": uuid.uuid4().hex}) as r:
+                async with client.stream(
+                    "POST",
+                    f"/api/v1/conversations/{cid}/messages/stream",
+                    json={"text": rng.choice(texts), "client_message_id": uuid.uuid4().hex},
+                ) as r:
                     if r.status_code != 200:
                         errors += 1
                         continue
@@ -212,9 +239,15 @@ async def stream_phase(client: httpx.AsyncClient, texts: list[str], conversation
 
     started = time.perf_counter()
     await asyncio.gather(*(one_conversation(i) for i in range(conversations)))
-    return {"conversations": conversations, "turns_each": turns, "think_s": list(think), "errors": errors,
-            "wall_s": round(time.perf_counter() - started, 1),
-            "first_text": summary(first_text), "complete": summary(complete)}
+    return {
+        "conversations": conversations,
+        "turns_each": turns,
+        "think_s": list(think),
+        "errors": errors,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "first_text": summary(first_text),
+        "complete": summary(complete),
+    }
 
 
 async def run(args: argparse.Namespace, workspace: Path) -> dict:
@@ -233,12 +266,16 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
             log(f"load: {args.conversations} conversations x {args.turns} turns at once")
             load = await load_phase(client, texts, args.conversations, args.turns, args.seed)
             log(f"streaming: {args.stream_conversations} conversations x {args.stream_turns} turns, closed loop")
-            closed = await stream_phase(client, texts, args.stream_conversations, args.stream_turns, (0.0, 0.0),
-                                        args.seed)
-            log(f"streaming: {args.stream_conversations} conversations x {args.stream_turns} turns, "
-                "0.5-1.5 s between messages")
-            paced = await stream_phase(client, texts, args.stream_conversations, args.stream_turns, (0.5, 1.5),
-                                       args.seed + 1)
+            closed = await stream_phase(
+                client, texts, args.stream_conversations, args.stream_turns, (0.0, 0.0), args.seed
+            )
+            log(
+                f"streaming: {args.stream_conversations} conversations x {args.stream_turns} turns, "
+                "0.5-1.5 s between messages"
+            )
+            paced = await stream_phase(
+                client, texts, args.stream_conversations, args.stream_turns, (0.5, 1.5), args.seed + 1
+            )
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -250,9 +287,16 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
     server_errors = log_path.read_text(errors="replace").count("Traceback")
     if server_errors:
         log(f"the server logged {server_errors} traceback(s); its log:\n{log_path.read_text()[-4000:]}")
-    return {"bench": "serve_load", "workers": args.workers, "cores": os.cpu_count(),
-            "load": load, "stream_closed_loop": closed, "stream_paced": paced,
-            "ready_s": round(ready_s, 1), "server_tracebacks": server_errors}
+    return {
+        "bench": "serve_load",
+        "workers": args.workers,
+        "cores": os.cpu_count(),
+        "load": load,
+        "stream_closed_loop": closed,
+        "stream_paced": paced,
+        "ready_s": round(ready_s, 1),
+        "server_tracebacks": server_errors,
+    }
 
 
 def main() -> None:
@@ -270,18 +314,23 @@ def main() -> None:
 
     if not (args.workspace / "workspace.json").exists():
         log(f"building the demo workspace in {args.workspace}")
-        subprocess.run([str(CSBOT), "build", "--data", str(args.data), "--workspace", str(args.workspace)],
-                       check=True, cwd=REPO)
+        subprocess.run(
+            [str(CSBOT), "build", "--data", str(args.data), "--workspace", str(args.workspace)], check=True, cwd=REPO
+        )
     with tempfile.TemporaryDirectory(prefix="csbot-bench-") as tmp:
         served = Path(tmp) / "ws"
         shutil.copytree(args.workspace, served, ignore=shutil.ignore_patterns("store.db*"))
         result = asyncio.run(asyncio.wait_for(run(args, served), timeout=args.max_seconds))
     load, closed, paced = result["load"], result["stream_closed_loop"], result["stream_paced"]
-    log(f"load: {load['accepted']}/{load['sent']} accepted, {load['errors']} errors, {load['lost']} lost; "
-        f"turn p50 {load['turn']['p50_ms']} ms, p95 {load['turn']['p95_ms']} ms; {load['turns_per_s']} turns/s")
-    log(f"stream first text, closed loop: p50 {closed['first_text']['p50_ms']} ms, "
+    log(
+        f"load: {load['accepted']}/{load['sent']} accepted, {load['errors']} errors, {load['lost']} lost; "
+        f"turn p50 {load['turn']['p50_ms']} ms, p95 {load['turn']['p95_ms']} ms; {load['turns_per_s']} turns/s"
+    )
+    log(
+        f"stream first text, closed loop: p50 {closed['first_text']['p50_ms']} ms, "
         f"p95 {closed['first_text']['p95_ms']} ms; paced: p50 {paced['first_text']['p50_ms']} ms, "
-        f"p95 {paced['first_text']['p95_ms']} ms")
+        f"p95 {paced['first_text']['p95_ms']} ms"
+    )
     print(json.dumps(result))
 
 

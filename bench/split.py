@@ -58,8 +58,17 @@ def main() -> None:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(part)
-    print(json.dumps({"train": len(train), "test": len(test), "labels": len(labels),
-                      "unknown_labels": sorted(unknown), "out": str(args.out)}))
+    print(
+        json.dumps(
+            {
+                "train": len(train),
+                "test": len(test),
+                "labels": len(labels),
+                "unknown_labels": sorted(unknown),
+                "out": str(args.out),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ class Retriever(Protocol):
     candidates.
     """
 
-    def search(self, query: np.ndarray, k: int = 5, *, intent: str | None = None,
-               kind: str | None = None) -> list[Hit]: ...
+    def search(
+        self, query: np.ndarray, k: int = 5, *, intent: str | None = None, kind: str | None = None
+    ) -> list[Hit]: ...
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,7 @@ def validate_message(text: str, max_chars: int) -> str:
     and tabs) are dropped; nothing else is changed."""
     if not isinstance(text, str):
         raise InvalidMessageError(f"message must be text, got {type(text).__name__}")
-    cleaned = "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
-    )
+    cleaned = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
     if not cleaned.strip():
         raise InvalidMessageError("message is empty; type a question or request")
     if len(cleaned) > max_chars:
@@ -103,8 +101,9 @@ class DialogueManager:
     def start_conversation(self, channel: str = "cli") -> str:
         return self.store.create_conversation(channel=channel)
 
-    def handle(self, text: str, conversation_id: str | None = None, channel: str = "cli",
-               client_message_id: str | None = None) -> TurnResult:
+    def handle(
+        self, text: str, conversation_id: str | None = None, channel: str = "cli", client_message_id: str | None = None
+    ) -> TurnResult:
         """One turn. `client_message_id` is the channel's id for the customer message
         (stored with it; a conversation refuses the same id twice, see
         `ConversationStore.record_turn`)."""
@@ -173,8 +172,9 @@ class DialogueManager:
             note=decision.note,
         )
 
-    def handle_stream(self, text: str, conversation_id: str | None = None,
-                      channel: str = "cli", client_message_id: str | None = None) -> Iterator[str | TurnResult]:
+    def handle_stream(
+        self, text: str, conversation_id: str | None = None, channel: str = "cli", client_message_id: str | None = None
+    ) -> Iterator[str | TurnResult]:
         """The same turn as `handle`, as text pieces followed by the `TurnResult`.
 
         Validation errors raise at the first `next()`, before anything is stored. The
@@ -198,8 +198,13 @@ class DialogueManager:
     ) -> _Decision:
         domain, cfg = self.domain, self.config
         if state.handed_off:
-            return _Decision(domain.waiting_for_agent_message, "handoff", p.intent, "policy",
-                             note="conversation is waiting for a human agent")
+            return _Decision(
+                domain.waiting_for_agent_message,
+                "handoff",
+                p.intent,
+                "policy",
+                note="conversation is waiting for a human agent",
+            )
 
         intent, confident = p.intent, (not p.out_of_scope and p.confidence >= cfg.clarify_below)
         out_of_scope = p.out_of_scope
@@ -218,16 +223,25 @@ class DialogueManager:
             # vary the wording without randomness, so a replayed conversation replays alike
             return _Decision(replies[zlib.crc32(text.encode()) % len(replies)], "smalltalk", intent, "policy")
         if out_of_scope:
-            return self._failure(state, domain.fallback_message, "fallback", None,
-                                 note=f"out of scope (closest intent {p.intent}, "
-                                      f"similarity {p.nearest_similarity:.2f})")
+            return self._failure(
+                state,
+                domain.fallback_message,
+                "fallback",
+                None,
+                note=f"out of scope (closest intent {p.intent}, similarity {p.nearest_similarity:.2f})",
+            )
         if not confident:
             options = [i for i, _ in p.ranking[:2]]
             state.clarify_options = options
             names = " or ".join(domain.intent_name(i) for i in options)
-            return self._failure(state, domain.clarify_message.format(options=names), "clarify",
-                                 p.intent, buttons=tuple(domain.intent_name(i) for i in options),
-                                 note=f"confidence {p.confidence:.2f} < {cfg.clarify_below:.2f}")
+            return self._failure(
+                state,
+                domain.clarify_message.format(options=names),
+                "clarify",
+                p.intent,
+                buttons=tuple(domain.intent_name(i) for i in options),
+                note=f"confidence {p.confidence:.2f} < {cfg.clarify_below:.2f}",
+            )
 
         # a task intent
         if intent != state.active_intent:
@@ -235,29 +249,36 @@ class DialogueManager:
         for slot in domain.required_slots.get(intent, []):
             if slot not in state.slots:
                 state.awaiting_slot = slot
-                return _Decision(domain.slot_questions[slot], "clarify", intent, "policy",
-                                 note=f"{intent} needs {slot}")
+                return _Decision(
+                    domain.slot_questions[slot], "clarify", intent, "policy", note=f"{intent} needs {slot}"
+                )
         state.awaiting_slot = None
 
         hits = retrieve_for_intent(self.retriever, vector, intent, cfg.retrieval_k)
         history = self._history(conversation_id)
         composed = self.composer.compose(
-            ComposeRequest(text=text, intent=intent, history=history, hits=tuple(hits),
-                           slots=Slots(dict(state.slots)))
+            ComposeRequest(text=text, intent=intent, history=history, hits=tuple(hits), slots=Slots(dict(state.slots)))
         )
         sources = _sources(hits, composed, cfg.retrieval_k)
         if composed.action == "fallback":
-            return self._failure(state, composed.text, "fallback", intent, sources=sources,
-                                 note=composed.note, composer=composed.composer)
+            return self._failure(
+                state,
+                composed.text,
+                "fallback",
+                intent,
+                sources=sources,
+                note=composed.note,
+                composer=composed.composer,
+            )
         if composed.action == "clarify":
             state.awaiting_slot = composed.missing_slot
         else:
             state.failures = 0
-        return _Decision(composed.text, composed.action, intent, composed.composer,
-                         sources=sources, note=composed.note)
+        return _Decision(composed.text, composed.action, intent, composed.composer, sources=sources, note=composed.note)
 
-    def _continues_task(self, masked: str, new_slots: dict[str, str], state: DialogueState,
-                        p: IntentPrediction, confident: bool) -> bool:
+    def _continues_task(
+        self, masked: str, new_slots: dict[str, str], state: DialogueState, p: IntentPrediction, confident: bool
+    ) -> bool:
         """Is this turn the slot the bot asked for ("it's #40318275"), not a new request?"""
         if not state.active_intent or not new_slots:
             return False
@@ -267,24 +288,31 @@ class DialogueManager:
         new_task = confident and p.intent != state.active_intent and p.intent not in self.domain.smalltalk
         return slot_only or not new_task
 
-    def _failure(self, state: DialogueState, reply: str, action: Action, intent: str | None,
-                 *, note: str | None = None, buttons: tuple[str, ...] = (),
-                 sources: tuple[Source, ...] = (), composer: str = "policy") -> _Decision:
+    def _failure(
+        self,
+        state: DialogueState,
+        reply: str,
+        action: Action,
+        intent: str | None,
+        *,
+        note: str | None = None,
+        buttons: tuple[str, ...] = (),
+        sources: tuple[Source, ...] = (),
+        composer: str = "policy",
+    ) -> _Decision:
         state.failures += 1
         if state.failures >= self.config.max_failures_before_handoff:
-            return self._handoff(state, intent,
-                                 f"{state.failures} turns in a row the bot could not help ({note})")
+            return self._handoff(state, intent, f"{state.failures} turns in a row the bot could not help ({note})")
         return _Decision(reply, action, intent, composer, sources=sources, buttons=buttons, note=note)
 
     def _handoff(self, state: DialogueState, intent: str | None, reason: str) -> _Decision:
         state.handed_off = True
         state.awaiting_slot = None
-        return _Decision(self.domain.handoff_message, "handoff", intent, "policy",
-                         note=reason, handoff_reason=reason)
+        return _Decision(self.domain.handoff_message, "handoff", intent, "policy", note=reason, handoff_reason=reason)
 
     def _history(self, conversation_id: str) -> tuple[tuple[str, str], ...]:
         """The last turns before this one, read from the store (not from memory)."""
-        messages = self.store.messages(conversation_id)[-self.config.history_turns:]
+        messages = self.store.messages(conversation_id)[-self.config.history_turns :]
         return tuple((m["role"], m["text"]) for m in messages)
 
 

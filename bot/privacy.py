@@ -29,8 +29,9 @@ class ErasureReport:
         return {"conversations": self.conversations, "rows": self.rows, "pairs": self.pairs}
 
 
-def forget_conversations(store: ConversationStore, workspace: Path, conversation_ids: list[str],
-                         reason: str) -> ErasureReport:
+def forget_conversations(
+    store: ConversationStore, workspace: Path, conversation_ids: list[str], reason: str
+) -> ErasureReport:
     """Erase these conversations from the store and from every pairs directory in the
     workspace. Unknown ids are skipped (a repeated request erases nothing more)."""
     report = ErasureReport()
@@ -43,8 +44,14 @@ def forget_conversations(store: ConversationStore, workspace: Path, conversation
     if conversation_ids:
         for pairs_dir in find_pairs_dirs(workspace):
             report.pairs += erase_from_pairs(pairs_dir, conversation_ids)
-    log.info("erased %d conversation(s) (%s): %s rows, %d training pairs; ids: %s",
-             len(report.conversations), reason, report.rows, report.pairs, ", ".join(report.conversations))
+    log.info(
+        "erased %d conversation(s) (%s): %s rows, %d training pairs; ids: %s",
+        len(report.conversations),
+        reason,
+        report.rows,
+        report.pairs,
+        ", ".join(report.conversations),
+    )
     return report
 
 
@@ -55,5 +62,6 @@ def forget_customer(store: ConversationStore, workspace: Path, email: str) -> Er
 
 def purge_idle(store: ConversationStore, workspace: Path, retention_days: float) -> ErasureReport:
     """Erase the conversations with no activity in the last `retention_days` days."""
-    return forget_conversations(store, workspace, store.idle_conversations(retention_days),
-                                f"retention of {retention_days:g} days")
+    return forget_conversations(
+        store, workspace, store.idle_conversations(retention_days), f"retention of {retention_days:g} days"
+    )

@@ -53,6 +53,7 @@ class BuildReport:
 
 # -- reading a data directory ---------------------------------------------------------
 
+
 def read_intent_examples(path: Path) -> tuple[list[str], list[str]]:
     """(texts, labels) from a CSV with columns text,intent (or text,category, or
     instruction,intent). Any bad row names itself; nothing is returned then."""
@@ -63,7 +64,8 @@ def read_intent_examples(path: Path) -> tuple[list[str], list[str]]:
         label_col = next((c for c in ("intent", "category") if c in columns), None)
         if text_col is None or label_col is None:
             raise ImportFormatError(
-                str(path), 1,
+                str(path),
+                1,
                 f"expected columns text,intent (or text,category / instruction,intent); found {','.join(columns)}",
             )
         texts, labels = [], []
@@ -91,8 +93,7 @@ def read_articles(path: Path, max_json_depth: int = 64) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             if json_nesting_over(line, max_json_depth) is not None:
-                raise ImportFormatError(str(path), line_number,
-                                        f"JSON nested deeper than {max_json_depth} levels")
+                raise ImportFormatError(str(path), line_number, f"JSON nested deeper than {max_json_depth} levels")
             try:
                 article = json.loads(line)
             except json.JSONDecodeError as e:
@@ -126,8 +127,10 @@ def _data_files(data_dir: Path) -> dict[str, Path]:
 
 # -- building -----------------------------------------------------------------------
 
-def build_workspace(config: CsbotConfig, data_dir: Path, progress: Progress = _quiet,
-                    show_bars: bool = False) -> BuildReport:
+
+def build_workspace(
+    config: CsbotConfig, data_dir: Path, progress: Progress = _quiet, show_bars: bool = False
+) -> BuildReport:
     """Ingest the data directory, build the index, train the intent classifier."""
     from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
     from retrieval.embedder import SentenceEmbedder
@@ -169,8 +172,12 @@ def build_workspace(config: CsbotConfig, data_dir: Path, progress: Progress = _q
     intent_vectors = embedder.encode(masked, progress=show_bars)
     progress("training the intent classifier and calibrating out-of-scope detection")
     classifier = EmbeddingIntentClassifier.train(
-        intent_vectors, masked, labels, IntentClassifierConfig(**config.classifier.overrides),
-        embedder_id=embedder.model_id, progress=progress,
+        intent_vectors,
+        masked,
+        labels,
+        IntentClassifierConfig(**config.classifier.overrides),
+        embedder_id=embedder.model_id,
+        progress=progress,
     )
     classifier.save(ws / "intents")
 
@@ -194,16 +201,23 @@ def build_workspace(config: CsbotConfig, data_dir: Path, progress: Progress = _q
         warnings=warnings,
     )
     # written last: a workspace without it is an unfinished build and is refused
-    write_json_atomic(ws / "workspace.json", {
-        "format": WORKSPACE_FORMAT,
-        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_dir": str(data_dir.resolve()),
-        "sources": sources,
-        "embedder_id": embedder.model_id,
-        "config": config.to_json(),
-        "counts": {"conversations": report.n_conversations, "articles": report.n_articles,
-                   "units": report.n_units, "intent_examples": report.n_intent_examples},
-    })
+    write_json_atomic(
+        ws / "workspace.json",
+        {
+            "format": WORKSPACE_FORMAT,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "data_dir": str(data_dir.resolve()),
+            "sources": sources,
+            "embedder_id": embedder.model_id,
+            "config": config.to_json(),
+            "counts": {
+                "conversations": report.n_conversations,
+                "articles": report.n_articles,
+                "units": report.n_units,
+                "intent_examples": report.n_intent_examples,
+            },
+        },
+    )
     return report
 
 
@@ -215,7 +229,7 @@ def company_facts(workspace: Path) -> list[str]:
 
 
 def _company_facts_in(path: Path) -> list[str]:
-    from bot.guard import company_facts_from
+    from finetune.guard import company_facts_from
 
     if not path.is_file():
         return []
@@ -239,6 +253,7 @@ def read_manifest(workspace: Path) -> dict[str, Any]:
 
 
 # -- loading ------------------------------------------------------------------------
+
 
 class Assistant:
     """A loaded workspace: the dialogue manager and the parts it is made of."""
@@ -271,16 +286,21 @@ class Assistant:
         self.store = ConversationStore(ws / "store.db").open()
         composer = self._composer(domain)
         self.manager = DialogueManager(
-            embedder=self.embedder, classifier=self.classifier, retriever=self.index,
-            composer=composer, store=self.store, domain=domain, config=self.config.dialogue,
+            embedder=self.embedder,
+            classifier=self.classifier,
+            retriever=self.index,
+            composer=composer,
+            store=self.store,
+            domain=domain,
+            config=self.config.dialogue,
         )
         return self
 
     def _composer(self, domain: Domain):
         """Retrieval, or the promoted GPT-2 with retrieval as its fallback."""
-        from bot.composer import RetrievalComposer
-        from bot.generator import GeneratorConfig, GPT2Composer
-        from bot.promoted import PromotedModelComposer
+        from bot.composers.generative import GeneratorConfig, GPT2Composer
+        from bot.composers.promoted import PromotedModelComposer
+        from bot.composers.retrieval import RetrievalComposer
         from finetune.registry import ModelRegistry
 
         ws = self.config.workspace
@@ -289,8 +309,14 @@ class Assistant:
         generator = GeneratorConfig(torch_threads=self.config.embedder.torch_threads)
 
         def make_generator(model_dir: Path) -> GPT2Composer:
-            return GPT2Composer(model_dir, generator, fallback=retrieval, company_facts=facts,
-                                slot_questions=domain.slot_questions, slot_mentions=domain.slot_mentions)
+            return GPT2Composer(
+                model_dir,
+                generator,
+                fallback=retrieval,
+                company_facts=facts,
+                slot_questions=domain.slot_questions,
+                slot_mentions=domain.slot_mentions,
+            )
 
         return PromotedModelComposer(ModelRegistry.for_workspace(ws), make_generator, retrieval)
 
@@ -305,8 +331,9 @@ class Assistant:
         self.close()
 
 
-def import_file(config: CsbotConfig, path: Path, fmt: str, progress: Progress = _quiet,
-                **columns: Any) -> dict[str, Any]:
+def import_file(
+    config: CsbotConfig, path: Path, fmt: str, progress: Progress = _quiet, **columns: Any
+) -> dict[str, Any]:
     """Add the units of one import file to the workspace's index, without a rebuild."""
     from retrieval.embedder import SentenceEmbedder
     from retrieval.importers import load_import
@@ -331,5 +358,11 @@ def import_file(config: CsbotConfig, path: Path, fmt: str, progress: Progress = 
     vectors = embedder.encode([u.text for u in batch.units], progress=True)
     index.add(batch.units, vectors)
     index.save(config.workspace / "index")
-    return {"file": str(path), "format": fmt, "rows": batch.n_rows, "units_added": len(batch.units),
-            "conversations": len(batch.conversations), "index_size": len(index)}
+    return {
+        "file": str(path),
+        "format": fmt,
+        "rows": batch.n_rows,
+        "units_added": len(batch.units),
+        "conversations": len(batch.conversations),
+        "index_size": len(index),
+    }

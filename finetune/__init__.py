@@ -6,7 +6,7 @@ supervised pairs that train the next GPT-2 composer. Reads the store, writes mod
 - `finetune.pairs`: `build_pairs` / `write_pairs` - (context, evidence, target) pairs from
   the store and transcript files, filtered, scrubbed, split by conversation, written as
   train.jsonl / valid.jsonl / manifest.json (`csbot finetune pairs`).
-- `finetune.cli`: the `csbot finetune` commands.
+- `bot.cli.finetune`: the `csbot finetune` commands.
 
 Tokenizer, training and the model registry come next (issue 3).
 """

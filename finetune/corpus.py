@@ -45,17 +45,34 @@ def pairs_from_corpus(
     # a unit's "conversation" is its own row, so build_pairs leaves exactly that unit out
     units = [dataclasses.replace(u, source_id=u.id) for u in batch.units]
     conversations = [
-        {"id": u.id, "intent": u.intent or "", "outcome": "resolved", "source": batch.source,
-         "turns": [{"role": "customer", "text": u.text}, {"role": "agent", "text": u.reply}]}
-        for u in units if u.reply
+        {
+            "id": u.id,
+            "intent": u.intent or "",
+            "outcome": "resolved",
+            "source": batch.source,
+            "turns": [{"role": "customer", "text": u.text}, {"role": "agent", "text": u.reply}],
+        }
+        for u in units
+        if u.reply
     ]
     progress(f"embedding {len(units)} rows of {path}")
-    index = VectorIndex.build(units, embedder.encode([u.text for u in units], progress=show_bars),
-                              embedder_id=embedder.model_id, config=index_config or IndexConfig())
+    index = VectorIndex.build(
+        units,
+        embedder.encode([u.text for u in units], progress=show_bars),
+        embedder_id=embedder.model_id,
+        config=index_config or IndexConfig(),
+    )
     return build_pairs(
-        None, index, embedder, context_turns=1, evidence_k=evidence_k, valid_fraction=valid_fraction,
-        seed=seed, extra_conversations=conversations, min_pairs=min_pairs,
-        sources=[{"name": batch.source, "path": str(path), "format": fmt, "sha256": batch.sha256,
-                  "rows": len(units)}],
-        progress=progress, show_bars=show_bars,
+        None,
+        index,
+        embedder,
+        context_turns=1,
+        evidence_k=evidence_k,
+        valid_fraction=valid_fraction,
+        seed=seed,
+        extra_conversations=conversations,
+        min_pairs=min_pairs,
+        sources=[{"name": batch.source, "path": str(path), "format": fmt, "sha256": batch.sha256, "rows": len(units)}],
+        progress=progress,
+        show_bars=show_bars,
     )

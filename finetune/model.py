@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.errors import CsbotError
 from finetune.prompt import (
     END_OF_REPLY,
     END_OF_TEXT,
@@ -26,6 +25,7 @@ from finetune.prompt import (
     format_transcript,
     placeholders_in_corpus,
 )
+from retrieval.errors import CsbotError
 
 SCRATCH = "scratch"
 
@@ -132,7 +132,9 @@ def load_base(
     texts = list(corpus_texts) if corpus_texts is not None else None
     if base == SCRATCH:
         if not texts:
-            raise BaseModelError("the scratch base trains its tokenizer on the corpus: pass corpus_texts (transcripts, KB, pairs)")
+            raise BaseModelError(
+                "the scratch base trains its tokenizer on the corpus: pass corpus_texts (transcripts, KB, pairs)"
+            )
         tok_dir = Path(out_dir) / "tokenizer" if out_dir is not None else None
         tokenizer = train_tokenizer(texts, cfg.vocab_size, tok_dir)
         torch.manual_seed(cfg.seed)
@@ -164,13 +166,16 @@ def _load_tokenizer(base: str, allow_download: bool):
     if _is_local(base) and not Path(base).expanduser().is_dir():
         raise BaseNotAvailableError(base, f"no directory {base}")
     try:
-        return AutoTokenizer.from_pretrained(str(Path(base).expanduser()) if _is_local(base) else base,
-                                             local_files_only=not allow_download)
+        return AutoTokenizer.from_pretrained(
+            str(Path(base).expanduser()) if _is_local(base) else base, local_files_only=not allow_download
+        )
     except (OSError, ValueError) as e:
         # OSError: not in the cache / no such repo; ValueError: no loadable tokenizer files
         if _is_local(base):
-            raise BaseModelError(f"cannot load a tokenizer from {base}: {_first_line(e)}. "
-                                 "The directory needs the tokenizer files saved with the model (save_pretrained)") from e
+            raise BaseModelError(
+                f"cannot load a tokenizer from {base}: {_first_line(e)}. "
+                "The directory needs the tokenizer files saved with the model (save_pretrained)"
+            ) from e
         raise BaseNotAvailableError(base, _first_line(e)) from e
 
 
@@ -182,13 +187,17 @@ def _load_model(base: str, allow_download: bool):
         model = GPT2LMHeadModel.from_pretrained(path, local_files_only=not allow_download)
     except OSError as e:
         if _is_local(base):
-            raise BaseModelError(f"cannot load GPT-2 weights from {base}: {_first_line(e)}. "
-                                 "It needs config.json and model.safetensors (or pytorch_model.bin); "
-                                 "re-save or re-download the checkpoint") from e
+            raise BaseModelError(
+                f"cannot load GPT-2 weights from {base}: {_first_line(e)}. "
+                "It needs config.json and model.safetensors (or pytorch_model.bin); "
+                "re-save or re-download the checkpoint"
+            ) from e
         raise BaseNotAvailableError(base, _first_line(e)) from e
     except Exception as e:  # corrupt safetensors / torch files raise their own types
-        raise BaseModelError(f"the weights in {base} are corrupt or not a GPT-2 ({type(e).__name__}: "
-                             f"{_first_line(e)}); re-save or re-download the checkpoint") from e
+        raise BaseModelError(
+            f"the weights in {base} are corrupt or not a GPT-2 ({type(e).__name__}: "
+            f"{_first_line(e)}); re-save or re-download the checkpoint"
+        ) from e
     return model
 
 
@@ -235,7 +244,7 @@ class PackedBlocks:
         if n == 0:  # a tiny corpus still gives one (short) block
             self.blocks = [ids] if ids else []
         else:
-            self.blocks = [ids[i * block_size:(i + 1) * block_size] for i in range(n)]
+            self.blocks = [ids[i * block_size : (i + 1) * block_size] for i in range(n)]
 
     def __len__(self) -> int:
         return len(self.blocks)

@@ -67,8 +67,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.errors import CsbotError
 from finetune.scrub import find_names, scrub
+from retrieval.errors import CsbotError
 from retrieval.files import fsync_dir, write_durable
 
 PAIRS_FORMAT = 1
@@ -81,8 +81,15 @@ DOWN_VOTE_CONVERSATIONS = 3
 # moves a conversation between training and the held-out set
 HELDOUT_SALT = "csbot-heldout"
 EXCLUSION_REASONS = (
-    "negative_feedback", "failed_before_handoff", "policy", "not_an_answer", "untrusted_bot_reply",
-    "heldout_bot_reply", "no_customer_turn", "empty", "duplicate",
+    "negative_feedback",
+    "failed_before_handoff",
+    "policy",
+    "not_an_answer",
+    "untrusted_bot_reply",
+    "heldout_bot_reply",
+    "no_customer_turn",
+    "empty",
+    "duplicate",
 )
 TARGET_KINDS = ("agent", "bot", "edited")
 HELDOUT_KINDS = frozenset({"agent", "edited"})
@@ -96,9 +103,9 @@ FILTERS = {
     ],
     "excluded": {
         "negative_feedback": "bot replies a human agent rated 'down', and bot replies whose top retrieved source "
-                             "(or text) customers rated 'down' in at least down_vote_conversations conversations",
+        "(or text) customers rated 'down' in at least down_vote_conversations conversations",
         "failed_before_handoff": "in handed-off conversations: bot fallback/clarify/handoff turns and "
-                                 "bot turns after the last answer before a handoff",
+        "bot turns after the last answer before a handoff",
         "policy": "fixed replies (composer 'policy')",
         "not_an_answer": "other bot turns whose action is not 'answer'",
         "untrusted_bot_reply": "bot answers no human agent rated 'up' (without include_bot_replies)",
@@ -108,7 +115,7 @@ FILTERS = {
         "duplicate": "same scrubbed context and target as an earlier pair (held-out pairs first)",
     },
     "heldout": "the heldout_conversations files, and store conversations with a human agent reply whose "
-               "sha256('csbot-heldout:<conversation id>') falls below heldout_share; agent/edited targets only",
+    "sha256('csbot-heldout:<conversation id>') falls below heldout_share; agent/edited targets only",
     "evidence": "top-k index units for the scrubbed last customer turn, excluding units of the pair's own conversation",
     "split": "by conversation: sha256('<seed>:<conversation id>') < valid_fraction -> valid",
 }
@@ -175,8 +182,7 @@ class PairsResult:
         return _counts(self.train, self.valid, self.heldout)
 
 
-def _counts(train: list[dict[str, Any]], valid: list[dict[str, Any]],
-            heldout: list[dict[str, Any]]) -> dict[str, Any]:
+def _counts(train: list[dict[str, Any]], valid: list[dict[str, Any]], heldout: list[dict[str, Any]]) -> dict[str, Any]:
     """The manifest's counts, from the pairs themselves (so a rewrite recounts the same way)."""
     pairs = train + valid
     kinds = Counter(p["target_kind"] for p in pairs)
@@ -192,8 +198,12 @@ def _counts(train: list[dict[str, Any]], valid: list[dict[str, Any]],
         "heldout": len(heldout),
         "target_kind": {k: kinds.get(k, 0) for k in TARGET_KINDS},
         "source": dict(sorted(by_source.items())),
-        "conversations": {"total": conversations(pairs), "train": conversations(train),
-                          "valid": conversations(valid), "heldout": conversations(heldout)},
+        "conversations": {
+            "total": conversations(pairs),
+            "train": conversations(train),
+            "valid": conversations(valid),
+            "heldout": conversations(heldout),
+        },
     }
 
 
@@ -207,6 +217,7 @@ def is_heldout_conversation(conversation_id: str, share: float) -> bool:
 
 
 # -- reading conversations -------------------------------------------------------------
+
 
 @dataclass
 class _Turn:
@@ -234,8 +245,9 @@ def _reply_pattern(message: dict[str, Any]) -> str:
     return "text:" + " ".join((message.get("text") or "").lower().split())
 
 
-def _store_conversations(store: Any, *, include_bot_replies: bool, down_vote_conversations: int,
-                         heldout_share: float) -> list[_Conversation]:
+def _store_conversations(
+    store: Any, *, include_bot_replies: bool, down_vote_conversations: int, heldout_share: float
+) -> list[_Conversation]:
     votes = store.feedback_votes()
     handoff_messages: dict[str, list[int | None]] = {}
     for h in store.handoffs():
@@ -314,6 +326,7 @@ def _file_conversations(extra: Iterable[dict[str, Any]], *, heldout: bool = Fals
 
 # -- building ------------------------------------------------------------------------
 
+
 def _split_of(conversation_id: str, seed: int, valid_fraction: float) -> tuple[str, float]:
     digest = hashlib.sha256(f"{seed}:{conversation_id}".encode()).digest()
     position = int.from_bytes(digest[:8], "big") / 2**64
@@ -374,10 +387,16 @@ def build_pairs(
     protect = tuple(protect)
 
     progress("reading conversations")
-    conversations = (_store_conversations(store, include_bot_replies=include_bot_replies,
-                                          down_vote_conversations=down_vote_conversations,
-                                          heldout_share=heldout_share)
-                     if store is not None else [])
+    conversations = (
+        _store_conversations(
+            store,
+            include_bot_replies=include_bot_replies,
+            down_vote_conversations=down_vote_conversations,
+            heldout_share=heldout_share,
+        )
+        if store is not None
+        else []
+    )
     n_store = len(conversations)
     conversations += _file_conversations(extra_conversations)
     conversations += _file_conversations(heldout_conversations, heldout=True)
@@ -393,7 +412,7 @@ def build_pairs(
     # held-out conversations first: a training pair that duplicates one of theirs is dropped
     conversations = [c for c in conversations if c.heldout] + [c for c in conversations if not c.heldout]
 
-    excluded: Counter[str] = Counter({r: 0 for r in EXCLUSION_REASONS})
+    excluded: Counter[str] = Counter(dict.fromkeys(EXCLUSION_REASONS, 0))
     pii_context: Counter[str] = Counter()
     pii_target: Counter[str] = Counter()
     candidates: list[tuple[dict[str, Any], str, bool]] = []  # (pair without evidence, query text, held out)
@@ -455,8 +474,10 @@ def build_pairs(
     if len(trainable) < min_pairs:
         reasons = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in excluded.items() if n)
         n_files = len(conversations) - n_store
-        detail = (f" (from {len(conversations)} conversations: {n_store} in the store, "
-                  f"{n_files} from files; {n_heldout} pairs held out; excluded: {reasons or 'none'})")
+        detail = (
+            f" (from {len(conversations)} conversations: {n_store} in the store, "
+            f"{n_files} from files; {n_heldout} pairs held out; excluded: {reasons or 'none'})"
+        )
         raise TooFewPairsError(min_pairs, len(trainable), detail)
     if n_heldout < min_heldout:
         raise TooFewHeldOutPairsError(min_heldout, n_heldout)
@@ -465,8 +486,9 @@ def build_pairs(
     if evidence_k and len(index):
         progress(f"retrieving evidence for {len(candidates)} pairs")
         own_units = Counter(u.source_id for u in index.units)
-        fetch = min(len(index), evidence_k + max((own_units[p["conversation_id"]] for p, _, _ in candidates),
-                                                 default=0))
+        fetch = min(
+            len(index), evidence_k + max((own_units[p["conversation_id"]] for p, _, _ in candidates), default=0)
+        )
         vectors = embedder.encode([q for _, q, _ in candidates], progress=show_bars)
         hits_per_pair = index.search_batch(vectors, k=fetch)
         evidence_cache: dict[str, str] = {}
@@ -509,9 +531,14 @@ def build_pairs(
         excluded=dict(excluded),
         pii_scrubbed=pii,
         parameters={
-            "context_turns": context_turns, "evidence_k": evidence_k, "valid_fraction": valid_fraction,
-            "seed": seed, "min_pairs": min_pairs, "protected_words": len(protect),
-            "include_bot_replies": include_bot_replies, "down_vote_conversations": down_vote_conversations,
+            "context_turns": context_turns,
+            "evidence_k": evidence_k,
+            "valid_fraction": valid_fraction,
+            "seed": seed,
+            "min_pairs": min_pairs,
+            "protected_words": len(protect),
+            "include_bot_replies": include_bot_replies,
+            "down_vote_conversations": down_vote_conversations,
             "heldout_share": heldout_share,
         },
         sources=[{"name": STORE_SOURCE, "conversations": n_store}, *sources],
@@ -522,6 +549,7 @@ def build_pairs(
 
 
 # -- writing -------------------------------------------------------------------------
+
 
 def _jsonl_bytes(pairs: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs).encode("utf-8")
@@ -605,6 +633,7 @@ def write_pairs(result: PairsResult, out_dir: str | Path) -> dict[str, Any]:
 
 # -- erasing -------------------------------------------------------------------------
 
+
 def _source_of_unit(unit_id: str) -> str:
     """The conversation (or article) an index unit id comes from: `<source id>#t<turn>`."""
     return unit_id.rsplit("#", 1)[0]
@@ -663,13 +692,17 @@ def erase_from_pairs(pairs_dir: str | Path, conversation_ids: Iterable[str]) -> 
         if isinstance(manifest, dict):
             read = {name: [json.loads(x) for x in kept.get(name, b"").splitlines() if x.strip()] for name in PAIR_FILES}
             erased = manifest.get("erased") if isinstance(manifest.get("erased"), dict) else {}
-            manifest.update({
-                "counts": _counts(read[TRAIN_FILE], read[VALID_FILE], read[HELDOUT_FILE]),
-                **_hashes(kept),
-                "erased": {"pairs": int(erased.get("pairs", 0)) + removed,
-                           "evidence_items": int(erased.get("evidence_items", 0)) + evidence_removed,
-                           "last_at": datetime.now(UTC).isoformat(timespec="seconds")},
-            })
+            manifest.update(
+                {
+                    "counts": _counts(read[TRAIN_FILE], read[VALID_FILE], read[HELDOUT_FILE]),
+                    **_hashes(kept),
+                    "erased": {
+                        "pairs": int(erased.get("pairs", 0)) + removed,
+                        "evidence_items": int(erased.get("evidence_items", 0)) + evidence_removed,
+                        "last_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    },
+                }
+            )
             files[MANIFEST_FILE] = _manifest_bytes(manifest)
         else:
             files[MANIFEST_FILE] = manifest_path.read_bytes()  # not ours to repair; kept as it was

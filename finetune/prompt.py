@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from bot.errors import CsbotError
 from retrieval.entities import ENTITY_TYPES, PLACEHOLDER_RE
+from retrieval.errors import CsbotError
 
 CONTEXT = "<|context|>"
 KNOWLEDGE = "<|knowledge|>"
@@ -36,16 +36,27 @@ SYSTEM = "<|system|>"
 ROLE_TOKENS: dict[str, str] = {"customer": CUSTOMER, "agent": AGENT, "bot": AGENT, "system": SYSTEM}
 
 SPECIAL_TOKENS: tuple[str, ...] = (
-    END_OF_TEXT, PAD, CONTEXT, CUSTOMER, AGENT, SYSTEM, KNOWLEDGE, SEP, RESPONSE, END_OF_REPLY,
+    END_OF_TEXT,
+    PAD,
+    CONTEXT,
+    CUSTOMER,
+    AGENT,
+    SYSTEM,
+    KNOWLEDGE,
+    SEP,
+    RESPONSE,
+    END_OF_REPLY,
 )
 
 # Placeholders are added as whole (non-special) tokens so the model copies `{{Order Number}}` as
 # one unit instead of spelling it, and decoding keeps them (skip_special_tokens drops only the
 # layout tokens). `{{Name}}` is what the pair builder writes for personal names.
-PLACEHOLDERS: tuple[str, ...] = tuple(dict.fromkeys(
-    [e.placeholder for e in ENTITY_TYPES] + ["{{Order Number}}", "{{Email}}", "{{Phone Number}}",
-                                             "{{Card Number}}", "{{Name}}"]
-))
+PLACEHOLDERS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [e.placeholder for e in ENTITY_TYPES]
+        + ["{{Order Number}}", "{{Email}}", "{{Phone Number}}", "{{Card Number}}", "{{Name}}"]
+    )
+)
 
 
 class PromptError(CsbotError):
@@ -76,9 +87,7 @@ def placeholders_in_corpus(texts: Iterable[str], min_count: int = 2, limit: int 
 def _turn(turn: Mapping[str, str]) -> tuple[str, str]:
     role, text = turn.get("role"), turn.get("text")
     if role not in ROLE_TOKENS:
-        raise PromptError(
-            f"context turn has role {role!r}; use one of {sorted(ROLE_TOKENS)}"
-        )
+        raise PromptError(f"context turn has role {role!r}; use one of {sorted(ROLE_TOKENS)}")
     return ROLE_TOKENS[role], " " + " ".join(str(text or "").split())
 
 

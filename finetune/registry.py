@@ -24,7 +24,7 @@ into place, so a model is either fully there or not at all. The pointer is repla
 A broken promotion (a pointer that is not JSON, names a model that is not here, or a model
 whose files are missing or changed) must never stop the assistant: `promoted()` raises a
 `BrokenPromotionError` that says how to fix it, the composer answers with retrieval
-(bot.promoted), and `check_promotion()` lets `csbot models list` say so.
+(bot.composers.promoted), and `check_promotion()` lets `csbot models list` say so.
 
 Nothing here imports torch or transformers: the CLI and a server can read the registry cheaply.
 """
@@ -40,11 +40,11 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.errors import CsbotError
+from retrieval.errors import CsbotError
 from retrieval.files import write_atomic
 
 REGISTRY_FORMAT = 1
@@ -61,6 +61,7 @@ CORRUPT_POINTER = "(corrupt pointer)"  # what a retirement of a corrupt pointer 
 
 # ---------------------------------------------------------------------------------------------
 # errors
+
 
 class RegistryError(CsbotError):
     """Anything the model registry refuses."""
@@ -82,31 +83,38 @@ class UnknownModelError(RegistryError):
             listing = ", ".join(known)
             super().__init__(f"unknown model id {model_id!r}; known ids: {listing}")
         else:
-            super().__init__(f"unknown model id {model_id!r}; no model is registered yet "
-                             "(add one with `csbot models add DIR`)")
+            super().__init__(
+                f"unknown model id {model_id!r}; no model is registered yet (add one with `csbot models add DIR`)"
+            )
 
 
 class DuplicateModelError(RegistryError):
     def __init__(self, model_dir: Path, existing: str):
         self.existing = existing
-        super().__init__(f"{model_dir} is already registered as {existing}; promote it with "
-                         f"`csbot models promote {existing}`")
+        super().__init__(
+            f"{model_dir} is already registered as {existing}; promote it with `csbot models promote {existing}`"
+        )
 
 
 class NothingToRollBackError(RegistryError):
     def __init__(self, current: str | None):
         self.current = current
         if current is None:
-            super().__init__("no model is promoted, so there is nothing to roll back; "
-                             "promote one with `csbot models promote ID`")
+            super().__init__(
+                "no model is promoted, so there is nothing to roll back; promote one with `csbot models promote ID`"
+            )
         else:
-            super().__init__(f"{current} is the first promoted model: there is no earlier promoted model "
-                             "to roll back to (promote another with `csbot models promote ID`)")
+            super().__init__(
+                f"{current} is the first promoted model: there is no earlier promoted model "
+                "to roll back to (promote another with `csbot models promote ID`)"
+            )
 
 
-FIX_PROMOTION = ("the assistant answers with the retrieval composer until it is fixed: promote a model with "
-                 "`csbot models promote ID` (ids: `csbot models list`) or switch the generator off with "
-                 "`csbot models retire`")
+FIX_PROMOTION = (
+    "the assistant answers with the retrieval composer until it is fixed: promote a model with "
+    "`csbot models promote ID` (ids: `csbot models list`) or switch the generator off with "
+    "`csbot models retire`"
+)
 
 
 class BrokenPromotionError(RegistryError):
@@ -123,28 +131,36 @@ class BrokenModelError(BrokenPromotionError):
     def __init__(self, model_id: str, path: Path, problems: list[str], promoted: bool = True):
         self.model_id, self.path, self.problems = model_id, path, problems
         what = "the promoted model" if promoted else "model"
-        fix = FIX_PROMOTION if promoted else ("promote another model, or register this one again from its run's "
-                                              "final/ with `csbot models add DIR`")
+        fix = (
+            FIX_PROMOTION
+            if promoted
+            else ("promote another model, or register this one again from its run's final/ with `csbot models add DIR`")
+        )
         super().__init__(f"{what} {model_id} ({path}) cannot be used: {'; '.join(problems)}; {fix}")
 
 
 class NotAwaitingApprovalError(RegistryError):
     def __init__(self, model_id: str, state: str):
         self.model_id, self.state = model_id, state
-        super().__init__(f"{model_id} is not awaiting approval (it is {state}); only a candidate that "
-                         "`csbot finetune round --require-approval` left waiting is approved. To use it anyway, "
-                         f"promote it with `csbot models promote {model_id}`")
+        super().__init__(
+            f"{model_id} is not awaiting approval (it is {state}); only a candidate that "
+            "`csbot finetune round --require-approval` left waiting is approved. To use it anyway, "
+            f"promote it with `csbot models promote {model_id}`"
+        )
 
 
 class CorruptEntryError(RegistryError):
     def __init__(self, path: Path, reason: str):
         self.path = path
-        super().__init__(f"{path} is corrupt ({reason}); remove {path.parent} and register the model "
-                         "again with `csbot models add DIR`")
+        super().__init__(
+            f"{path} is corrupt ({reason}); remove {path.parent} and register the model "
+            "again with `csbot models add DIR`"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # entries
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -184,7 +200,7 @@ class ModelEntry:
 
     @property
     def state(self) -> str:
-        """"promoted", "awaiting approval" or "registered"."""
+        """ "promoted", "awaiting approval" or "registered"."""
         if self.promoted:
             return "promoted"
         if (self.approval or {}).get("status") == "awaiting":
@@ -192,12 +208,11 @@ class ModelEntry:
         return "registered"
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.metadata, "id": self.id, "path": str(self.path), "promoted": self.promoted,
-                "state": self.state}
+        return {**self.metadata, "id": self.id, "path": str(self.path), "promoted": self.promoted, "state": self.state}
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _sha256_file(path: Path) -> str:
@@ -215,8 +230,10 @@ def check_model_dir(model_dir: Path) -> list[str]:
         missing.append("config.json")
     if not any((model_dir / n).is_file() for n in (*WEIGHT_FILES, *WEIGHT_INDEXES)):
         missing.append("weights (model.safetensors or pytorch_model.bin)")
-    if not ((model_dir / "tokenizer.json").is_file()
-            or ((model_dir / "vocab.json").is_file() and (model_dir / "merges.txt").is_file())):
+    if not (
+        (model_dir / "tokenizer.json").is_file()
+        or ((model_dir / "vocab.json").is_file() and (model_dir / "merges.txt").is_file())
+    ):
         missing.append("a tokenizer (tokenizer.json, or vocab.json + merges.txt)")
     if not (model_dir / MODEL_META).is_file():
         missing.append(f"{MODEL_META} (written by `csbot finetune train`)")
@@ -248,6 +265,7 @@ def _weight_files(model_dir: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # the registry
 
+
 class ModelRegistry:
     """Registered generator models under `root` (= WORKSPACE/models) and the promoted one.
 
@@ -256,7 +274,7 @@ class ModelRegistry:
     means the promotion changed: call `promoted()` and, when its id differs from the loaded one,
     load `entry.path` and swap the composer; if `promoted()` raises (a BrokenPromotionError) or
     the model fails to load, answer with the retrieval composer and log the error once, until
-    the token changes again (bot.promoted does this).
+    the token changes again (bot.composers.promoted does this).
     """
 
     def __init__(self, root: Path):
@@ -294,8 +312,9 @@ class ModelRegistry:
 
     # -- registering --------------------------------------------------------------------
 
-    def register(self, model_dir: Path, *, name: str | None = None,
-                 awaiting_approval: dict[str, Any] | None = None) -> ModelEntry:
+    def register(
+        self, model_dir: Path, *, name: str | None = None, awaiting_approval: dict[str, Any] | None = None
+    ) -> ModelEntry:
         """Copy a trained model directory into the registry (not promoted) and return its entry.
 
         The directory needs config.json, weights, a tokenizer and csbot_model.json. The copy is
@@ -325,8 +344,7 @@ class ModelRegistry:
         try:
             # the hashes describe the bytes stored here, whatever happens to the source later
             shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns(ENTRY_META))
-            files = {p.relative_to(tmp).as_posix(): _sha256_file(p)
-                     for p in sorted(tmp.rglob("*")) if p.is_file()}
+            files = {p.relative_to(tmp).as_posix(): _sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             content = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in files.items()).encode()).hexdigest()
             weights = _weight_files(tmp)
             if len(weights) == 1:
@@ -348,8 +366,11 @@ class ModelRegistry:
                 "files": files,
             }
             if awaiting_approval is not None:
-                record["approval"] = {**awaiting_approval, "status": "awaiting",
-                                      "requested_at": now.isoformat(timespec="microseconds")}
+                record["approval"] = {
+                    **awaiting_approval,
+                    "status": "awaiting",
+                    "requested_at": now.isoformat(timespec="microseconds"),
+                }
             (tmp / ENTRY_META).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             with self._lock():
                 for entry in self._entries():
@@ -379,14 +400,17 @@ class ModelRegistry:
     def _entries(self, promoted_id: str | None = None) -> list[ModelEntry]:
         if not self.root.is_dir():
             return []
-        entries = [self._load_entry(d, promoted_id) for d in self.root.iterdir()
-                   if d.is_dir() and not d.name.startswith(".") and (d / ENTRY_META).is_file()]
+        entries = [
+            self._load_entry(d, promoted_id)
+            for d in self.root.iterdir()
+            if d.is_dir() and not d.name.startswith(".") and (d / ENTRY_META).is_file()
+        ]
         return sorted(entries, key=lambda e: (e.registered_at, e.id))
 
     def ids(self) -> list[str]:
         return [e.id for e in self._entries()]
 
-    def list(self) -> list[ModelEntry]:  # noqa: A003 - the registry's verb
+    def list(self) -> list[ModelEntry]:
         """Every registered model, oldest registration first. Temporary folders (a registration
         in progress or one that died) are not models and are left out. A corrupt pointer does
         not stop the listing: no entry is marked promoted then (`promoted()` says why)."""
@@ -452,8 +476,7 @@ class ModelRegistry:
             return None
         d = self._entry_dir(data["id"])
         if d is None:
-            raise CorruptPointerError(self.pointer_path, f"it points at {data['id']!r}, which is not in "
-                                                         f"{self.root}")
+            raise CorruptPointerError(self.pointer_path, f"it points at {data['id']!r}, which is not in {self.root}")
         try:
             entry = self._load_entry(d, data["id"])
         except CorruptEntryError as e:
@@ -544,8 +567,7 @@ class ModelRegistry:
         pointer = {"id": model_id, "previous": previous, "promoted_at": at, "action": action, "seq": seq}
         write_atomic(self.pointer_path, (json.dumps(pointer, indent=2) + "\n").encode("utf-8"))
         # a retirement's history line names the model it switched off, so every line has an id
-        line = {"action": action, "id": model_id if model_id is not None else left, "from": left, "at": at,
-                "seq": seq}
+        line = {"action": action, "id": model_id if model_id is not None else left, "from": left, "at": at, "seq": seq}
         with self.history_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
             f.flush()
@@ -592,11 +614,17 @@ class ModelRegistry:
         except CorruptPointerError:
             current = None
         if (entry.approval or {}).get("status") == "awaiting":
-            approval = {**entry.approval, "status": "approved",
-                        "approved_at": _now().isoformat(timespec="microseconds"),
-                        "approved_by": by, "approved_with": action}
-            write_atomic(d / ENTRY_META, (json.dumps({**entry.metadata, "approval": approval}, indent=2,
-                                                     sort_keys=True) + "\n").encode("utf-8"))
+            approval = {
+                **entry.approval,
+                "status": "approved",
+                "approved_at": _now().isoformat(timespec="microseconds"),
+                "approved_by": by,
+                "approved_with": action,
+            }
+            write_atomic(
+                d / ENTRY_META,
+                (json.dumps({**entry.metadata, "approval": approval}, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+            )
         if current != model_id:
             self._set_pointer(model_id, current, action, current)
         return self._load_entry(d, model_id)

@@ -31,7 +31,7 @@ def find_names(text: str, protect: Iterable[str] = ()) -> list[str]:
     """Personal names in `text`, in order of appearance, each once."""
     found: list[str] = []
     for span in PiiScrubber(protect=protect).find(text):
-        name = text[span.start:span.end]
+        name = text[span.start : span.end]
         if span.kind == NAME_SLOT and name not in found:
             found.append(name)
     return found

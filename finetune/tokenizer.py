@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.errors import CsbotError
 from finetune.prompt import (
     END_OF_REPLY,
     END_OF_TEXT,
@@ -19,6 +18,7 @@ from finetune.prompt import (
     SPECIAL_TOKENS,
     placeholders_in_corpus,
 )
+from retrieval.errors import CsbotError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -68,7 +68,9 @@ def train_tokenizer(
 
     texts = list(texts)
     if not any(t.strip() for t in texts):
-        raise TokenizerError("cannot train a tokenizer on no text; pass the corpus texts (transcripts, KB articles, pairs)")
+        raise TokenizerError(
+            "cannot train a tokenizer on no text; pass the corpus texts (transcripts, KB articles, pairs)"
+        )
     placeholders = placeholders_in_corpus(texts)
     floor = 256 + len(SPECIAL_TOKENS) + len(placeholders)
     if vocab_size < floor + 64:

@@ -23,13 +23,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.errors import CsbotError
 from finetune.model import SCRATCH, GeneratorBaseConfig, _set_generation_ids
 from finetune.prompt import PAD, format_prompt, format_target, format_transcript
+from retrieval.errors import CsbotError
 
 MODEL_META = "csbot_model.json"
 Progress = bool | Callable[[dict], None] | None
@@ -73,6 +73,7 @@ class TrainConfig:
 # ---------------------------------------------------------------------------------------------
 # pair files
 
+
 @dataclass
 class Pairs:
     train: list[dict]
@@ -90,11 +91,18 @@ def _read_jsonl(path: Path) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise PairsError(f"{path}:{n} is not JSON ({e.msg}); rebuild the pairs") from e
-        if not isinstance(row, dict) or not isinstance(row.get("target"), str) or not row["target"].strip() \
-                or not isinstance(row.get("context"), list) or not row["context"] \
-                or not isinstance(row.get("evidence", []), list):
-            raise PairsError(f"{path}:{n} is not a pair: it needs a non-empty 'context' list, an 'evidence' "
-                             "list and a non-empty 'target' string; rebuild the pairs")
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("target"), str)
+            or not row["target"].strip()
+            or not isinstance(row.get("context"), list)
+            or not row["context"]
+            or not isinstance(row.get("evidence", []), list)
+        ):
+            raise PairsError(
+                f"{path}:{n} is not a pair: it needs a non-empty 'context' list, an 'evidence' "
+                "list and a non-empty 'target' string; rebuild the pairs"
+            )
         rows.append(row)
     return rows
 
@@ -117,8 +125,9 @@ def read_pairs(pairs_dir: str | Path) -> Pairs:
     return Pairs(_read_jsonl(d / "train.jsonl"), _read_jsonl(d / "valid.jsonl"), sha, manifest)
 
 
-def encode_pair(pair: dict, tokenizer, max_length: int, max_target_tokens: int = 128,
-                max_evidence: int = 3) -> dict[str, list[int]]:
+def encode_pair(
+    pair: dict, tokenizer, max_length: int, max_target_tokens: int = 128, max_evidence: int = 3
+) -> dict[str, list[int]]:
     """input_ids and labels of one pair: prompt (labels -100) + reply (labels = ids).
 
     The reply is cut to `max_target_tokens`; the prompt gets the rest of `max_length`, and
@@ -130,8 +139,13 @@ def encode_pair(pair: dict, tokenizer, max_length: int, max_target_tokens: int =
         target = target[:max_target_tokens]
     else:
         target = eor_target
-    prompt = format_prompt(pair["context"], pair.get("evidence", []), tokenizer=tokenizer,
-                           max_tokens=max_length - len(target), max_evidence=max_evidence)
+    prompt = format_prompt(
+        pair["context"],
+        pair.get("evidence", []),
+        tokenizer=tokenizer,
+        max_tokens=max_length - len(target),
+        max_evidence=max_evidence,
+    )
     prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
     return {"input_ids": prompt_ids + target, "labels": [-100] * len(prompt_ids) + target}
 
@@ -139,8 +153,9 @@ def encode_pair(pair: dict, tokenizer, max_length: int, max_target_tokens: int =
 class PairDataset:
     """Encoded pairs (a torch Dataset by duck typing: Trainer needs __len__ and __getitem__)."""
 
-    def __init__(self, pairs: Sequence[dict], tokenizer, max_length: int, max_target_tokens: int = 128,
-                 max_evidence: int = 3):
+    def __init__(
+        self, pairs: Sequence[dict], tokenizer, max_length: int, max_target_tokens: int = 128, max_evidence: int = 3
+    ):
         self.examples = [encode_pair(p, tokenizer, max_length, max_target_tokens, max_evidence) for p in pairs]
 
     def __len__(self) -> int:
@@ -174,6 +189,7 @@ class PadCollator:
 
 # ---------------------------------------------------------------------------------------------
 # callbacks (built lazily: transformers loads only when training starts)
+
 
 def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
@@ -231,6 +247,7 @@ def LogCallback(fn: Callable[[dict], None], phase: str):  # noqa: N802 - a class
 # ---------------------------------------------------------------------------------------------
 # training
 
+
 def _pretrain_texts(pairs: Sequence[dict], corpus_texts: Sequence[str] | None) -> list[str]:
     """Corpus texts plus each training conversation once (its longest pair, reply appended)."""
     longest: dict[str, dict] = {}
@@ -242,8 +259,17 @@ def _pretrain_texts(pairs: Sequence[dict], corpus_texts: Sequence[str] | None) -
     return list(corpus_texts or []) + convs
 
 
-def _prepare_base(base: str, pairs: Pairs, out: Path, config: TrainConfig, base_config: GeneratorBaseConfig,
-                  corpus_texts, allow_download: bool, resume: bool, progress: Progress) -> tuple[Any, Any, dict]:
+def _prepare_base(
+    base: str,
+    pairs: Pairs,
+    out: Path,
+    config: TrainConfig,
+    base_config: GeneratorBaseConfig,
+    corpus_texts,
+    allow_download: bool,
+    resume: bool,
+    progress: Progress,
+) -> tuple[Any, Any, dict]:
     from finetune.model import load_base, pretrain
 
     pair_texts = [p["target"] for p in pairs.train] + [t["text"] for p in pairs.train for t in p["context"]]
@@ -258,11 +284,13 @@ def _prepare_base(base: str, pairs: Pairs, out: Path, config: TrainConfig, base_
     texts = _pretrain_texts(pairs.train, corpus_texts)
     model, tok = load_base(SCRATCH, corpus_texts=texts + pair_texts, config=base_config)
     if config.max_minutes is not None:
-        base_config = GeneratorBaseConfig(**{**asdict(base_config),
-                                             "pretrain_minutes": config.max_minutes * config.pretrain_share})
+        base_config = GeneratorBaseConfig(
+            **{**asdict(base_config), "pretrain_minutes": config.max_minutes * config.pretrain_share}
+        )
     # None means "the Trainer's own bars" here as in fine-tuning
-    metrics = pretrain(model, tok, texts, base_config, out / "pretrain-checkpoints",
-                       True if progress is None else progress)
+    metrics = pretrain(
+        model, tok, texts, base_config, out / "pretrain-checkpoints", True if progress is None else progress
+    )
     _save_atomic(base_dir, lambda d: (model.save_pretrained(d), tok.save_pretrained(d)))
     shutil.rmtree(out / "pretrain-checkpoints", ignore_errors=True)
     return model, tok, metrics
@@ -295,8 +323,10 @@ def train_generator(
     if len(pairs.train) < config.min_pairs:
         raise TooFewPairsError(config.min_pairs, len(pairs.train), Path(pairs_dir) / "train.jsonl")
     if not pairs.valid:
-        raise PairsError(f"{Path(pairs_dir) / 'valid.jsonl'} has no pairs; validation loss, early stopping and "
-                         "the best-model choice need some: rebuild the pairs with a validation share")
+        raise PairsError(
+            f"{Path(pairs_dir) / 'valid.jsonl'} has no pairs; validation loss, early stopping and "
+            "the best-model choice need some: rebuild the pairs with a validation share"
+        )
 
     import torch
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
@@ -308,13 +338,16 @@ def train_generator(
     out.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
 
-    model, tok, pre_metrics = _prepare_base(base, pairs, out, config, base_config, corpus_texts,
-                                            allow_download, resume, progress)
+    model, tok, pre_metrics = _prepare_base(
+        base, pairs, out, config, base_config, corpus_texts, allow_download, resume, progress
+    )
     n_pos = model.config.n_positions
     max_length = min(config.max_length or n_pos, n_pos)
     if config.max_target_tokens >= max_length - 8:
-        raise CsbotError(f"max_target_tokens {config.max_target_tokens} leaves no room for the prompt in "
-                         f"max_length {max_length}; lower it below {max_length - 8}")
+        raise CsbotError(
+            f"max_target_tokens {config.max_target_tokens} leaves no room for the prompt in "
+            f"max_length {max_length}; lower it below {max_length - 8}"
+        )
     train_ds = PairDataset(pairs.train, tok, max_length, config.max_target_tokens, config.max_evidence)
     valid_ds = PairDataset(pairs.valid, tok, max_length, config.max_target_tokens, config.max_evidence)
 
@@ -355,9 +388,15 @@ def train_generator(
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     if callable(progress):
         callbacks.append(LogCallback(progress, "finetune"))
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
-                      data_collator=PadCollator(tok.convert_tokens_to_ids(PAD)), processing_class=tok,
-                      callbacks=callbacks)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=valid_ds,
+        data_collator=PadCollator(tok.convert_tokens_to_ids(PAD)),
+        processing_class=tok,
+        callbacks=callbacks,
+    )
     quiet_stdout(trainer)
 
     last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
@@ -376,8 +415,9 @@ def train_generator(
         "max_steps": trainer.state.max_steps,
         "epochs": trainer.state.epoch,
         "minutes": round(minutes, 3),
-        "stopped_by": "max_minutes" if budget.stopped else
-                      ("early_stopping" if trainer.state.global_step < trainer.state.max_steps else None),
+        "stopped_by": "max_minutes"
+        if budget.stopped
+        else ("early_stopping" if trainer.state.global_step < trainer.state.max_steps else None),
         "resumed_from": last,
         "n_train": len(train_ds),
         "n_valid": len(valid_ds),
@@ -392,10 +432,11 @@ def train_generator(
         "pairs_dir": str(Path(pairs_dir).resolve()),
         "train_config": asdict(config),
         "base_config": asdict(base_config) if base == SCRATCH else None,
-        "model_config": {k: model.config.to_dict().get(k) for k in
-                         ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")},
+        "model_config": {
+            k: model.config.to_dict().get(k) for k in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
+        },
         "metrics": metrics,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
 
@@ -415,11 +456,16 @@ def generation_defaults(valid: Sequence[dict], config: TrainConfig, quantile: fl
     `config`: the overlap that all but `quantile` of the validation targets reach against
     their own context and evidence (as many items as the prompt held), i.e. the share of
     good human replies the guard may wrongly reject."""
-    from bot.guard import calibrate_min_overlap
+    from finetune.guard import calibrate_min_overlap
 
-    samples = [(p["target"], [t["text"] for t in p["context"]] +
-                [e["text"] if isinstance(e, dict) else str(e) for e in p.get("evidence", [])[:config.max_evidence]])
-               for p in valid]
+    samples = [
+        (
+            p["target"],
+            [t["text"] for t in p["context"]]
+            + [e["text"] if isinstance(e, dict) else str(e) for e in p.get("evidence", [])[: config.max_evidence]],
+        )
+        for p in valid
+    ]
     return {
         "evidence_k": config.max_evidence,
         "max_new_tokens": config.max_target_tokens,

@@ -100,8 +100,7 @@ class SentenceEmbedder:
     def _require_loaded(self, what: str) -> None:
         if self._model is None:
             raise EmbedderNotLoadedError(
-                f"SentenceEmbedder.{what} used before the model was loaded: "
-                "call SentenceEmbedder(config).load() first"
+                f"SentenceEmbedder.{what} used before the model was loaded: call SentenceEmbedder(config).load() first"
             )
 
     @property
@@ -141,7 +140,7 @@ class SentenceEmbedder:
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        except Exception as exc:  # noqa: BLE001 - any loader failure means the same fix
+        except Exception as exc:
             raise EmbedderLoadError(f"could not load embedding model from {str(path)!r} ({exc}): {_FIX}") from exc
         # renamed in sentence-transformers 5.x; keep working with 3.x/4.x
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
@@ -172,4 +171,3 @@ class SentenceEmbedder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
-

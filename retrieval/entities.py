@@ -23,19 +23,17 @@ class EntityType:
     pattern: re.Pattern[str]
 
 
-EMAIL = EntityType(
-    "email", "{{Email}}", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
-)
-CARD = EntityType(
-    "card_number", "{{Card Number}}", re.compile(r"\b(?:\d[ -]?){12,15}\d\b")
-)
+EMAIL = EntityType("email", "{{Email}}", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b"))
+CARD = EntityType("card_number", "{{Card Number}}", re.compile(r"\b(?:\d[ -]?){12,15}\d\b"))
 PHONE = EntityType(
-    "phone", "{{Phone Number}}",
+    "phone",
+    "{{Phone Number}}",
     re.compile(r"(?<![\w#])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}\b"),
 )
 # Order numbers: "#40318275", "40318275", "ORD-40318275" (6 to 12 digits; Bitext uses 12).
 ORDER_ID = EntityType(
-    "order_id", "{{Order Number}}",
+    "order_id",
+    "{{Order Number}}",
     re.compile(r"(?:\b[A-Z]{2,4}-|#|\b)\d{6,12}\b"),
 )
 

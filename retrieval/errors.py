@@ -1,7 +1,22 @@
-"""Typed errors of the retrieval layer. Each message names the bad value and the fix."""
+"""The root of csbot's typed errors, and those of the retrieval layer.
+
+`CsbotError` is defined here, on the ground floor, so that every floor raises one family:
+the edges (the CLI and the HTTP service in `bot/`) catch it and turn it into a message or
+a status code; nothing below them prints or exits. Each message names the bad value and
+the fix.
+"""
 
 
-class RetrievalError(Exception):
+class CsbotError(Exception):
+    """Base class for csbot's own errors, whichever floor raises them."""
+
+
+class ArtifactMismatchError(CsbotError):
+    """A saved artifact (model, classifier, index) does not match the config or embedder
+    it is loaded with."""
+
+
+class RetrievalError(CsbotError):
     """Base class for every error raised by `retrieval`."""
 
 

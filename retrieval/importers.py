@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from retrieval.config import ImportConfig
 from retrieval.errors import ImportFormatError, ImportLimitError
-from retrieval.pii import PiiScrubber
 from retrieval.ingest import ROLES, sha256_file, units_from_conversations, units_from_qa
+from retrieval.pii import PiiScrubber
 from retrieval.types import Unit
 
 ImportFormat = Literal["jsonl", "csv", "bitext", "abcd"]
@@ -81,13 +81,18 @@ def load_import(
     size = p.stat().st_size
     if size > config.max_file_bytes:
         raise ImportLimitError(
-            str(p), None, f"the file is {size:,} bytes, over the import size limit",
-            limit="max_file_bytes", value=config.max_file_bytes,
+            str(p),
+            None,
+            f"the file is {size:,} bytes, over the import size limit",
+            limit="max_file_bytes",
+            value=config.max_file_bytes,
         )
     try:
         p.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ImportFormatError(str(p), None, f"not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from exc
+        raise ImportFormatError(
+            str(p), None, f"not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from exc
 
     source = p.name
     conversations: list[dict[str, Any]] = []
@@ -148,12 +153,16 @@ def _check_depth(p: Path, text: str, max_depth: int, row: int | None) -> None:
 
 def _too_deep(p: Path, row: int | None, max_depth: int, where: str = "") -> ImportLimitError:
     return ImportLimitError(
-        str(p), row, f"JSON nested more than {max_depth} levels deep{where}",
-        limit="max_json_depth", value=max_depth,
+        str(p),
+        row,
+        f"JSON nested more than {max_depth} levels deep{where}",
+        limit="max_json_depth",
+        value=max_depth,
     )
 
 
 # --- JSONL conversations -------------------------------------------------------------
+
 
 def _check_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
@@ -212,7 +221,9 @@ def _read_jsonl(p: Path, max_depth: int) -> list[dict[str, Any]]:
                 raise ImportFormatError(str(p), line_no, reason)
             assert conv is not None
             if conv["id"] in seen:
-                raise ImportFormatError(str(p), line_no, f"duplicate conversation id {conv['id']!r} (first on row {seen[conv['id']]})")
+                raise ImportFormatError(
+                    str(p), line_no, f"duplicate conversation id {conv['id']!r} (first on row {seen[conv['id']]})"
+                )
             seen[conv["id"]] = line_no
             conversations.append(conv)
     if not conversations:
@@ -221,6 +232,7 @@ def _read_jsonl(p: Path, max_depth: int) -> list[dict[str, Any]]:
 
 
 # --- CSV question/answer pairs -------------------------------------------------------
+
 
 def _read_qa_csv(
     p: Path, q: str, a: str, i: str | None, flag: dict[str, str], keep: tuple[str, ...] = ()
@@ -248,7 +260,9 @@ def _read_qa_csv(
                 if not any(cell.strip() for cell in record):
                     continue  # blank line
                 if len(record) != len(header):
-                    raise ImportFormatError(str(p), row_no, f"row has {len(record)} fields; the header has {len(header)} (check quoting)")
+                    raise ImportFormatError(
+                        str(p), row_no, f"row has {len(record)} fields; the header has {len(header)} (check quoting)"
+                    )
                 question, answer = record[pos[q]].strip(), record[pos[a]].strip()
                 if not question:
                     raise ImportFormatError(str(p), row_no, f"empty text in column {q!r}")
@@ -266,6 +280,7 @@ def _read_qa_csv(
 
 
 # --- ABCD dialogues ------------------------------------------------------------------
+
 
 def _abcd_dialogues(data: Any) -> Iterator[tuple[Any, str | None]]:
     if isinstance(data, list):
@@ -288,7 +303,9 @@ def _read_abcd(p: Path, max_depth: int) -> list[dict[str, Any]]:
         raise _too_deep(p, None, max_depth) from None
     dialogues = list(_abcd_dialogues(data))
     if not dialogues:
-        raise ImportFormatError(str(p), None, "expected a JSON list of ABCD dialogues (or {split: [dialogues]}), found none")
+        raise ImportFormatError(
+            str(p), None, "expected a JSON list of ABCD dialogues (or {split: [dialogues]}), found none"
+        )
     conversations: list[dict[str, Any]] = []
     seen: set[str] = set()
     for n, (d, split) in enumerate(dialogues, start=1):
@@ -326,9 +343,14 @@ def _abcd_conversation(d: Any, split: str | None) -> tuple[dict[str, Any] | None
             return None, f"turn {t} has speaker {speaker!r}; expected agent, customer or action"
         if text.strip():  # ABCD has a few empty lines; they carry nothing
             turns.append({"role": ABCD_ROLES[speaker], "text": text})
-    conv, reason = validate_conversation({
-        "id": f"abcd-{d['convo_id']}", "intent": intent, "outcome": None, "turns": turns,
-    })
+    conv, reason = validate_conversation(
+        {
+            "id": f"abcd-{d['convo_id']}",
+            "intent": intent,
+            "outcome": None,
+            "turns": turns,
+        }
+    )
     if conv is not None:
         conv["meta"] = {"flow": scenario.get("flow"), "subflow": scenario.get("subflow"), "split": split}
     return conv, reason

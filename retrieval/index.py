@@ -21,7 +21,7 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,7 +164,7 @@ class VectorIndex:
             "index_kind": kind,
             "index_config": asdict(config),
             "n_units": n,
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "sources": dict(sources or {}),
             "files": {},
         }
@@ -230,8 +230,7 @@ class VectorIndex:
 
     # --- search --------------------------------------------------------------------
 
-    def search(self, query: np.ndarray, k: int = 5, *, intent: str | None = None,
-               kind: str | None = None) -> list[Hit]:
+    def search(self, query: np.ndarray, k: int = 5, *, intent: str | None = None, kind: str | None = None) -> list[Hit]:
         """Up to `k` hits for one query vector (shape (dim,) or (1, dim)), best first.
 
         More candidates than `k` are fetched and near-duplicate replies folded into the
@@ -255,9 +254,14 @@ class VectorIndex:
             self._filter_positions = {}
         positions = self._filter_positions.get(key)
         if positions is None:
-            positions = np.array([i for i, u in enumerate(self._units)
-                                  if (intent is None or u.intent == intent) and (kind is None or u.kind == kind)],
-                                 dtype="int64")
+            positions = np.array(
+                [
+                    i
+                    for i, u in enumerate(self._units)
+                    if (intent is None or u.intent == intent) and (kind is None or u.kind == kind)
+                ],
+                dtype="int64",
+            )
             self._filter_positions[key] = positions
         if positions.size == 0:
             return None
@@ -271,8 +275,9 @@ class VectorIndex:
         params._keep_alive = (selector, positions)  # the C++ side holds raw pointers to both
         return params
 
-    def search_batch(self, queries: np.ndarray, k: int = 5, *, intent: str | None = None,
-                     kind: str | None = None) -> list[list[Hit]]:
+    def search_batch(
+        self, queries: np.ndarray, k: int = 5, *, intent: str | None = None, kind: str | None = None
+    ) -> list[list[Hit]]:
         """`search` for each row of `queries` (n, dim); one FAISS call for all of them."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -419,7 +424,9 @@ class VectorIndex:
             if not path.is_file():
                 raise IndexCorruptedError(f"{path} is missing: {_REBUILD}")
             if files.get(name) != sha256_file(path):
-                raise IndexCorruptedError(f"{path} does not match its hash in the manifest (truncated or modified): {_REBUILD}")
+                raise IndexCorruptedError(
+                    f"{path} does not match its hash in the manifest (truncated or modified): {_REBUILD}"
+                )
         try:
             index = faiss.read_index(str(gen / INDEX_FILE))
         except RuntimeError as exc:
@@ -437,8 +444,14 @@ class VectorIndex:
         if config is None:
             known = {f.name for f in fields(IndexConfig)}
             config = IndexConfig(**{k: v for k, v in (manifest.get("index_config") or {}).items() if k in known})
-        return cls(index, units, embedder_id=embedder_id, kind_used=str(manifest.get("index_kind")),
-                   config=config, manifest=manifest)
+        return cls(
+            index,
+            units,
+            embedder_id=embedder_id,
+            kind_used=str(manifest.get("index_kind")),
+            config=config,
+            manifest=manifest,
+        )
 
 
 def _check_unique(ids: list[str], existing: set[str]) -> None:
@@ -446,5 +459,7 @@ def _check_unique(ids: list[str], existing: set[str]) -> None:
     for uid in ids:
         if uid in seen:
             where = "already in the index" if uid in existing else "given twice"
-            raise RetrievalError(f"duplicate unit id {uid!r} ({where}): unit ids must be unique; re-ingest with distinct ids")
+            raise RetrievalError(
+                f"duplicate unit id {uid!r} ({where}): unit ids must be unique; re-ingest with distinct ids"
+            )
         seen.add(uid)

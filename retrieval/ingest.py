@@ -64,19 +64,21 @@ def units_from_conversations(
 
         def emit() -> None:
             first = pending[0]
-            context = tuple(lines[max(0, first - context_turns):first]) if context_turns else ()
-            units.append(Unit(
-                id=f"{conv_id}#t{first}",
-                kind="transcript",
-                text=" ".join(masked[i] for i in pending),
-                reply=" ".join(reply),
-                source_id=conv_id,
-                turn=first,
-                intent=conv.get("intent"),
-                outcome=conv.get("outcome"),
-                context=context,
-                extra={"after_lookup": True} if after_lookup else {},
-            ))
+            context = tuple(lines[max(0, first - context_turns) : first]) if context_turns else ()
+            units.append(
+                Unit(
+                    id=f"{conv_id}#t{first}",
+                    kind="transcript",
+                    text=" ".join(masked[i] for i in pending),
+                    reply=" ".join(reply),
+                    source_id=conv_id,
+                    turn=first,
+                    intent=conv.get("intent"),
+                    outcome=conv.get("outcome"),
+                    context=context,
+                    extra={"after_lookup": True} if after_lookup else {},
+                )
+            )
 
         for i, (role, text) in enumerate(turns):
             if not text:
@@ -102,7 +104,7 @@ def _split_long(paragraph: str, chunk_words: int) -> list[str]:
     for sentence in _SENTENCE_END.split(paragraph):
         words = sentence.split()
         for start in range(0, len(words), chunk_words):
-            pieces.append(" ".join(words[start:start + chunk_words]))
+            pieces.append(" ".join(words[start : start + chunk_words]))
     return [p for p in pieces if p]
 
 
@@ -115,8 +117,9 @@ def chunk_text(text: str, chunk_words: int) -> list[str]:
     if chunk_words < 1:
         raise ValueError(f"chunk_words must be >= 1, got {chunk_words}")
     # single line breaks inside a paragraph (list items) are kept: they are how a reply reads
-    paragraphs = ["\n".join(_clean(line) for line in p.splitlines() if line.strip())
-                  for p in _PARAGRAPH_BREAK.split(text)]
+    paragraphs = [
+        "\n".join(_clean(line) for line in p.splitlines() if line.strip()) for p in _PARAGRAPH_BREAK.split(text)
+    ]
     pieces: list[str] = []
     for p in paragraphs:
         if not p:
@@ -150,20 +153,23 @@ def units_from_articles(articles: Iterable[dict[str, Any]], *, chunk_words: int)
         title = _clean(art.get("title"))
         intents = art.get("intents") or []
         for n, chunk in enumerate(chunk_text(str(art.get("text") or ""), chunk_words)):
-            units.append(Unit(
-                id=f"{art_id}#c{n}",
-                kind="kb",
-                text=f"{title}\n\n{chunk}" if title else chunk,
-                source_id=art_id,
-                intent=intents[0] if intents else None,
-                title=title or None,
-                extra={"chunk": n},
-            ))
+            units.append(
+                Unit(
+                    id=f"{art_id}#c{n}",
+                    kind="kb",
+                    text=f"{title}\n\n{chunk}" if title else chunk,
+                    source_id=art_id,
+                    intent=intents[0] if intents else None,
+                    title=title or None,
+                    extra={"chunk": n},
+                )
+            )
     return units
 
 
-def units_from_qa(rows: Iterable[tuple[str, str, str | None]], *, source: str,
-                  scrubber: PiiScrubber | None = None) -> list[Unit]:
+def units_from_qa(
+    rows: Iterable[tuple[str, str, str | None]], *, source: str, scrubber: PiiScrubber | None = None
+) -> list[Unit]:
     """`qa` units from (question, answer, intent) rows; `id` is `"{source}#r{n}"`, n from 0.
 
     Question and answer are masked like transcripts, as a two-turn conversation (Bitext
@@ -173,14 +179,16 @@ def units_from_qa(rows: Iterable[tuple[str, str, str | None]], *, source: str,
     units: list[Unit] = []
     for n, (question, answer, intent) in enumerate(rows):
         (text, _), (reply, _) = scrubber.scrub_conversation([_clean(question), str(answer).strip()])
-        units.append(Unit(
-            id=f"{source}#r{n}",
-            kind="qa",
-            text=text,
-            reply=reply,
-            source_id=source,
-            intent=intent or None,
-        ))
+        units.append(
+            Unit(
+                id=f"{source}#r{n}",
+                kind="qa",
+                text=text,
+                reply=reply,
+                source_id=source,
+                intent=intent or None,
+            )
+        )
     return units
 
 

@@ -70,49 +70,33 @@ GAZETTEER_PATH = Path(__file__).with_name("first_names.txt")
 # When two findings overlap, the one with the lower rank wins (then the longer one): a
 # validated or cue-led finding beats a bare shape ("tracking 7489 2736 4512" is no phone).
 _RANK = {
-    "email": 0, "iban": 1, "tracking_number": 1, "account_number": 2, "card_number": 3,
-    "street_address": 3, "phone": 4, "zip_code": 4, "username": 5, "order_id": 6, "name": 7,
+    "email": 0,
+    "iban": 1,
+    "tracking_number": 1,
+    "account_number": 2,
+    "card_number": 3,
+    "street_address": 3,
+    "phone": 4,
+    "zip_code": 4,
+    "username": 5,
+    "order_id": 6,
+    "name": 7,
 }
 
 # Capitalised words that follow name cues without being names ("I'm Sorry.", "Hi Team,").
 STOP_WORDS = frozenset(
     w.lower()
-    for w in """
-    Fine Good Great Ok Okay Sorry Here There Back Done Ready Sure Happy Glad Confused Lost
-    Interested Not New Still Just Well Alright Right Correct Calling Writing Trying Looking
-    Waiting Afraid Unsure Frustrated Upset Annoyed Angry Disappointed Tired Satisfied Curious
-    Again All Everyone Everybody Guys Folks Team Support Sir Madam Mam Maam Friend Friends
-    Bot Assistant Agent Customer Service Help Helpdesk Desk Care Mate Buddy Dude Man Bro Anyone
-    Someone Somebody Nobody Mr Mrs Ms Miss Dr The A An It This That Yes No Yeah Yep Nope
-    Please Thanks Thank You Hi Hello Hey Dear Bye Goodbye Morning Afternoon Evening Night Day
-    Monday Tuesday Wednesday Thursday Friday Saturday Sunday Today Tomorrow Yesterday
-    January February March April May June July August September October November December
-    Visa Mastercard Paypal Apple Google Amazon Express Standard Order Refund Return Account
-    English Spanish French German American Canadian British Human Real Person Robot Chat
-    """.split()
+    for w in ["Fine", "Good", "Great", "Ok", "Okay", "Sorry", "Here", "There", "Back", "Done", "Ready", "Sure", "Happy", "Glad", "Confused", "Lost", "Interested", "Not", "New", "Still", "Just", "Well", "Alright", "Right", "Correct", "Calling", "Writing", "Trying", "Looking", "Waiting", "Afraid", "Unsure", "Frustrated", "Upset", "Annoyed", "Angry", "Disappointed", "Tired", "Satisfied", "Curious", "Again", "All", "Everyone", "Everybody", "Guys", "Folks", "Team", "Support", "Sir", "Madam", "Mam", "Maam", "Friend", "Friends", "Bot", "Assistant", "Agent", "Customer", "Service", "Help", "Helpdesk", "Desk", "Care", "Mate", "Buddy", "Dude", "Man", "Bro", "Anyone", "Someone", "Somebody", "Nobody", "Mr", "Mrs", "Ms", "Miss", "Dr", "The", "A", "An", "It", "This", "That", "Yes", "No", "Yeah", "Yep", "Nope", "Please", "Thanks", "Thank", "You", "Hi", "Hello", "Hey", "Dear", "Bye", "Goodbye", "Morning", "Afternoon", "Evening", "Night", "Day", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Today", "Tomorrow", "Yesterday", "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December", "Visa", "Mastercard", "Paypal", "Apple", "Google", "Amazon", "Express", "Standard", "Order", "Refund", "Return", "Account", "English", "Spanish", "French", "German", "American", "Canadian", "British", "Human", "Real", "Person", "Robot", "Chat"]
 )
 # Title-case product and shop words that never continue a name ("Rose Gold", "Summer Sale").
 _NOT_SURNAMES = frozenset(
     w.lower()
-    for w in """
-    Gold Silver Bronze Platinum Red Green Blue Black White Grey Gray Pink Purple Orange Yellow
-    Beige Cream Navy Teal Glass Wood Steel Linen Cotton Wool Leather Ceramic Set Sets
-    Collection Edition Series Range Line Sale Sales Deal Deals Pro Max Mini Plus Lite Ultra
-    Card Cards Pay Period Policy Store Shop Goods Week Month Year Package Bundle Kit Size
-    Delivery Shipping Returns Membership Member Gift Gifts Code Number Street Avenue Road
-    """.split()
+    for w in ["Gold", "Silver", "Bronze", "Platinum", "Red", "Green", "Blue", "Black", "White", "Grey", "Gray", "Pink", "Purple", "Orange", "Yellow", "Beige", "Cream", "Navy", "Teal", "Glass", "Wood", "Steel", "Linen", "Cotton", "Wool", "Leather", "Ceramic", "Set", "Sets", "Collection", "Edition", "Series", "Range", "Line", "Sale", "Sales", "Deal", "Deals", "Pro", "Max", "Mini", "Plus", "Lite", "Ultra", "Card", "Cards", "Pay", "Period", "Policy", "Store", "Shop", "Goods", "Week", "Month", "Year", "Package", "Bundle", "Kit", "Size", "Delivery", "Shipping", "Returns", "Membership", "Member", "Gift", "Gifts", "Code", "Number", "Street", "Avenue", "Road"]
 )
 # Lowercase words that are never (part of) a name or a handle.
-FUNCTION_WORDS = frozenset("""
-    a an the and or but if so of to in on at by for from with about into over under after before
-    is am are was were be been being do does did have has had will would can could shall should
-    may might must not no yes i me my mine we us our you your he him his she her it its they them
-    their this that these those here there what which who whom whose when where why how all any
-    some each every both either neither one two just also too very really still already again
-    please thanks thank hi hello hey ok okay sure well now then than as up down out off back
-    looking trying calling writing waiting wondering hoping going getting sorry fine good great
-    happy glad new order orders account email phone number name card help support customer
-""".split())
+FUNCTION_WORDS = frozenset(
+    ["a", "an", "the", "and", "or", "but", "if", "so", "of", "to", "in", "on", "at", "by", "for", "from", "with", "about", "into", "over", "under", "after", "before", "is", "am", "are", "was", "were", "be", "been", "being", "do", "does", "did", "have", "has", "had", "will", "would", "can", "could", "shall", "should", "may", "might", "must", "not", "no", "yes", "i", "me", "my", "mine", "we", "us", "our", "you", "your", "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this", "that", "these", "those", "here", "there", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "all", "any", "some", "each", "every", "both", "either", "neither", "one", "two", "just", "also", "too", "very", "really", "still", "already", "again", "please", "thanks", "thank", "hi", "hello", "hey", "ok", "okay", "sure", "well", "now", "then", "than", "as", "up", "down", "out", "off", "back", "looking", "trying", "calling", "writing", "waiting", "wondering", "hoping", "going", "getting", "sorry", "fine", "good", "great", "happy", "glad", "new", "order", "orders", "account", "email", "phone", "number", "name", "card", "help", "support", "customer"]
+)
 
 _CAP = r"[A-ZÀ-ÖØ-Þ]"
 _LOW = r"[a-zß-öø-ÿ]"
@@ -143,14 +127,14 @@ class _Text:
         if len(lowered) != len(text):  # lowercasing changed the length: keep positions aligned
             lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
         digits = [(m.start(), m.end()) for m in _DIGITS.finditer(text)]
-        return cls(text, lowered, frozenset(_LOWER_WORDS_RE.findall(lowered)),
-                   tuple(_windows(text, digits, 45, 60)))
+        return cls(text, lowered, frozenset(_LOWER_WORDS_RE.findall(lowered)), tuple(_windows(text, digits, 45, 60)))
 
     def has(self, words: Iterable[str]) -> bool:
         return not self.words.isdisjoint(words)
 
-    def scan(self, pattern: re.Pattern[str],
-             windows: Sequence[tuple[int, int]] | None = None) -> Iterable[re.Match[str]]:
+    def scan(
+        self, pattern: re.Pattern[str], windows: Sequence[tuple[int, int]] | None = None
+    ) -> Iterable[re.Match[str]]:
         """`pattern.finditer` inside each window (by default: near the digits) only;
         lookbehinds still see the text before a window."""
         for a, b in self.near_digits if windows is None else windows:
@@ -209,59 +193,167 @@ class _Cue:
 
 # --- names -----------------------------------------------------------------------------
 
-_SALUTATIONS = ("hi", "hello", "hey", "dear", "thanks", "thank you", "thx", "cheers", "bye", "goodbye",
-                "good morning", "good afternoon", "good evening")
-_RELATIVES = ("wife", "husband", "partner", "son", "daughter", "mother", "mum", "mom", "father", "dad",
-              "sister", "brother", "friend", "neighbour", "neighbor", "colleague", "boss", "manager",
-              "grandmother", "grandma", "grandfather", "grandpa", "aunt", "uncle", "cousin", "niece",
-              "nephew", "fiance", "fiancee", "fiancé", "fiancée", "girlfriend", "boyfriend", "roommate",
-              "flatmate", "landlord", "landlady", "tenant", "child", "kid")
+_SALUTATIONS = (
+    "hi",
+    "hello",
+    "hey",
+    "dear",
+    "thanks",
+    "thank you",
+    "thx",
+    "cheers",
+    "bye",
+    "goodbye",
+    "good morning",
+    "good afternoon",
+    "good evening",
+)
+_RELATIVES = (
+    "wife",
+    "husband",
+    "partner",
+    "son",
+    "daughter",
+    "mother",
+    "mum",
+    "mom",
+    "father",
+    "dad",
+    "sister",
+    "brother",
+    "friend",
+    "neighbour",
+    "neighbor",
+    "colleague",
+    "boss",
+    "manager",
+    "grandmother",
+    "grandma",
+    "grandfather",
+    "grandpa",
+    "aunt",
+    "uncle",
+    "cousin",
+    "niece",
+    "nephew",
+    "fiance",
+    "fiancee",
+    "fiancé",
+    "fiancée",
+    "girlfriend",
+    "boyfriend",
+    "roommate",
+    "flatmate",
+    "landlord",
+    "landlady",
+    "tenant",
+    "child",
+    "kid",
+)
 _NAME_CUES: tuple[_Cue, ...] = (
-    _Cue(re.compile(rf"\b(?i:my[ \t]+name[ \t]+is|my[ \t]+name's|name[ \t]+is|name[ \t]+was|call[ \t]+me|"
-                    rf"full[ \t]+name[ \t]*:?|name[ \t]*:|account[ \t]+holder[ \t]*:?)[ \t]+{_TITLE}?"
-                    rf"(?P<name>{_NAME})\b"), ("name", "name's", "call me", "holder")),
-    _Cue(re.compile(rf"\b(?i:i'm|i[ \t]+am|im|i’m)[ \t]+{_TITLE}?(?P<name>{_NAME}){_END}"),
-         ("i'm", "i am", "im", "i’m")),
-    _Cue(re.compile(rf"\b(?i:this[ \t]+is)[ \t]+{_TITLE}?(?P<name>{_NAME})"
-                    rf"(?=[ \t]*(?:[.,!?;:)\n]|$)|[ \t]+(?:from|with|here|speaking|again)\b)"), ("this is",)),
-    _Cue(re.compile(rf"\b(?i:it's|it’s|its|it[ \t]+is)[ \t]+(?P<name>{_NAME})"
-                    rf"(?=[ \t]*(?:[.,!?;:)\n]|$)|[ \t]+(?:from|with|here|speaking|again)\b)"),
-         ("it's", "it’s", "its", "it is"), weak=True),
-    _Cue(re.compile(rf"\b(?i:hi|hello|hey|dear|thanks|thank[ \t]+you|thx|cheers|bye|goodbye|"
-                    rf"good[ \t]+(?:morning|afternoon|evening))[ \t]*,?[ \t]+{_TITLE}?(?P<name>{_NAME}){_END}"),
-         _SALUTATIONS),
+    _Cue(
+        re.compile(
+            rf"\b(?i:my[ \t]+name[ \t]+is|my[ \t]+name's|name[ \t]+is|name[ \t]+was|call[ \t]+me|"
+            rf"full[ \t]+name[ \t]*:?|name[ \t]*:|account[ \t]+holder[ \t]*:?)[ \t]+{_TITLE}?"
+            rf"(?P<name>{_NAME})\b"
+        ),
+        ("name", "name's", "call me", "holder"),
+    ),
+    _Cue(
+        re.compile(rf"\b(?i:i'm|i[ \t]+am|im|i’m)[ \t]+{_TITLE}?(?P<name>{_NAME}){_END}"), ("i'm", "i am", "im", "i’m")
+    ),
+    _Cue(
+        re.compile(
+            rf"\b(?i:this[ \t]+is)[ \t]+{_TITLE}?(?P<name>{_NAME})"
+            rf"(?=[ \t]*(?:[.,!?;:)\n]|$)|[ \t]+(?:from|with|here|speaking|again)\b)"
+        ),
+        ("this is",),
+    ),
+    _Cue(
+        re.compile(
+            rf"\b(?i:it's|it’s|its|it[ \t]+is)[ \t]+(?P<name>{_NAME})"
+            rf"(?=[ \t]*(?:[.,!?;:)\n]|$)|[ \t]+(?:from|with|here|speaking|again)\b)"
+        ),
+        ("it's", "it’s", "its", "it is"),
+        weak=True,
+    ),
+    _Cue(
+        re.compile(
+            rf"\b(?i:hi|hello|hey|dear|thanks|thank[ \t]+you|thx|cheers|bye|goodbye|"
+            rf"good[ \t]+(?:morning|afternoon|evening))[ \t]*,?[ \t]+{_TITLE}?(?P<name>{_NAME}){_END}"
+        ),
+        _SALUTATIONS,
+    ),
     # sign-offs, capitalised, at the start of a line or sentence: "Best, Julia", "Regards,\nTom"
-    _Cue(re.compile(rf"(?:^|(?<=\n)|(?<=[.!?][ \t]))(?:Best|Regards|Best regards|Kind regards|Warm regards|"
-                    rf"Many thanks|Sincerely|Yours|Yours truly|Warmly|Cheers|Thanks)[ \t]*,[ \t\n]*{_TITLE}?"
-                    rf"(?P<name>{_NAME}){_END}"),
-         ("best", "regards", "thanks", "sincerely", "yours", "warmly", "cheers")),
+    _Cue(
+        re.compile(
+            rf"(?:^|(?<=\n)|(?<=[.!?][ \t]))(?:Best|Regards|Best regards|Kind regards|Warm regards|"
+            rf"Many thanks|Sincerely|Yours|Yours truly|Warmly|Cheers|Thanks)[ \t]*,[ \t\n]*{_TITLE}?"
+            rf"(?P<name>{_NAME}){_END}"
+        ),
+        ("best", "regards", "thanks", "sincerely", "yours", "warmly", "cheers"),
+    ),
     # "Will Turner here", "Chen Wei speaking"
-    _Cue(re.compile(rf"(?:^|(?<=[\n.!?,;:][ \t]))[ \t]*(?P<name>{_NAME})[ \t]+(?i:here|speaking)\b"),
-         ("here", "speaking"), weak=True, back=70, ahead=12),
+    _Cue(
+        re.compile(rf"(?:^|(?<=[\n.!?,;:][ \t]))[ \t]*(?P<name>{_NAME})[ \t]+(?i:here|speaking)\b"),
+        ("here", "speaking"),
+        weak=True,
+        back=70,
+        ahead=12,
+    ),
     _Cue(re.compile(rf"(?P<name>{_NAME})[ \t]+(?i:is[ \t]+my[ \t]+name)\b"), ("is my name",), back=70, ahead=12),
     # "Victoria from the billing team", "Sam from returns"
-    _Cue(re.compile(rf"(?P<name>{_NAME})[ \t]+from[ \t]+(?:the[ \t]+|our[ \t]+|your[ \t]+)?[\w-]+[ \t]+"
-                    rf"(?i:team|department|desk)\b"), ("team", "department", "desk"), weak=True, back=90, ahead=6),
+    _Cue(
+        re.compile(
+            rf"(?P<name>{_NAME})[ \t]+from[ \t]+(?:the[ \t]+|our[ \t]+|your[ \t]+)?[\w-]+[ \t]+"
+            rf"(?i:team|department|desk)\b"
+        ),
+        ("team", "department", "desk"),
+        weak=True,
+        back=90,
+        ahead=6,
+    ),
     # "my wife Ingrid", "My neighbour Tom Becker", "my father, George Adeyemi"
-    _Cue(re.compile(rf"\b(?i:my|our|his|her|their)[ \t]+(?i:{'|'.join(_RELATIVES)})[ \t]*,?[ \t]+"
-                    rf"(?P<name>{_NAME})"), _RELATIVES, back=8),
+    _Cue(
+        re.compile(
+            rf"\b(?i:my|our|his|her|their)[ \t]+(?i:{'|'.join(_RELATIVES)})[ \t]*,?[ \t]+"
+            rf"(?P<name>{_NAME})"
+        ),
+        _RELATIVES,
+        back=8,
+    ),
     # "spoke to Jessica", "talked with Mark Davies"
-    _Cue(re.compile(rf"\b(?i:spoke|spoken|speak|talked|talking|chatted|chatting)[ \t]+(?i:to|with)[ \t]+"
-                    rf"(?P<name>{_NAME})"), ("spoke", "spoken", "speak", "talked", "talking", "chatted", "chatting"),
-         weak=True),
+    _Cue(
+        re.compile(
+            rf"\b(?i:spoke|spoken|speak|talked|talking|chatted|chatting)[ \t]+(?i:to|with)[ \t]+"
+            rf"(?P<name>{_NAME})"
+        ),
+        ("spoke", "spoken", "speak", "talked", "talking", "chatted", "chatting"),
+        weak=True,
+    ),
     # "can you tell Anna", "signed for by Sam Cole"
-    _Cue(re.compile(rf"\b(?i:tell|ask|asked|ask[ \t]+for|named|signed[ \t]+for[ \t]+by|addressed[ \t]+to|"
-                    rf"on[ \t]+behalf[ \t]+of|attention|attn:?)[ \t]+(?P<name>{_NAME})"),
-         ("tell", "ask", "asked", "named", "signed", "addressed", "behalf", "attention", "attn"), weak=True),
+    _Cue(
+        re.compile(
+            rf"\b(?i:tell|ask|asked|ask[ \t]+for|named|signed[ \t]+for[ \t]+by|addressed[ \t]+to|"
+            rf"on[ \t]+behalf[ \t]+of|attention|attn:?)[ \t]+(?P<name>{_NAME})"
+        ),
+        ("tell", "ask", "asked", "named", "signed", "addressed", "behalf", "attention", "attn"),
+        weak=True,
+    ),
     # a title and a capitalised word: "Mrs Nakamura", "Dr. Okafor"
-    _Cue(re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+(?P<name>{_NAME})"),
-         ("mr", "mrs", "ms", "miss", "mx", "dr", "prof")),
+    _Cue(
+        re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+(?P<name>{_NAME})"),
+        ("mr", "mrs", "ms", "miss", "mx", "dr", "prof"),
+    ),
 )
 # Strong cues after which a lowercase word from the gazetteer is a name ("my name is jose").
-_LOWER_NAME_CUE = _Cue(re.compile(
-    rf"\b(?i:my[ \t]+name[ \t]+is|my[ \t]+name's|name[ \t]*:|call[ \t]+me|i[ \t]+am|i'm|im|i’m|this[ \t]+is)"
-    rf"[ \t]+(?P<first>{_LWORD})(?:[ \t]+(?P<last>{_LWORD}))?(?P<end>{_END})?"
-), ("name", "name's", "call me", "i am", "i'm", "im", "i’m", "this is"))
+_LOWER_NAME_CUE = _Cue(
+    re.compile(
+        rf"\b(?i:my[ \t]+name[ \t]+is|my[ \t]+name's|name[ \t]*:|call[ \t]+me|i[ \t]+am|i'm|im|i’m|this[ \t]+is)"
+        rf"[ \t]+(?P<first>{_LWORD})(?:[ \t]+(?P<last>{_LWORD}))?(?P<end>{_END})?"
+    ),
+    ("name", "name's", "call me", "i am", "i'm", "im", "i’m", "this is"),
+)
 # Someone asking for a name: a short message right after it is one.
 _ASKS_NAME = re.compile(
     r"\b(?:your|ur)[ \t]+(?:full[ \t]+|first[ \t]+|last[ \t]+|account[ \t]+)?name\b|"
@@ -296,22 +388,27 @@ _PHONE_CUE = re.compile(
     r"[ \t]*(?P<code>\+?\d[\d .-]{8,14}\d)\b",
     re.IGNORECASE,
 )
-_US_STATES = (
-    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ "
-    "NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC"
-).split()
+_US_STATES = ["AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "DC"]
 _WORD_STATES = frozenset({"ID", "OK", "OR", "IN", "ME", "HI"})  # also words: only after a comma
 _ZIP_VALUE = r"\d{5}(?:-\d{4})?|[A-Z]\d[A-Z][ ]?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?[ ]?\d[A-Z]{2}|\d{4,6}"
 _ZIP_WORDS = ("zip", "postal", "post", "postcode")
 _ZIP_WORD_CUES = (
-    re.compile(rf"\b(?:zip|zip[ \t]*code|postal[ \t]*code|post[ \t]*code|postcode)\b"
-               rf"(?:[ \t]*(?:is|was|:|#|=|to|of))*[ \t]*(?P<code>{_ZIP_VALUE})\b", re.IGNORECASE),
-    re.compile(rf"\b(?P<code>{_ZIP_VALUE})[ \t]+(?:is[ \t]+)?(?:for[ \t]+)?(?:the[ \t]+|my[ \t]+)?"
-               rf"(?:zip|postal|post)[ \t]*code\b", re.IGNORECASE),
+    re.compile(
+        rf"\b(?:zip|zip[ \t]*code|postal[ \t]*code|post[ \t]*code|postcode)\b"
+        rf"(?:[ \t]*(?:is|was|:|#|=|to|of))*[ \t]*(?P<code>{_ZIP_VALUE})\b",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"\b(?P<code>{_ZIP_VALUE})[ \t]+(?:is[ \t]+)?(?:for[ \t]+)?(?:the[ \t]+|my[ \t]+)?"
+        rf"(?:zip|postal|post)[ \t]*code\b",
+        re.IGNORECASE,
+    ),
 )
 _ZIP_SHAPE_CUES = (
-    re.compile(rf"\b(?:{'|'.join(s for s in _US_STATES if s not in _WORD_STATES)})\.?,?[ \t]+"
-               rf"(?P<code>\d{{5}}(?:-\d{{4}})?)\b"),
+    re.compile(
+        rf"\b(?:{'|'.join(s for s in _US_STATES if s not in _WORD_STATES)})\.?,?[ \t]+"
+        rf"(?P<code>\d{{5}}(?:-\d{{4}})?)\b"
+    ),
     re.compile(rf",[ \t]*(?i:{'|'.join(_US_STATES)})[ \t]+(?P<code>\d{{5}}(?:-\d{{4}})?)\b"),
     # UK ("SW1A 1AA") and Canadian ("M5V 3L9") postcodes: their shape is the cue
     re.compile(r"\b(?P<code>[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}|[A-Z]\d[A-Z][ ]\d[A-Z]\d)\b"),
@@ -323,11 +420,7 @@ _ZIP_AFTER_ADDRESS = re.compile(
 
 # --- addresses (near digits too) -------------------------------------------------------
 
-_STREET_TYPES = (
-    "street st avenue ave av road rd boulevard blvd lane ln drive dr court ct place pl way terrace ter "
-    "circle cir parkway pkwy highway hwy square sq trail trl crescent cres close row alley loop plaza "
-    "grove mews"
-).split()
+_STREET_TYPES = ["street", "st", "avenue", "ave", "av", "road", "rd", "boulevard", "blvd", "lane", "ln", "drive", "dr", "court", "ct", "place", "pl", "way", "terrace", "ter", "circle", "cir", "parkway", "pkwy", "highway", "hwy", "square", "sq", "trail", "trl", "crescent", "cres", "close", "row", "alley", "loop", "plaza", "grove", "mews"]
 _UNIT = r"(?:apt|apartment|suite|ste|unit|flat|fl|floor|#)\.?[ \t]*[A-Za-z0-9-]+"
 # "1234 Elm Street", "55 Main St, Apt 4", "1600 Pennsylvania Avenue NW", "6821 1st ave"
 _STREET = re.compile(
@@ -337,8 +430,10 @@ _STREET = re.compile(
 )
 _UNIT_BEFORE = re.compile(rf"\b{_UNIT},?[ \t]+$", re.IGNORECASE)  # "Apt 5B, 310 W 99th St"
 _STREET_FIRST_WORDS = ("via", "viale", "rue", "calle", "avenida", "piazza", "rua", "corso", "chemin", "carrer")
-_STREET_NAME_FIRST = (rf"(?:{'|'.join(w.capitalize() for w in _STREET_FIRST_WORDS)})"
-                      r"(?:[ \t]+(?:de|del|della|di|da|la|le|des|du|dos|das|[A-ZÀ-Þ][\w'’-]+)){1,4}")
+_STREET_NAME_FIRST = (
+    rf"(?:{'|'.join(w.capitalize() for w in _STREET_FIRST_WORDS)})"
+    r"(?:[ \t]+(?:de|del|della|di|da|la|le|des|du|dos|das|[A-ZÀ-Þ][\w'’-]+)){1,4}"
+)
 # "18 Via Roma", "Calle Mayor 5": the street type first, a house number on either side
 _STREET_FIRST = re.compile(
     rf"\b\d{{1,5}}[a-z]?,?[ \t]+{_STREET_NAME_FIRST}|\b{_STREET_NAME_FIRST},?[ \t]+\d{{1,5}}[a-z]?\b"
@@ -352,18 +447,37 @@ _PO_BOX = re.compile(r"\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d{1,6}\b", re.IGNORECASE)
 # --- usernames -------------------------------------------------------------------------
 
 _HANDLE = re.compile(r"(?<![\w.@])@[A-Za-z0-9_](?:[A-Za-z0-9_.]*[A-Za-z0-9_])?")
-_USERNAME_CUE = _Cue(re.compile(
-    r"\b(?:user[ \t]*name|user[ \t]*id|login|log-in|handle|screen[ \t]*name|gamertag|nickname)\b"
-    r"(?:[ \t]*(?:is|was|:|=|-|there|here|on[ \t]+the[ \t]+\w+|under))*[ \t]*"
-    r"(?P<code>@?[A-Za-z0-9][A-Za-z0-9_.-]{1,30}[A-Za-z0-9_])",
-    re.IGNORECASE,
-), ("username", "user name", "user", "userid", "login", "log-in", "handle", "screen", "screenname",
-    "gamertag", "nickname"))
-_HANDLE_BEFORE_CUE = _Cue(re.compile(
-    r"\b(?P<code>[A-Za-z][A-Za-z0-9_.-]{1,30}[A-Za-z0-9_])[ \t]+is[ \t]+my[ \t]+"
-    r"(?:user[ \t]*name|login|handle|user[ \t]*id)\b",
-    re.IGNORECASE,
-), ("is my",), back=40, ahead=30)
+_USERNAME_CUE = _Cue(
+    re.compile(
+        r"\b(?:user[ \t]*name|user[ \t]*id|login|log-in|handle|screen[ \t]*name|gamertag|nickname)\b"
+        r"(?:[ \t]*(?:is|was|:|=|-|there|here|on[ \t]+the[ \t]+\w+|under))*[ \t]*"
+        r"(?P<code>@?[A-Za-z0-9][A-Za-z0-9_.-]{1,30}[A-Za-z0-9_])",
+        re.IGNORECASE,
+    ),
+    (
+        "username",
+        "user name",
+        "user",
+        "userid",
+        "login",
+        "log-in",
+        "handle",
+        "screen",
+        "screenname",
+        "gamertag",
+        "nickname",
+    ),
+)
+_HANDLE_BEFORE_CUE = _Cue(
+    re.compile(
+        r"\b(?P<code>[A-Za-z][A-Za-z0-9_.-]{1,30}[A-Za-z0-9_])[ \t]+is[ \t]+my[ \t]+"
+        r"(?:user[ \t]*name|login|handle|user[ \t]*id)\b",
+        re.IGNORECASE,
+    ),
+    ("is my",),
+    back=40,
+    ahead=30,
+)
 _BARE_HANDLE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{2,29}")
 
 
@@ -402,7 +516,7 @@ class Gazetteer:
         return cls(frozenset(names), frozenset(words))
 
     def kind(self, word: str) -> str | None:
-        """"name" (a first name), "word" (a first name that is also a word), or None."""
+        """ "name" (a first name), "word" (a first name that is also a word), or None."""
         w = word[:1].upper() + word[1:].lower()
         if w in self.words:
             return "word"
@@ -482,7 +596,7 @@ class PiiScrubber:
         spans = self.find(text) if spans is None else spans
         out: dict[str, str] = {}
         for s in spans:
-            value = text[s.start:s.end].strip()
+            value = text[s.start : s.end].strip()
             if s.kind == "name":
                 # a lone word that only a cue called a name ("Good morning Larkspur") may be
                 # the shop's own: it is masked where found, not carried to other turns
@@ -515,8 +629,11 @@ class PiiScrubber:
     def _blocked(self, t: _Text) -> list[tuple[int, int]]:
         """Placeholders already in the text, and protected phrases that look like PII."""
         # a placeholder is never masked again, unless it holds a value ("{{732201349959}}")
-        spans = [(m.start(), m.end()) for m in PLACEHOLDER_RE.finditer(t.text)
-                 if not re.search(r"[\d@]", m.group(1))] if "{{" in t.text else []
+        spans = (
+            [(m.start(), m.end()) for m in PLACEHOLDER_RE.finditer(t.text) if not re.search(r"[\d@]", m.group(1))]
+            if "{{" in t.text
+            else []
+        )
         for phrase, p in self._protect_lowered:
             if p not in t.lowered or not self._looks_personal(phrase):
                 continue
@@ -552,7 +669,7 @@ class PiiScrubber:
         for m in t.scan(_IBAN_CANDIDATE):
             groups = list(re.finditer(r"\S+", m.group(0)))
             for n in range(len(groups), 0, -1):  # the longest run of groups that validates
-                candidate = m.group(0)[:groups[n - 1].end()]
+                candidate = m.group(0)[: groups[n - 1].end()]
                 if iban_is_valid(candidate):
                     out.append(PiiSpan(m.start(), m.start() + len(candidate), "iban"))
                     break
@@ -565,16 +682,26 @@ class PiiScrubber:
                 if 8 <= len(compact) <= 34 and sum(c.isdigit() for c in compact) >= 6:
                     out.append(PiiSpan(m.start("code"), m.end("code"), "tracking_number"))
         if t.has(_ACCOUNT_WORDS) or "a/c" in t.lowered:
-            out += [PiiSpan(m.start("code"), m.end("code"), "account_number") for m in t.scan(_ACCOUNT_CUE)
-                    if sum(c.isdigit() for c in m.group("code")) >= 5]
+            out += [
+                PiiSpan(m.start("code"), m.end("code"), "account_number")
+                for m in t.scan(_ACCOUNT_CUE)
+                if sum(c.isdigit() for c in m.group("code")) >= 5
+            ]
         out += [PiiSpan(m.start(), m.end(), "card_number") for m in t.scan(CARD.pattern)]
         out += [PiiSpan(m.start(), m.end(), "phone") for m in t.scan(PHONE.pattern)]
         extra = [_TRUNK_PHONE] + ([_INTERNATIONAL_PHONE] if "+" in t.text else [])
-        out += [PiiSpan(m.start(), m.end(), "phone") for p in extra for m in t.scan(p)
-                if 8 <= sum(c.isdigit() for c in m.group(0)) <= 15]
+        out += [
+            PiiSpan(m.start(), m.end(), "phone")
+            for p in extra
+            for m in t.scan(p)
+            if 8 <= sum(c.isdigit() for c in m.group(0)) <= 15
+        ]
         if t.has(_PHONE_WORDS):
-            out += [PiiSpan(m.start("code"), m.end("code"), "phone") for m in t.scan(_PHONE_CUE)
-                    if 8 <= sum(c.isdigit() for c in m.group("code")) <= 15]
+            out += [
+                PiiSpan(m.start("code"), m.end("code"), "phone")
+                for m in t.scan(_PHONE_CUE)
+                if 8 <= sum(c.isdigit() for c in m.group("code")) <= 15
+            ]
         out += [PiiSpan(m.start(), m.end(), "order_id") for m in t.scan(ORDER_ID.pattern)]
         return out
 
@@ -615,8 +742,11 @@ class PiiScrubber:
                     out.append(PiiSpan(m.start("code"), m.end("code"), "username"))
         # a message that is nothing but a handle: "cminh730"
         stripped = t.text.strip().rstrip(".!")
-        if (_BARE_HANDLE.fullmatch(stripped) and _DIGITS.search(stripped)
-                and len(re.findall(r"[A-Za-z]", stripped)) >= 3):
+        if (
+            _BARE_HANDLE.fullmatch(stripped)
+            and _DIGITS.search(stripped)
+            and len(re.findall(r"[A-Za-z]", stripped)) >= 3
+        ):
             start = t.text.find(stripped)
             out.append(PiiSpan(start, start + len(stripped), "username"))
         return out
@@ -630,7 +760,7 @@ class PiiScrubber:
             return False
         if re.search(r"(?:ed|ing|details|page|link|screen)$", value):
             return False
-        return before_cue or re.search(r"(?i)(?:\bis|:|=)[ \t]*@?$", text[:m.start("code")]) is not None
+        return before_cue or re.search(r"(?i)(?:\bis|:|=)[ \t]*@?$", text[: m.start("code")]) is not None
 
     def _names(self, t: _Text) -> list[PiiSpan]:
         out: list[PiiSpan] = []
@@ -639,7 +769,7 @@ class PiiScrubber:
                 span = self._cut_name(t.text, m.start("name"), m.end("name"))
                 if span is None:
                     continue
-                words = t.text[span.start:span.end].split()
+                words = t.text[span.start : span.end].split()
                 if cue.weak and len(words) < 2 and self.gazetteer.kind(words[0]) is None:
                     continue
                 out.append(span)
@@ -686,10 +816,15 @@ class PiiScrubber:
         return out
 
     def _continues_name(self, text: str, prev: re.Match[str], nxt: re.Match[str]) -> bool:
-        gap = text[prev.end():nxt.start()]
+        gap = text[prev.end() : nxt.start()]
         w = nxt.group(0)
-        return (bool(gap) and gap.strip(" \t") == "" and w.lower() not in self._not_names
-                and w.lower() not in _NOT_SURNAMES and self.gazetteer.kind(w) != "word")
+        return (
+            bool(gap)
+            and gap.strip(" \t") == ""
+            and w.lower() not in self._not_names
+            and w.lower() not in _NOT_SURNAMES
+            and self.gazetteer.kind(w) != "word"
+        )
 
     def _whole_message_name(self, text: str) -> PiiSpan | None:
         """A message that is only a name ("Crystal Minh", "alessandro phoenix")."""
@@ -729,8 +864,10 @@ class PiiScrubber:
                 continue
             # a known name that is also a word ("Grace") only where it is capitalised
             flags = 0 if (kind == "name" and self.gazetteer.kind(value) == "word") else re.IGNORECASE
-            out += [PiiSpan(m.start(), m.end(), kind)
-                    for m in re.finditer(rf"(?<![\w{{@.]){re.escape(value)}(?![\w}}@])", t.text, flags)]
+            out += [
+                PiiSpan(m.start(), m.end(), kind)
+                for m in re.finditer(rf"(?<![\w{{@.]){re.escape(value)}(?![\w}}@])", t.text, flags)
+            ]
         return out
 
 
@@ -752,7 +889,7 @@ def _apply(text: str, spans: Sequence[PiiSpan]) -> tuple[str, Counter[str]]:
     pos = 0
     for s in spans:
         start, end = s.start, s.end
-        if text[start - 2:start] == "{{" and text[end:end + 2] == "}}":  # "{{732201349959}}"
+        if text[start - 2 : start] == "{{" and text[end : end + 2] == "}}":  # "{{732201349959}}"
             start, end = start - 2, end + 2
         out += [text[pos:start], s.placeholder]
         counts[s.kind] += 1

@@ -21,8 +21,11 @@ def configure_threads(torch_threads: int, faiss_threads: int, blas_threads: int 
     is already fixed, the RuntimeError torch raises is ignored (the intra-op setting,
     which is what matters for encoding, always applies).
     """
-    for name, value in (("torch_threads", torch_threads), ("faiss_threads", faiss_threads),
-                        ("blas_threads", blas_threads)):
+    for name, value in (
+        ("torch_threads", torch_threads),
+        ("faiss_threads", faiss_threads),
+        ("blas_threads", blas_threads),
+    ):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 

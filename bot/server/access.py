@@ -95,8 +95,12 @@ async def authorized_conversation(
     # a malformed token is just a wrong one: the same 404, not a 422 that tells them apart
     if not x_conversation_token or len(x_conversation_token) > 128:
         raise UnknownConversationError(conversation_id)
-    ok = await rt.store.call(ConversationStore.access_ok, conversation_id,
-                             token_hash(x_conversation_token), rt.settings.conversation_read_hours)
+    ok = await rt.store.call(
+        ConversationStore.access_ok,
+        conversation_id,
+        token_hash(x_conversation_token),
+        rt.settings.conversation_read_hours,
+    )
     if not ok:
         raise UnknownConversationError(conversation_id)
     return conversation_id

@@ -27,15 +27,16 @@ from bot.server.limits import (
     IpRateLimitMiddleware,
     RateLimiter,
 )
-from bot.server.routes import conversations, events, feedback, health, rasa, widget
 from bot.server.retention import purge_forever
+from bot.server.routes import conversations, events, feedback, health, rasa, widget
 from bot.server.runtime import Runtime
 from bot.server.settings import ServerSettings
 from bot.workspace import Assistant
 
 
-def create_app(settings: ServerSettings | None = None,
-               assistant_factory: Callable[[], Assistant] | None = None) -> FastAPI:
+def create_app(
+    settings: ServerSettings | None = None, assistant_factory: Callable[[], Assistant] | None = None
+) -> FastAPI:
     """The csbot HTTP app. `assistant_factory` makes one loaded `Assistant` per
     inference worker, on that worker's thread (default: the settings' workspace, with
     the CSBOT_* configuration and max(1, cores // workers) torch threads each)."""
@@ -80,8 +81,11 @@ def create_app(settings: ServerSettings | None = None,
     # client left, then the routes
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(IpRateLimitMiddleware, clients=runtime.clients,
-                       limiter=RateLimiter(settings.rate_limit_per_ip, "ip") if settings.rate_limit_per_ip else None)
+    app.add_middleware(
+        IpRateLimitMiddleware,
+        clients=runtime.clients,
+        limiter=RateLimiter(settings.rate_limit_per_ip, "ip") if settings.rate_limit_per_ip else None,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -109,8 +113,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         # the framework's own answers (no such path, method not allowed) in the same shape
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
-        return JSONResponse({"code": code, "detail": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"code": code, "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     app.add_exception_handler(CsbotError, csbot_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -39,9 +39,7 @@ class RateLimitedError(ServerError):
         self.scope, self.per_minute = scope, per_minute
         self.retry_after = max(1, math.ceil(retry_after))
         what = {"ip": "requests from this address", "session": "messages in this conversation"}[scope]
-        super().__init__(
-            f"too many {what}: the limit is {per_minute} a minute; retry after {self.retry_after} s"
-        )
+        super().__init__(f"too many {what}: the limit is {per_minute} a minute; retry after {self.retry_after} s")
 
 
 class BodyTooLargeError(ServerError):
@@ -82,9 +80,7 @@ class QueueFullError(ServerError):
 
     def __init__(self, limit: int, retry_after: float = 2.0):
         self.limit, self.retry_after = limit, max(1, math.ceil(retry_after))
-        super().__init__(
-            f"the assistant is busy ({limit} messages are waiting); retry after {self.retry_after} s"
-        )
+        super().__init__(f"the assistant is busy ({limit} messages are waiting); retry after {self.retry_after} s")
 
 
 class TurnDeadlineError(ServerError):
@@ -93,8 +89,7 @@ class TurnDeadlineError(ServerError):
     def __init__(self, seconds: float):
         self.seconds = seconds
         super().__init__(
-            f"the assistant could not take this message within {seconds:g} s; nothing was stored, "
-            "send it again"
+            f"the assistant could not take this message within {seconds:g} s; nothing was stored, send it again"
         )
 
 
@@ -111,14 +106,24 @@ def to_http(exc: BaseException) -> HttpError:
     and logged, without their text (which may hold internals such as paths)."""
     if isinstance(exc, UnknownConversationError):
         # also what a wrong or missing access token gets: nobody learns that an id exists
-        return HttpError(404, "conversation_not_found", "unknown conversation, or a missing or wrong "
-                              "X-Conversation-Token; start one with POST /api/v1/conversations")
+        return HttpError(
+            404,
+            "conversation_not_found",
+            "unknown conversation, or a missing or wrong "
+            "X-Conversation-Token; start one with POST /api/v1/conversations",
+        )
     if isinstance(exc, UnknownMessageError):
-        return HttpError(404, "message_not_found", "no such bot reply in this conversation; rate a reply "
-                              "by the message_id its reply object carries")
+        return HttpError(
+            404,
+            "message_not_found",
+            "no such bot reply in this conversation; rate a reply by the message_id its reply object carries",
+        )
     if isinstance(exc, NotABotMessageError):
-        return HttpError(404, "message_not_found", "no such bot reply in this conversation; rate a reply "
-                              "by the message_id its reply object carries")
+        return HttpError(
+            404,
+            "message_not_found",
+            "no such bot reply in this conversation; rate a reply by the message_id its reply object carries",
+        )
     if isinstance(exc, InvalidMessageError):
         return HttpError(422, "invalid_message", str(exc))
     if isinstance(exc, ClientMessageConflictError):
@@ -145,5 +150,4 @@ def to_http(exc: BaseException) -> HttpError:
 def error_response(exc: BaseException) -> JSONResponse:
     """The JSON response `{"code": ..., "detail": ...}` for an error, with its headers (Retry-After)."""
     error = to_http(exc)
-    return JSONResponse({"code": error.code, "detail": error.detail}, status_code=error.status,
-                        headers=error.headers)
+    return JSONResponse({"code": error.code, "detail": error.detail}, status_code=error.status, headers=error.headers)

@@ -96,8 +96,13 @@ class TurnQueue:
     """The calls that wait for a worker, across a pool: at most `limit` of them (None:
     no limit), each for at most `deadline_seconds` (None: for ever)."""
 
-    def __init__(self, limit: int | None = None, deadline_seconds: float | None = None, *,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        limit: int | None = None,
+        deadline_seconds: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         self.limit, self.deadline_seconds, self.clock = limit, deadline_seconds, clock
@@ -151,8 +156,9 @@ class ThreadWorker(Generic[R]):
             raise ticket.deadline_error()  # it never runs; whoever still waits learns why
         return self._run(fn, args)
 
-    async def stream(self, fn: Callable[..., Iterator[T]], *args: Any,
-                     ticket: Ticket | None = None) -> AsyncIterator[T]:
+    async def stream(
+        self, fn: Callable[..., Iterator[T]], *args: Any, ticket: Ticket | None = None
+    ) -> AsyncIterator[T]:
         """Iterate `fn(resource, *args)` on the worker's thread; its items arrive here as
         they are produced (through a queue fed with `call_soon_threadsafe`). An error in
         the iterator is raised here, after the items before it. When this generator is
@@ -226,8 +232,7 @@ async def _until_started(ticket: Ticket, done: asyncio.Future[Any]) -> None:
     when the caller is cancelled, a call not yet started is dropped: it never runs (and
     `done` is cancelled, which takes it off the worker's queue)."""
     try:
-        await asyncio.wait({done, ticket.started}, timeout=ticket.remaining(),
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({done, ticket.started}, timeout=ticket.remaining(), return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
         if ticket.drop():
             done.cancel()
@@ -241,9 +246,14 @@ class InferencePool(Generic[R]):
     """N `ThreadWorker`s; work for one conversation always lands on the same one. The
     calls waiting for any of them are bounded by one `TurnQueue`."""
 
-    def __init__(self, factory: Callable[[], R], workers: int,
-                 closer: Callable[[R], None] | None = None, name: str = "csbot-inference",
-                 queue: TurnQueue | None = None):
+    def __init__(
+        self,
+        factory: Callable[[], R],
+        workers: int,
+        closer: Callable[[R], None] | None = None,
+        name: str = "csbot-inference",
+        queue: TurnQueue | None = None,
+    ):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = [ThreadWorker(f"{name}-{i}", factory, closer) for i in range(workers)]

@@ -42,8 +42,9 @@ class RateLimiter:
     for a minute is full again, so forgetting it changes nothing).
     """
 
-    def __init__(self, per_minute: int, scope: str, *, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 100_000):
+    def __init__(
+        self, per_minute: int, scope: str, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ):
         if per_minute < 1:
             raise ValueError(f"per_minute must be at least 1, got {per_minute}")
         self.per_minute, self.scope = per_minute, scope
@@ -152,13 +153,22 @@ class IpRateLimitMiddleware:
     anything of the request is read. Health checks, the widget's files and CORS
     preflights are not counted."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter | None, clients: ClientAddresses,
-                 prefixes: tuple[str, ...] = ("/api/", "/webhooks/")):
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: RateLimiter | None,
+        clients: ClientAddresses,
+        prefixes: tuple[str, ...] = ("/api/", "/webhooks/"),
+    ):
         self.app, self.limiter, self.clients, self.prefixes = app, limiter, clients, prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (self.limiter is not None and scope["type"] == "http" and scope["method"] != "OPTIONS"
-                and scope["path"].startswith(self.prefixes)):
+        if (
+            self.limiter is not None
+            and scope["type"] == "http"
+            and scope["method"] != "OPTIONS"
+            and scope["path"].startswith(self.prefixes)
+        ):
             try:
                 self.limiter.check(self.clients.key(scope))
             except RateLimitedError as e:

@@ -16,8 +16,7 @@ log = logging.getLogger("csbot.server")
 PURGE_EVERY_SECONDS = 3600.0
 
 
-async def purge_forever(rt: Runtime, loading: asyncio.Task[None],
-                        every_seconds: float = PURGE_EVERY_SECONDS) -> None:
+async def purge_forever(rt: Runtime, loading: asyncio.Task[None], every_seconds: float = PURGE_EVERY_SECONDS) -> None:
     """Once `loading` is done, purge now and every `every_seconds` until cancelled (the
     app's shutdown)."""
     days = rt.settings.retention_days
@@ -30,8 +29,7 @@ async def purge_forever(rt: Runtime, loading: asyncio.Task[None],
             try:
                 report = await rt.store.call(lambda store: purge_idle(store, workspace, days))
                 if report.conversations:
-                    log.info("retention: erased %d conversation(s) idle over %g days",
-                             len(report.conversations), days)
-            except Exception:  # noqa: BLE001 - a failed purge is logged and tried again next hour
+                    log.info("retention: erased %d conversation(s) idle over %g days", len(report.conversations), days)
+            except Exception:
                 log.exception("retention: the purge failed; it runs again in %g s", every_seconds)
         await asyncio.sleep(every_seconds)

@@ -36,14 +36,17 @@ class Runtime:
     def __init__(self, settings: ServerSettings, assistant_factory: Callable[[], Assistant]):
         self.settings = settings
         self.pool: InferencePool[Assistant] = InferencePool(
-            assistant_factory, settings.workers, closer=lambda a: a.close(),
+            assistant_factory,
+            settings.workers,
+            closer=lambda a: a.close(),
             queue=TurnQueue(settings.max_queued_turns, settings.turn_deadline_seconds),
         )
         # Reads (history, live events) and small writes (new conversations, ratings) go to
         # their own thread and connection, so they never wait behind a slow turn.
         self.store: ThreadWorker[ConversationStore] | None = None
-        self.session_limiter = (RateLimiter(settings.rate_limit_per_session, "session")
-                                if settings.rate_limit_per_session else None)
+        self.session_limiter = (
+            RateLimiter(settings.rate_limit_per_session, "session") if settings.rate_limit_per_session else None
+        )
         self.state = "loading"
         self.failure: str | None = None
         self.max_message_chars = 0
@@ -51,8 +54,12 @@ class Runtime:
         # set when the server starts shutting down: live event streams end at their next poll
         self.closing = threading.Event()
         self.clients = ClientAddresses(settings.trusted_proxies)
-        self.watcher = EventWatcher(settings.events_poll_seconds, settings.max_event_streams,
-                                    settings.max_event_streams_per_client, self.closing)
+        self.watcher = EventWatcher(
+            settings.events_poll_seconds,
+            settings.max_event_streams,
+            settings.max_event_streams_per_client,
+            self.closing,
+        )
 
     @property
     def ready(self) -> bool:
@@ -69,7 +76,8 @@ class Runtime:
             await asyncio.gather(*(w.start() for w in others))
             await asyncio.gather(*(w.call(warm_up) for w in self.pool.workers))
             self.max_message_chars, self.store_path = await first.call(
-                lambda a: (a.config.dialogue.max_message_chars, a.store.path))
+                lambda a: (a.config.dialogue.max_message_chars, a.store.path)
+            )
             path = self.store_path
             self.store = ThreadWorker("csbot-store", lambda: ConversationStore(path).open(), lambda s: s.close())
             await self.store.start()

@@ -27,8 +27,9 @@ CLIENT_MESSAGE_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 # by attributes with "=" ("<img src=x onerror=...>", "<svg/onload=...>"). What people write
 # in support chats passes: "<3", "a < b", "x<y and z>w", "<order number>".
 _TAG = re.compile(r"<\s*/?\s*[A-Za-z][\w:.-]*(?:\s*/?\s*>|[\s/]+[^<>]*=[^<>]*>)")
-_OTHER_MARKUP = re.compile(r"<!--|<!\[CDATA\[|<!doctype|<\?xml|\b(?:javascript|vbscript):\S|data:text/html",
-                           re.IGNORECASE)
+_OTHER_MARKUP = re.compile(
+    r"<!--|<!\[CDATA\[|<!doctype|<\?xml|\b(?:javascript|vbscript):\S|data:text/html", re.IGNORECASE
+)
 _ALLOWED_CONTROLS = frozenset("\n\t\r")
 
 
@@ -67,26 +68,30 @@ Comment = Annotated[str | None, Field(max_length=2000), AfterValidator(_optional
 
 # -- conversations and messages ----------------------------------------------------------
 
+
 class ConversationIn(BaseModel):
-    channel: str = Field("web", pattern=r"^[a-z][a-z0-9_-]{0,31}$",
-                         description="where the customer writes from (web, rest, ...)")
+    channel: str = Field(
+        "web", pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="where the customer writes from (web, rest, ...)"
+    )
 
 
 class ConversationCreated(BaseModel):
     conversation_id: str
     access_token: str = Field(
         description="the conversation's secret: send it as the X-Conversation-Token header on every "
-                    "other call about this conversation. Returned only here, once; keep it like a password"
+        "other call about this conversation. Returned only here, once; keep it like a password"
     )
 
 
 class MessageIn(BaseModel):
-    text: str = Field(description="the customer's message, plain text "
-                                  "(at most CSBOT_MAX_MESSAGE_CHARS characters, default 4000)")
+    text: str = Field(
+        description="the customer's message, plain text (at most CSBOT_MAX_MESSAGE_CHARS characters, default 4000)"
+    )
     client_message_id: str | None = Field(
-        None, pattern=CLIENT_MESSAGE_ID_PATTERN,
+        None,
+        pattern=CLIENT_MESSAGE_ID_PATTERN,
         description="the client's id for this message (a UUID, say); sending the same id "
-                    "again returns the stored reply instead of taking a second turn",
+        "again returns the stored reply instead of taking a second turn",
     )
 
     @field_validator("text")
@@ -137,6 +142,7 @@ class ConversationOut(BaseModel):
 
 # -- ratings -----------------------------------------------------------------------------
 
+
 class FeedbackIn(BaseModel):
     rating: Literal["up", "down"]
     comment: Comment = None
@@ -157,6 +163,7 @@ class CsatOut(BaseModel):
 
 
 # -- Rasa REST channel -------------------------------------------------------------------
+
 
 class RasaIn(BaseModel):
     """Rasa's REST channel body; other keys Rasa clients send (metadata) are ignored."""
@@ -190,6 +197,7 @@ class RasaMessage(BaseModel):
 
 # -- health ------------------------------------------------------------------------------
 
+
 class Health(BaseModel):
     status: Literal["ok"]
 
@@ -210,9 +218,13 @@ def check_length(value: str, limit: int, field: str = "text") -> None:
     assistant's limit, which is configured (CSBOT_MAX_MESSAGE_CHARS) and so cannot live
     in the static models above."""
     if len(value) > limit:
-        raise RequestValidationError([{
-            "type": "string_too_long",
-            "loc": ("body", field),
-            "msg": f"{field} is {len(value)} characters; the limit is {limit} "
-                   "(CSBOT_MAX_MESSAGE_CHARS on the server): send a shorter message",
-        }])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_too_long",
+                    "loc": ("body", field),
+                    "msg": f"{field} is {len(value)} characters; the limit is {limit} "
+                    "(CSBOT_MAX_MESSAGE_CHARS on the server): send a shorter message",
+                }
+            ]
+        )

@@ -34,8 +34,14 @@ def serve(settings: ServerSettings) -> None:
     app = create_app(settings)
     # proxy headers off: uvicorn would believe X-Forwarded-For from loopback; the app
     # works out the client itself, from CSBOT_TRUSTED_PROXIES only (bot.server.limits)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            timeout_graceful_shutdown=settings.shutdown_grace_seconds, proxy_headers=False)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        proxy_headers=False,
+    )
     try:
         _Server(config, app.state.runtime.begin_shutdown).run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown

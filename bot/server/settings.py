@@ -28,22 +28,21 @@ class ServerSettings(BaseSettings):
     host: str = Field("127.0.0.1", min_length=1, description="address to listen on")
     port: int = Field(8000, ge=0, le=65535, description="port to listen on (0: any free port)")
     workers: int = Field(
-        1, ge=1, le=32,
+        1,
+        ge=1,
+        le=32,
         description="inference workers: threads that each own a loaded assistant; a conversation's "
-                    "turns always go to the same one, so they run in order",
+        "turns always go to the same one, so they run in order",
     )
     torch_threads: int | None = Field(
         None, ge=1, description="torch threads per inference worker [default: max(1, cores // workers)]"
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="origins of sites that embed the widget (comma-separated or a JSON list); "
-                    "empty: same origin only",
+        description="origins of sites that embed the widget (comma-separated or a JSON list); empty: same origin only",
     )
     rate_limit_per_ip: int = Field(60, ge=0, description="API requests per minute per client IP (0: off)")
-    rate_limit_per_session: int = Field(
-        20, ge=0, description="messages per minute per conversation (0: off)"
-    )
+    rate_limit_per_session: int = Field(20, ge=0, description="messages per minute per conversation (0: off)")
     max_body_bytes: int = Field(16384, ge=512, description="largest accepted request body")
     stream_piece_delay_ms: float = Field(
         0.0, ge=0, le=1000, description="pause between streamed text pieces (a typing effect; 0: none)"
@@ -59,17 +58,21 @@ class ServerSettings(BaseSettings):
 
     # -- who may read what ---------------------------------------------------------
     secret_key: SecretStr | None = Field(
-        None, min_length=32,
+        None,
+        min_length=32,
         description="server secret that keys platform-channel conversation ids (HMAC); unset: "
-                    "generated once into <workspace>/secret.key (mode 0600). Every replica needs the same one",
+        "generated once into <workspace>/secret.key (mode 0600). Every replica needs the same one",
     )
     conversation_read_hours: float = Field(
-        720.0, gt=0,
+        720.0,
+        gt=0,
         description="hours after its last message that a conversation stays readable through the "
-                    "public API with its access token (history, events); after that: 404",
+        "public API with its access token (history, events); after that: 404",
     )
     retention_days: float | None = Field(
-        None, gt=0, description="conversations idle this long are erased (purged at start and hourly); unset: kept",
+        None,
+        gt=0,
+        description="conversations idle this long are erased (purged at start and hourly); unset: kept",
     )
     history_page_size: int = Field(50, ge=1, le=500, description="messages per history page at most")
 
@@ -77,7 +80,7 @@ class ServerSettings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed "
-                    "(comma-separated); empty: the peer address is the client",
+        "(comma-separated); empty: the peer address is the client",
     )
     max_event_streams: int = Field(1000, ge=1, description="open live event streams at most, overall")
     max_event_streams_per_client: int = Field(

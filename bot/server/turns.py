@@ -22,8 +22,9 @@ from bot.workspace import Assistant
 from retrieval.entities import redact_card_numbers
 
 
-def take_turn(assistant: Assistant, conversation_id: str, text: str,
-              client_message_id: str | None, channel: str = "web") -> TurnResult:
+def take_turn(
+    assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None, channel: str = "web"
+) -> TurnResult:
     """One turn, or the stored one when this `client_message_id` was answered before."""
     stored = stored_turn(assistant, conversation_id, text, client_message_id)
     if stored is not None:
@@ -34,8 +35,9 @@ def take_turn(assistant: Assistant, conversation_id: str, text: str,
         return stored_turn(assistant, conversation_id, text, client_message_id)
 
 
-def stream_turn(assistant: Assistant, conversation_id: str, text: str,
-                client_message_id: str | None) -> Iterator[str | TurnResult]:
+def stream_turn(
+    assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None
+) -> Iterator[str | TurnResult]:
     """`take_turn` as text pieces followed by the `TurnResult` (`handle_stream`'s contract)."""
     stored = stored_turn(assistant, conversation_id, text, client_message_id)
     if stored is None:
@@ -55,14 +57,14 @@ def rasa_turn(assistant: Assistant, conversation_id: str, text: str) -> dict[str
     return public_reply(assistant, assistant.manager.handle(text, conversation_id, "rest"))
 
 
-def public_turn(assistant: Assistant, conversation_id: str, text: str,
-                client_message_id: str | None) -> dict[str, Any]:
+def public_turn(assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None) -> dict[str, Any]:
     """`take_turn`, as the public reply object."""
     return public_reply(assistant, take_turn(assistant, conversation_id, text, client_message_id))
 
 
-def stream_public_turn(assistant: Assistant, conversation_id: str, text: str,
-                       client_message_id: str | None) -> Iterator[str | dict[str, Any]]:
+def stream_public_turn(
+    assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None
+) -> Iterator[str | dict[str, Any]]:
     """`stream_turn`, ending with the public reply object instead of the `TurnResult`."""
     for item in stream_turn(assistant, conversation_id, text, client_message_id):
         yield item if isinstance(item, str) else public_reply(assistant, item)
@@ -97,8 +99,9 @@ def public_reply(assistant: Assistant, result: TurnResult) -> dict[str, Any]:
     }
 
 
-def stored_turn(assistant: Assistant, conversation_id: str, text: str,
-                client_message_id: str | None) -> TurnResult | None:
+def stored_turn(
+    assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None
+) -> TurnResult | None:
     """The turn that answered `client_message_id` before, rebuilt from the store; None
     when there is none. The same id with another text is a client bug: 409."""
     if client_message_id is None:

@@ -185,7 +185,7 @@ def events_after(store: ConversationStore, cursors: dict[str, int]) -> list[tupl
     found: list[tuple[str, Event]] = []
     pairs = list(cursors.items())
     for start in range(0, len(pairs), _CONVERSATIONS_PER_QUERY):
-        chunk = pairs[start:start + _CONVERSATIONS_PER_QUERY]
+        chunk = pairs[start : start + _CONVERSATIONS_PER_QUERY]
         watched = "with watched(conversation_id, after) as (values " + ", ".join(["(?, ?)"] * len(chunk)) + ") "
         params = [value for pair in chunk for value in pair]
         # CROSS JOIN keeps `watched` the outer loop, so messages are found through their
@@ -193,7 +193,8 @@ def events_after(store: ConversationStore, cursors: dict[str, int]) -> list[tupl
         for m in store.db.query(
             watched + "select m.id, m.conversation_id, m.text, m.created_at from watched w "
             "cross join messages m on m.conversation_id = w.conversation_id "
-            "where m.role = 'agent' and m.id > w.after", params,
+            "where m.role = 'agent' and m.id > w.after",
+            params,
         ):
             data = {"message_id": m["id"], "text": m["text"], "created_at": m["created_at"]}
             found.append((m["conversation_id"], ("agent_message", m["id"], data)))

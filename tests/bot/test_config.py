@@ -28,8 +28,15 @@ def test_import_limits_come_from_the_environment():
     assert (config.imports.max_file_bytes, config.imports.max_json_depth) == (200_000_000, 12)
 
 
-@pytest.mark.parametrize("name,value", [("CSBOT_MAX_MESSAGE_CHARS", "lots"), ("CSBOT_TORCH_THREADS", "0"),
-                                        ("CSBOT_INDEX_KIND", "annoy"), ("CSBOT_IMPORT_MAX_BYTES", "50MB")])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("CSBOT_MAX_MESSAGE_CHARS", "lots"),
+        ("CSBOT_TORCH_THREADS", "0"),
+        ("CSBOT_INDEX_KIND", "annoy"),
+        ("CSBOT_IMPORT_MAX_BYTES", "50MB"),
+    ],
+)
 def test_bad_environment_values_are_named(name, value):
     with pytest.raises(ValueError, match=name):
         CsbotConfig.from_env(env={name: value})

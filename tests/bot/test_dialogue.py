@@ -3,7 +3,7 @@ a real FAISS index, a real classifier and a real SQLite store."""
 
 import pytest
 
-from bot.composer import RetrievalComposer
+from bot.composers.retrieval import RetrievalComposer
 from bot.config import DialogueConfig
 from bot.dialogue import DialogueManager
 from bot.domain import Domain
@@ -13,35 +13,101 @@ from bot.store import ConversationStore
 pytestmark = pytest.mark.slow
 
 CONVERSATIONS = [
-    {"id": "c1", "intent": "order_status", "outcome": "resolved", "turns": [
-        {"role": "customer", "text": "where is my order?"},
-        {"role": "agent", "text": "Could you tell me your order number?"},
-        {"role": "customer", "text": "it's #11112222"},
-        {"role": "agent", "text": "Thanks! The tracking link for order #11112222 is in your shipping email and under My Orders."}]},
-    {"id": "c2", "intent": "order_status", "outcome": "resolved", "turns": [
-        {"role": "customer", "text": "my package hasn't arrived, order 33334444"},
-        {"role": "system", "text": "Order #33334444: shipped 2026-01-02 via ParcelCo."},
-        {"role": "agent", "text": "Order #33334444 shipped on Friday, it arrives tomorrow."}]},
-    {"id": "c3", "intent": "payment_methods", "outcome": "resolved", "turns": [
-        {"role": "customer", "text": "can I pay with paypal?"},
-        {"role": "agent", "text": "Yes, we accept PayPal, Visa, Mastercard and gift cards."}]},
-    {"id": "c4", "intent": "return_item", "outcome": "resolved", "turns": [
-        {"role": "customer", "text": "how do I send something back?"},
-        {"role": "agent", "text": "You can return items within 30 days from My Orders; the return label is free."}]},
+    {
+        "id": "c1",
+        "intent": "order_status",
+        "outcome": "resolved",
+        "turns": [
+            {"role": "customer", "text": "where is my order?"},
+            {"role": "agent", "text": "Could you tell me your order number?"},
+            {"role": "customer", "text": "it's #11112222"},
+            {
+                "role": "agent",
+                "text": "Thanks! The tracking link for order #11112222 is in your shipping email and under My Orders.",
+            },
+        ],
+    },
+    {
+        "id": "c2",
+        "intent": "order_status",
+        "outcome": "resolved",
+        "turns": [
+            {"role": "customer", "text": "my package hasn't arrived, order 33334444"},
+            {"role": "system", "text": "Order #33334444: shipped 2026-01-02 via ParcelCo."},
+            {"role": "agent", "text": "Order #33334444 shipped on Friday, it arrives tomorrow."},
+        ],
+    },
+    {
+        "id": "c3",
+        "intent": "payment_methods",
+        "outcome": "resolved",
+        "turns": [
+            {"role": "customer", "text": "can I pay with paypal?"},
+            {"role": "agent", "text": "Yes, we accept PayPal, Visa, Mastercard and gift cards."},
+        ],
+    },
+    {
+        "id": "c4",
+        "intent": "return_item",
+        "outcome": "resolved",
+        "turns": [
+            {"role": "customer", "text": "how do I send something back?"},
+            {"role": "agent", "text": "You can return items within 30 days from My Orders; the return label is free."},
+        ],
+    },
 ]
 
 INTENTS = {
-    "greeting": ["hi", "hello there", "good morning", "hey", "hi, anyone there?", "hello support", "good evening", "hiya"],
-    "human_agent": ["I want to talk to a human", "connect me to an agent", "can I speak to a real person",
-                    "get me a human please", "transfer me to customer service staff", "I need a person not a bot",
-                    "let me talk to someone", "human please"],
-    "order_status": ["where is my order", "my package has not arrived", "track my parcel", "when will my order come",
-                     "status of my order please", "has my order shipped", "where's my stuff", "order not delivered yet"],
-    "payment_methods": ["can I pay with paypal", "which cards do you accept", "do you take apple pay",
-                        "payment options?", "can I pay by credit card", "what payment methods are there",
-                        "do you accept mastercard", "can I pay with a gift card"],
-    "return_item": ["how do I return an item", "I want to send this back", "return policy?", "can I return my shoes",
-                    "how many days do I have to return", "start a return", "return label please", "send back a product"],
+    "greeting": [
+        "hi",
+        "hello there",
+        "good morning",
+        "hey",
+        "hi, anyone there?",
+        "hello support",
+        "good evening",
+        "hiya",
+    ],
+    "human_agent": [
+        "I want to talk to a human",
+        "connect me to an agent",
+        "can I speak to a real person",
+        "get me a human please",
+        "transfer me to customer service staff",
+        "I need a person not a bot",
+        "let me talk to someone",
+        "human please",
+    ],
+    "order_status": [
+        "where is my order",
+        "my package has not arrived",
+        "track my parcel",
+        "when will my order come",
+        "status of my order please",
+        "has my order shipped",
+        "where's my stuff",
+        "order not delivered yet",
+    ],
+    "payment_methods": [
+        "can I pay with paypal",
+        "which cards do you accept",
+        "do you take apple pay",
+        "payment options?",
+        "can I pay by credit card",
+        "what payment methods are there",
+        "do you accept mastercard",
+        "can I pay with a gift card",
+    ],
+    "return_item": [
+        "how do I return an item",
+        "I want to send this back",
+        "return policy?",
+        "can I return my shoes",
+        "how many days do I have to return",
+        "start a return",
+        "return label please",
+        "send back a product",
+    ],
     "thanks": ["thanks", "thank you so much", "cheers", "thx", "great, thanks", "thanks a lot", "appreciate it", "ty"],
 }
 
@@ -56,12 +122,14 @@ def parts(tmp_path_factory):
 
     embedder = SentenceEmbedder(EmbedderConfig(torch_threads=1)).load()
     units = units_from_conversations(CONVERSATIONS)
-    index = VectorIndex.build(units, embedder.encode([u.text for u in units]),
-                              embedder_id=embedder.model_id, config=IndexConfig())
+    index = VectorIndex.build(
+        units, embedder.encode([u.text for u in units]), embedder_id=embedder.model_id, config=IndexConfig()
+    )
     texts = [t for examples in INTENTS.values() for t in examples]
     labels = [label for label, examples in INTENTS.items() for _ in examples]
-    classifier = EmbeddingIntentClassifier.train(embedder.encode(texts), texts, labels, IntentClassifierConfig(),
-                                                 embedder_id=embedder.model_id)
+    classifier = EmbeddingIntentClassifier.train(
+        embedder.encode(texts), texts, labels, IntentClassifierConfig(), embedder_id=embedder.model_id
+    )
     return embedder, index, classifier, tmp_path_factory.mktemp("dialogue") / "store.db"
 
 
@@ -70,9 +138,13 @@ def manager(parts, **dialogue):
     domain = Domain(required_slots={"order_status": ["order_id"]})
     config = DialogueConfig(**dialogue)
     return DialogueManager(
-        embedder=embedder, classifier=classifier, retriever=index,
+        embedder=embedder,
+        classifier=classifier,
+        retriever=index,
         composer=RetrievalComposer.from_config(config, domain),
-        store=ConversationStore(db).open(), domain=domain, config=config,
+        store=ConversationStore(db).open(),
+        domain=domain,
+        config=config,
     )
 
 

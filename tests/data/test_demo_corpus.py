@@ -20,21 +20,58 @@ DATA = REPO / "data"
 GENERATED = ("company.json", "kb.jsonl", "conversations.jsonl", "intents.csv", "heldout.jsonl")
 
 LABELS = {
-    "greeting", "thanks", "goodbye", "human_agent", "order_status", "cancel_order", "change_order",
-    "change_address", "shipping_options", "delivery_delay", "return_item", "refund_request",
-    "damaged_item", "wrong_item", "payment_failed", "payment_methods", "invoice", "reset_password",
-    "delete_account", "subscription", "warranty", "complaint", "promo_code", "store_info",
+    "greeting",
+    "thanks",
+    "goodbye",
+    "human_agent",
+    "order_status",
+    "cancel_order",
+    "change_order",
+    "change_address",
+    "shipping_options",
+    "delivery_delay",
+    "return_item",
+    "refund_request",
+    "damaged_item",
+    "wrong_item",
+    "payment_failed",
+    "payment_methods",
+    "invoice",
+    "reset_password",
+    "delete_account",
+    "subscription",
+    "warranty",
+    "complaint",
+    "promo_code",
+    "store_info",
 }
 # intents whose conversations revolve around one order
 ORDER_INTENTS = {
-    "order_status", "cancel_order", "change_order", "change_address", "delivery_delay", "return_item",
-    "refund_request", "damaged_item", "wrong_item", "invoice", "warranty", "complaint",
+    "order_status",
+    "cancel_order",
+    "change_order",
+    "change_address",
+    "delivery_delay",
+    "return_item",
+    "refund_request",
+    "damaged_item",
+    "wrong_item",
+    "invoice",
+    "warranty",
+    "complaint",
 }
 # order intents whose agent asks for the order number and sometimes answers from policy
 # alone, with no lookup (self-service), instead of after a system turn
 SELF_SERVICE_INTENTS = {
-    "order_status", "cancel_order", "change_order", "change_address", "delivery_delay",
-    "return_item", "refund_request", "damaged_item", "wrong_item",
+    "order_status",
+    "cancel_order",
+    "change_order",
+    "change_address",
+    "delivery_delay",
+    "return_item",
+    "refund_request",
+    "damaged_item",
+    "wrong_item",
 }
 ORDER_NUMBER = re.compile(r"(?<!\d)\d{8}(?!\d)")
 MONEY = re.compile(r"\$\d[\d,]*(?:\.\d+)?")
@@ -75,8 +112,12 @@ def agent_turns():
 
 
 def test_the_script_regenerates_the_committed_files_byte_for_byte(tmp_path):
-    subprocess.run([sys.executable, str(DATA / "generate.py"), "--out", str(tmp_path)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(DATA / "generate.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     for name in GENERATED:
         assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), (
             f"data/{name} differs from what data/generate.py writes; edit the script, not the file"
@@ -89,8 +130,19 @@ def test_sizes_are_modest():
 
 def test_company_facts_hold_the_basics():
     company = json.loads((DATA / "company.json").read_text("utf-8"))
-    for key in ("name", "support_hours", "support_email", "phone", "shipping_options", "free_shipping",
-                "returns", "refunds", "warranty", "subscription", "payment_methods"):
+    for key in (
+        "name",
+        "support_hours",
+        "support_email",
+        "phone",
+        "shipping_options",
+        "free_shipping",
+        "returns",
+        "refunds",
+        "warranty",
+        "subscription",
+        "payment_methods",
+    ):
         assert key in company, key
     assert company["returns"]["window_days"] > 0
     assert all(opt["price"] in company_prices() for opt in company["shipping_options"])
@@ -100,7 +152,7 @@ def test_intents_csv_has_every_label_with_enough_distinct_examples():
     assert (DATA / "intents.csv").read_text("utf-8").splitlines()[0] == "text,intent"
     rows = intent_rows()
     counts = Counter(row["intent"] for row in rows)
-    assert LABELS <= set(counts)
+    assert set(counts) >= LABELS
     assert len(counts) >= 20
     assert all(n >= 40 for n in counts.values()), counts
     texts = [row["text"].strip().lower() for row in rows]
@@ -227,8 +279,9 @@ def test_agent_replies_carry_no_other_per_customer_facts():
 @pytest.mark.parametrize("intent", sorted(ORDER_INTENTS - {"complaint"}))
 def test_order_conversations_show_order_facts_in_system_turns(intent):
     convs = [c for c in conversations() if c["intent"] == intent]
-    with_facts = [c for c in convs if any(t["role"] == "system" and t["text"].startswith("Order #")
-                                          for t in c["turns"])]
+    with_facts = [
+        c for c in convs if any(t["role"] == "system" and t["text"].startswith("Order #") for t in c["turns"])
+    ]
     # intents with self-service answers look the order up in the other ~60% of conversations
     # (less for return_item, which also has order-less policy questions)
     share = 0.3 if intent in SELF_SERVICE_INTENTS else 0.6
@@ -291,8 +344,12 @@ def test_agents_ask_for_the_order_number_by_name(intent):
         turns = conv["turns"]
         for i, turn in enumerate(turns):
             text = turn["text"].lower()
-            if (turn["role"] != "agent" or "?" not in text or not re.search(r"\border\b", text)
-                    or ORDER_NUMBER.search(text)):  # a reply naming the order isn't asking for it
+            if (
+                turn["role"] != "agent"
+                or "?" not in text
+                or not re.search(r"\border\b", text)
+                or ORDER_NUMBER.search(text)
+            ):  # a reply naming the order isn't asking for it
                 continue
             assert "order number" in text, (conv["id"], i, turn["text"])
             if i + 1 < len(turns) and ORDER_NUMBER.search(turns[i + 1]["text"]):

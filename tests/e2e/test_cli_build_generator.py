@@ -36,7 +36,8 @@ def test_build_trains_a_generator_once_and_the_assistant_uses_it_only_if_promote
 
 
 def test_a_negative_generator_budget_is_refused_before_anything_is_built(tmp_path):
-    proc = run_csbot("build", "--data", str(REPO / "data"), "--generator-minutes", "-1",
-                     workspace=tmp_path / "ws", check=False)
+    proc = run_csbot(
+        "build", "--data", str(REPO / "data"), "--generator-minutes", "-1", workspace=tmp_path / "ws", check=False
+    )
     assert proc.returncode != 0 and "--generator-minutes must be 0 or more" in proc.stderr
     assert not (tmp_path / "ws").exists()

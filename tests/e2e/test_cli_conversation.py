@@ -52,16 +52,18 @@ def test_a_request_for_a_human_hands_over_and_is_recorded(demo_workspace):
     result = ask(demo_workspace, "I want to talk to a real person please")
     assert result["action"] == "handoff"
     with sqlite3.connect(demo_workspace / "store.db") as db:
-        reasons = db.execute("select reason from handoffs where conversation_id = ?",
-                             [result["conversation_id"]]).fetchall()
+        reasons = db.execute(
+            "select reason from handoffs where conversation_id = ?", [result["conversation_id"]]
+        ).fetchall()
     assert reasons and "human" in reasons[0][0]
     # the bot does not carry on as if nothing happened
     after = ask(demo_workspace, "hello?", result["conversation_id"])
     assert after["action"] == "handoff"
 
 
-@pytest.mark.parametrize("question", ["what's the weather going to be like in Paris tomorrow?",
-                                      "should I buy Tesla stock this week?"])
+@pytest.mark.parametrize(
+    "question", ["what's the weather going to be like in Paris tomorrow?", "should I buy Tesla stock this week?"]
+)
 def test_an_out_of_scope_question_gets_a_fallback_not_a_confident_wrong_answer(demo_workspace, question):
     result = ask(demo_workspace, question)
     assert result["out_of_scope"] is True
@@ -82,8 +84,9 @@ def test_a_policy_question_is_answered_from_retrieved_replies(demo_workspace):
 
 
 def test_chat_holds_a_conversation_over_stdin(demo_workspace):
-    proc = run_csbot("chat", "--debug", workspace=demo_workspace,
-                     input="hello\nwhere is my parcel?\nORD-40318275\n/quit\n")
+    proc = run_csbot(
+        "chat", "--debug", workspace=demo_workspace, input="hello\nwhere is my parcel?\nORD-40318275\n/quit\n"
+    )
     assert "intent=greeting" in proc.stdout
     assert "intent=order_status" in proc.stdout
     assert "action=answer" in proc.stdout

@@ -62,8 +62,17 @@ def test_a_csv_import_with_a_wrong_column_name_says_which_flag_to_pass(workspace
     path.write_text("q,a\nDo you ship to Canada?,Yes we do.\n")
     proc = run_csbot("import", str(path), "--format", "csv", workspace=workspace_copy, check=False)
     assert proc.returncode == 1 and "question" in proc.stderr
-    ok = run_csbot("import", str(path), "--format", "csv", "--question-column", "q", "--answer-column", "a",
-                   workspace=workspace_copy)
+    ok = run_csbot(
+        "import",
+        str(path),
+        "--format",
+        "csv",
+        "--question-column",
+        "q",
+        "--answer-column",
+        "a",
+        workspace=workspace_copy,
+    )
     assert last_json(ok.stdout)["units_added"] == 1
 
 
@@ -90,8 +99,9 @@ def split_demo_intents(tmp_path, oos=("store_info", "promo_code")):
 def test_eval_intents_reports_accuracy_and_oos_metrics_and_writes_a_report(tmp_path):
     train, test = split_demo_intents(tmp_path)
     report = tmp_path / "report"
-    proc = run_csbot("eval", "intents", "--train", str(train), "--test", str(test), "--oos-label", "OOS",
-                     "--report", str(report))
+    proc = run_csbot(
+        "eval", "intents", "--train", str(train), "--test", str(test), "--oos-label", "OOS", "--report", str(report)
+    )
     result = last_json(proc.stdout)
     assert result["accuracy"] > 0.85
     assert 0 <= result["oos_recall"] <= 1 and 0 <= result["oos_precision"] <= 1

@@ -31,8 +31,15 @@ from tests.helpers import CSBOT, REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 READY_TIMEOUT_S = 180
 REPLY_TIMEOUT_MS = 30_000
 TOKEN_HEADER = "x-conversation-token"
@@ -43,8 +50,9 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason=f"{CHROMIUM} is absent (apt-get install chromium chromium-driver)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium chromium-driver)"
+    ),
 ]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
@@ -155,15 +163,14 @@ class Page:
 
     def _console(self, msg) -> None:
         text = msg.text
-        if "Content Security Policy" in text or msg.type == "error" and "Failed to load resource" not in text:
+        if "Content Security Policy" in text or (msg.type == "error" and "Failed to load resource" not in text):
             self.errors.append(f"console {msg.type}: {text}")
 
     def goto(self, path: str = "/demo") -> None:
         self.page.goto(self.base + path)
         self.page.locator("#csbot-widget[data-ready='true']").wait_for(state="attached")
 
-    def open_widget(self, path: str = "/demo", launcher_name: str = "Open chat",
-                    input_name: str = "Type your message"):
+    def open_widget(self, path: str = "/demo", launcher_name: str = "Open chat", input_name: str = "Type your message"):
         self.goto(path)
         self.page.get_by_role("button", name=launcher_name).click()
         box = self.page.get_by_role("textbox", name=input_name)
@@ -192,7 +199,8 @@ class Page:
         key = json.dumps(_storage_key(self.base, "conversation"))
         record = json.dumps({"id": conversation, "token": token})
         self.page.add_init_script(
-            f"localStorage.setItem({key}, JSON.stringify(Object.assign({record}, {{at: Date.now() - {age_ms}}})))")
+            f"localStorage.setItem({key}, JSON.stringify(Object.assign({record}, {{at: Date.now() - {age_ms}}})))"
+        )
 
     def record_requests(self) -> list:
         requests: list = []
@@ -307,8 +315,9 @@ def test_streamed_reply_history_after_reload_and_feedback(web, server):
     # the chosen state comes back with the history
     page.reload()
     page.locator("#csbot-widget[data-ready='true']").wait_for(state="attached")
-    expect(page.locator(".csbot-msg--bot", has_text="PayPal").get_by_role("button", name="Not helpful")) \
-        .to_have_attribute("aria-pressed", "true")
+    expect(
+        page.locator(".csbot-msg--bot", has_text="PayPal").get_by_role("button", name="Not helpful")
+    ).to_have_attribute("aria-pressed", "true")
 
 
 def test_markup_in_messages_is_never_rendered(web, server):
@@ -320,8 +329,12 @@ def test_markup_in_messages_is_never_rendered(web, server):
 
     # what the server says to this message, asked directly
     probe, probe_token = _new_conversation(base)
-    status, body = _http("POST", f"{base}/api/v1/conversations/{probe}/messages",
-                         {"text": attack, "client_message_id": "probe-1"}, token=probe_token)
+    status, body = _http(
+        "POST",
+        f"{base}/api/v1/conversations/{probe}/messages",
+        {"text": attack, "client_message_id": "probe-1"},
+        token=probe_token,
+    )
     assert status == 422, (status, body)
 
     page.evaluate(RECORD_EVENTS)
@@ -343,25 +356,45 @@ def test_markup_in_messages_is_never_rendered(web, server):
 
     # bot and agent text with markdown and markup: a history served by a stand-in route
     fake = "md-test-conversation"
-    bot_text = ("**Bold** and *italic*, a [safe link](https://larkspurgoods.example/help), "
-                "[bad](javascript:alert(2)) and [relative](/account)\n"
-                "<img src=x onerror=alert(3)><script>alert(4)</script>\n\n"
-                "- one\n- two")
+    bot_text = (
+        "**Bold** and *italic*, a [safe link](https://larkspurgoods.example/help), "
+        "[bad](javascript:alert(2)) and [relative](/account)\n"
+        "<img src=x onerror=alert(3)><script>alert(4)</script>\n\n"
+        "- one\n- two"
+    )
     history = {
-        "conversation_id": fake, "channel": "web", "created_at": "2026-01-01T00:00:00Z", "handed_off": False,
+        "conversation_id": fake,
+        "channel": "web",
+        "created_at": "2026-01-01T00:00:00Z",
+        "handed_off": False,
         "messages": [
-            {"message_id": 1, "role": "customer", "text": "**not bold** <b>nor this</b>",
-             "created_at": "2026-01-01T00:00:00Z", "action": None, "buttons": [], "feedback": None},
-            {"message_id": 2, "role": "bot", "text": bot_text, "created_at": "2026-01-01T00:00:01Z",
-             "action": "answer", "buttons": ["<i>x</i>"], "feedback": None},
+            {
+                "message_id": 1,
+                "role": "customer",
+                "text": "**not bold** <b>nor this</b>",
+                "created_at": "2026-01-01T00:00:00Z",
+                "action": None,
+                "buttons": [],
+                "feedback": None,
+            },
+            {
+                "message_id": 2,
+                "role": "bot",
+                "text": bot_text,
+                "created_at": "2026-01-01T00:00:01Z",
+                "action": "answer",
+                "buttons": ["<i>x</i>"],
+                "feedback": None,
+            },
         ],
         "has_more": False,
     }
     other = web()
     other.seed(fake, "a-stand-in-token")
-    other.page.route(re.compile(rf"/api/v1/conversations/{fake}(\?.*)?$"),
-                     lambda route: route.fulfill(status=200, content_type="application/json",
-                                                 body=json.dumps(history)))
+    other.page.route(
+        re.compile(rf"/api/v1/conversations/{fake}(\?.*)?$"),
+        lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(history)),
+    )
     other.goto()
     page = other.page
     if not page.locator(".csbot-panel").is_visible():
@@ -531,8 +564,9 @@ def test_a_reply_lost_on_the_way_is_not_duplicated_after_a_reload(web, server):
     assert body["text"] == "where is my order?" and {body["client_message_id"]} == drop["ids"]
     page.locator("#csbot-widget[data-ready='true']").wait_for(state="attached")
     # the saved queue empties once the re-sent message has been answered and shown
-    page.wait_for_function("(key) => localStorage.getItem(key) === null", arg=_storage_key(base, "queue"),
-                           timeout=REPLY_TIMEOUT_MS)
+    page.wait_for_function(
+        "(key) => localStorage.getItem(key) === null", arg=_storage_key(base, "queue"), timeout=REPLY_TIMEOUT_MS
+    )
     expect(page.locator(".csbot-msg--queued")).to_have_count(0)
     expect(page.locator(".csbot-msg--customer")).to_have_count(1)
     expect(page.locator(".csbot-msg--bot")).to_have_count(1)
@@ -549,8 +583,12 @@ def test_rate_limit_waits_retry_after_and_a_stale_conversation_starts_afresh(web
     def limit_once(route):
         if limited["n"] == 0:
             limited["n"] += 1
-            route.fulfill(status=429, headers={"Retry-After": "1"}, content_type="application/json",
-                          body=json.dumps({"code": "rate_limited", "detail": "too many messages in this conversation"}))
+            route.fulfill(
+                status=429,
+                headers={"Retry-After": "1"},
+                content_type="application/json",
+                body=json.dumps({"code": "rate_limited", "detail": "too many messages in this conversation"}),
+            )
         else:
             route.continue_()
 

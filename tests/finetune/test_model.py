@@ -18,8 +18,9 @@ from finetune.model import (
 from finetune.prompt import END_OF_REPLY, PAD, PLACEHOLDERS, SPECIAL_TOKENS
 from tests.helpers import REPO
 
-TINY = GeneratorBaseConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64, vocab_size=1000,
-                           pretrain_epochs=1, pretrain_batch_size=8)
+TINY = GeneratorBaseConfig(
+    n_layer=1, n_embd=32, n_head=2, n_positions=64, vocab_size=1000, pretrain_epochs=1, pretrain_batch_size=8
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,19 +36,27 @@ def plain_gpt2_tokenizer(texts: list[str], vocab_size: int = 600):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                   unk_token="<|endoftext|>")
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
 
 
 def save_tiny_checkpoint(path: Path, texts: list[str], vocab_size: int | None = None) -> int:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     tok = plain_gpt2_tokenizer(texts)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=64,
-                                       vocab_size=vocab_size or len(tok)))
+    model = GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=64, vocab_size=vocab_size or len(tok))
+    )
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return len(tok)
@@ -76,8 +85,15 @@ def test_default_base_config_is_cpu_sized() -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     cfg = GeneratorBaseConfig()
-    model = GPT2LMHeadModel(GPT2Config(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head,
-                                       n_positions=cfg.n_positions, vocab_size=cfg.vocab_size))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            n_layer=cfg.n_layer,
+            n_embd=cfg.n_embd,
+            n_head=cfg.n_head,
+            n_positions=cfg.n_positions,
+            vocab_size=cfg.vocab_size,
+        )
+    )
     assert 3e6 < model.num_parameters() < 10e6
 
 

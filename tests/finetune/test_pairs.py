@@ -38,14 +38,37 @@ def index(embedder):
 
     units = [
         # the store conversation c-shipping's own unit: its answer, which a pair must never see
-        Unit("c-shipping#t0", "transcript", "how long does shipping take to Ohio?",
-             reply="Standard shipping takes 3-5 business days.", source_id="c-shipping", turn=0),
-        Unit("c-other#t0", "transcript", "how long does delivery take?",
-             reply="Thanks, Maria! Standard delivery takes 3-5 business days.", source_id="c-other", turn=0),
-        Unit("kb-shipping#c0", "kb", "Shipping times: Standard 3-5 business days, Express 1-2. "
-             "Questions about freight: ops.lead@example.org", source_id="kb-shipping", title="Shipping"),
-        Unit("c-refund#t0", "transcript", "can I get my money back?",
-             reply="Refunds reach your card within 5 business days.", source_id="c-refund", turn=0),
+        Unit(
+            "c-shipping#t0",
+            "transcript",
+            "how long does shipping take to Ohio?",
+            reply="Standard shipping takes 3-5 business days.",
+            source_id="c-shipping",
+            turn=0,
+        ),
+        Unit(
+            "c-other#t0",
+            "transcript",
+            "how long does delivery take?",
+            reply="Thanks, Maria! Standard delivery takes 3-5 business days.",
+            source_id="c-other",
+            turn=0,
+        ),
+        Unit(
+            "kb-shipping#c0",
+            "kb",
+            "Shipping times: Standard 3-5 business days, Express 1-2. Questions about freight: ops.lead@example.org",
+            source_id="kb-shipping",
+            title="Shipping",
+        ),
+        Unit(
+            "c-refund#t0",
+            "transcript",
+            "can I get my money back?",
+            reply="Refunds reach your card within 5 business days.",
+            source_id="c-refund",
+            turn=0,
+        ),
     ]
     vectors = embedder.encode([u.text for u in units])
     return VectorIndex.build(units, vectors, embedder_id=embedder.model_id)
@@ -53,8 +76,11 @@ def index(embedder):
 
 def turn(store, cid, customer, reply, handoff=None, **bot):
     return store.record_turn(
-        cid, MessageRecord("customer", customer), MessageRecord("bot", reply, **bot),
-        DialogueState(handed_off=handoff is not None), handoff_reason=handoff,
+        cid,
+        MessageRecord("customer", customer),
+        MessageRecord("bot", reply, **bot),
+        DialogueState(handed_off=handoff is not None),
+        handoff_reason=handoff,
     )
 
 
@@ -63,10 +89,23 @@ def store(tmp_path):
     with ConversationStore(tmp_path / "store.db").open() as s:
         # answered by the bot (up-voted), then by an agent who greets the customer by name
         c = s.create_conversation(conversation_id="c-shipping")
-        up = turn(s, c, "how long does shipping take to Ohio? I'm Jo Doe.", "Standard shipping takes 3-5 business days.", **ANSWER)
+        up = turn(
+            s,
+            c,
+            "how long does shipping take to Ohio? I'm Jo Doe.",
+            "Standard shipping takes 3-5 business days.",
+            **ANSWER,
+        )
         s.add_feedback(up, "up")
-        turn(s, c, "ok and where is #40318275? mail me at jo.doe@example.com", "One moment please.",
-             action="clarify", composer="retrieval", intent="order_status")
+        turn(
+            s,
+            c,
+            "ok and where is #40318275? mail me at jo.doe@example.com",
+            "One moment please.",
+            action="clarify",
+            composer="retrieval",
+            intent="order_status",
+        )
         s.record_agent_message(c, "Thanks, Jo! Order #40318275 left our warehouse today.")
         # a down-voted answer
         c = s.create_conversation(conversation_id="c-down")
@@ -77,19 +116,35 @@ def store(tmp_path):
         turn(s, c, "how long does delivery take?", "Delivery takes 3-5 business days.", **ANSWER)
         turn(s, c, "hello?", "Hi! How can I help?", action="smalltalk", composer="policy", intent="greeting")
         turn(s, c, "my kettle sparks", "Sorry, I can't help with that.", action="fallback", composer="policy")
-        turn(s, c, "a person please", "Connecting you with a human.", handoff="customer asked for a human",
-             action="handoff", composer="policy", intent="human")
+        turn(
+            s,
+            c,
+            "a person please",
+            "Connecting you with a human.",
+            handoff="customer asked for a human",
+            action="handoff",
+            composer="policy",
+            intent="human",
+        )
         s.record_agent_message(c, "I'm sorry about the kettle - please stop using it; a replacement is on its way.")
         # an agent edited the bot's suggestion before sending it
         c = s.create_conversation(conversation_id="c-edit")
         turn(s, c, "where is my order", "Could you tell me your order number?", action="clarify", composer="policy")
-        s.record_agent_message(c, "It left today with ParcelCo; tracking follows by email.",
-                               edited_from="Your order has shipped.")
+        s.record_agent_message(
+            c, "It left today with ParcelCo; tracking follows by email.", edited_from="Your order has shipped."
+        )
         # two identical conversations: the second pair is a duplicate
         for cid in ("c-dup1", "c-dup2"):
             c = s.create_conversation(conversation_id=cid)
-            turn(s, c, "do you ship abroad?", "Connecting you with a human.", handoff="customer asked for a human",
-                 action="handoff", composer="policy")
+            turn(
+                s,
+                c,
+                "do you ship abroad?",
+                "Connecting you with a human.",
+                handoff="customer asked for a human",
+                action="handoff",
+                composer="policy",
+            )
             s.record_agent_message(c, "Yes, we ship to 40 countries.")
         yield s
 
@@ -148,12 +203,17 @@ def answered(store, cid, reply, source, customer="do you ship to Canada?"):
 
 def test_down_votes_exclude_a_reply_pattern_only_from_enough_conversations_or_an_agent(store, index, embedder):
     def build(n=3):
-        return build_pairs(store, index, embedder, min_pairs=1, evidence_k=0, include_bot_replies=True,
-                           down_vote_conversations=n)
+        return build_pairs(
+            store, index, embedder, min_pairs=1, evidence_k=0, include_bot_replies=True, down_vote_conversations=n
+        )
 
     bad = "We ship everywhere for free, always."
-    asked = ["do you ship to Canada?", "can you deliver to canada", "shipping to Canada possible?",
-             "what about Canadian orders"]
+    asked = [
+        "do you ship to Canada?",
+        "can you deliver to canada",
+        "shipping to Canada possible?",
+        "what about Canadian orders",
+    ]
     votes = [answered(store, f"c-bad{i}", bad, "c-old#t3", customer=asked[i]) for i in range(3)]
     answered(store, "c-bad-unrated", bad, "c-old#t3", customer=asked[3])
     for message_id in votes[:2]:
@@ -183,21 +243,43 @@ def test_down_votes_exclude_a_reply_pattern_only_from_enough_conversations_or_an
 
 
 def test_held_out_pairs_come_from_the_curated_file_and_agent_answered_conversations_only(store, index, embedder):
-    curated = [{"id": "heldout-0001", "source": "heldout.jsonl", "turns": [
-        {"role": "customer", "text": "how long does delivery take?"},
-        {"role": "agent", "text": "Standard delivery takes 3-5 business days."}]}]
+    curated = [
+        {
+            "id": "heldout-0001",
+            "source": "heldout.jsonl",
+            "turns": [
+                {"role": "customer", "text": "how long does delivery take?"},
+                {"role": "agent", "text": "Standard delivery takes 3-5 business days."},
+            ],
+        }
+    ]
     # store conversations the fixed hash holds out at a share of 0.5: one a human agent answered,
     # one only the bot answered (an anonymous visitor's: never held out)
     ids = (f"c-{i}" for i in range(1000))
     agent_id, anonymous_id = [c for c in ids if is_heldout_conversation(c, 0.5)][:2]
     store.create_conversation(conversation_id=agent_id)
-    turn(store, agent_id, "is my parcel insured?", "Connecting you with a human.", handoff="customer asked",
-         action="handoff", composer="policy")
+    turn(
+        store,
+        agent_id,
+        "is my parcel insured?",
+        "Connecting you with a human.",
+        handoff="customer asked",
+        action="handoff",
+        composer="policy",
+    )
     store.record_agent_message(agent_id, "Yes, every parcel is insured up to its value.")
     answered(store, anonymous_id, "We ship to Canada in 5-8 business days.", "kb-shipping#c0")
 
-    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, include_bot_replies=True,
-                         heldout_conversations=curated, heldout_share=0.5)
+    result = build_pairs(
+        store,
+        index,
+        embedder,
+        min_pairs=1,
+        evidence_k=2,
+        include_bot_replies=True,
+        heldout_conversations=curated,
+        heldout_share=0.5,
+    )
     held = {p["id"]: p for p in result.heldout}
     agent_answered = {"c-shipping", "c-handoff", "c-edit", "c-dup1", "c-dup2", agent_id}
     held_in_store = {c for c in agent_answered if is_heldout_conversation(c, 0.5)}
@@ -209,28 +291,53 @@ def test_held_out_pairs_come_from_the_curated_file_and_agent_answered_conversati
     assert anonymous_id in trained and "heldout-0001" not in trained and not trained & held_in_store
     assert result.counts()["heldout"] == len(held) and result.counts()["conversations"]["heldout"] == len(held)
     # the rule is fixed: the split's seed does not move a conversation in or out
-    again = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, include_bot_replies=True,
-                        heldout_conversations=curated, heldout_share=0.5, seed=7)
+    again = build_pairs(
+        store,
+        index,
+        embedder,
+        min_pairs=1,
+        evidence_k=2,
+        include_bot_replies=True,
+        heldout_conversations=curated,
+        heldout_share=0.5,
+        seed=7,
+    )
     assert {p["id"] for p in again.heldout} == set(held)
     expected = f"need at least 99 held-out pairs to compare models on, have {len(held)}; pass --heldout"
     with pytest.raises(TooFewHeldOutPairsError, match=expected):
-        build_pairs(store, index, embedder, min_pairs=1, heldout_conversations=curated, heldout_share=0.5,
-                    min_heldout=99)
+        build_pairs(
+            store, index, embedder, min_pairs=1, heldout_conversations=curated, heldout_share=0.5, min_heldout=99
+        )
 
 
 def test_a_training_copy_of_a_held_out_pair_is_the_one_dropped(store, index, embedder):
-    conversation = {"turns": [{"role": "customer", "text": "do you ship abroad?"},
-                              {"role": "agent", "text": "Yes, we ship to 40 countries."}]}
-    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=0,
-                         extra_conversations=[{**conversation, "id": "t-1", "source": "old.jsonl"}],
-                         heldout_conversations=[{**conversation, "id": "h-1", "source": "heldout.jsonl"}])
+    conversation = {
+        "turns": [
+            {"role": "customer", "text": "do you ship abroad?"},
+            {"role": "agent", "text": "Yes, we ship to 40 countries."},
+        ]
+    }
+    result = build_pairs(
+        store,
+        index,
+        embedder,
+        min_pairs=1,
+        evidence_k=0,
+        extra_conversations=[{**conversation, "id": "t-1", "source": "old.jsonl"}],
+        heldout_conversations=[{**conversation, "id": "h-1", "source": "heldout.jsonl"}],
+    )
     assert [p["id"] for p in result.heldout] == ["h-1#1"]
     # c-dup1 and c-dup2 say the same (after their handoff notice, so another context) and stay one pair
     assert "t-1#1" not in pairs_by_id(result) and result.excluded["duplicate"] == 2
     with pytest.raises(CsbotError, match="in both old.jsonl and heldout.jsonl"):
-        build_pairs(store, index, embedder, min_pairs=1,
-                    extra_conversations=[{**conversation, "id": "h-1", "source": "old.jsonl"}],
-                    heldout_conversations=[{**conversation, "id": "h-1", "source": "heldout.jsonl"}])
+        build_pairs(
+            store,
+            index,
+            embedder,
+            min_pairs=1,
+            extra_conversations=[{**conversation, "id": "h-1", "source": "old.jsonl"}],
+            heldout_conversations=[{**conversation, "id": "h-1", "source": "heldout.jsonl"}],
+        )
 
 
 def test_an_edited_suggestion_trains_on_the_agents_edited_text(store, index, embedder):
@@ -273,28 +380,40 @@ def test_pii_is_scrubbed_in_context_evidence_and_target_with_counts_in_the_manif
 
 
 def test_split_is_by_conversation_and_deterministic(store, index, embedder, tmp_path):
-    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=1, valid_fraction=0.5, seed=3,
-                         include_bot_replies=True)
+    result = build_pairs(
+        store, index, embedder, min_pairs=1, evidence_k=1, valid_fraction=0.5, seed=3, include_bot_replies=True
+    )
     manifest = write_pairs(result, tmp_path / "out")
-    read = {name: [json.loads(line) for line in (tmp_path / "out" / f"{name}.jsonl").read_text().splitlines()]
-            for name in ("train", "valid")}
+    read = {
+        name: [json.loads(line) for line in (tmp_path / "out" / f"{name}.jsonl").read_text().splitlines()]
+        for name in ("train", "valid")
+    }
     train_ids = {p["conversation_id"] for p in read["train"]}
     valid_ids = {p["conversation_id"] for p in read["valid"]}
     assert train_ids and valid_ids and not train_ids & valid_ids
     assert manifest["counts"]["train"] == len(read["train"]) and manifest["counts"]["valid"] == len(read["valid"])
-    again = build_pairs(store, index, embedder, min_pairs=1, evidence_k=1, valid_fraction=0.5, seed=3,
-                        include_bot_replies=True)
+    again = build_pairs(
+        store, index, embedder, min_pairs=1, evidence_k=1, valid_fraction=0.5, seed=3, include_bot_replies=True
+    )
     assert again.train == result.train and again.valid == result.valid
 
 
-HELD_OUT = [{"id": "heldout-0001", "source": "heldout.jsonl", "turns": [
-    {"role": "customer", "text": "how long does delivery take?"},
-    {"role": "agent", "text": "Standard delivery takes 3-5 business days."}]}]
+HELD_OUT = [
+    {
+        "id": "heldout-0001",
+        "source": "heldout.jsonl",
+        "turns": [
+            {"role": "customer", "text": "how long does delivery take?"},
+            {"role": "agent", "text": "Standard delivery takes 3-5 business days."},
+        ],
+    }
+]
 
 
 def test_the_written_set_follows_the_schema_and_its_manifest(store, index, embedder, tmp_path):
-    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, include_bot_replies=True,
-                         heldout_conversations=HELD_OUT)
+    result = build_pairs(
+        store, index, embedder, min_pairs=1, evidence_k=2, include_bot_replies=True, heldout_conversations=HELD_OUT
+    )
     out = tmp_path / "out"
     manifest = write_pairs(result, out)
     assert sorted(p.name for p in out.iterdir()) == ["heldout.jsonl", "manifest.json", "train.jsonl", "valid.jsonl"]
@@ -329,27 +448,44 @@ def test_the_written_set_follows_the_schema_and_its_manifest(store, index, embed
 
 
 def test_transcript_conversations_become_pairs_named_by_their_file(store, index, embedder):
-    extra = [{
-        "id": "c-other", "intent": "shipping_time", "outcome": "resolved", "source": "old.jsonl",
-        "turns": [
-            {"role": "agent", "text": "Welcome to the shop!"},
-            {"role": "customer", "text": "how long does delivery take?"},
-            {"role": "system", "text": "lookup: ok"},
-            {"role": "agent", "text": "Thanks, Maria! Standard delivery takes 3-5 business days."},
-        ],
-    }]
+    extra = [
+        {
+            "id": "c-other",
+            "intent": "shipping_time",
+            "outcome": "resolved",
+            "source": "old.jsonl",
+            "turns": [
+                {"role": "agent", "text": "Welcome to the shop!"},
+                {"role": "customer", "text": "how long does delivery take?"},
+                {"role": "system", "text": "lookup: ok"},
+                {"role": "agent", "text": "Thanks, Maria! Standard delivery takes 3-5 business days."},
+            ],
+        }
+    ]
     result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, extra_conversations=extra)
     pair = pairs_by_id(result)["c-other#3"]
     assert pair["source"] == "old.jsonl" and pair["target_kind"] == "agent"
     assert pair["target"] == "Thanks, {{Name}}! Standard delivery takes 3-5 business days."
-    assert pair["context"] == [{"role": "agent", "text": "Welcome to the shop!"},
-                               {"role": "customer", "text": "how long does delivery take?"}]
+    assert pair["context"] == [
+        {"role": "agent", "text": "Welcome to the shop!"},
+        {"role": "customer", "text": "how long does delivery take?"},
+    ]
     assert "c-other#t0" not in {e["id"] for e in pair["evidence"]}
     assert result.excluded["no_customer_turn"] == 1  # the opening greeting
     with pytest.raises(CsbotError, match="in both store and again.jsonl"):
-        build_pairs(store, index, embedder, min_pairs=1, extra_conversations=[
-            {"id": "c-edit", "source": "again.jsonl", "turns": [{"role": "customer", "text": "hi"},
-                                                              {"role": "agent", "text": "hello"}]}])
+        build_pairs(
+            store,
+            index,
+            embedder,
+            min_pairs=1,
+            extra_conversations=[
+                {
+                    "id": "c-edit",
+                    "source": "again.jsonl",
+                    "turns": [{"role": "customer", "text": "hi"}, {"role": "agent", "text": "hello"}],
+                }
+            ],
+        )
 
 
 def test_too_few_pairs_are_refused_with_the_counts_and_nothing_is_written(store, index, embedder, tmp_path):
@@ -362,17 +498,30 @@ def test_too_few_pairs_are_refused_with_the_counts_and_nothing_is_written(store,
 
 # -- erasing for privacy requests ------------------------------------------------------
 
+
 def read_set(d):
-    return {name: [json.loads(x) for x in (d / name).read_text().splitlines()]
-            for name in ("train.jsonl", "valid.jsonl", "heldout.jsonl") if (d / name).exists()}
+    return {
+        name: [json.loads(x) for x in (d / name).read_text().splitlines()]
+        for name in ("train.jsonl", "valid.jsonl", "heldout.jsonl")
+        if (d / name).exists()
+    }
 
 
 def test_erase_rewrites_a_pairs_set_without_the_conversations_and_keeps_its_manifest_true(
-        store, index, embedder, tmp_path):
+    store, index, embedder, tmp_path
+):
     from finetune.train import read_pairs
 
-    result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=2, valid_fraction=0.5,
-                         include_bot_replies=True, heldout_conversations=HELD_OUT)
+    result = build_pairs(
+        store,
+        index,
+        embedder,
+        min_pairs=1,
+        evidence_k=2,
+        valid_fraction=0.5,
+        include_bot_replies=True,
+        heldout_conversations=HELD_OUT,
+    )
     out = tmp_path / "pairs"
     before = write_pairs(result, out)
     assert erase_from_pairs(out, ["c-shipping", "heldout-0001", "no-such-conversation"]) == 3
@@ -386,8 +535,9 @@ def test_erase_rewrites_a_pairs_set_without_the_conversations_and_keeps_its_mani
     # the manifest describes what is there now, so a later check of the set passes
     data = (out / "train.jsonl").read_bytes() + (out / "valid.jsonl").read_bytes()
     assert after["data_sha256"] == hashlib.sha256(data).hexdigest() != before["data_sha256"]
-    assert after["files"] == {n: hashlib.sha256((out / n).read_bytes()).hexdigest()
-                              for n in ("train.jsonl", "valid.jsonl", "heldout.jsonl")}
+    assert after["files"] == {
+        n: hashlib.sha256((out / n).read_bytes()).hexdigest() for n in ("train.jsonl", "valid.jsonl", "heldout.jsonl")
+    }
     assert after["counts"]["pairs"] == before["counts"]["pairs"] - 2 and after["counts"]["heldout"] == 0
     assert after["counts"]["train"] == len(pairs["train.jsonl"]) and after["erased"]["pairs"] == 3
     assert read_pairs(out).data_sha256 == after["data_sha256"]
@@ -401,10 +551,19 @@ def test_erase_rewrites_a_pairs_set_without_the_conversations_and_keeps_its_mani
 def test_erase_also_drops_evidence_taken_from_an_erased_conversation(tmp_path):
     out = tmp_path / "pairs"
     out.mkdir()
-    pair = {"id": "a#1", "conversation_id": "a", "turn": 1, "context": [{"role": "customer", "text": "hi"}],
-            "evidence": [{"id": "imported-7#t1", "text": "their words", "score": 0.9},
-                         {"id": "kb-returns#c0", "text": "policy", "score": 0.5}],
-            "target": "hello", "target_kind": "agent", "source": "store"}
+    pair = {
+        "id": "a#1",
+        "conversation_id": "a",
+        "turn": 1,
+        "context": [{"role": "customer", "text": "hi"}],
+        "evidence": [
+            {"id": "imported-7#t1", "text": "their words", "score": 0.9},
+            {"id": "kb-returns#c0", "text": "policy", "score": 0.5},
+        ],
+        "target": "hello",
+        "target_kind": "agent",
+        "source": "store",
+    }
     (out / "train.jsonl").write_text(json.dumps(pair) + "\n")
     (out / "valid.jsonl").write_text("")
     assert erase_from_pairs(out, ["imported-7"]) == 0  # no pair removed, but its text is gone
@@ -435,6 +594,7 @@ def test_find_pairs_dirs_finds_every_set_in_a_workspace(store, index, embedder, 
 
 # -- through the installed CLI -------------------------------------------------------
 
+
 @pytest.mark.e2e
 def test_cli_builds_pairs_from_logged_turns_and_a_transcript_file(demo_workspace, tmp_path):
     ws = tmp_path / "ws"
@@ -446,8 +606,19 @@ def test_cli_builds_pairs_from_logged_turns_and_a_transcript_file(demo_workspace
     run_csbot("ask", "I want to talk to a person", "--conversation", first["conversation_id"], workspace=ws)
 
     out = tmp_path / "pairs"
-    proc = run_csbot("finetune", "pairs", "--out", str(out), "--transcripts", str(REPO / "data" / "conversations.jsonl"),
-                     "--format", "jsonl", "--evidence-k", "2", workspace=ws)
+    proc = run_csbot(
+        "finetune",
+        "pairs",
+        "--out",
+        str(out),
+        "--transcripts",
+        str(REPO / "data" / "conversations.jsonl"),
+        "--format",
+        "jsonl",
+        "--evidence-k",
+        "2",
+        workspace=ws,
+    )
     summary = last_json(proc.stdout)
     assert "retrieving evidence" in proc.stderr
     # the bot's answer to an anonymous visitor is not learned unless asked for
@@ -464,8 +635,17 @@ def test_cli_builds_pairs_from_logged_turns_and_a_transcript_file(demo_workspace
     written = (out / "train.jsonl").read_text() + (out / "valid.jsonl").read_text()
     assert "priya.smith@example.net" not in written and "{{Email}}" in written
 
-    refused = run_csbot("finetune", "pairs", "--out", str(tmp_path / "none"), "--min-pairs", "100000",
-                        "--include-bot-replies", workspace=ws, check=False)
+    refused = run_csbot(
+        "finetune",
+        "pairs",
+        "--out",
+        str(tmp_path / "none"),
+        "--min-pairs",
+        "100000",
+        "--include-bot-replies",
+        workspace=ws,
+        check=False,
+    )
     assert refused.returncode == 1
     assert "need at least 100000 pairs, have 1" in refused.stderr
     assert not (tmp_path / "none").exists()

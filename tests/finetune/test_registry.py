@@ -16,8 +16,8 @@ from finetune.registry import (
     DuplicateModelError,
     InvalidModelDirError,
     ModelRegistry,
-    NothingToRollBackError,
     NotAwaitingApprovalError,
+    NothingToRollBackError,
     UnknownModelError,
 )
 from tests.helpers import last_json, run_csbot
@@ -41,18 +41,25 @@ def template(tmp_path_factory) -> Path:
 
     d = tmp_path_factory.mktemp("model") / "final"
     tok = train_tokenizer(SENTENCES, 400, d)
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, n_positions=64,
-                               vocab_size=len(tok))).save_pretrained(d)
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, n_positions=64, vocab_size=len(tok))).save_pretrained(d)
     tok.save_pretrained(d)
     write_meta(d, valid_loss=2.5)
     return d
 
 
 def write_meta(d: Path, valid_loss: float, data: str = "a" * 64) -> None:
-    (d / "csbot_model.json").write_text(json.dumps({
-        "base": "scratch", "data_sha256": data, "train_config": {"epochs": 2},
-        "model_config": {"n_layer": 1, "n_embd": 16}, "metrics": {"valid_loss": valid_loss},
-        "created_at": "2025-01-01T00:00:00+00:00"}))
+    (d / "csbot_model.json").write_text(
+        json.dumps(
+            {
+                "base": "scratch",
+                "data_sha256": data,
+                "train_config": {"epochs": 2},
+                "model_config": {"n_layer": 1, "n_embd": 16},
+                "metrics": {"valid_loss": valid_loss},
+                "created_at": "2025-01-01T00:00:00+00:00",
+            }
+        )
+    )
 
 
 def model_copy(template: Path, tmp_path: Path, name: str, valid_loss: float) -> Path:
@@ -87,6 +94,7 @@ def test_register_copies_the_model_with_its_metadata_and_does_not_promote(reg, t
     assert meta["created_at"] == "2025-01-01T00:00:00+00:00" and meta["registered_at"]
     assert meta["source"] == str(template.resolve()) and meta["name"] == "first"
     import hashlib
+
     assert meta["weights_sha256"] == hashlib.sha256((template / "model.safetensors").read_bytes()).hexdigest()
     assert entry.id.endswith(meta["content_sha256"][:6])
     assert reg.promoted() is None and reg.promotion_token() is None
@@ -125,8 +133,15 @@ def test_promote_and_rollback_step_back_through_history(reg, models) -> None:
     reg.promote(c)  # a new branch: rollback returns to a, not to b
     assert reg.rollback().id == a
     actions = [(h["action"], h["id"]) for h in reg.history()]
-    assert actions == [("promote", a), ("promote", b), ("promote", c), ("rollback", b), ("rollback", a),
-                       ("promote", c), ("rollback", a)]
+    assert actions == [
+        ("promote", a),
+        ("promote", b),
+        ("promote", c),
+        ("rollback", b),
+        ("rollback", a),
+        ("promote", c),
+        ("rollback", a),
+    ]
 
 
 def test_retire_switches_the_generator_off_until_a_model_is_promoted_again(reg, models) -> None:
@@ -146,7 +161,11 @@ def test_retire_switches_the_generator_off_until_a_model_is_promoted_again(reg, 
     with pytest.raises(NothingToRollBackError, match="first promoted model"):
         reg.rollback()
     assert [(h["action"], h["id"]) for h in reg.history()] == [
-        ("promote", a), ("promote", b), ("retire", b), ("promote", a)]
+        ("promote", a),
+        ("promote", b),
+        ("retire", b),
+        ("promote", a),
+    ]
 
 
 def test_rollback_with_nothing_promoted_is_refused(reg, models) -> None:
@@ -168,12 +187,15 @@ def test_unknown_id_lists_the_known_ones(reg, models) -> None:
     assert isinstance(e.value, CsbotError)
 
 
-@pytest.mark.parametrize("remove, named", [
-    ("config.json", "config.json"),
-    ("model.safetensors", "weights"),
-    ("tokenizer.json", "tokenizer"),
-    ("csbot_model.json", "csbot_model.json"),
-])
+@pytest.mark.parametrize(
+    "remove, named",
+    [
+        ("config.json", "config.json"),
+        ("model.safetensors", "weights"),
+        ("tokenizer.json", "tokenizer"),
+        ("csbot_model.json", "csbot_model.json"),
+    ],
+)
 def test_missing_files_are_named(reg, template, tmp_path, remove, named) -> None:
     d = model_copy(template, tmp_path, "broken", 1.0)
     (d / remove).unlink()
@@ -181,8 +203,7 @@ def test_missing_files_are_named(reg, template, tmp_path, remove, named) -> None
         reg.register(d)
     assert isinstance(e.value, CsbotError)
     assert reg.list() == []
-    assert not reg.root.exists() or not any(reg.root.iterdir()) or not [
-        p for p in reg.root.iterdir() if p.is_dir()]
+    assert not reg.root.exists() or not any(reg.root.iterdir()) or not [p for p in reg.root.iterdir() if p.is_dir()]
 
 
 def test_a_run_directory_instead_of_its_final_gets_a_hint(reg, template, tmp_path) -> None:
@@ -343,16 +364,16 @@ def test_models_cli_add_list_promote_rollback_retire(template, tmp_path) -> None
     a = last_json(run_csbot("models", "add", str(m1), workspace=ws).stdout)["id"]
     b = last_json(run_csbot("models", "add", str(m2), workspace=ws).stdout)["id"]
     listed = last_json(run_csbot("models", "list", "--json", workspace=ws).stdout)
-    assert [(x["id"], x["promoted"], x["metrics"]["valid_loss"]) for x in listed] == \
-        [(a, False, 2.0), (b, False, 1.5)]
+    assert [(x["id"], x["promoted"], x["metrics"]["valid_loss"]) for x in listed] == [(a, False, 2.0), (b, False, 1.5)]
     assert last_json(run_csbot("models", "promote", a, workspace=ws).stdout)["promoted"] == a
     assert last_json(run_csbot("models", "promote", b, workspace=ws).stdout) == {"promoted": b, "previous": a}
     table = run_csbot("models", "list", workspace=ws).stdout
     assert a in table and b in table and "*" in table and "1.5000" in table
     back = last_json(run_csbot("models", "rollback", workspace=ws).stdout)
     assert back["promoted"] == a and back["rolled_back_from"] == b
-    assert [x["id"] for x in last_json(run_csbot("models", "list", "--json", workspace=ws).stdout)
-            if x["promoted"]] == [a]
+    assert [
+        x["id"] for x in last_json(run_csbot("models", "list", "--json", workspace=ws).stdout) if x["promoted"]
+    ] == [a]
     # typed errors: one line, exit 1
     proc = run_csbot("models", "rollback", workspace=ws, check=False)
     assert proc.returncode == 1 and "no earlier promoted model" in proc.stderr
@@ -375,8 +396,10 @@ def test_models_cli_shows_waiting_candidates_approves_them_and_reports_a_broken_
     ws.mkdir()
     reg = ModelRegistry.for_workspace(ws)
     a = reg.register(model_copy(template, tmp_path, "c1", 2.0)).id
-    waiting = reg.register(model_copy(template, tmp_path, "c2", 1.5),
-                           awaiting_approval={"round": "round-x", "reason": "ROUGE-L 0.3 vs 0.2"}).id
+    waiting = reg.register(
+        model_copy(template, tmp_path, "c2", 1.5),
+        awaiting_approval={"round": "round-x", "reason": "ROUGE-L 0.3 vs 0.2"},
+    ).id
     reg.promote(a)
     table = run_csbot("models", "list", workspace=ws).stdout
     assert "awaiting approval" in table and "promoted" in table
@@ -412,8 +435,9 @@ def test_finetune_train_registers_its_result_without_promoting(tmp_path) -> None
     write_pairs(tmp_path / "pairs")
     ck = tmp_path / "ck"
     tok = train_tokenizer(SENTENCES, 400, ck)
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, n_positions=192,
-                               vocab_size=len(tok))).save_pretrained(ck)
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, n_positions=192, vocab_size=len(tok))).save_pretrained(
+        ck
+    )
     ws = tmp_path / "ws"
     ws.mkdir()
     args = ("finetune", "train", "--pairs", str(tmp_path / "pairs"), "--base", str(ck), "--epochs", "1")

@@ -68,8 +68,10 @@ def test_capitalised_words_without_a_name_cue_are_left_alone(text):
 
 
 def test_the_companys_own_words_and_contact_details_are_never_scrubbed():
-    text = ("Good morning Larkspur! This is Larkspur Goods support. Write to help@larkspurgoods.example; "
-            "ParcelCo or Atlas Post deliver it. Thanks, ParcelCo!")
+    text = (
+        "Good morning Larkspur! This is Larkspur Goods support. Write to help@larkspurgoods.example; "
+        "ParcelCo or Atlas Post deliver it. Thanks, ParcelCo!"
+    )
     scrubbed, counts = scrub(text, protect=COMPANY)
     assert scrubbed == text and counts == {}
     # a customer's own email next to the company's is still scrubbed
@@ -81,8 +83,9 @@ def test_the_companys_own_words_and_contact_details_are_never_scrubbed():
 def test_a_name_found_once_is_masked_wherever_else_it_appears_in_the_conversation():
     names = find_names("Hello, my name is Anna Kowalski.")
     assert names == ["Anna Kowalski"]
-    scrubbed, counts = scrub("Anna Kowalski, your refund is on its way. Annapolis is not Anna Kowalski's home.",
-                             known_names=names)
+    scrubbed, counts = scrub(
+        "Anna Kowalski, your refund is on its way. Annapolis is not Anna Kowalski's home.", known_names=names
+    )
     assert scrubbed == "{{Name}}, your refund is on its way. Annapolis is not {{Name}}'s home."
     assert counts == {"name": 2}
 
@@ -95,7 +98,9 @@ def test_each_part_of_a_known_name_is_masked_too():
 
 def test_a_first_name_from_the_name_list_is_masked_without_a_cue():
     assert scrub("My order is late and Jessica said it shipped") == (
-        "My order is late and {{Name}} said it shipped", {"name": 1})
+        "My order is late and {{Name}} said it shipped",
+        {"name": 1},
+    )
 
 
 @pytest.mark.parametrize(

@@ -62,8 +62,11 @@ def test_special_tokens_and_placeholders_are_single_tokens(tok) -> None:
 
 
 def test_tokenizer_round_trips_text_typos_and_emoji(tok) -> None:
-    for text in ["Hi! Where's my pakage?? it's {{Order Number}} 🙂", "naïve café — 30 days\n- list item",
-                 corpus_lines(1)[0]]:
+    for text in [
+        "Hi! Where's my pakage?? it's {{Order Number}} 🙂",
+        "naïve café — 30 days\n- list item",
+        corpus_lines(1)[0],
+    ]:
         assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
 
 
@@ -78,7 +81,9 @@ def test_saved_tokenizer_loads_with_autotokenizer(tmp_path) -> None:
 
     train_tokenizer(corpus_lines(50), 1000, tmp_path)
     loaded = AutoTokenizer.from_pretrained(str(tmp_path), local_files_only=True)
-    assert loaded.encode("<|response|> {{Email}}", add_special_tokens=False)[0] == loaded.convert_tokens_to_ids(RESPONSE)
+    assert loaded.encode("<|response|> {{Email}}", add_special_tokens=False)[0] == loaded.convert_tokens_to_ids(
+        RESPONSE
+    )
     assert loaded.eos_token == END_OF_REPLY
 
 
@@ -96,8 +101,10 @@ CONTEXT_TURNS = [
     {"role": "agent", "text": "Hello! How can I help with it?"},
     {"role": "customer", "text": "where is my   order {{Order Number}}?"},
 ]
-EVIDENCE = [{"id": "a", "text": "Standard delivery takes 3-5 business days.", "score": 0.9},
-            {"id": "b", "text": "Tracking links are in your shipping email.", "score": 0.7}]
+EVIDENCE = [
+    {"id": "a", "text": "Standard delivery takes 3-5 business days.", "score": 0.9},
+    {"id": "b", "text": "Tracking links are in your shipping email.", "score": 0.7},
+]
 
 
 def test_prompt_layout_is_context_knowledge_response() -> None:
@@ -120,10 +127,12 @@ def test_prompt_refuses_no_context_and_unknown_roles() -> None:
 
 
 def test_truncation_keeps_the_latest_turn_and_the_top_evidence_within_budget(tok) -> None:
-    long_turns = [{"role": "customer" if i % 2 == 0 else "agent", "text": f"turn {i} " + "blah " * 30}
-                  for i in range(10)] + [{"role": "customer", "text": "LATEST question about my refund"}]
-    long_evidence = [{"id": str(i), "text": f"EVIDENCE{i} " + "the refund policy says " * 20, "score": 1 - i / 10}
-                     for i in range(5)]
+    long_turns = [
+        {"role": "customer" if i % 2 == 0 else "agent", "text": f"turn {i} " + "blah " * 30} for i in range(10)
+    ] + [{"role": "customer", "text": "LATEST question about my refund"}]
+    long_evidence = [
+        {"id": str(i), "text": f"EVIDENCE{i} " + "the refund policy says " * 20, "score": 1 - i / 10} for i in range(5)
+    ]
     for budget in (60, 120, 250):
         prompt = format_prompt(long_turns, long_evidence, tokenizer=tok, max_tokens=budget)
         n = len(tok.encode(prompt, add_special_tokens=False))
@@ -147,8 +156,10 @@ def test_an_overlong_latest_turn_is_cut_keeping_its_end(tok) -> None:
 
 
 def test_importing_the_prompt_and_tokenizer_modules_loads_no_torch_or_transformers() -> None:
-    code = ("import sys, finetune.prompt, finetune.tokenizer, finetune.model, finetune.train\n"
-            "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys, finetune.prompt, finetune.tokenizer, finetune.model, finetune.train\n"
+        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr

@@ -23,8 +23,7 @@ from finetune.train import (
 from retrieval.entities import mask_entities
 from tests.helpers import REPO
 
-TINY = GeneratorBaseConfig(n_layer=1, n_embd=48, n_head=2, n_positions=192, vocab_size=1200,
-                           pretrain_epochs=1)
+TINY = GeneratorBaseConfig(n_layer=1, n_embd=48, n_head=2, n_positions=192, vocab_size=1200, pretrain_epochs=1)
 FAST = TrainConfig(epochs=2, batch_size=8, lr=2e-3, max_target_tokens=64, early_stopping_patience=0)
 
 
@@ -46,10 +45,18 @@ def write_pairs(out: Path, n_conversations: int = 30, seed: int = 0) -> dict[str
             text = mask_entities(t["text"])[0]
             if t["role"] == "agent" and context:
                 ev = rng.sample([r for r in replies if r[0] != c["id"]], 2)
-                rows[split].append({
-                    "id": f"{c['id']}#t{i}", "conversation_id": c["id"], "turn": i, "context": list(context),
-                    "evidence": [{"id": cid, "text": txt, "score": 0.5} for cid, txt in ev],
-                    "target": text, "target_kind": "agent", "source": "test"})
+                rows[split].append(
+                    {
+                        "id": f"{c['id']}#t{i}",
+                        "conversation_id": c["id"],
+                        "turn": i,
+                        "context": list(context),
+                        "evidence": [{"id": cid, "text": txt, "score": 0.5} for cid, txt in ev],
+                        "target": text,
+                        "target_kind": "agent",
+                        "source": "test",
+                    }
+                )
             context.append({"role": t["role"], "text": text})
     out.mkdir(parents=True, exist_ok=True)
     for split, items in rows.items():
@@ -111,8 +118,9 @@ def test_scratch_training_lowers_validation_loss_and_saves_a_loadable_model(pair
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
     logs: list[dict] = []
-    m = train_generator(pairs, "scratch", tmp_path / "run", FAST, base_config=TINY, corpus_texts=corpus,
-                        progress=logs.append)
+    m = train_generator(
+        pairs, "scratch", tmp_path / "run", FAST, base_config=TINY, corpus_texts=corpus, progress=logs.append
+    )
     assert m["valid_loss"] < m["valid_loss_start"] - 0.2
     assert m["steps"] == m["max_steps"] and m["stopped_by"] is None
     assert {"pretrain", "finetune"} <= {x["phase"] for x in logs}
@@ -138,8 +146,9 @@ def test_checkpoint_base_fine_tunes_too(pairs, tmp_path) -> None:
 
     # a "pretrained" checkpoint saved by the test itself; load_base adds nothing new to our tokenizer
     tok = train_tokenizer(load_corpus_texts(REPO / "data")[:100], 1000)
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=192,
-                               vocab_size=len(tok))).save_pretrained(tmp_path / "ck")
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=192, vocab_size=len(tok))).save_pretrained(
+        tmp_path / "ck"
+    )
     tok.save_pretrained(tmp_path / "ck")
     m = train_generator(pairs, str(tmp_path / "ck"), tmp_path / "run", replace(FAST, epochs=1), progress=False)
     assert m["valid_loss"] < m["valid_loss_start"]
@@ -150,8 +159,7 @@ def test_checkpoint_base_fine_tunes_too(pairs, tmp_path) -> None:
 @pytest.mark.slow
 def test_max_minutes_stops_early_and_still_saves(pairs, corpus, tmp_path) -> None:
     cfg = replace(FAST, epochs=50, max_minutes=0.01, pretrain_share=0.5)
-    m = train_generator(pairs, "scratch", tmp_path / "run", cfg, base_config=TINY, corpus_texts=corpus,
-                        progress=False)
+    m = train_generator(pairs, "scratch", tmp_path / "run", cfg, base_config=TINY, corpus_texts=corpus, progress=False)
     assert m["stopped_by"] == "max_minutes"
     assert m["steps"] < m["max_steps"]
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
@@ -160,12 +168,21 @@ def test_max_minutes_stops_early_and_still_saves(pairs, corpus, tmp_path) -> Non
 @pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(pairs, corpus, tmp_path) -> None:
     out = tmp_path / "run"
-    first = train_generator(pairs, "scratch", out, replace(FAST, epochs=1), base_config=TINY,
-                            corpus_texts=corpus, progress=False)
+    first = train_generator(
+        pairs, "scratch", out, replace(FAST, epochs=1), base_config=TINY, corpus_texts=corpus, progress=False
+    )
     steps_per_epoch = first["steps"]
     assert list((out / "checkpoints").glob("checkpoint-*"))
-    second = train_generator(pairs, "scratch", out, replace(FAST, epochs=2), base_config=TINY,
-                             corpus_texts=corpus, resume=True, progress=False)
+    second = train_generator(
+        pairs,
+        "scratch",
+        out,
+        replace(FAST, epochs=2),
+        base_config=TINY,
+        corpus_texts=corpus,
+        resume=True,
+        progress=False,
+    )
     assert second["resumed_from"].endswith(f"checkpoint-{steps_per_epoch}")
     assert second["pretrain_reused"] is True  # same tokenizer and base, not retrained
     assert second["steps"] == 2 * steps_per_epoch

@@ -16,6 +16,7 @@ from retrieval.errors import EmbedderLoadError, EmbedderNotLoadedError
 
 # --- fast: no model is loaded ----------------------------------------------------------
 
+
 def test_importing_retrieval_does_not_import_torch_faiss_or_sentence_transformers() -> None:
     code = (
         "import sys, retrieval, retrieval.embedder, retrieval.index, retrieval.importers, "
@@ -99,14 +100,16 @@ def test_a_model_with_swapped_weights_is_refused_by_an_index_built_with_the_orig
 
     a = _model_dir(tmp_path)
     unit = Unit(id="u1", kind="qa", text="hello", reply="hi")
-    VectorIndex.build([unit], np.ones((1, 4), dtype=np.float32) / 2, embedder_id=model_fingerprint(a),
-                      config=IndexConfig()).save(tmp_path / "index")
+    VectorIndex.build(
+        [unit], np.ones((1, 4), dtype=np.float32) / 2, embedder_id=model_fingerprint(a), config=IndexConfig()
+    ).save(tmp_path / "index")
     (a / "model.safetensors").write_bytes(b"y" * 100)  # other weights, same size
     with pytest.raises(IndexMismatchError, match="built with embedder"):
         VectorIndex.load(tmp_path / "index", embedder_id=model_fingerprint(a), config=IndexConfig())
 
 
 # --- slow: the real MiniLM ------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def minilm() -> SentenceEmbedder:
@@ -140,16 +143,20 @@ def test_encode_returns_normalised_float32_rows(minilm: SentenceEmbedder) -> Non
 
 @pytest.mark.slow
 def test_paraphrases_are_closer_than_unrelated_text(minilm: SentenceEmbedder) -> None:
-    a, b, c = minilm.encode([
-        "My package still hasn't arrived, where is it?",
-        "Where is my parcel? It has not been delivered yet.",
-        "How do I change the password of my account?",
-    ])
+    a, b, c = minilm.encode(
+        [
+            "My package still hasn't arrived, where is it?",
+            "Where is my parcel? It has not been delivered yet.",
+            "How do I change the password of my account?",
+        ]
+    )
     assert float(a @ b) > float(a @ c) + 0.2
 
 
 @pytest.mark.slow
-def test_model_id_is_stable_across_loads_and_differs_for_another_model(minilm: SentenceEmbedder, tmp_path: Path) -> None:
+def test_model_id_is_stable_across_loads_and_differs_for_another_model(
+    minilm: SentenceEmbedder, tmp_path: Path
+) -> None:
     again = SentenceEmbedder(EmbedderConfig(model_path=str(default_model_path()))).load()
     assert again.model_id == minilm.model_id
     copy = tmp_path / "my-minilm"

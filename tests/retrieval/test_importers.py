@@ -14,10 +14,15 @@ from retrieval.errors import ImportFormatError, ImportLimitError
 from retrieval.importers import json_nesting_over, load_import
 from retrieval.ingest import sha256_file
 
-GOOD_CONV = {"id": "c1", "intent": "track_order", "outcome": "resolved", "turns": [
-    {"role": "customer", "text": "where is order #40318275?"},
-    {"role": "agent", "text": "It ships today."},
-]}
+GOOD_CONV = {
+    "id": "c1",
+    "intent": "track_order",
+    "outcome": "resolved",
+    "turns": [
+        {"role": "customer", "text": "where is order #40318275?"},
+        {"role": "agent", "text": "It ships today."},
+    ],
+}
 
 
 def write_jsonl(path: Path, objs: list) -> Path:
@@ -32,6 +37,7 @@ def write_csv(path: Path, rows: list[list[str]]) -> Path:
 
 
 # --- jsonl -------------------------------------------------------------------------
+
 
 def test_jsonl_import_returns_normalised_conversations_units_and_file_facts(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "convs.jsonl", [GOOD_CONV, {**GOOD_CONV, "id": 7, "outcome": None}])
@@ -54,16 +60,22 @@ def turns_with(role: str = "agent", text: str = "ok") -> dict:
     return {**GOOD_CONV, "id": "bad", "turns": [*GOOD_CONV["turns"], {"role": role, "text": text}]}
 
 
-@pytest.mark.parametrize("bad_line, reason", [
-    ('{"id": "c2", "turns": [', "invalid JSON"),
-    (json.dumps(turns_with(role="bot")), "turn 3 has role 'bot'; expected customer, agent or system"),
-    (json.dumps(turns_with(text="  ")), "turn 3 has empty text"),
-    (json.dumps({**GOOD_CONV, "id": "x", "turns": [{"role": "customer", "text": "hi"}]}), "conversation has no agent turn"),
-    (json.dumps({**GOOD_CONV, "id": ""}), "missing or empty 'id'"),
-    (json.dumps({**GOOD_CONV, "id": "y", "turns": []}), "missing or empty 'turns' list"),
-    (json.dumps(GOOD_CONV), "duplicate conversation id 'c1' (first on row 1)"),
-    ("[1, 2]", "line is a JSON list, expected an object"),
-])
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [
+        ('{"id": "c2", "turns": [', "invalid JSON"),
+        (json.dumps(turns_with(role="bot")), "turn 3 has role 'bot'; expected customer, agent or system"),
+        (json.dumps(turns_with(text="  ")), "turn 3 has empty text"),
+        (
+            json.dumps({**GOOD_CONV, "id": "x", "turns": [{"role": "customer", "text": "hi"}]}),
+            "conversation has no agent turn",
+        ),
+        (json.dumps({**GOOD_CONV, "id": ""}), "missing or empty 'id'"),
+        (json.dumps({**GOOD_CONV, "id": "y", "turns": []}), "missing or empty 'turns' list"),
+        (json.dumps(GOOD_CONV), "duplicate conversation id 'c1' (first on row 1)"),
+        ("[1, 2]", "line is a JSON list, expected an object"),
+    ],
+)
 def test_a_malformed_jsonl_line_names_its_row_and_reason_and_imports_nothing(
     tmp_path: Path, bad_line: str, reason: str
 ) -> None:
@@ -78,12 +90,16 @@ def test_a_malformed_jsonl_line_names_its_row_and_reason_and_imports_nothing(
 
 # --- csv ---------------------------------------------------------------------------
 
+
 def test_csv_import_reads_named_columns_and_optional_intent(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "faq.csv", [
-        ["q", "a", "label"],
-        ["How do I return order 732201349959?", "Use the returns page.", "return"],
-        ["Opening hours?", "9 to 5.\nMonday to Friday.", ""],
-    ])
+    path = write_csv(
+        tmp_path / "faq.csv",
+        [
+            ["q", "a", "label"],
+            ["How do I return order 732201349959?", "Use the returns page.", "return"],
+            ["Opening hours?", "9 to 5.\nMonday to Friday.", ""],
+        ],
+    )
     batch = load_import(path, "csv", question_column="q", answer_column="a", intent_column="label")
     assert batch.n_rows == 2 and batch.conversations == []
     first, second = batch.units
@@ -103,9 +119,15 @@ def test_csv_missing_column_lists_the_columns_and_the_flag_to_pass(tmp_path: Pat
 
 
 def test_csv_empty_answer_names_the_data_row_counting_the_header_as_row_1(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "faq.csv", [
-        ["question", "answer"], ["a", "multi\nline\nanswer"], ["b", "fine"], ["c", "  "],
-    ])
+    path = write_csv(
+        tmp_path / "faq.csv",
+        [
+            ["question", "answer"],
+            ["a", "multi\nline\nanswer"],
+            ["b", "fine"],
+            ["c", "  "],
+        ],
+    )
     with pytest.raises(ImportFormatError) as err:
         load_import(path, "csv")
     assert (err.value.row, err.value.reason) == (4, "empty text in column 'answer'")
@@ -146,11 +168,19 @@ BITEXT_HEADER = ["flags", "instruction", "category", "intent", "response"]
 
 
 def test_bitext_import_maps_instruction_to_response_with_intent_and_category(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "bitext.csv", [
-        BITEXT_HEADER,
-        ["B", "cancel purchase 732201349959", "ORDER", "cancel_order",
-         "I've cancelled order 732201349959.\n\nCall {{Customer Support Phone Number}} if needed."],
-    ])
+    path = write_csv(
+        tmp_path / "bitext.csv",
+        [
+            BITEXT_HEADER,
+            [
+                "B",
+                "cancel purchase 732201349959",
+                "ORDER",
+                "cancel_order",
+                "I've cancelled order 732201349959.\n\nCall {{Customer Support Phone Number}} if needed.",
+            ],
+        ],
+    )
     (unit,) = load_import(path, "bitext").units
     assert unit.text == "cancel purchase {{Order Number}}"
     assert unit.reply == "I've cancelled order {{Order Number}}.\n\nCall {{Customer Support Phone Number}} if needed."
@@ -165,11 +195,20 @@ def test_bitext_file_without_its_columns_is_refused(tmp_path: Path) -> None:
 
 # --- abcd --------------------------------------------------------------------------
 
+
 def abcd_dialogue(convo_id: int = 1, **over) -> dict:
-    d = {"convo_id": convo_id, "scenario": {"flow": "product_defect", "subflow": "return_size"},
-         "original": [["agent", "Hi!"], ["customer", "I need to return jeans"],
-                      ["action", "Account has been pulled up."], ["agent", "Sure, your order id?"],
-                      ["customer", "Order ID: 3348917502"], ["agent", "Thanks."]]}
+    d = {
+        "convo_id": convo_id,
+        "scenario": {"flow": "product_defect", "subflow": "return_size"},
+        "original": [
+            ["agent", "Hi!"],
+            ["customer", "I need to return jeans"],
+            ["action", "Account has been pulled up."],
+            ["agent", "Sure, your order id?"],
+            ["customer", "Order ID: 3348917502"],
+            ["agent", "Thanks."],
+        ],
+    }
     d.update(over)
     return d
 
@@ -195,14 +234,19 @@ def test_abcd_full_layout_with_splits_is_read(tmp_path: Path) -> None:
     assert [c["meta"]["split"] for c in batch.conversations] == ["train", "dev"]
 
 
-@pytest.mark.parametrize("bad, reason", [
-    (abcd_dialogue(2, original=[["agent", "hi"], ["bot", "hello"]]),
-     "turn 2 has speaker 'bot'; expected agent, customer or action"),
-    (abcd_dialogue(2, scenario={}), "scenario has neither 'subflow' nor 'flow'"),
-    (abcd_dialogue(2, original=[["customer", "hi"], ["action", "x"]]), "conversation has no agent turn"),
-    (abcd_dialogue(2, original=[["customer"]]), "turn 1 is not a [speaker, text] pair"),
-    (abcd_dialogue(1), "duplicate convo_id 'abcd-1'"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (
+            abcd_dialogue(2, original=[["agent", "hi"], ["bot", "hello"]]),
+            "turn 2 has speaker 'bot'; expected agent, customer or action",
+        ),
+        (abcd_dialogue(2, scenario={}), "scenario has neither 'subflow' nor 'flow'"),
+        (abcd_dialogue(2, original=[["customer", "hi"], ["action", "x"]]), "conversation has no agent turn"),
+        (abcd_dialogue(2, original=[["customer"]]), "turn 1 is not a [speaker, text] pair"),
+        (abcd_dialogue(1), "duplicate convo_id 'abcd-1'"),
+    ],
+)
 def test_a_malformed_abcd_dialogue_names_its_number_and_reason(tmp_path: Path, bad: dict, reason: str) -> None:
     path = tmp_path / "abcd.json"
     path.write_text(json.dumps([abcd_dialogue(1), bad]))
@@ -278,6 +322,7 @@ def test_limits_must_be_positive() -> None:
 
 
 # --- the real shared datasets --------------------------------------------------------
+
 
 @pytest.mark.shared
 def test_real_bitext_file_imports_every_row_with_intents_and_masked_order_numbers(shared_datasets: Path) -> None:

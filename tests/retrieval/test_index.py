@@ -33,9 +33,12 @@ def unit_vectors(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
 def make_units(n: int, prefix: str = "u") -> list[Unit]:
     """Units whose replies share no wording (so nothing folds unless a test wants it)."""
     rng = np.random.default_rng(1)
-    return [Unit(id=f"{prefix}{i}", kind="qa", text=f"question {i}",
-                 reply=" ".join(rng.choice(VOCAB, size=6, replace=False)))
-            for i in range(n)]
+    return [
+        Unit(
+            id=f"{prefix}{i}", kind="qa", text=f"question {i}", reply=" ".join(rng.choice(VOCAB, size=6, replace=False))
+        )
+        for i in range(n)
+    ]
 
 
 def exact_top(vectors: np.ndarray, query: np.ndarray, k: int) -> list[int]:
@@ -52,6 +55,7 @@ def flat(units: list[Unit], vecs: np.ndarray, **cfg) -> VectorIndex:
 
 
 # --- build and search --------------------------------------------------------------
+
 
 def test_flat_search_returns_the_exact_nearest_units_best_first_with_cosine_scores(corpus) -> None:
     units, vecs = corpus
@@ -81,12 +85,15 @@ def test_auto_kind_is_flat_below_the_threshold_and_hnsw_at_or_above_it(corpus) -
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
 def test_approximate_indexes_find_nearly_all_exact_neighbours(corpus, kind: str) -> None:
     units, vecs = corpus
-    index = VectorIndex.build(units, vecs, embedder_id=EMBEDDER,
-                              config=IndexConfig(kind=kind, ivf_nprobe=4, hnsw_ef_search=64))
+    index = VectorIndex.build(
+        units, vecs, embedder_id=EMBEDDER, config=IndexConfig(kind=kind, ivf_nprobe=4, hnsw_ef_search=64)
+    )
     assert index.kind_used == kind
     queries = unit_vectors(20, seed=5)
-    found = sum(len({h.unit.id for h in hits} & {f"u{i}" for i in exact_top(vecs, q, 5)})
-                for q, hits in zip(queries, index.search_batch(queries, k=5)))
+    found = sum(
+        len({h.unit.id for h in hits} & {f"u{i}" for i in exact_top(vecs, q, 5)})
+        for q, hits in zip(queries, index.search_batch(queries, k=5))
+    )
     assert found / (20 * 5) >= 0.9
 
 
@@ -94,7 +101,9 @@ def test_approximate_indexes_find_nearly_all_exact_neighbours(corpus, kind: str)
 def test_an_intent_filter_searches_only_that_intents_units_before_the_top_k_cut(corpus, kind: str) -> None:
     units, vecs = corpus
     labelled = [dataclasses.replace(u, intent="refund" if i % 4 == 0 else "other") for i, u in enumerate(units)]
-    index = VectorIndex.build(labelled, vecs, embedder_id=EMBEDDER, config=IndexConfig(kind=kind, ivf_nlist=4, ivf_nprobe=4))
+    index = VectorIndex.build(
+        labelled, vecs, embedder_id=EMBEDDER, config=IndexConfig(kind=kind, ivf_nlist=4, ivf_nprobe=4)
+    )
     query = vecs[1]  # an "other" unit: its own neighbours are mostly "other"
     hits = index.search(query, k=5, intent="refund")
     refund_positions = [i for i in range(len(units)) if i % 4 == 0]
@@ -105,8 +114,10 @@ def test_an_intent_filter_searches_only_that_intents_units_before_the_top_k_cut(
 
 def test_a_kind_filter_combines_with_the_intent_filter(corpus) -> None:
     units, vecs = corpus
-    mixed = [dataclasses.replace(u, intent="refund" if i % 2 else "other", kind="kb" if i % 3 == 0 else "qa")
-             for i, u in enumerate(units)]
+    mixed = [
+        dataclasses.replace(u, intent="refund" if i % 2 else "other", kind="kb" if i % 3 == 0 else "qa")
+        for i, u in enumerate(units)
+    ]
     index = flat(mixed, vecs)
     hits = index.search(vecs[0], k=10, intent="refund", kind="kb")
     assert hits and all(h.unit.intent == "refund" and h.unit.kind == "kb" for h in hits)
@@ -160,6 +171,7 @@ def test_build_refuses_mismatched_counts_duplicate_ids_and_unknown_kinds(corpus)
 
 # --- near-duplicate folding --------------------------------------------------------
 
+
 def near(v: np.ndarray, seed: int, eps: float = 0.01) -> np.ndarray:
     w = v + eps * unit_vectors(1, seed=seed, dim=v.shape[0])[0]
     return w / np.linalg.norm(w)
@@ -168,10 +180,18 @@ def near(v: np.ndarray, seed: int, eps: float = 0.01) -> np.ndarray:
 def test_search_folds_near_duplicate_replies_into_one_hit() -> None:
     base = unit_vectors(50, seed=2)
     units = make_units(50)
-    units[1] = Unit(id="dup-a", kind="transcript", text="where is 40318275",
-                    reply="Your order #40318275 has shipped and arrives Monday!")
-    units[2] = Unit(id="dup-b", kind="transcript", text="where is 11112222",
-                    reply="your order {{Order Number}} has shipped, and arrives monday.")
+    units[1] = Unit(
+        id="dup-a",
+        kind="transcript",
+        text="where is 40318275",
+        reply="Your order #40318275 has shipped and arrives Monday!",
+    )
+    units[2] = Unit(
+        id="dup-b",
+        kind="transcript",
+        text="where is 11112222",
+        reply="your order {{Order Number}} has shipped, and arrives monday.",
+    )
     base[2] = near(base[1], seed=7)
     index = flat(units, base)
     hits = index.search(base[1], k=3)
@@ -200,6 +220,7 @@ def test_a_dedup_threshold_above_one_disables_folding() -> None:
 
 
 # --- incremental add ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_added_units_are_searchable_without_a_rebuild(corpus, kind: str) -> None:
@@ -231,10 +252,12 @@ def test_add_refuses_vectors_of_another_dimension(corpus) -> None:
 
 # --- save and load -----------------------------------------------------------------
 
+
 def test_save_then_load_gives_the_same_units_hits_and_manifest(tmp_path: Path, corpus) -> None:
     units, vecs = corpus
-    index = VectorIndex.build(units, vecs, embedder_id=EMBEDDER, config=IndexConfig(kind="flat"),
-                              sources={"convs.jsonl": "f" * 64})
+    index = VectorIndex.build(
+        units, vecs, embedder_id=EMBEDDER, config=IndexConfig(kind="flat"), sources={"convs.jsonl": "f" * 64}
+    )
     gen = index.save(tmp_path / "idx")
     assert gen.name == "gen-1" and (tmp_path / "idx" / "CURRENT").read_text().strip() == "gen-1"
     loaded = VectorIndex.load(tmp_path / "idx", embedder_id=EMBEDDER, dim=DIM)
@@ -242,14 +265,22 @@ def test_save_then_load_gives_the_same_units_hits_and_manifest(tmp_path: Path, c
     assert loaded.search_batch(queries, 5) == index.search_batch(queries, 5)
     assert list(loaded.units) == units and loaded.get("u42") == units[42] and len(loaded) == 200
     m = loaded.manifest
-    assert (m["format_version"], m["embedder_id"], m["dim"], m["index_kind"], m["n_units"]) == (1, EMBEDDER, DIM, "flat", 200)
+    assert (m["format_version"], m["embedder_id"], m["dim"], m["index_kind"], m["n_units"]) == (
+        1,
+        EMBEDDER,
+        DIM,
+        "flat",
+        200,
+    )
     assert m["sources"] == {"convs.jsonl": "f" * 64} and set(m["files"]) == {"index.faiss", "units.jsonl"}
     assert m["index_config"]["kind"] == "flat" and m["built_at"].endswith("+00:00")
 
 
 def test_load_takes_runtime_search_parameters_from_the_given_config(tmp_path: Path, corpus) -> None:
     units, vecs = corpus
-    VectorIndex.build(units, vecs, embedder_id=EMBEDDER, config=IndexConfig(kind="hnsw", hnsw_ef_search=16)).save(tmp_path)
+    VectorIndex.build(units, vecs, embedder_id=EMBEDDER, config=IndexConfig(kind="hnsw", hnsw_ef_search=16)).save(
+        tmp_path
+    )
     loaded = VectorIndex.load(tmp_path, embedder_id=EMBEDDER, config=IndexConfig(kind="hnsw", hnsw_ef_search=99))
     assert loaded.kind_used == "hnsw" and loaded._index.hnsw.efSearch == 99
     assert VectorIndex.load(tmp_path, embedder_id=EMBEDDER)._index.hnsw.efSearch == 16

@@ -16,20 +16,26 @@ from retrieval.ingest import (
 )
 
 
-def conv(turns: list[tuple[str, str]], cid: str = "c1", intent: str | None = "track_order",
-         outcome: str | None = "resolved") -> dict:
-    return {"id": cid, "intent": intent, "outcome": outcome,
-            "turns": [{"role": r, "text": t} for r, t in turns]}
+def conv(
+    turns: list[tuple[str, str]], cid: str = "c1", intent: str | None = "track_order", outcome: str | None = "resolved"
+) -> dict:
+    return {"id": cid, "intent": intent, "outcome": outcome, "turns": [{"role": r, "text": t} for r, t in turns]}
 
 
 def test_each_answered_customer_message_becomes_one_transcript_unit() -> None:
-    units = units_from_conversations([conv([
-        ("agent", "Hi, how can I help?"),
-        ("customer", "Where is my parcel?"),
-        ("agent", "Let me check that for you."),
-        ("customer", "It was due Monday."),
-        ("agent", "It ships tomorrow."),
-    ])])
+    units = units_from_conversations(
+        [
+            conv(
+                [
+                    ("agent", "Hi, how can I help?"),
+                    ("customer", "Where is my parcel?"),
+                    ("agent", "Let me check that for you."),
+                    ("customer", "It was due Monday."),
+                    ("agent", "It ships tomorrow."),
+                ]
+            )
+        ]
+    )
     assert [u.id for u in units] == ["c1#t1", "c1#t3"]
     first = units[0]
     assert (first.kind, first.text, first.reply) == ("transcript", "Where is my parcel?", "Let me check that for you.")
@@ -37,15 +43,21 @@ def test_each_answered_customer_message_becomes_one_transcript_unit() -> None:
 
 
 def test_consecutive_customer_turns_join_and_the_following_agent_turns_form_the_reply() -> None:
-    units = units_from_conversations([conv([
-        ("customer", "Hello"),
-        ("customer", "my parcel is late"),
-        ("system", "Order looked up."),
-        ("agent", "Sorry to hear that."),
-        ("system", "Refund issued."),
-        ("agent", "I've refunded the shipping."),
-        ("customer", "thanks"),
-    ])])
+    units = units_from_conversations(
+        [
+            conv(
+                [
+                    ("customer", "Hello"),
+                    ("customer", "my parcel is late"),
+                    ("system", "Order looked up."),
+                    ("agent", "Sorry to hear that."),
+                    ("system", "Refund issued."),
+                    ("agent", "I've refunded the shipping."),
+                    ("customer", "thanks"),
+                ]
+            )
+        ]
+    )
     assert len(units) == 1
     assert units[0].id == "c1#t0"
     assert units[0].text == "Hello my parcel is late"
@@ -53,15 +65,29 @@ def test_consecutive_customer_turns_join_and_the_following_agent_turns_form_the_
 
 
 def test_customer_message_without_agent_reply_produces_no_unit() -> None:
-    units = units_from_conversations([conv([
-        ("customer", "hi"), ("agent", "hello"), ("customer", "bye"),
-    ])])
+    units = units_from_conversations(
+        [
+            conv(
+                [
+                    ("customer", "hi"),
+                    ("agent", "hello"),
+                    ("customer", "bye"),
+                ]
+            )
+        ]
+    )
     assert [u.id for u in units] == ["c1#t0"]
 
 
 def test_context_holds_up_to_n_previous_turns_oldest_first_with_roles() -> None:
-    turns = [("agent", "a0"), ("customer", "c1"), ("agent", "a2"), ("system", "s3"),
-             ("customer", "c4"), ("agent", "a5")]
+    turns = [
+        ("agent", "a0"),
+        ("customer", "c1"),
+        ("agent", "a2"),
+        ("system", "s3"),
+        ("customer", "c4"),
+        ("agent", "a5"),
+    ]
     units = units_from_conversations([conv(turns)], context_turns=3)
     assert units[0].context == ("agent: a0",)
     assert units[1].context == ("customer: c1", "agent: a2", "system: s3")
@@ -69,12 +95,18 @@ def test_context_holds_up_to_n_previous_turns_oldest_first_with_roles() -> None:
 
 
 def test_personal_values_are_masked_in_text_reply_and_context() -> None:
-    units = units_from_conversations([conv([
-        ("customer", "my email is jo@shop.com"),
-        ("agent", "Thanks jo@shop.com, noted."),
-        ("customer", "order #40318275 is late"),
-        ("agent", "Order #40318275 ships today; we'll call (977) 625-2661."),
-    ])])
+    units = units_from_conversations(
+        [
+            conv(
+                [
+                    ("customer", "my email is jo@shop.com"),
+                    ("agent", "Thanks jo@shop.com, noted."),
+                    ("customer", "order #40318275 is late"),
+                    ("agent", "Order #40318275 ships today; we'll call (977) 625-2661."),
+                ]
+            )
+        ]
+    )
     second = units[1]
     assert second.text == "order {{Order Number}} is late"
     assert second.reply == "Order {{Order Number}} ships today; we'll call {{Phone Number}}."
@@ -115,10 +147,13 @@ def test_a_paragraph_longer_than_the_budget_is_split_on_sentences_then_words() -
 
 
 def test_qa_rows_become_masked_units_with_positional_ids() -> None:
-    units = units_from_qa([
-        ("cancel order 732201349959", "Order 732201349959 is cancelled.", "cancel_order"),
-        ("hello", "Hi! How can I help?", None),
-    ], source="faq.csv")
+    units = units_from_qa(
+        [
+            ("cancel order 732201349959", "Order 732201349959 is cancelled.", "cancel_order"),
+            ("hello", "Hi! How can I help?", None),
+        ],
+        source="faq.csv",
+    )
     assert [u.id for u in units] == ["faq.csv#r0", "faq.csv#r1"]
     assert units[0].text == "cancel order {{Order Number}}"
     assert units[0].reply == "Order {{Order Number}} is cancelled."
@@ -139,32 +174,53 @@ def test_article_chunks_keep_list_items_on_their_own_lines() -> None:
 
 
 def test_names_usernames_and_addresses_are_masked_in_every_turn_of_a_conversation() -> None:
-    units = units_from_conversations([conv([
-        ("agent", "sure, may I have your name please?"),
-        ("customer", "Crystal Minh"),
-        ("agent", "thanks Crystal! And your username?"),
-        ("customer", "Username: cminh730"),
-        ("agent", "Thanks, I'll ship to 6821 1st ave again."),
-    ])])
+    units = units_from_conversations(
+        [
+            conv(
+                [
+                    ("agent", "sure, may I have your name please?"),
+                    ("customer", "Crystal Minh"),
+                    ("agent", "thanks Crystal! And your username?"),
+                    ("customer", "Username: cminh730"),
+                    ("agent", "Thanks, I'll ship to 6821 1st ave again."),
+                ]
+            )
+        ]
+    )
     assert [(u.text, u.reply) for u in units] == [
         ("{{Name}}", "thanks {{Name}}! And your username?"),
         ("Username: {{Username}}", "Thanks, I'll ship to {{Street Address}} again."),
     ]
-    assert units[1].context == ("agent: sure, may I have your name please?", "customer: {{Name}}",
-                                "agent: thanks {{Name}}! And your username?")
+    assert units[1].context == (
+        "agent: sure, may I have your name please?",
+        "customer: {{Name}}",
+        "agent: thanks {{Name}}! And your username?",
+    )
 
 
 def test_qa_rows_are_masked_by_the_same_scrubber() -> None:
-    [unit] = units_from_qa([("I'm Priya Sharma, where is 1Z999AA10123456784?",
-                             "Hi Priya, UPS has 1Z999AA10123456784 out for delivery.", None)], source="faq.csv")
-    assert (unit.text, unit.reply) == ("I'm {{Name}}, where is {{Tracking Number}}?",
-                                       "Hi {{Name}}, UPS has {{Tracking Number}} out for delivery.")
+    [unit] = units_from_qa(
+        [
+            (
+                "I'm Priya Sharma, where is 1Z999AA10123456784?",
+                "Hi Priya, UPS has 1Z999AA10123456784 out for delivery.",
+                None,
+            )
+        ],
+        source="faq.csv",
+    )
+    assert (unit.text, unit.reply) == (
+        "I'm {{Name}}, where is {{Tracking Number}}?",
+        "Hi {{Name}}, UPS has {{Tracking Number}} out for delivery.",
+    )
 
 
 def _personal_values(scenario: dict) -> set[str]:
     """What ABCD's scenario says belongs to the customer (a name also by its parts)."""
-    fields = {"personal": ("customer_name", "username", "email", "phone", "account_id"),
-              "order": ("order_id", "street_address", "zip_code")}
+    fields = {
+        "personal": ("customer_name", "username", "email", "phone", "account_id"),
+        "order": ("order_id", "street_address", "zip_code"),
+    }
     values = {str(scenario.get(section, {}).get(f) or "").strip() for section, names in fields.items() for f in names}
     values |= set(str(scenario.get("personal", {}).get("customer_name", "")).split())
     return {v.lower() for v in values if len(v) >= 3}

@@ -39,9 +39,7 @@ from bot.store import ConversationStore, DialogueState
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (404, 409, 413, 429, 503)
-}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (404, 409, 413, 429, 503)}
 _SSE = {"content": {events.MEDIA_TYPE: {"schema": {"type": "string"}}}}
 
 
@@ -51,7 +49,8 @@ async def create_conversation(rt: Ready, body: ConversationIn | None = None) -> 
     channel = body.channel if body is not None else "web"
     token = new_access_token()
     conversation_id = await rt.store.call(
-        lambda store: store.create_conversation(channel, token_hash=token_hash(token)))
+        lambda store: store.create_conversation(channel, token_hash=token_hash(token))
+    )
     return {"conversation_id": conversation_id, "access_token": token}
 
 
@@ -63,8 +62,7 @@ async def post_message(conversation_id: AuthorizedConversation, body: MessageIn,
     return await rt.pool.call(conversation_id, public_turn, conversation_id, body.text, body.client_message_id)
 
 
-@router.post("/{conversation_id}/messages/stream", response_class=StreamingResponse,
-             responses={200: _SSE, **_ERRORS})
+@router.post("/{conversation_id}/messages/stream", response_class=StreamingResponse, responses={200: _SSE, **_ERRORS})
 async def stream_message(conversation_id: AuthorizedConversation, body: MessageIn, rt: Ready) -> StreamingResponse:
     """The same turn as Server-Sent Events: `typing` {}, then `text` {"text"} per piece,
     then `final` {reply object}; or `error` {"status", "code", "detail"}, which ends the stream."""
@@ -99,8 +97,12 @@ async def _reply_events(rt: Runtime, turn: AsyncIterator[str | dict]) -> AsyncIt
 async def get_conversation(
     conversation_id: AuthorizedConversation,
     rt: Ready,
-    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="only messages older than this message_id")] = None,
-    limit: Annotated[int | None, Query(ge=1, le=500, description="messages per page [default and most: CSBOT_HISTORY_PAGE_SIZE]")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="only messages older than this message_id")
+    ] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=500, description="messages per page [default and most: CSBOT_HISTORY_PAGE_SIZE]")
+    ] = None,
 ) -> dict:
     """The history, newest page first (messages oldest first within the page), for a
     widget that reloads; page back with `before`."""
@@ -141,6 +143,7 @@ async def delete_conversation(conversation_id: AuthorizedConversation, rt: Ready
     training pairs built from it in the workspace (what `csbot forget` does; logged by id
     and counts, never by content)."""
     workspace = Path(rt.settings.workspace)
-    await rt.store.call(lambda store: forget_conversations(store, workspace, [conversation_id],
-                                                           "the customer's request"))
+    await rt.store.call(
+        lambda store: forget_conversations(store, workspace, [conversation_id], "the customer's request")
+    )
     return Response(status_code=204)

@@ -53,10 +53,15 @@ def _last_event_id(value: str | None) -> int:
         return 0
     # at most 18 digits: message ids fit SQLite's 64-bit integers, and a longer one is junk
     if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise RequestValidationError([{
-            "type": "int_parsing", "loc": ("header", "last-event-id"),
-            "msg": f"Last-Event-ID must be a message id (a whole number), got {value[:40]!r}",
-        }])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "int_parsing",
+                    "loc": ("header", "last-event-id"),
+                    "msg": f"Last-Event-ID must be a message id (a whole number), got {value[:40]!r}",
+                }
+            ]
+        )
     return int(value)
 
 

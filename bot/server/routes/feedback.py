@@ -18,8 +18,7 @@ router = APIRouter(prefix="/api/v1/conversations", tags=["ratings"])
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (404, 413, 429, 503)}
 
 
-@router.post("/{conversation_id}/messages/{message_id}/feedback", response_model=FeedbackOut,
-             responses=_ERRORS)
+@router.post("/{conversation_id}/messages/{message_id}/feedback", response_model=FeedbackOut, responses=_ERRORS)
 async def set_feedback(
     conversation_id: AuthorizedConversation,
     message_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="a bot reply's message_id")],
@@ -28,8 +27,9 @@ async def set_feedback(
 ) -> dict:
     """Rate one of this conversation's bot replies; rating it again replaces the rating.
     Any other message id (another conversation's, a customer's own) is a 404."""
-    await rt.store.call(lambda store: store.add_feedback(message_id, body.rating, body.comment,
-                                                         conversation_id=conversation_id))
+    await rt.store.call(
+        lambda store: store.add_feedback(message_id, body.rating, body.comment, conversation_id=conversation_id)
+    )
     return {"message_id": message_id, "rating": body.rating}
 
 

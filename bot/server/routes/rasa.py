@@ -30,8 +30,7 @@ async def channel_status() -> dict:
     return {"status": "ok"}
 
 
-@router.post("/webhook", response_model=list[RasaMessage], response_model_exclude_none=True,
-             responses=_ERRORS)
+@router.post("/webhook", response_model=list[RasaMessage], response_model_exclude_none=True, responses=_ERRORS)
 async def webhook(body: RasaIn, rt: Annotated[Runtime, Depends(ready_runtime)], secret: ServerSecret) -> list[dict]:
     check_length(body.message, rt.max_message_chars, field="message")
     conversation_id = channel_conversation_id(secret, "rest", body.sender)

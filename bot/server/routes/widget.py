@@ -56,8 +56,9 @@ def _load(path: Path) -> _Asset:
     return cached
 
 
-def _asset(request: Request, path: Path, media_type: str, *, cache: str = ASSET_CACHE,
-           headers: dict[str, str] | None = None) -> Response:
+def _asset(
+    request: Request, path: Path, media_type: str, *, cache: str = ASSET_CACHE, headers: dict[str, str] | None = None
+) -> Response:
     asset = _load(path)
     common = {
         "Cache-Control": cache,
@@ -98,11 +99,14 @@ def widget_locale(lang: str, request: Request) -> Response:
     # Only names of files that are present: never a path built from the request.
     known = available_locales()
     if lang not in known:
-        raise HTTPException(status_code=404,
-                            detail=f"no widget locale {lang[:20]!r}; available: {', '.join(known)}")
-    return _asset(request, LOCALES_DIR / f"{lang}.json", "application/json; charset=utf-8",
-                  # public strings, fetched by the widget from whatever site embeds it
-                  headers={"Access-Control-Allow-Origin": "*"})
+        raise HTTPException(status_code=404, detail=f"no widget locale {lang[:20]!r}; available: {', '.join(known)}")
+    return _asset(
+        request,
+        LOCALES_DIR / f"{lang}.json",
+        "application/json; charset=utf-8",
+        # public strings, fetched by the widget from whatever site embeds it
+        headers={"Access-Control-Allow-Origin": "*"},
+    )
 
 
 @router.get("/demo.css", include_in_schema=False)
@@ -116,10 +120,14 @@ def demo(lang: str = "en") -> Response:
     if lang not in available_locales():
         lang = "en"
     html = _load(STATIC_DIR / "demo.html").body.decode("utf-8").replace("{{lang}}", lang)
-    return Response(html, media_type="text/html; charset=utf-8", headers={
-        "Content-Security-Policy": DEMO_CSP,
-        "Cache-Control": "no-cache",
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-    })
+    return Response(
+        html,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": DEMO_CSP,
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "no-referrer",
+        },
+    )

@@ -59,23 +59,29 @@ class LiveServer:
         return {"X-Conversation-Token": self.tokens[conversation_id]}
 
     def say(self, conversation_id: str, text: str, **extra) -> httpx.Response:
-        return self.client.post(f"/api/v1/conversations/{conversation_id}/messages", json={"text": text, **extra},
-                                headers=self.auth(conversation_id))
+        return self.client.post(
+            f"/api/v1/conversations/{conversation_id}/messages",
+            json={"text": text, **extra},
+            headers=self.auth(conversation_id),
+        )
 
     def get(self, conversation_id: str, path: str = "", **kwargs) -> httpx.Response:
         """GET /api/v1/conversations/{id}{path} with the conversation's token."""
-        return self.client.get(f"/api/v1/conversations/{conversation_id}{path}",
-                               headers=self.auth(conversation_id), **kwargs)
+        return self.client.get(
+            f"/api/v1/conversations/{conversation_id}{path}", headers=self.auth(conversation_id), **kwargs
+        )
 
     def post(self, conversation_id: str, path: str, body: dict) -> httpx.Response:
         """POST /api/v1/conversations/{id}{path} with the conversation's token."""
-        return self.client.post(f"/api/v1/conversations/{conversation_id}{path}", json=body,
-                                headers=self.auth(conversation_id))
+        return self.client.post(
+            f"/api/v1/conversations/{conversation_id}{path}", json=body, headers=self.auth(conversation_id)
+        )
 
 
 @contextmanager
-def live_server(settings: ServerSettings, assistant_factory: Callable[[], Assistant] | None = None,
-                wait_ready: bool = True) -> Iterator[LiveServer]:
+def live_server(
+    settings: ServerSettings, assistant_factory: Callable[[], Assistant] | None = None, wait_ready: bool = True
+) -> Iterator[LiveServer]:
     """Serve `create_app(settings)` on a socket bound here (no port race) until the block ends."""
     app = create_app(settings, assistant_factory)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -112,8 +118,14 @@ def copy_workspace(source: Path, target: Path) -> Path:
 
 def quiet_settings(workspace: Path, **overrides) -> ServerSettings:
     """Settings for tests: limits off unless a test turns them on, fast event polling."""
-    values = {"workspace": workspace, "rate_limit_per_ip": 0, "rate_limit_per_session": 0,
-              "events_poll_seconds": 0.05, "events_ping_seconds": 0.5, "cors_origins": []}
+    values = {
+        "workspace": workspace,
+        "rate_limit_per_ip": 0,
+        "rate_limit_per_session": 0,
+        "events_poll_seconds": 0.05,
+        "events_ping_seconds": 0.5,
+        "cors_origins": [],
+    }
     values.update(overrides)
     return ServerSettings(**values)
 

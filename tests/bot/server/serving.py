@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-
 from bot.server.runtime import Runtime
 from bot.server.settings import ServerSettings
 from bot.workspace import Assistant
@@ -22,8 +21,9 @@ from tests.bot.server.conftest import LiveServer
 
 
 @contextmanager
-def serving(settings: ServerSettings,
-            assistant_factory: Callable[[], Assistant] | None = None) -> Iterator[tuple[LiveServer, Runtime]]:
+def serving(
+    settings: ServerSettings, assistant_factory: Callable[[], Assistant] | None = None
+) -> Iterator[tuple[LiveServer, Runtime]]:
     """`live_server`, and the runtime of the app it made."""
     with conftest.live_server(settings, assistant_factory) as live:
         assert live.app is not None
@@ -85,8 +85,9 @@ def send_request(port: int, method: str, path: str, headers: dict[str, str], bod
     return sock
 
 
-def raw_request(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"",
-                keep_stream: bool = True) -> RawResponse:
+def raw_request(
+    port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"", keep_stream: bool = True
+) -> RawResponse:
     """One request on a fresh connection. An event stream (200, text/event-stream) is
     left open with its socket when `keep_stream`; any other answer is read whole and
     its connection closed."""
@@ -100,8 +101,9 @@ def raw_request(port: int, method: str, path: str, headers: dict[str, str], body
     status = int(head.split(b" ", 2)[1])
     if status == 200 and b"text/event-stream" in head and keep_stream:
         return RawResponse(status, head, rest, sock)
-    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0
+    )
     while len(rest) < length:
         chunk = sock.recv(65536)
         assert chunk, "the server closed the connection mid-body"

@@ -37,8 +37,7 @@ def test_a_conversation_answers_nothing_without_its_token_and_the_same_404_as_an
     unknown = api.client.get("/api/v1/conversations/ffffffffffffffffffffffffffffffff", headers=WRONG)
     assert unknown.status_code == 404
     other = api.new_conversation()  # a real token, of another conversation
-    for headers in ({}, WRONG, api.auth(other), {"X-Conversation-Token": ""},
-                    {"X-Conversation-Token": "x" * 5000}):
+    for headers in ({}, WRONG, api.auth(other), {"X-Conversation-Token": ""}, {"X-Conversation-Token": "x" * 5000}):
         for method, path, body in _calls(cid, reply["message_id"]):
             r = api.client.request(method, path, json=body, headers=headers)
             assert (r.status_code, r.json()) == (404, unknown.json()), (method, path, headers.keys())
@@ -56,15 +55,20 @@ def test_the_token_is_never_stored_only_its_hash(api):
 
 
 def test_a_rasa_sender_id_no_longer_leads_to_its_conversation(api):
-    r = api.client.post("/webhooks/rest/webhook",
-                        json={"sender": "user-42", "message": "my email is kim@example.org, phone 555-010-9999"})
+    r = api.client.post(
+        "/webhooks/rest/webhook",
+        json={"sender": "user-42", "message": "my email is kim@example.org, phone 555-010-9999"},
+    )
     assert r.status_code == 200
     # the id an attacker could compute before: uuid5 of the sender under a namespace in the source
     guessed = uuid.uuid5(uuid.UUID("6c1d3c36-92a2-4d5e-9a57-4ad1c1b1c9f1"), "user-42").hex
     with api.store() as store:
         assert not store.conversation_exists(guessed)
-        [rest] = [c for c in store.iter_conversations() if c["channel"] == "rest"
-                  and "kim@example.org" in store.messages(c["id"])[0]["text"]]
+        [rest] = [
+            c
+            for c in store.iter_conversations()
+            if c["channel"] == "rest" and "kim@example.org" in store.messages(c["id"])[0]["text"]
+        ]
     for headers in ({}, WRONG):
         assert api.client.get(f"/api/v1/conversations/{rest['id']}", headers=headers).status_code == 404
 
@@ -72,8 +76,7 @@ def test_a_rasa_sender_id_no_longer_leads_to_its_conversation(api):
 def test_a_reply_after_an_order_lookup_cites_no_other_customers_conversation(api):
     cid = api.new_conversation()
     reply = api.say(cid, "where is my order #12345678").json()
-    assert set(reply) == {"conversation_id", "message_id", "reply", "action", "buttons", "sources",
-                          "ends_conversation"}
+    assert set(reply) == {"conversation_id", "message_id", "reply", "action", "buttons", "sources", "ends_conversation"}
     with api.store() as store:
         stored = store.messages(cid)[-1]["sources"]
     assert stored, "the turn retrieved transcripts; the store keeps them for agents"
@@ -139,12 +142,16 @@ def test_delete_erases_the_conversation_from_the_store_and_the_training_pairs(ap
     assert api.get(cid).status_code == 404
     with api.store() as store:
         assert not store.conversation_exists(cid)
-        for table, column in (("messages", "conversation_id"), ("csat", "conversation_id"),
-                              ("handoffs", "conversation_id")):
+        for table, column in (
+            ("messages", "conversation_id"),
+            ("csat", "conversation_id"),
+            ("handoffs", "conversation_id"),
+        ):
             assert store.db[table].count_where(f"{column} = ?", [cid]) == 0
         assert reply["message_id"] not in store.feedback_ratings()
     assert [json.loads(line)["conversation_id"] for line in (pairs / "train.jsonl").read_text().splitlines()] == [
-        "other"]
+        "other"
+    ]
 
 
 def test_the_store_and_the_secret_are_readable_by_the_service_user_only(api):

@@ -25,12 +25,18 @@ def test_healthz_and_readyz_answer_once_loaded(api):
 
 def test_the_openapi_schema_documents_every_endpoint(api):
     paths = api.client.get("/openapi.json").json()["paths"]
-    assert {"/api/v1/conversations", "/api/v1/conversations/{conversation_id}/messages",
-            "/api/v1/conversations/{conversation_id}/messages/stream", "/api/v1/conversations/{conversation_id}",
-            "/api/v1/conversations/{conversation_id}/events",
-            "/api/v1/conversations/{conversation_id}/messages/{message_id}/feedback",
-            "/api/v1/conversations/{conversation_id}/csat", "/webhooks/rest/webhook",
-            "/healthz", "/readyz"} <= set(paths)
+    assert {
+        "/api/v1/conversations",
+        "/api/v1/conversations/{conversation_id}/messages",
+        "/api/v1/conversations/{conversation_id}/messages/stream",
+        "/api/v1/conversations/{conversation_id}",
+        "/api/v1/conversations/{conversation_id}/events",
+        "/api/v1/conversations/{conversation_id}/messages/{message_id}/feedback",
+        "/api/v1/conversations/{conversation_id}/csat",
+        "/webhooks/rest/webhook",
+        "/healthz",
+        "/readyz",
+    } <= set(paths)
 
 
 def test_a_message_gets_the_public_reply_object_and_the_turn_is_stored(api):
@@ -45,8 +51,10 @@ def test_a_message_gets_the_public_reply_object_and_the_turn_is_stored(api):
         assert set(source) == {"id", "title", "text"} and source["id"].startswith("kb-"), source
     with api.store() as store:
         messages = store.messages(cid)
-    assert [(m["role"], m["text"]) for m in messages] == [("customer", "can I pay with paypal?"),
-                                                          ("bot", reply["reply"])]
+    assert [(m["role"], m["text"]) for m in messages] == [
+        ("customer", "can I pay with paypal?"),
+        ("bot", reply["reply"]),
+    ]
     assert messages[1]["id"] == reply["message_id"]
 
 
@@ -54,10 +62,17 @@ def test_a_conversation_may_be_started_without_a_body_and_names_its_channel(api)
     r = api.client.post("/api/v1/conversations")
     assert r.status_code == 201
     cid, token = r.json()["conversation_id"], r.json()["access_token"]
-    assert api.client.get(f"/api/v1/conversations/{cid}", headers={"X-Conversation-Token": token}).json()["channel"] == "web"
+    assert (
+        api.client.get(f"/api/v1/conversations/{cid}", headers={"X-Conversation-Token": token}).json()["channel"]
+        == "web"
+    )
     other = api.client.post("/api/v1/conversations", json={"channel": "kiosk"}).json()
-    assert api.client.get(f"/api/v1/conversations/{other['conversation_id']}",
-                          headers={"X-Conversation-Token": other["access_token"]}).json()["channel"] == "kiosk"
+    assert (
+        api.client.get(
+            f"/api/v1/conversations/{other['conversation_id']}", headers={"X-Conversation-Token": other["access_token"]}
+        ).json()["channel"]
+        == "kiosk"
+    )
 
 
 def test_a_task_continues_over_turns_of_one_conversation(api):
@@ -79,7 +94,9 @@ def test_the_history_has_every_message_with_its_buttons_and_latest_feedback(api)
     feedback = f"/messages/{answer['message_id']}/feedback"
     assert api.post(cid, feedback, {"rating": "down"}).status_code == 200
     assert api.post(cid, feedback, {"rating": "up", "comment": "clear"}).json() == {
-        "message_id": answer["message_id"], "rating": "up"}
+        "message_id": answer["message_id"],
+        "rating": "up",
+    }
     history = api.get(cid).json()
     assert history["has_more"] is False
     assert history["conversation_id"] == cid and history["handed_off"] is False
@@ -149,8 +166,12 @@ def test_csat_is_one_score_from_1_to_5_per_conversation(api):
     for bad in (0, 6, "5", 4.5, None):
         r = api.post(cid, "/csat", {"score": bad})
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "score"], bad
-    assert api.client.post("/api/v1/conversations/nope/csat", json={"score": 3},
-                           headers={"X-Conversation-Token": api.tokens[cid]}).status_code == 404
+    assert (
+        api.client.post(
+            "/api/v1/conversations/nope/csat", json={"score": 3}, headers={"X-Conversation-Token": api.tokens[cid]}
+        ).status_code
+        == 404
+    )
     with api.store() as store:
         assert [(c["score"], c["comment"]) for c in store.csat(cid)] == [(5, "quick and clear")]
 

@@ -27,35 +27,39 @@ def stored(api, cid) -> list:
 
 def post_raw(api, cid, content: bytes | str, stream: bool = False, **headers):
     path = f"/api/v1/conversations/{cid}/messages" + ("/stream" if stream else "")
-    return api.client.post(path, content=content,
-                           headers={"Content-Type": "application/json", **api.auth(cid), **headers})
+    return api.client.post(
+        path, content=content, headers={"Content-Type": "application/json", **api.auth(cid), **headers}
+    )
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-@pytest.mark.parametrize(("body", "status", "says"), [
-    (json.dumps({"text": EMOJI_100KB}, ensure_ascii=False), 413, "the limit is 16384 bytes"),
-    (json.dumps({"text": "x" * 20_000}), 413, "CSBOT_MAX_BODY_BYTES"),
-    ('{"text": "hello"', 422, "JSON"),
-    ("not json at all", 422, "JSON"),
-    (json.dumps(["hello"]), 422, "valid dictionary"),
-    (json.dumps({"text": 5}), 422, "valid string"),
-    (json.dumps({"text": None}), 422, "valid string"),
-    (json.dumps({"txt": "hello"}), 422, "Field required"),
-    (json.dumps({"text": "hi", "client_message_id": 7}), 422, "valid string"),
-    (json.dumps({"text": "hi", "client_message_id": "has spaces"}), 422, "pattern"),
-    (json.dumps({"text": ""}), 422, "empty"),
-    (json.dumps({"text": " \n\t "}), 422, "empty"),
-    (json.dumps({"text": "x" * 4001}), 422, "the limit is 4000"),
-    (json.dumps({"text": "😀" * 4001}, ensure_ascii=False), 422, "the limit is 4000"),
-    (json.dumps({"text": "<script>alert('hi')</script>"}), 422, "HTML or script"),
-    (json.dumps({"text": "where is <b>my</b> order"}), 422, "HTML or script"),
-    (json.dumps({"text": "<img src=x onerror=alert(1)>"}), 422, "HTML or script"),
-    (json.dumps({"text": "see javascript:alert(1)"}), 422, "HTML or script"),
-    (json.dumps({"text": "<x-card onclick=alert(1)>hi</x-card>"}), 422, "HTML or script"),
-    (json.dumps({"text": "<svg/onload=alert(1)>"}), 422, "HTML or script"),
-    (json.dumps({"text": "bell\u0007 and null\u0000"}), 422, "U+0007"),
-    (json.dumps({"text": "escape \u001b[31m red"}), 422, "U+001B"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (json.dumps({"text": EMOJI_100KB}, ensure_ascii=False), 413, "the limit is 16384 bytes"),
+        (json.dumps({"text": "x" * 20_000}), 413, "CSBOT_MAX_BODY_BYTES"),
+        ('{"text": "hello"', 422, "JSON"),
+        ("not json at all", 422, "JSON"),
+        (json.dumps(["hello"]), 422, "valid dictionary"),
+        (json.dumps({"text": 5}), 422, "valid string"),
+        (json.dumps({"text": None}), 422, "valid string"),
+        (json.dumps({"txt": "hello"}), 422, "Field required"),
+        (json.dumps({"text": "hi", "client_message_id": 7}), 422, "valid string"),
+        (json.dumps({"text": "hi", "client_message_id": "has spaces"}), 422, "pattern"),
+        (json.dumps({"text": ""}), 422, "empty"),
+        (json.dumps({"text": " \n\t "}), 422, "empty"),
+        (json.dumps({"text": "x" * 4001}), 422, "the limit is 4000"),
+        (json.dumps({"text": "😀" * 4001}, ensure_ascii=False), 422, "the limit is 4000"),
+        (json.dumps({"text": "<script>alert('hi')</script>"}), 422, "HTML or script"),
+        (json.dumps({"text": "where is <b>my</b> order"}), 422, "HTML or script"),
+        (json.dumps({"text": "<img src=x onerror=alert(1)>"}), 422, "HTML or script"),
+        (json.dumps({"text": "see javascript:alert(1)"}), 422, "HTML or script"),
+        (json.dumps({"text": "<x-card onclick=alert(1)>hi</x-card>"}), 422, "HTML or script"),
+        (json.dumps({"text": "<svg/onload=alert(1)>"}), 422, "HTML or script"),
+        (json.dumps({"text": "bell\u0007 and null\u0000"}), 422, "U+0007"),
+        (json.dumps({"text": "escape \u001b[31m red"}), 422, "U+001B"),
+    ],
+)
 def test_bad_bodies_get_a_clear_4xx_as_plain_json_and_store_nothing(api, conversation, body, status, says, stream):
     before = stored(api, conversation)
     r = post_raw(api, conversation, body, stream=stream)
@@ -83,8 +87,11 @@ def test_a_chunked_body_over_the_limit_is_413_before_it_is_read_whole(api, conve
 def test_an_unknown_conversation_is_404_and_stores_nothing(api):
     with api.store() as store:
         before = store.db["messages"].count
-    r = api.client.post("/api/v1/conversations/0123456789abcdef0123456789abcdef/messages", json={"text": "hello"},
-                        headers={"X-Conversation-Token": "x" * 43})
+    r = api.client.post(
+        "/api/v1/conversations/0123456789abcdef0123456789abcdef/messages",
+        json={"text": "hello"},
+        headers={"X-Conversation-Token": "x" * 43},
+    )
     assert r.status_code == 404
     assert "POST /api/v1/conversations" in r.json()["detail"]
     with api.store() as store:

@@ -34,12 +34,16 @@ def test_no_generated_request_gets_a_500_or_stores_half_a_turn(api: LiveServer, 
         if operation.method.upper() == "DELETE":
             continue  # erasing the conversation would leave the other operations nothing to reach
         scoped = "{conversation_id}" in operation.path
-        strategy = operation.as_strategy(mode, path_parameters={"conversation_id": cid} if scoped else None,
-                                         headers=api.auth(cid) if scoped else None)
+        strategy = operation.as_strategy(
+            mode,
+            path_parameters={"conversation_id": cid} if scoped else None,
+            headers=api.auth(cid) if scoped else None,
+        )
 
         @given(case=strategy)
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def no_500(case) -> None:
             response = case.call_and_validate(base_url=api.url, checks=[not_a_server_error], timeout=60)
             if response.status_code >= 400:

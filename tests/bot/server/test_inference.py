@@ -39,9 +39,9 @@ def test_a_conversations_turns_run_in_arrival_order_on_one_worker():
         pool = InferencePool(Recorder, workers=3)
         await pool.start()
         # the first turn is slow: the later ones must still wait for it
-        results = await asyncio.gather(*(
-            pool.call("conv-x", Recorder.run, "conv-x", f"turn-{i}", 0.05 if i == 0 else 0.0) for i in range(10)
-        ))
+        results = await asyncio.gather(
+            *(pool.call("conv-x", Recorder.run, "conv-x", f"turn-{i}", 0.05 if i == 0 else 0.0) for i in range(10))
+        )
         worker = pool.worker_for("conv-x")
         calls = await worker.call(lambda r: list(r.calls))
         await pool.close()

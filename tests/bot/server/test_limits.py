@@ -118,8 +118,13 @@ def test_the_addresses_of_one_ipv6_64_share_one_budget_and_another_64_has_its_ow
 
     async def scenario() -> None:
         for peer in ("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3", "2001:db8:1:3::1"):
-            scope = {"type": "http", "method": "POST", "path": "/api/v1/conversations",
-                     "client": (peer, 50000), "headers": []}
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": "/api/v1/conversations",
+                "client": (peer, 50000),
+                "headers": [],
+            }
             await middleware(scope, receive, send)
 
     asyncio.run(scenario())

@@ -6,8 +6,8 @@ restart."""
 import pytest
 
 from tests.bot.server.conftest import copy_workspace, live_server, quiet_settings
+from tests.e2e.test_cli_finetune_train import tiny_checkpoint  # noqa: F401 - a fixture
 from tests.finetune.test_train import write_pairs
-from tests.finetune.test_train_cli import tiny_checkpoint  # noqa: F401 - a fixture
 from tests.helpers import last_json, run_csbot
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -19,8 +19,21 @@ def test_a_model_promoted_while_serving_answers_the_next_turn(demo_workspace, ti
     ws = copy_workspace(demo_workspace, tmp_path / "ws")
     pairs = tmp_path / "pairs"
     write_pairs(pairs)
-    trained = last_json(run_csbot("finetune", "train", "--pairs", str(pairs), "--base", str(tiny_checkpoint),
-                                  "--out", str(tmp_path / "run"), "--epochs", "1", workspace=ws).stdout)
+    trained = last_json(
+        run_csbot(
+            "finetune",
+            "train",
+            "--pairs",
+            str(pairs),
+            "--base",
+            str(tiny_checkpoint),
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            workspace=ws,
+        ).stdout
+    )
     model_id = trained["registered"]
     assert model_id, trained
 

@@ -51,14 +51,17 @@ def test_an_ipv4_mapped_ipv6_peer_is_the_ipv4_address_it_carries():
     assert clients.address(scope("::ffff:198.51.100.7")) == "198.51.100.7"
 
 
-@pytest.mark.parametrize(("address", "key"), [
-    ("203.0.113.9", "203.0.113.9"),
-    ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
-    ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
-    ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
-    ("::1", "::/64"),
-    ("unknown", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::1", "::/64"),
+        ("unknown", "unknown"),
+    ],
+)
 def test_an_ipv6_client_is_keyed_by_its_64_and_an_ipv4_one_by_its_address(address, key):
     assert client_key(address) == key
 
@@ -81,6 +84,7 @@ def test_a_rotated_forwarded_for_from_an_untrusted_peer_does_not_reset_the_ip_li
 def test_from_a_trusted_proxy_the_forwarded_address_is_the_one_limited(tmp_path):
     settings = quiet_settings(tmp_path, rate_limit_per_ip=3, trusted_proxies=["127.0.0.1"])
     with unloaded_server(settings) as live:
+
         def post(client: str) -> int:
             return live.client.post("/api/v1/conversations", headers={"X-Forwarded-For": client}).status_code
 

@@ -22,7 +22,8 @@ def customer_texts(live, conversation_id: str) -> list[str]:
 
 
 def test_a_flood_past_the_queue_gets_503_with_retry_after_and_the_accepted_turns_all_complete(
-        server_workspace, tmp_path):
+    server_workspace, tmp_path
+):
     settings = quiet_settings(copy_workspace(server_workspace, tmp_path / "ws"), workers=1, max_queued_turns=2)
     gate = GatedAssistant(settings)
     with serving(settings, gate.factory) as (live, rt), ThreadPoolExecutor(8) as threads:
@@ -53,8 +54,7 @@ def test_a_flood_past_the_queue_gets_503_with_retry_after_and_the_accepted_turns
 
 
 def test_a_turn_not_started_before_its_deadline_is_503_and_stores_nothing(server_workspace, tmp_path):
-    settings = quiet_settings(copy_workspace(server_workspace, tmp_path / "ws"), workers=1,
-                              turn_deadline_seconds=0.5)
+    settings = quiet_settings(copy_workspace(server_workspace, tmp_path / "ws"), workers=1, turn_deadline_seconds=0.5)
     gate = GatedAssistant(settings)
     with serving(settings, gate.factory) as (live, rt), ThreadPoolExecutor(1) as threads:
         cid = live.new_conversation()
@@ -94,4 +94,3 @@ def test_a_turn_whose_client_left_before_it_started_is_never_taken(server_worksp
         texts = customer_texts(live, cid)
 
     assert texts == ["hello", "thanks"]
-

@@ -48,14 +48,17 @@ def test_the_channel_root_answers_like_rasas(api):
     assert api.client.get("/webhooks/rest/").json() == {"status": "ok"}
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"message": "hi"}, "sender"),
-    ({"sender": "u"}, "message"),
-    ({"sender": "", "message": "hi"}, "sender"),
-    ({"sender": 5, "message": "hi"}, "sender"),
-    ({"sender": "u", "message": "<img src=x onerror=alert(1)>"}, "message"),
-    ({"sender": "u", "message": "x" * 4001}, "message"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"message": "hi"}, "sender"),
+        ({"sender": "u"}, "message"),
+        ({"sender": "", "message": "hi"}, "sender"),
+        ({"sender": 5, "message": "hi"}, "sender"),
+        ({"sender": "u", "message": "<img src=x onerror=alert(1)>"}, "message"),
+        ({"sender": "u", "message": "x" * 4001}, "message"),
+    ],
+)
 def test_a_bad_body_is_422_naming_the_field_and_stores_nothing(api, body, field):
     with api.store() as store:
         before = store.db["messages"].count

@@ -27,12 +27,21 @@ def free_port() -> int:
 def test_serve_answers_over_http_and_stops_cleanly_on_ctrl_c(server_workspace, tmp_path):
     workspace = copy_workspace(server_workspace, tmp_path / "ws")
     port = free_port()
-    env = {**os.environ, "CSBOT_CORS_ORIGINS": "https://shop.example.com", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "CSBOT_CORS_ORIGINS": "https://shop.example.com",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     log_path = tmp_path / "serve.log"  # a file, not a pipe: an unread pipe would block the server's logging
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen([str(CSBOT), "serve", "--workspace", str(workspace), "--port", str(port),
-                                 "--workers", "2"], cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(CSBOT), "serve", "--workspace", str(workspace), "--port", str(port), "--workers", "2"],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 180
@@ -49,12 +58,16 @@ def test_serve_answers_over_http_and_stops_cleanly_on_ctrl_c(server_workspace, t
                 time.sleep(0.3)
             assert r.json() == {"status": "ready", "workers": 2}
             created = client.post("/api/v1/conversations").json()
-            reply = client.post(f"/api/v1/conversations/{created['conversation_id']}/messages",
-                                headers={"X-Conversation-Token": created["access_token"]},
-                                json={"text": "can I pay with paypal?"}).json()
+            reply = client.post(
+                f"/api/v1/conversations/{created['conversation_id']}/messages",
+                headers={"X-Conversation-Token": created["access_token"]},
+                json={"text": "can I pay with paypal?"},
+            ).json()
             assert "PayPal" in reply["reply"]
-            preflight = client.options("/api/v1/conversations", headers={
-                "Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST"})
+            preflight = client.options(
+                "/api/v1/conversations",
+                headers={"Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST"},
+            )
             assert preflight.headers["access-control-allow-origin"] == "https://shop.example.com"
             assert client.get("/demo").status_code == 200  # the widget's router is mounted
         proc.send_signal(signal.SIGINT)

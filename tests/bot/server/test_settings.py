@@ -12,9 +12,17 @@ from bot.server.settings import ServerSettings
 
 @pytest.fixture
 def env(monkeypatch):
-    for name in ("CSBOT_WORKSPACE", "CSBOT_HOST", "CSBOT_PORT", "CSBOT_WORKERS", "CSBOT_CORS_ORIGINS",
-                 "CSBOT_TORCH_THREADS", "CSBOT_RATE_LIMIT_PER_IP", "CSBOT_RATE_LIMIT_PER_SESSION",
-                 "CSBOT_MAX_BODY_BYTES"):
+    for name in (
+        "CSBOT_WORKSPACE",
+        "CSBOT_HOST",
+        "CSBOT_PORT",
+        "CSBOT_WORKERS",
+        "CSBOT_CORS_ORIGINS",
+        "CSBOT_TORCH_THREADS",
+        "CSBOT_RATE_LIMIT_PER_IP",
+        "CSBOT_RATE_LIMIT_PER_SESSION",
+        "CSBOT_MAX_BODY_BYTES",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -38,8 +46,9 @@ def test_environment_variables_set_it_and_explicit_values_win(env):
     assert ServerSettings(port=9001).port == 9001
 
 
-@pytest.mark.parametrize("raw", ["https://shop.example.com, http://localhost:3000/",
-                                 '["https://shop.example.com", "http://localhost:3000"]'])
+@pytest.mark.parametrize(
+    "raw", ["https://shop.example.com, http://localhost:3000/", '["https://shop.example.com", "http://localhost:3000"]']
+)
 def test_cors_origins_are_a_comma_list_or_json(env, raw):
     env.setenv("CSBOT_CORS_ORIGINS", raw)
     assert ServerSettings().cors_origins == ["https://shop.example.com", "http://localhost:3000"]
@@ -52,8 +61,10 @@ def test_a_cors_entry_that_is_not_an_origin_is_refused_with_the_fix(env, origin)
         ServerSettings()
 
 
-@pytest.mark.parametrize(("name", "value"), [("CSBOT_PORT", "70000"), ("CSBOT_WORKERS", "0"),
-                                             ("CSBOT_MAX_BODY_BYTES", "10"), ("CSBOT_PORT", "eighty")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("CSBOT_PORT", "70000"), ("CSBOT_WORKERS", "0"), ("CSBOT_MAX_BODY_BYTES", "10"), ("CSBOT_PORT", "eighty")],
+)
 def test_out_of_range_values_are_refused(env, name, value):
     env.setenv(name, value)
     with pytest.raises(ValidationError):

@@ -15,7 +15,10 @@ REPLY_FIELDS = {"conversation_id", "message_id", "reply", "action", "buttons", "
 
 def test_an_event_is_one_json_data_line_with_an_optional_id():
     assert events.event("text", {"text": "a\nb"}) == b'event: text\ndata: {"text":"a\\nb"}\n\n'
-    assert events.event("agent_message", {"x": "é"}, event_id=7) == 'event: agent_message\nid: 7\ndata: {"x":"é"}\n\n'.encode()
+    assert (
+        events.event("agent_message", {"x": "é"}, event_id=7)
+        == 'event: agent_message\nid: 7\ndata: {"x":"é"}\n\n'.encode()
+    )
     assert events.comment("ping") == b": ping\n\n"
     with pytest.raises(ValueError):
         events.event("bad\nname", {})
@@ -24,8 +27,12 @@ def test_an_event_is_one_json_data_line_with_an_optional_id():
 @pytest.mark.slow
 def test_a_streamed_reply_is_typing_then_text_pieces_then_the_final_reply_object(api):
     cid = api.new_conversation()
-    with api.client.stream("POST", f"/api/v1/conversations/{cid}/messages/stream", headers=api.auth(cid),
-                           json={"text": "can I pay with paypal?", "client_message_id": "s-1"}) as r:
+    with api.client.stream(
+        "POST",
+        f"/api/v1/conversations/{cid}/messages/stream",
+        headers=api.auth(cid),
+        json={"text": "can I pay with paypal?", "client_message_id": "s-1"},
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         assert r.headers["cache-control"].startswith("no-cache")
@@ -42,8 +49,11 @@ def test_a_streamed_reply_is_typing_then_text_pieces_then_the_final_reply_object
 
 @pytest.mark.slow
 def test_errors_known_before_the_stream_opens_are_plain_json(api):
-    r = api.client.post("/api/v1/conversations/0123456789abcdef/messages/stream", json={"text": "hi"},
-                        headers={"X-Conversation-Token": "x" * 43})
+    r = api.client.post(
+        "/api/v1/conversations/0123456789abcdef/messages/stream",
+        json={"text": "hi"},
+        headers={"X-Conversation-Token": "x" * 43},
+    )
     assert r.status_code == 404 and r.headers["content-type"] == "application/json"
     assert r.json()["code"] == "conversation_not_found"
     cid = api.new_conversation()
@@ -55,8 +65,12 @@ def test_errors_known_before_the_stream_opens_are_plain_json(api):
 def test_an_error_after_the_stream_opened_is_an_error_event_that_ends_it(api):
     cid = api.new_conversation()
     api.say(cid, "hello", client_message_id="dup")
-    with api.client.stream("POST", f"/api/v1/conversations/{cid}/messages/stream", headers=api.auth(cid),
-                           json={"text": "something else", "client_message_id": "dup"}) as r:
+    with api.client.stream(
+        "POST",
+        f"/api/v1/conversations/{cid}/messages/stream",
+        headers=api.auth(cid),
+        json={"text": "something else", "client_message_id": "dup"},
+    ) as r:
         assert r.status_code == 200
         received = list(sse_events(r))
     assert [e["event"] for e in received] == ["typing", "error"]
@@ -102,12 +116,14 @@ def test_a_reconnect_with_last_event_id_gets_only_what_came_after(api):
     with api.store() as store:
         first = store.record_agent_message(cid, "first")
         second = store.record_agent_message(cid, "second")
-    with api.client.stream("GET", f"/api/v1/conversations/{cid}/events",
-                           headers={"Last-Event-ID": str(first), **api.auth(cid)}) as r:
+    with api.client.stream(
+        "GET", f"/api/v1/conversations/{cid}/events", headers={"Last-Event-ID": str(first), **api.auth(cid)}
+    ) as r:
         message = _next_event(sse_events(r), "agent_message")
     assert message["data"]["text"] == "second" and message["id"] == str(second)
-    with api.client.stream("GET", f"/api/v1/conversations/{cid}/events", params={"after": second},
-                           headers=api.auth(cid)) as r:
+    with api.client.stream(
+        "GET", f"/api/v1/conversations/{cid}/events", params={"after": second}, headers=api.auth(cid)
+    ) as r:
         stream = sse_events(r)
         with api.store() as store:
             third = store.record_agent_message(cid, "third")

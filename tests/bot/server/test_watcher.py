@@ -48,8 +48,12 @@ def handed_off_conversation(store: ConversationStore) -> tuple[str, int]:
     return cid, handoff
 
 
-def watcher(poll_seconds: float = 60.0, max_streams: int = 100, max_per_client: int = 100,
-            closing: threading.Event | None = None) -> EventWatcher:
+def watcher(
+    poll_seconds: float = 60.0,
+    max_streams: int = 100,
+    max_per_client: int = 100,
+    closing: threading.Event | None = None,
+) -> EventWatcher:
     return EventWatcher(poll_seconds, max_streams, max_per_client, closing or threading.Event())
 
 
@@ -193,13 +197,13 @@ def events_path(conversation_id: str) -> str:
 
 
 @pytest.mark.slow
-def test_4000_stream_attempts_are_bounded_by_the_caps_and_a_closed_stream_frees_its_place(
-        server_workspace, tmp_path):
+def test_4000_stream_attempts_are_bounded_by_the_caps_and_a_closed_stream_frees_its_place(server_workspace, tmp_path):
     workspace = copy_workspace(server_workspace, tmp_path / "ws")
     # small caps keep the test cheap; 127.0.0.1 is trusted so that forwarded addresses
     # stand for other clients
-    settings = quiet_settings(workspace, max_event_streams_per_client=4, max_event_streams=20,
-                              trusted_proxies=["127.0.0.1"])
+    settings = quiet_settings(
+        workspace, max_event_streams_per_client=4, max_event_streams=20, trusted_proxies=["127.0.0.1"]
+    )
     with serving(settings) as (live, rt):
         cid = live.new_conversation()
         port = int(live.url.rsplit(":", 1)[1])
@@ -222,8 +226,10 @@ def test_4000_stream_attempts_are_bounded_by_the_caps_and_a_closed_stream_frees_
             started = time.perf_counter()
             for _ in range(20):
                 assert live.get(cid).status_code == 200
-            print(f"history call with {len(open_streams)} streams open: "
-                  f"{(time.perf_counter() - started) / 20 * 1000:.1f} ms on average")
+            print(
+                f"history call with {len(open_streams)} streams open: "
+                f"{(time.perf_counter() - started) / 20 * 1000:.1f} ms on average"
+            )
 
             assert from_one_client == 4
             assert len(open_streams) == 20 == rt.watcher.open_streams

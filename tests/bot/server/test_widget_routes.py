@@ -20,11 +20,14 @@ def client() -> TestClient:
     return TestClient(app)
 
 
-@pytest.mark.parametrize(("path", "media_type", "needle"), [
-    ("/widget.js", "text/javascript", "document.currentScript"),
-    ("/widget.css", "text/css", ".csbot-launcher"),
-    ("/demo.css", "text/css", ".products"),
-])
+@pytest.mark.parametrize(
+    ("path", "media_type", "needle"),
+    [
+        ("/widget.js", "text/javascript", "document.currentScript"),
+        ("/widget.css", "text/css", ".csbot-launcher"),
+        ("/demo.css", "text/css", ".products"),
+    ],
+)
 def test_assets_are_served_with_type_and_cache_headers(client, path, media_type, needle):
     r = client.get(path)
     assert r.status_code == 200
@@ -124,8 +127,7 @@ def test_static_files_reference_no_other_origin():
 def test_widget_never_inserts_html():
     js = (STATIC_DIR / "widget.js").read_text(encoding="utf-8")
     code = re.sub(r"/\*.*?\*/", "", js, flags=re.DOTALL)  # the header comment names them
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
-                 "new Function"):
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in code, sink
 
 

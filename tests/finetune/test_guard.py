@@ -1,4 +1,4 @@
-"""bot.guard: invented values are rejected, given ones pass, overlap is calibrated on real replies."""
+"""finetune.guard: invented values are rejected, given ones pass, overlap is calibrated on real replies."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.guard import (
+from finetune.guard import (
     GroundingGuard,
     calibrate_min_overlap,
     company_facts_from,
@@ -16,8 +16,10 @@ from bot.guard import (
 from tests.helpers import REPO
 
 COMPANY = json.loads((REPO / "data" / "company.json").read_text(encoding="utf-8"))
-EVIDENCE = ["Good news - order {{Order Number}} has left our warehouse and is on its way. "
-            "Standard delivery takes 3-5 business days."]
+EVIDENCE = [
+    "Good news - order {{Order Number}} has left our warehouse and is on its way. "
+    "Standard delivery takes 3-5 business days."
+]
 CONVERSATION = ["Hi, where is my order?", "It's ORD-40318275, my email is anna@example.org"]
 
 
@@ -26,20 +28,23 @@ def guard() -> GroundingGuard:
     return GroundingGuard(company_facts_from(COMPANY), min_overlap=0.0)
 
 
-@pytest.mark.parametrize("reply, label, value", [
-    ("Your order #99887766 has left our warehouse.", "order", "#99887766"),
-    ("We emailed the label to someone@mail.example.com.", "email", "someone@mail.example.com"),
-    ("Delivery on this order costs $7.49.", "amount", "$7.49"),
-    ("We refunded 45 dollars to your card.", "amount", "45 dollars"),
-    ("You were charged 19.00 USD.", "amount", "19.00 USD"),
-    ("It will arrive on 2026-03-02.", "date", "2026-03-02"),
-    ("It will arrive on 03/02/2026.", "date", "03/02/2026"),
-    ("It will arrive on March 2.", "date", "March 2"),
-    ("It will arrive on 2 March 2026.", "date", "2 March 2026"),
-    ("Track it at https://track.parcel.example/abc123.", "URL", "https://track.parcel.example/abc123"),
-    ("See www.cheap-deals.com for a coupon.", "URL", "www.cheap-deals.com"),
-    ("Call our warehouse on 555-201-3344.", "phone number", "555-201-3344"),
-])
+@pytest.mark.parametrize(
+    "reply, label, value",
+    [
+        ("Your order #99887766 has left our warehouse.", "order", "#99887766"),
+        ("We emailed the label to someone@mail.example.com.", "email", "someone@mail.example.com"),
+        ("Delivery on this order costs $7.49.", "amount", "$7.49"),
+        ("We refunded 45 dollars to your card.", "amount", "45 dollars"),
+        ("You were charged 19.00 USD.", "amount", "19.00 USD"),
+        ("It will arrive on 2026-03-02.", "date", "2026-03-02"),
+        ("It will arrive on 03/02/2026.", "date", "03/02/2026"),
+        ("It will arrive on March 2.", "date", "March 2"),
+        ("It will arrive on 2 March 2026.", "date", "2 March 2026"),
+        ("Track it at https://track.parcel.example/abc123.", "URL", "https://track.parcel.example/abc123"),
+        ("See www.cheap-deals.com for a coupon.", "URL", "www.cheap-deals.com"),
+        ("Call our warehouse on 555-201-3344.", "phone number", "555-201-3344"),
+    ],
+)
 def test_an_invented_value_is_rejected_naming_it(guard, reply, label, value) -> None:
     v = guard.check(reply, conversation=CONVERSATION, evidence=EVIDENCE)
     assert not v.ok and v.rule == "entity"
@@ -53,24 +58,30 @@ def test_the_invented_order_number_message(guard) -> None:
     assert v.reason == "names order #99887766, which is in neither the conversation nor the evidence"
 
 
-@pytest.mark.parametrize("reply, where", [
-    ("Order #40318275 has left our warehouse.", "conversation"),  # ORD-40318275 given, written otherwise
-    ("We will email anna@example.org.", "conversation"),
-    ("Delivery costs $7.49.", "evidence"),
-    ("We refunded 45 dollars.", "evidence"),
-    ("It will arrive on March 2.", "evidence"),
-    ("It will arrive on 03/02/2026.", "evidence"),
-    ("Track it at https://track.parcel.example/abc123.", "evidence"),
-    ("Call us on 555-201-3344.", "conversation"),
-    ("Express costs $12.99 and Next Day $24.99.", "facts"),
-    ("Free shipping starts at $50.", "facts"),  # threshold_usd: 50.0
-    ("Write to help@larkspurgoods.example or see larkspurgoods.example/contact.", "facts"),
-    ("Call 1-800-LARKSPUR.", "facts"),
-])
+@pytest.mark.parametrize(
+    "reply, where",
+    [
+        ("Order #40318275 has left our warehouse.", "conversation"),  # ORD-40318275 given, written otherwise
+        ("We will email anna@example.org.", "conversation"),
+        ("Delivery costs $7.49.", "evidence"),
+        ("We refunded 45 dollars.", "evidence"),
+        ("It will arrive on March 2.", "evidence"),
+        ("It will arrive on 03/02/2026.", "evidence"),
+        ("Track it at https://track.parcel.example/abc123.", "evidence"),
+        ("Call us on 555-201-3344.", "conversation"),
+        ("Express costs $12.99 and Next Day $24.99.", "facts"),
+        ("Free shipping starts at $50.", "facts"),  # threshold_usd: 50.0
+        ("Write to help@larkspurgoods.example or see larkspurgoods.example/contact.", "facts"),
+        ("Call 1-800-LARKSPUR.", "facts"),
+    ],
+)
 def test_a_value_from_the_conversation_evidence_or_company_facts_passes(guard, reply, where) -> None:
-    extra = {"conversation": ["my phone is (555) 201-3344"],
-             "evidence": ["A refund of $45 was issued; it will arrive 2026-03-02 for $7.49. "
-                          "Track at track.parcel.example/abc123"]}
+    extra = {
+        "conversation": ["my phone is (555) 201-3344"],
+        "evidence": [
+            "A refund of $45 was issued; it will arrive 2026-03-02 for $7.49. Track at track.parcel.example/abc123"
+        ],
+    }
     conversation = CONVERSATION + (extra["conversation"] if where == "conversation" else [])
     evidence = EVIDENCE + (extra["evidence"] if where == "evidence" else [])
     v = guard.check(reply, conversation=conversation, evidence=evidence)
@@ -84,8 +95,11 @@ def test_an_amount_is_not_grounded_by_an_unrelated_integer(guard) -> None:
 
 
 def test_placeholders_are_not_values(guard) -> None:
-    v = guard.check("Order {{Order Number}} is on its way; we wrote to {{Email}}.",
-                    conversation=["where is my order"], evidence=EVIDENCE)
+    v = guard.check(
+        "Order {{Order Number}} is on its way; we wrote to {{Email}}.",
+        conversation=["where is my order"],
+        evidence=EVIDENCE,
+    )
     assert v.ok and v.entities == []
     assert extract_entities("{{Order Number}} {{Phone Number}} {{Card Number}}") == []
 
@@ -99,8 +113,9 @@ def test_overlap_below_the_threshold_is_rejected_with_the_share() -> None:
     assert v.overlap == pytest.approx(1 / 5)  # "way" of: purple elephants dance quietly way
     assert v.reason == "only 20% of the reply's words are in the evidence (needs 50%)"
     # the conversation counts as a source too
-    assert strict.check("Purple elephants dance quietly.", conversation=["purple elephants dance quietly?"],
-                        evidence=EVIDENCE).ok
+    assert strict.check(
+        "Purple elephants dance quietly.", conversation=["purple elephants dance quietly?"], evidence=EVIDENCE
+    ).ok
 
 
 def test_overlap_ignores_stop_words_and_placeholders() -> None:
@@ -126,7 +141,7 @@ def test_calibration_lets_all_but_the_quantile_of_real_replies_pass() -> None:
         turns = [t for t in conv["turns"] if t["role"] in ("customer", "agent")]
         agent = [t["text"] for t in turns if t["role"] == "agent"]
         for i, reply in enumerate(agent):
-            data.append((reply, agent[:i] + agent[i + 1:]))
+            data.append((reply, agent[:i] + agent[i + 1 :]))
     threshold = calibrate_min_overlap(data, quantile=0.1)
     assert 0.0 <= threshold <= 1.0
     passed = [GroundingGuard([], threshold).check(r, conversation=[], evidence=e).rule != "overlap" for r, e in data]
@@ -137,8 +152,9 @@ def test_calibration_lets_all_but_the_quantile_of_real_replies_pass() -> None:
 
 
 def test_company_facts_flatten_every_string_and_number() -> None:
-    facts = company_facts_from({"name": "X", "n": 3, "ok": True, "none": None,
-                                "a": [{"price": "$4.99", "price_usd": 4.99}, "y"]})
+    facts = company_facts_from(
+        {"name": "X", "n": 3, "ok": True, "none": None, "a": [{"price": "$4.99", "price_usd": 4.99}, "y"]}
+    )
     assert facts == ["X", "3", "$4.99", "4.99", "y"]
     demo = company_facts_from(COMPANY)
     assert "help@larkspurgoods.example" in demo and "1-800-LARKSPUR" in demo

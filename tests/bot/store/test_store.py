@@ -29,8 +29,16 @@ def turn(store, conversation_id, customer="where is my order", reply="Could you 
     return store.record_turn(
         conversation_id,
         MessageRecord("customer", customer),
-        MessageRecord("bot", reply, intent="order_status", confidence=0.9, action="clarify",
-                      sources=(("conv-1#t0", 0.81234),), composer="policy", latency_ms=12.5),
+        MessageRecord(
+            "bot",
+            reply,
+            intent="order_status",
+            confidence=0.9,
+            action="clarify",
+            sources=(("conv-1#t0", 0.81234),),
+            composer="policy",
+            latency_ms=12.5,
+        ),
         kw.pop("state", DialogueState()),
         **kw,
     )
@@ -69,8 +77,9 @@ def test_a_failed_turn_leaves_nothing_half_written(store):
     cid = store.create_conversation()
     turn(store, cid)
     with pytest.raises(sqlite3.IntegrityError):
-        store.record_turn(cid, MessageRecord("customer", "second"), MessageRecord("bot", None),
-                          DialogueState(failures=5))
+        store.record_turn(
+            cid, MessageRecord("customer", "second"), MessageRecord("bot", None), DialogueState(failures=5)
+        )
     assert len(store.messages(cid)) == 2
     assert store.load_state(cid).failures == 0
 
@@ -105,18 +114,35 @@ def test_feedback_only_on_bot_messages_and_only_up_or_down(store):
 
 # -- migration 2: agent messages that edit a bot suggestion ------------------------------
 
+
 def test_a_store_made_before_migration_2_gains_edited_from_and_keeps_its_messages(tmp_path):
     path = tmp_path / "old.db"
     db = Database(path)
     first = Migrations(SCHEMA_NAME)  # the schema as it was when only m001 existed
     first()(m001_initial)
     first.apply(db)
-    db["conversations"].insert({"id": "c1", "channel": "cli", "status": "open", "state": "{}",
-                                "created_at": "2025-01-01", "updated_at": "2025-01-01"})
-    db["messages"].insert({"conversation_id": "c1", "turn": 0, "role": "customer", "text": "hi",
-                           "created_at": "2025-01-01"})
-    db["messages"].insert({"conversation_id": "c1", "turn": 1, "role": "customer",
-                           "text": "card 4111 1111 1111 1111 please", "created_at": "2025-01-01"})
+    db["conversations"].insert(
+        {
+            "id": "c1",
+            "channel": "cli",
+            "status": "open",
+            "state": "{}",
+            "created_at": "2025-01-01",
+            "updated_at": "2025-01-01",
+        }
+    )
+    db["messages"].insert(
+        {"conversation_id": "c1", "turn": 0, "role": "customer", "text": "hi", "created_at": "2025-01-01"}
+    )
+    db["messages"].insert(
+        {
+            "conversation_id": "c1",
+            "turn": 1,
+            "role": "customer",
+            "text": "card 4111 1111 1111 1111 please",
+            "created_at": "2025-01-01",
+        }
+    )
     db.close()
     with ConversationStore(path).open() as store:
         assert store.schema_version == 4
@@ -176,31 +202,44 @@ def test_iter_messages_and_feedback_ratings_read_the_whole_store(store):
 
 # -- migration 3: the HTTP channel (client message ids, buttons, CSAT) -------------------
 
+
 def test_a_client_message_id_finds_its_turn_and_a_second_turn_with_it_writes_nothing(store):
     cid = store.create_conversation(channel="web")
-    bot_id = store.record_turn(cid, MessageRecord("customer", "hi", client_message_id="m-1"),
-                               MessageRecord("bot", "Hello!", action="smalltalk"), DialogueState())
+    bot_id = store.record_turn(
+        cid,
+        MessageRecord("customer", "hi", client_message_id="m-1"),
+        MessageRecord("bot", "Hello!", action="smalltalk"),
+        DialogueState(),
+    )
     customer, bot = store.turn_for_client_message(cid, "m-1")
     assert (customer["text"], bot["id"], bot["text"]) == ("hi", bot_id, "Hello!")
     with pytest.raises(DuplicateClientMessageError, match="m-1"):
-        store.record_turn(cid, MessageRecord("customer", "hi", client_message_id="m-1"),
-                          MessageRecord("bot", "Hello again!"), DialogueState(failures=3))
+        store.record_turn(
+            cid,
+            MessageRecord("customer", "hi", client_message_id="m-1"),
+            MessageRecord("bot", "Hello again!"),
+            DialogueState(failures=3),
+        )
     assert len(store.messages(cid)) == 2 and store.load_state(cid).failures == 0
     assert store.turn_for_client_message(cid, "m-2") is None
     # ids are unique per conversation only; messages without one never collide
     other = store.create_conversation()
     turn(store, other)
     turn(store, other)
-    store.record_turn(other, MessageRecord("customer", "hi", client_message_id="m-1"),
-                      MessageRecord("bot", "Hello!"), DialogueState())
+    store.record_turn(
+        other, MessageRecord("customer", "hi", client_message_id="m-1"), MessageRecord("bot", "Hello!"), DialogueState()
+    )
     assert len(store.messages(other)) == 6
 
 
 def test_buttons_offered_with_a_bot_message_are_kept(store):
     cid = store.create_conversation()
-    store.record_turn(cid, MessageRecord("customer", "change track"),
-                      MessageRecord("bot", "Did you mean A or B?", action="clarify", buttons=("A", "B")),
-                      DialogueState())
+    store.record_turn(
+        cid,
+        MessageRecord("customer", "change track"),
+        MessageRecord("bot", "Did you mean A or B?", action="clarify", buttons=("A", "B")),
+        DialogueState(),
+    )
     assert [m["buttons"] for m in store.messages(cid)] == [[], ["A", "B"]]
 
 
@@ -276,6 +315,7 @@ def test_two_connections_taking_turns_at_once_both_succeed(tmp_path):
 
 # -- migration 4: public access (tokens), one rating each, erasure --------------------------
 
+
 def test_a_conversation_opens_only_with_its_token_and_only_while_recent(store):
     cid = store.create_conversation("web", token_hash="a" * 64)
     assert store.access_ok(cid, "a" * 64, read_hours=1)
@@ -303,11 +343,20 @@ def test_erasing_a_conversation_removes_every_row_that_refers_to_it(store):
         bot_id = turn(store, cid)
         store.add_feedback(bot_id, "up")
         store.add_csat(cid, 5)
-        store.record_turn(cid, MessageRecord("customer", "a person please"),
-                          MessageRecord("bot", "Connecting you.", action="handoff"),
-                          DialogueState(handed_off=True), handoff_reason="asked")
-    assert store.erase_conversation(gone) == {"feedback": 1, "csat": 1, "handoffs": 1, "messages": 4,
-                                              "conversations": 1}
+        store.record_turn(
+            cid,
+            MessageRecord("customer", "a person please"),
+            MessageRecord("bot", "Connecting you.", action="handoff"),
+            DialogueState(handed_off=True),
+            handoff_reason="asked",
+        )
+    assert store.erase_conversation(gone) == {
+        "feedback": 1,
+        "csat": 1,
+        "handoffs": 1,
+        "messages": 4,
+        "conversations": 1,
+    }
     assert not store.conversation_exists(gone) and len(store.messages(kept)) == 4
     assert len(store.feedback_ratings()) == 1 and len(store.handoffs()) == 1
     with pytest.raises(UnknownConversationError):
@@ -316,10 +365,15 @@ def test_erasing_a_conversation_removes_every_row_that_refers_to_it(store):
 
 def test_conversations_are_found_by_what_they_mention_and_by_idleness(store):
     a, b = store.create_conversation(), store.create_conversation()
-    store.record_turn(a, MessageRecord("customer", "I'm Dana.Lee@Example.org"), MessageRecord("bot", "Thanks"),
-                      DialogueState())
-    store.record_turn(b, MessageRecord("customer", "hi"), MessageRecord("bot", "Hello"),
-                      DialogueState(slots={"email": "dana.lee@example.org"}))
+    store.record_turn(
+        a, MessageRecord("customer", "I'm Dana.Lee@Example.org"), MessageRecord("bot", "Thanks"), DialogueState()
+    )
+    store.record_turn(
+        b,
+        MessageRecord("customer", "hi"),
+        MessageRecord("bot", "Hello"),
+        DialogueState(slots={"email": "dana.lee@example.org"}),
+    )
     assert store.conversations_mentioning("dana.lee@example.org") == sorted([a, b])
     assert store.conversations_mentioning("dana_lee%") == []  # LIKE wildcards are literal
     assert store.conversations_mentioning("  ") == []
@@ -359,8 +413,14 @@ def test_opening_the_store_again_keeps_the_locks_other_processes_rely_on(tmp_pat
         turn(server, cid)
         with ConversationStore(path).open():  # e.g. the store worker beside the inference workers
             pass
-        subprocess.run([sys.executable, "-c", f"import sqlite3; sqlite3.connect({str(path)!r}).execute("
-                        "'select count(*) from messages').fetchall()"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import sqlite3; sqlite3.connect({str(path)!r}).execute('select count(*) from messages').fetchall()",
+            ],
+            check=True,
+        )
         turn(server, cid)
         with ConversationStore(path).open() as reader:
             assert len(reader.messages(cid)) == 4

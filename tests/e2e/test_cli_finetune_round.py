@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
+from tests.e2e.test_cli_finetune_train import tiny_checkpoint  # noqa: F401 - a fixture
 from tests.e2e.test_cli_generation_eval import write_bitext
-from tests.finetune.test_train_cli import tiny_checkpoint  # noqa: F401 - a fixture
 from tests.helpers import REPO, last_json, run_csbot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -29,8 +29,22 @@ def transcripts(path, n):
 
 
 def round_(ws, tiny, logged, *extra):
-    return last_json(run_csbot("finetune", "round", "--transcripts", str(logged), "--base", str(tiny),
-                               "--max-minutes", "0.3", "--eval-limit", "12", *extra, workspace=ws).stdout)
+    return last_json(
+        run_csbot(
+            "finetune",
+            "round",
+            "--transcripts",
+            str(logged),
+            "--base",
+            str(tiny),
+            "--max-minutes",
+            "0.3",
+            "--eval-limit",
+            "12",
+            *extra,
+            workspace=ws,
+        ).stdout
+    )
 
 
 def index_sources(ws):
@@ -40,7 +54,8 @@ def index_sources(ws):
 
 
 def test_a_round_is_judged_on_the_shipped_held_out_set_and_a_better_candidate_waits_for_a_person(
-        workspace, tiny_checkpoint, tmp_path):  # noqa: F811
+    workspace, tiny_checkpoint, tmp_path
+):
     logged = transcripts(tmp_path / "logged.jsonl", 60)
     # with no model promoted, the candidate is measured against the retrieval composer
     first = round_(workspace, tiny_checkpoint, logged, "--min-gain", "-1", "--require-approval")
@@ -53,8 +68,14 @@ def test_a_round_is_judged_on_the_shipped_held_out_set_and_a_better_candidate_wa
     # the held-out set: data/heldout.jsonl, recorded by hash and pair ids, never trained on or indexed
     shipped = REPO / "data" / "heldout.jsonl"
     held = first["held_out"]
-    assert held["files"] == [{"name": "heldout.jsonl", "path": str(shipped),
-                              "sha256": hashlib.sha256(shipped.read_bytes()).hexdigest(), "conversations": 61}]
+    assert held["files"] == [
+        {
+            "name": "heldout.jsonl",
+            "path": str(shipped),
+            "sha256": hashlib.sha256(shipped.read_bytes()).hexdigest(),
+            "conversations": 61,
+        }
+    ]
     assert len(held["ids"]) == 12 and all(i.startswith("heldout-") for i in held["ids"])
     pairs = workspace / "finetune" / "rounds" / first["round"] / "pairs"
     trained = (pairs / "train.jsonl").read_text() + (pairs / "valid.jsonl").read_text()
@@ -63,7 +84,8 @@ def test_a_round_is_judged_on_the_shipped_held_out_set_and_a_better_candidate_wa
 
     models = last_json(run_csbot("models", "list", "--json", workspace=workspace).stdout)
     assert [(m["id"], m["state"]) for m in models] == [
-        (first["candidate"]["id"], "awaiting approval" if better else "registered")]
+        (first["candidate"]["id"], "awaiting approval" if better else "registered")
+    ]
     in_use = "retrieval"
     if better:  # a person approves it: promoted through `promote`'s code
         approved = last_json(run_csbot("models", "approve", first["candidate"]["id"], workspace=workspace).stdout)
@@ -78,14 +100,24 @@ def test_a_round_is_judged_on_the_shipped_held_out_set_and_a_better_candidate_wa
     assert second["held_out"]["ids"] == held["ids"] and second["held_out"]["sha256"] == held["sha256"]
     models = last_json(run_csbot("models", "list", "--json", workspace=workspace).stdout)
     assert {m["id"]: m["promoted"] for m in models} == {
-        first["candidate"]["id"]: better, second["candidate"]["id"]: False}
+        first["candidate"]["id"]: better,
+        second["candidate"]["id"]: False,
+    }
     report = workspace / "finetune" / "rounds" / second["round"] / "round.json"
     assert json.loads(report.read_text())["candidate"] == second["candidate"]
 
 
 def test_a_round_with_too_few_conversations_is_refused_with_the_counts(workspace, tiny_checkpoint, tmp_path):  # noqa: F811
-    proc = run_csbot("finetune", "round", "--transcripts", str(transcripts(tmp_path / "few.jsonl", 3)),
-                     "--base", str(tiny_checkpoint), workspace=workspace, check=False)
+    proc = run_csbot(
+        "finetune",
+        "round",
+        "--transcripts",
+        str(transcripts(tmp_path / "few.jsonl", 3)),
+        "--base",
+        str(tiny_checkpoint),
+        workspace=workspace,
+        check=False,
+    )
     assert proc.returncode == 1 and "need at least 20 pairs" in proc.stderr
     assert not (workspace / "models").exists() or not any((workspace / "models").iterdir())
 
@@ -96,8 +128,16 @@ def test_a_round_without_a_held_out_set_is_refused_before_training(workspace, ti
         (workspace / name).unlink(missing_ok=True)
     manifest = json.loads((workspace / "workspace.json").read_text())
     (workspace / "workspace.json").write_text(json.dumps({**manifest, "data_dir": str(tmp_path)}))
-    proc = run_csbot("finetune", "round", "--transcripts", str(transcripts(tmp_path / "logged.jsonl", 60)),
-                     "--base", str(tiny_checkpoint), workspace=workspace, check=False)
+    proc = run_csbot(
+        "finetune",
+        "round",
+        "--transcripts",
+        str(transcripts(tmp_path / "logged.jsonl", 60)),
+        "--base",
+        str(tiny_checkpoint),
+        workspace=workspace,
+        check=False,
+    )
     assert proc.returncode == 1 and "held-out pairs" in proc.stderr and "--heldout FILE" in proc.stderr
     assert not (workspace / "models").exists() or not any((workspace / "models").iterdir())
 
@@ -106,12 +146,31 @@ def test_train_on_a_corpus_leaves_each_rows_own_answer_out_of_its_evidence(tiny_
     corpus = tmp_path / "corpus.csv"
     write_bitext(corpus, copies=3, start=1)
     out = tmp_path / "run"
-    metrics = last_json(run_csbot("finetune", "train", "--corpus", str(corpus), "--base", str(tiny_checkpoint),
-                                  "--out", str(out), "--epochs", "1", "--evidence-k", "2",
-                                  "--max-target-tokens", "48", "--no-register").stdout)
+    metrics = last_json(
+        run_csbot(
+            "finetune",
+            "train",
+            "--corpus",
+            str(corpus),
+            "--base",
+            str(tiny_checkpoint),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--evidence-k",
+            "2",
+            "--max-target-tokens",
+            "48",
+            "--no-register",
+        ).stdout
+    )
     assert metrics["n_train"] + metrics["n_valid"] == 36
-    pairs = [json.loads(line) for name in ("train.jsonl", "valid.jsonl")
-             for line in (out / "pairs" / name).read_text().splitlines()]
+    pairs = [
+        json.loads(line)
+        for name in ("train.jsonl", "valid.jsonl")
+        for line in (out / "pairs" / name).read_text().splitlines()
+    ]
     for pair in pairs:
         # identical answers are folded into one unit by the index, so some pairs get fewer
         assert 1 <= len(pair["evidence"]) <= 2

@@ -37,7 +37,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +93,26 @@ def default_heldout_files(workspace: Path) -> list[Path]:
     return [path] if path is not None and path.is_file() else []
 
 
-def build_workspace_pairs(config: Any, out: Path, *, transcripts: Sequence[Path] = (), formats: Sequence[str] = (),
-                          context_turns: int = 4, evidence_k: int = 3, valid_fraction: float = 0.1,
-                          min_pairs: int = 20, seed: int = 0, include_bot_replies: bool = False,
-                          down_vote_conversations: int = DOWN_VOTE_CONVERSATIONS, heldout: Sequence[Path] = (),
-                          heldout_share: float = 0.0, min_heldout: int = 0, protect: Sequence[str] = (),
-                          progress: Progress = _quiet, show_bars: bool = False) -> dict[str, Any]:
+def build_workspace_pairs(
+    config: Any,
+    out: Path,
+    *,
+    transcripts: Sequence[Path] = (),
+    formats: Sequence[str] = (),
+    context_turns: int = 4,
+    evidence_k: int = 3,
+    valid_fraction: float = 0.1,
+    min_pairs: int = 20,
+    seed: int = 0,
+    include_bot_replies: bool = False,
+    down_vote_conversations: int = DOWN_VOTE_CONVERSATIONS,
+    heldout: Sequence[Path] = (),
+    heldout_share: float = 0.0,
+    min_heldout: int = 0,
+    protect: Sequence[str] = (),
+    progress: Progress = _quiet,
+    show_bars: bool = False,
+) -> dict[str, Any]:
     """Pairs from the workspace's store plus transcript files (and held-out pairs from the
     `heldout` files and the store's `heldout_share`), written to `out`; the manifest."""
     from bot.store import ConversationStore
@@ -113,27 +127,52 @@ def build_workspace_pairs(config: Any, out: Path, *, transcripts: Sequence[Path]
     extra: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
     sources: list[dict[str, Any]] = []
-    for path, fmt, into in [*((p, f, extra) for p, f in zip(transcripts, formats)),
-                            *((p, "jsonl", held) for p in heldout)]:
+    for path, fmt, into in [
+        *((p, f, extra) for p, f in zip(transcripts, formats)),
+        *((p, "jsonl", held) for p in heldout),
+    ]:
         progress(f"reading {path} ({fmt}{', held out' if into is held else ''})")
         batch = load_import(path, fmt, config=config.imports)  # validates the whole file first
         into += [{**c, "source": batch.source} for c in batch.conversations]
-        sources.append({"name": batch.source, "path": str(path), "format": fmt, "sha256": batch.sha256,
-                        "conversations": len(batch.conversations), "heldout": into is held})
+        sources.append(
+            {
+                "name": batch.source,
+                "path": str(path),
+                "format": fmt,
+                "sha256": batch.sha256,
+                "conversations": len(batch.conversations),
+                "heldout": into is held,
+            }
+        )
     configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
     progress("loading the embedder and the index")
     embedder = SentenceEmbedder(config.embedder).load()
     index = VectorIndex.load(config.workspace / "index", embedder_id=embedder.model_id, config=config.index)
     with ConversationStore(config.workspace / "store.db").open() as store:
         result = build_pairs(
-            store, index, embedder, context_turns=context_turns, evidence_k=evidence_k,
-            valid_fraction=valid_fraction, seed=seed, extra_conversations=extra, min_pairs=min_pairs,
-            include_bot_replies=include_bot_replies, down_vote_conversations=down_vote_conversations,
-            heldout_conversations=held, heldout_share=heldout_share, min_heldout=min_heldout,
-            protect=protect, sources=sources, progress=progress, show_bars=show_bars,
+            store,
+            index,
+            embedder,
+            context_turns=context_turns,
+            evidence_k=evidence_k,
+            valid_fraction=valid_fraction,
+            seed=seed,
+            extra_conversations=extra,
+            min_pairs=min_pairs,
+            include_bot_replies=include_bot_replies,
+            down_vote_conversations=down_vote_conversations,
+            heldout_conversations=held,
+            heldout_share=heldout_share,
+            min_heldout=min_heldout,
+            protect=protect,
+            sources=sources,
+            progress=progress,
+            show_bars=show_bars,
         )
-    progress(f"writing {len(result.train)} train, {len(result.valid)} valid and {len(result.heldout)} "
-             f"held-out pairs to {out}")
+    progress(
+        f"writing {len(result.train)} train, {len(result.valid)} valid and {len(result.heldout)} "
+        f"held-out pairs to {out}"
+    )
     return write_pairs(result, out)
 
 
@@ -143,12 +182,16 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def heldout_record(manifest: dict[str, Any], scored: list[dict[str, Any]], available: int,
-                   share: float) -> dict[str, Any]:
+def heldout_record(
+    manifest: dict[str, Any], scored: list[dict[str, Any]], available: int, share: float
+) -> dict[str, Any]:
     """What round.json says about the held-out set: enough to know it was the same set."""
     data = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in scored).encode("utf-8")
-    files = [{k: s.get(k) for k in ("name", "path", "sha256", "conversations")}
-             for s in manifest.get("sources", []) if s.get("heldout")]
+    files = [
+        {k: s.get(k) for k in ("name", "path", "sha256", "conversations")}
+        for s in manifest.get("sources", [])
+        if s.get("heldout")
+    ]
     return {
         "pairs": len(scored),
         "available": available,
@@ -160,10 +203,11 @@ def heldout_record(manifest: dict[str, Any], scored: list[dict[str, Any]], avail
     }
 
 
-def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = (),
-              progress: Progress = _quiet) -> dict[str, Any]:
+def run_round(
+    config: Any, settings: RoundSettings, *, protect: Sequence[str] = (), progress: Progress = _quiet
+) -> dict[str, Any]:
     """Run one round (see the module docstring) and return its report (also in round.json)."""
-    from bot.evaluation_generation import evaluate_on_pairs, retrieval_on_pairs
+    from bot.evaluation.generation import evaluate_on_pairs, retrieval_on_pairs
     from finetune.model import GeneratorBaseConfig
     from finetune.pairs import HELDOUT_FILE
     from finetune.registry import ModelRegistry
@@ -172,33 +216,52 @@ def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = 
     if settings.eval_limit < 1:
         raise CsbotError(f"eval_limit must be at least 1; got {settings.eval_limit}")
     ws = config.workspace
-    heldout_files = (list(settings.heldout) if settings.heldout is not None else default_heldout_files(ws))
+    heldout_files = list(settings.heldout) if settings.heldout is not None else default_heldout_files(ws)
     for path in heldout_files:
         if not Path(path).is_file():
-            raise CsbotError(f"held-out file {path} does not exist; pass --heldout FILE (conversations in our "
-                             "JSONL format that are never trained on)")
+            raise CsbotError(
+                f"held-out file {path} does not exist; pass --heldout FILE (conversations in our "
+                "JSONL format that are never trained on)"
+            )
     registry = ModelRegistry.for_workspace(ws)
     current = registry.promoted()  # a broken pointer stops the round here, with its fix
-    round_id = datetime.now(timezone.utc).strftime("round-%Y%m%d-%H%M%S")
+    round_id = datetime.now(UTC).strftime("round-%Y%m%d-%H%M%S")
     root = ws / "finetune" / "rounds" / round_id
     manifest = build_workspace_pairs(
-        config, root / "pairs", transcripts=settings.transcripts, formats=settings.formats,
-        context_turns=settings.context_turns, evidence_k=settings.evidence_k,
-        valid_fraction=settings.valid_fraction, min_pairs=settings.min_pairs, seed=settings.seed,
+        config,
+        root / "pairs",
+        transcripts=settings.transcripts,
+        formats=settings.formats,
+        context_turns=settings.context_turns,
+        evidence_k=settings.evidence_k,
+        valid_fraction=settings.valid_fraction,
+        min_pairs=settings.min_pairs,
+        seed=settings.seed,
         include_bot_replies=settings.include_bot_replies,
-        down_vote_conversations=settings.down_vote_conversations, heldout=heldout_files,
-        heldout_share=settings.heldout_share, min_heldout=0 if settings.reuse else 1,
-        protect=protect, progress=progress, show_bars=True,
+        down_vote_conversations=settings.down_vote_conversations,
+        heldout=heldout_files,
+        heldout_share=settings.heldout_share,
+        min_heldout=0 if settings.reuse else 1,
+        protect=protect,
+        progress=progress,
+        show_bars=True,
     )
     if settings.reuse:
         for entry in registry.list():
             meta = entry.metadata
-            if (meta.get("data_sha256") == manifest["data_sha256"] and meta.get("base") == settings.base
-                    and (meta.get("train_config") or {}).get("max_minutes") == settings.max_minutes):
-                report = {"round": round_id, "reused": entry.id, "promoted": entry.promoted,
-                          "decision": "reused",
-                          "reason": f"{entry.id} was trained on the same pairs with the same settings",
-                          "data_sha256": manifest["data_sha256"]}
+            if (
+                meta.get("data_sha256") == manifest["data_sha256"]
+                and meta.get("base") == settings.base
+                and (meta.get("train_config") or {}).get("max_minutes") == settings.max_minutes
+            ):
+                report = {
+                    "round": round_id,
+                    "reused": entry.id,
+                    "promoted": entry.promoted,
+                    "decision": "reused",
+                    "reason": f"{entry.id} was trained on the same pairs with the same settings",
+                    "data_sha256": manifest["data_sha256"],
+                }
                 (root / "round.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
                 return report
     available = _read_jsonl(root / "pairs" / HELDOUT_FILE)
@@ -206,13 +269,19 @@ def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = 
         from finetune.pairs import TooFewHeldOutPairsError
 
         raise TooFewHeldOutPairsError(1, 0)
-    train_config = TrainConfig(**{"max_minutes": settings.max_minutes, "seed": settings.seed,
-                                  "max_evidence": settings.evidence_k,
-                                  "lr": 5e-4 if settings.base == "scratch" else 5e-5,
-                                  **settings.train_overrides})
+    train_config = TrainConfig(
+        **{
+            "max_minutes": settings.max_minutes,
+            "seed": settings.seed,
+            "max_evidence": settings.evidence_k,
+            "lr": 5e-4 if settings.base == "scratch" else 5e-5,
+            **settings.train_overrides,
+        }
+    )
     progress(f"training the candidate ({settings.base}, at most {settings.max_minutes} minutes)")
-    metrics = train_generator(root / "pairs", settings.base, root / "run", train_config,
-                              base_config=GeneratorBaseConfig(seed=settings.seed))
+    metrics = train_generator(
+        root / "pairs", settings.base, root / "run", train_config, base_config=GeneratorBaseConfig(seed=settings.seed)
+    )
     final = root / "run" / "final"
 
     held_out = available[: settings.eval_limit]
@@ -224,8 +293,9 @@ def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = 
         current_id, current_eval = "retrieval", retrieval_on_pairs(held_out)
     better, reason = is_better(candidate_eval, current_eval, current_id, settings.min_gain)
     awaiting = better and settings.require_approval
-    entry = registry.register(final, name=round_id,
-                              awaiting_approval={"round": round_id, "reason": reason} if awaiting else None)
+    entry = registry.register(
+        final, name=round_id, awaiting_approval={"round": round_id, "reason": reason} if awaiting else None
+    )
     if awaiting:
         decision = "awaiting_approval"
         reason += f"; awaiting approval: promote it with `csbot models approve {entry.id}`"
@@ -239,8 +309,9 @@ def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = 
         "pairs": manifest["counts"],
         "excluded": manifest["excluded"],
         "data_sha256": manifest["data_sha256"],
-        "train": {k: metrics.get(k) for k in ("valid_loss", "best_valid_loss", "steps", "epochs", "minutes",
-                                              "stopped_by")},
+        "train": {
+            k: metrics.get(k) for k in ("valid_loss", "best_valid_loss", "steps", "epochs", "minutes", "stopped_by")
+        },
         "held_out_pairs": len(held_out),
         "held_out": heldout_record(manifest, held_out, len(available), settings.heldout_share),
         "candidate": {"id": entry.id, **candidate_eval},
@@ -249,15 +320,17 @@ def run_round(config: Any, settings: RoundSettings, *, protect: Sequence[str] = 
         "awaiting_approval": awaiting,
         "decision": decision,
         "reason": reason,
-        "settings": {**asdict(settings), "transcripts": [str(p) for p in settings.transcripts],
-                     "heldout": [str(p) for p in heldout_files]},
+        "settings": {
+            **asdict(settings),
+            "transcripts": [str(p) for p in settings.transcripts],
+            "heldout": [str(p) for p in heldout_files],
+        },
     }
     (root / "round.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 
 
-def is_better(candidate: dict[str, Any], current: dict[str, Any], current_id: str,
-              min_gain: float) -> tuple[bool, str]:
+def is_better(candidate: dict[str, Any], current: dict[str, Any], current_id: str, min_gain: float) -> tuple[bool, str]:
     """Promote or not, and why: ROUGE-L must rise by at least `min_gain`, and the
     hallucinated-entity rate (before the guard) must stay within `HALLUCINATION_TOLERANCE`
     of the current one's."""
@@ -267,6 +340,8 @@ def is_better(candidate: dict[str, Any], current: dict[str, Any], current_id: st
         return False, f"{versus}: gain {gain:+.4f} is below the required {min_gain}"
     allowed = max(current["hallucinated_entity_rate"], HALLUCINATION_TOLERANCE)
     if candidate["hallucinated_entity_rate"] > allowed:
-        return False, (f"hallucinated-entity rate {candidate['hallucinated_entity_rate']} is above "
-                       f"{allowed} ({current_id}: {current['hallucinated_entity_rate']})")
+        return False, (
+            f"hallucinated-entity rate {candidate['hallucinated_entity_rate']} is above "
+            f"{allowed} ({current_id}: {current['hallucinated_entity_rate']})"
+        )
     return True, f"{versus} (gain {gain:+.4f})"

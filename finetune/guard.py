@@ -29,11 +29,24 @@ from typing import Any
 from retrieval.entities import CARD, EMAIL, ORDER_ID, PHONE, PLACEHOLDER_RE
 
 _MONTHS = {
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
-    "jul": 7, "aug": 8, "sep": 9, "sept": 9, "oct": 10, "nov": 11, "dec": 12,
+    "jan": 1,
+    "feb": 2,
+    "mar": 3,
+    "apr": 4,
+    "may": 5,
+    "jun": 6,
+    "jul": 7,
+    "aug": 8,
+    "sep": 9,
+    "sept": 9,
+    "oct": 10,
+    "nov": 11,
+    "dec": 12,
 }
-_MONTH = (r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-          r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_MONTH = (
+    r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
 _YEAR = r"(?P<year>(?:19|20)\d{2})"
 
@@ -58,18 +71,19 @@ _ANY_NUMBER_RE = re.compile(_NUMBER)
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 # Words that carry no claim: a reply made of them is neither grounded nor ungrounded.
-STOP_WORDS = frozenset("""
-a an the and or but if so of to in on at by for from with as is are was were be been being am
-it its it's this that these those there here i i'm i'll i've i'd me my we we're we'll we've our
-ours us you you're you'll you've your yours he she they them their
-do does did done have has had having can could will would shall should may might must
-not no yes please thanks thank hi hello hey sorry just also very really then than too
-what which who whom when where why how all any some each more most other such only own same
-up down out about into over again once let let's get got sure ok okay
-""".split())
+STOP_WORDS = frozenset(
+    ["a", "an", "the", "and", "or", "but", "if", "so", "of", "to", "in", "on", "at", "by", "for", "from", "with", "as", "is", "are", "was", "were", "be", "been", "being", "am", "it", "its", "it's", "this", "that", "these", "those", "there", "here", "i", "i'm", "i'll", "i've", "i'd", "me", "my", "we", "we're", "we'll", "we've", "our", "ours", "us", "you", "you're", "you'll", "you've", "your", "yours", "he", "she", "they", "them", "their", "do", "does", "did", "done", "have", "has", "had", "having", "can", "could", "will", "would", "shall", "should", "may", "might", "must", "not", "no", "yes", "please", "thanks", "thank", "hi", "hello", "hey", "sorry", "just", "also", "very", "really", "then", "than", "too", "what", "which", "who", "whom", "when", "where", "why", "how", "all", "any", "some", "each", "more", "most", "other", "such", "only", "own", "same", "up", "down", "out", "about", "into", "over", "again", "once", "let", "let's", "get", "got", "sure", "ok", "okay"]
+)
 
-ENTITY_LABELS = {"email": "email", "url": "URL", "date": "date", "card": "card number",
-                 "phone": "phone number", "order": "order", "amount": "amount"}
+ENTITY_LABELS = {
+    "email": "email",
+    "url": "URL",
+    "date": "date",
+    "card": "card number",
+    "phone": "phone number",
+    "order": "order",
+    "amount": "amount",
+}
 
 
 @dataclass(frozen=True)
@@ -200,7 +214,7 @@ class GroundingGuard:
         keys = set(self._fact_keys)
         for s in sources:
             keys |= _grounding_keys(s)
-        source_text = (" ".join(sources).lower() + " " + self._fact_text)
+        source_text = " ".join(sources).lower() + " " + self._fact_text
         ungrounded: list[tuple[str, str]] = []
         for kind, written, k in extract_entities(reply):
             if k & keys:
@@ -215,13 +229,17 @@ class GroundingGuard:
             return GuardVerdict(
                 False,
                 f"names {label} {written}, which is in neither the conversation nor the evidence{more}",
-                [w for _, w in ungrounded], round(score, 4), "entity",
+                [w for _, w in ungrounded],
+                round(score, 4),
+                "entity",
             )
         if score < self.min_overlap:
             return GuardVerdict(
                 False,
                 f"only {score:.0%} of the reply's words are in the evidence (needs {self.min_overlap:.0%})",
-                [], round(score, 4), "overlap",
+                [],
+                round(score, 4),
+                "overlap",
             )
         return GuardVerdict(True, None, [], round(score, 4), None)
 

@@ -20,7 +20,9 @@ def tiny_checkpoint(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("ck") / "tiny-gpt2"
     tok = train_tokenizer(load_corpus_texts(REPO / "data")[:100], 800)
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=192, vocab_size=len(tok))).save_pretrained(path)
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=192, vocab_size=len(tok))).save_pretrained(
+        path
+    )
     tok.save_pretrained(path)
     return path
 
@@ -29,8 +31,20 @@ def test_train_from_a_local_checkpoint_writes_a_loadable_model_and_prints_metric
     pairs = tmp_path / "pairs"
     write_pairs(pairs)
     out = tmp_path / "run"
-    proc = run_csbot("finetune", "train", "--pairs", str(pairs), "--base", str(tiny_checkpoint), "--out", str(out),
-                     "--epochs", "1", "--lr", "2e-3")
+    proc = run_csbot(
+        "finetune",
+        "train",
+        "--pairs",
+        str(pairs),
+        "--base",
+        str(tiny_checkpoint),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--lr",
+        "2e-3",
+    )
     metrics = last_json(proc.stdout)
     assert metrics["valid_loss"] < metrics["valid_loss_start"]
     meta = json.loads((out / "final" / "csbot_model.json").read_text())
@@ -40,13 +54,16 @@ def test_train_from_a_local_checkpoint_writes_a_loadable_model_and_prints_metric
 def test_a_base_that_is_not_on_disk_says_how_to_provide_it(tmp_path):
     pairs = tmp_path / "pairs"
     write_pairs(pairs)
-    proc = run_csbot("finetune", "train", "--pairs", str(pairs), "--base", "distilgpt2", "--out", str(tmp_path / "run"),
-                     check=False)
+    proc = run_csbot(
+        "finetune", "train", "--pairs", str(pairs), "--base", "distilgpt2", "--out", str(tmp_path / "run"), check=False
+    )
     assert proc.returncode == 1
     assert "distilgpt2" in proc.stderr and "--allow-download" in proc.stderr
     assert not (tmp_path / "run" / "final").exists()
 
 
 def test_missing_pairs_say_how_to_make_them(tmp_path):
-    proc = run_csbot("finetune", "train", "--pairs", str(tmp_path / "nope"), "--out", str(tmp_path / "run"), check=False)
+    proc = run_csbot(
+        "finetune", "train", "--pairs", str(tmp_path / "nope"), "--out", str(tmp_path / "run"), check=False
+    )
     assert proc.returncode == 1 and "csbot finetune pairs" in proc.stderr

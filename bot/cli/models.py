@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,7 @@ models_app = typer.Typer(
 )
 
 WorkspaceOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
 ]
 
@@ -30,8 +30,7 @@ def _registry(workspace: Path | None) -> ModelRegistry:
 
     ws = _config(workspace).workspace
     if not ws.is_dir():
-        _fail(f"workspace {ws} does not exist; build one with `csbot build --workspace {ws}` "
-              "or pass --workspace DIR")
+        _fail(f"workspace {ws} does not exist; build one with `csbot build --workspace {ws}` or pass --workspace DIR")
     return ModelRegistry.for_workspace(ws)
 
 
@@ -67,8 +66,11 @@ def list_(
         sys.stdout.write(json.dumps([{**e.to_json(), "state": state(e)} for e in entries]) + "\n")
         return
     if not entries:
-        err.print(f"no models registered in {registry.root}; add one with `csbot models add DIR` "
-                  "(`csbot finetune train` registers what it trains)", highlight=False)
+        err.print(
+            f"no models registered in {registry.root}; add one with `csbot models add DIR` "
+            "(`csbot finetune train` registers what it trains)",
+            highlight=False,
+        )
         return
     table = Table(show_edge=False)
     table.add_column("", no_wrap=True)
@@ -97,7 +99,7 @@ def list_(
 def add(
     model_dir: Annotated[Path, typer.Argument(help="A trained model directory (a run's final/)")],
     workspace: WorkspaceOpt = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="A label kept with the model")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A label kept with the model")] = None,
 ) -> None:
     """Register a trained model (copied into the workspace; not promoted)."""
     from bot.cli import _Edge, _step
@@ -127,11 +129,14 @@ def promote(
 
 @models_app.command("approve")
 def approve(
-    model_id: Annotated[str, typer.Argument(metavar="ID",
-                                            help="A model `csbot models list` shows as awaiting approval")],
+    model_id: Annotated[
+        str, typer.Argument(metavar="ID", help="A model `csbot models list` shows as awaiting approval")
+    ],
     workspace: WorkspaceOpt = None,
-    by: Annotated[Optional[str], typer.Option("--by", help="Who approves (kept with the model) "
-                                              "[default: the user running the command]")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Who approves (kept with the model) [default: the user running the command]"),
+    ] = None,
 ) -> None:
     """Approve a candidate that `csbot finetune round --require-approval` left waiting: it is
     promoted (a running assistant picks it up on its next turn)."""
@@ -149,8 +154,10 @@ def approve(
         entry = registry.approve(model_id, by=by)
         pointer = registry.pointer() or {}
     _step(f"approved and promoted {entry.id}")
-    sys.stdout.write(json.dumps({"promoted": entry.id, "approved": entry.id, "approved_by": by,
-                                 "previous": pointer.get("previous")}) + "\n")
+    sys.stdout.write(
+        json.dumps({"promoted": entry.id, "approved": entry.id, "approved_by": by, "previous": pointer.get("previous")})
+        + "\n"
+    )
 
 
 @models_app.command("rollback")
@@ -164,8 +171,9 @@ def rollback(workspace: WorkspaceOpt = None) -> None:
         entry = registry.rollback()
         pointer = registry.pointer() or {}
     _step(f"rolled back from {before} to {entry.id}")
-    sys.stdout.write(json.dumps({"promoted": entry.id, "rolled_back_from": before,
-                                 "previous": pointer.get("previous")}) + "\n")
+    sys.stdout.write(
+        json.dumps({"promoted": entry.id, "rolled_back_from": before, "previous": pointer.get("previous")}) + "\n"
+    )
 
 
 @models_app.command("retire")
@@ -177,6 +185,9 @@ def retire(workspace: WorkspaceOpt = None) -> None:
     registry = _registry(workspace)
     with _Edge():
         retired = registry.retire()
-    _step(f"retired {retired}; the assistant answers with the retrieval composer" if retired
-          else "no model was promoted; the assistant already answers with the retrieval composer")
+    _step(
+        f"retired {retired}; the assistant answers with the retrieval composer"
+        if retired
+        else "no model was promoted; the assistant already answers with the retrieval composer"
+    )
     sys.stdout.write(json.dumps({"promoted": None, "retired": retired}) + "\n")

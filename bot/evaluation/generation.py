@@ -24,8 +24,8 @@ generation), and:
 Keys: `rougeL_f1` (final replies vs TEST's reference responses, rouge-score's ROUGE-L
 F-measure, mean), `retrieval_only_rougeL_f1` (the top hit's response vs the reference, same
 rows), `hallucinated_entity_rate` (share of generated replies naming an entity, per
-`bot.guard.extract_entities`, that is in neither the question nor the evidence: the guard's
-own entity check with no company facts), `grounded_share` (mean `bot.guard.overlap` of the
+`finetune.guard.extract_entities`, that is in neither the question nor the evidence: the guard's
+own entity check with no company facts), `grounded_share` (mean `finetune.guard.overlap` of the
 generated replies with the question and the evidence), `fallback_rate` (share of rows whose
 final reply is the fallback's: guard rejected, no evidence, or generation failed),
 `tokens_per_s` (generated tokens / generation seconds, from `GPT2Composer.last_stats`), `n`.
@@ -34,7 +34,7 @@ replies with placeholders that no slot fills (with no slots, nearly every Bitext
 
 bench generation: the same model and prompts (`GPT2Composer.build_prompt`), greedy, every
 reply forced to exactly `max_new_tokens` tokens (`min_new_tokens` on both sides), text in and
-text out on both sides: our decoder (`bot.decoding.GPT2Decoder`, what the composer runs)
+text out on both sides: our decoder (`finetune.decoding.GPT2Decoder`, what the composer runs)
 against `transformers.pipeline("text-generation")`, one prompt at a time, one warm-up call
 each excluded from the timings. `speedup` compares those. `batched_*` decode all the prompts
 as one batch on our side, as concurrent turns would be. `identical_outputs` counts prompts
@@ -54,31 +54,47 @@ from typing import Any
 
 from bot.config import CsbotConfig
 from bot.errors import CsbotError
-from bot.evaluation import Progress, _load_embedder, _percentile, _quiet
+from bot.evaluation.intents_and_retrieval import Progress, _load_embedder, _percentile, _quiet
 from retrieval.entities import mask_entities
 
 
 def _machine() -> dict[str, Any]:
     import torch
 
-    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
-def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, test_csv: Path, *,
-                        limit: int | None = None, k: int | None = None, max_new_tokens: int | None = None,
-                        min_overlap: float | None = None, decoding: str = "greedy",
-                        repetition_penalty: float = 1.0, seed: int = 0, candidates: int = 3, int8: bool = True,
-                        report_dir: Path | None = None,
-                        progress: Progress = _quiet) -> dict[str, Any]:
+def evaluate_generation(
+    config: CsbotConfig,
+    model_dir: Path,
+    corpus_csv: Path,
+    test_csv: Path,
+    *,
+    limit: int | None = None,
+    k: int | None = None,
+    max_new_tokens: int | None = None,
+    min_overlap: float | None = None,
+    decoding: str = "greedy",
+    repetition_penalty: float = 1.0,
+    seed: int = 0,
+    candidates: int = 3,
+    int8: bool = True,
+    report_dir: Path | None = None,
+    progress: Progress = _quiet,
+) -> dict[str, Any]:
     from rouge_score import rouge_scorer
     from tqdm import tqdm
 
-    from bot.composer import RetrievalComposer, prefer_intent
+    from bot.composers.generative import GeneratorConfig, GPT2Composer, clean_generated_text
+    from bot.composers.retrieval import RetrievalComposer, prefer_intent
     from bot.contracts import ComposeRequest, Slots
     from bot.domain import Domain
-    from bot.generator import GeneratorConfig, GPT2Composer, clean_generated_text
-    from bot.guard import GroundingGuard, overlap
+    from finetune.guard import GroundingGuard, overlap
     from retrieval.importers import load_import
     from retrieval.index import VectorIndex
 
@@ -87,10 +103,21 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
     k = k or config.dialogue.retrieval_k
     domain = Domain()
     fallback = RetrievalComposer.from_config(config.dialogue, domain)
-    composer = GPT2Composer(model_dir, GeneratorConfig(max_new_tokens=max_new_tokens, min_overlap=min_overlap,
-                                                       decoding=decoding, repetition_penalty=repetition_penalty,
-                                                       seed=seed, candidates=candidates, int8=int8),
-                            fallback=fallback, company_facts=[], slot_questions=domain.slot_questions)
+    composer = GPT2Composer(
+        model_dir,
+        GeneratorConfig(
+            max_new_tokens=max_new_tokens,
+            min_overlap=min_overlap,
+            decoding=decoding,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
+            candidates=candidates,
+            int8=int8,
+        ),
+        fallback=fallback,
+        company_facts=[],
+        slot_questions=domain.slot_questions,
+    )
     composer.load()  # a bad model directory fails before the minute of embedding
     max_new_tokens, min_overlap = composer.config.max_new_tokens, composer.config.min_overlap
 
@@ -99,8 +126,9 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
     if limit is not None:
         rows = rows[:limit]
     if not corpus.units or not rows:
-        raise CsbotError(f"nothing to evaluate: {len(corpus.units)} corpus rows in {corpus_csv}, "
-                         f"{len(rows)} test rows in {test_csv}")
+        raise CsbotError(
+            f"nothing to evaluate: {len(corpus.units)} corpus rows in {corpus_csv}, {len(rows)} test rows in {test_csv}"
+        )
     embedder = _load_embedder(config)
     progress(f"embedding {len(corpus.units)} corpus units and {len(rows)} test questions")
     vectors = embedder.encode([u.text for u in corpus.units], progress=True)
@@ -127,8 +155,9 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
     final_scores, retrieval_scores, grounded, samples = [], [], [], []
     hallucinated = generated_n = fallbacks = live_fallbacks = new_tokens = 0
     gen_seconds = 0.0
-    for (question, intent, reference), q in tqdm(list(zip(rows, queries)), desc="eval generation",
-                                                  file=sys.stderr, unit="row"):
+    for (question, intent, reference), q in tqdm(
+        list(zip(rows, queries)), desc="eval generation", file=sys.stderr, unit="row"
+    ):
         hits = tuple(index.search(q, k=k))
         request = ComposeRequest(text=question, intent=intent, history=(), hits=hits, slots=Slots({}))
         caught.clear()
@@ -155,11 +184,21 @@ def evaluate_generation(config: CsbotConfig, model_dir: Path, corpus_csv: Path, 
         final_scores.append(scorer.score(reference, final)["rougeL"].fmeasure)
         retrieval_scores.append(scorer.score(reference, top)["rougeL"].fmeasure)
         if report_dir is not None:
-            samples.append({"question": question, "intent": intent, "reference": reference, "generated": generated,
-                            "final": final, "fallback": not (verdict is not None and verdict.ok),
-                            "guard": None if verdict is None else verdict.reason, "live_composer": live.composer,
-                            "top_retrieved": top, "retrieved": [h.unit.evidence_text for h in hits[:3]],
-                            "rougeL_f1": round(final_scores[-1], 4)})
+            samples.append(
+                {
+                    "question": question,
+                    "intent": intent,
+                    "reference": reference,
+                    "generated": generated,
+                    "final": final,
+                    "fallback": not (verdict is not None and verdict.ok),
+                    "guard": None if verdict is None else verdict.reason,
+                    "live_composer": live.composer,
+                    "top_retrieved": top,
+                    "retrieved": [h.unit.evidence_text for h in hits[:3]],
+                    "rougeL_f1": round(final_scores[-1], 4),
+                }
+            )
     n = len(rows)
     result: dict[str, Any] = {
         "rougeL_f1": round(statistics.fmean(final_scores), 4),
@@ -231,13 +270,20 @@ def _pair_contexts(pairs_dir: Path, n: int) -> list[tuple[list[dict[str, str]], 
     return out
 
 
-def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = None,
-                     data_dir: Path = Path("data"), max_new_tokens: int = 48, int8: bool = True,
-                     progress: Progress = _quiet) -> dict[str, Any]:
-    from bot.composer import RetrievalComposer
+def bench_generation(
+    model_dir: Path,
+    *,
+    prompts: int = 8,
+    pairs: Path | None = None,
+    data_dir: Path = Path("data"),
+    max_new_tokens: int = 48,
+    int8: bool = True,
+    progress: Progress = _quiet,
+) -> dict[str, Any]:
+    from bot.composers.generative import GeneratorConfig, GPT2Composer
+    from bot.composers.retrieval import RetrievalComposer
     from bot.contracts import ComposeRequest, Slots
     from bot.domain import Domain
-    from bot.generator import GeneratorConfig, GPT2Composer
     from retrieval.types import Hit, Unit
 
     if prompts < 1:
@@ -246,15 +292,24 @@ def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = 
     if not contexts:
         raise CsbotError("no prompts to benchmark: the source has no usable contexts")
     domain = Domain()
-    composer = GPT2Composer(model_dir, GeneratorConfig(decoding="greedy", max_new_tokens=max_new_tokens, int8=int8),
-                            fallback=RetrievalComposer(0.5, domain.slot_questions, domain.unsure_message),
-                            company_facts=[], slot_questions=domain.slot_questions).load()
+    composer = GPT2Composer(
+        model_dir,
+        GeneratorConfig(decoding="greedy", max_new_tokens=max_new_tokens, int8=int8),
+        fallback=RetrievalComposer(0.5, domain.slot_questions, domain.unsure_message),
+        company_facts=[],
+        slot_questions=domain.slot_questions,
+    ).load()
     texts = []
     for context, evidence in contexts:
         *history, last = context
         hits = tuple(Hit(Unit(id=f"ev{i}", kind="qa", text="", reply=e), 1.0) for i, e in enumerate(evidence))
-        request = ComposeRequest(text=last["text"], intent="", hits=hits, slots=Slots({}),
-                                 history=tuple(("bot" if t["role"] == "agent" else t["role"], t["text"]) for t in history))
+        request = ComposeRequest(
+            text=last["text"],
+            intent="",
+            hits=hits,
+            slots=Slots({}),
+            history=tuple(("bot" if t["role"] == "agent" else t["role"], t["text"]) for t in history),
+        )
         texts.append(composer.build_prompt(request, composer.evidence_hits(request)))
 
     import torch
@@ -264,14 +319,21 @@ def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = 
     # both sides generate exactly max_new_tokens tokens: <|endofreply|> is held back until then
     model.generation_config.min_new_tokens = max_new_tokens
     pipe = pipeline("text-generation", model=model, tokenizer=tok, device=-1)
-    pipe_kw = {"max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens, "do_sample": False,
-               "num_beams": 1, "return_tensors": True, "pad_token_id": tok.pad_token_id,
-               "eos_token_id": tok.eos_token_id}
+    pipe_kw = {
+        "max_new_tokens": max_new_tokens,
+        "min_new_tokens": max_new_tokens,
+        "do_sample": False,
+        "num_beams": 1,
+        "return_tensors": True,
+        "pad_token_id": tok.pad_token_id,
+        "eos_token_id": tok.eos_token_id,
+    }
 
     decoder = composer._decoder()
     if decoder is None:
-        raise CsbotError(f"{model_dir}: this GPT-2 variant runs on model.generate, not the fast decoder; "
-                         "there is nothing to compare")
+        raise CsbotError(
+            f"{model_dir}: this GPT-2 variant runs on model.generate, not the fast decoder; there is nothing to compare"
+        )
 
     def ours(batch: list[str]) -> tuple[float, list[list[int]], float]:
         """Text in, text out, like the pipeline: tokenise, decode the batch, detokenise."""
@@ -279,8 +341,9 @@ def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = 
         ids = [tok.encode(p, add_special_tokens=False) for p in batch]
         rows: list[list[int]] = [[] for _ in batch]
         first = None
-        for step in decoder.generate(ids, max_new_tokens=max_new_tokens, eos_id=tok.eos_token_id,
-                                     min_new_tokens=max_new_tokens):
+        for step in decoder.generate(
+            ids, max_new_tokens=max_new_tokens, eos_id=tok.eos_token_id, min_new_tokens=max_new_tokens
+        ):
             if first is None:
                 first = (time.perf_counter() - t0) * 1000
             for row, t in zip(rows, step):
@@ -293,10 +356,12 @@ def bench_generation(model_dir: Path, *, prompts: int = 8, pairs: Path | None = 
         t0 = time.perf_counter()
         ids = pipe(prompt, **pipe_kw)[0]["generated_token_ids"]  # the prompt's ids, then the new ones
         dt = time.perf_counter() - t0
-        return dt, ids[len(tok(prompt)["input_ids"]):]
+        return dt, ids[len(tok(prompt)["input_ids"]) :]
 
-    progress(f"warming up, then {len(texts)} prompts × {max_new_tokens} tokens: one at a time on each "
-             f"side, then all {len(texts)} in one batch on ours")
+    progress(
+        f"warming up, then {len(texts)} prompts × {max_new_tokens} tokens: one at a time on each "
+        f"side, then all {len(texts)} in one batch on ours"
+    )
     ours(texts[:1])
     baseline(texts[0])
     our_s = base_s = 0.0
@@ -351,14 +416,22 @@ def retrieval_on_pairs(pairs: list[dict[str, Any]]) -> dict[str, Any]:
         raise CsbotError("no validation pairs to evaluate on; build pairs with a validation share")
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     unsure = Domain().unsure_message
-    scores = [scorer.score(p["target"], p["evidence"][0]["text"] if p.get("evidence") else unsure)["rougeL"].fmeasure
-              for p in pairs]
-    return {"rougeL_f1": round(statistics.fmean(scores), 4), "fallback_rate": 1.0,
-            "hallucinated_entity_rate": 0.0, "grounded_share": 1.0, "n": len(pairs)}
+    scores = [
+        scorer.score(p["target"], p["evidence"][0]["text"] if p.get("evidence") else unsure)["rougeL"].fmeasure
+        for p in pairs
+    ]
+    return {
+        "rougeL_f1": round(statistics.fmean(scores), 4),
+        "fallback_rate": 1.0,
+        "hallucinated_entity_rate": 0.0,
+        "grounded_share": 1.0,
+        "n": len(pairs),
+    }
 
 
-def evaluate_on_pairs(model_dir: Path, pairs: list[dict[str, Any]], *, batch_size: int = 8,
-                      progress: Progress = _quiet) -> dict[str, Any]:
+def evaluate_on_pairs(
+    model_dir: Path, pairs: list[dict[str, Any]], *, batch_size: int = 8, progress: Progress = _quiet
+) -> dict[str, Any]:
     """How a generator does on held-out pairs (`finetune.pairs` JSON objects): each pair's
     context and evidence make the prompt, the reply is generated (greedy, batched), the
     guard decides, and the final reply (the generated one, or the top evidence when the
@@ -369,35 +442,52 @@ def evaluate_on_pairs(model_dir: Path, pairs: list[dict[str, Any]], *, batch_siz
     """
     from rouge_score import rouge_scorer
 
-    from bot.composer import RetrievalComposer
+    from bot.composers.generative import GeneratorConfig, GPT2Composer, clean_generated_text
+    from bot.composers.retrieval import RetrievalComposer
     from bot.contracts import ComposeRequest, Slots
     from bot.domain import Domain
-    from bot.generator import GeneratorConfig, GPT2Composer, clean_generated_text
-    from bot.guard import GroundingGuard, overlap
+    from finetune.guard import GroundingGuard, overlap
     from retrieval.types import Hit, Unit
 
     if not pairs:
         raise CsbotError("no validation pairs to evaluate on; build pairs with a validation share")
     domain = Domain()
-    composer = GPT2Composer(model_dir, GeneratorConfig(decoding="greedy"),
-                            fallback=RetrievalComposer(0.0, domain.slot_questions, domain.unsure_message),
-                            company_facts=[], slot_questions=domain.slot_questions).load()
+    composer = GPT2Composer(
+        model_dir,
+        GeneratorConfig(decoding="greedy"),
+        fallback=RetrievalComposer(0.0, domain.slot_questions, domain.unsure_message),
+        company_facts=[],
+        slot_questions=domain.slot_questions,
+    ).load()
     items = []
     for p in pairs:
         *history, last = p["context"]
-        hits = tuple(Hit(Unit(id=e.get("id", f"ev{i}"), kind="qa", text="", reply=e["text"]), float(e.get("score", 1.0)))
-                     for i, e in enumerate(p.get("evidence", [])))
-        request = ComposeRequest(text=last["text"], intent="", hits=hits, slots=Slots({}),
-                                 history=tuple(("bot" if t["role"] == "agent" else t["role"], t["text"]) for t in history))
+        hits = tuple(
+            Hit(Unit(id=e.get("id", f"ev{i}"), kind="qa", text="", reply=e["text"]), float(e.get("score", 1.0)))
+            for i, e in enumerate(p.get("evidence", []))
+        )
+        request = ComposeRequest(
+            text=last["text"],
+            intent="",
+            hits=hits,
+            slots=Slots({}),
+            history=tuple(("bot" if t["role"] == "agent" else t["role"], t["text"]) for t in history),
+        )
         used = composer.evidence_hits(request)
-        items.append((p, [t["text"] for t in p["context"]], [h.unit.evidence_text for h in used],
-                      composer.build_prompt(request, used) if used else None))
+        items.append(
+            (
+                p,
+                [t["text"] for t in p["context"]],
+                [h.unit.evidence_text for h in used],
+                composer.build_prompt(request, used) if used else None,
+            )
+        )
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     entity_guard = GroundingGuard([], 0.0)
     scores, grounded = [], []
     fallbacks = hallucinated = 0
     for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
+        chunk = items[start : start + batch_size]
         progress(f"{model_dir}: pairs {start + 1}-{start + len(chunk)} of {len(items)}")
         prompts = [prompt for *_, prompt in chunk if prompt is not None]
         generated = iter(composer.generate_batch(prompts) if prompts else [])

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from bot.promoted import PromotedModelComposer
+from bot.composers.promoted import PromotedModelComposer
 from finetune.registry import ModelRegistry
-from tests.bot.test_generator import composer, fallback, make_tiny_model, request
+from tests.bot.composers.test_generative import composer, fallback, make_tiny_model, request
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ def registry(tmp_path):
 
 
 def errors(caplog):
-    return [r for r in caplog.records if r.name == "bot.promoted" and r.levelno == logging.ERROR]
+    return [r for r in caplog.records if r.name == "bot.composers.promoted" and r.levelno == logging.ERROR]
 
 
 def test_without_a_promoted_model_the_retrieval_composer_answers(registry):
@@ -55,7 +55,7 @@ def test_a_broken_pointer_answers_with_retrieval_and_is_logged_once_per_change(r
     registry.promote(entry.id)
     chosen = PromotedModelComposer(registry, composer, fallback())
     assert chosen.model_id == entry.id
-    caplog.set_level(logging.ERROR, logger="bot.promoted")
+    caplog.set_level(logging.ERROR, logger="bot.composers.promoted")
 
     registry.pointer_path.write_text("{not json")  # a hand edit gone wrong
     for _ in range(3):
@@ -74,8 +74,7 @@ def test_a_broken_pointer_answers_with_retrieval_and_is_logged_once_per_change(r
     assert chosen.model_id == entry.id and chosen.name == "gpt2" and chosen.error is None
 
 
-def test_a_promoted_model_that_fails_to_load_answers_with_retrieval_not_the_model_before(
-        registry, tmp_path, caplog):
+def test_a_promoted_model_that_fails_to_load_answers_with_retrieval_not_the_model_before(registry, tmp_path, caplog):
     good = registry.register(make_tiny_model(tmp_path / "a"))
     bad_dir = make_tiny_model(tmp_path / "b")
     (bad_dir / "csbot_model.json").write_text(json.dumps({"base": "scratch", "run": 2}))
@@ -84,7 +83,7 @@ def test_a_promoted_model_that_fails_to_load_answers_with_retrieval_not_the_mode
     registry.promote(good.id)
     chosen = PromotedModelComposer(registry, composer, fallback())
     assert chosen.model_id == good.id
-    caplog.set_level(logging.ERROR, logger="bot.promoted")
+    caplog.set_level(logging.ERROR, logger="bot.composers.promoted")
 
     registry.promote(bad.id)
     for _ in range(3):

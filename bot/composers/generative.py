@@ -14,7 +14,7 @@ Per turn:
    personal values masked as placeholders as in training, then the evidence texts of the
    top hits (replies that relied on one customer's order record are left out);
 2. decoding (greedy, beam or top-p by config) with a KV cache, stopping at `<|endofreply|>`:
-   greedy and top-p on `bot.decoding.GPT2Decoder`, beam search on `model.generate`;
+   greedy and top-p on `finetune.decoding.GPT2Decoder`, beam search on `model.generate`;
 3. the guard checks the reply against the conversation (unmasked), the evidence and the
    company facts: an invented order number, email, amount, date, URL or phone number, or too
    little overlap with the evidence, rejects it;
@@ -43,10 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot.composer import check_slots
+from bot.composers.retrieval import check_slots
 from bot.contracts import ComposedReply, Composer, ComposeRequest
 from bot.errors import ArtifactMismatchError
-from bot.guard import GroundingGuard
+from finetune.guard import GroundingGuard
 from retrieval.entities import mask_entities
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class GeneratorConfig:
     copy_numbers_only: bool = True
     candidates: int = 3
     consensus_k: int = 3
-    # the fast decoder's matrix products on int8 weights (bot.decoding.GPT2Decoder): 1.8x
+    # the fast decoder's matrix products on int8 weights (finetune.decoding.GPT2Decoder): 1.8x
     # faster a token on 2 CPU cores; beam search (model.generate) stays in float32
     int8: bool = True
 
@@ -110,8 +110,10 @@ class GeneratorConfig:
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1; got {self.max_new_tokens}")
         if self.candidates < 1 or self.consensus_k < 0:
-            raise ValueError(f"candidates must be at least 1 and consensus_k at least 0; got "
-                             f"{self.candidates} and {self.consensus_k}")
+            raise ValueError(
+                f"candidates must be at least 1 and consensus_k at least 0; got "
+                f"{self.candidates} and {self.consensus_k}"
+            )
 
 
 @dataclass
@@ -129,9 +131,16 @@ class GPT2Composer:
 
     name = "gpt2"
 
-    def __init__(self, model_dir: str | Path, config: GeneratorConfig | None = None, *,
-                 fallback: Composer, company_facts: Sequence[str], slot_questions: dict[str, str],
-                 slot_mentions: dict[str, list[str]] | None = None):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        config: GeneratorConfig | None = None,
+        *,
+        fallback: Composer,
+        company_facts: Sequence[str],
+        slot_questions: dict[str, str],
+        slot_mentions: dict[str, list[str]] | None = None,
+    ):
         self.model_dir = Path(model_dir)
         self.config = config or GeneratorConfig()
         self.fallback = fallback
@@ -139,15 +148,17 @@ class GPT2Composer:
         self.slot_mentions = slot_mentions or {}
         self.company_facts = list(company_facts)
         # load() remakes it with the model's calibrated threshold when none is configured
-        self.guard = GroundingGuard(self.company_facts, self.config.min_overlap
-                                    if self.config.min_overlap is not None else FALLBACK_GENERATION["min_overlap"])
+        self.guard = GroundingGuard(
+            self.company_facts,
+            self.config.min_overlap if self.config.min_overlap is not None else FALLBACK_GENERATION["min_overlap"],
+        )
         self.model = None
         self.tokenizer = None
         self.meta: dict[str, Any] = {}
         # timings of the last generation (prompt_tokens, new_tokens, first_token_ms, total_ms, tokens_per_s)
         self.last_stats: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._fast = None  # bot.decoding.GPT2Decoder once loaded; False when the model needs generate()
+        self._fast = None  # finetune.decoding.GPT2Decoder once loaded; False when the model needs generate()
         self._numeric: frozenset[int] | None = None
 
     # -- loading ---------------------------------------------------------------------
@@ -158,14 +169,20 @@ class GPT2Composer:
             return self
         d = self.model_dir
         if not d.is_dir():
-            raise ArtifactMismatchError(f"generator model directory {d} does not exist; train one with "
-                                        "`csbot finetune train` and pass its final/ directory")
+            raise ArtifactMismatchError(
+                f"generator model directory {d} does not exist; train one with "
+                "`csbot finetune train` and pass its final/ directory"
+            )
         if not (d / MODEL_META).is_file():
-            raise ArtifactMismatchError(f"{d} has no {MODEL_META}: it is not a csbot generator "
-                                        "(use the final/ directory that `csbot finetune train` writes)")
+            raise ArtifactMismatchError(
+                f"{d} has no {MODEL_META}: it is not a csbot generator "
+                "(use the final/ directory that `csbot finetune train` writes)"
+            )
         if not any((d / w).is_file() for w in WEIGHT_FILES):
-            raise ArtifactMismatchError(f"{d} has no model weights ({' or '.join(WEIGHT_FILES)}); "
-                                        "the training run did not finish or the files were removed")
+            raise ArtifactMismatchError(
+                f"{d} has no model weights ({' or '.join(WEIGHT_FILES)}); "
+                "the training run did not finish or the files were removed"
+            )
         import torch
         from transformers import AutoTokenizer, GPT2LMHeadModel
 
@@ -184,17 +201,20 @@ class GPT2Composer:
         try:
             model = GPT2LMHeadModel.from_pretrained(str(d), local_files_only=True)
         except Exception as e:  # corrupt weights raise their library's own types
-            raise ArtifactMismatchError(f"cannot load GPT-2 weights from {d} ({type(e).__name__}: "
-                                        f"{_first_line(e)})") from e
+            raise ArtifactMismatchError(
+                f"cannot load GPT-2 weights from {d} ({type(e).__name__}: {_first_line(e)})"
+            ) from e
         rows = model.get_input_embeddings().weight.shape[0]
         if len(tokenizer) > rows:
             raise ArtifactMismatchError(
                 f"{d}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary (embedding rows) "
-                f"is {rows}; they are not from the same training run")
+                f"is {rows}; they are not from the same training run"
+            )
         for tok in (END_OF_REPLY, RESPONSE):
             if len(tokenizer.encode(tok, add_special_tokens=False)) != 1:
-                raise ArtifactMismatchError(f"{d}: the tokenizer lacks csbot's layout token {tok}; "
-                                            "it was not trained with finetune")
+                raise ArtifactMismatchError(
+                    f"{d}: the tokenizer lacks csbot's layout token {tok}; it was not trained with finetune"
+                )
         if tokenizer.eos_token != END_OF_REPLY:
             raise ArtifactMismatchError(f"{d}: the tokenizer's eos is {tokenizer.eos_token!r}, not {END_OF_REPLY}")
         model.eval()
@@ -250,12 +270,20 @@ class GPT2Composer:
         from finetune.prompt import format_prompt
 
         self.load()
-        context = [{"role": "agent" if role in ("bot", "agent") else "customer", "text": mask_entities(text)[0]}
-                   for role, text in request.history if role in ("customer", "bot", "agent") and text.strip()]
+        context = [
+            {"role": "agent" if role in ("bot", "agent") else "customer", "text": mask_entities(text)[0]}
+            for role, text in request.history
+            if role in ("customer", "bot", "agent") and text.strip()
+        ]
         context.append({"role": "customer", "text": mask_entities(request.text)[0]})
         budget = self.config.max_prompt_tokens or (self.model.config.n_positions - self.config.max_new_tokens)
-        return format_prompt(context, [h.unit.evidence_text for h in hits], tokenizer=self.tokenizer,
-                             max_tokens=budget, max_evidence=self.config.evidence_k)
+        return format_prompt(
+            context,
+            [h.unit.evidence_text for h in hits],
+            tokenizer=self.tokenizer,
+            max_tokens=budget,
+            max_evidence=self.config.evidence_k,
+        )
 
     def _run(self, request: ComposeRequest, *, stream: bool) -> Iterator[str | ComposedReply]:
         hits = self.evidence_hits(request)
@@ -266,8 +294,9 @@ class GPT2Composer:
         generated: _Generated | None = None
         try:
             if self._selects():
-                generated = self._select(request, hits, self.generate_batch([prompt] * self.config.candidates,
-                                                                            alternatives=True))
+                generated = self._select(
+                    request, hits, self.generate_batch([prompt] * self.config.candidates, alternatives=True)
+                )
             else:
                 for item in self._generate(prompt, stream=stream):
                     if isinstance(item, str):
@@ -280,23 +309,33 @@ class GPT2Composer:
         assert generated is not None
         yield self._finish(request, generated.text, hits, ended=generated.ended)
 
-    def _finish(self, request: ComposeRequest, generated_text: str, hits: Sequence[Hit], *,
-                ended: bool = True) -> ComposedReply:
+    def _finish(
+        self, request: ComposeRequest, generated_text: str, hits: Sequence[Hit], *, ended: bool = True
+    ) -> ComposedReply:
         """Guard, fill and mark a generated reply (the step after generation, public to tests)."""
         source_ids = tuple(h.unit.id for h in hits)
         text = clean_generated_text(generated_text, ended)
-        verdict = self.guard.check(text, conversation=_conversation(request), evidence=[h.unit.evidence_text for h in hits])
+        verdict = self.guard.check(
+            text, conversation=_conversation(request), evidence=[h.unit.evidence_text for h in hits]
+        )
         if not verdict.ok:
             return self._fallback(request, verdict.reason or "rejected by the guard", source_ids=source_ids)
         check = check_slots(text, request.slots.values, self.slot_questions, self.slot_mentions)
         if check.reject:
             return self._fallback(request, check.reject, source_ids=source_ids)
         if check.ask:
-            return ComposedReply(self.slot_questions[check.ask], "clarify", self.name, source_ids=source_ids,
-                                 missing_slot=check.ask, note=f"gpt2 reply needs slot {check.ask}")
+            return ComposedReply(
+                self.slot_questions[check.ask],
+                "clarify",
+                self.name,
+                source_ids=source_ids,
+                missing_slot=check.ask,
+                note=f"gpt2 reply needs slot {check.ask}",
+            )
         if check.asks_itself:
-            return ComposedReply(check.text, "clarify", self.name, source_ids=source_ids,
-                                 missing_slot=check.asks_itself)
+            return ComposedReply(
+                check.text, "clarify", self.name, source_ids=source_ids, missing_slot=check.asks_itself
+            )
         return ComposedReply(check.text, "answer", self.name, source_ids=source_ids)
 
     def _selects(self) -> bool:
@@ -319,8 +358,11 @@ class GPT2Composer:
         scorer = rouge_scorer.RougeScorer(["rougeL"])
         evidence = [h.unit.evidence_text for h in hits]
         texts = [clean_generated_text(g.text, g.ended) for g in generated]
-        passing = [i for i, t in enumerate(texts)
-                   if self.guard.check(t, conversation=_conversation(request), evidence=evidence).ok]
+        passing = [
+            i
+            for i, t in enumerate(texts)
+            if self.guard.check(t, conversation=_conversation(request), evidence=evidence).ok
+        ]
         if not passing:
             self._stats_of(generated[0], len(generated), 0, 0)
             return generated[0]
@@ -338,11 +380,19 @@ class GPT2Composer:
         """last_stats for the reply sent: its tokens over the whole batch's time."""
         n, first, total = chosen.new_tokens, chosen.first_token_ms, chosen.total_ms
         rate = round((n - 1) / ((total - first) / 1000), 1) if first is not None and n > 1 and total > first else None
-        self.last_stats = {**self.last_stats, "new_tokens": n, "total_ms": round(total, 2), "tokens_per_s": rate,
-                           "candidates": candidates, "passing": passing, "chosen": index}
+        self.last_stats = {
+            **self.last_stats,
+            "new_tokens": n,
+            "total_ms": round(total, 2),
+            "tokens_per_s": rate,
+            "candidates": candidates,
+            "passing": passing,
+            "chosen": index,
+        }
 
-    def _fallback(self, request: ComposeRequest, reason: str, *, skipped: bool = False,
-                  source_ids: tuple[str, ...] = ()) -> ComposedReply:
+    def _fallback(
+        self, request: ComposeRequest, reason: str, *, skipped: bool = False, source_ids: tuple[str, ...] = ()
+    ) -> ComposedReply:
         """The fallback composer's reply, marked: composer "<name> (gpt2 rejected)" (or
         "(gpt2 skipped)" when generation did not run) and the reason in `note`."""
         reply = self.fallback.compose(request)
@@ -351,14 +401,24 @@ class GPT2Composer:
         if reply.note:
             note += f"; {reply.composer}: {reply.note}"
         ids = reply.source_ids or source_ids
-        return ComposedReply(reply.text, reply.action, f"{reply.composer} (gpt2 {verb})", source_ids=ids,
-                             missing_slot=reply.missing_slot, note=note)
+        return ComposedReply(
+            reply.text,
+            reply.action,
+            f"{reply.composer} (gpt2 {verb})",
+            source_ids=ids,
+            missing_slot=reply.missing_slot,
+            note=note,
+        )
 
     # -- decoding --------------------------------------------------------------------------
     def generation_kwargs(self) -> dict[str, Any]:
         cfg, tok = self.config, self.tokenizer
-        kw: dict[str, Any] = dict(max_new_tokens=cfg.max_new_tokens, use_cache=True,
-                                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        kw: dict[str, Any] = dict(
+            max_new_tokens=cfg.max_new_tokens,
+            use_cache=True,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
         if cfg.repetition_penalty != 1.0:
             kw["repetition_penalty"] = cfg.repetition_penalty
         if cfg.decoding == "greedy":
@@ -372,7 +432,7 @@ class GPT2Composer:
     def _generate(self, prompt: str, *, stream: bool) -> Iterator[str | _Generated]:
         """Yields decoded pieces (when `stream` and not beam search), then a `_Generated`.
 
-        Greedy and top-p run on `bot.decoding.GPT2Decoder` (several times faster than
+        Greedy and top-p run on `finetune.decoding.GPT2Decoder` (several times faster than
         `model.generate` for small models); beam search, and GPT-2 variants that decoder
         does not reproduce, run on `model.generate`."""
         self.load()
@@ -382,7 +442,7 @@ class GPT2Composer:
             yield from self._generate_hf(prompt, stream=stream)
 
     def _decoder(self):
-        from bot.decoding import GPT2Decoder, UnsupportedModelError
+        from finetune.decoding import GPT2Decoder, UnsupportedModelError
 
         if self._fast is None:
             try:
@@ -392,7 +452,7 @@ class GPT2Composer:
         return self._fast or None
 
     def _numeric_tokens(self) -> frozenset[int]:
-        from bot.decoding import number_tokens
+        from finetune.decoding import number_tokens
 
         if self._numeric is None:
             self._numeric = number_tokens(self.tokenizer)
@@ -405,12 +465,16 @@ class GPT2Composer:
         self.load()
         if self.config.decoding == "beam" or self._decoder() is None:
             return [next(g for g in self._generate_hf(p, stream=False) if isinstance(g, _Generated)) for p in prompts]
-        return [g for g in self._generate_fast(prompts, stream=False, alternatives=alternatives)
-                if isinstance(g, _Generated)]
+        return [
+            g
+            for g in self._generate_fast(prompts, stream=False, alternatives=alternatives)
+            if isinstance(g, _Generated)
+        ]
 
-    def _generate_fast(self, prompts: Sequence[str], *, stream: bool,
-                       alternatives: bool = False) -> Iterator[str | _Generated]:
-        from bot.decoding import Sampling, number_tokens_not_in
+    def _generate_fast(
+        self, prompts: Sequence[str], *, stream: bool, alternatives: bool = False
+    ) -> Iterator[str | _Generated]:
+        from finetune.decoding import Sampling, number_tokens_not_in
 
         tok, cfg = self.tokenizer, self.config
         started = time.perf_counter()
@@ -419,15 +483,21 @@ class GPT2Composer:
         if cfg.copy_numbers_only:
             banned = [number_tokens_not_in(p, self._numeric_tokens()) for p in ids]
         sampled = cfg.decoding == "top_p" or alternatives
-        sampling = Sampling(top_p=cfg.top_p if sampled else None, temperature=cfg.temperature,
-                            seed=cfg.seed, repetition_penalty=cfg.repetition_penalty, banned=banned,
-                            greedy_rows=1 if alternatives else 0)
+        sampling = Sampling(
+            top_p=cfg.top_p if sampled else None,
+            temperature=cfg.temperature,
+            seed=cfg.seed,
+            repetition_penalty=cfg.repetition_penalty,
+            banned=banned,
+            greedy_rows=1 if alternatives else 0,
+        )
         rows: list[list[int]] = [[] for _ in prompts]
         first_ms: float | None = None
         shown = ""
         with self._lock:
-            for step in self._fast.generate(ids, max_new_tokens=cfg.max_new_tokens, eos_id=tok.eos_token_id,
-                                            sampling=sampling):
+            for step in self._fast.generate(
+                ids, max_new_tokens=cfg.max_new_tokens, eos_id=tok.eos_token_id, sampling=sampling
+            ):
                 if first_ms is None:
                     first_ms = (time.perf_counter() - started) * 1000
                 for row, t in zip(rows, step):
@@ -437,18 +507,21 @@ class GPT2Composer:
                     text = tok.decode(rows[0], skip_special_tokens=True).lstrip()
                     # a multi-byte character may be split across tokens: wait for its end
                     if text.startswith(shown) and len(text) > len(shown) and not text.endswith("\ufffd"):
-                        yield text[len(shown):]
+                        yield text[len(shown) :]
                         shown = text
         total_ms = (time.perf_counter() - started) * 1000
         for prompt_ids, new in zip(ids, rows):
             n = len(new)
             ended = bool(new) and new[-1] == tok.eos_token_id
             self.last_stats = {
-                "prompt_tokens": len(prompt_ids), "new_tokens": n, "batch": len(prompts),
+                "prompt_tokens": len(prompt_ids),
+                "new_tokens": n,
+                "batch": len(prompts),
                 "first_token_ms": round(first_ms, 2) if first_ms is not None else None,
                 "total_ms": round(total_ms, 2),
                 "tokens_per_s": round((n - 1) / ((total_ms - first_ms) / 1000), 1)
-                if first_ms is not None and n > 1 and total_ms > first_ms else None,
+                if first_ms is not None and n > 1 and total_ms > first_ms
+                else None,
             }
             yield _Generated(tok.decode(new, skip_special_tokens=True), n, ended, len(prompt_ids), first_ms, total_ms)
 
@@ -463,7 +536,7 @@ class GPT2Composer:
         kw = self.generation_kwargs()
         kw.update(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
         if cfg.copy_numbers_only:
-            from bot.decoding import number_tokens_not_in
+            from finetune.decoding import number_tokens_not_in
 
             banned = number_tokens_not_in(ids, self._numeric_tokens())
             if banned:
@@ -521,18 +594,20 @@ class GPT2Composer:
                 raise result["error"]
             out = result["out"]
         total_ms = (time.perf_counter() - started) * 1000
-        new = out[0, len(ids):].tolist()
+        new = out[0, len(ids) :].tolist()
         ended = bool(new) and new[-1] == tok.eos_token_id
         text = tok.decode(new, skip_special_tokens=True)
         first_ms = (first[0] - started) * 1000 if first else None
         n = len(new)
         self.last_stats = {
-            "prompt_tokens": len(ids), "new_tokens": n,
+            "prompt_tokens": len(ids),
+            "new_tokens": n,
             "first_token_ms": round(first_ms, 2) if first_ms is not None else None,
             "total_ms": round(total_ms, 2),
             # decoding speed after the first token (the prompt's forward pass is in first_token_ms)
             "tokens_per_s": round((n - 1) / ((total_ms - first_ms) / 1000), 1)
-            if first_ms is not None and n > 1 and total_ms > first_ms else None,
+            if first_ms is not None and n > 1 and total_ms > first_ms
+            else None,
         }
         yield _Generated(text, n, ended, len(ids), first_ms, total_ms)
 
@@ -612,7 +687,7 @@ def _trim_to_sentence(text: str) -> str:
     end = text.rstrip()
     if end.endswith((".", "!", "?")):
         return end
-    return text[:cut + 1] if cut > 0 else text
+    return text[: cut + 1] if cut > 0 else text
 
 
 def _first_line(e: BaseException) -> str:

@@ -63,9 +63,11 @@ class PromotedModelComposer:
         except Exception as e:  # noqa: BLE001 - see above: a turn must not fail on a broken model
             self.current, self.model_id = self.fallback, None
             self.error = f"{type(e).__name__}: {e}"
-            log.error("composer: the promoted model cannot be used, answering with the retrieval composer "
-                      "until the promotion changes (%s). Fix: `csbot models promote ID` or `csbot models retire`",
-                      self.error)
+            log.error(
+                "composer: the promoted model cannot be used, answering with the retrieval composer "
+                "until the promotion changes (%s). Fix: `csbot models promote ID` or `csbot models retire`",
+                self.error,
+            )
 
     def compose(self, request: ComposeRequest) -> ComposedReply:
         self.refresh()

@@ -38,8 +38,14 @@ class RetrievalComposer:
 
     name = "retrieval"
 
-    def __init__(self, min_score: float, slot_questions: dict[str, str], unsure_message: str,
-                 slot_mentions: dict[str, list[str]] | None = None, article_min_score: float | None = None):
+    def __init__(
+        self,
+        min_score: float,
+        slot_questions: dict[str, str],
+        unsure_message: str,
+        slot_mentions: dict[str, list[str]] | None = None,
+        article_min_score: float | None = None,
+    ):
         self.min_score = min_score
         # when every transcript reply is unusable, an article of the classified intent is
         # still policy, so it may answer at a lower similarity
@@ -50,13 +56,20 @@ class RetrievalComposer:
 
     @classmethod
     def from_config(cls, config: DialogueConfig, domain: Domain) -> RetrievalComposer:
-        return cls(config.answer_min_score, domain.slot_questions, domain.unsure_message,
-                   slot_mentions=domain.slot_mentions, article_min_score=config.article_min_score)
+        return cls(
+            config.answer_min_score,
+            domain.slot_questions,
+            domain.unsure_message,
+            slot_mentions=domain.slot_mentions,
+            article_min_score=config.article_min_score,
+        )
 
     def compose(self, request: ComposeRequest) -> ComposedReply:
         candidates = prefer_intent(request.hits, request.intent, self.min_score)
-        if not candidates and not any(h.unit.kind == "kb" and h.unit.intent == request.intent
-                                      and h.score >= self.article_min_score for h in request.hits):
+        if not candidates and not any(
+            h.unit.kind == "kb" and h.unit.intent == request.intent and h.score >= self.article_min_score
+            for h in request.hits
+        ):
             best = max((h.score for h in request.hits), default=0.0)
             return ComposedReply(
                 text=self.unsure_message,
@@ -79,19 +92,36 @@ class RetrievalComposer:
                 skipped.append(f"{unit.id} {check.reject}")
                 continue
             if check.ask:
-                return ComposedReply(self.slot_questions[check.ask], "clarify", self.name, source_ids=(unit.id,),
-                                     missing_slot=check.ask, note=f"{unit.id} needs slot {check.ask}")
+                return ComposedReply(
+                    self.slot_questions[check.ask],
+                    "clarify",
+                    self.name,
+                    source_ids=(unit.id,),
+                    missing_slot=check.ask,
+                    note=f"{unit.id} needs slot {check.ask}",
+                )
             if check.asks_itself:
                 # the agent's reply is itself a question for a slot: remember what we asked
-                return ComposedReply(check.text, "clarify", self.name, source_ids=(unit.id,),
-                                     missing_slot=check.asks_itself)
+                return ComposedReply(
+                    check.text, "clarify", self.name, source_ids=(unit.id,), missing_slot=check.asks_itself
+                )
             return ComposedReply(check.text, "answer", self.name, source_ids=(unit.id,))
-        article = next((h for h in request.hits if h.unit.kind == "kb" and h.unit.intent == request.intent
-                        and h.score >= self.article_min_score), None)
+        article = next(
+            (
+                h
+                for h in request.hits
+                if h.unit.kind == "kb" and h.unit.intent == request.intent and h.score >= self.article_min_score
+            ),
+            None,
+        )
         if article is not None:
-            return ComposedReply(_kb_answer(article.unit.title, article.unit.text), "answer", self.name,
-                                 source_ids=(article.unit.id,),
-                                 note="no transcript reply fitted (" + "; ".join(skipped) + "); answered from the article")
+            return ComposedReply(
+                _kb_answer(article.unit.title, article.unit.text),
+                "answer",
+                self.name,
+                source_ids=(article.unit.id,),
+                note="no transcript reply fitted (" + "; ".join(skipped) + "); answered from the article",
+            )
         return ComposedReply(
             text=self.unsure_message,
             action="fallback",
@@ -118,8 +148,9 @@ def asked_slots(reply: str, slot_mentions: dict[str, list[str]]) -> list[str]:
     return [slot for slot, phrases in slot_mentions.items() if any(p in lowered for p in phrases)]
 
 
-def check_slots(reply: str, slots: dict[str, str], slot_questions: dict[str, str],
-                slot_mentions: dict[str, list[str]]) -> SlotCheck:
+def check_slots(
+    reply: str, slots: dict[str, str], slot_questions: dict[str, str], slot_mentions: dict[str, list[str]]
+) -> SlotCheck:
     """Fill a reply's placeholders from the conversation's slots and say whether it can go
     out: never with a placeholder printed blank, never asking again for what was given.
     Shared by every composer, so retrieved and generated replies obey the same rules."""
@@ -139,9 +170,7 @@ def check_slots(reply: str, slots: dict[str, str], slot_questions: dict[str, str
     return SlotCheck(filled, asks_itself=next((s for s in asked if s not in slots), None))
 
 
-def fill_placeholders(
-    text: str, slots: dict[str, str]
-) -> tuple[str, list[str], list[str]]:
+def fill_placeholders(text: str, slots: dict[str, str]) -> tuple[str, list[str], list[str]]:
     """Fill `{{Placeholders}}` from slots.
 
     Returns (filled text, slots that are missing but can be asked for, placeholders that
@@ -169,7 +198,7 @@ def _kb_answer(title: str | None, chunk: str, max_sentences: int = 3, max_items:
     """The opening of an article chunk: its first sentences, with any list they introduce."""
     body = chunk
     if title and body.startswith(title):
-        body = body[len(title):].lstrip(" :\n")
+        body = body[len(title) :].lstrip(" :\n")
     out: list[str] = []
     sentences = items = 0
     for line in filter(None, (ln.strip() for ln in body.splitlines())):

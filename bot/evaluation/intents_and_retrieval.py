@@ -30,8 +30,12 @@ def _machine() -> dict[str, Any]:
 
     import torch
 
-    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def _load_embedder(config: CsbotConfig):
@@ -46,13 +50,24 @@ def _train_classifier(config: CsbotConfig, vectors, texts, labels, embedder_id, 
     from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
 
     return EmbeddingIntentClassifier.train(
-        vectors, texts, labels, IntentClassifierConfig(**config.classifier.overrides),
-        embedder_id=embedder_id, progress=progress,
+        vectors,
+        texts,
+        labels,
+        IntentClassifierConfig(**config.classifier.overrides),
+        embedder_id=embedder_id,
+        progress=progress,
     )
 
 
-def evaluate_intents(config: CsbotConfig, train_csv: Path, test_csv: Path, *, oos_label: str | None = None,
-                     report_dir: Path | None = None, progress: Progress = _quiet) -> dict[str, Any]:
+def evaluate_intents(
+    config: CsbotConfig,
+    train_csv: Path,
+    test_csv: Path,
+    *,
+    oos_label: str | None = None,
+    report_dir: Path | None = None,
+    progress: Progress = _quiet,
+) -> dict[str, Any]:
     from sklearn.metrics import f1_score
 
     train_texts, train_labels = read_intent_examples(train_csv)
@@ -67,7 +82,8 @@ def evaluate_intents(config: CsbotConfig, train_csv: Path, test_csv: Path, *, oo
     if unknown:
         raise CsbotError(
             f"{test_csv} has label(s) never seen in {train_csv}: {', '.join(unknown[:5])}"
-            + (" …" if len(unknown) > 5 else "") + "; pass the one that means out-of-scope as --oos-label"
+            + (" …" if len(unknown) > 5 else "")
+            + "; pass the one that means out-of-scope as --oos-label"
         )
 
     embedder = _load_embedder(config)
@@ -117,9 +133,15 @@ def evaluate_intents(config: CsbotConfig, train_csv: Path, test_csv: Path, *, oo
     return result
 
 
-def evaluate_retrieval(config: CsbotConfig, corpus_csv: Path, test_csv: Path, *,
-                       report_dir: Path | None = None, progress: Progress = _quiet) -> dict[str, Any]:
-    from bot.composer import prefer_intent
+def evaluate_retrieval(
+    config: CsbotConfig,
+    corpus_csv: Path,
+    test_csv: Path,
+    *,
+    report_dir: Path | None = None,
+    progress: Progress = _quiet,
+) -> dict[str, Any]:
+    from bot.composers.retrieval import prefer_intent
     from bot.dialogue import retrieve_for_intent
     from retrieval.importers import load_import
     from retrieval.index import VectorIndex
@@ -132,8 +154,14 @@ def evaluate_retrieval(config: CsbotConfig, corpus_csv: Path, test_csv: Path, *,
     index = VectorIndex.build(corpus.units, vectors, embedder_id=embedder.model_id, config=config.index)
     # the live bot ranks retrieved units of the classified intent first: measure that path
     progress("training the intent classifier on the corpus questions")
-    classifier = _train_classifier(config, vectors, [u.text for u in corpus.units],
-                                   [u.intent or "" for u in corpus.units], embedder.model_id, progress)
+    classifier = _train_classifier(
+        config,
+        vectors,
+        [u.text for u in corpus.units],
+        [u.intent or "" for u in corpus.units],
+        embedder.model_id,
+        progress,
+    )
 
     progress(f"querying {len(test_texts)} test questions one at a time")
     k = 5
@@ -189,8 +217,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
-def _write_report(report_dir: Path, name: str, result: dict[str, Any], gold: list[str],
-                  predicted: list[str], labels: list[str]) -> None:
+def _write_report(
+    report_dir: Path, name: str, result: dict[str, Any], gold: list[str], predicted: list[str], labels: list[str]
+) -> None:
     """report.json, confusion.png and the most-confused pairs, for a person to open."""
     import matplotlib
 

@@ -1,6 +1,6 @@
 """The retrieval composer: picks a grounded reply and fills placeholders from slots."""
 
-from bot.composer import RetrievalComposer, fill_placeholders, prefer_intent
+from bot.composers.retrieval import RetrievalComposer, fill_placeholders, prefer_intent
 from bot.contracts import ComposeRequest, Slots
 from retrieval.types import Hit, Unit
 
@@ -12,8 +12,9 @@ def hit(uid, reply, score, intent="order_status", kind="transcript", title=None,
 
 
 def compose(hits, slots=None, intent="order_status"):
-    composer = RetrievalComposer(0.5, QUESTIONS, "I'm not sure.", slot_mentions={"order_id": ["order number"]},
-                                 article_min_score=0.3)
+    composer = RetrievalComposer(
+        0.5, QUESTIONS, "I'm not sure.", slot_mentions={"order_id": ["order number"]}, article_min_score=0.3
+    )
     return composer.compose(ComposeRequest("where is my order", intent, (), tuple(hits), Slots(slots or {})))
 
 
@@ -48,8 +49,14 @@ def test_prefers_units_of_the_classified_intent():
 
 
 def test_a_knowledge_article_answers_with_its_first_sentences():
-    kb = hit("kb-returns#c0", "", 0.9, kind="kb", title="Returns",
-             text="Returns: You can return items within 30 days. Use the returns portal. Refunds follow. Extra.")
+    kb = hit(
+        "kb-returns#c0",
+        "",
+        0.9,
+        kind="kb",
+        title="Returns",
+        text="Returns: You can return items within 30 days. Use the returns portal. Refunds follow. Extra.",
+    )
     reply = compose([kb])
     assert reply.action == "answer"
     assert "within 30 days" in reply.text and "Extra" not in reply.text
@@ -84,7 +91,9 @@ def test_a_reply_that_asks_for_a_missing_slot_is_a_clarifying_question():
 
 def test_when_no_transcript_reply_fits_the_intents_article_answers():
     asks = hit("a", "Could you send me the order number?", 0.9)
-    article = hit("kb-returns#c0", "", 0.4, kind="kb", title="Returns", text="Returns: Items can be returned within 30 days.")
+    article = hit(
+        "kb-returns#c0", "", 0.4, kind="kb", title="Returns", text="Returns: Items can be returned within 30 days."
+    )
     reply = compose([asks, article], {"order_id": "#40318275"})
     assert reply.action == "answer" and reply.source_ids == ("kb-returns#c0",)
     assert "30 days" in reply.text and "asks for order_id" in reply.note

@@ -28,11 +28,11 @@ app.add_typer(eval_app, name="eval")
 bench_app = typer.Typer(help="Time the GPT-2 composer's decoding.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-from finetune.cli import finetune_app  # noqa: E402 - light: its commands import what they need
+from bot.cli.finetune import finetune_app  # noqa: E402 - light: its commands import what they need
 
 app.add_typer(finetune_app, name="finetune")
 
-from finetune.models_cli import models_app  # noqa: E402 - light: the registry imports no torch
+from bot.cli.models import models_app  # noqa: E402 - light: the registry imports no torch
 
 app.add_typer(models_app, name="models")
 
@@ -40,7 +40,7 @@ err = Console(stderr=True)
 out = Console()
 
 WorkspaceOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
 ]
 
@@ -89,11 +89,18 @@ def _step(message: str) -> None:
 @app.command()
 def build(
     workspace: WorkspaceOpt = None,
-    data: Annotated[Path, typer.Option("--data", help="Data directory (conversations.jsonl, kb.jsonl, intents.csv, domain.json)")] = Path("data"),
-    generator_minutes: Annotated[float, typer.Option(
-        "--generator-minutes", help="Also train a GPT-2 generator on the data's conversations for at most this "
-        "many minutes (one `finetune round`; promoted only if it beats the retrieval composer; reused on a "
-        "rebuild of the same data). 0: retrieval only")] = 0.0,
+    data: Annotated[
+        Path, typer.Option("--data", help="Data directory (conversations.jsonl, kb.jsonl, intents.csv, domain.json)")
+    ] = Path("data"),
+    generator_minutes: Annotated[
+        float,
+        typer.Option(
+            "--generator-minutes",
+            help="Also train a GPT-2 generator on the data's conversations for at most this "
+            "many minutes (one `finetune round`; promoted only if it beats the retrieval composer; reused on a "
+            "rebuild of the same data). 0: retrieval only",
+        ),
+    ] = 0.0,
 ) -> None:
     """Ingest the data, build the FAISS index and train the intent classifier (and, with
     --generator-minutes, a GPT-2 generator)."""
@@ -115,14 +122,22 @@ def build(
         highlight=False,
     )
     if generator_minutes > 0:
+        from bot.learning import RoundSettings, run_round
         from bot.workspace import company_facts
-        from finetune.round import RoundSettings, run_round
 
         _step(f"training the generator (at most {generator_minutes:g} minutes)")
         with _Edge():
-            outcome = run_round(config, RoundSettings(transcripts=[data / "conversations.jsonl"], formats=["jsonl"],
-                                                      max_minutes=generator_minutes, reuse=True),
-                                protect=company_facts(config.workspace), progress=_step)
+            outcome = run_round(
+                config,
+                RoundSettings(
+                    transcripts=[data / "conversations.jsonl"],
+                    formats=["jsonl"],
+                    max_minutes=generator_minutes,
+                    reuse=True,
+                ),
+                protect=company_facts(config.workspace),
+                progress=_step,
+            )
         used = "the GPT-2 generator" if outcome["promoted"] else "the retrieval composer"
         out.print(f"Generator: {outcome['reason']}; the assistant answers with {used}.", highlight=False)
 
@@ -130,7 +145,9 @@ def build(
 @app.command()
 def ask(
     text: Annotated[str, typer.Argument(help="The customer's message")],
-    conversation: Annotated[Optional[str], typer.Option("--conversation", "-c", help="Continue this conversation id")] = None,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", "-c", help="Continue this conversation id")
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Answer one message and print the result as one JSON object."""
@@ -145,7 +162,9 @@ def ask(
 @app.command()
 def chat(
     workspace: WorkspaceOpt = None,
-    conversation: Annotated[Optional[str], typer.Option("--conversation", "-c", help="Resume this conversation id")] = None,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", "-c", help="Resume this conversation id")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show intent, confidence, action and sources")] = False,
 ) -> None:
     """Chat with the assistant in the terminal (Ctrl-D or /quit to leave)."""
@@ -180,7 +199,8 @@ def chat(
                 out.print(
                     f"[dim]     intent={result.intent} confidence={result.confidence:.2f}{flag} "
                     f"action={result.action} composer={result.composer} {result.latency_ms:.0f}ms"
-                    + (f" note={result.note}" if result.note else "") + "[/]",
+                    + (f" note={result.note}" if result.note else "")
+                    + "[/]",
                     highlight=False,
                 )
                 for s in result.sources[:3]:
@@ -191,9 +211,16 @@ def chat(
 @app.command()
 def serve(
     workspace: WorkspaceOpt = None,
-    host: Annotated[Optional[str], typer.Option("--host", help="Address to listen on [env CSBOT_HOST; default 127.0.0.1]")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", help="Port [env CSBOT_PORT; default 8000]")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Inference workers (threads, one loaded assistant each) [env CSBOT_WORKERS; default 1]")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on [env CSBOT_HOST; default 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port [env CSBOT_PORT; default 8000]")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", help="Inference workers (threads, one loaded assistant each) [env CSBOT_WORKERS; default 1]"
+        ),
+    ] = None,
 ) -> None:
     """Serve the assistant over HTTP: REST API, streamed replies (SSE), Rasa REST channel, the widget and /demo."""
     from pydantic import ValidationError
@@ -215,16 +242,22 @@ def serve(
         _fail(str(e))
     from bot.server.serve import serve as run_server
 
-    err.print(f"[cyan]•[/] serving {settings.workspace} on http://{settings.host}:{settings.port} "
-              f"({settings.workers} inference worker(s); the models load in the background, GET /readyz)",
-              highlight=False)
+    err.print(
+        f"[cyan]•[/] serving {settings.workspace} on http://{settings.host}:{settings.port} "
+        f"({settings.workers} inference worker(s); the models load in the background, GET /readyz)",
+        highlight=False,
+    )
     run_server(settings)
 
 
 @app.command()
 def forget(
-    conversation: Annotated[Optional[list[str]], typer.Option("--conversation", "-c", help="A conversation id to erase (repeatable)")] = None,
-    email: Annotated[Optional[str], typer.Option("--email", help="Erase every conversation that mentions this email address")] = None,
+    conversation: Annotated[
+        list[str] | None, typer.Option("--conversation", "-c", help="A conversation id to erase (repeatable)")
+    ] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="Erase every conversation that mentions this email address")
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Erase a customer's conversations (a privacy request): messages, ratings, CSAT,
@@ -252,7 +285,9 @@ def forget(
 
 @app.command()
 def purge(
-    older_than_days: Annotated[float, typer.Option("--older-than-days", help="Erase conversations idle longer than this")],
+    older_than_days: Annotated[
+        float, typer.Option("--older-than-days", help="Erase conversations idle longer than this")
+    ],
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Erase every conversation idle longer than --older-than-days (what CSBOT_RETENTION_DAYS
@@ -275,10 +310,13 @@ def purge(
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="File to import", exists=False)],
-    format: Annotated[ImportFormat, typer.Option("--format", "-f", help="jsonl (our conversations), csv (question/answer), bitext, abcd")],
+    format: Annotated[
+        ImportFormat,
+        typer.Option("--format", "-f", help="jsonl (our conversations), csv (question/answer), bitext, abcd"),
+    ],
     question_column: Annotated[str, typer.Option(help="csv: the question column")] = "question",
     answer_column: Annotated[str, typer.Option(help="csv: the answer column")] = "answer",
-    intent_column: Annotated[Optional[str], typer.Option(help="csv: an optional intent column")] = None,
+    intent_column: Annotated[str | None, typer.Option(help="csv: an optional intent column")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Add transcripts or Q&A pairs to the index without a rebuild."""
@@ -288,23 +326,35 @@ def import_(
         _fail(f"{file} does not exist or is not a file")
     config = _config(workspace)
     with _Edge():
-        summary = import_file(config, file, format.value, progress=_step, question_column=question_column,
-                              answer_column=answer_column, intent_column=intent_column)
+        summary = import_file(
+            config,
+            file,
+            format.value,
+            progress=_step,
+            question_column=question_column,
+            answer_column=answer_column,
+            intent_column=intent_column,
+        )
     sys.stdout.write(json.dumps(summary) + "\n")
 
 
-ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write report.json, a confusion-matrix PNG and the most-confused pairs here")]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option("--report", help="Write report.json, a confusion-matrix PNG and the most-confused pairs here"),
+]
 
 
 @eval_app.command("intents")
 def eval_intents(
     train: Annotated[Path, typer.Option("--train", help="CSV: text,category or instruction,intent")],
     test: Annotated[Path, typer.Option("--test", help="CSV with the same columns")],
-    oos_label: Annotated[Optional[str], typer.Option("--oos-label", help="Test rows with this label must be predicted out of scope")] = None,
+    oos_label: Annotated[
+        str | None, typer.Option("--oos-label", help="Test rows with this label must be predicted out of scope")
+    ] = None,
     report: ReportOpt = None,
 ) -> None:
     """Train on TRAIN, test on TEST; the last line is one JSON object."""
-    from bot.evaluation import evaluate_intents
+    from bot.evaluation.intents_and_retrieval import evaluate_intents
 
     config = _config(None)
     _require_files(train, test)
@@ -320,7 +370,7 @@ def eval_retrieval(
     report: ReportOpt = None,
 ) -> None:
     """Index CORPUS, query with TEST; the last line is one JSON object."""
-    from bot.evaluation import evaluate_retrieval
+    from bot.evaluation.intents_and_retrieval import evaluate_retrieval
 
     config = _config(None)
     _require_files(corpus, test)
@@ -339,30 +389,49 @@ def _model_dir(model: Path | None, workspace: Path | None) -> Path:
     with _Edge():
         entry = ModelRegistry.for_workspace(config.workspace).promoted()
     if entry is None:
-        _fail(f"no --model given and no generator promoted in {config.workspace}; pass --model DIR "
-              "(a `csbot finetune train` run's final/ directory)")
+        _fail(
+            f"no --model given and no generator promoted in {config.workspace}; pass --model DIR "
+            "(a `csbot finetune train` run's final/ directory)"
+        )
     return entry.path
 
 
 @eval_app.command("generation")
 def eval_generation(
     model: Annotated[Path, typer.Option("--model", help="GPT-2 composer directory (a training run's final/)")],
-    corpus: Annotated[Path, typer.Option("--corpus", help="Bitext-style CSV (instruction, intent, response) to retrieve evidence from")],
+    corpus: Annotated[
+        Path,
+        typer.Option("--corpus", help="Bitext-style CSV (instruction, intent, response) to retrieve evidence from"),
+    ],
     test: Annotated[Path, typer.Option("--test", help="Bitext-style CSV: questions and reference responses")],
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N test rows")] = None,
-    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help="Reply length cap in tokens [default: the model's trained reply length]")] = None,
-    min_overlap: Annotated[Optional[float], typer.Option("--min-overlap", help="The guard's overlap threshold [default: calibrated at training]")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N test rows")] = None,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option("--max-new-tokens", help="Reply length cap in tokens [default: the model's trained reply length]"),
+    ] = None,
+    min_overlap: Annotated[
+        float | None,
+        typer.Option("--min-overlap", help="The guard's overlap threshold [default: calibrated at training]"),
+    ] = None,
     decoding: Annotated[str, typer.Option("--decoding", help="greedy, beam or top_p")] = "greedy",
     repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", help="1.0: none")] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of top_p sampling")] = 0,
-    candidates: Annotated[int, typer.Option("--candidates", help="Greedy: replies decoded per question (the "
-                                            "greedy one + samples), the one agreeing most with the retrieved "
-                                            "answers sent; 1: greedy alone")] = 3,
+    candidates: Annotated[
+        int,
+        typer.Option(
+            "--candidates",
+            help="Greedy: replies decoded per question (the "
+            "greedy one + samples), the one agreeing most with the retrieved "
+            "answers sent; 1: greedy alone",
+        ),
+    ] = 3,
     int8: Annotated[bool, typer.Option("--int8/--float32", help="Weights of the fast decoder")] = True,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")
+    ] = None,
 ) -> None:
     """Generate replies to TEST's questions from CORPUS's evidence; the last line is one JSON object."""
-    from bot.evaluation_generation import evaluate_generation
+    from bot.evaluation.generation import evaluate_generation
 
     config = _config(None)
     _require_files(corpus, test)
@@ -371,31 +440,63 @@ def eval_generation(
     if candidates < 1:
         _fail(f"--candidates must be at least 1; got {candidates}")
     with _Edge():
-        result = evaluate_generation(config, model, corpus, test, limit=limit, max_new_tokens=max_new_tokens,
-                                     min_overlap=min_overlap, decoding=decoding,
-                                     repetition_penalty=repetition_penalty, seed=seed, candidates=candidates,
-                                     int8=int8, report_dir=report, progress=_step)
+        result = evaluate_generation(
+            config,
+            model,
+            corpus,
+            test,
+            limit=limit,
+            max_new_tokens=max_new_tokens,
+            min_overlap=min_overlap,
+            decoding=decoding,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
+            candidates=candidates,
+            int8=int8,
+            report_dir=report,
+            progress=_step,
+        )
     sys.stdout.write(json.dumps(result) + "\n")
 
 
 @bench_app.command("generation")
 def bench_generation(
-    model: Annotated[Optional[Path], typer.Option("--model", help="GPT-2 composer directory [default: the promoted one]")] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="GPT-2 composer directory [default: the promoted one]")
+    ] = None,
     prompts: Annotated[int, typer.Option("--prompts", help="How many prompts")] = 8,
-    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Prompts from DIR/valid.jsonl (`csbot finetune pairs`) instead of the demo conversations")] = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            "--pairs", help="Prompts from DIR/valid.jsonl (`csbot finetune pairs`) instead of the demo conversations"
+        ),
+    ] = None,
     data: Annotated[Path, typer.Option("--data", help="Demo data directory (conversations.jsonl)")] = Path("data"),
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens generated per prompt, on both sides")] = 48,
-    int8: Annotated[bool, typer.Option("--int8/--float32", help="Weights of our decoder (the pipeline runs the "
-                                       "float32 model either way)")] = True,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", help="Tokens generated per prompt, on both sides")
+    ] = 48,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8/--float32", help="Weights of our decoder (the pipeline runs the float32 model either way)"
+        ),
+    ] = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Our decoding against transformers.pipeline on the same model and prompts; the last line is one JSON object."""
-    from bot.evaluation_generation import bench_generation as run_bench
+    from bot.evaluation.generation import bench_generation as run_bench
 
     model_dir = _model_dir(model, workspace)
     with _Edge():
-        result = run_bench(model_dir, prompts=prompts, pairs=pairs, data_dir=data, max_new_tokens=max_new_tokens,
-                           int8=int8, progress=_step)
+        result = run_bench(
+            model_dir,
+            prompts=prompts,
+            pairs=pairs,
+            data_dir=data,
+            max_new_tokens=max_new_tokens,
+            int8=int8,
+            progress=_step,
+        )
     sys.stdout.write(json.dumps(result) + "\n")
 
 

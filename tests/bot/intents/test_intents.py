@@ -264,16 +264,22 @@ def _legacy_workspace_model(directory: Path, marker: Path) -> None:
     directory.mkdir()
     blob = pickle.dumps({"model": _RunsCode(marker)})
     (directory / "intents.joblib").write_bytes(blob)
-    (directory / "intents.json").write_text(json.dumps({
-        "format_version": 1, "kind": "EmbeddingIntentClassifier", "embedder_id": EMBEDDER_ID, "dim": DIM,
-        "model_file": "intents.joblib", "model_sha256": hashlib.sha256(blob).hexdigest(),
-    }))
+    (directory / "intents.json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "kind": "EmbeddingIntentClassifier",
+                "embedder_id": EMBEDDER_ID,
+                "dim": DIM,
+                "model_file": "intents.joblib",
+                "model_sha256": hashlib.sha256(blob).hexdigest(),
+            }
+        )
+    )
 
 
 @pytest.mark.parametrize("with_metadata", [True, False])
-def test_a_model_saved_by_the_previous_version_as_a_pickle_says_to_rebuild_and_is_never_run(
-    tmp_path, with_metadata
-):
+def test_a_model_saved_by_the_previous_version_as_a_pickle_says_to_rebuild_and_is_never_run(tmp_path, with_metadata):
     _legacy_workspace_model(tmp_path / "intents", tmp_path / "ran")
     if not with_metadata:
         (tmp_path / "intents" / "intents.json").unlink()
@@ -292,10 +298,13 @@ def test_saving_over_a_previous_version_s_model_removes_its_pickle(trained, tmp_
     assert EmbeddingIntentClassifier.load(tmp_path / "intents", embedder_id=EMBEDDER_ID, dim=DIM).labels
 
 
-@pytest.mark.parametrize("intents, config", [
-    (("refund", "cancel_order"), IntentClassifierConfig()),  # two classes: one decision column
-    (INTENTS, IntentClassifierConfig(use_text_features=False)),  # the embedding alone
-])
+@pytest.mark.parametrize(
+    "intents, config",
+    [
+        (("refund", "cancel_order"), IntentClassifierConfig()),  # two classes: one decision column
+        (INTENTS, IntentClassifierConfig(use_text_features=False)),  # the embedding alone
+    ],
+)
 def test_two_intent_and_embedding_only_models_also_round_trip(tmp_path, intents, config):
     vectors, texts, labels = _sample(6, seed=9)
     keep = [i for i, y in enumerate(labels) if y in intents]
@@ -313,8 +322,11 @@ def test_too_few_examples_error_names_the_label_and_count():
     keep += [labels.index("refund") + 1]
     with pytest.raises(IntentTrainingError) as err:
         EmbeddingIntentClassifier.train(
-            vectors[keep], [texts[i] for i in keep], [labels[i] for i in keep],
-            IntentClassifierConfig(), embedder_id=EMBEDDER_ID,
+            vectors[keep],
+            [texts[i] for i in keep],
+            [labels[i] for i in keep],
+            IntentClassifierConfig(),
+            embedder_id=EMBEDDER_ID,
         )
     assert "'refund' (2)" in str(err.value)
     assert isinstance(err.value, ValueError) and isinstance(err.value, CsbotError)
@@ -351,29 +363,69 @@ def test_config_accepts_json_overrides_and_rejects_unknown_scores():
 
 def test_importing_bot_intents_does_not_import_torch():
     code = "import sys, bot.intents; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.stdout.strip() == "False"
 
 
 # ----------------------------------------------------------------- with the real MiniLM
 
 SMALL_SET = {
-    "order_status": ["where is my order", "has my package shipped yet", "when will my parcel arrive",
-                     "track my delivery", "my order hasn't come", "what's the status of my order",
-                     "is my order on its way", "how long until my package gets here"],
-    "refund": ["I want my money back", "how do I get a refund", "refund my purchase please",
-               "can I be reimbursed", "when will my refund arrive", "I was charged but want a refund",
-               "return the money to my card", "I'd like to request a refund"],
-    "cancel_order": ["cancel my order", "I don't want this order anymore", "please stop my order",
-                     "can I cancel before it ships", "how to cancel an order", "call off my purchase",
-                     "I need to cancel what I bought", "undo my order"],
-    "change_password": ["I forgot my password", "reset my password", "how do I change my password",
-                        "can't log in, need a new password", "password reset link", "update my login password",
-                        "my password doesn't work", "help me change my account password"],
-    "payment_methods": ["can I pay with paypal", "which cards do you accept", "do you take apple pay",
-                        "what payment options are there", "can I pay by credit card", "do you accept mastercard",
-                        "is bank transfer possible", "can I pay with a gift card"],
+    "order_status": [
+        "where is my order",
+        "has my package shipped yet",
+        "when will my parcel arrive",
+        "track my delivery",
+        "my order hasn't come",
+        "what's the status of my order",
+        "is my order on its way",
+        "how long until my package gets here",
+    ],
+    "refund": [
+        "I want my money back",
+        "how do I get a refund",
+        "refund my purchase please",
+        "can I be reimbursed",
+        "when will my refund arrive",
+        "I was charged but want a refund",
+        "return the money to my card",
+        "I'd like to request a refund",
+    ],
+    "cancel_order": [
+        "cancel my order",
+        "I don't want this order anymore",
+        "please stop my order",
+        "can I cancel before it ships",
+        "how to cancel an order",
+        "call off my purchase",
+        "I need to cancel what I bought",
+        "undo my order",
+    ],
+    "change_password": [
+        "I forgot my password",
+        "reset my password",
+        "how do I change my password",
+        "can't log in, need a new password",
+        "password reset link",
+        "update my login password",
+        "my password doesn't work",
+        "help me change my account password",
+    ],
+    "payment_methods": [
+        "can I pay with paypal",
+        "which cards do you accept",
+        "do you take apple pay",
+        "what payment options are there",
+        "can I pay by credit card",
+        "do you accept mastercard",
+        "is bank transfer possible",
+        "can I pay with a gift card",
+    ],
 }
 
 
@@ -389,13 +441,19 @@ def test_real_minilm_flags_off_topic_questions_but_not_in_domain_paraphrases():
     labels = [label for label, examples in SMALL_SET.items() for _ in examples]
     clf = EmbeddingIntentClassifier.train(embedder.encode(texts), texts, labels, embedder_id=embedder.model_id)
 
-    off_topic = ["what's the weather tomorrow", "should I buy Tesla stock", "give me a lasagna recipe",
-                 "who won the football game last night"]
+    off_topic = [
+        "what's the weather tomorrow",
+        "should I buy Tesla stock",
+        "give me a lasagna recipe",
+        "who won the football game last night",
+    ]
     for p in clf.predict(embedder.encode(off_topic), off_topic):
         assert p.out_of_scope, p
-    paraphrases = {"has my parcel been sent out yet?": "order_status",
-                   "I'd like a refund for my purchase": "refund",
-                   "please cancel the order I placed": "cancel_order"}
+    paraphrases = {
+        "has my parcel been sent out yet?": "order_status",
+        "I'd like a refund for my purchase": "refund",
+        "please cancel the order I placed": "cancel_order",
+    }
     queries = list(paraphrases)
     for q, p in zip(queries, clf.predict(embedder.encode(queries), queries)):
         assert p.intent == paraphrases[q] and not p.out_of_scope, (q, p)
@@ -428,7 +486,9 @@ def test_banking77_subset_of_ten_intents_is_classified_accurately():
     configure_threads(1, 1)
     embedder = SentenceEmbedder(EmbedderConfig(torch_threads=1)).load()
     clf = EmbeddingIntentClassifier.train(
-        embedder.encode([t for t, _ in train]), [t for t, _ in train], [y for _, y in train],
+        embedder.encode([t for t, _ in train]),
+        [t for t, _ in train],
+        [y for _, y in train],
         embedder_id=embedder.model_id,
     )
     preds = clf.predict(embedder.encode([t for t, _ in test]), [t for t, _ in test])

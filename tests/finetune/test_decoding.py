@@ -1,10 +1,10 @@
-"""bot.decoding: the fast decoder writes what `model.generate` writes, batched or not."""
+"""finetune.decoding: the fast decoder writes what `model.generate` writes, batched or not."""
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from bot.decoding import GPT2Decoder, Sampling, UnsupportedModelError  # noqa: E402
+from finetune.decoding import GPT2Decoder, Sampling, UnsupportedModelError  # noqa: E402
 
 EOS = 7
 
@@ -14,8 +14,18 @@ def model():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    m = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=64, n_embd=32, n_layer=2, n_head=4,
-                                   bos_token_id=EOS, eos_token_id=EOS, pad_token_id=0))
+    m = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=97,
+            n_positions=64,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            bos_token_id=EOS,
+            eos_token_id=EOS,
+            pad_token_id=0,
+        )
+    )
     # sharpen the random model so greedy choices are not near-ties that float noise could flip
     with torch.no_grad():
         m.lm_head.weight.mul_(8.0)
@@ -24,9 +34,15 @@ def model():
 
 def hf_greedy(model, prompt, n):
     ids = torch.tensor([prompt])
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
-                         eos_token_id=EOS, pad_token_id=0)
-    return out[0, len(prompt):].tolist()
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=n,
+        do_sample=False,
+        eos_token_id=EOS,
+        pad_token_id=0,
+    )
+    return out[0, len(prompt) :].tolist()
 
 
 def ours(model, prompts, n, **sampling):
@@ -107,8 +123,9 @@ def test_generation_never_runs_past_the_models_positions(model):
 def test_a_variant_it_cannot_reproduce_is_refused():
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    m = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2,
-                                   activation_function="relu"))
+    m = GPT2LMHeadModel(
+        GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2, activation_function="relu")
+    )
     with pytest.raises(UnsupportedModelError, match="relu"):
         GPT2Decoder(m)
 
@@ -118,8 +135,9 @@ def test_banned_tokens_are_never_chosen_per_row(model):
     first_choice = [row[0] for row in free]
     banned = [{first_choice[0]}, set()]
     rows = [[] for _ in PROMPTS[:2]]
-    for step in GPT2Decoder(model).generate(PROMPTS[:2], max_new_tokens=10, eos_id=EOS,
-                                            sampling=Sampling(banned=banned)):
+    for step in GPT2Decoder(model).generate(
+        PROMPTS[:2], max_new_tokens=10, eos_id=EOS, sampling=Sampling(banned=banned)
+    ):
         for i, t in enumerate(step):
             if t is not None:
                 rows[i].append(t)
@@ -128,7 +146,7 @@ def test_banned_tokens_are_never_chosen_per_row(model):
 
 
 def test_number_tokens_outside_the_prompt_are_the_ones_banned():
-    from bot.decoding import number_tokens_not_in
+    from finetune.decoding import number_tokens_not_in
 
     numeric = frozenset({10, 11, 12})
     assert number_tokens_not_in([5, 11, 40], numeric) == {10, 12}

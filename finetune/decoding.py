@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import CsbotError
+from retrieval.errors import CsbotError
 
 _ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
 
@@ -81,9 +81,20 @@ class GPT2Decoder:
         t = model.transformer
         self.wte, self.wpe = t.wte.weight, t.wpe.weight
         self.blocks = [
-            (b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.c_proj.weight,
-             b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.c_fc.weight, b.mlp.c_fc.bias,
-             b.mlp.c_proj.weight, b.mlp.c_proj.bias)
+            (
+                b.ln_1.weight,
+                b.ln_1.bias,
+                b.attn.c_attn.weight,
+                b.attn.c_attn.bias,
+                b.attn.c_proj.weight,
+                b.attn.c_proj.bias,
+                b.ln_2.weight,
+                b.ln_2.bias,
+                b.mlp.c_fc.weight,
+                b.mlp.c_fc.bias,
+                b.mlp.c_proj.weight,
+                b.mlp.c_proj.bias,
+            )
             for b in t.h
         ]
         self.ln_f = (t.ln_f.weight, t.ln_f.bias)
@@ -119,8 +130,9 @@ class GPT2Decoder:
             q = qkv[:, :, 0].transpose(1, 2)
             keys[layer][:, :, start:end] = qkv[:, :, 1].transpose(1, 2)
             values[layer][:, :, start:end] = qkv[:, :, 2].transpose(1, 2)
-            o = F.scaled_dot_product_attention(q, keys[layer][:, :, :end], values[layer][:, :, :end], attn_mask=mask,
-                                               is_causal=causal)
+            o = F.scaled_dot_product_attention(
+                q, keys[layer][:, :, :end], values[layer][:, :, :end], attn_mask=mask, is_causal=causal
+            )
             h = h + linear(o.transpose(1, 2).reshape(B * T, d), 4 * layer + 1, pw, pb).view(B, T, d)
             m = F.layer_norm(h, (d,), l2w, l2b, self.eps)
             m = F.gelu(linear(m.reshape(B * T, d), 4 * layer + 2, fw, fb), approximate=self.gelu)
@@ -128,8 +140,15 @@ class GPT2Decoder:
         last = F.layer_norm(h[:, -1], (d,), self.ln_f[0], self.ln_f[1], self.eps)
         return q8[-1](last) if q8 is not None else last @ self.lm_head.T
 
-    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, eos_id: int,
-                 sampling: Sampling | None = None, min_new_tokens: int = 0) -> Iterator[list[int | None]]:
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int,
+        eos_id: int,
+        sampling: Sampling | None = None,
+        min_new_tokens: int = 0,
+    ) -> Iterator[list[int | None]]:
         """One list per decoding step: each row's new token id, or None once the row has
         ended (its `eos_id` is yielded as its last token). Stops when every row has ended or
         after `max_new_tokens` steps. Prompts are left-padded into one batch. Before
@@ -141,8 +160,9 @@ class GPT2Decoder:
         longest = max(len(p) for p in prompts)
         steps = min(max_new_tokens, self.max_positions - longest)
         if steps < 1:
-            raise ValueError(f"a prompt of {longest} tokens leaves no room to generate in the model's "
-                             f"{self.max_positions} positions")
+            raise ValueError(
+                f"a prompt of {longest} tokens leaves no room to generate in the model's {self.max_positions} positions"
+            )
         sampling = sampling or Sampling()
         generator = None
         if sampling.top_p is not None and sampling.seed is not None:
@@ -154,8 +174,8 @@ class GPT2Decoder:
             ids = torch.zeros((B, longest), dtype=torch.long)
             key_ok = torch.zeros((B, total), dtype=torch.bool)
             for i, p in enumerate(prompts):
-                ids[i, pad[i]:] = torch.tensor(list(p), dtype=torch.long)
-                key_ok[i, pad[i]:] = True
+                ids[i, pad[i] :] = torch.tensor(list(p), dtype=torch.long)
+                key_ok[i, pad[i] :] = True
             positions = (key_ok[:, :longest].long().cumsum(1) - 1).clamp(min=0)
             shape = (B, self.n_head, total, self.head_dim)
             dtype = self.wte.dtype
@@ -165,7 +185,7 @@ class GPT2Decoder:
             mask = None
             if padded:
                 causal = torch.ones((longest, longest), dtype=torch.bool).tril()
-                mask = (causal[None, None] & key_ok[:, None, None, :longest])
+                mask = causal[None, None] & key_ok[:, None, None, :longest]
                 # a padded query row attends nothing: let it see itself so softmax stays finite
                 mask |= torch.eye(longest, dtype=torch.bool)[None, None]
             logits = self._forward(ids, positions, keys, values, 0, mask)
@@ -200,8 +220,14 @@ class GPT2Decoder:
                 key_ok[:, col] = True
                 if seen is not None:
                     seen = torch.cat([seen, token[:, None]], 1)
-                logits = self._forward(token[:, None], next_pos[:, None], keys, values, col,
-                                       key_ok[:, None, None, :col + 1] if padded else None)
+                logits = self._forward(
+                    token[:, None],
+                    next_pos[:, None],
+                    keys,
+                    values,
+                    col,
+                    key_ok[:, None, None, : col + 1] if padded else None,
+                )
                 next_pos = next_pos + 1
 
 
@@ -225,7 +251,7 @@ def _int8_linears(blocks, lm_head):
         return layer
 
     layers = nn.ModuleList()
-    for (_, _, aw, ab, pw, pb, _, _, fw, fb, mw, mb) in blocks:
+    for _, _, aw, ab, pw, pb, _, _, fw, fb, mw, mb in blocks:
         layers.extend([linear(aw, ab), linear(pw, pb), linear(fw, fb), linear(mw, mb)])
     layers.append(linear(lm_head.T, None))
     with warnings.catch_warnings():  # torch.ao's eager API is deprecated upstream in favour of torchao
@@ -242,8 +268,9 @@ def _pick(logits, sampling: Sampling, generator, seen):
 
     if seen is not None:
         picked = logits.gather(1, seen)
-        logits = logits.scatter(1, seen, torch.where(picked > 0, picked / sampling.repetition_penalty,
-                                                     picked * sampling.repetition_penalty))
+        logits = logits.scatter(
+            1, seen, torch.where(picked > 0, picked / sampling.repetition_penalty, picked * sampling.repetition_penalty)
+        )
     if sampling.top_p is None:
         return logits.argmax(-1)
     probs = torch.softmax(logits / max(sampling.temperature, 1e-5), -1)
@@ -254,14 +281,17 @@ def _pick(logits, sampling: Sampling, generator, seen):
     choice = torch.multinomial(sorted_p, 1, generator=generator)
     token = order.gather(1, choice).squeeze(1)
     if sampling.greedy_rows:
-        token[:sampling.greedy_rows] = logits[:sampling.greedy_rows].argmax(-1)
+        token[: sampling.greedy_rows] = logits[: sampling.greedy_rows].argmax(-1)
     return token
 
 
 def number_tokens(tokenizer: Any) -> frozenset[int]:
     """Ids of the vocabulary's tokens that contain a digit."""
-    return frozenset(i for tok, i in tokenizer.get_vocab().items()
-                     if any(c.isdigit() for c in tokenizer.convert_tokens_to_string([tok])))
+    return frozenset(
+        i
+        for tok, i in tokenizer.get_vocab().items()
+        if any(c.isdigit() for c in tokenizer.convert_tokens_to_string([tok]))
+    )
 
 
 def number_tokens_not_in(prompt_ids: Sequence[int], numeric: frozenset[int]) -> frozenset[int]:

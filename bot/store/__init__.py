@@ -98,8 +98,9 @@ def m003_web_channel(db: Database) -> None:
     # message re-sent by the widget's offline queue finds its stored turn instead of
     # taking a second one (unique per conversation; NULLs do not collide in SQLite)
     db["messages"].add_column("client_message_id", str)
-    db["messages"].create_index(["conversation_id", "client_message_id"], unique=True,
-                                index_name="messages_client_message_id")
+    db["messages"].create_index(
+        ["conversation_id", "client_message_id"], unique=True, index_name="messages_client_message_id"
+    )
     # quick replies offered with a bot message (JSON list), so a reloaded widget shows them
     db["messages"].add_column("buttons", str)
     # customer satisfaction at the end of a conversation (1 = very bad ... 5 = very good)
@@ -259,8 +260,9 @@ class ConversationStore:
         return len(list(migrations.applied(self.db)))
 
     # -- conversations -------------------------------------------------------------
-    def create_conversation(self, channel: str = "cli", conversation_id: str | None = None,
-                            token_hash: str | None = None) -> str:
+    def create_conversation(
+        self, channel: str = "cli", conversation_id: str | None = None, token_hash: str | None = None
+    ) -> str:
         """A new conversation. `token_hash` (the SHA-256 of its access token) makes it
         readable through the public API by whoever holds the token."""
         conversation_id = conversation_id or uuid.uuid4().hex
@@ -281,8 +283,7 @@ class ConversationStore:
     def access_ok(self, conversation_id: str, token_hash: str, read_hours: float | None = None) -> bool:
         """Whether `token_hash` opens the conversation: it has a token, the hashes match
         (compared in constant time), and it was active within `read_hours`."""
-        rows = list(self.db.query("select token_hash, updated_at from conversations where id = ?",
-                                  [conversation_id]))
+        rows = list(self.db.query("select token_hash, updated_at from conversations where id = ?", [conversation_id]))
         if not rows or not rows[0]["token_hash"]:
             return False
         if not hmac.compare_digest(rows[0]["token_hash"], token_hash):
@@ -340,8 +341,14 @@ class ConversationStore:
                 raise DuplicateClientMessageError(conversation_id, cid) from None
             raise
 
-    def _record_turn(self, conversation_id: str, customer: MessageRecord, bot: MessageRecord,
-                     state: DialogueState, handoff_reason: str | None) -> int:
+    def _record_turn(
+        self,
+        conversation_id: str,
+        customer: MessageRecord,
+        bot: MessageRecord,
+        state: DialogueState,
+        handoff_reason: str | None,
+    ) -> int:
         with self._write_transaction():
             rows = list(
                 self.db.query(
@@ -381,9 +388,7 @@ class ConversationStore:
         if edited_from is not None and not isinstance(edited_from, str):
             raise StoreError(f"edited_from must be the suggestion's text or None, got {type(edited_from).__name__}")
         with self._write_transaction():
-            updated = self.db.execute(
-                "update conversations set updated_at = ? where id = ?", [_now(), conversation_id]
-            )
+            updated = self.db.execute("update conversations set updated_at = ? where id = ?", [_now(), conversation_id])
             if updated.rowcount != 1:
                 raise UnknownConversationError(conversation_id)
             rows = list(
@@ -448,35 +453,39 @@ class ConversationStore:
     def messages(self, conversation_id: str) -> list[dict[str, Any]]:
         if not self.conversation_exists(conversation_id):
             raise UnknownConversationError(conversation_id)
-        rows = self.db["messages"].rows_where(
-            "conversation_id = ?", [conversation_id], order_by="turn"
-        )
+        rows = self.db["messages"].rows_where("conversation_id = ?", [conversation_id], order_by="turn")
         return [_decoded(r) for r in rows]
 
-    def messages_page(self, conversation_id: str, *, limit: int,
-                      before: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+    def messages_page(
+        self, conversation_id: str, *, limit: int, before: int | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
         """The latest `limit` messages (below message id `before`, when given), oldest
         first, and whether older ones remain."""
         if not self.conversation_exists(conversation_id):
             raise UnknownConversationError(conversation_id)
-        rows = list(self.db.query(
-            "select * from messages where conversation_id = ? and id < ? order by id desc limit ?",
-            [conversation_id, before if before is not None else 2**63 - 1, limit + 1],
-        ))
+        rows = list(
+            self.db.query(
+                "select * from messages where conversation_id = ? and id < ? order by id desc limit ?",
+                [conversation_id, before if before is not None else 2**63 - 1, limit + 1],
+            )
+        )
         has_more = len(rows) > limit
         return [_decoded(r) for r in reversed(rows[:limit])], has_more
 
-    def turn_for_client_message(self, conversation_id: str,
-                                client_message_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def turn_for_client_message(
+        self, conversation_id: str, client_message_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(customer message, the bot reply after it) of the turn that carried
         `client_message_id`, or None when the conversation has no such message."""
-        rows = list(self.db.query(
-            "select * from messages where conversation_id = ? and turn in ("
-            " select turn from messages where conversation_id = ? and client_message_id = ?"
-            " union select turn + 1 from messages where conversation_id = ? and client_message_id = ?"
-            ") order by turn",
-            [conversation_id, conversation_id, client_message_id, conversation_id, client_message_id],
-        ))
+        rows = list(
+            self.db.query(
+                "select * from messages where conversation_id = ? and turn in ("
+                " select turn from messages where conversation_id = ? and client_message_id = ?"
+                " union select turn + 1 from messages where conversation_id = ? and client_message_id = ?"
+                ") order by turn",
+                [conversation_id, conversation_id, client_message_id, conversation_id, client_message_id],
+            )
+        )
         if len(rows) != 2:
             return None
         customer, bot = (_decoded(r) for r in rows)
@@ -485,11 +494,13 @@ class ConversationStore:
     def agent_messages_after(self, conversation_id: str, after_message_id: int) -> list[dict[str, Any]]:
         """The conversation's human-agent messages with an id above `after_message_id`,
         oldest first (what a live channel has not shown yet)."""
-        return list(self.db.query(
-            "select id, text, created_at from messages "
-            "where conversation_id = ? and role = 'agent' and id > ? order by id",
-            [conversation_id, after_message_id],
-        ))
+        return list(
+            self.db.query(
+                "select id, text, created_at from messages "
+                "where conversation_id = ? and role = 'agent' and id > ? order by id",
+                [conversation_id, after_message_id],
+            )
+        )
 
     def iter_conversations(self) -> Iterator[dict[str, Any]]:
         yield from self.db["conversations"].rows_where(order_by="created_at")
@@ -529,8 +540,15 @@ class ConversationStore:
         return {r["message_id"]: r["rating"] for r in rows}
 
     # -- feedback ------------------------------------------------------------------
-    def add_feedback(self, message_id: int, rating: str, comment: str | None = None, *,
-                     conversation_id: str | None = None, author: str = "customer") -> int:
+    def add_feedback(
+        self,
+        message_id: int,
+        rating: str,
+        comment: str | None = None,
+        *,
+        conversation_id: str | None = None,
+        author: str = "customer",
+    ) -> int:
         """Rate a bot reply; a message has one rating, and a new one replaces it. With
         `conversation_id`, the message must belong to that conversation (what the public
         API asks: nobody rates another conversation's replies). Returns the rating's id."""
@@ -582,14 +600,16 @@ class ConversationStore:
             counts = {
                 "feedback": self.db.execute(
                     "delete from feedback where message_id in (select id from messages where conversation_id = ?)",
-                    [conversation_id]).rowcount,
+                    [conversation_id],
+                ).rowcount,
                 "csat": self.db.execute("delete from csat where conversation_id = ?", [conversation_id]).rowcount,
                 "handoffs": self.db.execute(
-                    "delete from handoffs where conversation_id = ?", [conversation_id]).rowcount,
+                    "delete from handoffs where conversation_id = ?", [conversation_id]
+                ).rowcount,
                 "messages": self.db.execute(
-                    "delete from messages where conversation_id = ?", [conversation_id]).rowcount,
-                "conversations": self.db.execute(
-                    "delete from conversations where id = ?", [conversation_id]).rowcount,
+                    "delete from messages where conversation_id = ?", [conversation_id]
+                ).rowcount,
+                "conversations": self.db.execute("delete from conversations where id = ?", [conversation_id]).rowcount,
             }
             if counts["conversations"] != 1:
                 raise UnknownConversationError(conversation_id)
@@ -615,8 +635,10 @@ class ConversationStore:
     def idle_conversations(self, idle_days: float) -> list[str]:
         """Ids of conversations with no activity in the last `idle_days` days."""
         cutoff = (datetime.now(UTC) - timedelta(days=idle_days)).isoformat(timespec="milliseconds")
-        return [r["id"] for r in self.db.query(
-            "select id from conversations where updated_at < ? order by updated_at", [cutoff])]
+        return [
+            r["id"]
+            for r in self.db.query("select id from conversations where updated_at < ? order by updated_at", [cutoff])
+        ]
 
 
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:

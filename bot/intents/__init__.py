@@ -497,9 +497,7 @@ class EmbeddingIntentClassifier:
             vectors = vectors[None, :]
         texts = [texts] if isinstance(texts, str) else list(texts)
         if vectors.ndim != 2 or vectors.shape[1] != self.metadata["dim"]:
-            raise ValueError(
-                f"expected vectors of shape (n, {self.metadata['dim']}), got {vectors.shape}"
-            )
+            raise ValueError(f"expected vectors of shape (n, {self.metadata['dim']}), got {vectors.shape}")
         if len(vectors) != len(texts):
             raise ValueError(f"{len(vectors)} vectors but {len(texts)} texts")
         return vectors, texts
@@ -521,8 +519,13 @@ class EmbeddingIntentClassifier:
         }
         if self._meta is not None:
             mean, scale, lr = self._meta
-            arrays.update(meta_mean=mean, meta_scale=scale, meta_coef=lr.coef, meta_intercept=lr.intercept,
-                          meta_classes=lr.classes_)
+            arrays.update(
+                meta_mean=mean,
+                meta_scale=scale,
+                meta_coef=lr.coef,
+                meta_intercept=lr.intercept,
+                meta_classes=lr.classes_,
+            )
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         blobs = {
@@ -668,14 +671,13 @@ def _restore(
 ) -> tuple[_Core, Any]:
     """A `_Core` (and the OOS combiner) from checked arrays; every shape is checked against
     the metadata, so what predicts is exactly what was saved or nothing."""
-    if config.use_text_features != (_TEXT_ARRAYS <= arrays.keys()):
+    if config.use_text_features != (arrays.keys() >= _TEXT_ARRAYS):
         raise ValueError("TF-IDF arrays present or missing against the config")
     features = _FeatureBuilder.restore(config, arrays, vocab)
     n_features = dim + features.n_text_features
     n_classes = len(labels)
     classes = arrays["classes"]
-    model = _Linear(arrays["coef"].astype(np.float64), arrays["intercept"].astype(np.float64),
-                    classes.astype(np.int64))
+    model = _Linear(arrays["coef"].astype(np.float64), arrays["intercept"].astype(np.float64), classes.astype(np.int64))
     rows = 1 if n_classes == 2 else n_classes
     if not np.array_equal(classes, np.arange(n_classes)):
         raise ValueError(f"classes must be 0..{n_classes - 1}")
@@ -691,12 +693,19 @@ def _restore(
     if len(train_y) and (train_y.min() < 0 or train_y.max() >= n_classes):
         raise ValueError("training labels out of range")
     meta = None
-    if _META_ARRAYS <= arrays.keys():
-        lr = _Linear(arrays["meta_coef"].astype(np.float64), arrays["meta_intercept"].astype(np.float64),
-                     arrays["meta_classes"].astype(np.int64))
+    if arrays.keys() >= _META_ARRAYS:
+        lr = _Linear(
+            arrays["meta_coef"].astype(np.float64),
+            arrays["meta_intercept"].astype(np.float64),
+            arrays["meta_classes"].astype(np.int64),
+        )
         n_meta = 5
-        if (lr.coef.shape != (1, n_meta) or lr.intercept.shape != (1,)
-                or arrays["meta_mean"].shape != (n_meta,) or arrays["meta_scale"].shape != (n_meta,)):
+        if (
+            lr.coef.shape != (1, n_meta)
+            or lr.intercept.shape != (1,)
+            or arrays["meta_mean"].shape != (n_meta,)
+            or arrays["meta_scale"].shape != (n_meta,)
+        ):
             raise ValueError("the OOS combiner's arrays have the wrong shapes")
         meta = (arrays["meta_mean"].astype(np.float64), arrays["meta_scale"].astype(np.float64), lr)
     elif _META_ARRAYS & arrays.keys():
@@ -799,9 +808,7 @@ def _calibrate(vectors, texts, y, config: IntentClassifierConfig, say) -> dict[s
     for name in OOS_SCORES:
         # the score's threshold is chosen among rows the floor has not already flagged
         keep = ~floor_flag
-        t = _threshold_for_loss(
-            np.where(keep, s_in[name], np.inf), correct, max(rest_budget, 0.0)
-        )
+        t = _threshold_for_loss(np.where(keep, s_in[name], np.inf), correct, max(rest_budget, 0.0))
         if not np.isfinite(t):
             t = float(np.min(s_in[name]) - 1.0) if t < 0 else float(np.max(s_in[name]) + 1.0)
         thresholds[name] = float(t)
@@ -816,9 +823,7 @@ def _calibrate(vectors, texts, y, config: IntentClassifierConfig, say) -> dict[s
         report["scores"][name] = entry
     say(
         "OOS calibration: "
-        + ", ".join(
-            f"{k} recall {v.get('pseudo_oos_recall', float('nan')):.3f}" for k, v in report["scores"].items()
-        )
+        + ", ".join(f"{k} recall {v.get('pseudo_oos_recall', float('nan')):.3f}" for k, v in report["scores"].items())
     )
     return {
         "temperature": temperature,
@@ -838,9 +843,7 @@ def _validate(vectors, texts, labels, config: IntentClassifierConfig):
         raise IntentTrainingError(f"vectors must be a 2-D array (n, dim), got shape {vectors.shape}")
     texts, labels = list(texts), [str(lab) for lab in labels]
     if not (len(vectors) == len(texts) == len(labels)):
-        raise IntentTrainingError(
-            f"length mismatch: {len(vectors)} vectors, {len(texts)} texts, {len(labels)} labels"
-        )
+        raise IntentTrainingError(f"length mismatch: {len(vectors)} vectors, {len(texts)} texts, {len(labels)} labels")
     if not np.all(np.isfinite(vectors)):
         raise IntentTrainingError("vectors contain NaN or infinite values")
     counts = Counter(labels)
@@ -884,9 +887,9 @@ def _versions() -> dict[str, str]:
 
 
 __all__ = [
+    "OOS_SCORES",
     "EmbeddingIntentClassifier",
     "IntentClassifierConfig",
     "IntentModelError",
     "IntentTrainingError",
-    "OOS_SCORES",
 ]

@@ -1,4 +1,4 @@
-"""bot.generator: a real (tiny, untrained) GPT-2 composes, the guard's rejections fall back to
+"""bot.composers.generative: a real (tiny, untrained) GPT-2 composes, the guard's rejections fall back to
 the retrieval composer with the reason, streaming ends with the final reply, and a mismatched
 model directory is refused."""
 
@@ -9,25 +9,50 @@ from pathlib import Path
 
 import pytest
 
-from bot.composer import RetrievalComposer
+from bot.composers.generative import GeneratorConfig, GPT2Composer, _Generated
+from bot.composers.retrieval import RetrievalComposer
 from bot.contracts import ComposedReply, Composer, ComposeRequest, Slots
 from bot.domain import Domain
 from bot.errors import ArtifactMismatchError
-from bot.generator import GeneratorConfig, GPT2Composer, _Generated
-from bot.guard import company_facts_from
+from finetune.guard import company_facts_from
 from retrieval.types import Hit, Unit
 from tests.helpers import REPO
 
 DOMAIN = Domain()
 COMPANY = json.loads((REPO / "data" / "company.json").read_text(encoding="utf-8"))
 HITS = (
-    Hit(Unit(id="conv-1#t0", kind="transcript", text="where is my order {{Order Number}}?", intent="order_status",
-             reply="Good news - order {{Order Number}} has left our warehouse and is on its way. "
-                   "Standard delivery takes 3-5 business days."), 0.91),
-    Hit(Unit(id="kb-shipping#c0", kind="kb", text="Shipping. Standard delivery takes 3-5 business days.",
-             intent="order_status", title="Shipping"), 0.72),
-    Hit(Unit(id="conv-2#t4", kind="transcript", text="when does it come?", intent="order_status",
-             reply="It was delivered on 2026-03-02 by ParcelCo.", extra={"after_lookup": True}), 0.70),
+    Hit(
+        Unit(
+            id="conv-1#t0",
+            kind="transcript",
+            text="where is my order {{Order Number}}?",
+            intent="order_status",
+            reply="Good news - order {{Order Number}} has left our warehouse and is on its way. "
+            "Standard delivery takes 3-5 business days.",
+        ),
+        0.91,
+    ),
+    Hit(
+        Unit(
+            id="kb-shipping#c0",
+            kind="kb",
+            text="Shipping. Standard delivery takes 3-5 business days.",
+            intent="order_status",
+            title="Shipping",
+        ),
+        0.72,
+    ),
+    Hit(
+        Unit(
+            id="conv-2#t4",
+            kind="transcript",
+            text="when does it come?",
+            intent="order_status",
+            reply="It was delivered on 2026-03-02 by ParcelCo.",
+            extra={"after_lookup": True},
+        ),
+        0.70,
+    ),
 )
 
 
@@ -43,8 +68,9 @@ def make_tiny_model(path: Path, *, vocab_size: int | None = None, meta: bool = T
     texts = load_corpus_texts(REPO / "data")[:40]
     tok = train_tokenizer(texts, 400)
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=256,
-                                       vocab_size=vocab_size or len(tok)))
+    model = GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=256, vocab_size=vocab_size or len(tok))
+    )
     _set_generation_ids(model, tok)
     model.save_pretrained(path)
     tok.save_pretrained(path)
@@ -63,17 +89,28 @@ def fallback() -> RetrievalComposer:
 
 
 def composer(model_dir: Path | str, **config) -> GPT2Composer:
-    return GPT2Composer(model_dir, GeneratorConfig(max_new_tokens=config.pop("max_new_tokens", 24), **config),
-                        fallback=fallback(), company_facts=company_facts_from(COMPANY),
-                        slot_questions=DOMAIN.slot_questions, slot_mentions=DOMAIN.slot_mentions)
+    return GPT2Composer(
+        model_dir,
+        GeneratorConfig(max_new_tokens=config.pop("max_new_tokens", 24), **config),
+        fallback=fallback(),
+        company_facts=company_facts_from(COMPANY),
+        slot_questions=DOMAIN.slot_questions,
+        slot_mentions=DOMAIN.slot_mentions,
+    )
 
 
 def request(text: str = "where is my order?", slots: dict | None = None) -> ComposeRequest:
-    return ComposeRequest(text=text, intent="order_status", history=(("customer", "hi"), ("bot", "Hi! How can I help?")),
-                          hits=HITS, slots=Slots(dict(slots or {})))
+    return ComposeRequest(
+        text=text,
+        intent="order_status",
+        history=(("customer", "hi"), ("bot", "Hi! How can I help?")),
+        hits=HITS,
+        slots=Slots(dict(slots or {})),
+    )
 
 
 # -- the step after generation (no model needed) --------------------------------------------
+
 
 def candidates(*texts: str) -> list[_Generated]:
     return [_Generated(t, 20, True, 100, 5.0, 50.0) for t in texts]
@@ -107,7 +144,8 @@ def test_candidates_are_compared_with_the_usable_retrieved_answers_only() -> Non
     # the third hit is an agent reading one customer's order record: not a reference
     assert HITS[2].unit.extra.get("after_lookup")
     assert composer("/nonexistent").consensus_references(request()) == [
-        " ".join(h.unit.evidence_text.split()) for h in HITS[:2]]
+        " ".join(h.unit.evidence_text.split()) for h in HITS[:2]
+    ]
 
 
 def test_a_reply_with_an_invented_order_number_falls_back_with_the_reason() -> None:
@@ -116,8 +154,9 @@ def test_a_reply_with_an_invented_order_number_falls_back_with_the_reason() -> N
     hits = c.evidence_hits(request())
     reply = c._finish(request(slots={"order_id": "#40318275"}), "Order #99887766 has left our warehouse.", hits)
     assert reply.composer == "retrieval (gpt2 rejected)"
-    assert reply.note.startswith("gpt2 reply rejected: names order #99887766, which is in neither the "
-                                 "conversation nor the evidence")
+    assert reply.note.startswith(
+        "gpt2 reply rejected: names order #99887766, which is in neither the conversation nor the evidence"
+    )
     # the fallback's own reply: the retrieved agent reply with the customer's order number
     assert reply.action == "answer" and "#40318275" in reply.text and reply.source_ids == ("conv-1#t0",)
 
@@ -126,8 +165,9 @@ def test_a_grounded_reply_is_sent_with_placeholders_filled_and_its_evidence_ids(
     c = composer("/nonexistent")
     hits = c.evidence_hits(request())
     reply = c._finish(request(slots={"order_id": "#40318275"}), " Order {{Order Number}} has left our warehouse.", hits)
-    assert reply == ComposedReply("Order #40318275 has left our warehouse.", "answer", "gpt2",
-                                  source_ids=("conv-1#t0", "kb-shipping#c0"))
+    assert reply == ComposedReply(
+        "Order #40318275 has left our warehouse.", "answer", "gpt2", source_ids=("conv-1#t0", "kb-shipping#c0")
+    )
 
 
 def test_evidence_skips_replies_that_relied_on_an_order_lookup() -> None:
@@ -141,16 +181,18 @@ def test_a_missing_askable_slot_becomes_a_question_and_an_unknown_placeholder_fa
     asked = c._finish(request(), "Order {{Order Number}} has left our warehouse.", hits)
     assert (asked.action, asked.composer, asked.missing_slot) == ("clarify", "gpt2", "order_id")
     assert asked.text == DOMAIN.slot_questions["order_id"] and "{{" not in asked.text
-    unknown = c._finish(request(slots={"order_id": "#40318275"}),
-                        "Your tracking number {{Tracking Number}} is on its way.", hits)
+    unknown = c._finish(
+        request(slots={"order_id": "#40318275"}), "Your tracking number {{Tracking Number}} is on its way.", hits
+    )
     assert unknown.composer == "retrieval (gpt2 rejected)"
     assert "{{Tracking Number}}, which no slot fills" in unknown.note
 
 
 def test_a_reply_off_the_evidence_falls_back_on_overlap() -> None:
     c = composer("/nonexistent", min_overlap=0.5)
-    reply = c._finish(request(slots={"order_id": "#40318275"}), "Purple elephants dance quietly.",
-                      c.evidence_hits(request()))
+    reply = c._finish(
+        request(slots={"order_id": "#40318275"}), "Purple elephants dance quietly.", c.evidence_hits(request())
+    )
     assert reply.composer == "retrieval (gpt2 rejected)" and "of the reply's words are in the evidence" in reply.note
 
 
@@ -167,6 +209,7 @@ def test_bad_decoding_is_refused() -> None:
 
 
 # -- the real tiny model ----------------------------------------------------------------------
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("decoding", ["greedy", "beam", "top_p"])
@@ -229,8 +272,9 @@ def test_digits_are_only_copied_from_the_prompt_even_from_a_model_that_loves_num
     import torch
 
     def digits_written(copy_numbers_only: bool) -> tuple[set[str], set[str]]:
-        c = composer(make_tiny_model(tmp_path / f"m{copy_numbers_only}"), max_new_tokens=40,
-                     copy_numbers_only=copy_numbers_only).load()
+        c = composer(
+            make_tiny_model(tmp_path / f"m{copy_numbers_only}"), max_new_tokens=40, copy_numbers_only=copy_numbers_only
+        ).load()
         numeric = sorted(c._numeric_tokens())
         with torch.no_grad():  # make digit tokens the model's favourite output
             c.model.lm_head.weight[numeric] += 3 * c.model.lm_head.weight[numeric].sign()
@@ -238,8 +282,9 @@ def test_digits_are_only_copied_from_the_prompt_even_from_a_model_that_loves_num
         req = request("where is my order #40318275?", slots={"order_id": "#40318275"})
         prompt = c.build_prompt(req, c.evidence_hits(req))
         (generated,) = c.generate_batch([prompt])
-        prompt_digits = {ch for t in c.tokenizer.encode(prompt) if t in numeric
-                         for ch in c.tokenizer.decode([t]) if ch.isdigit()}
+        prompt_digits = {
+            ch for t in c.tokenizer.encode(prompt) if t in numeric for ch in c.tokenizer.decode([t]) if ch.isdigit()
+        }
         return {ch for ch in generated.text if ch.isdigit()}, prompt_digits
 
     free, allowed = digits_written(False)

@@ -1,0 +1,400 @@
+"""`csbot finetune ...`: the fine-tuning pipeline's commands.
+
+Importing this module loads no heavy library (torch, FAISS, sentence-transformers):
+`bot.cli` imports it to register the sub-app, and `import bot.cli` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+finetune_app = typer.Typer(
+    help="Build fine-tuning data for the GPT-2 composer from logged conversations and transcripts.",
+    no_args_is_help=True,
+)
+
+
+class TranscriptFormat(str, Enum):
+    jsonl = "jsonl"
+    abcd = "abcd"
+
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
+]
+
+
+@finetune_app.command("pairs")
+def pairs(
+    out: Annotated[Path, typer.Option("--out", help="Directory for train.jsonl, valid.jsonl and manifest.json")],
+    workspace: WorkspaceOpt = None,
+    transcripts: Annotated[
+        list[Path] | None,
+        typer.Option("--transcripts", help="Transcript file to add (repeatable); conversations in it become pairs too"),
+    ] = None,
+    formats: Annotated[
+        list[TranscriptFormat] | None,
+        typer.Option(
+            "--format", "-f", help="Format of each --transcripts file (one for all, or one per file) [default jsonl]"
+        ),
+    ] = None,
+    context_turns: Annotated[int, typer.Option("--context-turns", help="Turns of context before each reply")] = 4,
+    evidence_k: Annotated[
+        int, typer.Option("--evidence-k", help="Retrieved units per pair (never from its own conversation)")
+    ] = 3,
+    valid_fraction: Annotated[
+        float, typer.Option("--valid-fraction", help="Share of conversations held out for validation")
+    ] = 0.1,
+    min_pairs: Annotated[int, typer.Option("--min-pairs", help="Refuse to write fewer pairs than this")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the train/valid split")] = 0,
+    include_bot_replies: Annotated[
+        bool,
+        typer.Option(
+            "--include-bot-replies",
+            help="Also learn the bot's answers that no human agent rated 👍 (only when "
+            "you trust who talks to the bot: anonymous visitors choose what these pairs teach)",
+        ),
+    ] = False,
+    down_vote_conversations: Annotated[
+        int,
+        typer.Option(
+            "--down-vote-conversations",
+            help="Customers' 👎 in this many distinct conversations exclude every bot "
+            "reply built on the same retrieved source (an agent's 👎 excludes its reply at once)",
+        ),
+    ] = 3,
+) -> None:
+    """Build supervised pairs (context, evidence, target reply) from the store and transcripts.
+
+    Progress goes to stderr; the last line of stdout is one JSON object (the manifest's counts).
+    """
+    from bot.cli import _config, _Edge, _fail, _step
+
+    transcripts = list(transcripts or [])
+    formats = [f.value for f in (formats or [])]
+    if formats and not transcripts:
+        _fail("--format is given without --transcripts FILE")
+    if len(formats) not in (0, 1, len(transcripts)):
+        _fail(
+            f"{len(transcripts)} --transcripts files but {len(formats)} --format values: "
+            "give one --format for all files or one per file"
+        )
+    if len(formats) <= 1:
+        formats = (formats or ["jsonl"]) * len(transcripts)
+    for path in transcripts:
+        if not path.is_file():
+            _fail(f"{path} does not exist or is not a file")
+    config = _config(workspace)
+
+    with _Edge():
+        from bot.learning import build_workspace_pairs
+        from bot.workspace import company_facts
+
+        manifest = build_workspace_pairs(
+            config,
+            out,
+            transcripts=transcripts,
+            formats=formats,
+            context_turns=context_turns,
+            evidence_k=evidence_k,
+            valid_fraction=valid_fraction,
+            min_pairs=min_pairs,
+            seed=seed,
+            include_bot_replies=include_bot_replies,
+            down_vote_conversations=down_vote_conversations,
+            protect=company_facts(config.workspace),
+            progress=_step,
+            show_bars=True,
+        )
+
+    summary = {
+        "out": str(out),
+        **manifest["counts"],
+        "excluded": manifest["excluded"],
+        "pii_scrubbed": manifest["pii_scrubbed"]["total"],
+        "data_sha256": manifest["data_sha256"],
+    }
+    sys.stdout.write(json.dumps(summary) + "\n")
+
+
+@finetune_app.command("train")
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/ while training, final/ when done")],
+    pairs: Annotated[
+        Path | None, typer.Option("--pairs", help="A directory written by `csbot finetune pairs`")
+    ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(
+            "--corpus",
+            help="Instead of --pairs: a Bitext-style CSV (instruction, "
+            "intent, response); pairs are built into OUT/pairs with evidence "
+            "retrieved from the other rows",
+        ),
+    ] = None,
+    base: Annotated[
+        str,
+        typer.Option(
+            "--base",
+            help="scratch (our tokenizer + a small GPT-2 pretrained on the corpus), "
+            "or an HF GPT-2 checkpoint: a name in the local cache or a directory",
+        ),
+    ] = "scratch",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Corpus folder for the scratch base's tokenizer and "
+            "pretraining [default: data/ with --pairs, none with --corpus]",
+        ),
+    ] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", help="Budget for the whole run, pretraining included")
+    ] = None,
+    epochs: Annotated[float, typer.Option("--epochs")] = 3.0,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Default 5e-4 for scratch, 5e-5 for a pretrained base")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    evidence_k: Annotated[
+        int, typer.Option("--evidence-k", help="Evidence items per prompt (and per --corpus pair)")
+    ] = 3,
+    max_target_tokens: Annotated[
+        int, typer.Option("--max-target-tokens", help="Reply tokens learned (and generated) per pair")
+    ] = 128,
+    pretrain_share: Annotated[
+        float, typer.Option("--pretrain-share", help="Share of --max-minutes for the scratch base's pretraining")
+    ] = 0.3,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", help="Scratch BPE vocabulary (upper bound)")] = 8000,
+    n_layer: Annotated[int, typer.Option("--n-layer", help="Scratch GPT-2 layers")] = 4,
+    n_embd: Annotated[int, typer.Option("--n-embd", help="Scratch GPT-2 width")] = 256,
+    n_positions: Annotated[int, typer.Option("--n-positions", help="Scratch GPT-2 context length in tokens")] = 384,
+    dropout: Annotated[
+        float, typer.Option("--dropout", help="Scratch GPT-2 dropout (0 suits runs of a few epochs)")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out")] = False,
+    allow_download: Annotated[
+        bool, typer.Option("--allow-download", help="Let transformers fetch --base from the hub")
+    ] = False,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Workspace whose model registry gets the result [env CSBOT_WORKSPACE; default ./.csbot]",
+        ),
+    ] = None,
+    register: Annotated[
+        bool | None,
+        typer.Option(
+            "--register/--no-register",
+            help="Register OUT/final in the workspace's registry (not promoted); default: when the workspace exists",
+        ),
+    ] = None,
+) -> None:
+    """Fine-tune a GPT-2 composer on pairs (or on a Q/A corpus); the last stdout line is the
+    metrics as JSON, with "registered": the registry id of the model (null when not registered)."""
+    from bot.cli import _config, _Edge, _fail, _step
+
+    cfg = _config(workspace)
+    ws = cfg.workspace
+    if (pairs is None) == (corpus is None):
+        _fail("pass exactly one of --pairs DIR (from `csbot finetune pairs`) or --corpus FILE.csv")
+    if register is None:
+        register = ws.is_dir()
+    elif register and not ws.is_dir():
+        _fail(
+            f"--register: workspace {ws} does not exist; build it (`csbot build --workspace {ws}`), "
+            "pass --workspace DIR, or --no-register"
+        )
+    if pairs is not None and not pairs.is_dir():
+        _fail(f"pairs directory {pairs} does not exist; make one with `csbot finetune pairs --out {pairs}`")
+    if corpus is not None and not corpus.is_file():
+        _fail(f"corpus file {corpus} does not exist or is not a file")
+    if data is None and pairs is not None and base == "scratch":
+        data = Path("data")
+    if data is not None and not data.is_dir():
+        _fail(f"data directory {data} does not exist; the scratch base pretrains on it (pass --data DIR)")
+    if not 0 <= pretrain_share < 1:
+        _fail(f"--pretrain-share must be in [0, 1); got {pretrain_share}")
+    with _Edge():
+        from finetune.model import GeneratorBaseConfig, load_corpus_texts
+        from finetune.train import TrainConfig, train_generator
+
+        if corpus is not None:
+            pairs = out / "pairs"
+            if not (resume and (pairs / "manifest.json").is_file()):
+                _build_corpus_pairs(cfg, corpus, pairs, evidence_k, seed)
+        config = TrainConfig(
+            epochs=epochs,
+            lr=lr if lr is not None else (5e-4 if base == "scratch" else 5e-5),
+            batch_size=batch_size,
+            seed=seed,
+            max_minutes=max_minutes,
+            max_evidence=evidence_k,
+            max_target_tokens=max_target_tokens,
+            pretrain_share=pretrain_share,
+        )
+        base_config = GeneratorBaseConfig(
+            n_layer=n_layer, n_embd=n_embd, n_positions=n_positions, vocab_size=vocab_size, dropout=dropout, seed=seed
+        )
+        corpus_texts = load_corpus_texts(data) if (base == "scratch" and data is not None) else None
+        _step(f"training from base {base!r} on {pairs} into {out}")
+        metrics = train_generator(
+            pairs,
+            base,
+            out,
+            config,
+            base_config=base_config,
+            corpus_texts=corpus_texts,
+            allow_download=allow_download,
+            resume=resume,
+        )
+    registered = None
+    final = out / "final"
+    from finetune.train import MODEL_META, _is_main
+
+    if register and _is_main() and (final / MODEL_META).is_file():
+        from finetune.registry import ModelRegistry, RegistryError
+
+        try:
+            registered = ModelRegistry.for_workspace(ws).register(final).id
+        except (RegistryError, OSError) as e:
+            _fail(
+                f"the model was trained and saved in {final}, but registering it failed: {e}; "
+                f"register it later with `csbot models add {final} --workspace {ws}`"
+            )
+        _step(f"registered {registered} in {ws / 'models'}; promote it with `csbot models promote {registered}`")
+    sys.stdout.write(json.dumps({**metrics, "registered": registered}) + "\n")
+
+
+def _build_corpus_pairs(config, corpus: Path, out: Path, evidence_k: int, seed: int) -> None:
+    from bot.cli import _step
+    from finetune.corpus import pairs_from_corpus
+    from finetune.pairs import write_pairs
+    from retrieval.embedder import SentenceEmbedder
+    from retrieval.threads import configure_threads
+
+    configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
+    _step("loading the embedder")
+    embedder = SentenceEmbedder(config.embedder).load()
+    result = pairs_from_corpus(
+        corpus, embedder, index_config=config.index, evidence_k=evidence_k, seed=seed, progress=_step, show_bars=True
+    )
+    _step(f"writing {len(result.train)} train and {len(result.valid)} valid pairs to {out}")
+    write_pairs(result, out)
+
+
+@finetune_app.command("round")
+def round_(
+    workspace: WorkspaceOpt = None,
+    transcripts: Annotated[
+        list[Path] | None,
+        typer.Option("--transcripts", help="Transcript file to learn from besides the store (repeatable)"),
+    ] = None,
+    fmt: Annotated[
+        TranscriptFormat, typer.Option("--format", "-f", help="Format of the --transcripts files")
+    ] = TranscriptFormat.jsonl,
+    base: Annotated[
+        str, typer.Option("--base", help="scratch, or an HF GPT-2 checkpoint (name in the local cache or directory)")
+    ] = "scratch",
+    max_minutes: Annotated[float, typer.Option("--max-minutes", help="Training budget of the candidate")] = 10.0,
+    eval_limit: Annotated[int, typer.Option("--eval-limit", help="Held-out pairs both models are scored on")] = 100,
+    min_gain: Annotated[
+        float,
+        typer.Option(
+            "--min-gain",
+            help="ROUGE-L the candidate must gain over the current "
+            "composer (the promoted model, else retrieval) to be promoted",
+        ),
+    ] = 0.001,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split and of training")] = 0,
+    heldout: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--heldout",
+            help="Curated held-out conversations (our JSONL; repeatable), never trained on "
+            "[default: heldout.jsonl in the data folder the workspace was built from]",
+        ),
+    ] = None,
+    heldout_share: Annotated[
+        float,
+        typer.Option(
+            "--heldout-share",
+            help="Share of the store's conversations answered by a human agent that is held "
+            "out, by a fixed hash of their id (anonymous conversations never are)",
+        ),
+    ] = 0.2,
+    include_bot_replies: Annotated[
+        bool, typer.Option("--include-bot-replies", help="Also learn the bot's answers that no human agent rated 👍")
+    ] = False,
+    down_vote_conversations: Annotated[
+        int,
+        typer.Option(
+            "--down-vote-conversations",
+            help="Customers' 👎 in this many distinct conversations exclude a reply pattern",
+        ),
+    ] = 3,
+    require_approval: Annotated[
+        bool,
+        typer.Option(
+            "--require-approval",
+            help="A better candidate is registered as awaiting approval, not promoted; a "
+            "person promotes it with `csbot models approve ID`",
+        ),
+    ] = False,
+) -> None:
+    """One learning-loop round: pairs from the store (+ transcripts) -> train a candidate ->
+    score it and the composer in use on the same held-out pairs -> register it, and promote it
+    only if it is better (with --require-approval: leave it for a person to approve). The last
+    stdout line is the round's report as JSON."""
+    from bot.cli import _config, _Edge, _fail, _step
+
+    transcripts = list(transcripts or [])
+    for path in [*transcripts, *(heldout or [])]:
+        if not path.is_file():
+            _fail(f"{path} does not exist or is not a file")
+    if not 0 <= heldout_share < 1:
+        _fail(f"--heldout-share must be in [0, 1); got {heldout_share}")
+    if down_vote_conversations < 1:
+        _fail(f"--down-vote-conversations must be at least 1; got {down_vote_conversations}")
+    if max_minutes <= 0:
+        _fail(f"--max-minutes must be above 0; got {max_minutes}")
+    config = _config(workspace)
+    with _Edge():
+        from bot.learning import RoundSettings, run_round
+        from bot.workspace import company_facts
+
+        report = run_round(
+            config,
+            RoundSettings(
+                transcripts=transcripts,
+                formats=[fmt.value] * len(transcripts),
+                base=base,
+                max_minutes=max_minutes,
+                eval_limit=eval_limit,
+                min_gain=min_gain,
+                seed=seed,
+                heldout=heldout,
+                heldout_share=heldout_share,
+                include_bot_replies=include_bot_replies,
+                down_vote_conversations=down_vote_conversations,
+                require_approval=require_approval,
+            ),
+            protect=company_facts(config.workspace),
+            progress=_step,
+        )
+    said = {"promoted": "promoted ", "awaiting_approval": "registered, awaiting approval, "}
+    _step(
+        said.get(report["decision"], "kept the composer in use; registered ")
+        + f"{report['candidate']['id']}: {report['reason']}"
+    )
+    sys.stdout.write(json.dumps(report) + "\n")

@@ -1,0 +1,1 @@
+"""Offline measurements behind docs/benchmarks.md: `csbot eval intents|retrieval|generation`."""
