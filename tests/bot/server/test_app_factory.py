@@ -6,14 +6,13 @@ import subprocess
 import sys
 
 
-def test_creating_the_app_loads_no_model_and_takes_no_time(tmp_path):
+def test_creating_the_app_loads_no_model(tmp_path):
+    # cheap means no heavy import and no model load: that is what is asserted, not a time
     code = (
-        "import sys, time\n"
+        "import sys\n"
         "from bot.server.app import create_app\n"
         "from bot.server.settings import ServerSettings\n"
-        "started = time.perf_counter()\n"
         f"app = create_app(ServerSettings(workspace={str(tmp_path)!r}))\n"
-        "assert time.perf_counter() - started < 1.0\n"
         "heavy = [m for m in ('torch', 'faiss', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "assert app.state.runtime.state == 'loading'\n"
