@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -313,7 +314,7 @@ def main() -> None:
     )
     print(
         f"off-topic questions flagged (OOS-protocol model): {offtopic_flagged:.0%}; "
-        f"not flagged: {[q for q, p in zip(OFF_TOPIC, off_o) if not p.out_of_scope]}"
+        f"not flagged: {[q for q, p in zip(OFF_TOPIC, off_o, strict=True) if not p.out_of_scope]}"
     )
 
     result = {
@@ -356,7 +357,7 @@ def main() -> None:
 def expected_calibration_error(conf: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     edges = np.linspace(0, 1, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         m = (conf > lo) & (conf <= hi)
         if m.any():
             ece += m.mean() * abs(conf[m].mean() - correct[m].mean())

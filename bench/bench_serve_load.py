@@ -16,8 +16,8 @@ Run: python bench/bench_serve_load.py [--workspace DIR] [--workers N]
 Messages are the customer turns of data/conversations.jsonl, drawn with a fixed seed. The
 workspace is built from --data when it has no workspace.json; the server runs on a copy of
 it with an empty store (so the run starts alike every time and never writes into the
-workspace given). Rate limits are off for the run (one client address sends everything). Prints progress on stderr and one JSON
-object as the last line of stdout.
+workspace given). Rate limits are off for the run (one client address sends everything).
+Prints progress on stderr and one JSON object as the last line of stdout.
 """
 
 from __future__ import annotations

@@ -1,0 +1,247 @@
+"""The conversation store: conversations, their turns and handoffs, and the reads of them.
+
+Everything a conversation needs between turns lives here (messages, dialogue state,
+feedback, handoffs), never in a process's memory, so any replica can take the next turn.
+Each turn is written in one transaction: a crash leaves either the whole turn or nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.errors import UnknownConversationError
+from bot.store.errors import DuplicateClientMessageError, StoreError
+from bot.store.feedback import FeedbackMixin
+from bot.store.records import DialogueState, MessageRecord, decoded_message, message_row, now_timestamp
+from bot.store.retention import RetentionMixin
+
+
+class ConversationStore(FeedbackMixin, RetentionMixin):
+    """Conversations, messages, feedback and handoffs in one SQLite file."""
+
+    # -- conversations -------------------------------------------------------------
+    def create_conversation(
+        self, channel: str = "cli", conversation_id: str | None = None, token_hash: str | None = None
+    ) -> str:
+        """A new conversation. `token_hash` (the SHA-256 of its access token) makes it
+        readable through the public API by whoever holds the token."""
+        conversation_id = conversation_id or uuid.uuid4().hex
+        now = now_timestamp()
+        self.db.table("conversations").insert(
+            {
+                "id": conversation_id,
+                "channel": channel,
+                "status": "open",
+                "state": DialogueState().to_json(),
+                "created_at": now,
+                "updated_at": now,
+                "token_hash": token_hash,
+            }
+        )
+        return conversation_id
+
+    def access_ok(self, conversation_id: str, token_hash: str, read_hours: float | None = None) -> bool:
+        """Whether `token_hash` opens the conversation: it has a token, the hashes match
+        (compared in constant time), and it was active within `read_hours`."""
+        rows = list(self.db.query("select token_hash, updated_at from conversations where id = ?", [conversation_id]))
+        if not rows or not rows[0]["token_hash"]:
+            return False
+        if not hmac.compare_digest(rows[0]["token_hash"], token_hash):
+            return False
+        if read_hours is not None:
+            idle = datetime.now(UTC) - datetime.fromisoformat(rows[0]["updated_at"])
+            return idle <= timedelta(hours=read_hours)
+        return True
+
+    def ensure_conversation(self, conversation_id: str, channel: str) -> bool:
+        """Create the conversation unless it exists (channels that name conversations
+        themselves, like the Rasa REST sender id). True when it was created now."""
+        now = now_timestamp()
+        cursor = self.db.execute(
+            "insert or ignore into conversations (id, channel, status, state, created_at, updated_at) "
+            "values (?, ?, 'open', ?, ?, ?)",
+            [conversation_id, channel, DialogueState().to_json(), now, now],
+        )
+        return cursor.rowcount == 1
+
+    def conversation_exists(self, conversation_id: str) -> bool:
+        return self.db.table("conversations").count_where("id = ?", [conversation_id]) > 0
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        """The conversation's row (id, channel, status, state, created_at, updated_at)."""
+        rows = list(self.db.query("select * from conversations where id = ?", [conversation_id]))
+        if not rows:
+            raise UnknownConversationError(conversation_id)
+        return rows[0]
+
+    def load_state(self, conversation_id: str) -> DialogueState:
+        rows = list(self.db.query("select state from conversations where id = ?", [conversation_id]))
+        if not rows:
+            raise UnknownConversationError(conversation_id)
+        return DialogueState.from_json(rows[0]["state"])
+
+    def iter_conversations(self) -> Iterator[dict[str, Any]]:
+        yield from self.db.table("conversations").rows_where(order_by="created_at")
+
+    # -- turns ---------------------------------------------------------------------
+    def record_turn(
+        self,
+        conversation_id: str,
+        customer: MessageRecord,
+        bot: MessageRecord,
+        state: DialogueState,
+        handoff_reason: str | None = None,
+    ) -> int:
+        """Write the customer message, the bot's reply, the new state and an optional
+        handoff atomically. Returns the bot message id.
+
+        A customer message whose `client_message_id` the conversation already has raises
+        `DuplicateClientMessageError` and writes nothing."""
+        try:
+            return self._record_turn(conversation_id, customer, bot, state, handoff_reason)
+        except sqlite3.IntegrityError:
+            cid = customer.client_message_id
+            if cid is not None and self.turn_for_client_message(conversation_id, cid) is not None:
+                raise DuplicateClientMessageError(conversation_id, cid) from None
+            raise
+
+    def _record_turn(
+        self,
+        conversation_id: str,
+        customer: MessageRecord,
+        bot: MessageRecord,
+        state: DialogueState,
+        handoff_reason: str | None,
+    ) -> int:
+        with self._write_transaction():
+            turn = self._next_turn(conversation_id)
+            self._insert_message(conversation_id, turn, customer)
+            bot_id = self._insert_message(conversation_id, turn + 1, bot)
+            status = "handoff" if state.handed_off else "open"
+            updated = self.db.execute(
+                "update conversations set state = ?, status = ?, updated_at = ? where id = ?",
+                [state.to_json(), status, now_timestamp(), conversation_id],
+            )
+            if updated.rowcount != 1:
+                raise UnknownConversationError(conversation_id)
+            if handoff_reason:
+                self.db.table("handoffs").insert(
+                    {
+                        "conversation_id": conversation_id,
+                        "message_id": bot_id,
+                        "reason": handoff_reason,
+                        "status": "waiting",
+                        "created_at": now_timestamp(),
+                    }
+                )
+        return bot_id
+
+    def record_agent_message(self, conversation_id: str, text: str, edited_from: str | None = None) -> int:
+        """Write a human agent's message as the conversation's next turn, in one transaction.
+
+        `edited_from` is the bot suggestion's text when the agent edited a suggestion before
+        sending it (the agent panel). Returns the message id."""
+        if not isinstance(text, str) or not text.strip():
+            raise StoreError("an agent message needs non-empty text")
+        if edited_from is not None and not isinstance(edited_from, str):
+            raise StoreError(f"edited_from must be the suggestion's text or None, got {type(edited_from).__name__}")
+        with self._write_transaction():
+            updated = self.db.execute(
+                "update conversations set updated_at = ? where id = ?", [now_timestamp(), conversation_id]
+            )
+            if updated.rowcount != 1:
+                raise UnknownConversationError(conversation_id)
+            return self._insert_message(
+                conversation_id,
+                self._next_turn(conversation_id),
+                MessageRecord("agent", text.strip(), edited_from=edited_from),
+            )
+
+    def _next_turn(self, conversation_id: str) -> int:
+        """The turn number the conversation's next message takes (read inside the write lock)."""
+        rows = list(
+            self.db.query(
+                "select coalesce(max(turn), -1) + 1 as next from messages where conversation_id = ?",
+                [conversation_id],
+            )
+        )
+        return int(rows[0]["next"])
+
+    def _insert_message(self, conversation_id: str, turn: int, m: MessageRecord) -> int:
+        message_id = self.db.table("messages").insert(message_row(conversation_id, turn, m)).last_pk
+        if message_id is None:  # typed optional by sqlite-utils; an insert into `messages` always has one
+            raise StoreError(f"storing a message of conversation {conversation_id} returned no id")
+        return int(message_id)
+
+    # -- reads ---------------------------------------------------------------------
+    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        if not self.conversation_exists(conversation_id):
+            raise UnknownConversationError(conversation_id)
+        rows = self.db.table("messages").rows_where("conversation_id = ?", [conversation_id], order_by="turn")
+        return [decoded_message(r) for r in rows]
+
+    def messages_page(
+        self, conversation_id: str, *, limit: int, before: int | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The latest `limit` messages (below message id `before`, when given), oldest
+        first, and whether older ones remain."""
+        if not self.conversation_exists(conversation_id):
+            raise UnknownConversationError(conversation_id)
+        rows = list(
+            self.db.query(
+                "select * from messages where conversation_id = ? and id < ? order by id desc limit ?",
+                [conversation_id, before if before is not None else 2**63 - 1, limit + 1],
+            )
+        )
+        has_more = len(rows) > limit
+        return [decoded_message(r) for r in reversed(rows[:limit])], has_more
+
+    def turn_for_client_message(
+        self, conversation_id: str, client_message_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(customer message, the bot reply after it) of the turn that carried
+        `client_message_id`, or None when the conversation has no such message."""
+        rows = list(
+            self.db.query(
+                "select * from messages where conversation_id = ? and turn in ("
+                " select turn from messages where conversation_id = ? and client_message_id = ?"
+                " union select turn + 1 from messages where conversation_id = ? and client_message_id = ?"
+                ") order by turn",
+                [conversation_id, conversation_id, client_message_id, conversation_id, client_message_id],
+            )
+        )
+        if len(rows) != 2:
+            return None
+        customer, bot = (decoded_message(r) for r in rows)
+        return customer, bot
+
+    def agent_messages_after(self, conversation_id: str, after_message_id: int) -> list[dict[str, Any]]:
+        """The conversation's human-agent messages with an id above `after_message_id`,
+        oldest first (what a live channel has not shown yet)."""
+        return list(
+            self.db.query(
+                "select id, text, created_at from messages "
+                "where conversation_id = ? and role = 'agent' and id > ? order by id",
+                [conversation_id, after_message_id],
+            )
+        )
+
+    def iter_messages(self) -> Iterator[dict[str, Any]]:
+        """Every message of every conversation, grouped by conversation (in creation
+        order) and in turn order within one; `sources` decoded. One query, streamed."""
+        rows = self.db.query(
+            "select m.* from messages m join conversations c on c.id = m.conversation_id "
+            "order by c.created_at, c.rowid, m.turn"
+        )
+        for r in rows:
+            yield decoded_message(r)
+
+    def handoffs(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
+        if conversation_id is None:
+            return list(self.db.table("handoffs").rows_where(order_by="id"))
+        return list(self.db.table("handoffs").rows_where("conversation_id = ?", [conversation_id], order_by="id"))

@@ -1,0 +1,52 @@
+"""Erasure and retention: a conversation goes with every row that refers to it, and is found by
+what it mentions or by how long it has been idle."""
+
+import pytest
+
+from bot.errors import UnknownConversationError
+from bot.store import DialogueState, MessageRecord
+from tests.bot.store.helpers import turn
+
+
+def test_erasing_a_conversation_removes_every_row_that_refers_to_it(store):
+    gone, kept = store.create_conversation(), store.create_conversation()
+    for cid in (gone, kept):
+        bot_id = turn(store, cid)
+        store.add_feedback(bot_id, "up")
+        store.add_csat(cid, 5)
+        store.record_turn(
+            cid,
+            MessageRecord("customer", "a person please"),
+            MessageRecord("bot", "Connecting you.", action="handoff"),
+            DialogueState(handed_off=True),
+            handoff_reason="asked",
+        )
+    assert store.erase_conversation(gone) == {
+        "feedback": 1,
+        "csat": 1,
+        "handoffs": 1,
+        "messages": 4,
+        "conversations": 1,
+    }
+    assert not store.conversation_exists(gone) and len(store.messages(kept)) == 4
+    assert len(store.feedback_ratings()) == 1 and len(store.handoffs()) == 1
+    with pytest.raises(UnknownConversationError):
+        store.erase_conversation(gone)
+
+
+def test_conversations_are_found_by_what_they_mention_and_by_idleness(store):
+    a, b = store.create_conversation(), store.create_conversation()
+    store.record_turn(
+        a, MessageRecord("customer", "I'm Dana.Lee@Example.org"), MessageRecord("bot", "Thanks"), DialogueState()
+    )
+    store.record_turn(
+        b,
+        MessageRecord("customer", "hi"),
+        MessageRecord("bot", "Hello"),
+        DialogueState(slots={"email": "dana.lee@example.org"}),
+    )
+    assert store.conversations_mentioning("dana.lee@example.org") == sorted([a, b])
+    assert store.conversations_mentioning("dana_lee%") == []  # LIKE wildcards are literal
+    assert store.conversations_mentioning("  ") == []
+    store.db.execute("update conversations set updated_at = '2020-01-01T00:00:00.000+00:00' where id = ?", [a])
+    assert store.idle_conversations(30) == [a]
