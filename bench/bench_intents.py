@@ -35,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.intents import OOS_SCORES, EmbeddingIntentClassifier, IntentClassifierConfig  # noqa: E402
+from bot.intents import OOS_SCORES, EmbeddingIntentClassifier, IntentClassifierConfig  # noqa: E402 - after sys.path has the repo
 
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "banking77" / "train.csv"
 RESULTS = REPO / "bench" / "results"

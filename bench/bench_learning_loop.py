@@ -58,7 +58,7 @@ def main() -> None:
     print(f"round 2 on {everything}", file=sys.stderr)
     r2 = csbot("finetune", "round", "--transcripts", str(everything), *common)
 
-    from bot.evaluation.generation import retrieval_on_pairs
+    from bot.evaluation.heldout import retrieval_on_pairs
 
     # the pairs both rounds were scored on: the round's fixed held-out set
     held_path = ws / "finetune" / "rounds" / r2["round"] / "pairs" / "heldout.jsonl"

@@ -42,8 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from finetune.guard import company_facts_from  # noqa: E402
-from retrieval.pii import PII_KINDS, PiiScrubber, PiiSpan  # noqa: E402
+from finetune.guard import company_facts_from  # noqa: E402 - after sys.path has the repo
+from retrieval.pii import PII_KINDS, PiiScrubber, PiiSpan  # noqa: E402 - after sys.path has the repo
 
 Gold = tuple[int, int, str]  # start, end, kind
 
@@ -176,7 +176,7 @@ def abcd_sample(path: Path) -> Tally:
     tally = Tally()
     for d in dialogues:
         texts = [str(text) for _, text in d["original"]]
-        for text, gold, spans in zip(texts, abcd_gold(d, texts), scrubber.find_conversation(texts)):
+        for text, gold, spans in zip(texts, abcd_gold(d, texts), scrubber.find_conversation(texts), strict=True):
             tally.add(text, gold, spans)
     log(f"ABCD sample: {len(dialogues)} dialogues, {sum(tally.gold.values())} labelled values")
     return tally

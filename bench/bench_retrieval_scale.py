@@ -73,7 +73,9 @@ def main() -> None:
     recall = {}
     for kind in ("hnsw", "ivf"):
         got = indexes[kind].search_batch(queries, K)
-        recall[kind] = round(float(np.mean([len({h.unit.id for h in g} & t) / K for g, t in zip(got, truth)])), 4)
+        recall[kind] = round(
+            float(np.mean([len({h.unit.id for h in g} & t) / K for g, t in zip(got, truth, strict=True)])), 4
+        )
     recall["flat"] = 1.0
 
     results = []

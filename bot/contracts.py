@@ -23,8 +23,11 @@ Role = Literal["customer", "bot", "agent", "system"]
 class Embedder(Protocol):
     """Turns texts into L2-normalised vectors (rows), so inner product = cosine."""
 
-    model_id: str
-    dim: int
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
@@ -64,7 +67,8 @@ class IntentPrediction:
 class IntentClassifier(Protocol):
     """Predicts the intent of query vectors produced by the shared `Embedder`."""
 
-    labels: tuple[str, ...]
+    @property
+    def labels(self) -> tuple[str, ...]: ...
 
     def predict(self, vectors: np.ndarray, texts: list[str]) -> list[IntentPrediction]: ...
 
@@ -112,7 +116,8 @@ class ComposedReply:
 class Composer(Protocol):
     """Writes the reply for a task turn from the retrieved evidence."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def compose(self, request: ComposeRequest) -> ComposedReply: ...
 
@@ -151,16 +156,3 @@ def turn_to_dict(result: TurnResult) -> dict[str, Any]:
     d["sources"] = [asdict(s) for s in result.sources]
     d["buttons"] = list(result.buttons)
     return d
-
-
-@runtime_checkable
-class Channel(Protocol):
-    """A way customers reach the bot (terminal, web widget, Slack, ...).
-
-    A channel maps its own user/thread ids to conversation ids, passes customer text to
-    `DialogueManager.handle` and renders the `TurnResult`; it holds no dialogue state.
-    """
-
-    name: str
-
-    def render(self, result: TurnResult) -> object: ...

@@ -26,8 +26,8 @@ import unicodedata
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
-from bot.config import DialogueConfig
 from bot.contracts import (
     Action,
     ComposedReply,
@@ -37,14 +37,21 @@ from bot.contracts import (
     IntentClassifier,
     IntentPrediction,
     Retriever,
+    Role,
     Slots,
     Source,
     TurnResult,
 )
 from bot.domain import Domain
 from bot.errors import InvalidMessageError, MessageTooLongError
+from bot.settings import DialogueConfig
 from bot.store import ConversationStore, DialogueState, MessageRecord
 from retrieval.entities import PLACEHOLDER_RE, find_entities, mask_entities, masked_card, redact_card_numbers
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from retrieval.types import Hit
 
 # a turn that, once its slot values are removed, has at most this many words is read as
 # "here is what you asked for" rather than as a new request
@@ -191,7 +198,7 @@ class DialogueManager:
         conversation_id: str,
         text: str,
         masked: str,
-        vector,
+        vector: np.ndarray,
         p: IntentPrediction,
         new_slots: dict[str, str],
         state: DialogueState,
@@ -211,7 +218,7 @@ class DialogueManager:
         chosen = _match_option(text, state.clarify_options, domain)
         if chosen is not None:
             intent, confident, out_of_scope = chosen, True, False
-        elif self._continues_task(masked, new_slots, state, p, confident):
+        elif state.active_intent and self._continues_task(masked, new_slots, state, p, confident):
             intent, confident, out_of_scope = state.active_intent, True, False
         state.clarify_options = []
 
@@ -310,10 +317,11 @@ class DialogueManager:
         state.awaiting_slot = None
         return _Decision(self.domain.handoff_message, "handoff", intent, "policy", note=reason, handoff_reason=reason)
 
-    def _history(self, conversation_id: str) -> tuple[tuple[str, str], ...]:
+    def _history(self, conversation_id: str) -> tuple[tuple[Role, str], ...]:
         """The last turns before this one, read from the store (not from memory)."""
         messages = self.store.messages(conversation_id)[-self.config.history_turns :]
-        return tuple((m["role"], m["text"]) for m in messages)
+        # the store writes only `Role` values into messages.role
+        return tuple((cast(Role, m["role"]), m["text"]) for m in messages)
 
 
 def reply_pieces(text: str) -> list[str]:
@@ -321,7 +329,7 @@ def reply_pieces(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
 
 
-def retrieve_for_intent(retriever: Retriever, vector, intent: str | None, k: int) -> list:
+def retrieve_for_intent(retriever: Retriever, vector: np.ndarray, intent: str | None, k: int) -> list[Hit]:
     """The best `k` units of `intent`, its best knowledge-base chunk, then the best `k`
     of any intent that are not already in.
 
@@ -330,11 +338,11 @@ def retrieve_for_intent(retriever: Retriever, vector, intent: str | None, k: int
     only the task it continues says which of them answer it. The intent's article is the
     policy to fall back on when no transcript reply fits.
     """
-    hits = []
+    hits: list[Hit] = []
     if intent:
         hits = retriever.search(vector, k=k, intent=intent) + retriever.search(vector, k=1, intent=intent, kind="kb")
     seen: set[str] = set()
-    merged = []
+    merged: list[Hit] = []
     for h in hits + retriever.search(vector, k=k):
         if h.unit.id not in seen:
             seen.add(h.unit.id)
@@ -342,7 +350,7 @@ def retrieve_for_intent(retriever: Retriever, vector, intent: str | None, k: int
     return merged
 
 
-def _sources(hits, composed: ComposedReply, k: int) -> tuple[Source, ...]:
+def _sources(hits: list[Hit], composed: ComposedReply, k: int) -> tuple[Source, ...]:
     """The units the reply used first, then the other top hits, as (id, score, text)."""
     by_id = {h.unit.id: h for h in hits}
     ordered = [by_id[i] for i in composed.source_ids if i in by_id]

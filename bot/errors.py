@@ -6,7 +6,7 @@ from retrieval.errors import ArtifactMismatchError, CsbotError, RetrievalError
 
 
 class InvalidMessageError(CsbotError):
-    """Empty, whitespace-only or over-long customer message (HTTP 422 / 413 later)."""
+    """Empty, whitespace-only or over-long customer message (HTTP 422)."""
 
 
 class MessageTooLongError(InvalidMessageError):

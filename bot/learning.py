@@ -35,30 +35,47 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.domain import Domain
 from bot.errors import CsbotError
-from finetune.pairs import DOWN_VOTE_CONVERSATIONS
+from bot.evaluation.heldout import evaluate_on_pairs, retrieval_on_pairs
+from bot.settings import CsbotSettings
+from bot.store import ConversationStore
+from bot.training import default_lr
+from bot.workspace import company_facts, read_manifest
+from finetune.model import GeneratorBaseConfig
+from finetune.pairs import (
+    DOWN_VOTE_CONVERSATIONS,
+    HELDOUT_FILE,
+    TooFewHeldOutPairsError,
+    build_pairs,
+    write_pairs,
+)
+from finetune.registry import ModelRegistry
+from finetune.train import TrainConfig, train_generator
+from retrieval.embedder import SentenceEmbedder
+from retrieval.importers import load_import
+from retrieval.index import VectorIndex
+from retrieval.progress import Progress, no_progress
+from retrieval.threads import configure_threads
 
-Progress = Callable[[str], None]
 # the share of replies naming an invented value that a candidate may have (the guard still
-# stops each one): the issue's bar of 1%
+# stops each one)
 HALLUCINATION_TOLERANCE = 0.01
 HELDOUT_DATA_FILE = "heldout.jsonl"  # the curated held-out file beside a workspace's data
 # agent-answered store conversations held out for scoring (by a fixed hash of their id)
 HELDOUT_SHARE = 0.2
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 @dataclass
 class RoundSettings:
+    """What one round learns from, how long it trains, and what it takes to be promoted."""
+
     transcripts: Sequence[Path] = ()
     formats: Sequence[str] = ()  # one per transcript file ("jsonl" or "abcd")
     base: str = "scratch"
@@ -86,15 +103,13 @@ class RoundSettings:
 
 def default_heldout_files(workspace: Path) -> list[Path]:
     """`heldout.jsonl` in the data folder the workspace was built from, when it is there."""
-    from bot.workspace import read_manifest
-
     data_dir = read_manifest(workspace).get("data_dir")
     path = Path(data_dir) / HELDOUT_DATA_FILE if data_dir else None
     return [path] if path is not None and path.is_file() else []
 
 
 def build_workspace_pairs(
-    config: Any,
+    config: CsbotSettings,
     out: Path,
     *,
     transcripts: Sequence[Path] = (),
@@ -109,26 +124,21 @@ def build_workspace_pairs(
     heldout: Sequence[Path] = (),
     heldout_share: float = 0.0,
     min_heldout: int = 0,
-    protect: Sequence[str] = (),
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
     show_bars: bool = False,
 ) -> dict[str, Any]:
     """Pairs from the workspace's store plus transcript files (and held-out pairs from the
-    `heldout` files and the store's `heldout_share`), written to `out`; the manifest."""
-    from bot.store import ConversationStore
-    from bot.workspace import read_manifest
-    from finetune.pairs import build_pairs, write_pairs
-    from retrieval.embedder import SentenceEmbedder
-    from retrieval.importers import load_import
-    from retrieval.index import VectorIndex
-    from retrieval.threads import configure_threads
+    `heldout` files and the store's `heldout_share`), written to `out`; the manifest.
 
+    The workspace's company facts (company.json) are kept as they are, never scrubbed as PII."""
     read_manifest(config.workspace)  # a missing or unfinished workspace says how to build it
+    if len(formats) != len(transcripts):
+        raise CsbotError(f"{len(transcripts)} transcript files but {len(formats)} formats: give one format per file")
     extra: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
     sources: list[dict[str, Any]] = []
     for path, fmt, into in [
-        *((p, f, extra) for p, f in zip(transcripts, formats)),
+        *((p, f, extra) for p, f in zip(transcripts, formats, strict=True)),
         *((p, "jsonl", held) for p in heldout),
     ]:
         progress(f"reading {path} ({fmt}{', held out' if into is held else ''})")
@@ -164,7 +174,7 @@ def build_workspace_pairs(
             heldout_conversations=held,
             heldout_share=heldout_share,
             min_heldout=min_heldout,
-            protect=protect,
+            protect=company_facts(config.workspace),
             sources=sources,
             progress=progress,
             show_bars=show_bars,
@@ -203,16 +213,8 @@ def heldout_record(
     }
 
 
-def run_round(
-    config: Any, settings: RoundSettings, *, protect: Sequence[str] = (), progress: Progress = _quiet
-) -> dict[str, Any]:
+def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progress = no_progress) -> dict[str, Any]:
     """Run one round (see the module docstring) and return its report (also in round.json)."""
-    from bot.evaluation.generation import evaluate_on_pairs, retrieval_on_pairs
-    from finetune.model import GeneratorBaseConfig
-    from finetune.pairs import HELDOUT_FILE
-    from finetune.registry import ModelRegistry
-    from finetune.train import TrainConfig, train_generator
-
     if settings.eval_limit < 1:
         raise CsbotError(f"eval_limit must be at least 1; got {settings.eval_limit}")
     ws = config.workspace
@@ -242,7 +244,6 @@ def run_round(
         heldout=heldout_files,
         heldout_share=settings.heldout_share,
         min_heldout=0 if settings.reuse else 1,
-        protect=protect,
         progress=progress,
         show_bars=True,
     )
@@ -266,15 +267,13 @@ def run_round(
                 return report
     available = _read_jsonl(root / "pairs" / HELDOUT_FILE)
     if not available:
-        from finetune.pairs import TooFewHeldOutPairsError
-
         raise TooFewHeldOutPairsError(1, 0)
     train_config = TrainConfig(
         **{
             "max_minutes": settings.max_minutes,
             "seed": settings.seed,
             "max_evidence": settings.evidence_k,
-            "lr": 5e-4 if settings.base == "scratch" else 5e-5,
+            "lr": default_lr(settings.base),
             **settings.train_overrides,
         }
     )
@@ -286,11 +285,14 @@ def run_round(
 
     held_out = available[: settings.eval_limit]
     progress(f"comparing on {len(held_out)} held-out pairs")
-    candidate_eval = evaluate_on_pairs(final, held_out, progress=progress)
+    # both sides fall back as the live bot would: this workspace's thresholds and unsure message
+    domain = Domain.load(ws / "domain.json")
+    judged = {"dialogue": config.dialogue, "domain": domain}
+    candidate_eval = evaluate_on_pairs(final, held_out, progress=progress, **judged)
     if current:
-        current_id, current_eval = current.id, evaluate_on_pairs(current.path, held_out, progress=progress)
+        current_id, current_eval = current.id, evaluate_on_pairs(current.path, held_out, progress=progress, **judged)
     else:
-        current_id, current_eval = "retrieval", retrieval_on_pairs(held_out)
+        current_id, current_eval = "retrieval", retrieval_on_pairs(held_out, **judged)
     better, reason = is_better(candidate_eval, current_eval, current_id, settings.min_gain)
     awaiting = better and settings.require_approval
     entry = registry.register(
@@ -328,6 +330,17 @@ def run_round(
     }
     (root / "round.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
+
+
+def round_on_data(
+    config: CsbotSettings, data_dir: Path, max_minutes: float, *, progress: Progress = no_progress
+) -> dict[str, Any]:
+    """The round `csbot build --generator-minutes` runs: a generator trained on the data
+    folder's conversations, reused on a rebuild of the same data."""
+    settings = RoundSettings(
+        transcripts=[data_dir / "conversations.jsonl"], formats=["jsonl"], max_minutes=max_minutes, reuse=True
+    )
+    return run_round(config, settings, progress=progress)
 
 
 def is_better(candidate: dict[str, Any], current: dict[str, Any], current_id: str, min_gain: float) -> tuple[bool, str]:

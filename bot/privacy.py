@@ -5,15 +5,20 @@ purge conversations idle past the retention period.
 built from it inside the workspace; the index holds only transcripts imported by an
 operator, masked at ingestion, never the store's conversations. What is erased is logged
 by conversation id and row counts, never by content or by the email that found it.
+
+The `*_in_workspace` functions open a built workspace's store themselves (the CLI); the
+others take an open store (the HTTP service, which holds one).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.store import ConversationStore
+from bot.workspace import read_manifest
 from finetune.pairs import erase_from_pairs, find_pairs_dirs
 
 log = logging.getLogger("csbot.privacy")
@@ -21,11 +26,13 @@ log = logging.getLogger("csbot.privacy")
 
 @dataclass
 class ErasureReport:
+    """What an erasure removed: conversation ids, store rows per table, training pairs."""
+
     conversations: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)  # store rows deleted, per table
     pairs: int = 0  # training pairs removed from the workspace's pairs directories
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {"conversations": self.conversations, "rows": self.rows, "pairs": self.pairs}
 
 
@@ -65,3 +72,22 @@ def purge_idle(store: ConversationStore, workspace: Path, retention_days: float)
     return forget_conversations(
         store, workspace, store.idle_conversations(retention_days), f"retention of {retention_days:g} days"
     )
+
+
+def forget_in_workspace(
+    workspace: Path, *, conversation_ids: Sequence[str] = (), email: str | None = None
+) -> ErasureReport:
+    """A privacy request against a built workspace: erase these conversations, or (with
+    `email`) every conversation that mentions that address."""
+    read_manifest(workspace)  # a missing build says how to make one, before a store is created
+    with ConversationStore(workspace / "store.db") as store:
+        if email is not None:
+            return forget_customer(store, workspace, email)
+        return forget_conversations(store, workspace, list(conversation_ids), "request by id")
+
+
+def purge_idle_in_workspace(workspace: Path, retention_days: float) -> ErasureReport:
+    """`purge_idle` on a built workspace's store."""
+    read_manifest(workspace)
+    with ConversationStore(workspace / "store.db") as store:
+        return purge_idle(store, workspace, retention_days)

@@ -7,8 +7,9 @@
       intents/         the intent classifier (bot.intents.EmbeddingIntentClassifier)
       store.db         conversations, messages, feedback, handoffs (SQLite, WAL)
 
-`build_workspace` makes one from a data directory; `Assistant.load` opens one. Heavy
-libraries are imported here, inside functions, so `import bot` stays light.
+`build_workspace` makes one from a data directory; `Assistant.load` opens one. The heavy
+libraries (torch, FAISS, sentence-transformers) load only when a model does, inside the
+components, so importing this module stays light.
 """
 
 from __future__ import annotations
@@ -17,25 +18,35 @@ import csv
 import json
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.config import CsbotConfig
+from bot.composers.generative import GPT2Composer
+from bot.composers.promoted import PromotedModelComposer
+from bot.composers.retrieval import RetrievalComposer
+from bot.dialogue import DialogueManager
 from bot.domain import Domain
 from bot.errors import CsbotError, WorkspaceNotBuiltError
+from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
+from bot.settings import CsbotSettings
+from bot.store import ConversationStore
+from finetune.guard import company_facts_from
+from finetune.registry import ModelRegistry
+from retrieval.embedder import SentenceEmbedder
+from retrieval.entities import mask_entities
 from retrieval.errors import ImportFormatError
 from retrieval.files import write_json_atomic
+from retrieval.importers import json_nesting_over, load_import
+from retrieval.index import VectorIndex
+from retrieval.ingest import sha256_file, units_from_articles
+from retrieval.pii import PiiScrubber
+from retrieval.progress import Progress, no_progress
+from retrieval.threads import configure_threads
 
 # 2: the classifier saved without pickle, the embedder fingerprinted by its files' contents
 WORKSPACE_FORMAT = 2
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,6 @@ def read_intent_examples(path: Path) -> tuple[list[str], list[str]]:
 
 def read_articles(path: Path, max_json_depth: int = 64) -> list[dict[str, Any]]:
     """Knowledge-base articles from JSONL: {"id", "title", "text", "intents"?}."""
-    from retrieval.importers import json_nesting_over
 
     articles = []
     seen: set[str] = set()
@@ -129,16 +139,9 @@ def _data_files(data_dir: Path) -> dict[str, Path]:
 
 
 def build_workspace(
-    config: CsbotConfig, data_dir: Path, progress: Progress = _quiet, show_bars: bool = False
+    config: CsbotSettings, data_dir: Path, progress: Progress = no_progress, show_bars: bool = False
 ) -> BuildReport:
     """Ingest the data directory, build the index, train the intent classifier."""
-    from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
-    from retrieval.embedder import SentenceEmbedder
-    from retrieval.importers import load_import
-    from retrieval.index import VectorIndex
-    from retrieval.ingest import sha256_file, units_from_articles
-    from retrieval.pii import PiiScrubber
-    from retrieval.threads import configure_threads
 
     started = time.perf_counter()
     files = _data_files(data_dir)
@@ -164,8 +167,6 @@ def build_workspace(
     index = VectorIndex.build(units, vectors, embedder_id=embedder.model_id, config=config.index, sources=sources)
     index.save(ws / "index")
     progress(f"index: {len(index)} units ({index.kind_used})")
-
-    from retrieval.entities import mask_entities
 
     progress(f"embedding {len(texts)} intent examples")
     masked = [mask_entities(t)[0] for t in texts]
@@ -209,7 +210,7 @@ def build_workspace(
             "data_dir": str(data_dir.resolve()),
             "sources": sources,
             "embedder_id": embedder.model_id,
-            "config": config.to_json(),
+            "config": config.to_json(),  # every section, as CsbotSettings.from_json reads it back
             "counts": {
                 "conversations": report.n_conversations,
                 "articles": report.n_articles,
@@ -229,7 +230,6 @@ def company_facts(workspace: Path) -> list[str]:
 
 
 def _company_facts_in(path: Path) -> list[str]:
-    from finetune.guard import company_facts_from
 
     if not path.is_file():
         return []
@@ -258,7 +258,7 @@ def read_manifest(workspace: Path) -> dict[str, Any]:
 class Assistant:
     """A loaded workspace: the dialogue manager and the parts it is made of."""
 
-    def __init__(self, config: CsbotConfig):
+    def __init__(self, config: CsbotSettings):
         self.config = config
         self.manager = None
         self.embedder = None
@@ -267,12 +267,6 @@ class Assistant:
         self.store = None
 
     def load(self) -> Assistant:
-        from bot.dialogue import DialogueManager
-        from bot.intents import EmbeddingIntentClassifier
-        from bot.store import ConversationStore
-        from retrieval.embedder import SentenceEmbedder
-        from retrieval.index import VectorIndex
-        from retrieval.threads import configure_threads
 
         ws = self.config.workspace
         read_manifest(ws)
@@ -298,15 +292,11 @@ class Assistant:
 
     def _composer(self, domain: Domain):
         """Retrieval, or the promoted GPT-2 with retrieval as its fallback."""
-        from bot.composers.generative import GeneratorConfig, GPT2Composer
-        from bot.composers.promoted import PromotedModelComposer
-        from bot.composers.retrieval import RetrievalComposer
-        from finetune.registry import ModelRegistry
 
         ws = self.config.workspace
         retrieval = RetrievalComposer.from_config(self.config.dialogue, domain)
         facts = company_facts(ws)
-        generator = GeneratorConfig(torch_threads=self.config.embedder.torch_threads)
+        generator = self.config.generator
 
         def make_generator(model_dir: Path) -> GPT2Composer:
             return GPT2Composer(
@@ -332,14 +322,9 @@ class Assistant:
 
 
 def import_file(
-    config: CsbotConfig, path: Path, fmt: str, progress: Progress = _quiet, **columns: Any
+    config: CsbotSettings, path: Path, fmt: str, progress: Progress = no_progress, **columns: Any
 ) -> dict[str, Any]:
     """Add the units of one import file to the workspace's index, without a rebuild."""
-    from retrieval.embedder import SentenceEmbedder
-    from retrieval.importers import load_import
-    from retrieval.index import VectorIndex
-    from retrieval.pii import PiiScrubber
-    from retrieval.threads import configure_threads
 
     read_manifest(config.workspace)
     scrubber = PiiScrubber(protect=company_facts(config.workspace))

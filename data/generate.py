@@ -450,10 +450,7 @@ def pick_style(rng: random.Random) -> tuple:
 
 def apply_style(rng: random.Random, text: str, style: tuple) -> str:
     _, _, lower, nopunct, typos, noapos = style
-    if lower:
-        text = _map_outside_slots(text, str.lower)
-    else:
-        text = capitalise(text)
+    text = _map_outside_slots(text, str.lower) if lower else capitalise(text)
     if noapos:
         text = _map_outside_slots(text, lambda s: s.replace("'", ""))
     if nopunct:
@@ -2327,7 +2324,7 @@ class Dialogue:
 
 def make_order(rng: random.Random, state: str, today: date, number: str, item: str) -> str:
     """A system note with this order's own facts (dates, carrier, tracking, amounts)."""
-    items = [item] + rng.sample([i for i in ITEMS if i != item], rng.choice([0, 0, 1, 2]))
+    items = [item, *rng.sample([i for i in ITEMS if i != item], rng.choice([0, 0, 1, 2]))]
     total = money(rng.randrange(1200, 38000) / 100)
     carrier = rng.choice(COMPANY["carriers"])
     tracking = carrier[:2].upper() + str(rng.randrange(10**9, 10**10))

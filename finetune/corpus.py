@@ -14,34 +14,37 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
-from finetune.pairs import PairsResult, Progress, _quiet, build_pairs
+from finetune.pairs import PairsResult, QueryEncoder, build_pairs
+from retrieval.config import IndexConfig
+from retrieval.importers import ImportFormat, load_import
+from retrieval.index import VectorIndex
+from retrieval.progress import Progress, no_progress
 
 
 def pairs_from_corpus(
     path: str | Path,
-    embedder: Any,
+    embedder: QueryEncoder,
     *,
-    fmt: str = "bitext",
-    index_config: Any = None,
+    fmt: ImportFormat = "bitext",
+    index_config: IndexConfig | None = None,
     evidence_k: int = 1,
     valid_fraction: float = 0.1,
     seed: int = 0,
     min_pairs: int = 20,
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
     show_bars: bool = False,
-    **columns: Any,
+    question_column: str = "question",
+    answer_column: str = "answer",
+    intent_column: str | None = None,
 ) -> PairsResult:
-    """Pairs from the rows of `path` (`fmt` "bitext" or "csv" with its column names).
+    """Pairs from the rows of `path` (`fmt` "bitext", or "csv" with its column names).
 
     Raises the importer's error for a malformed file and `TooFewPairsError` for too few rows.
     """
-    from retrieval.config import IndexConfig
-    from retrieval.importers import load_import
-    from retrieval.index import VectorIndex
-
-    batch = load_import(path, fmt, **columns)  # validates the whole file first
+    batch = load_import(
+        path, fmt, question_column=question_column, answer_column=answer_column, intent_column=intent_column
+    )  # validates the whole file first
     # a unit's "conversation" is its own row, so build_pairs leaves exactly that unit out
     units = [dataclasses.replace(u, source_id=u.id) for u in batch.units]
     conversations = [

@@ -13,10 +13,10 @@ is several times faster. Batching concurrent prompts then costs little more than
 
 The forward pass is GPT-2's (pre-LayerNorm blocks, fused QKV `Conv1D`, learned positions,
 tied LM head), read from the loaded `GPT2LMHeadModel`, so it serves a checkpoint trained
-by csbot and `gpt2`/`distilgpt2` alike; `tests/bot/test_decoding.py` checks it against
+by csbot and `gpt2`/`distilgpt2` alike; `tests/finetune/test_decoding.py` checks it against
 `model.generate` token for token. Configurations it does not reproduce (cross-attention,
-layer-index scaling, other activations) raise `UnsupportedModelError`, and the composer
-then uses `model.generate`.
+layer-index scaling, other activations) raise `UnsupportedModelError`, and
+`finetune.decoder.GPT2Generator` then uses `model.generate`.
 
 torch is imported inside functions, so importing this module stays light.
 """
@@ -105,39 +105,39 @@ class GPT2Decoder:
     def _forward(self, ids, positions, keys, values, start: int, mask):
         """Logits of each row's last position; keys/values of `ids` written at `start`.
 
-        ids, positions: [B, T]; keys/values: per layer [B, H, max_len, head_dim];
-        mask: bool [B, 1, T, start + T], True where a query may attend a key; None when no
+        ids, positions: [rows, width]; keys/values: per layer [rows, heads, max_len, head_dim];
+        mask: bool [rows, 1, width, start + width], True where a query may attend a key; None when no
         row is padded (plain causal attention: no mask to build and apply at every layer).
         """
         import torch
-        import torch.nn.functional as F
+        from torch.nn import functional
 
-        B, T = ids.shape
-        d, H, hd = self.d, self.n_head, self.head_dim
-        h = F.embedding(ids, self.wte) + F.embedding(positions, self.wpe)
-        end = start + T
-        if mask is None and T > 1 and start != 0:
+        rows, width = ids.shape  # prompts, and tokens fed per prompt
+        d, heads, hd = self.d, self.n_head, self.head_dim
+        h = functional.embedding(ids, self.wte) + functional.embedding(positions, self.wpe)
+        end = start + width
+        if mask is None and width > 1 and start != 0:
             raise ValueError("a mask is needed to feed several tokens after a cached prefix")
-        causal = mask is None and T > 1
+        causal = mask is None and width > 1
         q8 = self.linears
 
         def linear(x, i, w, b):  # the layer's i-th matrix product: int8 or float32
             return q8[i](x) if q8 is not None else torch.addmm(b, x, w)
 
         for layer, (l1w, l1b, aw, ab, pw, pb, l2w, l2b, fw, fb, mw, mb) in enumerate(self.blocks):
-            a = F.layer_norm(h, (d,), l1w, l1b, self.eps)
-            qkv = linear(a.reshape(B * T, d), 4 * layer, aw, ab).view(B, T, 3, H, hd)
+            a = functional.layer_norm(h, (d,), l1w, l1b, self.eps)
+            qkv = linear(a.reshape(rows * width, d), 4 * layer, aw, ab).view(rows, width, 3, heads, hd)
             q = qkv[:, :, 0].transpose(1, 2)
             keys[layer][:, :, start:end] = qkv[:, :, 1].transpose(1, 2)
             values[layer][:, :, start:end] = qkv[:, :, 2].transpose(1, 2)
-            o = F.scaled_dot_product_attention(
+            o = functional.scaled_dot_product_attention(
                 q, keys[layer][:, :, :end], values[layer][:, :, :end], attn_mask=mask, is_causal=causal
             )
-            h = h + linear(o.transpose(1, 2).reshape(B * T, d), 4 * layer + 1, pw, pb).view(B, T, d)
-            m = F.layer_norm(h, (d,), l2w, l2b, self.eps)
-            m = F.gelu(linear(m.reshape(B * T, d), 4 * layer + 2, fw, fb), approximate=self.gelu)
-            h = h + linear(m, 4 * layer + 3, mw, mb).view(B, T, d)
-        last = F.layer_norm(h[:, -1], (d,), self.ln_f[0], self.ln_f[1], self.eps)
+            h = h + linear(o.transpose(1, 2).reshape(rows * width, d), 4 * layer + 1, pw, pb).view(rows, width, d)
+            m = functional.layer_norm(h, (d,), l2w, l2b, self.eps)
+            m = functional.gelu(linear(m.reshape(rows * width, d), 4 * layer + 2, fw, fb), approximate=self.gelu)
+            h = h + linear(m, 4 * layer + 3, mw, mb).view(rows, width, d)
+        last = functional.layer_norm(h[:, -1], (d,), self.ln_f[0], self.ln_f[1], self.eps)
         return q8[-1](last) if q8 is not None else last @ self.lm_head.T
 
     def generate(
@@ -169,15 +169,15 @@ class GPT2Decoder:
             generator = torch.Generator().manual_seed(sampling.seed)
 
         with torch.inference_mode():
-            B, total = len(prompts), longest + steps
+            batch, total = len(prompts), longest + steps
             pad = [longest - len(p) for p in prompts]
-            ids = torch.zeros((B, longest), dtype=torch.long)
-            key_ok = torch.zeros((B, total), dtype=torch.bool)
+            ids = torch.zeros((batch, longest), dtype=torch.long)
+            key_ok = torch.zeros((batch, total), dtype=torch.bool)
             for i, p in enumerate(prompts):
                 ids[i, pad[i] :] = torch.tensor(list(p), dtype=torch.long)
                 key_ok[i, pad[i] :] = True
             positions = (key_ok[:, :longest].long().cumsum(1) - 1).clamp(min=0)
-            shape = (B, self.n_head, total, self.head_dim)
+            shape = (batch, self.n_head, total, self.head_dim)
             dtype = self.wte.dtype
             keys = [torch.empty(shape, dtype=dtype) for _ in range(self.n_layer)]
             values = [torch.empty(shape, dtype=dtype) for _ in range(self.n_layer)]
@@ -192,12 +192,12 @@ class GPT2Decoder:
             seen = ids if sampling.repetition_penalty != 1.0 else None
             banned = None
             if sampling.banned is not None:
-                banned = torch.zeros((B, logits.shape[-1]), dtype=torch.bool)
+                banned = torch.zeros((batch, logits.shape[-1]), dtype=torch.bool)
                 for i, row in enumerate(sampling.banned):
                     if row:
                         banned[i, list(row)] = True
             next_pos = positions[:, -1] + 1
-            done = [False] * B
+            done = [False] * batch
             for step in range(steps):
                 if step < min_new_tokens:
                     logits[:, eos_id] = float("-inf")
@@ -205,7 +205,7 @@ class GPT2Decoder:
                     logits = logits.masked_fill(banned, float("-inf"))
                 token = _pick(logits, sampling, generator, seen)
                 out: list[int | None] = []
-                for i in range(B):
+                for i in range(batch):
                     if done[i]:
                         out.append(None)
                         continue

@@ -13,8 +13,11 @@ Two checks, both cheap and pure Python (no torch):
   evidence does not; `calibrate_min_overlap` sets the threshold from real agent replies so
   that nearly all of them pass.
 
+The guard judges a generated reply as `clean_generated_text` makes it: whitespace folded, a
+reply cut at the token limit trimmed to its last whole sentence.
+
     guard = GroundingGuard(company_facts_from(company), min_overlap=0.45)
-    verdict = guard.check(reply, conversation=[...], evidence=[...])
+    verdict = guard.check(clean_generated_text(text, ended), conversation=[...], evidence=[...])
     if not verdict.ok: print(verdict.reason)
 """
 
@@ -71,9 +74,15 @@ _ANY_NUMBER_RE = re.compile(_NUMBER)
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 # Words that carry no claim: a reply made of them is neither grounded nor ungrounded.
-STOP_WORDS = frozenset(
-    ["a", "an", "the", "and", "or", "but", "if", "so", "of", "to", "in", "on", "at", "by", "for", "from", "with", "as", "is", "are", "was", "were", "be", "been", "being", "am", "it", "its", "it's", "this", "that", "these", "those", "there", "here", "i", "i'm", "i'll", "i've", "i'd", "me", "my", "we", "we're", "we'll", "we've", "our", "ours", "us", "you", "you're", "you'll", "you've", "your", "yours", "he", "she", "they", "them", "their", "do", "does", "did", "done", "have", "has", "had", "having", "can", "could", "will", "would", "shall", "should", "may", "might", "must", "not", "no", "yes", "please", "thanks", "thank", "hi", "hello", "hey", "sorry", "just", "also", "very", "really", "then", "than", "too", "what", "which", "who", "whom", "when", "where", "why", "how", "all", "any", "some", "each", "more", "most", "other", "such", "only", "own", "same", "up", "down", "out", "about", "into", "over", "again", "once", "let", "let's", "get", "got", "sure", "ok", "okay"]
-)
+_STOP_WORDS_TEXT = """
+a an the and or but if so of to in on at by for from with as is are was were be been being am it its
+it's this that these those there here i i'm i'll i've i'd me my we we're we'll we've our ours us you
+you're you'll you've your yours he she they them their do does did done have has had having can
+could will would shall should may might must not no yes please thanks thank hi hello hey sorry just
+also very really then than too what which who whom when where why how all any some each more most
+other such only own same up down out about into over again once let let's get got sure ok okay
+"""
+STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
 ENTITY_LABELS = {
     "email": "email",
@@ -150,7 +159,10 @@ def extract_entities(text: str) -> list[tuple[str, str, set]]:
     take("date", DATE_SLASH_RE, lambda m: {("date", k) for k in _date_keys(m, "slash")})
     take("date", DATE_MONTH_DAY_RE, lambda m: {("date", k) for k in _date_keys(m, "name")})
     take("date", DATE_DAY_MONTH_RE, lambda m: {("date", k) for k in _date_keys(m, "name")})
-    digits = lambda m: {("digits", re.sub(r"\D", "", m.group(0)))}  # noqa: E731
+
+    def digits(m: re.Match[str]) -> set[tuple[str, str]]:
+        return {("digits", re.sub(r"\D", "", m.group(0)))}
+
     take("card", CARD.pattern, digits)
     take("phone", PHONE.pattern, digits)
     take("order", ORDER_ID.pattern, digits)
@@ -161,7 +173,8 @@ def extract_entities(text: str) -> list[tuple[str, str, set]]:
 def _grounding_keys(text: str) -> set:
     """Every normalised value `text` could ground: its entities; every digit run (so
     "ORD-40318275" grounds "#40318275"); every number written with cents ("4.99" grounds
-    "$4.99"; a `price_usd` of 50.0 grounds "$50"). A bare integer in running text ("3-5 days") does not ground an amount ("$5")."""
+    "$4.99"; a `price_usd` of 50.0 grounds "$50"). A bare integer in running text ("3-5 days")
+    does not ground an amount ("$5")."""
     keys: set = set()
     for kind, _, k in extract_entities(text):
         keys |= k
@@ -275,3 +288,34 @@ def company_facts_from(company_json: Any) -> list[str]:
 
     walk(company_json)
     return out
+
+
+# placeholders the bot never fills but may simply leave out ("Thanks, {{Name}}!" -> "Thanks!")
+_DROPPABLE = ("{{Name}}",)
+
+
+def clean_generated_text(generated_text: str, ended: bool) -> str:
+    """A generated reply as the guard judges it (before placeholders are filled): whitespace
+    folded, a reply cut at the token limit trimmed to its last whole sentence, droppable
+    placeholders left out."""
+    text = " ".join(generated_text.split())
+    if not ended:
+        text = _trim_to_sentence(text)
+    for p in _DROPPABLE:
+        text = _drop_placeholder(text, p)
+    return text
+
+
+def _drop_placeholder(text: str, placeholder: str) -> str:
+    """`text` without `placeholder` and the comma or space that led to it."""
+    out = re.sub(r",?\s*" + re.escape(placeholder), "", text)
+    return " ".join(out.split())
+
+
+def _trim_to_sentence(text: str) -> str:
+    """A reply cut at max_new_tokens, back to its last full sentence (when it has one)."""
+    cut = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
+    end = text.rstrip()
+    if end.endswith((".", "!", "?")):
+        return end
+    return text[: cut + 1] if cut > 0 else text

@@ -25,6 +25,9 @@ from finetune.prompt import (
     format_transcript,
     placeholders_in_corpus,
 )
+from finetune.tokenizer import add_csbot_tokens, train_tokenizer
+from finetune.trainer_hooks import LogCallback, TimeBudget, quiet_stdout, world_size
+from retrieval.entities import mask_entities
 from retrieval.errors import CsbotError
 
 SCRATCH = "scratch"
@@ -126,8 +129,6 @@ def load_base(
     import torch
     from transformers import GPT2LMHeadModel
 
-    from finetune.tokenizer import add_csbot_tokens, train_tokenizer
-
     cfg = config or GeneratorBaseConfig()
     texts = list(corpus_texts) if corpus_texts is not None else None
     if base == SCRATCH:
@@ -208,8 +209,6 @@ def _first_line(e: BaseException) -> str:
 def load_corpus_texts(data_dir: str | Path) -> list[str]:
     """Pretraining text from a data folder: every conversation (customer and agent turns, in the
     prompt's role layout, personal values masked as placeholders) and every KB article."""
-    from retrieval.entities import mask_entities
-
     data_dir = Path(data_dir)
     texts: list[str] = []
     conv = data_dir / "conversations.jsonl"
@@ -272,8 +271,6 @@ def pretrain(
     """
     from transformers import Trainer, TrainingArguments
 
-    from finetune.train import LogCallback, TimeBudgetCallback, quiet_stdout, world_size
-
     data = PackedBlocks(texts, tokenizer, config.n_positions)
     if len(data) == 0:
         raise BaseModelError("pretraining needs text; the corpus produced no tokens")
@@ -294,7 +291,7 @@ def pretrain(
         disable_tqdm=progress is not True,
         use_cpu=not _cuda(),
     )
-    callbacks = [TimeBudgetCallback(config.pretrain_minutes)]
+    callbacks = [TimeBudget(config.pretrain_minutes).callback()]
     if callable(progress):
         callbacks.append(LogCallback(progress, "pretrain"))
     started = time.monotonic()

@@ -108,11 +108,3 @@ def train_tokenizer(
     if out_dir is not None:
         hf.save_pretrained(str(out_dir))
     return hf
-
-
-def check_tokenizer(tokenizer) -> None:
-    """Raise if the tokenizer lacks a token the prompt layout needs."""
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in (*SPECIAL_TOKENS, END_OF_REPLY) if t not in vocab]
-    if missing:
-        raise TokenizerError(f"tokenizer lacks {missing}; load it through finetune.model.load_base, which adds them")

@@ -14,38 +14,28 @@ and padding are labelled -100. Layout of `out_dir`:
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import math
-import os
 import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from finetune.model import SCRATCH, GeneratorBaseConfig, _set_generation_ids
-from finetune.prompt import PAD, format_prompt, format_target, format_transcript
+from finetune.checkpoint import MODEL_META
+from finetune.guard import calibrate_min_overlap
+from finetune.model import SCRATCH, GeneratorBaseConfig, _set_generation_ids, load_base, pretrain
+from finetune.prompt import PAD, format_transcript
+from finetune.train_data import PadCollator, PairDataset, Pairs, PairsError, TooFewPairsError, read_pairs
+from finetune.trainer_hooks import LogCallback, TimeBudget, is_main_process, quiet_stdout, world_size
 from retrieval.errors import CsbotError
 
-MODEL_META = "csbot_model.json"
-Progress = bool | Callable[[dict], None] | None
-
-
-class PairsError(CsbotError):
-    """Pair files that are missing, malformed or too few to train on."""
-
-
-class TooFewPairsError(PairsError):
-    def __init__(self, need: int, have: int, path: Path):
-        self.need, self.have = need, have
-        super().__init__(
-            f"need at least {need} pairs, have {have} in {path}; log more conversations or import "
-            f"transcripts, rebuild the pairs, or lower TrainConfig.min_pairs"
-        )
+# True: the Trainer's own progress bars; a callable: each log dict; None: quiet
+TrainerLogs = bool | Callable[[dict], None] | None
 
 
 @dataclass
@@ -68,180 +58,6 @@ class TrainConfig:
     torch_threads: int | None = None  # None: leave torch's default (the caller decides)
     min_pairs: int = 20
     save_total_limit: int = 2
-
-
-# ---------------------------------------------------------------------------------------------
-# pair files
-
-
-@dataclass
-class Pairs:
-    train: list[dict]
-    valid: list[dict]
-    data_sha256: str
-    manifest: dict = field(default_factory=dict)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PairsError(f"{path}:{n} is not JSON ({e.msg}); rebuild the pairs") from e
-        if (
-            not isinstance(row, dict)
-            or not isinstance(row.get("target"), str)
-            or not row["target"].strip()
-            or not isinstance(row.get("context"), list)
-            or not row["context"]
-            or not isinstance(row.get("evidence", []), list)
-        ):
-            raise PairsError(
-                f"{path}:{n} is not a pair: it needs a non-empty 'context' list, an 'evidence' "
-                "list and a non-empty 'target' string; rebuild the pairs"
-            )
-        rows.append(row)
-    return rows
-
-
-def read_pairs(pairs_dir: str | Path) -> Pairs:
-    """train.jsonl, valid.jsonl and manifest.json of a pairs folder."""
-    d = Path(pairs_dir)
-    for name in ("train.jsonl", "valid.jsonl"):
-        if not (d / name).is_file():
-            raise PairsError(f"{d} has no {name}: build pairs first (`csbot finetune pairs --out {d}`)")
-    manifest: dict = {}
-    if (d / "manifest.json").is_file():
-        manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
-    sha = manifest.get("data_sha256")
-    if not sha:  # older or hand-made pair folders: hash what we train on
-        h = hashlib.sha256()
-        for name in ("train.jsonl", "valid.jsonl"):
-            h.update((d / name).read_bytes())
-        sha = h.hexdigest()
-    return Pairs(_read_jsonl(d / "train.jsonl"), _read_jsonl(d / "valid.jsonl"), sha, manifest)
-
-
-def encode_pair(
-    pair: dict, tokenizer, max_length: int, max_target_tokens: int = 128, max_evidence: int = 3
-) -> dict[str, list[int]]:
-    """input_ids and labels of one pair: prompt (labels -100) + reply (labels = ids).
-
-    The reply is cut to `max_target_tokens`; the prompt gets the rest of `max_length`, and
-    `format_prompt` decides which turns and evidence fit.
-    """
-    eor_target = tokenizer.encode(format_target(pair["target"]), add_special_tokens=False)
-    if len(eor_target) > max_target_tokens:
-        target = tokenizer.encode(format_target(pair["target"], end=False), add_special_tokens=False)
-        target = target[:max_target_tokens]
-    else:
-        target = eor_target
-    prompt = format_prompt(
-        pair["context"],
-        pair.get("evidence", []),
-        tokenizer=tokenizer,
-        max_tokens=max_length - len(target),
-        max_evidence=max_evidence,
-    )
-    prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
-    return {"input_ids": prompt_ids + target, "labels": [-100] * len(prompt_ids) + target}
-
-
-class PairDataset:
-    """Encoded pairs (a torch Dataset by duck typing: Trainer needs __len__ and __getitem__)."""
-
-    def __init__(
-        self, pairs: Sequence[dict], tokenizer, max_length: int, max_target_tokens: int = 128, max_evidence: int = 3
-    ):
-        self.examples = [encode_pair(p, tokenizer, max_length, max_target_tokens, max_evidence) for p in pairs]
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, i: int) -> dict[str, list[int]]:
-        return self.examples[i]
-
-
-class PadCollator:
-    """Pads a batch on the right to its longest example: pad id in input_ids, 0 in the attention
-    mask and -100 in labels, so padding neither attends nor counts in the loss."""
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(b["input_ids"]) for b in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, b in enumerate(batch):
-            n = len(b["input_ids"])
-            ids[i, :n] = torch.tensor(b["input_ids"])
-            labels[i, :n] = torch.tensor(b["labels"])
-            mask[i, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-# ---------------------------------------------------------------------------------------------
-# callbacks (built lazily: transformers loads only when training starts)
-
-
-def _is_main() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def TimeBudgetCallback(minutes: float | None):  # noqa: N802 - a class factory
-    """A TrainerCallback that stops training cleanly once `minutes` have passed since it began.
-
-    It only sets `should_training_stop`: the Trainer finishes the step, and the caller still
-    evaluates and saves, so a budget never leaves a half-written model.
-    """
-    from transformers import TrainerCallback
-
-    class _TimeBudget(TrainerCallback):
-        def __init__(self):
-            self.started = None
-            self.stopped = False
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.started = time.monotonic()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if minutes is not None and time.monotonic() - self.started > minutes * 60:
-                control.should_training_stop = True
-                self.stopped = True
-            return control
-
-    return _TimeBudget()
-
-
-def quiet_stdout(trainer) -> None:
-    """Without tqdm the Trainer prints every log dict to stdout; the CLI keeps stdout for its
-    one JSON result, and callers get logs through `progress` instead."""
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)
-
-
-def LogCallback(fn: Callable[[dict], None], phase: str):  # noqa: N802 - a class factory
-    """A TrainerCallback that hands every log dict (loss, lr, epoch, eval_loss) to `fn`."""
-    from transformers import TrainerCallback
-
-    class _Log(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                fn({"phase": phase, "step": state.global_step, "max_steps": state.max_steps, **logs})
-
-    return _Log()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,10 +84,8 @@ def _prepare_base(
     corpus_texts,
     allow_download: bool,
     resume: bool,
-    progress: Progress,
+    progress: TrainerLogs,
 ) -> tuple[Any, Any, dict]:
-    from finetune.model import load_base, pretrain
-
     pair_texts = [p["target"] for p in pairs.train] + [t["text"] for p in pairs.train for t in p["context"]]
     if base != SCRATCH:
         model, tok = load_base(base, corpus_texts=pair_texts, allow_download=allow_download)
@@ -306,7 +120,7 @@ def train_generator(
     corpus_texts: Sequence[str] | None = None,
     allow_download: bool = False,
     resume: bool = False,
-    progress: Progress = None,
+    progress: TrainerLogs = None,
 ) -> dict[str, Any]:
     """Fine-tune `base` ("scratch", a cached HF name or a directory) on the pairs in `pairs_dir`.
 
@@ -352,7 +166,7 @@ def train_generator(
     valid_ds = PairDataset(pairs.valid, tok, max_length, config.max_target_tokens, config.max_evidence)
 
     ckpt_dir = out / "checkpoints"
-    if not resume and ckpt_dir.exists() and _is_main():
+    if not resume and ckpt_dir.exists() and is_main_process():
         # a fresh run must not rotate, resume or pick a "best" among another run's checkpoints
         shutil.rmtree(ckpt_dir)
     steps_per_epoch = math.ceil(len(train_ds) / (config.batch_size * config.grad_accumulation * world_size()))
@@ -366,7 +180,7 @@ def train_generator(
         learning_rate=config.lr,
         lr_scheduler_type=config.schedule,
         # an int count: the meaning of a float warmup changed across transformers versions
-        warmup_steps=int(math.ceil(steps_per_epoch * config.epochs * config.warmup_ratio)),
+        warmup_steps=math.ceil(steps_per_epoch * config.epochs * config.warmup_ratio),
         weight_decay=config.weight_decay,
         eval_strategy=strategy,
         save_strategy=strategy,
@@ -382,8 +196,8 @@ def train_generator(
         use_cpu=not torch.cuda.is_available(),
     )
     remaining = None if config.max_minutes is None else max(config.max_minutes - (time.monotonic() - started) / 60, 0.0)
-    budget = TimeBudgetCallback(remaining)
-    callbacks = [budget]
+    budget = TimeBudget(remaining)
+    callbacks = [budget.callback()]
     if config.eval_each_epoch and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     if callable(progress):
@@ -456,7 +270,6 @@ def generation_defaults(valid: Sequence[dict], config: TrainConfig, quantile: fl
     `config`: the overlap that all but `quantile` of the validation targets reach against
     their own context and evidence (as many items as the prompt held), i.e. the share of
     good human replies the guard may wrongly reject."""
-    from finetune.guard import calibrate_min_overlap
 
     samples = [
         (
@@ -495,8 +308,6 @@ def _versions() -> dict[str, str]:
 
     out = {"python": sys.version.split()[0]}
     for pkg in ("csbot", "torch", "transformers", "tokenizers", "accelerate"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out

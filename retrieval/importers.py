@@ -105,6 +105,7 @@ def load_import(
         units = units_from_conversations(conversations, scrubber=scrubber)
         n_rows = len(conversations)
     else:
+        i: str | None
         if fmt == "bitext":
             q, a, i = BITEXT_COLUMNS[0], BITEXT_COLUMNS[2], BITEXT_COLUMNS[1]
             other = "--format csv with --question-column/--answer-column for other layouts"
@@ -117,7 +118,7 @@ def load_import(
         rows, numbers, extras = _read_qa_csv(p, q, a, i, flag, keep=("category",) if fmt == "bitext" else ())
         units = units_from_qa(rows, source=source, scrubber=scrubber)
         # keep the file position (and Bitext's category) so a unit can be traced back
-        units = [replace(u, extra={"row": n, **x}) for u, n, x in zip(units, numbers, extras)]
+        units = [replace(u, extra={"row": n, **x}) for u, n, x in zip(units, numbers, extras, strict=True)]
         n_rows = len(rows)
     return ImportBatch(units=units, conversations=conversations, source=source, sha256=sha256_file(p), n_rows=n_rows)
 

@@ -1,24 +1,13 @@
-"""The vector index: FAISS inner-product search over units, saved atomically on disk.
+"""The vector index: FAISS inner-product search over units, with near-duplicate folding.
 
-Layout of an index directory::
-
-    DIR/CURRENT          "gen-7" - the generation readers use (replaced atomically)
-    DIR/gen-7/index.faiss
-    DIR/gen-7/units.jsonl
-    DIR/gen-7/manifest.json   format, embedder, dim, kind, config, sources, file hashes
-    DIR/gen-6/...        the previous generation, kept for one more save
-
-A save writes a complete new generation, fsyncs it, and only then points CURRENT at it;
-a crash at any moment leaves CURRENT naming a complete, verified generation.
+Saved atomically on disk as generations (`retrieval.index_files`): a crash at any moment
+leaves the previous complete, verified index in use.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
@@ -28,25 +17,17 @@ from typing import TYPE_CHECKING, Any
 from retrieval.config import IndexConfig
 from retrieval.dedup import jaccard, normalise
 from retrieval.errors import (
-    IndexCorruptedError,
     IndexMismatchError,
-    IndexNotFoundError,
     RetrievalError,
 )
-from retrieval.files import fsync_dir, fsync_file, write_atomic
-from retrieval.ingest import sha256_file
+from retrieval.index_files import FORMAT_VERSION, read_generation, write_generation
 from retrieval.types import Hit, Unit
 
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT_VERSION = 1
-CURRENT = "CURRENT"
-INDEX_FILE, UNITS_FILE, MANIFEST_FILE = "index.faiss", "units.jsonl", "manifest.json"
-_GEN_RE = re.compile(r"^gen-(\d+)$")
 # candidates fetched per requested hit, so folding duplicates still leaves k hits
 FETCH_FACTOR = 4
-_REBUILD = "rebuild it with `csbot build`"
 
 
 def _as_matrix(vectors: Any, what: str) -> np.ndarray:
@@ -58,24 +39,6 @@ def _as_matrix(vectors: Any, what: str) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"{what} must be a 2-d array (n, dim), got shape {arr.shape}")
     return np.ascontiguousarray(arr)
-
-
-def _generations(directory: Path) -> list[int]:
-    gens = []
-    if directory.is_dir():
-        for child in directory.iterdir():
-            m = _GEN_RE.match(child.name)
-            if m and child.is_dir():
-                gens.append(int(m.group(1)))
-    return sorted(gens)
-
-
-def _read_current(directory: Path) -> str | None:
-    try:
-        name = (directory / CURRENT).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    return name
 
 
 class VectorIndex:
@@ -139,11 +102,13 @@ class VectorIndex:
         kind = config.kind
         if kind == "auto":
             kind = "hnsw" if n >= config.ann_threshold else "flat"
+        index: faiss.Index
         if kind == "flat":
             index = faiss.IndexFlatIP(dim)
         elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = config.hnsw_ef_construction
+            hnsw_index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            hnsw_index.hnsw.efConstruction = config.hnsw_ef_construction
+            index = hnsw_index
         elif kind == "ivf":
             if n == 0:
                 raise ValueError("an ivf index must be trained: build it with at least one unit, or use kind 'flat'")
@@ -266,13 +231,20 @@ class VectorIndex:
         if positions.size == 0:
             return None
         selector = faiss.IDSelectorBatch(positions)
+        params: faiss.SearchParameters
         if self.kind_used == "hnsw":
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.config.hnsw_ef_search)
+            hnsw_params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # in faiss, not in its stubs
+            hnsw_params.efSearch = self.config.hnsw_ef_search
+            params = hnsw_params
         elif self.kind_used == "ivf":
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.config.ivf_nprobe)
+            ivf_params = faiss.SearchParametersIVF()
+            ivf_params.nprobe = self.config.ivf_nprobe
+            params = ivf_params
         else:
-            params = faiss.SearchParameters(sel=selector)
-        params._keep_alive = (selector, positions)  # the C++ side holds raw pointers to both
+            params = faiss.SearchParameters()
+        params.sel = selector
+        # the C++ side holds raw pointers to both; the proxy takes Python attributes, the stubs know none
+        params._keep_alive = (selector, positions)  # type: ignore[attr-defined]
         return params
 
     def search_batch(
@@ -297,7 +269,7 @@ class VectorIndex:
             if params is None:
                 return [[] for _ in range(mat.shape[0])]
             scores, ids = self._index.search(mat, fetch, params=params)
-        return [self._fold(row_ids, row_scores, k) for row_ids, row_scores in zip(ids, scores)]
+        return [self._fold(row_ids, row_scores, k) for row_ids, row_scores in zip(ids, scores, strict=True)]
 
     def _token_set(self, pos: int) -> frozenset[str]:
         toks = self._tokens.get(pos)
@@ -308,7 +280,7 @@ class VectorIndex:
     def _fold(self, ids: Any, scores: Any, k: int) -> list[Hit]:
         kept: list[tuple[int, float, list[str]]] = []
         threshold = self.config.dedup_jaccard
-        for pos, score in zip(ids.tolist(), scores.tolist()):
+        for pos, score in zip(ids.tolist(), scores.tolist(), strict=True):
             if pos < 0:  # FAISS pads with -1 when it finds fewer than asked
                 continue
             toks = self._token_set(pos)
@@ -328,43 +300,9 @@ class VectorIndex:
         """Write a new generation under `directory` and make it current; returns its path.
 
         Keeps the new and the previous generation; removes older ones and any leftovers
-        of interrupted saves.
+        of interrupted saves (`retrieval.index_files.write_generation`).
         """
-        import faiss
-
-        root = Path(directory)
-        root.mkdir(parents=True, exist_ok=True)
-        previous = _read_current(root)
-        gens = _generations(root)
-        gen_name = f"gen-{(gens[-1] + 1) if gens else 1}"
-        gen = root / gen_name
-        gen.mkdir()
-
-        faiss.write_index(self._index, str(gen / INDEX_FILE))
-        fsync_file(gen / INDEX_FILE)
-        with open(gen / UNITS_FILE, "w", encoding="utf-8") as f:
-            for u in self._units:
-                f.write(json.dumps(u.to_json(), ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        manifest = dict(self._manifest)
-        manifest["n_units"] = len(self._units)
-        manifest["files"] = {name: sha256_file(gen / name) for name in (INDEX_FILE, UNITS_FILE)}
-        with open(gen / MANIFEST_FILE, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        fsync_dir(gen)
-        write_atomic(root / CURRENT, (gen_name + "\n").encode("utf-8"))  # the commit point
-        self._manifest = manifest
-
-        for debris in [*root.glob(f".{CURRENT}.*.tmp"), root / f"{CURRENT}.tmp"]:
-            debris.unlink(missing_ok=True)  # pointer writes a crash interrupted
-        keep = {gen_name, previous}
-        for n in _generations(root):
-            if f"gen-{n}" not in keep:
-                shutil.rmtree(root / f"gen-{n}", ignore_errors=True)
+        gen, self._manifest = write_generation(Path(directory), self._index, self._units, self._manifest)
         return gen
 
     @classmethod
@@ -384,63 +322,7 @@ class VectorIndex:
         Runtime search parameters (efSearch, nprobe, dedup) come from `config`; without
         one, from the config the index was built with.
         """
-        import faiss
-
-        root = Path(directory)
-        gen_name = _read_current(root)
-        if gen_name is None:
-            raise IndexNotFoundError(f"no index in {root}: run `csbot build` first")
-        if not _GEN_RE.match(gen_name) or not (root / gen_name).is_dir():
-            raise IndexCorruptedError(f"{root / CURRENT} points at {gen_name!r}, which does not exist: {_REBUILD}")
-        gen = root / gen_name
-
-        manifest_path = gen / MANIFEST_FILE
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
-            raise IndexCorruptedError(f"{manifest_path} is missing or unreadable ({exc}): {_REBUILD}") from exc
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexMismatchError(
-                f"{manifest_path} has format version {manifest.get('format_version')!r}; this csbot reads "
-                f"version {FORMAT_VERSION}: {_REBUILD}"
-            )
-        built_with = manifest.get("embedder_id")
-        if built_with != embedder_id:
-            raise IndexMismatchError(
-                f"the index in {root} was built with embedder {built_with!r} but the current embedder is "
-                f"{embedder_id!r}: {_REBUILD} (or configure the embedder it was built with)"
-            )
-        if dim is not None and manifest.get("dim") != dim:
-            raise IndexMismatchError(
-                f"the index in {root} holds {manifest.get('dim')}-d vectors but the embedder produces "
-                f"{dim}-d vectors: {_REBUILD}"
-            )
-
-        files = manifest.get("files") or {}
-        for name in (INDEX_FILE, UNITS_FILE):
-            path = gen / name
-            if not path.is_file():
-                raise IndexCorruptedError(f"{path} is missing: {_REBUILD}")
-            if files.get(name) != sha256_file(path):
-                raise IndexCorruptedError(
-                    f"{path} does not match its hash in the manifest (truncated or modified): {_REBUILD}"
-                )
-        try:
-            index = faiss.read_index(str(gen / INDEX_FILE))
-        except RuntimeError as exc:
-            raise IndexCorruptedError(f"{gen / INDEX_FILE} cannot be read by FAISS ({exc}): {_REBUILD}") from exc
-        try:
-            with open(gen / UNITS_FILE, encoding="utf-8") as f:
-                units = [Unit.from_json(json.loads(line)) for line in f if line.strip()]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise IndexCorruptedError(f"{gen / UNITS_FILE} is unreadable ({exc}): {_REBUILD}") from exc
-        if not (index.ntotal == len(units) == manifest.get("n_units")) or index.d != manifest.get("dim"):
-            raise IndexCorruptedError(
-                f"{gen} is inconsistent: {index.ntotal} vectors of dim {index.d}, {len(units)} units, manifest says "
-                f"{manifest.get('n_units')} of dim {manifest.get('dim')}: {_REBUILD}"
-            )
+        index, units, manifest = read_generation(Path(directory), embedder_id=embedder_id, dim=dim)
         if config is None:
             known = {f.name for f in fields(IndexConfig)}
             config = IndexConfig(**{k: v for k, v in (manifest.get("index_config") or {}).items() if k in known})

@@ -54,7 +54,7 @@ def units_from_conversations(
         conv_id = str(conv["id"])
         turns = [(t["role"], _clean(t.get("text"))) for t in conv.get("turns") or ()]
         masked = [text for text, _ in scrubber.scrub_conversation([text for _, text in turns])]
-        lines = [f"{role}: {text}" for (role, _), text in zip(turns, masked)]
+        lines = [f"{role}: {text}" for (role, _), text in zip(turns, masked, strict=True)]
         pending: list[int] = []  # indices of the customer turns of the current message
         reply: list[str] = []  # the (masked) agent turns answering it
         # once a system turn (an order lookup, a verification) has been seen, agent replies
@@ -62,30 +62,14 @@ def units_from_conversations(
         # never replays them to someone else as if they were policy
         after_lookup = False
 
-        def emit() -> None:
-            first = pending[0]
-            context = tuple(lines[max(0, first - context_turns) : first]) if context_turns else ()
-            units.append(
-                Unit(
-                    id=f"{conv_id}#t{first}",
-                    kind="transcript",
-                    text=" ".join(masked[i] for i in pending),
-                    reply=" ".join(reply),
-                    source_id=conv_id,
-                    turn=first,
-                    intent=conv.get("intent"),
-                    outcome=conv.get("outcome"),
-                    context=context,
-                    extra={"after_lookup": True} if after_lookup else {},
-                )
-            )
-
+        # each answered message: its customer turns, its reply, and whether a lookup came before
+        answered: list[tuple[list[int], list[str], bool]] = []
         for i, (role, text) in enumerate(turns):
             if not text:
                 continue
             if role == "customer":
                 if reply:  # the previous message was answered: close it
-                    emit()
+                    answered.append((pending, reply, after_lookup))
                     pending, reply = [], []
                 pending.append(i)
             elif role == "agent" and pending:
@@ -94,7 +78,24 @@ def units_from_conversations(
                 after_lookup = True
             # system turns, and agent turns before any customer message, only feed context
         if pending and reply:
-            emit()
+            answered.append((pending, reply, after_lookup))
+        for customer_turns, reply_turns, lookup in answered:
+            first = customer_turns[0]
+            context = tuple(lines[max(0, first - context_turns) : first]) if context_turns else ()
+            units.append(
+                Unit(
+                    id=f"{conv_id}#t{first}",
+                    kind="transcript",
+                    text=" ".join(masked[i] for i in customer_turns),
+                    reply=" ".join(reply_turns),
+                    source_id=conv_id,
+                    turn=first,
+                    intent=conv.get("intent"),
+                    outcome=conv.get("outcome"),
+                    context=context,
+                    extra={"after_lookup": True} if lookup else {},
+                )
+            )
     return units
 
 

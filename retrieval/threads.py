@@ -3,6 +3,8 @@ set once per process."""
 
 from __future__ import annotations
 
+import contextlib
+
 
 def configure_threads(torch_threads: int, faiss_threads: int, blas_threads: int = 1) -> None:
     """Set torch intra-op threads (inter-op to 1), FAISS's OpenMP threads and the BLAS
@@ -34,11 +36,9 @@ def configure_threads(torch_threads: int, faiss_threads: int, blas_threads: int 
 
     torch.set_num_threads(torch_threads)
     if torch.get_num_interop_threads() != 1:
-        try:
+        # already started / already set in this process: keep what it has
+        with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(1)
-        except RuntimeError:
-            # already started / already set in this process: keep what it has
-            pass
     faiss.omp_set_num_threads(faiss_threads)
     from threadpoolctl import threadpool_limits
 

@@ -13,13 +13,13 @@ CSBOT = Path(sys.executable).with_name("csbot")
 
 
 def run_csbot(
-    *args: str, workspace: Path | None = None, input: str | None = None, check: bool = True
+    *args: str, workspace: Path | None = None, stdin: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess:
     """Run the installed `csbot` console script; fail with its output when check is set."""
     cmd = [str(CSBOT), *args]
     if workspace is not None:
         cmd += ["--workspace", str(workspace)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, input=input, cwd=REPO, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, input=stdin, cwd=REPO, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"

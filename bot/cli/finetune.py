@@ -1,18 +1,19 @@
-"""`csbot finetune ...`: the fine-tuning pipeline's commands.
-
-Importing this module loads no heavy library (torch, FAISS, sentence-transformers):
-`bot.cli` imports it to register the sub-app, and `import bot.cli` stays light.
-"""
+"""`csbot finetune pairs`, `train` and `round`: training data for the GPT-2 composer, a
+training run, and one turn of the learning loop (bot.learning, bot.training)."""
 
 from __future__ import annotations
 
-import json
-import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from bot.cli.console import WorkspaceOpt, error_edge, fail, load_config, print_json, require_files, step
+from bot.learning import RoundSettings, build_workspace_pairs, run_round
+from bot.training import default_lr, train_composer
+from finetune.model import GeneratorBaseConfig
+from finetune.train import TrainConfig
 
 finetune_app = typer.Typer(
     help="Build fine-tuning data for the GPT-2 composer from logged conversations and transcripts.",
@@ -20,15 +21,9 @@ finetune_app = typer.Typer(
 )
 
 
-class TranscriptFormat(str, Enum):
+class TranscriptFormat(StrEnum):
     jsonl = "jsonl"
     abcd = "abcd"
-
-
-WorkspaceOpt = Annotated[
-    Path | None,
-    typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
-]
 
 
 @finetune_app.command("pairs")
@@ -75,33 +70,25 @@ def pairs(
 
     Progress goes to stderr; the last line of stdout is one JSON object (the manifest's counts).
     """
-    from bot.cli import _config, _Edge, _fail, _step
-
     transcripts = list(transcripts or [])
-    formats = [f.value for f in (formats or [])]
-    if formats and not transcripts:
-        _fail("--format is given without --transcripts FILE")
-    if len(formats) not in (0, 1, len(transcripts)):
-        _fail(
-            f"{len(transcripts)} --transcripts files but {len(formats)} --format values: "
+    format_values = [f.value for f in (formats or [])]
+    if format_values and not transcripts:
+        fail("--format is given without --transcripts FILE")
+    if len(format_values) not in (0, 1, len(transcripts)):
+        fail(
+            f"{len(transcripts)} --transcripts files but {len(format_values)} --format values: "
             "give one --format for all files or one per file"
         )
-    if len(formats) <= 1:
-        formats = (formats or ["jsonl"]) * len(transcripts)
-    for path in transcripts:
-        if not path.is_file():
-            _fail(f"{path} does not exist or is not a file")
-    config = _config(workspace)
-
-    with _Edge():
-        from bot.learning import build_workspace_pairs
-        from bot.workspace import company_facts
-
+    if len(format_values) <= 1:
+        format_values = (format_values or ["jsonl"]) * len(transcripts)
+    require_files(*transcripts)
+    config = load_config(workspace)
+    with error_edge():
         manifest = build_workspace_pairs(
             config,
             out,
             transcripts=transcripts,
-            formats=formats,
+            formats=format_values,
             context_turns=context_turns,
             evidence_k=evidence_k,
             valid_fraction=valid_fraction,
@@ -109,11 +96,9 @@ def pairs(
             seed=seed,
             include_bot_replies=include_bot_replies,
             down_vote_conversations=down_vote_conversations,
-            protect=company_facts(config.workspace),
-            progress=_step,
+            progress=step,
             show_bars=True,
         )
-
     summary = {
         "out": str(out),
         **manifest["counts"],
@@ -121,15 +106,13 @@ def pairs(
         "pii_scrubbed": manifest["pii_scrubbed"]["total"],
         "data_sha256": manifest["data_sha256"],
     }
-    sys.stdout.write(json.dumps(summary) + "\n")
+    print_json(summary)
 
 
 @finetune_app.command("train")
 def train(
     out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/ while training, final/ when done")],
-    pairs: Annotated[
-        Path | None, typer.Option("--pairs", help="A directory written by `csbot finetune pairs`")
-    ] = None,
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="A directory written by `csbot finetune pairs`")] = None,
     corpus: Annotated[
         Path | None,
         typer.Option(
@@ -202,95 +185,56 @@ def train(
 ) -> None:
     """Fine-tune a GPT-2 composer on pairs (or on a Q/A corpus); the last stdout line is the
     metrics as JSON, with "registered": the registry id of the model (null when not registered)."""
-    from bot.cli import _config, _Edge, _fail, _step
-
-    cfg = _config(workspace)
-    ws = cfg.workspace
+    config = load_config(workspace)
+    ws = config.workspace
     if (pairs is None) == (corpus is None):
-        _fail("pass exactly one of --pairs DIR (from `csbot finetune pairs`) or --corpus FILE.csv")
+        fail("pass exactly one of --pairs DIR (from `csbot finetune pairs`) or --corpus FILE.csv")
     if register is None:
         register = ws.is_dir()
     elif register and not ws.is_dir():
-        _fail(
+        fail(
             f"--register: workspace {ws} does not exist; build it (`csbot build --workspace {ws}`), "
             "pass --workspace DIR, or --no-register"
         )
     if pairs is not None and not pairs.is_dir():
-        _fail(f"pairs directory {pairs} does not exist; make one with `csbot finetune pairs --out {pairs}`")
+        fail(f"pairs directory {pairs} does not exist; make one with `csbot finetune pairs --out {pairs}`")
     if corpus is not None and not corpus.is_file():
-        _fail(f"corpus file {corpus} does not exist or is not a file")
+        fail(f"corpus file {corpus} does not exist or is not a file")
     if data is None and pairs is not None and base == "scratch":
         data = Path("data")
     if data is not None and not data.is_dir():
-        _fail(f"data directory {data} does not exist; the scratch base pretrains on it (pass --data DIR)")
+        fail(f"data directory {data} does not exist; the scratch base pretrains on it (pass --data DIR)")
     if not 0 <= pretrain_share < 1:
-        _fail(f"--pretrain-share must be in [0, 1); got {pretrain_share}")
-    with _Edge():
-        from finetune.model import GeneratorBaseConfig, load_corpus_texts
-        from finetune.train import TrainConfig, train_generator
-
-        if corpus is not None:
-            pairs = out / "pairs"
-            if not (resume and (pairs / "manifest.json").is_file()):
-                _build_corpus_pairs(cfg, corpus, pairs, evidence_k, seed)
-        config = TrainConfig(
-            epochs=epochs,
-            lr=lr if lr is not None else (5e-4 if base == "scratch" else 5e-5),
-            batch_size=batch_size,
-            seed=seed,
-            max_minutes=max_minutes,
-            max_evidence=evidence_k,
-            max_target_tokens=max_target_tokens,
-            pretrain_share=pretrain_share,
-        )
-        base_config = GeneratorBaseConfig(
-            n_layer=n_layer, n_embd=n_embd, n_positions=n_positions, vocab_size=vocab_size, dropout=dropout, seed=seed
-        )
-        corpus_texts = load_corpus_texts(data) if (base == "scratch" and data is not None) else None
-        _step(f"training from base {base!r} on {pairs} into {out}")
-        metrics = train_generator(
-            pairs,
-            base,
-            out,
+        fail(f"--pretrain-share must be in [0, 1); got {pretrain_share}")
+    train_config = TrainConfig(
+        epochs=epochs,
+        lr=lr if lr is not None else default_lr(base),
+        batch_size=batch_size,
+        seed=seed,
+        max_minutes=max_minutes,
+        max_evidence=evidence_k,
+        max_target_tokens=max_target_tokens,
+        pretrain_share=pretrain_share,
+    )
+    base_config = GeneratorBaseConfig(
+        n_layer=n_layer, n_embd=n_embd, n_positions=n_positions, vocab_size=vocab_size, dropout=dropout, seed=seed
+    )
+    with error_edge():
+        metrics = train_composer(
             config,
+            out,
+            base,
+            train_config,
             base_config=base_config,
-            corpus_texts=corpus_texts,
+            pairs=pairs,
+            corpus=corpus,
+            data=data,
             allow_download=allow_download,
             resume=resume,
+            register=register,
+            progress=step,
         )
-    registered = None
-    final = out / "final"
-    from finetune.train import MODEL_META, _is_main
-
-    if register and _is_main() and (final / MODEL_META).is_file():
-        from finetune.registry import ModelRegistry, RegistryError
-
-        try:
-            registered = ModelRegistry.for_workspace(ws).register(final).id
-        except (RegistryError, OSError) as e:
-            _fail(
-                f"the model was trained and saved in {final}, but registering it failed: {e}; "
-                f"register it later with `csbot models add {final} --workspace {ws}`"
-            )
-        _step(f"registered {registered} in {ws / 'models'}; promote it with `csbot models promote {registered}`")
-    sys.stdout.write(json.dumps({**metrics, "registered": registered}) + "\n")
-
-
-def _build_corpus_pairs(config, corpus: Path, out: Path, evidence_k: int, seed: int) -> None:
-    from bot.cli import _step
-    from finetune.corpus import pairs_from_corpus
-    from finetune.pairs import write_pairs
-    from retrieval.embedder import SentenceEmbedder
-    from retrieval.threads import configure_threads
-
-    configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
-    _step("loading the embedder")
-    embedder = SentenceEmbedder(config.embedder).load()
-    result = pairs_from_corpus(
-        corpus, embedder, index_config=config.index, evidence_k=evidence_k, seed=seed, progress=_step, show_bars=True
-    )
-    _step(f"writing {len(result.train)} train and {len(result.valid)} valid pairs to {out}")
-    write_pairs(result, out)
+    print_json(metrics)
 
 
 @finetune_app.command("round")
@@ -356,45 +300,34 @@ def round_(
     score it and the composer in use on the same held-out pairs -> register it, and promote it
     only if it is better (with --require-approval: leave it for a person to approve). The last
     stdout line is the round's report as JSON."""
-    from bot.cli import _config, _Edge, _fail, _step
-
     transcripts = list(transcripts or [])
-    for path in [*transcripts, *(heldout or [])]:
-        if not path.is_file():
-            _fail(f"{path} does not exist or is not a file")
+    require_files(*transcripts, *(heldout or []))
     if not 0 <= heldout_share < 1:
-        _fail(f"--heldout-share must be in [0, 1); got {heldout_share}")
+        fail(f"--heldout-share must be in [0, 1); got {heldout_share}")
     if down_vote_conversations < 1:
-        _fail(f"--down-vote-conversations must be at least 1; got {down_vote_conversations}")
+        fail(f"--down-vote-conversations must be at least 1; got {down_vote_conversations}")
     if max_minutes <= 0:
-        _fail(f"--max-minutes must be above 0; got {max_minutes}")
-    config = _config(workspace)
-    with _Edge():
-        from bot.learning import RoundSettings, run_round
-        from bot.workspace import company_facts
-
-        report = run_round(
-            config,
-            RoundSettings(
-                transcripts=transcripts,
-                formats=[fmt.value] * len(transcripts),
-                base=base,
-                max_minutes=max_minutes,
-                eval_limit=eval_limit,
-                min_gain=min_gain,
-                seed=seed,
-                heldout=heldout,
-                heldout_share=heldout_share,
-                include_bot_replies=include_bot_replies,
-                down_vote_conversations=down_vote_conversations,
-                require_approval=require_approval,
-            ),
-            protect=company_facts(config.workspace),
-            progress=_step,
-        )
+        fail(f"--max-minutes must be above 0; got {max_minutes}")
+    config = load_config(workspace)
+    settings = RoundSettings(
+        transcripts=transcripts,
+        formats=[fmt.value] * len(transcripts),
+        base=base,
+        max_minutes=max_minutes,
+        eval_limit=eval_limit,
+        min_gain=min_gain,
+        seed=seed,
+        heldout=heldout,
+        heldout_share=heldout_share,
+        include_bot_replies=include_bot_replies,
+        down_vote_conversations=down_vote_conversations,
+        require_approval=require_approval,
+    )
+    with error_edge():
+        report = run_round(config, settings, progress=step)
     said = {"promoted": "promoted ", "awaiting_approval": "registered, awaiting approval, "}
-    _step(
+    step(
         said.get(report["decision"], "kept the composer in use; registered ")
         + f"{report['candidate']['id']}: {report['reason']}"
     )
-    sys.stdout.write(json.dumps(report) + "\n")
+    print_json(report)

@@ -1,17 +1,17 @@
-"""`csbot models ...`: the registry of trained generators (finetune.registry).
-
-Light to import (no torch): `bot.cli` imports it to register the sub-app.
-"""
+"""`csbot models ...`: list, add, promote, approve, roll back and retire the workspace's
+trained generators (finetune.registry)."""
 
 from __future__ import annotations
 
-import json
-import sys
+import getpass
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from bot.cli.console import WorkspaceOpt, err, error_edge, fail, load_config, out, print_json, step
 from finetune.registry import BrokenModelError, ModelEntry, ModelRegistry
 
 models_app = typer.Typer(
@@ -19,18 +19,12 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 
-WorkspaceOpt = Annotated[
-    Path | None,
-    typer.Option("--workspace", "-w", help="Built assistant directory [env CSBOT_WORKSPACE; default ./.csbot]"),
-]
-
 
 def _registry(workspace: Path | None) -> ModelRegistry:
-    from bot.cli import _config, _fail
-
-    ws = _config(workspace).workspace
+    """The registry of --workspace, which must exist."""
+    ws = load_config(workspace).workspace
     if not ws.is_dir():
-        _fail(f"workspace {ws} does not exist; build one with `csbot build --workspace {ws}` or pass --workspace DIR")
+        fail(f"workspace {ws} does not exist; build one with `csbot build --workspace {ws}` or pass --workspace DIR")
     return ModelRegistry.for_workspace(ws)
 
 
@@ -45,13 +39,8 @@ def list_(
 ) -> None:
     """The registered models, oldest first; * marks the promoted one, `state` says which wait
     for approval. A broken promotion (pointer or promoted model) is reported with its fix."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from bot.cli import _Edge, err, out
-
     registry = _registry(workspace)
-    with _Edge():
+    with error_edge():
         entries = registry.list()
         broken = registry.check_promotion()
     if broken is not None:
@@ -63,7 +52,7 @@ def list_(
         return e.state
 
     if as_json:
-        sys.stdout.write(json.dumps([{**e.to_json(), "state": state(e)} for e in entries]) + "\n")
+        print_json([{**e.to_json(), "state": state(e)} for e in entries])
         return
     if not entries:
         err.print(
@@ -102,13 +91,11 @@ def add(
     name: Annotated[str | None, typer.Option("--name", help="A label kept with the model")] = None,
 ) -> None:
     """Register a trained model (copied into the workspace; not promoted)."""
-    from bot.cli import _Edge, _step
-
     registry = _registry(workspace)
-    with _Edge():
+    with error_edge():
         entry = registry.register(model_dir, name=name)
-    _step(f"registered {entry.id}; promote it with `csbot models promote {entry.id}`")
-    sys.stdout.write(json.dumps({"id": entry.id, "path": str(entry.path), "promoted": False}) + "\n")
+    step(f"registered {entry.id}; promote it with `csbot models promote {entry.id}`")
+    print_json({"id": entry.id, "path": str(entry.path), "promoted": False})
 
 
 @models_app.command("promote")
@@ -117,14 +104,12 @@ def promote(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Make ID the model the assistant uses (a running assistant picks it up on its next turn)."""
-    from bot.cli import _Edge, _step
-
     registry = _registry(workspace)
-    with _Edge():
+    with error_edge():
         entry = registry.promote(model_id)
         pointer = registry.pointer() or {}
-    _step(f"promoted {entry.id}")
-    sys.stdout.write(json.dumps({"promoted": entry.id, "previous": pointer.get("previous")}) + "\n")
+    step(f"promoted {entry.id}")
+    print_json({"promoted": entry.id, "previous": pointer.get("previous")})
 
 
 @models_app.command("approve")
@@ -140,54 +125,41 @@ def approve(
 ) -> None:
     """Approve a candidate that `csbot finetune round --require-approval` left waiting: it is
     promoted (a running assistant picks it up on its next turn)."""
-    import getpass
-
-    from bot.cli import _Edge, _step
-
     if by is None:
         try:
             by = getpass.getuser()
         except (KeyError, OSError):  # no user name to be found (a bare container)
             by = None
     registry = _registry(workspace)
-    with _Edge():
+    with error_edge():
         entry = registry.approve(model_id, by=by)
         pointer = registry.pointer() or {}
-    _step(f"approved and promoted {entry.id}")
-    sys.stdout.write(
-        json.dumps({"promoted": entry.id, "approved": entry.id, "approved_by": by, "previous": pointer.get("previous")})
-        + "\n"
-    )
+    step(f"approved and promoted {entry.id}")
+    print_json({"promoted": entry.id, "approved": entry.id, "approved_by": by, "previous": pointer.get("previous")})
 
 
 @models_app.command("rollback")
 def rollback(workspace: WorkspaceOpt = None) -> None:
     """Promote again the model promoted before the current one (repeat to step further back)."""
-    from bot.cli import _Edge, _step
-
     registry = _registry(workspace)
-    with _Edge():
+    with error_edge():
         before = (registry.pointer() or {}).get("id")
         entry = registry.rollback()
         pointer = registry.pointer() or {}
-    _step(f"rolled back from {before} to {entry.id}")
-    sys.stdout.write(
-        json.dumps({"promoted": entry.id, "rolled_back_from": before, "previous": pointer.get("previous")}) + "\n"
-    )
+    step(f"rolled back from {before} to {entry.id}")
+    print_json({"promoted": entry.id, "rolled_back_from": before, "previous": pointer.get("previous")})
 
 
 @models_app.command("retire")
 def retire(workspace: WorkspaceOpt = None) -> None:
     """Switch the GPT-2 composer off: the assistant answers with the retrieval composer from its
     next turn (models stay registered; `promote ID` turns one on again)."""
-    from bot.cli import _Edge, _step
-
     registry = _registry(workspace)
-    with _Edge():
+    with error_edge():
         retired = registry.retire()
-    _step(
+    step(
         f"retired {retired}; the assistant answers with the retrieval composer"
         if retired
         else "no model was promoted; the assistant already answers with the retrieval composer"
     )
-    sys.stdout.write(json.dumps({"promoted": None, "retired": retired}) + "\n")
+    print_json({"promoted": None, "retired": retired})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from bot.contracts import ComposedReply, Composer, ComposeRequest
 
@@ -24,17 +25,41 @@ log = logging.getLogger(__name__)
 _UNSET = object()
 
 
+class PromotedModel(Protocol):
+    """The registry entry of a promoted model: its id and its directory."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def path(self) -> Path: ...
+
+
+class Promotions(Protocol):
+    """Where the promoted model is read from (`finetune.registry.ModelRegistry`)."""
+
+    def promotion_token(self) -> str | None: ...
+
+    def promoted(self) -> PromotedModel | None: ...
+
+
+class LoadableComposer(Composer, Protocol):
+    """A composer whose model loads on `load()` (which raises when it cannot)."""
+
+    def load(self) -> Composer: ...
+
+
 class PromotedModelComposer:
     """A `Composer` that follows the registry's promoted model."""
 
-    def __init__(self, registry, make_generator: Callable[[Path], Composer], fallback: Composer):
+    def __init__(self, registry: Promotions, make_generator: Callable[[Path], LoadableComposer], fallback: Composer):
         self.registry = registry
         self.make_generator = make_generator
         self.fallback = fallback
         self.current: Composer = fallback
         self.model_id: str | None = None
         self.error: str | None = None  # why the promoted model is not in use, while it is not
-        self._token: object = _UNSET
+        self._token: object = _UNSET  # the promotion token last acted on
         self.refresh()
 
     @property

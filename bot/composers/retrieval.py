@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.config import DialogueConfig
 from bot.contracts import ComposedReply, ComposeRequest
 from bot.domain import Domain
+from bot.settings import DialogueConfig
 from retrieval.entities import PLACEHOLDER_RE, SLOT_BY_PLACEHOLDER
 
 if TYPE_CHECKING:
@@ -64,6 +64,10 @@ class RetrievalComposer:
             article_min_score=config.article_min_score,
         )
 
+    def check_reply(self, reply: str, request: ComposeRequest) -> SlotCheck:
+        """What the conversation's slots make of a candidate reply (see `check_slots`)."""
+        return check_slots(reply, request.slots.values, self.slot_questions, self.slot_mentions)
+
     def compose(self, request: ComposeRequest) -> ComposedReply:
         candidates = prefer_intent(request.hits, request.intent, self.min_score)
         if not candidates and not any(
@@ -87,7 +91,7 @@ class RetrievalComposer:
                 # the agent was reading one customer's order record: not policy, not ours to repeat
                 skipped.append(f"{unit.id} relies on an order lookup")
                 continue
-            check = check_slots(unit.reply, request.slots.values, self.slot_questions, self.slot_mentions)
+            check = self.check_reply(unit.reply, request)
             if check.reject:
                 skipped.append(f"{unit.id} {check.reject}")
                 continue

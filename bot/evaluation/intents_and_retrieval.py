@@ -5,49 +5,26 @@ personal values, one encode per query) as the live dialogue manager."""
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.config import CsbotConfig
+from bot.composers.retrieval import prefer_intent
+from bot.dialogue import retrieve_for_intent
 from bot.errors import CsbotError
+from bot.evaluation.common import load_embedder, machine_info, percentile
+from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
+from bot.settings import CsbotSettings
 from bot.workspace import read_intent_examples
 from retrieval.entities import mask_entities
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
+from retrieval.importers import load_import
+from retrieval.index import VectorIndex
+from retrieval.progress import Progress, no_progress
 
 
-def _machine() -> dict[str, Any]:
-    import os
-
-    import torch
-
-    return {
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def _load_embedder(config: CsbotConfig):
-    from retrieval.embedder import SentenceEmbedder
-    from retrieval.threads import configure_threads
-
-    configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
-    return SentenceEmbedder(config.embedder).load()
-
-
-def _train_classifier(config: CsbotConfig, vectors, texts, labels, embedder_id, progress):
-    from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
+def _train_classifier(config: CsbotSettings, vectors, texts, labels, embedder_id, progress):
 
     return EmbeddingIntentClassifier.train(
         vectors,
@@ -60,20 +37,20 @@ def _train_classifier(config: CsbotConfig, vectors, texts, labels, embedder_id, 
 
 
 def evaluate_intents(
-    config: CsbotConfig,
+    config: CsbotSettings,
     train_csv: Path,
     test_csv: Path,
     *,
     oos_label: str | None = None,
     report_dir: Path | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     from sklearn.metrics import f1_score
 
     train_texts, train_labels = read_intent_examples(train_csv)
     test_texts, test_labels = read_intent_examples(test_csv)
     if oos_label is not None:
-        kept = [(t, y) for t, y in zip(train_texts, train_labels) if y != oos_label]
+        kept = [(t, y) for t, y in zip(train_texts, train_labels, strict=True) if y != oos_label]
         train_texts, train_labels = [t for t, _ in kept], [y for _, y in kept]
         if oos_label not in test_labels:
             raise CsbotError(f"--oos-label {oos_label!r} does not occur in {test_csv}; nothing to measure")
@@ -86,7 +63,7 @@ def evaluate_intents(
             + "; pass the one that means out-of-scope as --oos-label"
         )
 
-    embedder = _load_embedder(config)
+    embedder = load_embedder(config)
     progress(f"embedding {len(train_texts)} training and {len(test_texts)} test texts")
     t0 = time.perf_counter()
     train_masked = [mask_entities(t)[0] for t in train_texts]
@@ -105,7 +82,7 @@ def evaluate_intents(
     gold = [test_labels[i] for i in in_scope]
     predicted = [predictions[i].intent for i in in_scope]
     result: dict[str, Any] = {
-        "accuracy": _ratio(sum(g == p for g, p in zip(gold, predicted)), len(gold)),
+        "accuracy": _ratio(sum(g == p for g, p in zip(gold, predicted, strict=True)), len(gold)),
         "macro_f1": round(float(f1_score(gold, predicted, average="macro", labels=sorted(known), zero_division=0)), 4),
         "n_train": len(train_texts),
         "n_test": len(test_texts),
@@ -129,26 +106,22 @@ def evaluate_intents(
         else:
             # every row, with a flagged prediction shown as the OOS label
             shown = [oos_label if p.out_of_scope else p.intent for p in predictions]
-            _write_report(report_dir, "intents", result, test_labels, shown, sorted(known) + [oos_label])
+            _write_report(report_dir, "intents", result, test_labels, shown, [*sorted(known), oos_label])
     return result
 
 
 def evaluate_retrieval(
-    config: CsbotConfig,
+    config: CsbotSettings,
     corpus_csv: Path,
     test_csv: Path,
     *,
     report_dir: Path | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
-    from bot.composers.retrieval import prefer_intent
-    from bot.dialogue import retrieve_for_intent
-    from retrieval.importers import load_import
-    from retrieval.index import VectorIndex
 
     corpus = load_import(corpus_csv, "bitext")
     test_texts, test_labels = read_intent_examples(test_csv)
-    embedder = _load_embedder(config)
+    embedder = load_embedder(config)
     progress(f"embedding {len(corpus.units)} corpus units")
     vectors = embedder.encode([u.text for u in corpus.units], progress=True)
     index = VectorIndex.build(corpus.units, vectors, embedder_id=embedder.model_id, config=config.index)
@@ -167,7 +140,7 @@ def evaluate_retrieval(
     k = 5
     nn_top1 = top1 = recall5 = 0
     latencies, nn_latencies, predicted_top = [], [], []
-    for text, gold in zip(test_texts, test_labels):
+    for text, gold in zip(test_texts, test_labels, strict=True):
         masked = mask_entities(text)[0]
         t0 = time.perf_counter()
         q = embedder.encode([masked])
@@ -191,14 +164,14 @@ def evaluate_retrieval(
         "nearest_neighbour_top1_intent_match": _ratio(nn_top1, n),
         # encode + classify + intent-filtered search, one query at a time (the live path)
         "p50_ms": round(statistics.median(latencies), 2),
-        "p95_ms": round(_percentile(latencies, 95), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
         # encode + plain nearest-neighbour search (the baseline's path)
         "nearest_neighbour_p50_ms": round(statistics.median(nn_latencies), 2),
-        "nearest_neighbour_p95_ms": round(_percentile(nn_latencies, 95), 2),
+        "nearest_neighbour_p95_ms": round(percentile(nn_latencies, 95), 2),
         "n_corpus": len(corpus.units),
         "n_test": n,
         "index_kind": index.kind_used,
-        "machine": _machine(),
+        "machine": machine_info(),
     }
     if report_dir is not None:
         _write_report(report_dir, "retrieval", result, test_labels, predicted_top, sorted(set(test_labels)))
@@ -207,14 +180,6 @@ def evaluate_retrieval(
 
 def _ratio(a: int, b: int) -> float:
     return round(a / b, 4) if b else 0.0
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
-    return ordered[rank]
 
 
 def _write_report(
@@ -228,7 +193,7 @@ def _write_report(
     from sklearn.metrics import confusion_matrix
 
     report_dir.mkdir(parents=True, exist_ok=True)
-    pairs = Counter((g, p) for g, p in zip(gold, predicted) if g != p)
+    pairs = Counter((g, p) for g, p in zip(gold, predicted, strict=True) if g != p)
     confused = [{"gold": g, "predicted": p, "count": c} for (g, p), c in pairs.most_common(15)]
     all_labels = sorted(set(labels) | set(predicted) - {""})
     matrix = confusion_matrix(gold, predicted, labels=all_labels)

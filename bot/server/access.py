@@ -99,7 +99,7 @@ async def authorized_conversation(
         ConversationStore.access_ok,
         conversation_id,
         token_hash(x_conversation_token),
-        rt.settings.conversation_read_hours,
+        rt.settings.server.conversation_read_hours,
     )
     if not ok:
         raise UnknownConversationError(conversation_id)
@@ -114,7 +114,8 @@ def server_secret(request: Request) -> bytes:
     secret = getattr(request.app.state, "server_secret", None)
     if secret is None:
         settings = request.app.state.runtime.settings
-        configured = settings.secret_key.get_secret_value() if settings.secret_key is not None else None
+        secret_key = settings.server.secret_key
+        configured = secret_key.get_secret_value() if secret_key is not None else None
         secret = load_or_create_secret(Path(settings.workspace), configured)
         request.app.state.server_secret = secret
     return secret

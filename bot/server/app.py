@@ -30,22 +30,19 @@ from bot.server.limits import (
 from bot.server.retention import purge_forever
 from bot.server.routes import conversations, events, feedback, health, rasa, widget
 from bot.server.runtime import Runtime
-from bot.server.settings import ServerSettings
+from bot.settings import CsbotSettings
 from bot.workspace import Assistant
 
 
-def create_app(
-    settings: ServerSettings | None = None, assistant_factory: Callable[[], Assistant] | None = None
-) -> FastAPI:
+def create_app(settings: CsbotSettings, assistant_factory: Callable[[], Assistant] | None = None) -> FastAPI:
     """The csbot HTTP app. `assistant_factory` makes one loaded `Assistant` per
     inference worker, on that worker's thread (default: the settings' workspace, with
-    the CSBOT_* configuration and max(1, cores // workers) torch threads each)."""
-    settings = settings or ServerSettings()
+    max(1, cores // workers) torch threads each, see `CsbotSettings.for_inference_worker`)."""
     if assistant_factory is None:
-        config = settings.csbot_config()
+        worker_settings = settings.for_inference_worker()
 
         def assistant_factory() -> Assistant:
-            return Assistant(config).load()
+            return Assistant(worker_settings).load()
 
     runtime = Runtime(settings, assistant_factory)
 
@@ -80,16 +77,16 @@ def create_app(
     # per-client limit, then the body-size limit, then the cancelling of a handler whose
     # client left, then the routes
     app.add_middleware(CancelOnDisconnectMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(
         IpRateLimitMiddleware,
         clients=runtime.clients,
-        limiter=RateLimiter(settings.rate_limit_per_ip, "ip") if settings.rate_limit_per_ip else None,
+        limiter=RateLimiter(settings.server.rate_limit_per_ip, "ip") if settings.server.rate_limit_per_ip else None,
     )
-    if settings.cors_origins:
+    if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origins,
+            allow_origins=settings.server.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Content-Type", "Accept", "Last-Event-ID", "X-Conversation-Token"],
             expose_headers=["Retry-After"],

@@ -9,7 +9,7 @@ store connection; the store is SQLite in WAL mode, so they write side by side). 
 conversation always goes to the same worker (a stable hash of its id), so its turns run
 in the order they arrived, while turns of other conversations run on the other workers
 meanwhile. torch releases the GIL while it computes, so N workers use N cores' worth of
-encoding (each gets max(1, cores // N) torch threads, see `ServerSettings`).
+encoding (each gets max(1, cores // N) torch threads, see `ServerConfig.threads_per_worker`).
 
 What waits for a worker is bounded (a `TurnQueue`): past `max_waiting` calls waiting
 across the pool, a new one is refused at once (`QueueFullError`, 503 + Retry-After)
@@ -24,6 +24,7 @@ stops pulling from its iterator and closes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -61,10 +62,9 @@ class Ticket:
             else:
                 self._drop()
                 return False
-        try:
+        # a closed loop (shutdown) raises RuntimeError: nobody waits for it any more
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(_resolve, self.started)
-        except RuntimeError:  # the loop closed (shutdown): nobody waits for it any more
-            pass
         return True
 
     def drop(self) -> bool:
@@ -168,10 +168,9 @@ class ThreadWorker(Generic[R]):
         stop = threading.Event()
 
         def put(kind: str, value: Any) -> None:
-            try:
+            # a closed loop (shutdown) raises RuntimeError: nobody is listening any more
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
-            except RuntimeError:  # the loop closed (shutdown): nobody is listening any more
-                pass
 
         def produce() -> None:
             if ticket is not None and not ticket.begin():

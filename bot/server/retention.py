@@ -19,7 +19,7 @@ PURGE_EVERY_SECONDS = 3600.0
 async def purge_forever(rt: Runtime, loading: asyncio.Task[None], every_seconds: float = PURGE_EVERY_SECONDS) -> None:
     """Once `loading` is done, purge now and every `every_seconds` until cancelled (the
     app's shutdown)."""
-    days = rt.settings.retention_days
+    days = rt.settings.server.retention_days
     if days is None:
         return
     await asyncio.shield(loading)  # shielded: cancelling the purge must not cancel the load

@@ -21,9 +21,9 @@ from fastapi import Request
 from bot.server.errors import NotReadyError
 from bot.server.inference import InferencePool, ThreadWorker, TurnQueue
 from bot.server.limits import ClientAddresses, RateLimiter
-from bot.server.settings import ServerSettings
 from bot.server.turns import warm_up
 from bot.server.watcher import EventWatcher
+from bot.settings import CsbotSettings
 from bot.store import ConversationStore
 from bot.workspace import Assistant
 
@@ -33,19 +33,20 @@ log = logging.getLogger("csbot.server")
 class Runtime:
     """The app's working parts and its readiness ("loading", "ready" or "failed")."""
 
-    def __init__(self, settings: ServerSettings, assistant_factory: Callable[[], Assistant]):
+    def __init__(self, settings: CsbotSettings, assistant_factory: Callable[[], Assistant]):
         self.settings = settings
+        server = settings.server
         self.pool: InferencePool[Assistant] = InferencePool(
             assistant_factory,
-            settings.workers,
+            server.workers,
             closer=lambda a: a.close(),
-            queue=TurnQueue(settings.max_queued_turns, settings.turn_deadline_seconds),
+            queue=TurnQueue(server.max_queued_turns, server.turn_deadline_seconds),
         )
         # Reads (history, live events) and small writes (new conversations, ratings) go to
         # their own thread and connection, so they never wait behind a slow turn.
         self.store: ThreadWorker[ConversationStore] | None = None
         self.session_limiter = (
-            RateLimiter(settings.rate_limit_per_session, "session") if settings.rate_limit_per_session else None
+            RateLimiter(server.rate_limit_per_session, "session") if server.rate_limit_per_session else None
         )
         self.state = "loading"
         self.failure: str | None = None
@@ -53,11 +54,11 @@ class Runtime:
         self.store_path: Path | None = None
         # set when the server starts shutting down: live event streams end at their next poll
         self.closing = threading.Event()
-        self.clients = ClientAddresses(settings.trusted_proxies)
+        self.clients = ClientAddresses(server.trusted_proxies)
         self.watcher = EventWatcher(
-            settings.events_poll_seconds,
-            settings.max_event_streams,
-            settings.max_event_streams_per_client,
+            server.events_poll_seconds,
+            server.max_event_streams,
+            server.max_event_streams_per_client,
             self.closing,
         )
 

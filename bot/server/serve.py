@@ -10,13 +10,14 @@ with Last-Event-ID, losing nothing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
 
 from bot.server.app import create_app
-from bot.server.settings import ServerSettings
+from bot.settings import CsbotSettings
 
 
 class _Server(uvicorn.Server):
@@ -29,20 +30,19 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(settings: ServerSettings) -> None:
-    """Serve csbot on settings.host:settings.port until SIGINT/SIGTERM."""
+def serve(settings: CsbotSettings) -> None:
+    """Serve csbot on settings.server.host:settings.server.port until SIGINT/SIGTERM."""
     app = create_app(settings)
     # proxy headers off: uvicorn would believe X-Forwarded-For from loopback; the app
     # works out the client itself, from CSBOT_TRUSTED_PROXIES only (bot.server.limits)
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.server.log_level,
+        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
         proxy_headers=False,
     )
-    try:
+    # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
+    with contextlib.suppress(KeyboardInterrupt):
         _Server(config, app.state.runtime.begin_shutdown).run()
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
-        pass

@@ -14,6 +14,7 @@ Used from the event loop only; the store is read on the store worker's thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import weakref
@@ -119,10 +120,9 @@ class EventWatcher:
         loop = asyncio.get_running_loop()
 
         def free() -> None:
-            try:
+            # a closed loop raises RuntimeError: the places went with it
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self.unsubscribe, subscription)
-            except RuntimeError:  # the loop is closed: the places went with it
-                pass
 
         weakref.finalize(stream, free)
 
@@ -134,10 +134,8 @@ class EventWatcher:
         """Stop polling and end every stream."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         self._end_all()
 

@@ -85,7 +85,7 @@ def test_a_policy_question_is_answered_from_retrieved_replies(demo_workspace):
 
 def test_chat_holds_a_conversation_over_stdin(demo_workspace):
     proc = run_csbot(
-        "chat", "--debug", workspace=demo_workspace, input="hello\nwhere is my parcel?\nORD-40318275\n/quit\n"
+        "chat", "--debug", workspace=demo_workspace, stdin="hello\nwhere is my parcel?\nORD-40318275\n/quit\n"
     )
     assert "intent=greeting" in proc.stdout
     assert "intent=order_status" in proc.stdout

@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 
-from tests.e2e.test_cli_finetune_train import tiny_checkpoint  # noqa: F401 - a fixture
 from tests.e2e.test_cli_generation_eval import write_bitext
 from tests.helpers import REPO, last_json, run_csbot
 
@@ -107,7 +106,7 @@ def test_a_round_is_judged_on_the_shipped_held_out_set_and_a_better_candidate_wa
     assert json.loads(report.read_text())["candidate"] == second["candidate"]
 
 
-def test_a_round_with_too_few_conversations_is_refused_with_the_counts(workspace, tiny_checkpoint, tmp_path):  # noqa: F811
+def test_a_round_with_too_few_conversations_is_refused_with_the_counts(workspace, tiny_checkpoint, tmp_path):
     proc = run_csbot(
         "finetune",
         "round",
@@ -122,7 +121,7 @@ def test_a_round_with_too_few_conversations_is_refused_with_the_counts(workspace
     assert not (workspace / "models").exists() or not any((workspace / "models").iterdir())
 
 
-def test_a_round_without_a_held_out_set_is_refused_before_training(workspace, tiny_checkpoint, tmp_path):  # noqa: F811
+def test_a_round_without_a_held_out_set_is_refused_before_training(workspace, tiny_checkpoint, tmp_path):
     # built from a data folder without heldout.jsonl, and no human agent has answered anyone yet
     for name in ("store.db", "store.db-wal", "store.db-shm"):  # other tests' turns are not ours
         (workspace / name).unlink(missing_ok=True)
@@ -142,7 +141,7 @@ def test_a_round_without_a_held_out_set_is_refused_before_training(workspace, ti
     assert not (workspace / "models").exists() or not any((workspace / "models").iterdir())
 
 
-def test_train_on_a_corpus_leaves_each_rows_own_answer_out_of_its_evidence(tiny_checkpoint, tmp_path):  # noqa: F811
+def test_train_on_a_corpus_leaves_each_rows_own_answer_out_of_its_evidence(tiny_checkpoint, tmp_path):
     corpus = tmp_path / "corpus.csv"
     write_bitext(corpus, copies=3, start=1)
     out = tmp_path / "run"

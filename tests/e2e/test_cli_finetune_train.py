@@ -4,27 +4,10 @@ import json
 
 import pytest
 
-from finetune.model import load_corpus_texts
 from tests.finetune.test_train import write_pairs
-from tests.helpers import REPO, last_json, run_csbot
+from tests.helpers import last_json, run_csbot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """A GPT-2 checkpoint the test saves itself: the route a user with `gpt2` on disk takes."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from finetune.tokenizer import train_tokenizer
-
-    path = tmp_path_factory.mktemp("ck") / "tiny-gpt2"
-    tok = train_tokenizer(load_corpus_texts(REPO / "data")[:100], 800)
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=192, vocab_size=len(tok))).save_pretrained(
-        path
-    )
-    tok.save_pretrained(path)
-    return path
 
 
 def test_train_from_a_local_checkpoint_writes_a_loadable_model_and_prints_metrics(tiny_checkpoint, tmp_path):

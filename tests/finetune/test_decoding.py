@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from finetune.decoding import GPT2Decoder, Sampling, UnsupportedModelError  # noqa: E402
+from finetune.decoding import GPT2Decoder, Sampling, UnsupportedModelError  # noqa: E402 - only once torch is known to be installed
 
 EOS = 7
 
@@ -91,12 +91,12 @@ def test_greedy_rows_keep_the_greedy_reply_among_sampled_alternatives(model):
 
 
 def prefill_logits(decoder, prompt):
-    T = len(prompt)
-    shape = (1, decoder.n_head, T, decoder.head_dim)
+    length = len(prompt)
+    shape = (1, decoder.n_head, length, decoder.head_dim)
     keys = [torch.empty(shape) for _ in range(decoder.n_layer)]
     values = [torch.empty(shape) for _ in range(decoder.n_layer)]
     with torch.inference_mode():
-        return decoder._forward(torch.tensor([prompt]), torch.arange(T)[None], keys, values, 0, None)[0]
+        return decoder._forward(torch.tensor([prompt]), torch.arange(length)[None], keys, values, 0, None)[0]
 
 
 def test_int8_weights_move_the_logits_only_a_little(model):

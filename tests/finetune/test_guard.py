@@ -1,4 +1,5 @@
-"""finetune.guard: invented values are rejected, given ones pass, overlap is calibrated on real replies."""
+"""finetune.guard: invented values are rejected, given ones pass, overlap is calibrated on real replies,
+and a reply cut at the token limit is judged up to its last whole sentence."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from finetune.guard import (
     GroundingGuard,
     calibrate_min_overlap,
+    clean_generated_text,
     company_facts_from,
     extract_entities,
     overlap,
@@ -158,3 +160,10 @@ def test_company_facts_flatten_every_string_and_number() -> None:
     assert facts == ["X", "3", "$4.99", "4.99", "y"]
     demo = company_facts_from(COMPANY)
     assert "help@larkspurgoods.example" in demo and "1-800-LARKSPUR" in demo
+
+
+def test_a_reply_cut_at_the_limit_ends_at_its_last_sentence_and_drops_the_name() -> None:
+    assert clean_generated_text(" Thanks, {{Name}}! Your order  ships today. It will", ended=False) == (
+        "Thanks! Your order ships today."
+    )
+    assert clean_generated_text("It will", ended=True) == "It will"

@@ -22,7 +22,7 @@ from finetune.pairs import (
 from retrieval.types import Unit
 from tests.helpers import REPO, last_json, run_csbot
 
-ANSWER = dict(action="answer", composer="retrieval", intent="shipping_time", confidence=0.9)
+ANSWER = {"action": "answer", "composer": "retrieval", "intent": "shipping_time", "confidence": 0.9}
 
 
 @pytest.fixture(scope="module")
@@ -329,7 +329,7 @@ def test_a_training_copy_of_a_held_out_pair_is_the_one_dropped(store, index, emb
     assert [p["id"] for p in result.heldout] == ["h-1#1"]
     # c-dup1 and c-dup2 say the same (after their handoff notice, so another context) and stay one pair
     assert "t-1#1" not in pairs_by_id(result) and result.excluded["duplicate"] == 2
-    with pytest.raises(CsbotError, match="in both old.jsonl and heldout.jsonl"):
+    with pytest.raises(CsbotError, match=r"in both old\.jsonl and heldout\.jsonl"):
         build_pairs(
             store,
             index,
@@ -472,7 +472,7 @@ def test_transcript_conversations_become_pairs_named_by_their_file(store, index,
     ]
     assert "c-other#t0" not in {e["id"] for e in pair["evidence"]}
     assert result.excluded["no_customer_turn"] == 1  # the opening greeting
-    with pytest.raises(CsbotError, match="in both store and again.jsonl"):
+    with pytest.raises(CsbotError, match=r"in both store and again\.jsonl"):
         build_pairs(
             store,
             index,
@@ -510,7 +510,7 @@ def read_set(d):
 def test_erase_rewrites_a_pairs_set_without_the_conversations_and_keeps_its_manifest_true(
     store, index, embedder, tmp_path
 ):
-    from finetune.train import read_pairs
+    from finetune.train_data import read_pairs
 
     result = build_pairs(
         store,

@@ -68,7 +68,7 @@ def test_tokenizer_round_trips_text_typos_and_emoji(tok) -> None:
 
 
 def test_placeholders_of_an_imported_corpus_become_tokens_too(tmp_path) -> None:
-    texts = corpus_lines(50) + ["visit {{Website URL}} today", "see {{Website URL}} for details"]
+    texts = [*corpus_lines(50), "visit {{Website URL}} today", "see {{Website URL}} for details"]
     tok = train_tokenizer(texts, 2000)
     assert len(tok.encode("{{Website URL}}", add_special_tokens=False)) == 1
 

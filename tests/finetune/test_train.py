@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from finetune.checkpoint import MODEL_META
 from finetune.model import GeneratorBaseConfig, load_corpus_texts
 from finetune.prompt import RESPONSE
-from finetune.train import (
-    MODEL_META,
-    PairsError,
-    TooFewPairsError,
-    TrainConfig,
-    encode_pair,
-    read_pairs,
-    train_generator,
-)
+from finetune.train import TrainConfig, train_generator
+from finetune.train_data import PairsError, TooFewPairsError, encode_pair, read_pairs
 from retrieval.entities import mask_entities
 from tests.helpers import REPO
 
@@ -105,7 +99,7 @@ def test_too_few_pairs_are_refused_with_the_counts(tmp_path) -> None:
 
 
 def test_missing_or_malformed_pair_files_are_refused(tmp_path) -> None:
-    with pytest.raises(PairsError, match="no train.jsonl"):
+    with pytest.raises(PairsError, match=r"no train\.jsonl"):
         read_pairs(tmp_path)
     (tmp_path / "train.jsonl").write_text('{"context": [], "target": "x"}\n')
     (tmp_path / "valid.jsonl").write_text("")

@@ -159,7 +159,7 @@ def test_missing_file_and_unknown_format_are_refused(tmp_path: Path) -> None:
         load_import(tmp_path / "nope.csv", "csv")
     path = write_csv(tmp_path / "faq.csv", [["question", "answer"], ["a", "b"]])
     with pytest.raises(ImportFormatError, match="unknown format 'xlsx'"):
-        load_import(path, "xlsx")  # type: ignore[arg-type]
+        load_import(path, "xlsx")  # type: ignore[arg-type] - a wrong value on purpose
 
 
 # --- bitext ------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def test_every_format_honours_a_smaller_size_limit(tmp_path: Path, fmt: str) -> 
     path = write_jsonl(tmp_path / "c.jsonl", [GOOD_CONV])
     size = path.stat().st_size
     with pytest.raises(ImportLimitError, match=f"the file is {size} bytes"):
-        load_import(path, fmt, config=ImportConfig(max_file_bytes=size - 1))  # type: ignore[arg-type]
+        load_import(path, fmt, config=ImportConfig(max_file_bytes=size - 1))  # type: ignore[arg-type] - a wrong value on purpose
     assert load_import(path, "jsonl", config=ImportConfig(max_file_bytes=size)).n_rows == 1
 
 

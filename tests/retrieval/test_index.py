@@ -92,7 +92,7 @@ def test_approximate_indexes_find_nearly_all_exact_neighbours(corpus, kind: str)
     queries = unit_vectors(20, seed=5)
     found = sum(
         len({h.unit.id for h in hits} & {f"u{i}" for i in exact_top(vecs, q, 5)})
-        for q, hits in zip(queries, index.search_batch(queries, k=5))
+        for q, hits in zip(queries, index.search_batch(queries, k=5), strict=True)
     )
     assert found / (20 * 5) >= 0.9
 
@@ -166,7 +166,7 @@ def test_build_refuses_mismatched_counts_duplicate_ids_and_unknown_kinds(corpus)
     with pytest.raises(RetrievalError, match="duplicate unit id 'u0'"):
         flat([*units[:2], units[0]], vecs[:3])
     with pytest.raises(ValueError, match="unknown index kind 'lsh'"):
-        VectorIndex.build(units, vecs, embedder_id=EMBEDDER, config=IndexConfig(kind="lsh"))  # type: ignore[arg-type]
+        VectorIndex.build(units, vecs, embedder_id=EMBEDDER, config=IndexConfig(kind="lsh"))  # type: ignore[arg-type] - a wrong value on purpose
 
 
 # --- near-duplicate folding --------------------------------------------------------
@@ -321,10 +321,10 @@ def test_load_refuses_edited_units_or_manifest(tmp_path: Path, corpus) -> None:
     gen = flat(*corpus).save(tmp_path)
     with (gen / "units.jsonl").open("a") as f:
         f.write(json.dumps(make_units(1, prefix="sneaky")[0].to_json()) + "\n")
-    with pytest.raises(IndexCorruptedError, match="units.jsonl does not match its hash"):
+    with pytest.raises(IndexCorruptedError, match=r"units\.jsonl does not match its hash"):
         VectorIndex.load(tmp_path, embedder_id=EMBEDDER)
     (gen / "manifest.json").write_text("{truncated")
-    with pytest.raises(IndexCorruptedError, match="manifest.json is missing or unreadable"):
+    with pytest.raises(IndexCorruptedError, match=r"manifest\.json is missing or unreadable"):
         VectorIndex.load(tmp_path, embedder_id=EMBEDDER)
 
 

@@ -75,7 +75,7 @@ async def stream_message(conversation_id: AuthorizedConversation, body: MessageI
 
 async def _reply_events(rt: Runtime, turn: AsyncIterator[str | dict]) -> AsyncIterator[bytes]:
     yield events.event("typing", {})
-    delay = rt.settings.stream_piece_delay_ms / 1000
+    delay = rt.settings.server.stream_piece_delay_ms / 1000
     sent_text = False
     try:
         # aclosing: a client that leaves stops the turn's stream at once, not when collected
@@ -106,7 +106,7 @@ async def get_conversation(
 ) -> dict:
     """The history, newest page first (messages oldest first within the page), for a
     widget that reloads; page back with `before`."""
-    size = min(limit or rt.settings.history_page_size, rt.settings.history_page_size)
+    size = min(limit or rt.settings.server.history_page_size, rt.settings.server.history_page_size)
     return await rt.store.call(_history, conversation_id, before, size)
 
 

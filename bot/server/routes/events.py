@@ -68,7 +68,7 @@ def _last_event_id(value: str | None) -> int:
 async def _live_events(rt: Runtime, subscription: Subscription) -> AsyncIterator[bytes]:
     try:
         while not rt.closing.is_set():  # the server is shutting down: end, the client reconnects
-            found = await subscription.next(rt.settings.events_ping_seconds)
+            found = await subscription.next(rt.settings.server.events_ping_seconds)
             if found is None:
                 return
             if not found:

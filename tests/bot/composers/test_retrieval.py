@@ -102,7 +102,10 @@ def test_when_no_transcript_reply_fits_the_intents_article_answers():
 
 
 def test_an_article_answer_keeps_the_list_its_first_sentence_introduces():
-    text = "How to return\n\nIt takes two steps:\n- Open Account > Orders.\n- Click Return.\n\nRefunds take 5 days. More. Even more."
+    text = (
+        "How to return\n\nIt takes two steps:\n- Open Account > Orders.\n- Click Return."
+        "\n\nRefunds take 5 days. More. Even more."
+    )
     reply = compose([hit("kb-r#c0", "", 0.9, kind="kb", title="How to return", text=text)])
     assert "It takes two steps:\n- Open Account > Orders.\n- Click Return." in reply.text
     assert "Even more" not in reply.text

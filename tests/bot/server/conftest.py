@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bot.server.app import create_app
-from bot.server.settings import ServerSettings
+from bot.settings import CsbotSettings
 from bot.store import ConversationStore
 from bot.workspace import Assistant
 
@@ -26,7 +26,7 @@ from bot.workspace import Assistant
 @dataclass
 class LiveServer:
     url: str
-    settings: ServerSettings
+    settings: CsbotSettings
     client: httpx.Client
     app: FastAPI | None = None  # the app being served (its runtime shows queues and streams)
     # conversation id -> its access token, for the conversations this test started
@@ -80,7 +80,7 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    settings: ServerSettings, assistant_factory: Callable[[], Assistant] | None = None, wait_ready: bool = True
+    settings: CsbotSettings, assistant_factory: Callable[[], Assistant] | None = None, wait_ready: bool = True
 ) -> Iterator[LiveServer]:
     """Serve `create_app(settings)` on a socket bound here (no port race) until the block ends."""
     app = create_app(settings, assistant_factory)
@@ -116,18 +116,18 @@ def copy_workspace(source: Path, target: Path) -> Path:
     return target
 
 
-def quiet_settings(workspace: Path, **overrides) -> ServerSettings:
-    """Settings for tests: limits off unless a test turns them on, fast event polling."""
+def quiet_settings(workspace: Path, **server: object) -> CsbotSettings:
+    """Settings for tests: limits off unless a test turns them on, fast event polling;
+    `server` fields override these."""
     values = {
-        "workspace": workspace,
         "rate_limit_per_ip": 0,
         "rate_limit_per_session": 0,
         "events_poll_seconds": 0.05,
         "events_ping_seconds": 0.5,
         "cors_origins": [],
     }
-    values.update(overrides)
-    return ServerSettings(**values)
+    values.update(server)
+    return CsbotSettings(workspace=workspace, server=values)
 
 
 @pytest.fixture(scope="session")
@@ -166,7 +166,7 @@ def sse_events(response: httpx.Response) -> Iterator[dict]:
 
 
 @contextmanager
-def unloaded_server(settings: ServerSettings) -> Iterator[LiveServer]:
+def unloaded_server(settings: CsbotSettings) -> Iterator[LiveServer]:
     """The real app whose assistant never loads: for what must answer before any model
     is needed (CORS, the IP rate limit, the body limit, 503 while loading)."""
     gate = threading.Event()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from bot.server.runtime import Runtime
-from bot.server.settings import ServerSettings
+from bot.settings import CsbotSettings
 from bot.workspace import Assistant
 from tests.bot.server import conftest
 from tests.bot.server.conftest import LiveServer
@@ -22,7 +22,7 @@ from tests.bot.server.conftest import LiveServer
 
 @contextmanager
 def serving(
-    settings: ServerSettings, assistant_factory: Callable[[], Assistant] | None = None
+    settings: CsbotSettings, assistant_factory: Callable[[], Assistant] | None = None
 ) -> Iterator[tuple[LiveServer, Runtime]]:
     """`live_server`, and the runtime of the app it made."""
     with conftest.live_server(settings, assistant_factory) as live:
@@ -34,8 +34,8 @@ class GatedAssistant:
     """Real assistants whose turns wait until the test opens the gate: the first turn
     holds the (one) inference worker for as long as the test needs."""
 
-    def __init__(self, settings: ServerSettings):
-        self.config = settings.csbot_config()
+    def __init__(self, settings: CsbotSettings):
+        self.config = settings.for_inference_worker()
         self.entered = threading.Event()
         self.opened = threading.Event()
 

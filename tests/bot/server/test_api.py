@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from bot.config import CsbotConfig
+from bot.settings import CsbotSettings
 from bot.workspace import Assistant
 from tests.bot.server.conftest import live_server, quiet_settings, unloaded_server
 
@@ -197,7 +197,7 @@ def test_no_cross_origin_access_by_default(api):
 
 def test_readyz_is_503_while_loading_and_the_api_says_retry_until_ready(server_workspace):
     gate = threading.Event()
-    config = CsbotConfig.from_env(server_workspace)
+    config = CsbotSettings.from_env(server_workspace)
 
     def slow_factory() -> Assistant:
         gate.wait(60)

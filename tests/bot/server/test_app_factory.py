@@ -11,8 +11,8 @@ def test_creating_the_app_loads_no_model(tmp_path):
     code = (
         "import sys\n"
         "from bot.server.app import create_app\n"
-        "from bot.server.settings import ServerSettings\n"
-        f"app = create_app(ServerSettings(workspace={str(tmp_path)!r}))\n"
+        "from bot.settings import CsbotSettings\n"
+        f"app = create_app(CsbotSettings(workspace={str(tmp_path)!r}))\n"
         "heavy = [m for m in ('torch', 'faiss', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "assert app.state.runtime.state == 'loading'\n"

@@ -6,7 +6,6 @@ restart."""
 import pytest
 
 from tests.bot.server.conftest import copy_workspace, live_server, quiet_settings
-from tests.e2e.test_cli_finetune_train import tiny_checkpoint  # noqa: F401 - a fixture
 from tests.finetune.test_train import write_pairs
 from tests.helpers import last_json, run_csbot
 
@@ -15,7 +14,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 QUESTION = "what payment methods do you accept?"
 
 
-def test_a_model_promoted_while_serving_answers_the_next_turn(demo_workspace, tiny_checkpoint, tmp_path):  # noqa: F811
+def test_a_model_promoted_while_serving_answers_the_next_turn(demo_workspace, tiny_checkpoint, tmp_path):
     ws = copy_workspace(demo_workspace, tmp_path / "ws")
     pairs = tmp_path / "pairs"
     write_pairs(pairs)

@@ -56,7 +56,7 @@ def test_a_flood_past_the_queue_gets_503_with_retry_after_and_the_accepted_turns
 def test_a_turn_not_started_before_its_deadline_is_503_and_stores_nothing(server_workspace, tmp_path):
     settings = quiet_settings(copy_workspace(server_workspace, tmp_path / "ws"), workers=1, turn_deadline_seconds=0.5)
     gate = GatedAssistant(settings)
-    with serving(settings, gate.factory) as (live, rt), ThreadPoolExecutor(1) as threads:
+    with serving(settings, gate.factory) as (live, _rt), ThreadPoolExecutor(1) as threads:
         cid = live.new_conversation()
         first = threads.submit(live.say, cid, "hello")
         gate.wait_entered()

@@ -184,7 +184,7 @@ def test_the_batch_query_reads_many_conversations_each_after_its_own_cursor(tmp_
     with ConversationStore(tmp_path / "store.db") as store:
         conversations = [handed_off_conversation(store) for _ in range(30)]
         agent = {cid: store.record_agent_message(cid, f"for {cid}") for cid, _ in conversations[::4]}
-        cursors = {cid: handoff for cid, handoff in conversations}  # handoffs already seen
+        cursors = dict(conversations)  # handoffs already seen
         found = events_after(store, cursors)
     assert [(cid, event[1]) for cid, event in found] == sorted(agent.items(), key=lambda item: item[1])
 

@@ -1,30 +1,26 @@
-"""The HTTP service's settings: CSBOT_* environment variables (pydantic-settings), with
-explicit values (the `csbot serve` flags) taking precedence. Built once and passed into
-`create_app`; nothing in the server reads the environment itself."""
+"""The HTTP service's section of the settings (`CsbotSettings.server`): where it listens,
+how many inference workers, what it lets clients do and keep open. Validated here, with
+messages that say how to write a value; read from the environment by `bot.settings`."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import os
-from dataclasses import replace
-from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from bot.config import DEFAULT_WORKSPACE, CsbotConfig
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 
-class ServerSettings(BaseSettings):
-    """How `csbot serve` runs. Every field is also an environment variable: `CSBOT_` + its
-    name in capitals (CSBOT_PORT, CSBOT_CORS_ORIGINS, ...)."""
+class ServerConfig(BaseModel):
+    """How `csbot serve` runs: `CsbotSettings.server`. Every field is also an environment
+    variable: `CSBOT_` + its name in capitals (CSBOT_PORT, CSBOT_CORS_ORIGINS, ...), or
+    CSBOT_SERVER__ + its name."""
 
-    model_config = SettingsConfigDict(env_prefix="CSBOT_", extra="ignore", validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", validate_default=True)
 
-    workspace: Path = Field(Path(DEFAULT_WORKSPACE), description="the built assistant (`csbot build`)")
     host: str = Field("127.0.0.1", min_length=1, description="address to listen on")
     port: int = Field(8000, ge=0, le=65535, description="port to listen on (0: any free port)")
     workers: int = Field(
@@ -147,9 +143,3 @@ class ServerSettings(BaseSettings):
         if cores is None:
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return max(1, cores // self.workers)
-
-    def csbot_config(self, env: dict[str, str] | None = None) -> CsbotConfig:
-        """The assistant's configuration for this server: CSBOT_* as everywhere else, this
-        workspace, and the per-worker torch threads."""
-        config = CsbotConfig.from_env(self.workspace, env=env)
-        return replace(config, embedder=replace(config.embedder, torch_threads=self.threads_per_worker()))

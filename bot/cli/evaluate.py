@@ -1,0 +1,169 @@
+"""`csbot eval ...` and `csbot bench ...`: measure the intent classifier, the retriever and the
+GPT-2 composer (bot.evaluation); each prints its figures as one JSON object on the last line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.console import WorkspaceOpt, error_edge, fail, load_config, print_json, require_files, step
+from bot.evaluation.generation import evaluate_generation
+from bot.evaluation.generation_bench import bench_generation as run_bench
+from bot.evaluation.intents_and_retrieval import evaluate_intents, evaluate_retrieval
+from finetune.registry import ModelRegistry
+
+eval_app = typer.Typer(help="Measure the intent classifier and the retriever.", no_args_is_help=True)
+bench_app = typer.Typer(help="Time the GPT-2 composer's decoding.", no_args_is_help=True)
+
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option("--report", help="Write report.json, a confusion-matrix PNG and the most-confused pairs here"),
+]
+
+
+@eval_app.command("intents")
+def eval_intents(
+    train: Annotated[Path, typer.Option("--train", help="CSV: text,category or instruction,intent")],
+    test: Annotated[Path, typer.Option("--test", help="CSV with the same columns")],
+    oos_label: Annotated[
+        str | None, typer.Option("--oos-label", help="Test rows with this label must be predicted out of scope")
+    ] = None,
+    report: ReportOpt = None,
+) -> None:
+    """Train on TRAIN, test on TEST; the last line is one JSON object."""
+    config = load_config(None)
+    require_files(train, test)
+    with error_edge():
+        result = evaluate_intents(config, train, test, oos_label=oos_label, report_dir=report, progress=step)
+    print_json(result)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    corpus: Annotated[Path, typer.Option("--corpus", help="Bitext-style CSV (instruction, intent, response) to index")],
+    test: Annotated[Path, typer.Option("--test", help="Bitext-style CSV whose instructions are the queries")],
+    report: ReportOpt = None,
+) -> None:
+    """Index CORPUS, query with TEST; the last line is one JSON object."""
+    config = load_config(None)
+    require_files(corpus, test)
+    with error_edge():
+        result = evaluate_retrieval(config, corpus, test, report_dir=report, progress=step)
+    print_json(result)
+
+
+@eval_app.command("generation")
+def eval_generation(
+    model: Annotated[Path, typer.Option("--model", help="GPT-2 composer directory (a training run's final/)")],
+    corpus: Annotated[
+        Path,
+        typer.Option("--corpus", help="Bitext-style CSV (instruction, intent, response) to retrieve evidence from"),
+    ],
+    test: Annotated[Path, typer.Option("--test", help="Bitext-style CSV: questions and reference responses")],
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N test rows")] = None,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option("--max-new-tokens", help="Reply length cap in tokens [default: the model's trained reply length]"),
+    ] = None,
+    min_overlap: Annotated[
+        float | None,
+        typer.Option("--min-overlap", help="The guard's overlap threshold [default: calibrated at training]"),
+    ] = None,
+    decoding: Annotated[str, typer.Option("--decoding", help="greedy, beam or top_p")] = "greedy",
+    repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", help="1.0: none")] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of top_p sampling")] = 0,
+    candidates: Annotated[
+        int,
+        typer.Option(
+            "--candidates",
+            help="Greedy: replies decoded per question (the "
+            "greedy one + samples), the one agreeing most with the retrieved "
+            "answers sent; 1: greedy alone",
+        ),
+    ] = 3,
+    int8: Annotated[bool, typer.Option("--int8/--float32", help="Weights of the fast decoder")] = True,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")
+    ] = None,
+) -> None:
+    """Generate replies to TEST's questions from CORPUS's evidence; the last line is one JSON object."""
+    config = load_config(None)
+    require_files(corpus, test)
+    if decoding not in ("greedy", "beam", "top_p"):
+        fail(f"--decoding {decoding!r}: use greedy, beam or top_p")
+    if candidates < 1:
+        fail(f"--candidates must be at least 1; got {candidates}")
+    with error_edge():
+        result = evaluate_generation(
+            config,
+            model,
+            corpus,
+            test,
+            limit=limit,
+            max_new_tokens=max_new_tokens,
+            min_overlap=min_overlap,
+            decoding=decoding,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
+            candidates=candidates,
+            int8=int8,
+            report_dir=report,
+            progress=step,
+        )
+    print_json(result)
+
+
+def _model_or_promoted(model: Path | None, workspace: Path | None) -> Path:
+    """--model, or the workspace's promoted generator."""
+    if model is not None:
+        return model
+    config = load_config(workspace)
+    with error_edge():
+        entry = ModelRegistry.for_workspace(config.workspace).promoted()
+    if entry is None:
+        fail(
+            f"no --model given and no generator promoted in {config.workspace}; pass --model DIR "
+            "(a `csbot finetune train` run's final/ directory)"
+        )
+    return entry.path
+
+
+@bench_app.command("generation")
+def bench_generation(
+    model: Annotated[
+        Path | None, typer.Option("--model", help="GPT-2 composer directory [default: the promoted one]")
+    ] = None,
+    prompts: Annotated[int, typer.Option("--prompts", help="How many prompts")] = 8,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            "--pairs", help="Prompts from DIR/valid.jsonl (`csbot finetune pairs`) instead of the demo conversations"
+        ),
+    ] = None,
+    data: Annotated[Path, typer.Option("--data", help="Demo data directory (conversations.jsonl)")] = Path("data"),
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", help="Tokens generated per prompt, on both sides")
+    ] = 48,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8/--float32", help="Weights of our decoder (the pipeline runs the float32 model either way)"
+        ),
+    ] = True,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Our decoding against transformers.pipeline on the same model and prompts; the last line is one JSON object."""
+    model_dir = _model_or_promoted(model, workspace)
+    with error_edge():
+        result = run_bench(
+            model_dir,
+            prompts=prompts,
+            pairs=pairs,
+            data_dir=data,
+            max_new_tokens=max_new_tokens,
+            int8=int8,
+            progress=step,
+        )
+    print_json(result)

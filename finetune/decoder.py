@@ -1,0 +1,390 @@
+"""The model side of the GPT-2 composer: load a csbot model directory, decode prompts with it,
+and choose among candidate replies.
+
+    generator = GPT2Generator("runs/r1/final", GeneratorConfig()).load()
+    [reply] = generator.generate([prompt])           # a Generated: text, tokens, timings
+    choice = select_candidate(texts, passing, references)
+
+- `GeneratorConfig`: every decoding option (greedy, beam or top-p, temperature, candidates,
+  int8, ...) and what the guard demands; `resolve_generation` fills the fields left unset
+  from the values the model was trained with (csbot_model.json), else `FALLBACK_GENERATION`.
+- `GPT2Generator`: refuses a directory that is not a csbot generator, then decodes a batch
+  of prompts: greedy and top-p on `finetune.decoding.GPT2Decoder` (the fast path), beam
+  search and GPT-2 variants that decoder does not reproduce on `model.generate`.
+- `select_candidate`: minimum-Bayes-risk choice among the replies of one turn (pure).
+
+torch, transformers and rouge_score are imported inside functions, so importing this module
+stays light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from finetune.checkpoint import MODEL_META, WEIGHT_FILES
+from finetune.decoding import GPT2Decoder, Sampling, UnsupportedModelError, number_tokens, number_tokens_not_in
+from finetune.prompt import END_OF_REPLY, RESPONSE
+from retrieval.errors import ArtifactMismatchError
+
+if TYPE_CHECKING:
+    from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
+
+    from finetune.decoding import GPT2Decoder
+
+# for a model whose csbot_model.json has no "generation" section (0.11: the 5% quantile of the
+# demo corpus's agent replies' overlap with their evidence)
+FALLBACK_GENERATION: dict[str, int | float] = {"max_new_tokens": 96, "evidence_k": 3, "min_overlap": 0.11}
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """How the generator decodes, and what the guard demands.
+
+    decoding: "greedy" (deterministic, fastest), "beam" (`num_beams`, on `model.generate`),
+    "top_p" (nucleus sampling with `temperature`, seeded by `seed` when set, so a replayed
+    turn replays alike).
+    max_prompt_tokens: the prompt's budget; default the model's n_positions minus
+    max_new_tokens. evidence_k: how many evidence texts go into the prompt.
+    min_evidence_score: hits below it are not evidence; with none left, the fallback answers.
+    min_overlap: the guard's threshold.
+    candidates: with greedy decoding, how many replies are decoded per turn as one batch:
+    the greedy one and `candidates - 1` nucleus samples (`top_p`, `temperature`). The
+    guard-passed candidate that agrees most (ROUGE-L) with the top `consensus_k` retrieved
+    answers and with the other candidates is sent (`select_candidate`). 1: the greedy reply alone.
+
+    `None` (the default for max_new_tokens, evidence_k and min_overlap) means "what the model
+    was trained with": `finetune.train` writes the evidence count, the reply length and the
+    overlap threshold calibrated on its validation pairs into csbot_model.json, and
+    `GPT2Generator.load()` takes them from there (`FALLBACK_GENERATION` for a model without them).
+    """
+
+    decoding: Literal["greedy", "beam", "top_p"] = "greedy"
+    num_beams: int = 4
+    top_p: float = 0.9
+    temperature: float = 0.7
+    max_new_tokens: int | None = None
+    max_prompt_tokens: int | None = None
+    min_overlap: float | None = None
+    torch_threads: int | None = 2
+    evidence_k: int | None = None
+    min_evidence_score: float = 0.0
+    repetition_penalty: float = 1.0
+    seed: int | None = 0
+    # digits only by copying: tokens with a digit that the prompt lacks are never chosen
+    copy_numbers_only: bool = True
+    candidates: int = 3
+    consensus_k: int = 3
+    # the fast decoder's matrix products on int8 weights (finetune.decoding.GPT2Decoder): 1.8x
+    # faster a token on 2 CPU cores; beam search (model.generate) stays in float32
+    int8: bool = True
+
+    def __post_init__(self) -> None:
+        if self.decoding not in ("greedy", "beam", "top_p"):
+            raise ValueError(f"decoding must be 'greedy', 'beam' or 'top_p'; got {self.decoding!r}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1; got {self.max_new_tokens}")
+        if self.candidates < 1 or self.consensus_k < 0:
+            raise ValueError(
+                f"candidates must be at least 1 and consensus_k at least 0; got "
+                f"{self.candidates} and {self.consensus_k}"
+            )
+
+
+def resolve_generation(config: GeneratorConfig, meta: dict[str, Any]) -> GeneratorConfig:
+    """`config` with its unset fields taken from the model's metadata, else the fallbacks."""
+    trained = meta.get("generation") or {}
+
+    def chosen(name: str) -> float:
+        configured = getattr(config, name)
+        if configured is not None:
+            return float(configured)
+        return float(trained[name] if trained.get(name) is not None else FALLBACK_GENERATION[name])
+
+    return dataclasses.replace(
+        config,
+        max_new_tokens=int(chosen("max_new_tokens")),
+        evidence_k=int(chosen("evidence_k")),
+        min_overlap=chosen("min_overlap"),
+    )
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One decoded reply and how long its batch took."""
+
+    text: str
+    new_tokens: int
+    ended: bool  # stopped at <|endofreply|> (not cut at max_new_tokens)
+    prompt_tokens: int
+    first_token_ms: float | None  # None where generate() does not say (beam search)
+    total_ms: float  # the whole batch's decoding time
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decoding speed after the first token (the prompt's forward pass is in first_token_ms)."""
+        n, first, total = self.new_tokens, self.first_token_ms, self.total_ms
+        if first is None or n < 2 or total <= first:
+            return None
+        return round((n - 1) / ((total - first) / 1000), 1)
+
+
+class GPT2Generator:
+    """A csbot GPT-2 model directory that decodes prompts; `load()` before `generate`."""
+
+    def __init__(self, model_dir: str | Path, config: GeneratorConfig | None = None):
+        self.model_dir = Path(model_dir)
+        self.config = config or GeneratorConfig()  # resolved against the model's metadata by load()
+        self.model: GPT2LMHeadModel | None = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.meta: dict[str, Any] = {}
+        self._fast: GPT2Decoder | Literal[False] | None = None  # False: the model needs model.generate
+        self._numeric: frozenset[int] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+    @property
+    def fast_decoder(self) -> GPT2Decoder | None:
+        """The fast decoder over the loaded weights; None for a GPT-2 variant it does not
+        reproduce (decoded on `model.generate`). Made on first use, from the weights as they
+        are then (its int8 copies do not follow later changes)."""
+
+        if self._fast is None:
+            self.load()
+            try:
+                self._fast = GPT2Decoder(self.model, int8=self.config.int8)
+            except UnsupportedModelError:
+                self._fast = False
+        return self._fast or None
+
+    @property
+    def int8(self) -> bool:
+        """Whether decoding runs on int8 weights (the fast decoder, where the kernels exist)."""
+        return self.fast_decoder is not None and self.fast_decoder.int8
+
+    @property
+    def selects_candidates(self) -> bool:
+        """Whether a turn decodes several candidates (greedy, `candidates` > 1, on the fast decoder)."""
+        return self.config.candidates > 1 and self.config.decoding == "greedy" and self.fast_decoder is not None
+
+    def load(self) -> GPT2Generator:
+        """Load tokenizer and model (eval mode, local files only). Refuses, naming the
+        directory, one that is not a csbot generator or whose tokenizer the model cannot embed."""
+        if self.model is not None:
+            return self
+        meta, tokenizer, model = _load_model_dir(self.model_dir, self.config.torch_threads)
+        self.config = resolve_generation(self.config, meta)
+        self.meta, self.tokenizer, self.model = meta, tokenizer, model
+        return self
+
+    def numeric_tokens(self) -> frozenset[int]:
+        """Ids of the vocabulary's tokens that contain a digit (worked out once)."""
+
+        if self._numeric is None:
+            self.load()
+            self._numeric = number_tokens(self.tokenizer)
+        return self._numeric
+
+    def generate(self, prompts: Sequence[str], *, alternatives: bool = False) -> list[Generated]:
+        """Replies for several prompts in one batch (greedy or top-p): how concurrent turns
+        share one decoding pass. `alternatives`: the first row greedy, the others nucleus
+        samples (the candidates of one turn, `prompts` being copies of its prompt). Beam
+        search, and models the fast decoder does not reproduce, decode one prompt at a time."""
+        self.load()
+        if self.config.decoding == "beam" or self.fast_decoder is None:
+            return [self._generate_hf(p) for p in prompts]
+        return self._generate_fast(prompts, alternatives=alternatives)
+
+    def _banned(self, prompt_ids: Sequence[int]) -> frozenset[int]:
+
+        return number_tokens_not_in(prompt_ids, self.numeric_tokens()) if self.config.copy_numbers_only else frozenset()
+
+    def _generate_fast(self, prompts: Sequence[str], *, alternatives: bool) -> list[Generated]:
+
+        tok, cfg, decoder = self.tokenizer, self.config, self.fast_decoder
+        assert tok is not None and decoder is not None and cfg.max_new_tokens is not None  # load() set them
+        started = time.perf_counter()
+        ids = [tok.encode(p, add_special_tokens=False) for p in prompts]
+        sampled = cfg.decoding == "top_p" or alternatives
+        sampling = Sampling(
+            top_p=cfg.top_p if sampled else None,
+            temperature=cfg.temperature,
+            seed=cfg.seed,
+            repetition_penalty=cfg.repetition_penalty,
+            banned=[self._banned(p) for p in ids] if cfg.copy_numbers_only else None,
+            greedy_rows=1 if alternatives else 0,
+        )
+        eos = _eos_id(tok)
+        rows: list[list[int]] = [[] for _ in prompts]
+        first_ms: float | None = None
+        with self._lock:
+            for step in decoder.generate(ids, max_new_tokens=cfg.max_new_tokens, eos_id=eos, sampling=sampling):
+                if first_ms is None:
+                    first_ms = (time.perf_counter() - started) * 1000
+                for row, t in zip(rows, step, strict=True):
+                    if t is not None:
+                        row.append(t)
+        total_ms = (time.perf_counter() - started) * 1000
+        return [
+            Generated(
+                _decode(tok, new),
+                len(new),
+                bool(new) and new[-1] == eos,
+                len(prompt_ids),
+                first_ms,
+                total_ms,
+            )
+            for prompt_ids, new in zip(ids, rows, strict=True)
+        ]
+
+    def _generate_hf(self, prompt: str) -> Generated:
+        import torch
+
+        tok, model, cfg = self.tokenizer, self.model, self.config
+        assert tok is not None and model is not None  # load() set them
+        started = time.perf_counter()
+        ids = tok.encode(prompt, add_special_tokens=False)
+        input_ids = torch.tensor([ids], dtype=torch.long)
+        kw = _generate_kwargs(cfg, tok)
+        kw.update(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
+        banned = self._banned(ids)
+        if banned:
+            kw["suppress_tokens"] = sorted(banned)
+        with self._lock, torch.inference_mode():
+            if cfg.decoding == "top_p" and cfg.seed is not None:
+                torch.manual_seed(cfg.seed)
+            out = model.generate(**kw)
+        total_ms = (time.perf_counter() - started) * 1000
+        new = out[0, len(ids) :].tolist()
+        ended = bool(new) and new[-1] == _eos_id(tok)
+        return Generated(_decode(tok, new), len(new), ended, len(ids), None, total_ms)
+
+
+def _decode(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert isinstance(text, str)  # one sequence of ids decodes to one string
+    return text
+
+
+def _eos_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    eos = tokenizer.eos_token_id
+    assert isinstance(eos, int)  # _load_model_dir checked it is <|endofreply|>
+    return eos
+
+
+def _generate_kwargs(cfg: GeneratorConfig, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """`model.generate`'s arguments for `cfg`'s decoding."""
+    kw: dict[str, Any] = {
+        "max_new_tokens": cfg.max_new_tokens,
+        "use_cache": True,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if cfg.repetition_penalty != 1.0:
+        kw["repetition_penalty"] = cfg.repetition_penalty
+    if cfg.decoding == "greedy":
+        kw.update(do_sample=False, num_beams=1)
+    elif cfg.decoding == "beam":
+        kw.update(do_sample=False, num_beams=cfg.num_beams, early_stopping=True)
+    else:
+        kw.update(do_sample=True, num_beams=1, top_p=cfg.top_p, top_k=0, temperature=cfg.temperature)
+    return kw
+
+
+def _load_model_dir(
+    d: Path, torch_threads: int | None
+) -> tuple[dict[str, Any], PreTrainedTokenizerBase, GPT2LMHeadModel]:
+    """(metadata, tokenizer, model in eval mode) of a csbot model directory, or
+    `ArtifactMismatchError` saying what is wrong with it."""
+    if not d.is_dir():
+        raise ArtifactMismatchError(
+            f"generator model directory {d} does not exist; train one with "
+            "`csbot finetune train` and pass its final/ directory"
+        )
+    if not (d / MODEL_META).is_file():
+        raise ArtifactMismatchError(
+            f"{d} has no {MODEL_META}: it is not a csbot generator "
+            "(use the final/ directory that `csbot finetune train` writes)"
+        )
+    if not any((d / w).is_file() for w in WEIGHT_FILES):
+        raise ArtifactMismatchError(
+            f"{d} has no model weights ({' or '.join(WEIGHT_FILES)}); "
+            "the training run did not finish or the files were removed"
+        )
+    import torch
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    try:
+        meta = json.loads((d / MODEL_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ArtifactMismatchError(f"{d / MODEL_META} is not readable JSON ({e})") from e
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(d), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ArtifactMismatchError(f"cannot load the tokenizer saved in {d}: {_first_line(e)}") from e
+    try:
+        model = GPT2LMHeadModel.from_pretrained(str(d), local_files_only=True)
+    except Exception as e:  # corrupt weights raise their library's own types
+        raise ArtifactMismatchError(f"cannot load GPT-2 weights from {d} ({type(e).__name__}: {_first_line(e)})") from e
+    rows = model.transformer.wte.num_embeddings
+    if len(tokenizer) > rows:
+        raise ArtifactMismatchError(
+            f"{d}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary (embedding rows) "
+            f"is {rows}; they are not from the same training run"
+        )
+    for tok in (END_OF_REPLY, RESPONSE):
+        if len(tokenizer.encode(tok, add_special_tokens=False)) != 1:
+            raise ArtifactMismatchError(
+                f"{d}: the tokenizer lacks csbot's layout token {tok}; it was not trained with finetune"
+            )
+    if tokenizer.eos_token != END_OF_REPLY:
+        raise ArtifactMismatchError(f"{d}: the tokenizer's eos is {tokenizer.eos_token!r}, not {END_OF_REPLY}")
+    model.eval()
+    return meta, tokenizer, model
+
+
+# -- choosing among the candidates of one turn ---------------------------------------------------
+@dataclass(frozen=True)
+class CandidateChoice:
+    """Which candidate reply to send, and how many the guard passed."""
+
+    index: int
+    candidates: int
+    passing: int
+
+
+def select_candidate(texts: Sequence[str], passing: Sequence[bool], references: Sequence[str]) -> CandidateChoice:
+    """Minimum-Bayes-risk selection: among the candidates the guard passed (`passing[i]`), the
+    one with the highest ROUGE-L F1 summed over the `references` (the retrieved answers: what
+    agents said in similar cases stands in for the reference) and the other passing
+    candidates. Ties go to the earlier, the greedy reply first. None passing: the first (the
+    greedy one), which the guard then rejects with its reason."""
+    if len(texts) != len(passing):
+        raise ValueError(f"{len(texts)} candidates but {len(passing)} guard verdicts")
+    ok = [i for i, passed in enumerate(passing) if passed]
+    if len(ok) < 2:
+        return CandidateChoice(ok[0] if ok else 0, len(texts), len(ok))
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+
+    def agreement(i: int) -> float:
+        others = [*references, *(texts[j] for j in ok if j != i)]
+        return sum(scorer.score(o, texts[i])["rougeL"].fmeasure for o in others)
+
+    return CandidateChoice(max(ok, key=agreement), len(texts), len(ok))
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
