@@ -59,7 +59,7 @@ from finetune.pairs import (
 from finetune.registry import ModelRegistry
 from finetune.train import TrainConfig, train_generator
 from retrieval.embedder import SentenceEmbedder
-from retrieval.importers import load_import
+from retrieval.importers import ImportFormat, load_import
 from retrieval.index import VectorIndex
 from retrieval.progress import Progress, no_progress
 from retrieval.threads import configure_threads
@@ -77,7 +77,7 @@ class RoundSettings:
     """What one round learns from, how long it trains, and what it takes to be promoted."""
 
     transcripts: Sequence[Path] = ()
-    formats: Sequence[str] = ()  # one per transcript file ("jsonl" or "abcd")
+    formats: Sequence[ImportFormat] = ()  # one per transcript file ("jsonl" or "abcd")
     base: str = "scratch"
     max_minutes: float | None = 10.0
     eval_limit: int = 100  # held-out pairs compared (the first N, in file order)
@@ -113,7 +113,7 @@ def build_workspace_pairs(
     out: Path,
     *,
     transcripts: Sequence[Path] = (),
-    formats: Sequence[str] = (),
+    formats: Sequence[ImportFormat] = (),
     context_turns: int = 4,
     evidence_k: int = 3,
     valid_fraction: float = 0.1,
@@ -137,9 +137,10 @@ def build_workspace_pairs(
     extra: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
     sources: list[dict[str, Any]] = []
+    held_format: ImportFormat = "jsonl"
     for path, fmt, into in [
         *((p, f, extra) for p, f in zip(transcripts, formats, strict=True)),
-        *((p, "jsonl", held) for p in heldout),
+        *((p, held_format, held) for p in heldout),
     ]:
         progress(f"reading {path} ({fmt}{', held out' if into is held else ''})")
         batch = load_import(path, fmt, config=config.imports)  # validates the whole file first
@@ -287,12 +288,13 @@ def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progr
     progress(f"comparing on {len(held_out)} held-out pairs")
     # both sides fall back as the live bot would: this workspace's thresholds and unsure message
     domain = Domain.load(ws / "domain.json")
-    judged = {"dialogue": config.dialogue, "domain": domain}
-    candidate_eval = evaluate_on_pairs(final, held_out, progress=progress, **judged)
+    dialogue = config.dialogue
+    candidate_eval = evaluate_on_pairs(final, held_out, progress=progress, dialogue=dialogue, domain=domain)
     if current:
-        current_id, current_eval = current.id, evaluate_on_pairs(current.path, held_out, progress=progress, **judged)
+        current_id = current.id
+        current_eval = evaluate_on_pairs(current.path, held_out, progress=progress, dialogue=dialogue, domain=domain)
     else:
-        current_id, current_eval = "retrieval", retrieval_on_pairs(held_out, **judged)
+        current_id, current_eval = "retrieval", retrieval_on_pairs(held_out, dialogue=dialogue, domain=domain)
     better, reason = is_better(candidate_eval, current_eval, current_id, settings.min_gain)
     awaiting = better and settings.require_approval
     entry = registry.register(

@@ -38,7 +38,7 @@ from retrieval.embedder import SentenceEmbedder
 from retrieval.entities import mask_entities
 from retrieval.errors import ImportFormatError
 from retrieval.files import write_json_atomic
-from retrieval.importers import json_nesting_over, load_import
+from retrieval.importers import ImportFormat, json_nesting_over, load_import
 from retrieval.index import VectorIndex
 from retrieval.ingest import sha256_file, units_from_articles
 from retrieval.pii import PiiScrubber
@@ -260,11 +260,37 @@ class Assistant:
 
     def __init__(self, config: CsbotSettings):
         self.config = config
-        self.manager = None
-        self.embedder = None
-        self.index = None
-        self.classifier = None
-        self.store = None
+        # the parts exist once `load` ran; the properties below hand them out
+        self._manager: DialogueManager | None = None
+        self._embedder: SentenceEmbedder | None = None
+        self._index: VectorIndex | None = None
+        self._classifier: EmbeddingIntentClassifier | None = None
+        self._store: ConversationStore | None = None
+
+    @property
+    def manager(self) -> DialogueManager:
+        assert self._manager is not None, "Assistant.load() sets the manager"
+        return self._manager
+
+    @property
+    def embedder(self) -> SentenceEmbedder:
+        assert self._embedder is not None, "Assistant.load() sets the embedder"
+        return self._embedder
+
+    @property
+    def index(self) -> VectorIndex:
+        assert self._index is not None, "Assistant.load() sets the index"
+        return self._index
+
+    @property
+    def classifier(self) -> EmbeddingIntentClassifier:
+        assert self._classifier is not None, "Assistant.load() sets the classifier"
+        return self._classifier
+
+    @property
+    def store(self) -> ConversationStore:
+        assert self._store is not None, "Assistant.load() sets the store"
+        return self._store
 
     def load(self) -> Assistant:
 
@@ -272,25 +298,25 @@ class Assistant:
         read_manifest(ws)
         domain = Domain.load(ws / "domain.json")
         configure_threads(self.config.embedder.torch_threads, self.config.index.faiss_threads)
-        self.embedder = SentenceEmbedder(self.config.embedder).load()
-        self.index = VectorIndex.load(ws / "index", embedder_id=self.embedder.model_id, config=self.config.index)
-        self.classifier = EmbeddingIntentClassifier.load(
-            ws / "intents", embedder_id=self.embedder.model_id, dim=self.embedder.dim
+        embedder = self._embedder = SentenceEmbedder(self.config.embedder).load()
+        index = self._index = VectorIndex.load(ws / "index", embedder_id=embedder.model_id, config=self.config.index)
+        classifier = self._classifier = EmbeddingIntentClassifier.load(
+            ws / "intents", embedder_id=embedder.model_id, dim=embedder.dim
         )
-        self.store = ConversationStore(ws / "store.db").open()
+        store = self._store = ConversationStore(ws / "store.db").open()
         composer = self._composer(domain)
-        self.manager = DialogueManager(
-            embedder=self.embedder,
-            classifier=self.classifier,
-            retriever=self.index,
+        self._manager = DialogueManager(
+            embedder=embedder,
+            classifier=classifier,
+            retriever=index,
             composer=composer,
-            store=self.store,
+            store=store,
             domain=domain,
             config=self.config.dialogue,
         )
         return self
 
-    def _composer(self, domain: Domain):
+    def _composer(self, domain: Domain) -> PromotedModelComposer:
         """Retrieval, or the promoted GPT-2 with retrieval as its fallback."""
 
         ws = self.config.workspace
@@ -311,18 +337,18 @@ class Assistant:
         return PromotedModelComposer(ModelRegistry.for_workspace(ws), make_generator, retrieval)
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
+        if self._store is not None:
+            self._store.close()
 
     def __enter__(self) -> Assistant:
-        return self.load() if self.manager is None else self
+        return self.load() if self._manager is None else self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 def import_file(
-    config: CsbotSettings, path: Path, fmt: str, progress: Progress = no_progress, **columns: Any
+    config: CsbotSettings, path: Path, fmt: ImportFormat, progress: Progress = no_progress, **columns: Any
 ) -> dict[str, Any]:
     """Add the units of one import file to the workspace's index, without a rebuild."""
 

@@ -4,12 +4,12 @@ GPT-2 composer (bot.evaluation); each prints its figures as one JSON object on t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeGuard, get_args
 
 import typer
 
 from bot.cli.console import WorkspaceOpt, error_edge, fail, load_config, print_json, require_files, step
-from bot.evaluation.generation import evaluate_generation
+from bot.evaluation.generation import Decoding, evaluate_generation
 from bot.evaluation.generation_bench import bench_generation as run_bench
 from bot.evaluation.intents_and_retrieval import evaluate_intents, evaluate_retrieval
 from finetune.registry import ModelRegistry
@@ -21,6 +21,10 @@ ReportOpt = Annotated[
     Path | None,
     typer.Option("--report", help="Write report.json, a confusion-matrix PNG and the most-confused pairs here"),
 ]
+
+
+def _is_decoding(value: str) -> TypeGuard[Decoding]:
+    return value in get_args(Decoding)
 
 
 @eval_app.command("intents")
@@ -91,7 +95,7 @@ def eval_generation(
     """Generate replies to TEST's questions from CORPUS's evidence; the last line is one JSON object."""
     config = load_config(None)
     require_files(corpus, test)
-    if decoding not in ("greedy", "beam", "top_p"):
+    if not _is_decoding(decoding):
         fail(f"--decoding {decoding!r}: use greedy, beam or top_p")
     if candidates < 1:
         fail(f"--candidates must be at least 1; got {candidates}")

@@ -14,6 +14,7 @@ from bot.learning import RoundSettings, build_workspace_pairs, run_round
 from bot.training import default_lr, train_composer
 from finetune.model import GeneratorBaseConfig
 from finetune.train import TrainConfig
+from retrieval.importers import ImportFormat
 
 finetune_app = typer.Typer(
     help="Build fine-tuning data for the GPT-2 composer from logged conversations and transcripts.",
@@ -71,7 +72,7 @@ def pairs(
     Progress goes to stderr; the last line of stdout is one JSON object (the manifest's counts).
     """
     transcripts = list(transcripts or [])
-    format_values = [f.value for f in (formats or [])]
+    format_values: list[ImportFormat] = [f.value for f in (formats or [])]
     if format_values and not transcripts:
         fail("--format is given without --transcripts FILE")
     if len(format_values) not in (0, 1, len(transcripts)):

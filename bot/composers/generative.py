@@ -184,7 +184,9 @@ class GPT2Composer:
         return format_prompt(
             context,
             [h.unit.evidence_text for h in hits],
-            tokenizer=tokenizer,
+            # HF types decode as str | list[str] (one string for one sequence); finetune.prompt's
+            # _Tokenizer protocol says str
+            tokenizer=tokenizer,  # type: ignore[arg-type]
             max_tokens=budget,
             max_evidence=cfg.evidence_k,
         )

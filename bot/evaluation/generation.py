@@ -55,6 +55,9 @@ from retrieval.importers import load_import
 from retrieval.index import VectorIndex
 from retrieval.progress import Progress, no_progress
 
+# what `finetune.decoder.GeneratorConfig.decoding` takes
+Decoding = Literal["greedy", "beam", "top_p"]
+
 
 def evaluate_generation(
     config: CsbotSettings,
@@ -66,7 +69,7 @@ def evaluate_generation(
     k: int | None = None,
     max_new_tokens: int | None = None,
     min_overlap: float | None = None,
-    decoding: Literal["greedy", "beam", "top_p"] = "greedy",
+    decoding: Decoding = "greedy",
     repetition_penalty: float = 1.0,
     seed: int = 0,
     candidates: int = 3,

@@ -18,11 +18,11 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bot.composers.generative import GPT2Composer
 from bot.composers.retrieval import RetrievalComposer
-from bot.contracts import ComposeRequest, Slots
+from bot.contracts import ComposeRequest, Role, Slots
 from bot.domain import Domain
 from bot.errors import CsbotError
 from bot.evaluation.common import machine_info, percentile
@@ -104,7 +104,8 @@ def bench_generation(
             intent="",
             hits=hits,
             slots=Slots({}),
-            history=tuple(("bot" if t["role"] == "agent" else t["role"], t["text"]) for t in history),
+            # the transcripts' and pairs' roles are the store's (`Role`), as in bot.evaluation.heldout
+            history=tuple((cast(Role, "bot" if t["role"] == "agent" else t["role"]), t["text"]) for t in history),
         )
         texts.append(composer.build_prompt(request, composer.evidence_hits(request)))
 
@@ -112,9 +113,13 @@ def bench_generation(
     from transformers import pipeline
 
     model, tok = composer.generator.model, composer.generator.tokenizer
+    assert model is not None and tok is not None  # GPT2Composer.load() loaded them
+    eos_id = tok.eos_token_id
+    assert isinstance(eos_id, int)  # the generator's loader checked it is <|endofreply|>
     # both sides generate exactly max_new_tokens tokens: <|endofreply|> is held back until then
     model.generation_config.min_new_tokens = max_new_tokens
-    pipe = pipeline("text-generation", model=model, tokenizer=tok, device=-1)
+    # transformers' stub names only its concrete tokenizer classes; any PreTrainedTokenizerBase works
+    pipe = pipeline("text-generation", model=model, tokenizer=tok, device=-1)  # type: ignore[call-overload]
     pipe_kw = {
         "max_new_tokens": max_new_tokens,
         "min_new_tokens": max_new_tokens,
@@ -122,7 +127,7 @@ def bench_generation(
         "num_beams": 1,
         "return_tensors": True,
         "pad_token_id": tok.pad_token_id,
-        "eos_token_id": tok.eos_token_id,
+        "eos_token_id": eos_id,
     }
 
     decoder = composer.generator.fast_decoder
@@ -137,15 +142,14 @@ def bench_generation(
         ids = [tok.encode(p, add_special_tokens=False) for p in batch]
         rows: list[list[int]] = [[] for _ in batch]
         first = None
-        for step in decoder.generate(
-            ids, max_new_tokens=max_new_tokens, eos_id=tok.eos_token_id, min_new_tokens=max_new_tokens
-        ):
+        for step in decoder.generate(ids, max_new_tokens=max_new_tokens, eos_id=eos_id, min_new_tokens=max_new_tokens):
             if first is None:
                 first = (time.perf_counter() - t0) * 1000
             for row, t in zip(rows, step, strict=True):
                 if t is not None:
                     row.append(t)
         [tok.decode(r, skip_special_tokens=True) for r in rows]
+        assert first is not None  # GeneratorConfig checked max_new_tokens >= 1: at least one step
         return time.perf_counter() - t0, rows, first
 
     def baseline(prompt: str) -> tuple[float, list[int]]:

@@ -156,7 +156,8 @@ def evaluate_retrieval(
         nn_top1 += bool(nearest) and nearest[0].unit.intent == gold
         top1 += bool(ranked) and ranked[0].unit.intent == gold
         recall5 += any(h.unit.intent == gold for h in ranked[:k])
-        predicted_top.append(ranked[0].unit.intent if ranked else "")
+        # "": no prediction (nothing retrieved, or a unit without an intent)
+        predicted_top.append((ranked[0].unit.intent or "") if ranked else "")
     n = len(test_texts)
     result = {
         "top1_intent_match": _ratio(top1, n),

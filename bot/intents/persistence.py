@@ -93,7 +93,8 @@ def write_model(
             meta_classes=combiner.model.classes_,
         )
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    # numpy's stub matches **arrays against its `allow_pickle: bool` keyword as well
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     blobs = {
         ARRAYS_FILE: buf.getvalue(),
         VOCAB_FILE: json.dumps(vocab, ensure_ascii=False).encode("utf-8"),

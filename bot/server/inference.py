@@ -29,7 +29,7 @@ import math
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -158,7 +158,7 @@ class ThreadWorker(Generic[R]):
 
     async def stream(
         self, fn: Callable[..., Iterator[T]], *args: Any, ticket: Ticket | None = None
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """Iterate `fn(resource, *args)` on the worker's thread; its items arrive here as
         they are produced (through a queue fed with `call_soon_threadsafe`). An error in
         the iterator is raised here, after the items before it. When this generator is
@@ -276,7 +276,7 @@ class InferencePool(Generic[R]):
         ticket = self.queue.admit()
         return await self.worker_for(conversation_id).call(fn, *args, ticket=ticket)
 
-    def stream(self, conversation_id: str, fn: Callable[..., Iterator[T]], *args: Any) -> AsyncIterator[T]:
+    def stream(self, conversation_id: str, fn: Callable[..., Iterator[T]], *args: Any) -> AsyncGenerator[T, None]:
         """The items of `fn(resource, *args)` on the conversation's worker. The place in
         the queue is taken here, when the stream is made (`QueueFullError` is raised by
         this call, so a route can answer 503 before it opens a response); the deadline

@@ -25,7 +25,7 @@ async def purge_forever(rt: Runtime, loading: asyncio.Task[None], every_seconds:
     await asyncio.shield(loading)  # shielded: cancelling the purge must not cancel the load
     workspace = Path(rt.settings.workspace)
     while True:
-        if rt.ready and rt.store is not None:
+        if rt.ready:  # ready: the store worker is there
             try:
                 report = await rt.store.call(lambda store: purge_idle(store, workspace, days))
                 if report.conversations:

@@ -44,7 +44,7 @@ class Runtime:
         )
         # Reads (history, live events) and small writes (new conversations, ratings) go to
         # their own thread and connection, so they never wait behind a slow turn.
-        self.store: ThreadWorker[ConversationStore] | None = None
+        self._store: ThreadWorker[ConversationStore] | None = None
         self.session_limiter = (
             RateLimiter(server.rate_limit_per_session, "session") if server.rate_limit_per_session else None
         )
@@ -63,6 +63,13 @@ class Runtime:
         )
 
     @property
+    def store(self) -> ThreadWorker[ConversationStore]:
+        """The store worker; routes reach it through `ready_runtime`, and being ready means
+        `start` made it."""
+        assert self._store is not None, "Runtime.start() makes the store worker before it is ready"
+        return self._store
+
+    @property
     def ready(self) -> bool:
         return self.state == "ready"
 
@@ -76,13 +83,13 @@ class Runtime:
             await first.start()
             await asyncio.gather(*(w.start() for w in others))
             await asyncio.gather(*(w.call(warm_up) for w in self.pool.workers))
-            self.max_message_chars, self.store_path = await first.call(
-                lambda a: (a.config.dialogue.max_message_chars, a.store.path)
+            max_message_chars, path = await first.call(lambda a: (a.config.dialogue.max_message_chars, a.store.path))
+            self.max_message_chars, self.store_path = max_message_chars, path
+            store = self._store = ThreadWorker(
+                "csbot-store", lambda: ConversationStore(path).open(), lambda s: s.close()
             )
-            path = self.store_path
-            self.store = ThreadWorker("csbot-store", lambda: ConversationStore(path).open(), lambda s: s.close())
-            await self.store.start()
-            self.watcher.start(self.store)
+            await store.start()
+            self.watcher.start(store)
         except Exception as e:  # reported, not raised: the process stays up and says why
             self.state, self.failure = "failed", f"{type(e).__name__}: {e}"
             log.exception("csbot failed to load: %s", self.failure)
@@ -106,8 +113,8 @@ class Runtime:
     async def close(self) -> None:
         await self.watcher.close()
         await self.pool.close()
-        if self.store is not None:
-            await self.store.close()
+        if self._store is not None:
+            await self._store.close()
 
 
 def runtime(request: Request) -> Runtime:

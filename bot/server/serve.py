@@ -40,7 +40,8 @@ def serve(settings: CsbotSettings) -> None:
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.server.log_level,
-        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
+        # uvicorn annotates int but hands it to asyncio.wait_for, which takes float seconds
+        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,  # type: ignore[arg-type]
         proxy_headers=False,
     )
     # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown

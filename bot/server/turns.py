@@ -32,7 +32,7 @@ def take_turn(
     try:
         return assistant.manager.handle(text, conversation_id, channel, client_message_id)
     except DuplicateClientMessageError:  # another replica took this message meanwhile
-        return stored_turn(assistant, conversation_id, text, client_message_id)
+        return duplicate_turn(assistant, conversation_id, text, client_message_id)
 
 
 def stream_turn(
@@ -45,7 +45,7 @@ def stream_turn(
             yield from assistant.manager.handle_stream(text, conversation_id, "web", client_message_id)
             return
         except DuplicateClientMessageError:  # raised before any piece: the turn is whole first
-            stored = stored_turn(assistant, conversation_id, text, client_message_id)
+            stored = duplicate_turn(assistant, conversation_id, text, client_message_id)
     yield from reply_pieces(stored.reply)
     yield stored
 
@@ -81,7 +81,7 @@ def public_reply(assistant: Assistant, result: TurnResult) -> dict[str, Any]:
     citations: list[dict[str, str]] = []
     seen: set[str] = set()
     for source in result.sources:
-        unit = assistant.index.get(source.id) if assistant.index is not None else None
+        unit = assistant.index.get(source.id)
         if unit is None or unit.kind != "kb" or unit.source_id in seen:
             continue
         seen.add(unit.source_id)
@@ -133,8 +133,16 @@ def stored_turn(
     )
 
 
+def duplicate_turn(assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None) -> TurnResult:
+    """`stored_turn` after the store refused the message as a duplicate: the store raises
+    `DuplicateClientMessageError` only when it holds that message's whole turn."""
+    stored = stored_turn(assistant, conversation_id, text, client_message_id)
+    assert stored is not None, "DuplicateClientMessageError means the store holds the turn"
+    return stored
+
+
 def _unit_text(assistant: Assistant, unit_id: str) -> str:
-    unit = assistant.index.get(unit_id) if assistant.index is not None else None
+    unit = assistant.index.get(unit_id)
     return unit.evidence_text if unit is not None else ""
 
 

@@ -12,7 +12,7 @@ limit, the token) is answered as a plain 4xx JSON response; an error after that 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,7 +73,7 @@ async def stream_message(conversation_id: AuthorizedConversation, body: MessageI
     return StreamingResponse(_reply_events(rt, turn), media_type=events.MEDIA_TYPE, headers=events.HEADERS)
 
 
-async def _reply_events(rt: Runtime, turn: AsyncIterator[str | dict]) -> AsyncIterator[bytes]:
+async def _reply_events(rt: Runtime, turn: AsyncGenerator[str | dict[str, Any], None]) -> AsyncIterator[bytes]:
     yield events.event("typing", {})
     delay = rt.settings.server.stream_piece_delay_ms / 1000
     sent_text = False
