@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
     from retrieval.types import Hit
 
-Action = Literal["answer", "smalltalk", "clarify", "fallback", "handoff"]
+# "agent": a human agent holds the conversation, so the bot stayed silent (empty reply)
+Action = Literal["answer", "smalltalk", "clarify", "fallback", "handoff", "agent"]
 Role = Literal["customer", "bot", "agent", "system"]
 
 

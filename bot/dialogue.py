@@ -4,7 +4,8 @@ Per turn: validate, load the conversation's state from the store, pull slots out
 text, encode the (masked) text once, classify it and retrieve with that same vector, then
 apply the policy:
 
-- a conversation already handed to a human gets the waiting notice;
+- a conversation a human agent holds gets no reply (the message is stored for the agent);
+- a conversation waiting for a human gets the waiting notice;
 - "talk to a human" hands over;
 - small talk (greeting, thanks, goodbye) is answered directly;
 - out of scope, or a reply the composer cannot ground, is a fallback, and repeated
@@ -135,7 +136,10 @@ class DialogueManager:
         text = redact_card_numbers(text)  # what is stored, composed from and shown from now on
         vector = self.embedder.encode([masked])
         prediction = self.classifier.predict(vector, [masked])[0]
-        decision = self._decide(conversation_id, text, masked, vector, prediction, new_slots, state)
+        handling = self.store.handling(conversation_id)
+        if handling == "open":
+            return self._silent_turn(conversation_id, text, prediction, client_message_id, started)
+        decision = self._decide(conversation_id, text, masked, vector, prediction, new_slots, state, handling)
 
         latency_ms = (time.perf_counter() - started) * 1000
         confidence = round(float(prediction.confidence), 4)
@@ -179,6 +183,37 @@ class DialogueManager:
             note=decision.note,
         )
 
+    def _silent_turn(
+        self,
+        conversation_id: str,
+        text: str,
+        prediction: IntentPrediction,
+        client_message_id: str | None,
+        started: float,
+    ) -> TurnResult:
+        """A human agent holds the conversation: the customer's message is stored (with its
+        intent, for the agent's view) and the bot says nothing."""
+        confidence = round(float(prediction.confidence), 4)
+        message_id = self.store.record_customer_message(
+            conversation_id,
+            MessageRecord(
+                role="customer",
+                text=text,
+                intent=prediction.intent,
+                confidence=confidence,
+                out_of_scope=prediction.out_of_scope,
+                client_message_id=client_message_id,
+            ),
+        )
+        return silent_turn(
+            conversation_id,
+            message_id,
+            intent=prediction.intent,
+            confidence=confidence,
+            out_of_scope=prediction.out_of_scope,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
     def handle_stream(
         self, text: str, conversation_id: str | None = None, channel: str = "cli", client_message_id: str | None = None
     ) -> Iterator[str | TurnResult]:
@@ -202,9 +237,14 @@ class DialogueManager:
         p: IntentPrediction,
         new_slots: dict[str, str],
         state: DialogueState,
+        handling: str,
     ) -> _Decision:
         domain, cfg = self.domain, self.config
-        if state.handed_off:
+        # who handles the conversation is decided by the agents' side (the store's
+        # `handling`), never by this state's copy of it: an agent may have handed the
+        # conversation back while this turn was running
+        state.handed_off = handling == "pending"
+        if handling == "pending":
             return _Decision(
                 domain.waiting_for_agent_message,
                 "handoff",
@@ -322,6 +362,32 @@ class DialogueManager:
         messages = self.store.messages(conversation_id)[-self.config.history_turns :]
         # the store writes only `Role` values into messages.role
         return tuple((cast(Role, m["role"]), m["text"]) for m in messages)
+
+
+def silent_turn(
+    conversation_id: str,
+    message_id: int,
+    *,
+    intent: str | None,
+    confidence: float,
+    out_of_scope: bool,
+    latency_ms: float = 0.0,
+) -> TurnResult:
+    """The turn of a conversation a human agent holds: no reply (action "agent");
+    `message_id` is the customer's message."""
+    return TurnResult(
+        conversation_id=conversation_id,
+        message_id=message_id,
+        reply="",
+        intent=intent,
+        confidence=confidence,
+        out_of_scope=out_of_scope,
+        action="agent",
+        sources=(),
+        composer="agent",
+        latency_ms=latency_ms,
+        note="a human agent holds the conversation; the bot stayed silent",
+    )
 
 
 def reply_pieces(text: str) -> list[str]:

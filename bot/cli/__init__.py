@@ -15,7 +15,9 @@ from bot.cli.evaluate import bench_app, eval_app
 from bot.cli.finetune import finetune_app
 from bot.cli.models import models_app
 from bot.cli.privacy import forget, purge
+from bot.cli.report import report
 from bot.cli.serve import serve
+from bot.cli.users import users_app
 
 app = typer.Typer(
     help="csbot: a customer-service assistant with intents, retrieval and a grounded composer.",
@@ -29,10 +31,12 @@ app.command()(chat)
 app.command()(serve)
 app.command()(forget)
 app.command()(purge)
+app.command()(report)
 app.command("import")(import_)
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
 app.add_typer(finetune_app, name="finetune")
 app.add_typer(models_app, name="models")
+app.add_typer(users_app, name="users")
 
 __all__ = ["app"]

@@ -69,7 +69,9 @@ def pairs(
 ) -> None:
     """Build supervised pairs (context, evidence, target reply) from the store and transcripts.
 
-    Progress goes to stderr; the last line of stdout is one JSON object (the manifest's counts).
+    Progress goes to stderr; the last line of stdout is one JSON object: the manifest's counts
+    (per target kind: agent, suggested, edited, bot), the exclusions per reason (discarded
+    reply suggestions included) and how the store's reply suggestions ended.
     """
     transcripts = list(transcripts or [])
     format_values: list[ImportFormat] = [f.value for f in (formats or [])]
@@ -104,6 +106,7 @@ def pairs(
         "out": str(out),
         **manifest["counts"],
         "excluded": manifest["excluded"],
+        "suggestions": manifest["suggestions"],
         "pii_scrubbed": manifest["pii_scrubbed"]["total"],
         "data_sha256": manifest["data_sha256"],
     }

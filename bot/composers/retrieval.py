@@ -85,7 +85,7 @@ class RetrievalComposer:
         for hit in candidates:
             unit = hit.unit
             if unit.kind == "kb":
-                text = _kb_answer(unit.title, unit.text)
+                text = kb_answer(unit.title, unit.text)
                 return ComposedReply(text, "answer", self.name, source_ids=(unit.id,))
             if unit.extra.get("after_lookup"):
                 # the agent was reading one customer's order record: not policy, not ours to repeat
@@ -120,7 +120,7 @@ class RetrievalComposer:
         )
         if article is not None:
             return ComposedReply(
-                _kb_answer(article.unit.title, article.unit.text),
+                kb_answer(article.unit.title, article.unit.text),
                 "answer",
                 self.name,
                 source_ids=(article.unit.id,),
@@ -198,7 +198,7 @@ def fill_placeholders(text: str, slots: dict[str, str]) -> tuple[str, list[str],
     return filled, missing, unknown
 
 
-def _kb_answer(title: str | None, chunk: str, max_sentences: int = 3, max_items: int = 8) -> str:
+def kb_answer(title: str | None, chunk: str, max_sentences: int = 3, max_items: int = 8) -> str:
     """The opening of an article chunk: its first sentences, with any list they introduce."""
     body = chunk
     if title and body.startswith(title):

@@ -28,7 +28,21 @@ from bot.server.limits import (
     RateLimiter,
 )
 from bot.server.retention import purge_forever
-from bot.server.routes import conversations, events, feedback, health, rasa, widget
+from bot.server.routes import (
+    agent_admin,
+    agent_assist,
+    agent_conversations,
+    agent_events,
+    agent_metrics,
+    agent_page,
+    agent_session,
+    conversations,
+    events,
+    feedback,
+    health,
+    rasa,
+    widget,
+)
 from bot.server.runtime import Runtime
 from bot.settings import CsbotSettings
 from bot.workspace import Assistant
@@ -69,7 +83,9 @@ def create_app(settings: CsbotSettings, assistant_factory: Callable[[], Assistan
         redoc_url=None,
     )
     app.state.runtime = runtime
-    for module in (health, conversations, events, feedback, rasa, widget):
+    routers = (health, conversations, events, feedback, rasa, widget)
+    panel = (agent_session, agent_conversations, agent_assist, agent_events, agent_admin, agent_metrics, agent_page)
+    for module in (*routers, *panel):
         app.include_router(module.router)
     _add_error_handlers(app)
 
@@ -88,7 +104,7 @@ def create_app(settings: CsbotSettings, assistant_factory: Callable[[], Assistan
             CORSMiddleware,
             allow_origins=settings.server.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Content-Type", "Accept", "Last-Event-ID", "X-Conversation-Token"],
+            allow_headers=["Content-Type", "Accept", "Last-Event-ID", "X-Conversation-Token", "X-CSRF-Token"],
             expose_headers=["Retry-After"],
             max_age=600,
         )

@@ -52,6 +52,23 @@ class ServerConfig(BaseModel):
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
+    # -- the agent panel's sign-in ---------------------------------------------------
+    agent_session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="an agent's sign-in lasts this long at most, however active"
+    )
+    agent_idle_minutes: float = Field(
+        60.0, gt=0, description="an agent's sign-in ends after this long without a request from the panel"
+    )
+    agent_max_failed_sign_ins: int = Field(
+        5,
+        ge=1,
+        description="failed sign-ins per agent name, and per client address, within the window before "
+        "further tries are refused (429) until the window has passed",
+    )
+    agent_sign_in_window_minutes: float = Field(
+        15.0, gt=0, description="the window (minutes) over which failed sign-ins are counted"
+    )
+
     # -- who may read what ---------------------------------------------------------
     secret_key: SecretStr | None = Field(
         None,

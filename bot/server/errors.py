@@ -11,11 +11,35 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.responses import JSONResponse
 
+from bot.agents.errors import (
+    ConversationHeldError,
+    ConversationResolvedError,
+    CsrfError,
+    DuplicateAgentError,
+    ForbiddenError,
+    InvalidAgentInputError,
+    InvalidTransitionError,
+    NotSignedInError,
+    SignInFailedError,
+    SignInThrottledError,
+    UnknownAgentError,
+    UnknownSuggestionError,
+)
 from bot.errors import CsbotError, InvalidMessageError, UnknownConversationError
 from bot.store import NotABotMessageError, UnknownMessageError
+from finetune.registry import (
+    BrokenPromotionError,
+    CorruptEntryError,
+    DuplicateModelError,
+    NotAwaitingApprovalError,
+    NothingToRollBackError,
+    RegistryError,
+    UnknownModelError,
+)
 
 log = logging.getLogger("csbot.server")
 
@@ -93,12 +117,21 @@ class TurnDeadlineError(ServerError):
         )
 
 
+class UnknownPanelConversationError(ServerError):
+    """The agent panel asked for a conversation the store does not have."""
+
+    def __init__(self, conversation_id: str):
+        self.conversation_id = conversation_id
+        super().__init__(f"no conversation {conversation_id!r}; the queue (GET /api/v1/agent/queue) lists them")
+
+
 @dataclass(frozen=True)
 class HttpError:
     status: int
     code: str  # stable, machine-readable: clients branch on it, never on the text
     detail: str
     headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # more fields of the body (the holder's name)
 
 
 def to_http(exc: BaseException) -> HttpError:
@@ -138,6 +171,9 @@ def to_http(exc: BaseException) -> HttpError:
         return HttpError(503, "busy", str(exc), {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, TurnDeadlineError):
         return HttpError(503, "turn_deadline", str(exc), {"Retry-After": "1"})
+    agent_panel = _agent_panel_error(exc)
+    if agent_panel is not None:
+        return agent_panel
     if isinstance(exc, NotReadyError):
         if exc.state == "loading":
             return HttpError(503, "loading", str(exc), {"Retry-After": "5"})
@@ -147,7 +183,46 @@ def to_http(exc: BaseException) -> HttpError:
     return HttpError(500, "internal_error", "internal error; the server log has the details")
 
 
+def _agent_panel_error(exc: BaseException) -> HttpError | None:
+    """The agent panel's errors (bot.agents) and the model registry's (its admin routes),
+    or None for any other error."""
+    if isinstance(exc, UnknownPanelConversationError):
+        return HttpError(404, "not_found", str(exc))
+    if isinstance(exc, NotSignedInError):
+        return HttpError(401, "not_signed_in", str(exc), extra={"reason": exc.reason})
+    if isinstance(exc, SignInFailedError):
+        return HttpError(401, "sign_in_failed", str(exc))
+    if isinstance(exc, SignInThrottledError):
+        retry_after = str(max(1, exc.retry_after))
+        return HttpError(429, "sign_in_throttled", str(exc), {"Retry-After": retry_after})
+    if isinstance(exc, CsrfError):
+        return HttpError(403, "csrf_failed", str(exc))
+    if isinstance(exc, ForbiddenError):
+        return HttpError(403, "forbidden", str(exc))
+    if isinstance(exc, ConversationHeldError):
+        return HttpError(409, "conversation_held", str(exc), extra={"holder": exc.holder})
+    if isinstance(exc, ConversationResolvedError):
+        return HttpError(409, "conversation_resolved", str(exc))
+    if isinstance(exc, (InvalidTransitionError, NothingToRollBackError, NotAwaitingApprovalError)):
+        return HttpError(409, "invalid_transition", str(exc))
+    if isinstance(exc, (UnknownAgentError, UnknownSuggestionError, UnknownModelError)):
+        return HttpError(404, "not_found", str(exc))
+    if isinstance(exc, DuplicateAgentError):
+        return HttpError(409, "agent_exists", str(exc))
+    if isinstance(exc, InvalidAgentInputError):
+        return HttpError(422, "invalid_input", str(exc))
+    if isinstance(exc, DuplicateModelError):
+        return HttpError(409, "model_exists", str(exc))
+    if isinstance(exc, (BrokenPromotionError, CorruptEntryError)):
+        return HttpError(409, "model_unusable", str(exc))
+    if isinstance(exc, RegistryError):
+        return HttpError(409, "model_registry_refused", str(exc))
+    return None
+
+
 def error_response(exc: BaseException) -> JSONResponse:
-    """The JSON response `{"code": ..., "detail": ...}` for an error, with its headers (Retry-After)."""
+    """The JSON response `{"code": ..., "detail": ...}` (and any further fields of the
+    error, such as `holder` or `reason`) for an error, with its headers (Retry-After)."""
     error = to_http(exc)
-    return JSONResponse({"code": error.code, "detail": error.detail}, status_code=error.status, headers=error.headers)
+    body = {"code": error.code, "detail": error.detail, **error.extra}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)

@@ -115,7 +115,7 @@ class ReplyOut(BaseModel):
     conversation_id: str
     message_id: int = Field(description="the bot message's id (for feedback)")
     reply: str
-    action: Literal["answer", "smalltalk", "clarify", "fallback", "handoff"]
+    action: Literal["answer", "smalltalk", "clarify", "fallback", "handoff", "agent"]
     buttons: list[str] = Field(description="quick replies; sending one's text picks it")
     sources: list[CitationOut] = Field(description="knowledge-base articles the reply cites")
     ends_conversation: bool = Field(description="the customer said goodbye: a good moment to ask for CSAT")

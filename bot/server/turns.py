@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bot.contracts import Source, TurnResult
-from bot.dialogue import reply_pieces, validate_message
+from bot.dialogue import reply_pieces, silent_turn, validate_message
 from bot.server.errors import ClientMessageConflictError
 from bot.store import DuplicateClientMessageError
 from bot.workspace import Assistant
@@ -114,6 +114,14 @@ def stored_turn(
     sent = redact_card_numbers(validate_message(text, assistant.config.dialogue.max_message_chars))
     if customer["text"] != sent:
         raise ClientMessageConflictError(client_message_id)
+    if bot is None:  # a human agent held the conversation: the bot said nothing then
+        return silent_turn(
+            conversation_id,
+            customer["id"],
+            intent=customer["intent"],
+            confidence=customer["confidence"] or 0.0,
+            out_of_scope=bool(customer["out_of_scope"]),
+        )
     sources = tuple(Source(s["id"], s["score"], _unit_text(assistant, s["id"])) for s in bot["sources"])
     return TurnResult(
         conversation_id=conversation_id,

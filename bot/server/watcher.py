@@ -33,6 +33,8 @@ Event = tuple[str, int, dict[str, Any]]  # (event name, message id, data)
 _BACKLOG = 16
 # conversations per query: two SQL parameters each, well under SQLite's limit
 _CONVERSATIONS_PER_QUERY = 500
+# system messages the agents' side writes, each streamed as the event of its action's name
+AGENT_SIDE_NOTICES = ("handed_back", "resolved")
 
 
 class Subscription:
@@ -177,7 +179,8 @@ class EventWatcher:
 
 
 def events_after(store: ConversationStore, cursors: dict[str, int]) -> list[tuple[str, Event]]:
-    """Agent messages and handoffs (keyed by the bot message that announced them) with a
+    """Agent messages, the agents' notices (hand back, resolved) and handoffs (keyed by
+    the bot message that announced them) with a
     message id above each conversation's cursor, as (conversation id, event), in message
     order. A few queries for all the conversations, run on the store worker."""
     found: list[tuple[str, Event]] = []
@@ -189,13 +192,14 @@ def events_after(store: ConversationStore, cursors: dict[str, int]) -> list[tupl
         # CROSS JOIN keeps `watched` the outer loop, so messages are found through their
         # (conversation_id, turn) index, not by a scan
         for m in store.db.query(
-            watched + "select m.id, m.conversation_id, m.text, m.created_at from watched w "
+            watched + "select m.id, m.conversation_id, m.role, m.action, m.text, m.created_at from watched w "
             "cross join messages m on m.conversation_id = w.conversation_id "
-            "where m.role = 'agent' and m.id > w.after",
-            params,
+            "where m.id > w.after and (m.role = 'agent' or (m.role = 'system' and m.action in (?, ?)))",
+            [*params, *AGENT_SIDE_NOTICES],
         ):
             data = {"message_id": m["id"], "text": m["text"], "created_at": m["created_at"]}
-            found.append((m["conversation_id"], ("agent_message", m["id"], data)))
+            name = "agent_message" if m["role"] == "agent" else m["action"]
+            found.append((m["conversation_id"], (name, m["id"], data)))
         # handoffs of the whole chunk in one query (through the index by conversation)
         ids = [cid for cid, _ in chunk]
         for h in store.db.query(

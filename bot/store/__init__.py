@@ -12,7 +12,14 @@
 from bot.store.conversations import ConversationStore
 from bot.store.errors import DuplicateClientMessageError, NotABotMessageError, StoreError, UnknownMessageError
 from bot.store.records import DialogueState, MessageRecord
-from bot.store.schema import SCHEMA_NAME, m001_initial, m002_agent_edits, m003_web_channel, m004_public_access
+from bot.store.schema import (
+    SCHEMA_NAME,
+    m001_initial,
+    m002_agent_edits,
+    m003_web_channel,
+    m004_public_access,
+    m005_agent_panel,
+)
 
 __all__ = [
     "SCHEMA_NAME",
@@ -27,4 +34,5 @@ __all__ = [
     "m002_agent_edits",
     "m003_web_channel",
     "m004_public_access",
+    "m005_agent_panel",
 ]

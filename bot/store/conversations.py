@@ -123,23 +123,80 @@ class ConversationStore(FeedbackMixin, RetentionMixin):
             self._insert_message(conversation_id, turn, customer)
             bot_id = self._insert_message(conversation_id, turn + 1, bot)
             status = "handoff" if state.handed_off else "open"
+            now = now_timestamp()
             updated = self.db.execute(
                 "update conversations set state = ?, status = ?, updated_at = ? where id = ?",
-                [state.to_json(), status, now_timestamp(), conversation_id],
+                [state.to_json(), status, now, conversation_id],
             )
             if updated.rowcount != 1:
                 raise UnknownConversationError(conversation_id)
+            # a customer writing into a resolved conversation is the bot's again
+            self.db.execute(
+                "update conversations set handling = 'bot', handling_changed_at = ? "
+                "where id = ? and handling = 'resolved'",
+                [now, conversation_id],
+            )
             if handoff_reason:
-                self.db.table("handoffs").insert(
-                    {
-                        "conversation_id": conversation_id,
-                        "message_id": bot_id,
-                        "reason": handoff_reason,
-                        "status": "waiting",
-                        "created_at": now_timestamp(),
-                    }
-                )
+                self._queue_for_agent(conversation_id, bot_id, handoff_reason, now)
         return bot_id
+
+    def _queue_for_agent(self, conversation_id: str, message_id: int, reason: str, now: str) -> None:
+        """The bot handed over: the conversation waits in the agents' queue (pending), and a
+        handoff episode starts (its timings feed the metrics). A conversation a human already
+        holds stays with that human."""
+        self.db.execute(
+            "update conversations set handling = 'pending', handling_changed_at = ?, agent_id = null "
+            "where id = ? and handling != 'open'",
+            [now, conversation_id],
+        )
+        self.db.table("handoffs").insert(
+            {
+                "conversation_id": conversation_id,
+                "message_id": message_id,
+                "reason": reason,
+                "status": "waiting",
+                "created_at": now,
+            }
+        )
+
+    def handling(self, conversation_id: str) -> str:
+        """Who handles the conversation now: "bot", "pending" (waiting for a human), "open"
+        (a human has it) or "resolved"."""
+        rows = list(self.db.query("select handling from conversations where id = ?", [conversation_id]))
+        if not rows:
+            raise UnknownConversationError(conversation_id)
+        return str(rows[0]["handling"])
+
+    def record_customer_message(self, conversation_id: str, customer: MessageRecord) -> int:
+        """Write a customer message that the bot does not answer (a human agent holds the
+        conversation), as the conversation's next turn. Returns its message id.
+
+        A `client_message_id` the conversation already has raises
+        `DuplicateClientMessageError` and writes nothing."""
+        try:
+            with self._write_transaction():
+                message_id = self._insert_message(conversation_id, self._next_turn(conversation_id), customer)
+                self.db.execute(
+                    "update conversations set updated_at = ? where id = ?", [now_timestamp(), conversation_id]
+                )
+                return message_id
+        except sqlite3.IntegrityError:
+            cid = customer.client_message_id
+            if cid is not None and self.customer_message(conversation_id, cid) is not None:
+                raise DuplicateClientMessageError(conversation_id, cid) from None
+            if not self.conversation_exists(conversation_id):
+                raise UnknownConversationError(conversation_id) from None
+            raise
+
+    def customer_message(self, conversation_id: str, client_message_id: str) -> dict[str, Any] | None:
+        """The customer message that carried `client_message_id`, or None."""
+        rows = list(
+            self.db.query(
+                "select * from messages where conversation_id = ? and client_message_id = ?",
+                [conversation_id, client_message_id],
+            )
+        )
+        return decoded_message(rows[0]) if rows else None
 
     def record_agent_message(self, conversation_id: str, text: str, edited_from: str | None = None) -> int:
         """Write a human agent's message as the conversation's next turn, in one transaction.
@@ -203,22 +260,20 @@ class ConversationStore(FeedbackMixin, RetentionMixin):
 
     def turn_for_client_message(
         self, conversation_id: str, client_message_id: str
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    ) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
         """(customer message, the bot reply after it) of the turn that carried
-        `client_message_id`, or None when the conversation has no such message."""
+        `client_message_id`; the reply is None when the bot stayed silent (a human agent
+        held the conversation). None when the conversation has no such message."""
+        customer = self.customer_message(conversation_id, client_message_id)
+        if customer is None:
+            return None
         rows = list(
             self.db.query(
-                "select * from messages where conversation_id = ? and turn in ("
-                " select turn from messages where conversation_id = ? and client_message_id = ?"
-                " union select turn + 1 from messages where conversation_id = ? and client_message_id = ?"
-                ") order by turn",
-                [conversation_id, conversation_id, client_message_id, conversation_id, client_message_id],
+                "select * from messages where conversation_id = ? and turn = ? and role = 'bot'",
+                [conversation_id, customer["turn"] + 1],
             )
         )
-        if len(rows) != 2:
-            return None
-        customer, bot = (decoded_message(r) for r in rows)
-        return customer, bot
+        return customer, decoded_message(rows[0]) if rows else None
 
     def agent_messages_after(self, conversation_id: str, after_message_id: int) -> list[dict[str, Any]]:
         """The conversation's human-agent messages with an id above `after_message_id`,

@@ -50,6 +50,12 @@ class FeedbackMixin(StoreConnection):
         rows = self.db.query("select message_id, rating, author from feedback order by id")
         return {r["message_id"]: (r["rating"], r["author"] or "customer") for r in rows}
 
+    def suggestion_outcomes(self) -> dict[str, int]:
+        """outcome ("shown"/"sent"/"edited"/"discarded") -> how many reply suggestions shown to
+        agents ended that way: the pairs report the discarded ones, which never became messages."""
+        rows = self.db.query("select outcome, count(*) as n from suggestions group by outcome order by outcome")
+        return {r["outcome"]: int(r["n"]) for r in rows}
+
     def feedback_ratings(self) -> dict[int, tuple[str, ...]]:
         """message id -> its ratings ("up"/"down"), for every rated message."""
         return {message_id: (rating,) for message_id, (rating, _) in self.feedback_votes().items()}

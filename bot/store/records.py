@@ -52,6 +52,8 @@ class MessageRecord:
     edited_from: str | None = None  # agent messages: the bot suggestion the agent edited
     client_message_id: str | None = None  # customer messages: the channel's id for the message
     buttons: tuple[str, ...] = ()  # bot messages: quick replies offered with it
+    agent_id: int | None = None  # agent messages: who sent it
+    suggestion_id: int | None = None  # agent messages: the suggestion it started from
 
 
 def message_row(conversation_id: str, turn: int, m: MessageRecord) -> dict[str, Any]:
@@ -72,6 +74,8 @@ def message_row(conversation_id: str, turn: int, m: MessageRecord) -> dict[str, 
         "edited_from": m.edited_from,
         "client_message_id": m.client_message_id,
         "buttons": json.dumps(list(m.buttons)) if m.buttons else None,
+        "agent_id": m.agent_id,
+        "suggestion_id": m.suggestion_id,
         "created_at": now_timestamp(),
     }
 

@@ -23,6 +23,12 @@ class RetentionMixin(StoreConnection):
                     [conversation_id],
                 ).rowcount,
                 "csat": self.db.execute("delete from csat where conversation_id = ?", [conversation_id]).rowcount,
+                "agent_notes": self.db.execute(
+                    "delete from agent_notes where conversation_id = ?", [conversation_id]
+                ).rowcount,
+                "suggestions": self.db.execute(
+                    "delete from suggestions where conversation_id = ?", [conversation_id]
+                ).rowcount,
                 "handoffs": self.db.execute(
                     "delete from handoffs where conversation_id = ?", [conversation_id]
                 ).rowcount,

@@ -118,3 +118,85 @@ def m004_public_access(db: Database) -> None:
         masked = redact_card_numbers(row["text"])
         if masked != row["text"]:
             db.execute("update messages set text = ? where id = ?", [masked, row["id"]])
+
+
+@migrations()
+def m005_agent_panel(db: Database) -> None:
+    # human agents who sign in to the panel, their sessions, and failed sign-ins (throttling)
+    db.table("agents").create(
+        {
+            "id": int,
+            "name": str,
+            "role": str,  # agent | admin
+            "password_hash": str,
+            "disabled": int,
+            "created_at": str,
+            "password_changed_at": str,
+        },
+        pk="id",
+        not_null={"name", "role", "password_hash", "disabled", "created_at", "password_changed_at"},
+    )
+    db.table("agents").create_index(["name"], unique=True, index_name="agents_by_name")
+    db.table("agent_sessions").create(
+        {
+            "token_hash": str,  # SHA-256 of the cookie value (the value itself is never stored)
+            "agent_id": int,
+            "csrf_token": str,
+            "created_at": str,
+            "last_seen_at": str,
+            "expires_at": str,
+        },
+        pk="token_hash",
+        not_null={"agent_id", "csrf_token", "created_at", "last_seen_at", "expires_at"},
+        foreign_keys=[("agent_id", "agents", "id")],
+    )
+    db.table("sign_in_failures").create({"id": int, "key": str, "at": str}, pk="id", not_null={"key", "at"})
+    db.table("sign_in_failures").create_index(["key", "at"], index_name="sign_in_failures_by_key")
+    # who handles a conversation: the bot, nobody yet (pending), a human (open), or nobody
+    # any more (resolved); the holder while open; the tags it was resolved with
+    db.table("conversations").add_column("handling", str, not_null_default="bot")
+    db.table("conversations").add_column("agent_id", int)
+    db.table("conversations").add_column("tags", str)
+    db.table("conversations").add_column("handling_changed_at", str)
+    db.execute(
+        "update conversations set handling = 'pending', handling_changed_at = updated_at where status = 'handoff'"
+    )
+    # each episode of human handling, timed for the metrics (first response, handle time)
+    for column, kind in (("agent_id", int), ("claimed_at", str), ("first_response_at", str), ("closed_at", str)):
+        db.table("handoffs").add_column(column, kind)
+    db.table("handoffs").add_column("outcome", str)  # resolved | handed_back
+    db.table("agent_notes").create(
+        {"id": int, "conversation_id": str, "agent_id": int, "text": str, "created_at": str},
+        pk="id",
+        not_null={"conversation_id", "agent_id", "text", "created_at"},
+        foreign_keys=[("conversation_id", "conversations", "id"), ("agent_id", "agents", "id")],
+    )
+    db.table("agent_notes").create_index(["conversation_id"], index_name="agent_notes_by_conversation")
+    # every reply suggested to an agent, and what became of it (the pairs learn from edits)
+    db.table("suggestions").create(
+        {
+            "id": int,
+            "conversation_id": str,
+            "for_message_id": int,
+            "agent_id": int,
+            "rank": int,
+            "kind": str,  # generated | retrieved
+            "composer": str,
+            "text": str,
+            "sources": str,  # JSON list of {id, score}
+            "score": float,
+            "shown_at": str,
+            "outcome": str,  # shown | sent | edited | discarded
+            "final_text": str,
+            "message_id": int,
+            "decided_at": str,
+        },
+        pk="id",
+        not_null={"conversation_id", "for_message_id", "agent_id", "rank", "kind", "text", "shown_at", "outcome"},
+        foreign_keys=[("conversation_id", "conversations", "id"), ("agent_id", "agents", "id")],
+    )
+    db.table("suggestions").create_index(
+        ["conversation_id", "for_message_id", "agent_id"], index_name="suggestions_by_turn"
+    )
+    db.table("messages").add_column("agent_id", int)
+    db.table("messages").add_column("suggestion_id", int)

@@ -6,8 +6,11 @@ read by `retrieval.importers.load_import` and passed in as `extra_conversations`
 Who is trusted. The store's customers are anonymous website visitors: they choose what they
 write and they may rate replies, so anything they alone decide can be crafted to steer the
 model. A reply becomes a target only on the word of someone we trust:
-- a human agent's reply (`target_kind: "agent"`); when the agent edited a bot suggestion
-  before sending it (`messages.edited_from`), the edited text (`"edited"`): always;
+- a human agent's reply, always: typed by the agent (`target_kind: "agent"`); a reply
+  suggestion the agent sent as it was (`messages.suggestion_id` set, `"suggested"`); a
+  suggestion the agent edited before sending it (`messages.edited_from` set: the edited
+  text, `"edited"`). A suggestion the agent discarded never became a message, so it is never
+  a target (the manifest counts them from the store's `suggestions` table);
 - a bot reply composed from evidence (action "answer", composer not "policy") (`"bot"`): only
   when a human agent rated it 👍, or when the operator passes `include_bot_replies` (their
   visitors are trusted, e.g. signed-in customers). A customer's 👍 alone is not enough.
@@ -23,6 +26,7 @@ pattern is left out (unless an agent 👍'd that very reply).
 Excluded, each counted in the manifest under `excluded` (a reply is counted under the first
 reason that applies, in this order):
 - `negative_feedback`: bot replies an agent 👎'd, or of a pattern 👎'd in enough conversations;
+  human agents' replies anyone 👎'd (leaving out one human reply is the safe side);
 - `failed_before_handoff`: in a conversation that was handed to a human, bot turns with
   action fallback/clarify/handoff, and every bot turn after the last answer before a handoff;
 - `policy`: fixed replies (composer "policy": small talk, slot questions, notices);
@@ -33,14 +37,17 @@ reason that applies, in this order):
 - `no_customer_turn`: replies with no customer turn before them (an agent's opening line);
 - `empty`: replies with no text;
 - `duplicate`: the same scrubbed context and target as an earlier pair (held-out pairs come
-  first, so a training copy of a held-out pair is the one dropped).
+  first, so a training copy of a held-out pair is the one dropped);
+- `discarded_suggestion`: reply suggestions agents discarded (not messages: counted from the
+  store, never read as replies).
 
 Held-out pairs (`heldout.jsonl`, what the learning loop scores models on, never trained on):
 the conversations of `heldout_conversations` (a curated file, e.g. data/heldout.jsonl) and,
 from the store, conversations a human agent answered whose id falls in the `heldout_share`
 by a fixed hash (`is_heldout_conversation`), so a conversation held out once is held out in
 every round. An anonymous conversation (no agent reply) is never held out: its customer
-alone would decide what the models are judged on. Their targets are agent/edited replies.
+alone would decide what the models are judged on. Their targets are human agents' replies
+(agent, suggested and edited).
 
 Context: the last `context_turns` customer/agent turns before the target (bot turns appear
 as "agent", system turns are left out). Evidence: the top `evidence_k` units of the
@@ -57,7 +64,15 @@ The package's modules: `conversations` (reading and marking replies), `build` (`
 `find_pairs_dirs`), `errors`.
 """
 
-from finetune.pairs.build import EXCLUSION_REASONS, FILTERS, HELDOUT_KINDS, PairsResult, QueryEncoder, build_pairs
+from finetune.pairs.build import (
+    EXCLUSION_REASONS,
+    FILTERS,
+    HELDOUT_KINDS,
+    SUGGESTION_OUTCOMES,
+    PairsResult,
+    QueryEncoder,
+    build_pairs,
+)
 from finetune.pairs.conversations import (
     DOWN_VOTE_CONVERSATIONS,
     FAILED_ACTIONS,
@@ -90,6 +105,7 @@ __all__ = [
     "PAIRS_FORMAT",
     "PAIR_FILES",
     "STORE_SOURCE",
+    "SUGGESTION_OUTCOMES",
     "TARGET_KINDS",
     "TRAIN_FILE",
     "VALID_FILE",

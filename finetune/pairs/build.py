@@ -37,18 +37,22 @@ EXCLUSION_REASONS = (
     "no_customer_turn",
     "empty",
     "duplicate",
+    "discarded_suggestion",
 )
-HELDOUT_KINDS = frozenset({"agent", "edited"})
+HELDOUT_KINDS = frozenset({"agent", "suggested", "edited"})
+SUGGESTION_OUTCOMES = ("shown", "sent", "edited", "discarded")
 FILTERS = {
     "targets": [
-        "human agent replies (target_kind agent)",
-        "agent edits of bot suggestions: the edited text (target_kind edited)",
+        "human agent replies typed by the agent (target_kind agent)",
+        "reply suggestions an agent sent as they were (target_kind suggested)",
+        "agent edits of reply suggestions: the edited text (target_kind edited)",
         "bot replies with action 'answer' and composer not 'policy' that a human agent rated 'up', or any such "
         "reply with include_bot_replies (target_kind bot)",
     ],
     "excluded": {
-        "negative_feedback": "bot replies a human agent rated 'down', and bot replies whose top retrieved source "
-        "(or text) customers rated 'down' in at least down_vote_conversations conversations",
+        "negative_feedback": "bot replies a human agent rated 'down', bot replies whose top retrieved source "
+        "(or text) customers rated 'down' in at least down_vote_conversations conversations, and human agent "
+        "replies anyone rated 'down'",
         "failed_before_handoff": "in handed-off conversations: bot fallback/clarify/handoff turns and "
         "bot turns after the last answer before a handoff",
         "policy": "fixed replies (composer 'policy')",
@@ -58,9 +62,12 @@ FILTERS = {
         "no_customer_turn": "replies with no customer turn before them",
         "empty": "replies with no text",
         "duplicate": "same scrubbed context and target as an earlier pair (held-out pairs first)",
+        "discarded_suggestion": "reply suggestions an agent discarded (never sent, so never a message; "
+        "counted from the store)",
     },
     "heldout": "the heldout_conversations files, and store conversations with a human agent reply whose "
-    "sha256('csbot-heldout:<conversation id>') falls below heldout_share; agent/edited targets only",
+    "sha256('csbot-heldout:<conversation id>') falls below heldout_share; human agent replies only "
+    "(agent, suggested, edited)",
     "evidence": "top-k index units for the scrubbed last customer turn, excluding units of the pair's own conversation",
     "split": "by conversation: sha256('<seed>:<conversation id>') < valid_fraction -> valid",
 }
@@ -81,7 +88,9 @@ class PairsResult:
     """Pairs ready to write: `train`, `valid` and `heldout` hold the JSONL objects, one per
     pair: `{"id": "<conversation_id>#<turn>", "conversation_id", "turn", "context": [{"role":
     "customer"|"agent", "text"}], "evidence": [{"id", "text", "score"}], "target",
-    "target_kind": "agent"|"bot"|"edited", "source": "store"|"<file name>"}`."""
+    "target_kind": "agent"|"suggested"|"edited"|"bot", "source": "store"|"<file name>"}`.
+    `suggestions`: how the store's reply suggestions ended (`SUGGESTION_OUTCOMES`; zeros
+    without a store)."""
 
     train: list[dict[str, Any]]
     valid: list[dict[str, Any]]
@@ -93,6 +102,7 @@ class PairsResult:
     index_units: int
     conversations: dict[str, int] = field(default_factory=dict)
     heldout: list[dict[str, Any]] = field(default_factory=list)
+    suggestions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUGGESTION_OUTCOMES, 0))
 
     @property
     def pairs(self) -> list[dict[str, Any]]:
@@ -215,6 +225,10 @@ def build_pairs(
         else []
     )
     n_store = len(conversations)
+    suggestions = dict.fromkeys(SUGGESTION_OUTCOMES, 0)
+    if store is not None:
+        for outcome, n in store.suggestion_outcomes().items():
+            suggestions[outcome] = suggestions.get(outcome, 0) + int(n)
     conversations += file_conversations(extra_conversations)
     conversations += file_conversations(heldout_conversations, heldout=True)
     seen_ids: dict[str, str] = {}
@@ -230,6 +244,7 @@ def build_pairs(
     conversations = [c for c in conversations if c.heldout] + [c for c in conversations if not c.heldout]
 
     excluded: Counter[str] = Counter(dict.fromkeys(EXCLUSION_REASONS, 0))
+    excluded["discarded_suggestion"] = suggestions["discarded"]
     pii_context: Counter[str] = Counter()
     pii_target: Counter[str] = Counter()
     candidates: list[tuple[dict[str, Any], str, bool]] = []  # (pair without evidence, query text, held out)
@@ -342,4 +357,5 @@ def build_pairs(
         embedder_id=embedder.model_id if embedder is not None else None,
         index_units=len(index),
         conversations=pair_counts(train, valid, heldout)["conversations"],
+        suggestions=suggestions,
     )

@@ -37,6 +37,11 @@ class ConversationSource(Protocol):
         """Every handoff: {"conversation_id", "message_id" (None: the whole conversation), ...}."""
         ...
 
+    def suggestion_outcomes(self) -> Mapping[str, int]:
+        """How many reply suggestions shown to agents ended each way ("shown", "sent", "edited",
+        "discarded"): a discarded one never became a message, so only this count reports it."""
+        ...
+
 
 def is_heldout_conversation(conversation_id: str, share: float) -> bool:
     """The stable held-out rule for the store's agent-answered conversations: the conversation's
@@ -77,6 +82,16 @@ def reply_pattern(message: Mapping[str, Any]) -> str:
     return "text:" + " ".join((message.get("text") or "").lower().split())
 
 
+def agent_target_kind(message: Mapping[str, Any]) -> str:
+    """What a human agent's message teaches: "edited" (a suggestion the agent changed: the
+    changed text), "suggested" (a suggestion the agent sent as it was), or "agent" (typed)."""
+    if message.get("edited_from") is not None:
+        return "edited"
+    if message.get("suggestion_id") is not None:
+        return "suggested"
+    return "agent"
+
+
 def store_conversations(
     store: ConversationSource, *, include_bot_replies: bool, down_vote_conversations: int, heldout_share: float
 ) -> list[Conversation]:
@@ -114,7 +129,10 @@ def store_conversations(
             text = (m["text"] or "").strip()
             t = Turn(m["turn"], m["role"], text)
             if m["role"] == "agent":
-                t.kind = "edited" if m.get("edited_from") is not None else "agent"
+                if votes.get(m["id"], ("up", ""))[0] == "down":
+                    t.excluded = "negative_feedback"
+                else:
+                    t.kind = agent_target_kind(m)
             elif m["role"] == "bot":
                 vote = votes.get(m["id"])
                 vouched = vote == ("up", "agent")

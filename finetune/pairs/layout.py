@@ -11,7 +11,7 @@ from typing import Any
 PAIRS_FORMAT = 1
 TRAIN_FILE, VALID_FILE, HELDOUT_FILE, MANIFEST_FILE = "train.jsonl", "valid.jsonl", "heldout.jsonl", "manifest.json"
 PAIR_FILES = (TRAIN_FILE, VALID_FILE, HELDOUT_FILE)
-TARGET_KINDS = ("agent", "bot", "edited")
+TARGET_KINDS = ("agent", "suggested", "edited", "bot")
 
 
 def pair_counts(

@@ -81,6 +81,7 @@ def write_pairs(result: PairsResult, out_dir: str | Path) -> dict[str, Any]:
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "counts": result.counts(),
         "excluded": dict(result.excluded),
+        "suggestions": dict(result.suggestions),
         "pii_scrubbed": result.pii_scrubbed,
         **file_hashes(files),
         "parameters": dict(result.parameters),

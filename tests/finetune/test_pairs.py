@@ -423,7 +423,7 @@ def test_the_written_set_follows_the_schema_and_its_manifest(store, index, embed
     held = (out / "heldout.jsonl").read_bytes()
     assert manifest["files"]["heldout.jsonl"] == hashlib.sha256(held).hexdigest()
     assert manifest["counts"]["heldout"] == 1 and json.loads(held)["id"] == "heldout-0001#1"
-    assert manifest["counts"]["target_kind"] == {"agent": 3, "bot": 3, "edited": 1}
+    assert manifest["counts"]["target_kind"] == {"agent": 3, "suggested": 0, "edited": 1, "bot": 3}
     assert manifest["embedder_id"] == embedder.model_id
     assert manifest["parameters"]["evidence_k"] == 2 and manifest["filters"]["excluded"]
     assert manifest["parameters"]["include_bot_replies"] is True
@@ -627,6 +627,10 @@ def test_cli_builds_pairs_from_logged_turns_and_a_transcript_file(demo_workspace
     assert summary["train"] + summary["valid"] == summary["pairs"]
     assert summary["excluded"]["failed_before_handoff"] == 1
     assert summary["pii_scrubbed"]["order_id"] > 0
+    # no agent worked in the panel: no suggestions, and the kinds are all counted
+    assert summary["suggestions"] == {"shown": 0, "sent": 0, "edited": 0, "discarded": 0}
+    assert set(summary["target_kind"]) == {"agent", "suggested", "edited", "bot"}
+    assert summary["excluded"]["discarded_suggestion"] == 0
     pairs = [json.loads(line) for name in ("train", "valid") for line in (out / f"{name}.jsonl").open()]
     assert len(pairs) == summary["pairs"]
     assert all(not e["id"].startswith(p["conversation_id"] + "#") for p in pairs for e in p["evidence"])

@@ -35,7 +35,7 @@ from bot.server.schemas import (
     check_length,
 )
 from bot.server.turns import public_turn, stream_public_turn
-from bot.store import ConversationStore, DialogueState
+from bot.store import ConversationStore
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
@@ -126,7 +126,8 @@ def _history(store: ConversationStore, conversation_id: str, before: int | None,
         }
         for m in page
     ]
-    handed_off = conversation["status"] == "handoff" or DialogueState.from_json(conversation["state"]).handed_off
+    # waiting for a human or with one: the widget shows the handoff banner after a reload
+    handed_off = conversation["handling"] in ("pending", "open")
     return {
         "conversation_id": conversation["id"],
         "channel": conversation["channel"],

@@ -36,6 +36,8 @@ async def webhook(body: RasaIn, rt: Annotated[Runtime, Depends(ready_runtime)], 
     conversation_id = channel_conversation_id(secret, "rest", body.sender)
     rt.limit_session(conversation_id)
     reply = await rt.pool.call(conversation_id, rasa_turn, conversation_id, body.message)
+    if reply["action"] == "agent":  # a human agent holds the conversation: the bot says nothing
+        return []
     message: dict = {"recipient_id": body.sender, "text": reply["reply"]}
     if reply["buttons"]:
         message["buttons"] = [{"title": b, "payload": b} for b in reply["buttons"]]

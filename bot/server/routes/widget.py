@@ -33,16 +33,16 @@ router = APIRouter(tags=["widget"])
 
 
 @dataclass(frozen=True)
-class _Asset:
+class Asset:
     body: bytes
     etag: str
     mtime_ns: int
 
 
-_cache: dict[Path, _Asset] = {}
+_cache: dict[Path, Asset] = {}
 
 
-def _load(path: Path) -> _Asset:
+def load_asset(path: Path) -> Asset:
     """File bytes and a strong ETag, re-read when the file changes on disk."""
     try:
         mtime_ns = path.stat().st_mtime_ns
@@ -51,7 +51,7 @@ def _load(path: Path) -> _Asset:
     cached = _cache.get(path)
     if cached is None or cached.mtime_ns != mtime_ns:
         body = path.read_bytes()
-        cached = _Asset(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', mtime_ns)
+        cached = Asset(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', mtime_ns)
         _cache[path] = cached
     return cached
 
@@ -59,7 +59,7 @@ def _load(path: Path) -> _Asset:
 def _asset(
     request: Request, path: Path, media_type: str, *, cache: str = ASSET_CACHE, headers: dict[str, str] | None = None
 ) -> Response:
-    asset = _load(path)
+    asset = load_asset(path)
     common = {
         "Cache-Control": cache,
         "ETag": asset.etag,
@@ -68,12 +68,12 @@ def _asset(
         "Cross-Origin-Resource-Policy": "cross-origin",
         **(headers or {}),
     }
-    if asset.etag in _etags(request.headers.get("if-none-match", "")):
+    if asset.etag in asset_etags(request.headers.get("if-none-match", "")):
         return Response(status_code=304, headers=common)
     return Response(asset.body, media_type=media_type, headers=common)
 
 
-def _etags(header: str) -> set[str]:
+def asset_etags(header: str) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
@@ -119,7 +119,7 @@ def demo(lang: str = "en") -> Response:
     """A sample store page with the widget embedded; ``?lang=ar`` shows the widget in Arabic."""
     if lang not in available_locales():
         lang = "en"
-    html = _load(STATIC_DIR / "demo.html").body.decode("utf-8").replace("{{lang}}", lang)
+    html = load_asset(STATIC_DIR / "demo.html").body.decode("utf-8").replace("{{lang}}", lang)
     return Response(
         html,
         media_type="text/html; charset=utf-8",

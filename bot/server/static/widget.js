@@ -1062,6 +1062,14 @@
       if (!state.isOpen) { state.unread += 1; updateLauncher(); }
     } else if (ev.event === "handoff") {
       onHandoff();
+    } else if (ev.event === "handed_back" || ev.event === "resolved") {
+      var seenId = data.message_id !== undefined && data.message_id !== null ? String(data.message_id) : null;
+      if (seenId && state.seen[seenId]) return;
+      // the bot answers again: a later handoff shows its notice again
+      state.handedOff = false;
+      addMessage({ role: "system", text: t(ev.event + "_notice"), messageId: seenId });
+      announce(t(ev.event + "_notice"));
+      if (ev.event === "resolved") showCsat();
     }
   }
 
@@ -1396,6 +1404,14 @@
       item.msg.el.remove();
       return;
     }
+    if (final.action === "agent") {
+      // a support agent holds the conversation: the bot stays silent, the agent answers
+      // through the live events
+      if (bot) bot.el.remove();
+      setItemStatus(item, "sent");
+      emit("reply", final);
+      return;
+    }
     if (!bot) bot = addMessage({ role: "bot", text: "", conv: conv });
     bot.el.classList.remove("csbot-msg--streaming");
     bot.text = typeof final.reply === "string" ? final.reply : "";
@@ -1426,9 +1442,11 @@
       if (!m || typeof m.text !== "string") return;
       if (m.message_id !== undefined && m.message_id !== null && state.seen[String(m.message_id)]) return;
       var role = ROLES.indexOf(m.role) >= 0 ? m.role : "system";
+      // notices of the agents' side are shown in the customer's language
+      var notice = role === "system" && (m.action === "handed_back" || m.action === "resolved");
       var msg = createMessage({
         role: role,
-        text: m.text,
+        text: notice ? t(m.action + "_notice") : m.text,
         messageId: m.message_id,
         feedback: m.feedback === "up" || m.feedback === "down" ? m.feedback : null,
         conv: conv,

@@ -7,6 +7,15 @@ from bot.errors import UnknownConversationError
 from bot.store import DialogueState, MessageRecord
 from tests.bot.store.helpers import turn
 
+_AGENT = {
+    "name": "ana",
+    "role": "agent",
+    "password_hash": "x",
+    "disabled": 0,
+    "created_at": "2026-01-01",
+    "password_changed_at": "2026-01-01",
+}
+
 
 def test_erasing_a_conversation_removes_every_row_that_refers_to_it(store):
     gone, kept = store.create_conversation(), store.create_conversation()
@@ -21,15 +30,35 @@ def test_erasing_a_conversation_removes_every_row_that_refers_to_it(store):
             DialogueState(handed_off=True),
             handoff_reason="asked",
         )
+    agent_id = store.db.table("agents").insert(_AGENT).last_pk
+    for cid in (gone, kept):
+        store.db.table("agent_notes").insert(
+            {"conversation_id": cid, "agent_id": agent_id, "text": "VIP", "created_at": "2026-01-01"}
+        )
+        store.db.table("suggestions").insert(
+            {
+                "conversation_id": cid,
+                "for_message_id": 1,
+                "agent_id": agent_id,
+                "rank": 0,
+                "kind": "retrieved",
+                "text": "Try this.",
+                "shown_at": "2026-01-01",
+                "outcome": "shown",
+            }
+        )
     assert store.erase_conversation(gone) == {
         "feedback": 1,
         "csat": 1,
+        "agent_notes": 1,
+        "suggestions": 1,
         "handoffs": 1,
         "messages": 4,
         "conversations": 1,
     }
     assert not store.conversation_exists(gone) and len(store.messages(kept)) == 4
     assert len(store.feedback_ratings()) == 1 and len(store.handoffs()) == 1
+    assert store.db.table("agent_notes").count == 1 and store.db.table("suggestions").count == 1
     with pytest.raises(UnknownConversationError):
         store.erase_conversation(gone)
 
