@@ -138,7 +138,7 @@ def main() -> None:
         "--use-threshold",
         type=float,
         default=0.3,
-        help="ROUGE-L between a suggestion and the agent's reply from which the agent starts from it",
+        help="the agent starts from a suggestion whose ROUGE-L to the reply it means to send is at least this",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="a new directory for the data copy and workspace")
     args = parser.parse_args()

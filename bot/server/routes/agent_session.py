@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from bot.agents.clock import parse_timestamp
+from bot.agents.errors import CsrfError
 from bot.server.agent_auth import (
     COOKIE_NAME,
     Ready,
@@ -38,6 +39,7 @@ async def sign_in(body: SignInIn, request: Request, response: Response, rt: Read
     401 `sign_in_failed` for a wrong name or password or a disabled account alike; 429
     `sign_in_throttled` after CSBOT_AGENT_MAX_FAILED_SIGN_INS failures for the name or from
     the address within CSBOT_AGENT_SIGN_IN_WINDOW_MINUTES."""
+    _same_origin(request)
     address = rt.clients.key(request.scope)
     token, info = await run_agents(request, lambda s: s.sessions.sign_in(body.name, body.password, address))
     seconds = (parse_timestamp(info.expires_at) - agent_clock(request)()).total_seconds()
@@ -51,6 +53,15 @@ async def sign_in(body: SignInIn, request: Request, response: Response, rt: Read
         samesite="lax",
     )
     return info.to_json()
+
+
+def _same_origin(request: Request) -> None:
+    """Another site's page may not sign a browser in (into an account of the attacker's
+    choosing). Browsers mark a request a page of another site made with
+    `Sec-Fetch-Site: cross-site`; unlike Origin against Host, that holds behind proxies
+    that rewrite Host. Clients that send no such header (scripts, curl) are not browsers."""
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        raise CsrfError()
 
 
 @router.get("/session", response_model=SessionOut, responses=_ERRORS)

@@ -235,3 +235,13 @@ def test_signing_out_ends_the_session_and_clears_the_cookie(panel):
     with panel.browser() as other:  # the old cookie value is dead wherever it is replayed
         other.cookies.set("csbot_agent", token)
         assert other.get(f"{PANEL}/queue").json()["reason"] == "unknown"
+
+
+def test_another_sites_page_cannot_sign_a_browser_in(panel):
+    name = panel.add_agent("agent")
+    with panel.browser(**{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}) as client:
+        r = client.post(f"{PANEL}/session", json={"name": name, "password": PASSWORD})
+    assert r.status_code == 403 and r.json()["code"] == "csrf_failed"
+    assert "set-cookie" not in r.headers
+    with panel.browser(**{"Sec-Fetch-Site": "same-origin"}) as client:
+        assert client.post(f"{PANEL}/session", json={"name": name, "password": PASSWORD}).status_code == 200
