@@ -427,6 +427,8 @@ def _sources(hits: list[Hit], composed: ComposedReply, k: int) -> tuple[Source, 
 def _match_option(text: str, options: list[str], domain: Domain) -> str | None:
     """The clarify option the customer picked, by button label or intent name."""
     norm = re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+    if norm.isdigit() and 1 <= int(norm) <= len(options):  # a channel showed them as numbered text
+        return options[int(norm) - 1]
     for intent in options:
         if norm in (domain.intent_name(intent).lower(), intent.replace("_", " ")):
             return intent

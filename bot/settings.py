@@ -34,6 +34,8 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceParseError
 
+from bot.channels.config import SECRET_FIELDS as CHANNEL_SECRETS
+from bot.channels.config import ChannelsConfig
 from bot.server.config import ServerConfig
 from finetune.decoder import GeneratorConfig
 from retrieval.config import EmbedderConfig, ImportConfig, IndexConfig
@@ -73,11 +75,18 @@ def _flat_server_names() -> dict[str, tuple[tuple[str, str], ...]]:
     return {f"{ENV_PREFIX}{name.upper()}": (("server", name),) for name in ServerConfig.model_fields}
 
 
+def _flat_channel_names() -> dict[str, tuple[tuple[str, str], ...]]:
+    # the messaging platforms' secrets and tokens were always documented flat
+    # (CSBOT_SLACK_SIGNING_SECRET), the way each platform's docs name them
+    return {f"{ENV_PREFIX}{name.upper()}": (("channels", name),) for name in ChannelsConfig.model_fields}
+
+
 # The flat names each section field had before the settings were nested. CSBOT_TORCH_THREADS
 # sized torch for the CLI's process (embedder, and the generator that shares torch's pool)
 # and, under `csbot serve`, for each inference worker: it keeps all three meanings.
 LEGACY_VARIABLES: dict[str, tuple[tuple[str, str], ...]] = {
     **_flat_server_names(),
+    **_flat_channel_names(),
     "CSBOT_EMBEDDER_PATH": (("embedder", "model_path"),),
     "CSBOT_TORCH_THREADS": (("embedder", "torch_threads"), ("generator", "torch_threads"), ("server", "torch_threads")),
     "CSBOT_FAISS_THREADS": (("index", "faiss_threads"),),
@@ -96,8 +105,8 @@ _POSITIVE_FIELDS = (
     ("dialogue", "retrieval_k"),
 )
 
-# what workspace.json never holds: the secret stays in the environment (or secret.key)
-_NOT_SAVED: dict[str, Any] = {"server": {"secret_key"}}
+# what workspace.json never holds: secrets stay in the environment (or secret.key)
+_NOT_SAVED: dict[str, Any] = {"server": {"secret_key"}, "channels": set(CHANNEL_SECRETS)}
 
 # the environment `from_env` was given for this construction (None: os.environ)
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("csbot_settings_environ", default=None)
@@ -109,7 +118,7 @@ class InvalidSettingsError(CsbotError, ValueError):
 
 class CsbotSettings(BaseSettings):
     """Everything csbot can be told: where the workspace is, how to embed, index, import,
-    talk, classify, generate and serve."""
+    talk, classify, generate, serve and reach the messaging platforms."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -128,6 +137,7 @@ class CsbotSettings(BaseSettings):
     classifier: ClassifierSettings = ClassifierSettings()
     generator: GeneratorConfig = GeneratorConfig()
     server: ServerConfig = ServerConfig()
+    channels: ChannelsConfig = ChannelsConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -197,7 +207,7 @@ class CsbotSettings(BaseSettings):
         )
 
     def to_json(self) -> dict[str, Any]:
-        """What workspace.json records: every section, the server's secret left out."""
+        """What workspace.json records: every section, the secrets and tokens left out."""
         return self.model_dump(mode="json", exclude=_NOT_SAVED)
 
     @classmethod

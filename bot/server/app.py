@@ -41,6 +41,7 @@ from bot.server.routes import (
     feedback,
     health,
     rasa,
+    webhooks,
     widget,
 )
 from bot.server.runtime import Runtime
@@ -83,7 +84,7 @@ def create_app(settings: CsbotSettings, assistant_factory: Callable[[], Assistan
         redoc_url=None,
     )
     app.state.runtime = runtime
-    routers = (health, conversations, events, feedback, rasa, widget)
+    routers = (health, conversations, events, feedback, rasa, webhooks, widget)
     panel = (agent_session, agent_conversations, agent_assist, agent_events, agent_admin, agent_metrics, agent_page)
     for module in (*routers, *panel):
         app.include_router(module.router)

@@ -29,6 +29,7 @@ from bot.agents.errors import (
     UnknownAgentError,
     UnknownSuggestionError,
 )
+from bot.channels.base import BadPayloadError, ChannelOffError, SignatureError
 from bot.errors import CsbotError, InvalidMessageError, UnknownConversationError
 from bot.store import NotABotMessageError, UnknownMessageError
 from finetune.registry import (
@@ -174,6 +175,9 @@ def to_http(exc: BaseException) -> HttpError:
     agent_panel = _agent_panel_error(exc)
     if agent_panel is not None:
         return agent_panel
+    channel = _channel_error(exc)
+    if channel is not None:
+        return channel
     if isinstance(exc, NotReadyError):
         if exc.state == "loading":
             return HttpError(503, "loading", str(exc), {"Retry-After": "5"})
@@ -217,6 +221,17 @@ def _agent_panel_error(exc: BaseException) -> HttpError | None:
         return HttpError(409, "model_unusable", str(exc))
     if isinstance(exc, RegistryError):
         return HttpError(409, "model_registry_refused", str(exc))
+    return None
+
+
+def _channel_error(exc: BaseException) -> HttpError | None:
+    """The messaging platforms' webhook errors (bot.channels), or None for any other."""
+    if isinstance(exc, SignatureError):
+        return HttpError(401, "bad_signature", str(exc))
+    if isinstance(exc, ChannelOffError):
+        return HttpError(404, "channel_off", str(exc))
+    if isinstance(exc, BadPayloadError):
+        return HttpError(400, "bad_payload", str(exc))
     return None
 
 

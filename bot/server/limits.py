@@ -151,14 +151,18 @@ def _parse_ip(text: str) -> IpAddress | None:
 class IpRateLimitMiddleware:
     """429 for a client over its budget of API calls (paths under `prefixes`), before
     anything of the request is read. Health checks, the widget's files and CORS
-    preflights are not counted."""
+    preflights are not counted, nor are the messaging platforms' signed webhooks: a
+    platform posts every customer's message from a few addresses of its own, so a per-address
+    budget would refuse a busy workspace's traffic, and a request without a valid signature
+    costs one HMAC before it is refused. The Rasa REST channel, which has no signature,
+    is counted."""
 
     def __init__(
         self,
         app: ASGIApp,
         limiter: RateLimiter | None,
         clients: ClientAddresses,
-        prefixes: tuple[str, ...] = ("/api/", "/webhooks/"),
+        prefixes: tuple[str, ...] = ("/api/", "/webhooks/rest/"),
     ):
         self.app, self.limiter, self.clients, self.prefixes = app, limiter, clients, prefixes
 

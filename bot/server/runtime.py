@@ -1,6 +1,7 @@
 """What a running app holds: its settings, the inference pool (with its bounded queue), a
-store worker for reads and small writes, the watcher that feeds live event streams, who
-a request's client is, the per-conversation rate limiter, and whether it is ready.
+store worker for reads and small writes, the watcher that feeds live event streams, the
+messaging channels and their worker, who a request's client is, the per-conversation
+rate limiter, and whether it is ready.
 
 One `Runtime` per app (in `app.state`), made by `create_app` and started by its
 lifespan; routes reach it through the `runtime` / `ready_runtime` dependencies. Nothing
@@ -16,12 +17,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from fastapi import Request
 
+from bot.channels.base import Channel
+from bot.channels.registry import enabled_channels
+from bot.channels.worker import ChannelWorker
+from bot.contracts import TurnResult
 from bot.server.errors import NotReadyError
 from bot.server.inference import InferencePool, ThreadWorker, TurnQueue
 from bot.server.limits import ClientAddresses, RateLimiter
-from bot.server.turns import warm_up
+from bot.server.turns import take_turn, warm_up
 from bot.server.watcher import EventWatcher
 from bot.settings import CsbotSettings
 from bot.store import ConversationStore
@@ -61,6 +67,11 @@ class Runtime:
             server.max_event_streams_per_client,
             self.closing,
         )
+        # the messaging platforms whose secrets are set; their worker starts with the store
+        self.channels: dict[str, Channel] = enabled_channels(settings.channels)
+        self.channel_worker: ChannelWorker | None = None
+        self._http: httpx.AsyncClient | None = None
+        self.clock: Callable[[], float] = time.time
 
     @property
     def store(self) -> ThreadWorker[ConversationStore]:
@@ -90,6 +101,12 @@ class Runtime:
             )
             await store.start()
             self.watcher.start(store)
+            if self.channels:
+                self._http = httpx.AsyncClient()
+                self.channel_worker = ChannelWorker(
+                    self.channels, self.settings.channels, store, self._channel_turn, self._http, self.clock
+                )
+                self.channel_worker.start()
         except Exception as e:  # reported, not raised: the process stays up and says why
             self.state, self.failure = "failed", f"{type(e).__name__}: {e}"
             log.exception("csbot failed to load: %s", self.failure)
@@ -110,11 +127,26 @@ class Runtime:
         if self.session_limiter is not None:
             self.session_limiter.check(conversation_id)
 
+    async def _channel_turn(self, platform: str, conversation_id: str, text: str, event_id: str) -> TurnResult:
+        return await self.pool.call(conversation_id, channel_turn, conversation_id, text, event_id, platform)
+
     async def close(self) -> None:
+        if self.channel_worker is not None:
+            await self.channel_worker.close()
+        if self._http is not None:
+            await self._http.aclose()
         await self.watcher.close()
         await self.pool.close()
         if self._store is not None:
             await self._store.close()
+
+
+def channel_turn(assistant: Assistant, conversation_id: str, text: str, event_id: str, platform: str) -> TurnResult:
+    """A messaging platform's customer message as a turn (on an inference worker): the
+    platform's event id is the turn's client message id, so a message taken again after
+    a restart gets its stored reply rather than a second turn."""
+    assistant.store.ensure_conversation(conversation_id, channel=platform)
+    return take_turn(assistant, conversation_id, text, event_id, channel=platform)
 
 
 def runtime(request: Request) -> Runtime:

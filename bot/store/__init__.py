@@ -2,6 +2,7 @@
 
 - `conversations`: `ConversationStore`, conversations, turns, handoffs and their reads;
 - `feedback`: ratings of bot replies and CSAT scores;
+- `channels`: the messaging channels' inbox and outbox;
 - `retention`: erasure and finding conversations to erase;
 - `connection`: opening the file (owner-only, WAL, migrated) and the write transaction;
 - `schema`: the migrations that build the schema;
@@ -19,6 +20,7 @@ from bot.store.schema import (
     m003_web_channel,
     m004_public_access,
     m005_agent_panel,
+    m006_channels,
 )
 
 __all__ = [
@@ -35,4 +37,5 @@ __all__ = [
     "m003_web_channel",
     "m004_public_access",
     "m005_agent_panel",
+    "m006_channels",
 ]

@@ -15,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.errors import UnknownConversationError
+from bot.store.channels import ChannelsMixin
 from bot.store.errors import DuplicateClientMessageError, StoreError
 from bot.store.feedback import FeedbackMixin
 from bot.store.records import DialogueState, MessageRecord, decoded_message, message_row, now_timestamp
 from bot.store.retention import RetentionMixin
 
 
-class ConversationStore(FeedbackMixin, RetentionMixin):
+class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
     """Conversations, messages, feedback and handoffs in one SQLite file."""
 
     # -- conversations -------------------------------------------------------------

@@ -200,3 +200,63 @@ def m005_agent_panel(db: Database) -> None:
     )
     db.table("messages").add_column("agent_id", int)
     db.table("messages").add_column("suggestion_id", int)
+
+
+@migrations()
+def m006_channels(db: Database) -> None:
+    # Messaging platforms: every inbound message is written here before the webhook answers
+    # (the platform gets its 200 at once, the turn runs later, a restart finds it again),
+    # and every message for a platform waits in the outbox until the platform took it.
+    # Rows go with their conversation (ON DELETE CASCADE): erasure leaves none behind.
+    db.execute(
+        """create table channel_inbox (
+            id integer primary key,
+            platform text not null,
+            event_id text not null,  -- the platform's id of the delivery: retries repeat it
+            conversation_id text not null references conversations(id) on delete cascade,
+            address text not null,  -- JSON: what a reply needs (chat, thread, phone number...)
+            text text not null,
+            status text not null,  -- pending | done | failed
+            attempts integer not null default 0,
+            next_attempt_at text not null,  -- also a claim: a worker taking it moves it on
+            received_at text not null,
+            processed_at text,
+            error text
+        )"""
+    )
+    db.execute("create unique index channel_inbox_by_event on channel_inbox (platform, event_id)")
+    db.execute("create index channel_inbox_due on channel_inbox (status, next_attempt_at)")
+    db.execute("create index channel_inbox_by_conversation on channel_inbox (conversation_id)")
+    db.execute(
+        """create table channel_outbox (
+            id integer primary key,
+            conversation_id text not null references conversations(id) on delete cascade,
+            platform text not null,
+            address text not null,  -- JSON
+            source_message_id integer not null,  -- the csbot message it delivers
+            kind text not null,  -- reply | agent | handoff | notice
+            -- JSON {text, buttons}: rendered into API calls when sent, so that no token
+            -- is stored and a rotated one applies to what is still waiting
+            message text not null,
+            calls_done integer not null default 0,  -- of a message sent as several calls
+            status text not null,  -- pending | sent | failed
+            attempts integer not null default 0,
+            next_attempt_at text not null,
+            last_error text,
+            created_at text not null,
+            sent_at text
+        )"""
+    )
+    # a message is queued for its platform once, whichever worker or replica sees it first
+    db.execute("create unique index channel_outbox_by_source on channel_outbox (platform, source_message_id)")
+    db.execute("create index channel_outbox_due on channel_outbox (status, next_attempt_at)")
+    db.execute("create index channel_outbox_by_conversation on channel_outbox (conversation_id)")
+    # where a platform conversation's customer was last reached (agents' messages go there)
+    db.execute(
+        """create table channel_addresses (
+            conversation_id text primary key references conversations(id) on delete cascade,
+            platform text not null,
+            address text not null,  -- JSON
+            updated_at text not null
+        )"""
+    )

@@ -45,6 +45,7 @@ PREDICTIONS = {
         "order_status", 0.41, ranking=(("order_status", 0.41), ("return_item", 0.38), ("payment_methods", 0.1))
     ),
     "return item": prediction("payment_methods", 0.2),  # the button's label: the pick, not the classifier, decides
+    "2": prediction("payment_methods", 0.2),  # a numbered pick: the number, not the classifier, decides
     "where is my order?": prediction("order_status", 0.9),
     "it is {{Order Number}}": prediction("payment_methods", 0.3),
     "my card {{Card Number}} was charged twice for order {{Order Number}}": prediction("payment_methods", 0.9),
@@ -192,6 +193,13 @@ def test_low_confidence_asks_which_of_the_two_likeliest_intents_and_the_pick_is_
     assert picked.reply == f"fake answer for return_item: {RETURN_REPLY}"
     state = bot.store.load_state(first.conversation_id)
     assert state.clarify_options == [] and state.failures == 0
+
+
+def test_a_channel_that_numbers_the_options_gets_the_numbered_pick_answered(bot):
+    first = bot.turn("change it please")
+    assert first.buttons == ("order status", "return item")
+    picked = bot.turn("2", first.conversation_id)  # the option's number, as a platform without buttons shows it
+    assert (picked.action, picked.intent) == ("answer", "return_item")
 
 
 @pytest.mark.parametrize(("confidence", "action"), [(0.6, "answer"), (0.59, "clarify")])

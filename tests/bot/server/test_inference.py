@@ -285,6 +285,7 @@ def test_a_stream_whose_consumer_is_cancelled_before_it_starts_never_runs():
 
 def test_a_stream_whose_consumer_goes_away_stops_pulling_and_closes_its_iterator():
     consumer_left = threading.Event()
+    making_second = threading.Event()
     pulled: list[int] = []
     closed = threading.Event()
 
@@ -293,6 +294,7 @@ def test_a_stream_whose_consumer_goes_away_stops_pulling_and_closes_its_iterator
             i = 0
             while True:
                 if i == 1:
+                    making_second.set()
                     assert consumer_left.wait(30)
                 pulled.append(i)
                 yield i
@@ -305,6 +307,8 @@ def test_a_stream_whose_consumer_goes_away_stops_pulling_and_closes_its_iterator
         await pool.start()
         stream = pool.stream("c", endless)
         first = await anext(stream)
+        # the worker reads one item ahead: leave while it is making the second
+        assert await asyncio.to_thread(making_second.wait, 30), "the worker never read ahead"
         await stream.aclose()
         consumer_left.set()
         assert await asyncio.to_thread(closed.wait, 30), "the iterator was never closed"

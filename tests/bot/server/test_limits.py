@@ -72,6 +72,9 @@ def test_an_address_over_its_budget_gets_429_with_retry_after_but_health_checks_
         assert 1 <= int(r.headers["retry-after"]) <= 12  # 5 a minute: one every 12 s
         assert "5 a minute" in r.json()["detail"] and f"retry after {r.headers['retry-after']} s" in r.json()["detail"]
         assert live.client.post("/webhooks/rest/webhook", json={}).status_code == 429
+        # a platform's signed webhook is not counted per address (it is refused for its
+        # missing signature or as off, never as over the budget)
+        assert live.client.post("/webhooks/telegram", json={}).status_code == 404  # off here: no secret set
         assert live.client.get("/healthz").status_code == 200
         assert live.client.get("/readyz").status_code == 503  # not counted, not limited
 
