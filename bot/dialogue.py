@@ -13,6 +13,9 @@ apply the policy:
 - low confidence asks which of the two likeliest intents was meant (buttons);
 - a task intent with a required slot missing asks for it, and the next turn that brings
   the slot continues that task;
+- a task intent routed to a business action (`bot/actions`, `actions.json`) runs it once
+  its slots are known: the slots it sets update the state, its messages are the reply, and
+  an action that fails gets an honest fallback;
 - otherwise retrieve and compose.
 
 Every decision is written with the turn (intent, confidence, action, sources, composer,
@@ -29,6 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from bot.actions.contract import ActionFailedError, BusinessActions
+from bot.actions.routes import ActionRoute
 from bot.contracts import (
     Action,
     ComposedReply,
@@ -97,6 +102,7 @@ class DialogueManager:
         store: ConversationStore,
         domain: Domain,
         config: DialogueConfig,
+        actions: BusinessActions | None = None,
     ):
         self.embedder = embedder
         self.classifier = classifier
@@ -105,6 +111,7 @@ class DialogueManager:
         self.store = store
         self.domain = domain
         self.config = config
+        self.actions = actions
 
     def start_conversation(self, channel: str = "cli") -> str:
         return self.store.create_conversation(channel=channel)
@@ -293,13 +300,18 @@ class DialogueManager:
         # a task intent
         if intent != state.active_intent:
             state.active_intent = intent
-        for slot in domain.required_slots.get(intent, []):
+        route = self.actions.routes.for_intent(intent) if self.actions is not None else None
+        if route is not None and not route.applies(state.slots):
+            route = None
+        for slot in [*domain.required_slots.get(intent, []), *(route.required_slots if route else ())]:
             if slot not in state.slots:
                 state.awaiting_slot = slot
                 return _Decision(
                     domain.slot_questions[slot], "clarify", intent, "policy", note=f"{intent} needs {slot}"
                 )
         state.awaiting_slot = None
+        if route is not None:
+            return self._run_action(conversation_id, text, p, intent, route, state)
 
         hits = retrieve_for_intent(self.retriever, vector, intent, cfg.retrieval_k)
         history = self._history(conversation_id)
@@ -322,6 +334,40 @@ class DialogueManager:
         else:
             state.failures = 0
         return _Decision(composed.text, composed.action, intent, composed.composer, sources=sources, note=composed.note)
+
+    def _run_action(
+        self,
+        conversation_id: str,
+        text: str,
+        p: IntentPrediction,
+        intent: str,
+        route: ActionRoute,
+        state: DialogueState,
+    ) -> _Decision:
+        """The routed action's answer; its failure is the routes' fallback message, counted
+        like any turn the bot could not help with."""
+        assert self.actions is not None
+        composer = f"action:{route.action}"
+        try:
+            result = self.actions.caller.run(
+                route.action,
+                sender_id=conversation_id,
+                slots=dict(state.slots),
+                text=text,
+                intent=intent,
+                confidence=round(float(p.confidence), 4),
+            )
+        except ActionFailedError as e:
+            return self._failure(
+                state, self.actions.routes.fallback_message, "fallback", intent, note=str(e), composer=composer
+            )
+        for name, value in result.slots.items():
+            if value is None:
+                state.slots.pop(name, None)  # the next turn that gives it again continues the task
+            else:
+                state.slots[name] = value
+        state.failures = 0
+        return _Decision(result.reply, "answer", intent, composer, buttons=result.buttons, note=f"ran {route.action}")
 
     def _continues_task(
         self, masked: str, new_slots: dict[str, str], state: DialogueState, p: IntentPrediction, confident: bool

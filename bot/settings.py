@@ -71,6 +71,16 @@ class ClassifierSettings:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ActionsConfig:
+    """Where business actions (rasa-sdk, `bot/actions/`) run: in this process when
+    `server_url` is None, else on the Rasa action server at that URL (its `/webhook`)."""
+
+    server_url: str | None = None
+    # an action (or the server) that takes longer gets the honest fallback reply
+    timeout_s: float = 5.0
+
+
 def _flat_server_names() -> dict[str, tuple[tuple[str, str], ...]]:
     return {f"{ENV_PREFIX}{name.upper()}": (("server", name),) for name in ServerConfig.model_fields}
 
@@ -138,6 +148,7 @@ class CsbotSettings(BaseSettings):
     generator: GeneratorConfig = GeneratorConfig()
     server: ServerConfig = ServerConfig()
     channels: ChannelsConfig = ChannelsConfig()
+    actions: ActionsConfig = ActionsConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -6,6 +6,8 @@
       index/           the FAISS index and its units (retrieval.index.VectorIndex)
       intents/         the intent classifier (bot.intents.EmbeddingIntentClassifier)
       store.db         conversations, messages, feedback, handoffs (SQLite, WAL)
+      actions.json     which task intents run which business action (bot/actions), if any
+      orders.db        the demo store's orders and accounts the actions read, if any
 
 `build_workspace` makes one from a data directory; `Assistant.load` opens one. The heavy
 libraries (torch, FAISS, sentence-transformers) load only when a model does, inside the
@@ -21,8 +23,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bot.actions.contract import BusinessActions
+from bot.actions.routes import ActionRoutes
 from bot.composers.generative import GPT2Composer
 from bot.composers.promoted import PromotedModelComposer
 from bot.composers.retrieval import RetrievalComposer
@@ -44,6 +48,9 @@ from retrieval.ingest import sha256_file, units_from_articles
 from retrieval.pii import PiiScrubber
 from retrieval.progress import Progress, no_progress
 from retrieval.threads import configure_threads
+
+if TYPE_CHECKING:
+    from bot.actions.runner import ActionRunner
 
 # 2: the classifier saved without pickle, the embedder fingerprinted by its files' contents
 WORKSPACE_FORMAT = 2
@@ -186,6 +193,7 @@ def build_workspace(
     for extra in ("company.json",):
         if (data_dir / extra).exists():
             shutil.copyfile(data_dir / extra, ws / extra)
+    _build_actions(data_dir, ws, domain, progress)
     warnings = tuple(
         f"domain.json names intent {i!r}, which is not in {files['intents'].name}"
         for i in domain.check_intents(set(labels))
@@ -220,6 +228,23 @@ def build_workspace(
         },
     )
     return report
+
+
+def _build_actions(data_dir: Path, ws: Path, domain: Domain, progress: Progress) -> None:
+    """The business actions' routes and the demo orders database, when the data directory
+    has them; a data directory without them builds an assistant without actions."""
+    routes = ActionRoutes.load(data_dir / "actions.json", domain.slot_questions)  # checked before it is copied
+    if routes is None:
+        (ws / "actions.json").unlink(missing_ok=True)
+    else:
+        write_json_atomic(ws / "actions.json", routes.to_json())
+    orders = data_dir / "orders.json"
+    if orders.is_file():
+        from bot.actions.backend import build_orders_db  # sqlite-utils only, but only builds need it
+
+        progress(f"orders database: {build_orders_db(orders, ws / 'orders.db')} orders")
+    else:
+        (ws / "orders.db").unlink(missing_ok=True)
 
 
 def company_facts(workspace: Path) -> list[str]:
@@ -266,6 +291,7 @@ class Assistant:
         self._index: VectorIndex | None = None
         self._classifier: EmbeddingIntentClassifier | None = None
         self._store: ConversationStore | None = None
+        self._actions_runner: ActionRunner | None = None
 
     @property
     def manager(self) -> DialogueManager:
@@ -313,8 +339,21 @@ class Assistant:
             store=store,
             domain=domain,
             config=self.config.dialogue,
+            actions=self._actions(domain),
         )
         return self
+
+    def _actions(self, domain: Domain) -> BusinessActions | None:
+        """The routes of actions.json and the runner for them (the demo orders actions in
+        this process, or a remote action server); None when the workspace has no actions."""
+        ws = self.config.workspace
+        routes = ActionRoutes.load(ws / "actions.json", domain.slot_questions)
+        if routes is None or not routes.routes:
+            return None
+        from bot.actions.wiring import workspace_runner  # rasa-sdk loads here, not on `import bot`
+
+        runner = self._actions_runner = workspace_runner(self.config.actions, ws)
+        return None if runner is None else BusinessActions(routes, runner)
 
     def _composer(self, domain: Domain) -> PromotedModelComposer:
         """Retrieval, or the promoted GPT-2 with retrieval as its fallback."""
@@ -339,6 +378,8 @@ class Assistant:
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+        if self._actions_runner is not None:
+            self._actions_runner.close()
 
     def __enter__(self) -> Assistant:
         return self.load() if self._manager is None else self

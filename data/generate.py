@@ -3,7 +3,7 @@
 
     python data/generate.py [--out DIR]      # default: the folder this script lives in
 
-Writes company.json, kb.jsonl, conversations.jsonl, intents.csv and heldout.jsonl. Standard library
+Writes company.json, kb.jsonl, conversations.jsonl, intents.csv, heldout.jsonl and orders.json. Standard library
 only and deterministic: every random choice comes from a seeded `random.Random`, every
 table is an ordered list, and nothing depends on the clock, the environment or hash
 ordering, so two runs write byte-identical files.
@@ -42,6 +42,8 @@ SELF_SERVICE_SHARE = 0.4
 # so a model is always judged on conversations it has not seen.
 N_HELDOUT = 60
 HELDOUT_SEED = SEED + 2
+# orders.json: the demo backend the business actions read, with its own seed
+ORDERS_SEED = SEED + 3
 
 # --------------------------------------------------------------------------------------
 # 1. The store's facts: everything an agent reply or KB article says about prices and
@@ -2543,6 +2545,123 @@ def build_conversations(
     return out
 
 
+# the demo order the README and the docs walk through, with a fixed owner
+DEMO_ORDERS = [
+    {
+        "number": "40318275",
+        "email": "jamie.rivera@example.com",
+        "name": "Jamie Rivera",
+        "status": "shipped",
+        "placed": "2026-02-27",
+        "items": ["desk lamp", "set of mugs"],
+        "total_usd": 64.5,
+        "shipping": "Standard",
+        "carrier": "ParcelCo",
+        "tracking": "PA1234567890",
+        "shipped": "2026-03-02",
+        "estimated_delivery": "2026-03-06",
+        "delivered": None,
+    },
+]
+
+_ORDER_NOTE = re.compile(
+    r"^Order #(?P<number>\d{8}): placed (?P<placed>[\d-]+); \d+ item\(s\): (?P<items>[^;]+); "
+    r"total \$(?P<total>[\d,.]+); (?P<shipping>[\w ]+) shipping; (?P<rest>.*)$"
+)
+
+
+def _order_from_note(note: str) -> dict | None:
+    """The order a conversation's system turn shows, as a backend record (no owner yet)."""
+    m = _ORDER_NOTE.match(note)
+    if m is None:
+        return None
+    rest = m["rest"]
+    carrier = re.search(r"via ([A-Z][\w ]+?)(?:,|;|\.)", rest)
+    tracking = re.search(r"tracking (\w+)", rest)
+    estimated = re.search(r"estimated delivery ([\d-]+)", rest)
+    shipped = re.search(r"status Shipped ([\d-]+)", rest)
+    delivered = re.search(r"status Delivered ([\d-]+)", rest)
+    if rest.startswith("status Processing"):
+        status = "processing"
+    elif rest.startswith(("status Shipped", "status In transit")):
+        status = "shipped"
+    elif rest.startswith("status Delivered"):
+        status = "delivered"
+    else:  # a return received, refunded or not
+        status = "returned"
+    return {
+        "number": m["number"],
+        "status": status,
+        "placed": m["placed"],
+        "items": m["items"].split(", "),
+        "total_usd": float(m["total"].replace(",", "")),
+        "shipping": m["shipping"],
+        "carrier": carrier[1] if carrier else None,
+        "tracking": tracking[1] if tracking else None,
+        "shipped": shipped[1] if shipped else None,
+        "estimated_delivery": estimated[1] if estimated else None,
+        "delivered": delivered[1] if delivered else None,
+        "refund": rest,
+    }
+
+
+def build_orders(rng: random.Random, conversations: list[dict]) -> dict:
+    """The demo backend: every order a conversation looks up (so a demo conversation and the
+    backend agree), the README's demo order, a few packed and cancelled ones, each owned by
+    an account (email); refunds for the returned ones."""
+    orders = [dict(o) for o in DEMO_ORDERS]
+    seen = {o["number"] for o in orders}
+    for conv in conversations:
+        for turn in conv["turns"]:
+            order = _order_from_note(turn["text"]) if turn["role"] == "system" else None
+            if order is None or order["number"] in seen:
+                continue
+            seen.add(order["number"])
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            order["name"] = f"{first} {last}"
+            order["email"] = f"{first.lower()}.{last.lower()}@{rng.choice(EMAIL_DOMAINS)}"
+            if order["status"] == "processing" and rng.random() < 0.3:
+                order["status"] = "packed"
+            elif order["status"] == "delivered" and rng.random() < 0.1:
+                order["status"] = "cancelled"
+                order["delivered"] = order["shipped"] = order["carrier"] = order["tracking"] = None
+            orders.append(order)
+    refunds = []
+    for order in orders:
+        note = order.pop("refund", "")
+        issued = re.search(r"refund of \$([\d,.]+) issued ([\d-]+) to ([\w ]+?) ending (\d{4})", note)
+        if issued:
+            refunds.append(
+                {
+                    "order": order["number"],
+                    "status": "issued",
+                    "amount_usd": float(issued[1].replace(",", "")),
+                    "date": issued[2],
+                    "card": f"{issued[3]} ending {issued[4]}",
+                }
+            )
+        elif order["status"] == "returned":
+            received = re.search(r"return received ([\d-]+)", note)
+            refunds.append(
+                {
+                    "order": order["number"],
+                    "status": "pending",
+                    "amount_usd": order["total_usd"],
+                    "date": received[1] if received else order["placed"],
+                    "card": None,
+                }
+            )
+    accounts: dict[str, dict] = {}
+    for order in orders:
+        accounts.setdefault(order["email"], {"email": order["email"], "name": order.pop("name")})
+        order.pop("name", None)
+    return {
+        "accounts": sorted(accounts.values(), key=lambda a: a["email"]),
+        "orders": sorted(orders, key=lambda o: o["number"]),
+        "refunds": sorted(refunds, key=lambda r: r["order"]),
+    }
+
+
 def heldout_mix() -> dict[str, int]:
     """CONVERSATION_MIX scaled down to about N_HELDOUT conversations, every intent at least once."""
     return {intent: max(1, round(n * N_HELDOUT / N_CONVERSATIONS)) for intent, n in CONVERSATION_MIX.items()}
@@ -2585,6 +2704,7 @@ def render_files() -> dict[str, str]:
         "conversations.jsonl": jsonl(conversations),
         "intents.csv": buf.getvalue(),
         "heldout.jsonl": jsonl(heldout),
+        "orders.json": json.dumps(build_orders(random.Random(ORDERS_SEED), conversations), indent=1) + "\n",
     }
 
 

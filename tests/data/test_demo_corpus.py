@@ -17,7 +17,7 @@ from retrieval.entities import find_entities, mask_entities
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
-GENERATED = ("company.json", "kb.jsonl", "conversations.jsonl", "intents.csv", "heldout.jsonl")
+GENERATED = ("company.json", "kb.jsonl", "conversations.jsonl", "intents.csv", "heldout.jsonl", "orders.json")
 
 LABELS = {
     "greeting",

@@ -80,10 +80,16 @@ def test_a_task_continues_over_turns_of_one_conversation(api):
     first = api.say(cid, "where is my order?").json()
     assert first["action"] == "clarify" and "order number" in first["reply"].lower()
     second = api.say(cid, "it's #40318275").json()
-    assert second["action"] == "answer" and "#40318275" in second["reply"]
-    assert "slots" not in second  # the conversation's remembered values stay inside
+    assert second["action"] == "clarify" and "email" in second["reply"].lower()
+    third = api.say(cid, "jamie.rivera@example.com").json()
+    assert third["action"] == "answer" and "#40318275" in third["reply"]
+    assert "slots" not in third  # the conversation's remembered values stay inside
     with api.store() as store:
-        assert store.load_state(cid).slots == {"order_id": "#40318275"}
+        assert store.load_state(cid).slots == {
+            "order_id": "#40318275",
+            "email": "jamie.rivera@example.com",
+            "order_status": "shipped",
+        }
 
 
 def test_the_history_has_every_message_with_its_buttons_and_latest_feedback(api):
