@@ -495,6 +495,24 @@ def test_handoff_live_agent_message_csat_and_keyboard(web, server):
     expect(page.get_by_role("button", name="Open chat")).to_be_focused()
 
 
+def test_an_order_is_looked_up_in_the_demo_database_from_the_widget(web):
+    ui = web()
+    ui.open_widget()
+    page = ui.page
+    bots = page.locator(".csbot-msg--bot")
+    ui.send("where is my order?")
+    expect(bots.last).to_contain_text("order number", timeout=REPLY_TIMEOUT_MS)
+    ui.send("it's #40318275")
+    expect(bots).to_have_count(2, timeout=REPLY_TIMEOUT_MS)
+    expect(bots.last).to_contain_text("email", timeout=REPLY_TIMEOUT_MS)
+    ui.send("jamie.rivera@example.com")
+    expect(bots).to_have_count(3, timeout=REPLY_TIMEOUT_MS)
+    # the answer of the order-status action, read from the workspace's orders.db
+    expect(bots.last).to_contain_text("PA1234567890", timeout=REPLY_TIMEOUT_MS)
+    expect(bots.last).to_contain_text("ParcelCo")
+    expect(bots.last).to_have_attribute("data-action", "answer")
+
+
 def test_goodbye_offers_csat(web):
     ui = web()
     ui.open_widget()
