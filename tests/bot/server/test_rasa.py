@@ -24,13 +24,15 @@ def test_a_message_gets_a_list_of_bot_messages_addressed_to_the_sender(api):
 
 def test_one_sender_talks_in_one_conversation_of_the_rest_channel(api):
     rasa(api, "rasa-user-2", "where is my order?")
-    [answer] = rasa(api, "rasa-user-2", "it's #40318275").json()
-    assert "#40318275" in answer["text"]
+    [asked] = rasa(api, "rasa-user-2", "it's #40318275").json()
+    assert "email" in asked["text"].lower()  # the order's details need the email on it
+    [answer] = rasa(api, "rasa-user-2", "jamie.rivera@example.com").json()
+    assert "#40318275" in answer["text"] and "PA1234567890" in answer["text"]
     secret = (api.settings.workspace / SECRET_FILE).read_bytes().strip()
     cid = channel_conversation_id(secret, "rest", "rasa-user-2")
     with api.store() as store:
         assert store.conversation(cid)["channel"] == "rest"
-        assert [m["role"] for m in store.messages(cid)] == ["customer", "bot", "customer", "bot"]
+        assert [m["role"] for m in store.messages(cid)] == ["customer", "bot"] * 3
     assert channel_conversation_id(secret, "rest", "rasa-user-3") != cid
     # the public API never serves a channel conversation: it has no access token
     assert api.client.get(f"/api/v1/conversations/{cid}", headers={"X-Conversation-Token": "x" * 43}).status_code == 404
