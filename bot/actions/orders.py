@@ -62,7 +62,9 @@ class _OrderAction(Action):
         return [SlotSet("order_status", order.status), *self.answer(dispatcher, order)]
 
     def answer(self, dispatcher: CollectingDispatcher, order: Order) -> list[EventType]:
-        raise NotImplementedError
+        """What this action says and does about the customer's own order (found by number
+        and email above); each action below defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define answer()")
 
 
 def _items(order: Order) -> str:
