@@ -18,9 +18,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from bot.channels.base import ApiCall, InboundMessage, Outgoing, SendOutcome, WebhookResult, numbered
+from bot.channels.base import ApiCall, InboundMessage, Outgoing, SendOutcome, numbered
 from bot.channels.config import ChannelsConfig
-from bot.channels.meta import graph_outcome, hub_challenge, verify_hub_signature
+from bot.channels.meta import MetaWebhook, graph_outcome
 from bot.channels.payloads import id_of, json_object, obj, objects, secret_value, split_text, text_of, truncate
 
 log = logging.getLogger("csbot.channels")
@@ -33,25 +33,18 @@ MAX_PAYLOAD = 1000
 SEND_PATH = "/me/messages"
 
 
-class MessengerChannel:
+class MessengerChannel(MetaWebhook):
     """The Messenger adapter (see the module docstring). `verify_token` answers the
     subscription handshake (none: every handshake is refused); `page_token` is the Page
     access token of the Send API calls, sent as a Bearer token."""
 
     name = "messenger"
 
+    app_secret_setting = "CSBOT_MESSENGER_APP_SECRET"
+    verify_token_setting = VERIFY_TOKEN_SETTING
+
     def __init__(self, app_secret: str, verify_token: str | None = None, page_token: str | None = None):
-        if not app_secret:
-            raise ValueError("MessengerChannel needs the Meta app secret (CSBOT_MESSENGER_APP_SECRET)")
-        self._app_secret, self._verify_token, self._page_token = app_secret, verify_token, page_token
-
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
-        verify_hub_signature(self.name, self._app_secret, headers, body)
-
-    def handshake(self, method: str, query: Mapping[str, str], body: bytes) -> WebhookResult | None:
-        if method.upper() != "GET":
-            return None
-        return hub_challenge(self.name, self._verify_token, VERIFY_TOKEN_SETTING, query)
+        super().__init__(app_secret, verify_token, page_token)
 
     def parse(self, body: bytes) -> list[InboundMessage]:
         data = json_object(self.name, body)
@@ -82,7 +75,7 @@ class MessengerChannel:
         )
 
     def render(self, address: Mapping[str, Any], outgoing: Outgoing) -> list[ApiCall]:
-        headers = {"Authorization": f"Bearer {self._page_token}"} if self._page_token else {}
+        headers = self.auth_headers()
         buttons = outgoing.buttons
         quick = bool(buttons) and fits_quick_replies(buttons)
         pieces = split_text(outgoing.text if quick else numbered(outgoing.text, buttons), MAX_TEXT)

@@ -90,3 +90,30 @@ def graph_outcome(status: int, headers: Mapping[str, str], body: bytes) -> SendO
     if error.get("is_transient") is True or error.get("code") in _RETRYABLE_GRAPH_CODES:
         return SendOutcome(ok=False, retry=True, error=result.error, retry_after=result.retry_after)
     return result
+
+
+class MetaWebhook:
+    """What a Meta platform's adapter (WhatsApp, Messenger) does the same way: the app
+    secret that signs every request, the verify token of the subscription handshake, and
+    the Bearer token of its API calls. Subclasses name the platform and its settings."""
+
+    name: str
+    app_secret_setting: str
+    verify_token_setting: str
+
+    def __init__(self, app_secret: str, verify_token: str | None, api_token: str | None):
+        if not app_secret:
+            raise ValueError(f"{type(self).__name__} needs the Meta app secret ({self.app_secret_setting})")
+        self._app_secret, self._verify_token, self._api_token = app_secret, verify_token, api_token
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        verify_hub_signature(self.name, self._app_secret, headers, body)
+
+    def handshake(self, method: str, query: Mapping[str, str], body: bytes) -> WebhookResult | None:
+        if method.upper() != "GET":
+            return None
+        return hub_challenge(self.name, self._verify_token, self.verify_token_setting, query)
+
+    def auth_headers(self) -> dict[str, str]:
+        """The Bearer token of the API calls (none configured: no header)."""
+        return {"Authorization": f"Bearer {self._api_token}"} if self._api_token else {}

@@ -19,9 +19,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from bot.channels.base import ApiCall, InboundMessage, Outgoing, SendOutcome, WebhookResult, numbered
+from bot.channels.base import ApiCall, InboundMessage, Outgoing, SendOutcome, numbered
 from bot.channels.config import ChannelsConfig
-from bot.channels.meta import graph_outcome, hub_challenge, verify_hub_signature
+from bot.channels.meta import MetaWebhook, graph_outcome
 from bot.channels.payloads import json_object, obj, objects, secret_value, split_text, text_of, truncate
 
 log = logging.getLogger("csbot.channels")
@@ -36,25 +36,18 @@ MAX_INTERACTIVE_BODY = 1024
 BUTTON_ID_PREFIX = "csbot:"
 
 
-class WhatsAppChannel:
+class WhatsAppChannel(MetaWebhook):
     """The WhatsApp Cloud API adapter (see the module docstring). `verify_token` answers
     the subscription handshake (none: every handshake is refused); `access_token` is
     the Bearer token of the API calls."""
 
     name = "whatsapp"
 
+    app_secret_setting = "CSBOT_WHATSAPP_APP_SECRET"
+    verify_token_setting = VERIFY_TOKEN_SETTING
+
     def __init__(self, app_secret: str, verify_token: str | None = None, access_token: str | None = None):
-        if not app_secret:
-            raise ValueError("WhatsAppChannel needs the Meta app secret (CSBOT_WHATSAPP_APP_SECRET)")
-        self._app_secret, self._verify_token, self._access_token = app_secret, verify_token, access_token
-
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
-        verify_hub_signature(self.name, self._app_secret, headers, body)
-
-    def handshake(self, method: str, query: Mapping[str, str], body: bytes) -> WebhookResult | None:
-        if method.upper() != "GET":
-            return None
-        return hub_challenge(self.name, self._verify_token, VERIFY_TOKEN_SETTING, query)
+        super().__init__(app_secret, verify_token, access_token)
 
     def parse(self, body: bytes) -> list[InboundMessage]:
         data = json_object(self.name, body)
@@ -90,7 +83,7 @@ class WhatsAppChannel:
 
     def render(self, address: Mapping[str, Any], outgoing: Outgoing) -> list[ApiCall]:
         path = f"/{address['phone_number_id']}/messages"
-        headers = {"Authorization": f"Bearer {self._access_token}"} if self._access_token else {}
+        headers = self.auth_headers()
         to = str(address["to"])
         buttons = outgoing.buttons
         if buttons and fits_buttons(outgoing.text, buttons):

@@ -11,30 +11,13 @@ plain text (bot.server.schemas.check_plain_text).
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from bot.server.schemas import check_plain_text
+from bot.server.schemas import check_plain_text, check_text
 from retrieval.entities import placeholders_in
-
-_ALLOWED_CONTROLS = frozenset("\n\t\r")
-
-
-def check_note_text(value: str) -> str:
-    """A note's text unchanged: not empty, no control characters (markup is fine)."""
-    if not value.strip():
-        raise PydanticCustomError("empty_text", "text is empty; write the note")
-    for position, ch in enumerate(value):
-        if ch not in _ALLOWED_CONTROLS and unicodedata.category(ch) in ("Cc", "Cs"):
-            raise PydanticCustomError(
-                "control_character",
-                f"text contains the control character U+{ord(ch):04X} at position {position}; write plain text",
-            )
-    return value
-
 
 # -- signing in --------------------------------------------------------------------------
 
@@ -171,7 +154,8 @@ class NoteIn(BaseModel):
     @field_validator("text")
     @classmethod
     def _text(cls, value: str) -> str:
-        return check_note_text(value)
+        # notes are internal: markup is kept as written (and shown as text)
+        return check_text(value, empty_hint="write the note")
 
 
 class NoteCreated(BaseModel):

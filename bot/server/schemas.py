@@ -33,11 +33,11 @@ _OTHER_MARKUP = re.compile(
 _ALLOWED_CONTROLS = frozenset("\n\t\r")
 
 
-def check_plain_text(value: str, field: str = "text") -> str:
-    """`value` unchanged, or a validation error naming what is wrong with it: empty,
-    control characters (other than newline, tab, carriage return), or HTML/script."""
+def check_text(value: str, field: str = "text", empty_hint: str = "type a question or request") -> str:
+    """`value` unchanged, or a validation error naming what is wrong with it: empty, or
+    control characters (other than newline, tab, carriage return)."""
     if not value.strip():
-        raise PydanticCustomError("empty_text", f"{field} is empty; type a question or request")
+        raise PydanticCustomError("empty_text", f"{field} is empty; {empty_hint}")
     for position, ch in enumerate(value):
         if ch not in _ALLOWED_CONTROLS and unicodedata.category(ch) in ("Cc", "Cs"):
             raise PydanticCustomError(
@@ -45,6 +45,12 @@ def check_plain_text(value: str, field: str = "text") -> str:
                 f"{field} contains the control character U+{ord(ch):04X} at position {position}; "
                 "send plain text (newlines and tabs are fine)",
             )
+    return value
+
+
+def check_plain_text(value: str, field: str = "text") -> str:
+    """`check_text`, and no HTML or script either (what is shown to a customer)."""
+    check_text(value, field)
     found = _TAG.search(value) or _OTHER_MARKUP.search(value)
     markup = found.group(0) if found else None
     if markup is not None:

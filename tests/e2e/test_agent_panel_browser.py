@@ -20,12 +20,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,21 +28,12 @@ import pytest
 from bot.agents.accounts import AgentAccounts
 from bot.agents.handling import ConversationHandling
 from bot.store import ConversationStore
-from tests.helpers import CSBOT, REPO, run_csbot
+from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, csbot_serve, http
+from tests.e2e.browser import CHROMIUM_ARGS as BROWSER_ARGS
+from tests.helpers import REPO, run_csbot
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("CSBOT_TEST_ARTIFACTS") or REPO / "tests" / "artifacts")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
-READY_TIMEOUT_S = 180
+CHROMIUM_ARGS = [*BROWSER_ARGS, "--autoplay-policy=no-user-gesture-required"]
 REPLY_TIMEOUT_MS = 30_000
 LIVE_TIMEOUT_MS = 20_000
 EXPECT_TIMEOUT_MS = 10_000
@@ -56,85 +42,27 @@ PASSWORD = "correct horse battery"
 AGENT, ADMIN, OTHER = "dana", "ada", "omar"
 HANDOFF_ASK = "I want to talk to a person"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium chromium-driver)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
 expect = sync_api.expect
 
 
 # ------------------------------------------------------------------------------ the server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["X-Conversation-Token"] = token
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
 @pytest.fixture(scope="module")
 def server(demo_workspace, tmp_path_factory):
     """`csbot serve` on a private copy of the demo workspace (an empty store), with an agent,
     an admin and a second agent; yields (base URL, workspace)."""
     workspace = tmp_path_factory.mktemp("agent-panel") / "ws"
     shutil.copytree(demo_workspace, workspace, ignore=shutil.ignore_patterns("store.db*"))
-    port = _free_port()
-    log_path = workspace.parent / "serve.log"
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "CSBOT_RATE_LIMIT_PER_IP": "0",
-        "CSBOT_EVENTS_POLL_SECONDS": "0.2",
-    }
-    cmd = [str(CSBOT), "serve", "--workspace", str(workspace), "--host", "127.0.0.1", "--port", str(port)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"csbot serve exited {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"csbot serve not ready after {READY_TIMEOUT_S}s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.25)
+    settings = {"CSBOT_RATE_LIMIT_PER_IP": "0", "CSBOT_EVENTS_POLL_SECONDS": "0.2"}
+    with csbot_serve(workspace, workspace.parent / "serve.log", **settings) as base:
         with ConversationStore(workspace / "store.db").open() as store:  # the server's store, beside it (WAL)
             accounts = AgentAccounts(store)
             accounts.add(AGENT, PASSWORD, role="agent")
             accounts.add(ADMIN, PASSWORD, role="admin")
             accounts.add(OTHER, PASSWORD, role="agent")
         yield base, workspace
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -147,16 +75,16 @@ def browser():
 
 def _pending_conversation(base: str, text: str = HANDOFF_ASK) -> tuple[str, str]:
     """A conversation that asked for a person through the REST API, as (id, token)."""
-    status, created = _http("POST", f"{base}/api/v1/conversations", {"channel": "web"})
+    status, created = http("POST", f"{base}/api/v1/conversations", {"channel": "web"})
     assert status == 201, created
     cid, token = created["conversation_id"], created["access_token"]
-    status, reply = _http("POST", f"{base}/api/v1/conversations/{cid}/messages", {"text": text}, token=token)
+    status, reply = http("POST", f"{base}/api/v1/conversations/{cid}/messages", {"text": text}, token=token)
     assert status == 200 and reply["action"] == "handoff", reply
     return cid, token
 
 
 def _history(base: str, cid: str, token: str) -> list[dict]:
-    status, body = _http("GET", f"{base}/api/v1/conversations/{cid}?limit=500", token=token)
+    status, body = http("GET", f"{base}/api/v1/conversations/{cid}?limit=500", token=token)
     assert status == 200, body
     return body["messages"]
 

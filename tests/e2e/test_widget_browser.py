@@ -15,79 +15,37 @@ Playwright's Python package; skipped, with the reason, when /usr/bin/chromium is
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from bot.store import ConversationStore
-from tests.helpers import CSBOT, REPO
+from tests.e2e.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, csbot_serve, http
+from tests.helpers import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-READY_TIMEOUT_S = 180
 REPLY_TIMEOUT_MS = 30_000
 TOKEN_HEADER = "x-conversation-token"
 HISTORY_PAGE_SIZE = 20  # widget.js asks for pages of this many messages
 DAY_MS = 24 * 3600 * 1000
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium chromium-driver)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
 expect = sync_api.expect
 
 
 # ------------------------------------------------------------------------------ fixtures
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["X-Conversation-Token"] = token
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
 def _new_conversation(base: str) -> tuple[str, str]:
     """A conversation made through the API, as (id, access token)."""
-    status, created = _http("POST", f"{base}/api/v1/conversations", {"channel": "web"})
+    status, created = http("POST", f"{base}/api/v1/conversations", {"channel": "web"})
     assert status == 201, created
     return created["conversation_id"], created["access_token"]
 
 
 def _history(base: str, conversation: str, token: str) -> dict:
-    status, history = _http("GET", f"{base}/api/v1/conversations/{conversation}?limit=500", token=token)
+    status, history = http("GET", f"{base}/api/v1/conversations/{conversation}?limit=500", token=token)
     assert status == 200, history
     return history
 
@@ -99,43 +57,11 @@ def _storage_key(base: str, name: str) -> str:
 @pytest.fixture(scope="module")
 def server(demo_workspace, tmp_path_factory):
     """`csbot serve` on a free port; yields (base URL, workspace)."""
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        # a visible typing effect, as a site would configure it; limits the tests do not probe
-        "CSBOT_STREAM_PIECE_DELAY_MS": "25",
-        "CSBOT_RATE_LIMIT_PER_IP": "0",
-        "CSBOT_EVENTS_POLL_SECONDS": "0.2",
-    }
-    cmd = [str(CSBOT), "serve", "--workspace", str(demo_workspace), "--host", "127.0.0.1", "--port", str(port)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"csbot serve exited {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"csbot serve not ready after {READY_TIMEOUT_S}s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.25)
+    # a visible typing effect, as a site would configure it; limits the tests do not probe
+    settings = {"CSBOT_STREAM_PIECE_DELAY_MS": "25", "CSBOT_RATE_LIMIT_PER_IP": "0", "CSBOT_EVENTS_POLL_SECONDS": "0.2"}
+    with csbot_serve(demo_workspace, log_path, **settings) as base:
         yield base, demo_workspace
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -329,7 +255,7 @@ def test_markup_in_messages_is_never_rendered(web, server):
 
     # what the server says to this message, asked directly
     probe, probe_token = _new_conversation(base)
-    status, body = _http(
+    status, body = http(
         "POST",
         f"{base}/api/v1/conversations/{probe}/messages",
         {"text": attack, "client_message_id": "probe-1"},
@@ -752,7 +678,7 @@ def test_delete_this_conversation_erases_it(web, server):
     expect(menu).to_be_hidden()  # nothing left to delete
     assert ui.conversation_id() is None
     assert ui.local_storage() == {}
-    status, body = _http("GET", f"{base}/api/v1/conversations/{conversation}", token=token)
+    status, body = http("GET", f"{base}/api/v1/conversations/{conversation}", token=token)
     assert (status, body["code"]) == (404, "conversation_not_found")
 
 
