@@ -41,7 +41,6 @@
     lastCustomerId: 0,
     suggestions: null,
     suggestion: null,    // {id, text, rank} of the suggestion inserted in the box
-    lastAgent: null,     // who signed in last in this tab
     events: null,
     eventsKey: null,
     reconnect: null,
@@ -258,8 +257,9 @@
 
   function signedIn(session) {
     // a draft is its writer's: another agent signing in to this tab starts clean
-    var before = state.lastAgent;
-    state.lastAgent = session.agent.name;
+    // (who signed in last is kept with the draft, so a reload does not forget it)
+    var before = kept("agent");
+    keep("agent", session.agent.name);
     var mine = kept("draft");
     if (mine && mine.agent !== session.agent.name) keep("draft", null);
     if (before && before !== session.agent.name) {
