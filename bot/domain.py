@@ -1,6 +1,7 @@
 """What a support team configures about its assistant, apart from the corpus: which
 intents are small talk, which hand over to a human, which need a slot before they can be
-answered, and the fixed messages. Read from `domain.json` in the data directory."""
+answered, the fixed messages, and the intent classifier settings its data was tuned for.
+Read from `domain.json` in the data directory."""
 
 from __future__ import annotations
 
@@ -63,6 +64,11 @@ class Domain:
         "A member of our team has been asked to join this conversation and will reply here shortly."
     )
     clarify_message: str = "Just to be sure I help with the right thing: do you mean {options}?"
+    # bot.intents.IntentClassifierConfig fields this data's classifier trains with (e.g.
+    # {"oos_score": "nearest"}), over the defaults and under CSBOT_CLASSIFIER__OVERRIDES.
+    # Kept as plain JSON here so that reading a domain imports no scikit-learn; `csbot build`
+    # (bot.workspace.classifier_config) checks names and values.
+    classifier: dict[str, Any] = field(default_factory=dict)
 
     def intent_name(self, intent: str) -> str:
         return self.intent_names.get(intent) or intent.replace("_", " ")
@@ -77,6 +83,11 @@ class Domain:
             raise DomainError(
                 f"{source}: unknown key(s) {', '.join(unknown)}; "
                 f"known keys are {', '.join(sorted(cls.__dataclass_fields__))}"
+            )
+        if not isinstance(data.get("classifier", {}), dict):
+            raise DomainError(
+                f'{source}: "classifier" must be a JSON object of intent classifier settings '
+                f'(e.g. {{"oos_score": "nearest"}}); got {data["classifier"]!r}'
             )
         domain = cls(**data)
         for intent, replies in domain.smalltalk.items():

@@ -10,6 +10,7 @@ Registering never promotes: a person does (`csbot models promote ID`), or a lear
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,11 @@ from retrieval.threads import configure_threads
 
 SCRATCH_LR = 5e-4  # a small model trained from scratch takes a high rate
 PRETRAINED_LR = 5e-5  # a pretrained GPT-2 is only nudged
+# `csbot finetune train`'s defaults for the scratch base: the recipe behind the published
+# Bitext figure (docs/benchmarks.md), so that `--max-minutes 30` and no other flag gives it.
+# A short model trained in half an hour on 2 cores: a small BPE (the softmax is a large share
+# of a 4 x 256 model's compute), one evidence item, a high rate and no dropout.
+RECIPE_SCRATCH_LR = 1e-3
 
 
 class RegistrationFailedError(CsbotError):
@@ -40,9 +46,12 @@ class RegistrationFailedError(CsbotError):
         )
 
 
-def default_lr(base: str) -> float:
-    """The learning rate for a base: high for the scratch model, low for a pretrained one."""
-    return SCRATCH_LR if base == "scratch" else PRETRAINED_LR
+def default_lr(base: str, *, recipe: bool = False) -> float:
+    """The learning rate for a base: high for the scratch model, low for a pretrained one
+    (`recipe`: the rate of `csbot finetune train`'s published recipe)."""
+    if base != "scratch":
+        return PRETRAINED_LR
+    return RECIPE_SCRATCH_LR if recipe else SCRATCH_LR
 
 
 def build_corpus_pairs(
@@ -80,6 +89,7 @@ def train_composer(
     Returns the run's metrics with "registered": the registry id of OUT/final, or None when
     `register` is off (or this is not the main process of a distributed run).
     """
+    run_started = time.monotonic()  # --max-minutes budgets the whole command, pairs included
     if corpus is not None:
         if pairs is not None:
             raise CsbotError("train on a pairs directory or on a corpus, not on both")
@@ -99,6 +109,7 @@ def train_composer(
         corpus_texts=corpus_texts,
         allow_download=allow_download,
         resume=resume,
+        run_started=run_started,
     )
     registered = None
     final = out / "final"

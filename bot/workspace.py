@@ -20,7 +20,8 @@ import csv
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from bot.dialogue import DialogueManager
 from bot.domain import Domain
 from bot.errors import CsbotError, WorkspaceNotBuiltError
 from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
-from bot.settings import CsbotSettings
+from bot.settings import ClassifierSettings, CsbotSettings
 from bot.store import ConversationStore
 from finetune.guard import company_facts_from
 from finetune.registry import ModelRegistry
@@ -142,17 +143,103 @@ def _data_files(data_dir: Path) -> dict[str, Path]:
     return files
 
 
+# -- the intent classifier's settings ---------------------------------------------------
+
+OVERRIDES_VARIABLE = "CSBOT_CLASSIFIER__OVERRIDES"
+
+
+class ClassifierSettingsError(CsbotError, ValueError):
+    """A classifier setting (domain.json's "classifier" object, CSBOT_CLASSIFIER__OVERRIDES)
+    names no IntentClassifierConfig field or gives it a value it does not take."""
+
+
+def classifier_config(data_dir: Path, settings: ClassifierSettings | None = None) -> IntentClassifierConfig:
+    """The intent classifier's config a build from `data_dir` trains with: the defaults, then
+    the "classifier" object of data_dir/domain.json (what this data's classifier was tuned
+    for), then `settings.overrides` (CSBOT_CLASSIFIER__OVERRIDES: the operator's word wins
+    over the data's). `csbot build` and the benchmarks read it here, so that they agree.
+
+    Raises ClassifierSettingsError naming the bad key or value and where it came from."""
+    path = data_dir / "domain.json"
+    return _classifier_config(Domain.load(path), settings or ClassifierSettings(), str(path))
+
+
+def _classifier_config(domain: Domain, settings: ClassifierSettings, domain_source: str) -> IntentClassifierConfig:
+    from_data = _checked_classifier_values(domain.classifier, f'{domain_source} ("classifier")')
+    from_env = _checked_classifier_values(settings.overrides, OVERRIDES_VARIABLE)
+    try:
+        return IntentClassifierConfig(**{**from_data, **from_env})
+    except ValueError as e:  # each source was fine alone: their combination is not
+        raise ClassifierSettingsError(
+            f'{domain_source} ("classifier") and {OVERRIDES_VARIABLE} together: {e}; change one of them'
+        ) from None
+
+
+def _checked_classifier_values(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """`values` as IntentClassifierConfig keyword arguments (JSON lists become tuples, whole
+    numbers of float fields floats), after checking each name, type and the values together."""
+    defaults = IntentClassifierConfig()
+    known = sorted(f.name for f in fields(IntentClassifierConfig))
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ClassifierSettingsError(
+                f"{source}: {key!r} is not an intent classifier setting; known ones are {', '.join(known)}"
+            )
+        default = getattr(defaults, key)
+        if not _fits(default, value):
+            raise ClassifierSettingsError(
+                f"{source}: {key}={value!r} is not a {_kind(default)} (default: {default!r}); fix or remove it"
+            )
+        checked[key] = (
+            tuple(value) if isinstance(default, tuple) else float(value) if isinstance(default, float) else value
+        )
+    try:
+        IntentClassifierConfig(**checked)
+    except ValueError as e:
+        raise ClassifierSettingsError(f"{source}: {e}; fix or remove it") from None
+    return checked
+
+
+def _fits(default: object, value: object) -> bool:
+    """Whether a JSON value can stand for a field whose default is `default`."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    if isinstance(default, tuple):
+        return (
+            isinstance(value, list | tuple)
+            and len(value) == len(default)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        )
+    return isinstance(value, type(default))
+
+
+def _kind(default: object) -> str:
+    if isinstance(default, tuple):
+        return f"list of {len(default)} whole numbers"
+    return {bool: "true or false", int: "whole number", float: "number", str: "string"}.get(
+        type(default), type(default).__name__
+    )
+
+
 # -- building -----------------------------------------------------------------------
 
 
 def build_workspace(
     config: CsbotSettings, data_dir: Path, progress: Progress = no_progress, show_bars: bool = False
 ) -> BuildReport:
-    """Ingest the data directory, build the index, train the intent classifier."""
+    """Ingest the data directory, build the index, train the intent classifier (with
+    `classifier_config`: the defaults, domain.json's "classifier", then the overrides)."""
 
     started = time.perf_counter()
     files = _data_files(data_dir)
     domain = Domain.load(data_dir / "domain.json")
+    # checked before anything slow runs: a bad setting fails the build at once
+    intent_config = _classifier_config(domain, config.classifier, str(data_dir / "domain.json"))
 
     progress("reading data")
     # the company's own name, phone and email are no one's PII: never masked in the index
@@ -178,12 +265,14 @@ def build_workspace(
     progress(f"embedding {len(texts)} intent examples")
     masked = [mask_entities(t)[0] for t in texts]
     intent_vectors = embedder.encode(masked, progress=show_bars)
-    progress("training the intent classifier and calibrating out-of-scope detection")
+    progress(
+        f"training the intent classifier (OOS score {intent_config.oos_score}) and calibrating out-of-scope detection"
+    )
     classifier = EmbeddingIntentClassifier.train(
         intent_vectors,
         masked,
         labels,
-        IntentClassifierConfig(**config.classifier.overrides),
+        intent_config,
         embedder_id=embedder.model_id,
         progress=progress,
     )

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from finetune.checkpoint import MODEL_META, WEIGHT_FILES
-from finetune.decoding import GPT2Decoder, Sampling, UnsupportedModelError, number_tokens, number_tokens_not_in
+from finetune.decoding import (
+    GPT2Decoder,
+    Sampling,
+    UnsupportedModelError,
+    copy_only_tokens_not_in,
+    number_tokens,
+    placeholder_tokens,
+)
 from finetune.prompt import END_OF_REPLY, RESPONSE
 from retrieval.errors import ArtifactMismatchError
 
@@ -79,7 +86,13 @@ class GeneratorConfig:
     seed: int | None = 0
     # digits only by copying: tokens with a digit that the prompt lacks are never chosen
     copy_numbers_only: bool = True
-    candidates: int = 3
+    # placeholders only by copying: a token opening a {{Placeholder}} that the prompt lacks is
+    # never chosen (a reply that promised "{{Customer Support Phone Number}}" the evidence
+    # never gave would state a fact nobody supplied)
+    copy_placeholders_only: bool = True
+    # the greedy reply and nucleus samples, one batch; the most agreed-on one the guard passes is
+    # sent. 5 won on the Bitext development split over 1 and 3 (docs/benchmarks.md)
+    candidates: int = 5
     consensus_k: int = 3
     # the fast decoder's matrix products on int8 weights (finetune.decoding.GPT2Decoder): 1.8x
     # faster a token on 2 CPU cores; beam search (model.generate) stays in float32
@@ -146,6 +159,7 @@ class GPT2Generator:
         self.meta: dict[str, Any] = {}
         self._fast: GPT2Decoder | Literal[False] | None = None  # False: the model needs model.generate
         self._numeric: frozenset[int] | None = None
+        self._placeholders: frozenset[int] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -194,6 +208,14 @@ class GPT2Generator:
             self._numeric = number_tokens(self.tokenizer)
         return self._numeric
 
+    def placeholder_tokens(self) -> frozenset[int]:
+        """Ids of the vocabulary's tokens that open a {{Placeholder}} (worked out once)."""
+
+        if self._placeholders is None:
+            self.load()
+            self._placeholders = placeholder_tokens(self.tokenizer)
+        return self._placeholders
+
     def generate(self, prompts: Sequence[str], *, alternatives: bool = False) -> list[Generated]:
         """Replies for several prompts in one batch (greedy or top-p): how concurrent turns
         share one decoding pass. `alternatives`: the first row greedy, the others nucleus
@@ -204,9 +226,18 @@ class GPT2Generator:
             return [self._generate_hf(p) for p in prompts]
         return self._generate_fast(prompts, alternatives=alternatives)
 
-    def _banned(self, prompt_ids: Sequence[int]) -> frozenset[int]:
+    @property
+    def copies_only(self) -> bool:
+        """Whether some tokens may only be copied from the prompt (digits, placeholders)."""
+        return self.config.copy_numbers_only or self.config.copy_placeholders_only
 
-        return number_tokens_not_in(prompt_ids, self.numeric_tokens()) if self.config.copy_numbers_only else frozenset()
+    def _banned(self, prompt_ids: Sequence[int]) -> frozenset[int]:
+        copy_only: frozenset[int] = frozenset()
+        if self.config.copy_numbers_only:
+            copy_only |= self.numeric_tokens()
+        if self.config.copy_placeholders_only:
+            copy_only |= self.placeholder_tokens()
+        return copy_only_tokens_not_in(prompt_ids, copy_only)
 
     def _generate_fast(self, prompts: Sequence[str], *, alternatives: bool) -> list[Generated]:
 
@@ -220,7 +251,7 @@ class GPT2Generator:
             temperature=cfg.temperature,
             seed=cfg.seed,
             repetition_penalty=cfg.repetition_penalty,
-            banned=[self._banned(p) for p in ids] if cfg.copy_numbers_only else None,
+            banned=[self._banned(p) for p in ids] if self.copies_only else None,
             greedy_rows=1 if alternatives else 0,
         )
         eos = _eos_id(tok)

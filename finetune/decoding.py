@@ -45,7 +45,7 @@ class Sampling:
     seed: int | None = None
     repetition_penalty: float = 1.0
     # token ids never to choose, per prompt (one collection per row), e.g. numbers the
-    # prompt does not contain: see `number_tokens_not_in`
+    # prompt does not contain: see `copy_only_tokens_not_in`
     banned: Sequence[Collection[int]] | None = None
     # with top_p: the first `greedy_rows` rows still take their most likely token, so one
     # batch holds the greedy reply and sampled alternatives to it
@@ -294,10 +294,21 @@ def number_tokens(tokenizer: Any) -> frozenset[int]:
     )
 
 
-def number_tokens_not_in(prompt_ids: Sequence[int], numeric: frozenset[int]) -> frozenset[int]:
-    """The digit-bearing tokens a reply to this prompt may not use: all but the prompt's own.
+def placeholder_tokens(tokenizer: Any) -> frozenset[int]:
+    """Ids of the vocabulary's tokens that open a `{{Placeholder}}` (their text holds "{{").
 
-    Order numbers, prices, dates and phone numbers are digits; a reply that can only copy
-    digit tokens from the conversation and the evidence cannot make one up (the grounding
-    guard still checks what copying can assemble)."""
-    return numeric - frozenset(prompt_ids)
+    The customer's own values are no exception: a reply to "where is my order?" that writes
+    `{{Order Number}}` or "call us at `{{Phone Number}}`" states a value nobody gave (the
+    slot step would fill in the customer's own number, or ask for it). When the customer did
+    give it, the prompt shows it masked, and the reply may copy it."""
+    return frozenset(i for tok, i in tokenizer.get_vocab().items() if "{{" in tokenizer.convert_tokens_to_string([tok]))
+
+
+def copy_only_tokens_not_in(prompt_ids: Sequence[int], copy_only: frozenset[int]) -> frozenset[int]:
+    """The copy-only tokens a reply to this prompt may not use: all but the prompt's own.
+
+    Order numbers, prices, dates and phone numbers are digits, and `{{Placeholders}}` stand
+    for facts (a phone number, the opening hours); a reply that can only copy such tokens from
+    the conversation and the evidence cannot make one up (the grounding guard still checks
+    what copying can assemble)."""
+    return copy_only - frozenset(prompt_ids)

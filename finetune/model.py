@@ -291,7 +291,8 @@ def pretrain(
         disable_tqdm=progress is not True,
         use_cpu=not _cuda(),
     )
-    callbacks = [TimeBudget(config.pretrain_minutes).callback()]
+    budget = TimeBudget(config.pretrain_minutes)
+    callbacks = [budget.callback()]
     if callable(progress):
         callbacks.append(LogCallback(progress, "pretrain"))
     started = time.monotonic()
@@ -302,6 +303,7 @@ def pretrain(
         "pretrain_loss": out.training_loss,
         "pretrain_steps": trainer.state.global_step,
         "pretrain_blocks": len(data),
+        "pretrain_schedule_horizon": budget.horizon,
         "pretrain_minutes": round((time.monotonic() - started) / 60, 3),
     }
 

@@ -49,6 +49,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 0
     max_minutes: float | None = None  # the whole run, pretraining included
+    # the schedule's last step moves to where max_minutes ends (finetune.trainer_hooks.TimeBudget)
+    fit_schedule_to_budget: bool = True
     pretrain_share: float = 0.3  # of max_minutes, for the scratch base's pretraining
     early_stopping_patience: int = 2  # epochs without a better validation loss
     eval_each_epoch: bool = True
@@ -121,17 +123,20 @@ def train_generator(
     allow_download: bool = False,
     resume: bool = False,
     progress: TrainerLogs = None,
+    run_started: float | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `base` ("scratch", a cached HF name or a directory) on the pairs in `pairs_dir`.
 
     Writes `out_dir/final` (model, tokenizer, csbot_model.json) only when the run succeeds,
     and returns the metrics. `progress`: None/True shows the Trainer's tqdm bars, False hides
     them, a callable gets every log dict instead. `corpus_texts` (transcripts, KB) feed the
-    scratch base's tokenizer and pretraining.
+    scratch base's tokenizer and pretraining. `run_started` (a `time.monotonic()` reading):
+    when the run that `config.max_minutes` budgets began, if before this call (building the
+    pairs, say); default now.
     """
     config = config or TrainConfig()
     base_config = base_config or GeneratorBaseConfig(seed=config.seed)
-    started = time.monotonic()
+    started = time.monotonic() if run_started is None else run_started
     # refuse bad input before paying for the torch/transformers import
     pairs = read_pairs(pairs_dir)
     if len(pairs.train) < config.min_pairs:
@@ -195,8 +200,7 @@ def train_generator(
         remove_unused_columns=False,  # our dataset yields exactly the model's inputs
         use_cpu=not torch.cuda.is_available(),
     )
-    remaining = None if config.max_minutes is None else max(config.max_minutes - (time.monotonic() - started) / 60, 0.0)
-    budget = TimeBudget(remaining)
+    budget = TimeBudget(config.max_minutes, fit_schedule=config.fit_schedule_to_budget)
     callbacks = [budget.callback()]
     if config.eval_each_epoch and config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
@@ -214,7 +218,12 @@ def train_generator(
     quiet_stdout(trainer)
 
     last = get_last_checkpoint(str(ckpt_dir)) if resume and ckpt_dir.is_dir() else None
+    eval_started = time.monotonic()
     valid_start = None if last else trainer.evaluate()["eval_loss"]
+    if config.max_minutes is not None:
+        # what the run has spent, and the final evaluation still to come, are not for training
+        final_eval_minutes = (time.monotonic() - eval_started) / 60 if valid_start is not None else 0.0
+        budget.minutes = max(config.max_minutes - (time.monotonic() - started) / 60 - final_eval_minutes, 0.0)
     result = trainer.train(resume_from_checkpoint=last)
     final_eval = trainer.evaluate()  # the best model when load_best_model_at_end, else the last
     minutes = (time.monotonic() - started) / 60
@@ -232,6 +241,7 @@ def train_generator(
         "stopped_by": "max_minutes"
         if budget.stopped
         else ("early_stopping" if trainer.state.global_step < trainer.state.max_steps else None),
+        "schedule_horizon": budget.horizon,
         "resumed_from": last,
         "n_train": len(train_ds),
         "n_valid": len(valid_ds),

@@ -65,7 +65,14 @@ def eval_generation(
         Path,
         typer.Option("--corpus", help="Bitext-style CSV (instruction, intent, response) to retrieve evidence from"),
     ],
-    test: Annotated[Path, typer.Option("--test", help="Bitext-style CSV: questions and reference responses")],
+    test: Annotated[
+        Path,
+        typer.Option(
+            "--test",
+            help="Bitext-style CSV of questions and reference responses, or a training run's pairs/ "
+            "directory: its validation rows (the development split), their own rows left out of --corpus",
+        ),
+    ],
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N test rows")] = None,
     max_new_tokens: Annotated[
         int | None,
@@ -77,7 +84,7 @@ def eval_generation(
     ] = None,
     decoding: Annotated[str, typer.Option("--decoding", help="greedy, beam or top_p")] = "greedy",
     repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", help="1.0: none")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of top_p sampling")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of sampling (top_p and the sampled candidates)")] = 0,
     candidates: Annotated[
         int,
         typer.Option(
@@ -86,7 +93,7 @@ def eval_generation(
             "greedy one + samples), the one agreeing most with the retrieved "
             "answers sent; 1: greedy alone",
         ),
-    ] = 3,
+    ] = 5,
     int8: Annotated[bool, typer.Option("--int8/--float32", help="Weights of the fast decoder")] = True,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")
@@ -94,7 +101,9 @@ def eval_generation(
 ) -> None:
     """Generate replies to TEST's questions from CORPUS's evidence; the last line is one JSON object."""
     config = load_config(None)
-    require_files(corpus, test)
+    require_files(corpus)
+    if not test.is_file() and not (test / "valid.jsonl").is_file():
+        fail(f"--test {test}: neither a CSV file nor a pairs directory with valid.jsonl")
     if not _is_decoding(decoding):
         fail(f"--decoding {decoding!r}: use greedy, beam or top_p")
     if candidates < 1:
@@ -143,22 +152,25 @@ def bench_generation(
     pairs: Annotated[
         Path | None,
         typer.Option(
-            "--pairs", help="Prompts from DIR/valid.jsonl (`csbot finetune pairs`) instead of the demo conversations"
+            "--pairs",
+            help="Prompts from DIR/valid.jsonl (`csbot finetune pairs`, or a run's pairs/) instead of the demo "
+            "conversations",
         ),
     ] = None,
-    data: Annotated[Path, typer.Option("--data", help="Demo data directory (conversations.jsonl)")] = Path("data"),
+    data: Annotated[
+        Path,
+        typer.Option("--data", help="Demo data directory (conversations.jsonl; domain.json and company.json if there)"),
+    ] = Path("data"),
     max_new_tokens: Annotated[
-        int, typer.Option("--max-new-tokens", help="Tokens generated per prompt, on both sides")
+        int, typer.Option("--max-new-tokens", help="Tokens generated per prompt, on every side")
     ] = 48,
-    int8: Annotated[
-        bool,
-        typer.Option(
-            "--int8/--float32", help="Weights of our decoder (the pipeline runs the float32 model either way)"
-        ),
-    ] = True,
+    repeats: Annotated[int, typer.Option("--repeats", help="Time every prompt this many times")] = 1,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Our decoding against transformers.pipeline on the same model and prompts; the last line is one JSON object."""
+    """Our decoder in float32 and int8 against transformers.pipeline (float32) on the same model and
+    prompts, one at a time and batched, then the shipped reply end to end; the last line is one JSON object."""
+    if prompts < 1 or repeats < 1:
+        fail(f"--prompts and --repeats must be at least 1; got {prompts} and {repeats}")
     model_dir = _model_or_promoted(model, workspace)
     with error_edge():
         result = run_bench(
@@ -167,7 +179,7 @@ def bench_generation(
             pairs=pairs,
             data_dir=data,
             max_new_tokens=max_new_tokens,
-            int8=int8,
+            repeats=repeats,
             progress=step,
         )
     print_json(result)

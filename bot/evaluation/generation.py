@@ -1,35 +1,62 @@
-"""`csbot eval generation`: what the GPT-2 composer writes on a Bitext-style test set.
+"""`csbot eval generation`: what the GPT-2 composer sends on a Bitext-style test set, against
+the retrieval baselines on the same rows and the same retrieved hits.
 
-CORPUS's rows become instruction -> response units (through
-`retrieval.importers.load_import(path, "bitext")`, as `csbot eval retrieval` does), embedded
-with the real MiniLM in one batched encode and indexed with `VectorIndex.build`. For each of
-the first `limit` rows of TEST, the masked question retrieves the top k units
-(`index.search`), a `ComposeRequest` (the question, the row's intent, no history, the hits,
-no slots) goes to `GPT2Composer.compose_with_candidates` (the live path: evidence selection,
-prompt, generation, candidate choice), and:
+The turn is built as the live assistant builds it, with nothing from the test file but the
+question: CORPUS's rows become instruction -> response units (through
+`retrieval.importers.load_import(path, "bitext")`), embedded with the real MiniLM and
+indexed with `VectorIndex.build`; an `EmbeddingIntentClassifier` is trained on the same
+rows (as `csbot build` trains the workspace's); for each test row the masked question is
+classified, and `bot.dialogue.retrieve_for_intent` fetches the predicted intent's units
+first, then any (the live retriever's ranking). A `ComposeRequest` with the predicted intent
+and those hits goes to `GPT2Composer.compose_with_candidates` (evidence selection, prompt,
+generation of every candidate, choice, guard).
 
-- the *generated* reply is the model's text before the guard (whitespace normalised, cut
-  back to its last sentence when it hit max_new_tokens, as the composer does);
-- the *final* reply is the generated one when the composer's own `GroundingGuard` lets it
+TEST is a Bitext CSV, or a training run's pairs directory (`runs/X/pairs`): then its
+`valid.jsonl` rows are scored (the development split: never trained on), and the corpus
+rows they came from are left out of the index and the classifier, so that no question finds
+its own answer. Choose models and decoding on that split; score the test CSV once per
+published figure.
+
+Per row:
+- the *generated* reply is the chosen candidate's text before the guard (whitespace
+  normalised, cut back to its last sentence when it hit max_new_tokens, as the composer does);
+- the *final* (sent) reply is the generated one when the composer's `GroundingGuard` lets it
   through, else the fallback's: `bot.evaluation.fallback.fallback_reply`, the live
-  `RetrievalComposer`'s answer (placeholders kept as text);
-- placeholders are text on both sides: Bitext references contain `{{Order Number}}`,
-  `{{Online Company Portal Info}}` ..., and so do the units; nothing is filled (there are no
-  slots), and a placeholder is neither a reason to fall back nor an entity. rouge-score's
+  `RetrievalComposer`'s answer to the same request (placeholders kept as text);
+- placeholders are text on every side: nothing is filled (there are no slots). rouge-score's
   tokenizer lowercases and keeps letters and digits only, so `{{Order Number}}` is scored as
   the words "order number" in reply and reference alike.
 
-Keys: `rougeL_f1` (final replies vs TEST's reference responses, rouge-score's ROUGE-L
-F-measure, mean), `retrieval_only_rougeL_f1` (the top hit's response vs the reference, same
-rows), `hallucinated_entity_rate` (share of generated replies naming an entity, per
-`finetune.guard.extract_entities`, that is in neither the question nor the evidence: the guard's
-own entity check with no company facts), `grounded_share` (mean `finetune.guard.overlap` of the
-generated replies with the question and the evidence), `fallback_rate` (share of rows whose
-final reply is the fallback's: guard rejected, no evidence, or generation failed),
-`tokens_per_s` (generated tokens / generation seconds, from the chosen candidate's
-`finetune.decoder.Generated` timings), `n`.
-`live_fallback_rate` is the share the live composer itself fell back on, which also rejects
-replies with placeholders that no slot fills (with no slots, nearly every Bitext reply).
+Keys (ROUGE-L is rouge-score's F-measure against TEST's reference, mean over rows):
+- `rougeL_f1`: the sent replies.
+- `retrieval_only_rougeL_f1`: the nearest corpus answer to the question (plain similarity
+  search, no intent), replayed.
+- `retrieval_vote_rougeL_f1`: of the top `consensus_k` usable hits the composer sees, the
+  answer that agrees most (ROUGE-L summed) with the others: the strongest simple baseline.
+- `intent_first_retrieval_rougeL_f1`: what the live retrieval composer answers to the same
+  request (the predicted intent's units first, its thresholds, its unsure message).
+- `gain_ci`: for each baseline, the mean gain of the sent replies and its paired bootstrap
+  95% interval (`bot.evaluation.bootstrap`).
+- `candidate_invented_rate`: share of every decoded candidate (before selection and before
+  the guard) naming a value in neither the question nor the evidence, by the evaluation's own
+  extractor (`bot.evaluation.invented`, not the guard's); `guard_caught_share`: of those
+  candidates, the share the guard rejected; `invented_rate`: share of sent replies naming
+  such a value (same extractor); `invented_by_kind`: the candidates' invented values by kind.
+- `hallucinated_entity_rate`: the same question asked of the chosen generated replies with
+  the guard's own entity check (no company facts), kept for comparison with older reports.
+- `grounded_share`: mean `finetune.guard.overlap` of the generated replies with the question
+  and the evidence.
+- `fallback_rate`: share of rows whose sent reply is the fallback's (guard rejected, no
+  evidence, or generation failed); `live_fallback_rate`: the share the live composer itself
+  fell back on, which also rejects replies with placeholders that no slot fills (with no
+  slots, most Bitext replies).
+- `intent_accuracy` and `oos_flagged_rate`: the classifier's predictions against the test
+  file's intents (reported, never used by the turn).
+- `tokens_per_s` (generated tokens / generation seconds, from the chosen candidate's
+  `finetune.decoder.Generated` timings), `n`, and the settings that made the figure.
+
+`report_dir` gets report.json and samples.jsonl: every row's question, reference,
+candidates, sent reply and baseline answers, so that each figure can be recomputed.
 """
 
 from __future__ import annotations
@@ -37,26 +64,67 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from bot.composers.generative import GPT2Composer
 from bot.composers.retrieval import RetrievalComposer
 from bot.contracts import ComposeRequest, Slots
+from bot.dialogue import retrieve_for_intent
 from bot.domain import Domain
 from bot.errors import CsbotError
+from bot.evaluation.bootstrap import paired_bootstrap_ci
 from bot.evaluation.common import load_embedder, machine_info
 from bot.evaluation.fallback import fallback_reply
+from bot.evaluation.invented import invented_values
 from bot.settings import CsbotSettings
-from finetune.decoder import GeneratorConfig
+from finetune.decoder import GeneratorConfig, select_candidate
 from finetune.guard import GroundingGuard, clean_generated_text, overlap
 from retrieval.entities import mask_entities
 from retrieval.importers import load_import
 from retrieval.index import VectorIndex
 from retrieval.progress import Progress, no_progress
+from retrieval.types import Unit
 
 # what `finetune.decoder.GeneratorConfig.decoding` takes
 Decoding = Literal["greedy", "beam", "top_p"]
+
+
+@dataclass(frozen=True)
+class TestRow:
+    """One question to answer, its reference reply, its labelled intent (reported, never
+    given to the turn), and the corpus row it came from (left out of retrieval), if any."""
+
+    question: str
+    reference: str
+    intent: str
+    source_id: str | None = None
+
+
+def load_test_rows(test: Path, corpus_units: list[Unit]) -> list[TestRow]:
+    """TEST's rows: a Bitext CSV, or a pairs directory's validation rows (see the module docstring)."""
+    if not test.is_dir():
+        return [TestRow(u.text, u.reply, u.intent or "") for u in load_import(test, "bitext").units]
+    path = test / "valid.jsonl"
+    if not path.is_file():
+        raise CsbotError(f"{test} is a directory without valid.jsonl: pass a Bitext CSV or a run's pairs/ directory")
+    intent_of = {u.id: u.intent or "" for u in corpus_units}
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        pair = json.loads(line)
+        customer = [t["text"] for t in pair.get("context", []) if t.get("role") == "customer"]
+        source = pair.get("conversation_id")
+        if not customer or not isinstance(pair.get("target"), str) or source not in intent_of:
+            raise CsbotError(
+                f"{path}:{n} is not a validation pair of this corpus (it needs a customer turn, a target "
+                "and a conversation_id naming a corpus row): pass the pairs the run built from --corpus"
+            )
+        rows.append(TestRow(customer[-1], pair["target"], intent_of[source], source))
+    return rows
 
 
 def evaluate_generation(
@@ -72,13 +140,15 @@ def evaluate_generation(
     decoding: Decoding = "greedy",
     repetition_penalty: float = 1.0,
     seed: int = 0,
-    candidates: int = 3,
+    candidates: int = 5,
     int8: bool = True,
     report_dir: Path | None = None,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
     from rouge_score import rouge_scorer
     from tqdm import tqdm
+
+    from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
 
     if limit is not None and limit < 1:
         raise CsbotError(f"--limit must be at least 1; got {limit}")
@@ -102,19 +172,31 @@ def evaluate_generation(
     composer.load()  # a bad model directory fails before the minute of embedding
     max_new_tokens, min_overlap = composer.config.max_new_tokens, composer.config.min_overlap
 
-    corpus = load_import(corpus_csv, "bitext")
-    rows = [(u.text, u.intent or "", u.reply) for u in load_import(test_csv, "bitext").units]
+    all_units = load_import(corpus_csv, "bitext").units
+    rows = load_test_rows(test_csv, all_units)
     if limit is not None:
         rows = rows[:limit]
-    if not corpus.units or not rows:
+    held_out = {r.source_id for r in rows if r.source_id}
+    units = [u for u in all_units if u.id not in held_out]
+    if not units or not rows:
         raise CsbotError(
-            f"nothing to evaluate: {len(corpus.units)} corpus rows in {corpus_csv}, {len(rows)} test rows in {test_csv}"
+            f"nothing to evaluate: {len(units)} corpus rows in {corpus_csv}, {len(rows)} test rows in {test_csv}"
         )
     embedder = load_embedder(config)
-    progress(f"embedding {len(corpus.units)} corpus units and {len(rows)} test questions")
-    vectors = embedder.encode([u.text for u in corpus.units], progress=True)
-    index = VectorIndex.build(corpus.units, vectors, embedder_id=embedder.model_id, config=config.index)
-    queries = embedder.encode([mask_entities(q)[0] for q, _, _ in rows])
+    progress(f"embedding {len(units)} corpus units and {len(rows)} test questions")
+    vectors = embedder.encode([u.text for u in units], progress=True)
+    index = VectorIndex.build(units, vectors, embedder_id=embedder.model_id, config=config.index)
+    masked = [mask_entities(r.question)[0] for r in rows]
+    queries = embedder.encode(masked)
+    progress(f"training the intent classifier on {len(units)} corpus rows")
+    classifier = EmbeddingIntentClassifier.train(
+        vectors,
+        [u.text for u in units],
+        [u.intent or "" for u in units],
+        IntentClassifierConfig(**config.classifier.overrides),
+        embedder_id=embedder.model_id,
+    )
+    predictions = classifier.predict(queries, masked)
     if composer.config.torch_threads:  # the embedder set its own thread count; generate as the live bot does
         import torch
 
@@ -123,18 +205,36 @@ def evaluate_generation(
     entity_guard = GroundingGuard([], 0.0)
     scorer = rouge_scorer.RougeScorer(["rougeL"])
 
+    def rouge(reference: str, text: str) -> float:
+        return scorer.score(reference, text)["rougeL"].fmeasure
+
     progress(f"generating {len(rows)} replies")
-    final_scores, retrieval_scores, grounded, samples = [], [], [], []
+    scores: dict[str, list[float]] = {name: [] for name in ("sent", *BASELINES)}
+    grounded: list[float] = []
+    samples: list[dict[str, Any]] = []
+    invented_kinds: Counter[str] = Counter()
     hallucinated = generated_n = fallbacks = live_fallbacks = new_tokens = 0
+    n_candidates = candidates_invented = caught = sent_invented = 0
     gen_seconds = 0.0
-    for (question, intent, reference), q in tqdm(
-        list(zip(rows, queries, strict=True)), desc="eval generation", file=sys.stderr, unit="row"
+    for row, q, predicted in tqdm(
+        list(zip(rows, queries, predictions, strict=True)), desc="eval generation", file=sys.stderr, unit="row"
     ):
-        hits = tuple(index.search(q, k=k))
-        request = ComposeRequest(text=question, intent=intent, history=(), hits=hits, slots=Slots({}))
+        hits = tuple(retrieve_for_intent(index, q, predicted.intent, k))
+        request = ComposeRequest(text=row.question, intent=predicted.intent, history=(), hits=hits, slots=Slots({}))
         turn = composer.compose_with_candidates(request)
         live_fallbacks += turn.reply.composer != composer.name
         evidence = [h.unit.evidence_text for h in composer.evidence_hits(request)]
+        sources = [row.question, *evidence]
+        candidate_rows = []
+        for g in turn.candidates:
+            text = clean_generated_text(g.text, g.ended)
+            invented = invented_values(text, sources)
+            passed = composer.guard.check(text, conversation=[row.question], evidence=evidence).ok
+            n_candidates += 1
+            candidates_invented += bool(invented)
+            caught += bool(invented) and not passed
+            invented_kinds.update({v.kind for v in invented})
+            candidate_rows.append({"text": text, "invented": [v.text for v in invented], "guard_passed": passed})
         generated = verdict = None
         chosen = turn.generated
         if chosen is not None:
@@ -142,46 +242,75 @@ def evaluate_generation(
             new_tokens += chosen.new_tokens
             gen_seconds += chosen.total_ms / 1000
             generated = clean_generated_text(chosen.text, chosen.ended)
-            hallucinated += entity_guard.check(generated, conversation=[question], evidence=evidence).rule == "entity"
-            grounded.append(overlap(generated, [question, *evidence]))
-            verdict = composer.guard.check(generated, conversation=[question], evidence=evidence)
+            hallucinated += (
+                entity_guard.check(generated, conversation=[row.question], evidence=evidence).rule == "entity"
+            )
+            grounded.append(overlap(generated, sources))
+            verdict = composer.guard.check(generated, conversation=[row.question], evidence=evidence)
         sent = verdict is not None and verdict.ok
-        if generated is not None and sent:
-            final = generated
-        else:
-            fallbacks += 1
-            final = fallback_reply(request, config.dialogue, domain)
-        top = hits[0].unit.evidence_text if hits else ""
-        final_scores.append(scorer.score(reference, final)["rougeL"].fmeasure)
-        retrieval_scores.append(scorer.score(reference, top)["rougeL"].fmeasure)
+        fallback = fallback_reply(request, config.dialogue, domain)
+        final = generated if (generated is not None and sent) else fallback
+        fallbacks += final is fallback
+        final_invented = invented_values(final, [row.question, *(h.unit.evidence_text for h in hits)])
+        sent_invented += bool(final_invented)
+        nearest = index.search(q, k=1)
+        baselines = {
+            "retrieval_only": nearest[0].unit.evidence_text if nearest else "",
+            "retrieval_vote": retrieval_vote(composer.consensus_references(request)),
+            "intent_first_retrieval": fallback,
+        }
+        scores["sent"].append(rouge(row.reference, final))
+        for name, text in baselines.items():
+            scores[name].append(rouge(row.reference, text))
         if report_dir is not None:
             samples.append(
                 {
-                    "question": question,
-                    "intent": intent,
-                    "reference": reference,
+                    "question": row.question,
+                    "intent": row.intent,
+                    "predicted_intent": predicted.intent,
+                    "reference": row.reference,
+                    "candidates": candidate_rows,
                     "generated": generated,
                     "final": final,
-                    "fallback": not sent,
+                    "fallback": final is fallback,
                     "guard": None if verdict is None else verdict.reason,
+                    "final_invented": [v.text for v in final_invented],
                     "live_composer": turn.reply.composer,
-                    "top_retrieved": top,
-                    "retrieved": [h.unit.evidence_text for h in hits[:3]],
-                    "rougeL_f1": round(final_scores[-1], 4),
+                    "baselines": baselines,
+                    "evidence": evidence,
+                    "rougeL_f1": {name: round(v[-1], 4) for name, v in scores.items()},
                 }
             )
     n = len(rows)
     result: dict[str, Any] = {
-        "rougeL_f1": round(statistics.fmean(final_scores), 4),
-        "retrieval_only_rougeL_f1": round(statistics.fmean(retrieval_scores), 4),
+        "rougeL_f1": round(statistics.fmean(scores["sent"]), 4),
+        **{f"{name}_rougeL_f1": round(statistics.fmean(scores[name]), 4) for name in BASELINES},
+        "gain_ci": {
+            name: {
+                "gain": round(statistics.fmean(scores["sent"]) - statistics.fmean(scores[name]), 4),
+                "ci95": list(paired_bootstrap_ci(scores["sent"], scores[name], seed=seed)),
+            }
+            for name in BASELINES
+        },
+        "candidate_invented_rate": round(candidates_invented / n_candidates, 4) if n_candidates else 0.0,
+        "guard_caught_share": round(caught / candidates_invented, 4) if candidates_invented else None,
+        "invented_rate": round(sent_invented / n, 4),
+        "invented_by_kind": dict(invented_kinds.most_common()),
         "hallucinated_entity_rate": round(hallucinated / generated_n, 4) if generated_n else 0.0,
         "grounded_share": round(statistics.fmean(grounded), 4) if grounded else 0.0,
         "fallback_rate": round(fallbacks / n, 4),
         "live_fallback_rate": round(live_fallbacks / n, 4),
+        "intent_accuracy": round(
+            statistics.fmean(p.intent == r.intent for p, r in zip(predictions, rows, strict=True)), 4
+        ),
+        "oos_flagged_rate": round(statistics.fmean(p.out_of_scope for p in predictions), 4),
         "tokens_per_s": round(new_tokens / gen_seconds, 1) if gen_seconds > 0 else 0.0,
         "n": n,
         "n_generated": generated_n,
-        "n_corpus": len(corpus.units),
+        "n_candidates": n_candidates,
+        "n_corpus": len(units),
+        "test": str(test_csv),
+        "split": "dev" if test_csv.is_dir() else "test",
         "k": k,
         "max_new_tokens": max_new_tokens,
         "min_overlap": min_overlap,
@@ -197,6 +326,17 @@ def evaluate_generation(
         report_dir.mkdir(parents=True, exist_ok=True)
         (report_dir / "report.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         with (report_dir / "samples.jsonl").open("w", encoding="utf-8") as f:
-            for s in samples:
-                f.write(json.dumps(s, ensure_ascii=False) + "\n")
+            for sample in samples:
+                f.write(json.dumps(sample, ensure_ascii=False) + "\n")
     return result
+
+
+BASELINES = ("retrieval_only", "retrieval_vote", "intent_first_retrieval")
+
+
+def retrieval_vote(answers: list[str]) -> str:
+    """Of retrieved answers, the one agreeing most (ROUGE-L summed) with the others: the
+    composer's own candidate selection run on the retrieved answers alone."""
+    if not answers:
+        return ""
+    return answers[select_candidate(answers, [True] * len(answers), []).index]

@@ -2,6 +2,7 @@
 tiny real GPT-2 the test makes itself."""
 
 import csv
+import json
 
 import pytest
 
@@ -106,27 +107,85 @@ def test_eval_generation_refuses_a_directory_that_is_not_a_generator(tmp_path):
     assert "csbot_model.json" in proc.stderr
 
 
-def test_bench_generation_compares_with_the_pipeline_on_equal_tokens(tiny_model):
-    # float32 weights: the fast path must write exactly the pipeline's tokens
-    proc = run_csbot(
-        "bench", "generation", "--model", str(tiny_model), "--prompts", "3", "--max-new-tokens", "12", "--float32"
-    )
+def test_bench_generation_compares_like_with_like_and_times_the_shipped_reply(tiny_model):
+    proc = run_csbot("bench", "generation", "--model", str(tiny_model), "--prompts", "3", "--max-new-tokens", "12")
     result = last_json(proc.stdout)
-    assert result["int8"] is False
-    assert result["n"] == 3
-    assert result["max_new_tokens"] == 12
-    assert result["tokens_per_s"] > 0 and result["baseline_tokens_per_s"] > 0
-    assert result["speedup"] == pytest.approx(result["tokens_per_s"] / result["baseline_tokens_per_s"], rel=0.02)
-    assert 0 < result["first_token_ms_p50"] <= result["first_token_ms_p95"]
-    # greedy on both sides: the fast decoder writes the pipeline's tokens
-    assert result["identical_outputs"] == 3
-    assert result["batched_tokens_per_s"] > 0 and result["batched_first_token_ms"] > 0
+    assert set(result) == {
+        "prompts_from",
+        "n",
+        "max_new_tokens",
+        "repeats",
+        "prompt_tokens_mean",
+        "float32",
+        "int8",
+        "batched",
+        "shipped_reply",
+        "model",
+        "machine",
+    }
+    assert (result["prompts_from"], result["n"], result["max_new_tokens"], result["repeats"]) == ("demo", 3, 12, 1)
+    f32, int8, batched, shipped = result["float32"], result["int8"], result["batched"], result["shipped_reply"]
+    # greedy in float32 on both sides: the fast decoder writes the pipeline's tokens, alone and batched
+    assert f32["identical_outputs"] == 3
+    assert batched["float32_identical_outputs"] == 3
+    assert f32["speedup"] == pytest.approx(f32["tokens_per_s"] / f32["pipeline_tokens_per_s"], rel=0.02)
+    assert f32["first_token_ms_p50"] <= f32["first_token_ms_p95"]
+    # the int8 side is measured against the same float32 pipeline figure: it has no int8 path
+    assert int8["float32_pipeline_tokens_per_s"] == f32["pipeline_tokens_per_s"]
+    assert int8["int8_weights"] is True  # fbgemm ships in the x86 torch wheel this project pins
+    assert set(int8) >= {"speedup_vs_float32_pipeline", "identical_outputs_vs_float32_pipeline", "first_token_ms_p95"}
+    assert batched["int8_speedup_vs_float32_pipeline"] == pytest.approx(
+        batched["int8_tokens_per_s"] / batched["pipeline_tokens_per_s"], rel=0.02
+    )
+    # every turn went through the shipped composer: its reply was GPT-2's or the fallback's
+    assert shipped["generated"] + shipped["fell_back"] == 3
+    assert shipped["ms_p50"] <= shipped["ms_p95"]
+    # the default GeneratorConfig: five candidates on int8 weights, the model's reply length
+    # (this test model was trained with none, so the fallback's 96)
+    assert (shipped["candidates"], shipped["int8_weights"], shipped["max_new_tokens"]) == (5, True, 96)
     assert result["machine"]["cpus"] >= 1 and result["machine"]["torch_threads"] >= 1
 
 
-def test_bench_generation_by_default_decodes_on_int8_weights_and_counts_agreement(tiny_model):
-    result = last_json(
-        run_csbot("bench", "generation", "--model", str(tiny_model), "--prompts", "3", "--max-new-tokens", "12").stdout
+def test_bench_generation_takes_its_prompts_from_validation_pairs(tiny_model, tmp_path):
+    pairs = [
+        {
+            "context": [{"role": "customer", "text": "where is my order 1042?"}],
+            "evidence": [{"id": "u1", "text": "Open Account > Orders and click Track to follow it.", "score": 0.8}],
+            "target": "You can track it under Account > Orders.",
+        },
+        {
+            "context": [
+                {"role": "customer", "text": "hi"},
+                {"role": "agent", "text": "Hi! How can I help?"},
+                {"role": "customer", "text": "I want a refund"},
+            ],
+            "evidence": [{"id": "u2", "text": "Refunds go back to the original payment method.", "score": 0.7}],
+            "target": "Refunds go back to your card within a week.",
+        },
+    ]
+    (tmp_path / "valid.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    proc = run_csbot(
+        "bench",
+        "generation",
+        "--model",
+        str(tiny_model),
+        "--pairs",
+        str(tmp_path),
+        "--max-new-tokens",
+        "8",
+        "--repeats",
+        "2",
     )
-    assert result["int8"] is True  # fbgemm ships in the x86 torch wheel this project pins
-    assert 0 <= result["identical_outputs"] <= 3 and result["tokens_per_s"] > 0
+    result = last_json(proc.stdout)
+    assert (result["prompts_from"], result["n"], result["repeats"]) == ("pairs", 2, 2)
+    assert result["float32"]["identical_outputs"] == 2
+    assert result["shipped_reply"]["generated"] + result["shipped_reply"]["fell_back"] == 2
+
+
+def test_bench_generation_help_names_its_options_and_bad_counts_are_refused(tmp_path):
+    help_text = run_csbot("bench", "generation", "--help").stdout
+    for option in ("--model", "--prompts", "--pairs", "--data", "--max-new-tokens", "--repeats"):
+        assert option in help_text
+    proc = run_csbot("bench", "generation", "--model", str(tmp_path), "--repeats", "0", check=False)
+    assert proc.returncode == 1
+    assert "--repeats" in proc.stderr

@@ -146,7 +146,20 @@ def test_banned_tokens_are_never_chosen_per_row(model):
 
 
 def test_number_tokens_outside_the_prompt_are_the_ones_banned():
-    from finetune.decoding import number_tokens_not_in
+    from finetune.decoding import copy_only_tokens_not_in
 
     numeric = frozenset({10, 11, 12})
-    assert number_tokens_not_in([5, 11, 40], numeric) == {10, 12}
+    assert copy_only_tokens_not_in([5, 11, 40], numeric) == {10, 12}
+
+
+def test_placeholder_tokens_are_the_ones_that_open_a_placeholder(tmp_path):
+    from finetune.decoding import placeholder_tokens
+    from finetune.tokenizer import train_tokenizer
+
+    texts = ["Call {{Customer Support Phone Number}} or see {{Refund Policy}} about {{Order Number}} today."] * 50
+    tok = train_tokenizer(texts, 400, tmp_path / "tok")
+    ids = placeholder_tokens(tok)
+    assert all("{{" in tok.convert_tokens_to_string([tok.convert_ids_to_tokens(i)]) for i in ids)
+    for placeholder in ("{{Customer Support Phone Number}}", "{{Refund Policy}}", "{{Order Number}}"):
+        assert tok.encode(placeholder, add_special_tokens=False)[0] in ids  # copy-only
+    assert not set(tok.encode(" today.", add_special_tokens=False)) & ids

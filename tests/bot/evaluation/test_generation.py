@@ -1,0 +1,85 @@
+"""`evaluate_generation` in process, with a tiny real GPT-2, the real MiniLM and FAISS: the
+baselines on the same rows, the development split, and invented values counted on every
+candidate."""
+
+import json
+
+import pytest
+
+from bot.evaluation.generation import BASELINES, evaluate_generation, retrieval_vote
+from bot.settings import CsbotSettings
+from finetune.corpus import pairs_from_corpus
+from finetune.pairs import write_pairs
+from retrieval.embedder import SentenceEmbedder
+from tests.bot.composers.test_generative import make_tiny_model
+from tests.e2e.test_cli_generation_eval import write_bitext
+
+
+def test_the_retrieval_vote_picks_the_answer_the_others_agree_with():
+    answers = ["Refunds take five days.", "You get your refund within five days.", "Reset your password here."]
+    assert retrieval_vote(answers) in answers[:2]
+    assert retrieval_vote(["only one"]) == "only one"
+    assert retrieval_vote([]) == ""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evalgen")
+    corpus, test = root / "corpus.csv", root / "test.csv"
+    write_bitext(corpus, copies=3, start=1)
+    write_bitext(test, copies=1, start=100)
+    settings = CsbotSettings()
+    embedder = SentenceEmbedder(settings.embedder).load()
+    write_pairs(pairs_from_corpus(corpus, embedder, valid_fraction=0.25, seed=0), root / "pairs")
+    return settings, make_tiny_model(root / "final"), corpus, test, root
+
+
+@pytest.mark.slow
+def test_the_test_file_is_scored_against_every_baseline_on_the_same_rows(run):
+    settings, model, corpus, test, root = run
+    result = evaluate_generation(
+        settings, model, corpus, test, limit=6, max_new_tokens=12, candidates=3, report_dir=root / "r"
+    )
+    assert result["split"] == "test" and result["n"] == 6 and result["n_corpus"] == 36
+    for name in BASELINES:
+        gain = result["gain_ci"][name]
+        assert gain["gain"] == pytest.approx(result["rougeL_f1"] - result[f"{name}_rougeL_f1"], abs=2e-4)
+        lo, hi = gain["ci95"]
+        assert lo - 1e-4 <= gain["gain"] <= hi + 1e-4
+    # every row had evidence, so every row decoded the configured 3 candidates
+    assert result["n_candidates"] == 18 and result["candidates"] == 3
+    assert result["intent_accuracy"] == 1.0  # the toy intents are far apart
+    samples = [json.loads(line) for line in (root / "r" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 6
+    flagged = sum(bool(c["invented"]) for s in samples for c in s["candidates"])
+    assert result["candidate_invented_rate"] == pytest.approx(flagged / 18, abs=1e-4)
+    sent_flagged = sum(bool(s["final_invented"]) for s in samples)
+    assert result["invented_rate"] == pytest.approx(sent_flagged / 6, abs=1e-4)
+    for s in samples:
+        assert set(s["baselines"]) == set(BASELINES)
+        # a reply the guard rejected is never sent: the live retrieval composer's answer is
+        if s["fallback"]:
+            assert s["final"] == s["baselines"]["intent_first_retrieval"]
+        else:
+            assert s["final"] == s["generated"] and s["guard"] is None
+
+
+@pytest.mark.slow
+def test_the_development_split_leaves_its_own_rows_out_of_retrieval(run):
+    settings, model, corpus, _, root = run
+    dev = root / "pairs"
+    n_dev = len((dev / "valid.jsonl").read_text().splitlines())
+    assert n_dev >= 2
+    result = evaluate_generation(settings, model, corpus, dev, max_new_tokens=8, candidates=1)
+    assert result["split"] == "dev" and result["n"] == n_dev
+    assert result["n_corpus"] == 36 - n_dev
+    assert result["n_candidates"] == n_dev
+
+
+@pytest.mark.slow
+def test_a_directory_without_validation_pairs_is_refused(run, tmp_path):
+    from bot.errors import CsbotError
+
+    settings, model, corpus, _, _ = run
+    with pytest.raises(CsbotError, match=r"valid\.jsonl"):
+        evaluate_generation(settings, model, corpus, tmp_path)
