@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,10 @@ from retrieval.errors import CsbotError
 
 # True: the Trainer's own progress bars; a callable: each log dict; None: quiet
 TrainerLogs = bool | Callable[[dict], None] | None
+
+
+# the reply length of the published Bitext recipe (Bitext answers run to about 150 tokens)
+RECIPE_TARGET_TOKENS = 192
 
 
 @dataclass
@@ -55,7 +59,9 @@ class TrainConfig:
     early_stopping_patience: int = 2  # epochs without a better validation loss
     eval_each_epoch: bool = True
     max_length: int | None = None  # tokens per example; None: the model's n_positions
-    max_target_tokens: int = 128  # longer replies are cut (and get no <|endofreply|>)
+    # longer replies are cut (and get no <|endofreply|>); None: `RECIPE_TARGET_TOKENS`, at most
+    # half the model's context
+    max_target_tokens: int | None = 128
     max_evidence: int = 3
     torch_threads: int | None = None  # None: leave torch's default (the caller decides)
     min_pairs: int = 20
@@ -162,6 +168,9 @@ def train_generator(
     )
     n_pos = model.config.n_positions
     max_length = min(config.max_length or n_pos, n_pos)
+    if config.max_target_tokens is None:  # what the model's context allows of the recipe's length
+        config = replace(config, max_target_tokens=min(RECIPE_TARGET_TOKENS, max_length // 2))
+    assert config.max_target_tokens is not None
     if config.max_target_tokens >= max_length - 8:
         raise CsbotError(
             f"max_target_tokens {config.max_target_tokens} leaves no room for the prompt in "

@@ -154,8 +154,12 @@ def train(
         int, typer.Option("--evidence-k", help="Evidence items per prompt (and per --corpus pair)")
     ] = 1,
     max_target_tokens: Annotated[
-        int, typer.Option("--max-target-tokens", help="Reply tokens learned (and generated) per pair")
-    ] = 192,
+        int | None,
+        typer.Option(
+            "--max-target-tokens",
+            help="Reply tokens learned (and generated) per pair [default: 192, at most half the model's context]",
+        ),
+    ] = None,
     pretrain_share: Annotated[
         float, typer.Option("--pretrain-share", help="Share of --max-minutes for the scratch base's pretraining")
     ] = 0.15,
