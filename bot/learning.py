@@ -38,6 +38,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,8 @@ from retrieval.index import VectorIndex
 from retrieval.progress import Progress, no_progress
 from retrieval.threads import configure_threads
 
-# the share of replies naming an invented value that a candidate may have (the guard still
-# stops each one)
+# the share of decoded candidates naming an invented value that a model may have (the guard
+# still stops each one)
 HALLUCINATION_TOLERANCE = 0.01
 HELDOUT_DATA_FILE = "heldout.jsonl"  # the curated held-out file beside a workspace's data
 # agent-answered store conversations held out for scoring (by a fixed hash of their id)
@@ -83,6 +84,8 @@ class RoundSettings:
     eval_limit: int = 100  # held-out pairs compared (the first N, in file order)
     min_gain: float = 0.001  # ROUGE-L the candidate must gain over the current composer
     context_turns: int = 4
+    # retrieved units per pair: what the retrieval composer and the candidates' consensus see,
+    # as live (the prompt takes the first TrainConfig.max_evidence of them)
     evidence_k: int = 3
     valid_fraction: float = 0.1
     min_pairs: int = 20
@@ -273,7 +276,6 @@ def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progr
         **{
             "max_minutes": settings.max_minutes,
             "seed": settings.seed,
-            "max_evidence": settings.evidence_k,
             "lr": default_lr(settings.base),
             **settings.train_overrides,
         }
@@ -289,10 +291,19 @@ def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progr
     # both sides fall back as the live bot would: this workspace's thresholds and unsure message
     domain = Domain.load(ws / "domain.json")
     dialogue = config.dialogue
-    candidate_eval = evaluate_on_pairs(final, held_out, progress=progress, dialogue=dialogue, domain=domain)
+    # both GPT-2 sides decode as the live bot does: its generator settings and company facts
+    as_shipped = partial(
+        evaluate_on_pairs,
+        generator=config.generator,
+        company_facts=company_facts(ws),
+        dialogue=dialogue,
+        domain=domain,
+        progress=progress,
+    )
+    candidate_eval = as_shipped(final, held_out)
     if current:
         current_id = current.id
-        current_eval = evaluate_on_pairs(current.path, held_out, progress=progress, dialogue=dialogue, domain=domain)
+        current_eval = as_shipped(current.path, held_out)
     else:
         current_id, current_eval = "retrieval", retrieval_on_pairs(held_out, dialogue=dialogue, domain=domain)
     better, reason = is_better(candidate_eval, current_eval, current_id, settings.min_gain)

@@ -27,13 +27,10 @@ from retrieval.embedder import SentenceEmbedder
 from retrieval.progress import Progress, no_progress
 from retrieval.threads import configure_threads
 
-SCRATCH_LR = 5e-4  # a small model trained from scratch takes a high rate
-PRETRAINED_LR = 5e-5  # a pretrained GPT-2 is only nudged
-# `csbot finetune train`'s defaults for the scratch base: the recipe behind the published
-# Bitext figure (docs/benchmarks.md), so that `--max-minutes 30` and no other flag gives it.
-# A short model trained in half an hour on 2 cores: a small BPE (the softmax is a large share
-# of a 4 x 256 model's compute), one evidence item, a high rate and no dropout.
-RECIPE_SCRATCH_LR = 1e-3
+# The scratch base's rate is TrainConfig's default, the published recipe's (docs/benchmarks.md);
+# a pretrained GPT-2 is only nudged.
+SCRATCH_LR = TrainConfig.lr
+PRETRAINED_LR = 5e-5
 
 
 class RegistrationFailedError(CsbotError):
@@ -46,12 +43,9 @@ class RegistrationFailedError(CsbotError):
         )
 
 
-def default_lr(base: str, *, recipe: bool = False) -> float:
-    """The learning rate for a base: high for the scratch model, low for a pretrained one
-    (`recipe`: the rate of `csbot finetune train`'s published recipe)."""
-    if base != "scratch":
-        return PRETRAINED_LR
-    return RECIPE_SCRATCH_LR if recipe else SCRATCH_LR
+def default_lr(base: str) -> float:
+    """The learning rate for a base: high for the scratch model, low for a pretrained one."""
+    return SCRATCH_LR if base == "scratch" else PRETRAINED_LR
 
 
 def build_corpus_pairs(

@@ -145,14 +145,14 @@ def train(
     max_minutes: Annotated[
         float | None, typer.Option("--max-minutes", help="Budget for the whole run, pretraining included")
     ] = None,
-    epochs: Annotated[float, typer.Option("--epochs")] = 4.0,
+    epochs: Annotated[float, typer.Option("--epochs")] = TrainConfig.epochs,
     lr: Annotated[
         float | None, typer.Option("--lr", help="Default 1e-3 for scratch, 5e-5 for a pretrained base")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = TrainConfig.batch_size,
     evidence_k: Annotated[
         int, typer.Option("--evidence-k", help="Evidence items per prompt (and per --corpus pair)")
-    ] = 1,
+    ] = TrainConfig.max_evidence,
     max_target_tokens: Annotated[
         int | None,
         typer.Option(
@@ -162,14 +162,18 @@ def train(
     ] = None,
     pretrain_share: Annotated[
         float, typer.Option("--pretrain-share", help="Share of --max-minutes for the scratch base's pretraining")
-    ] = 0.15,
-    vocab_size: Annotated[int, typer.Option("--vocab-size", help="Scratch BPE vocabulary (upper bound)")] = 4000,
-    n_layer: Annotated[int, typer.Option("--n-layer", help="Scratch GPT-2 layers")] = 4,
-    n_embd: Annotated[int, typer.Option("--n-embd", help="Scratch GPT-2 width")] = 256,
-    n_positions: Annotated[int, typer.Option("--n-positions", help="Scratch GPT-2 context length in tokens")] = 384,
+    ] = TrainConfig.pretrain_share,
+    vocab_size: Annotated[
+        int, typer.Option("--vocab-size", help="Scratch BPE vocabulary (upper bound)")
+    ] = GeneratorBaseConfig.vocab_size,
+    n_layer: Annotated[int, typer.Option("--n-layer", help="Scratch GPT-2 layers")] = GeneratorBaseConfig.n_layer,
+    n_embd: Annotated[int, typer.Option("--n-embd", help="Scratch GPT-2 width")] = GeneratorBaseConfig.n_embd,
+    n_positions: Annotated[
+        int, typer.Option("--n-positions", help="Scratch GPT-2 context length in tokens")
+    ] = GeneratorBaseConfig.n_positions,
     dropout: Annotated[
         float, typer.Option("--dropout", help="Scratch GPT-2 dropout (0 suits runs of a few epochs)")
-    ] = 0.0,
+    ] = GeneratorBaseConfig.dropout,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out")] = False,
     allow_download: Annotated[
@@ -216,7 +220,7 @@ def train(
         fail(f"--pretrain-share must be in [0, 1); got {pretrain_share}")
     train_config = TrainConfig(
         epochs=epochs,
-        lr=lr if lr is not None else default_lr(base, recipe=True),
+        lr=lr if lr is not None else default_lr(base),
         batch_size=batch_size,
         seed=seed,
         max_minutes=max_minutes,

@@ -1,0 +1,174 @@
+"""Can the demo ship a GPT-2 composer? Learning rounds on the demo workspace, judged by the
+round's own rule on the demo's held-out conversations, and a study of one more lever.
+
+    python bench/bench_demo_generator.py [--minutes 5] [--epochs 4] [--workspace .csbot]
+
+For each (--minutes, --epochs) setting, one `finetune round` (bot.learning.run_round, the
+round `csbot build --generator-minutes` runs: the recipe's defaults, pairs from
+data/conversations.jsonl, scored with the shipped decoding on the first 100 pairs of
+data/heldout.jsonl against the retrieval composer) runs on a temporary copy of the
+workspace, so the workspace itself gets no model. Reported: both ROUGE-L figures, the
+fallback rate, invented values on every candidate, the training's steps and minutes.
+
+The agreement-floor study then asks whether sending the GPT-2 reply only where it agrees
+with a retrieved answer (ROUGE-L of the chosen candidate against the best of the consensus
+references >= a floor; the retrieval composer's reply otherwise) would win: the floor is
+chosen on the round's validation pairs (first 100) and scored once on the held-out pairs,
+with the share of replies GPT-2 would then write.
+
+Progress on stderr; per-pair rows in bench/results/demo_generator/; the LAST stdout line is
+one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bot.composers.generative import GPT2Composer  # noqa: E402 - after sys.path has the repo
+from bot.composers.retrieval import RetrievalComposer  # noqa: E402
+from bot.domain import Domain  # noqa: E402
+from bot.evaluation.fallback import fallback_reply  # noqa: E402
+from bot.evaluation.heldout import request_from_pair  # noqa: E402
+from bot.learning import RoundSettings, run_round  # noqa: E402
+from bot.settings import CsbotSettings  # noqa: E402
+from finetune.guard import clean_generated_text  # noqa: E402
+
+FLOORS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+PAIRS_SCORED = 100
+CANDIDATE_KEYS = ("rougeL_f1", "fallback_rate", "hallucinated_entity_rate", "grounded_share")
+
+
+def log(message: str) -> None:
+    print(f"• {message}", file=sys.stderr, flush=True)
+
+
+def agreement_rows(config: CsbotSettings, model: Path, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per pair: ROUGE-L of the chosen GPT-2 candidate and of the retrieval composer's reply
+    against the target, and the candidate's agreement with the retrieved answers."""
+    from rouge_score import rouge_scorer
+
+    domain = Domain.load(config.workspace / "domain.json")
+    dialogue = config.dialogue
+    composer = GPT2Composer(
+        model,
+        config.generator,
+        fallback=RetrievalComposer.from_config(dialogue, domain),
+        company_facts=[],
+        slot_questions=domain.slot_questions,
+    ).load()
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    rows = []
+    for pair in pairs:
+        request = request_from_pair(pair)
+        turn = composer.compose_with_candidates(request)
+        retrieval = fallback_reply(request, dialogue, domain)
+        generated = clean_generated_text(turn.generated.text, turn.generated.ended) if turn.generated else None
+        references = composer.consensus_references(request)
+        agreement = (
+            max((scorer.score(ref, generated)["rougeL"].fmeasure for ref in references), default=0.0)
+            if generated is not None
+            else None
+        )
+        rows.append(
+            {
+                "id": pair["id"],
+                "gpt2": None if generated is None else scorer.score(pair["target"], generated)["rougeL"].fmeasure,
+                "retrieval": scorer.score(pair["target"], retrieval)["rougeL"].fmeasure,
+                "agreement": agreement,
+                "generated": generated,
+                "retrieval_reply": retrieval,
+                "target": pair["target"],
+            }
+        )
+    return rows
+
+
+def with_floor(rows: list[dict[str, Any]], floor: float) -> tuple[float, float]:
+    """(mean ROUGE-L, GPT-2 share) when GPT-2's reply is sent only at `floor` agreement or more."""
+    sent = [r["gpt2"] is not None and r["agreement"] >= floor for r in rows]
+    scores = [r["gpt2"] if s else r["retrieval"] for r, s in zip(rows, sent, strict=True)]
+    return round(statistics.fmean(scores), 4), round(sum(sent) / len(rows), 4)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workspace", type=Path, default=REPO / ".csbot")
+    ap.add_argument("--data", type=Path, default=REPO / "data")
+    ap.add_argument("--minutes", type=float, nargs="+", default=[5.0])
+    ap.add_argument("--epochs", type=float, nargs="+", default=None, help="one per --minutes [default: the recipe's]")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "demo_generator")
+    args = ap.parse_args()
+    if args.epochs is not None and len(args.epochs) != len(args.minutes):
+        sys.exit(f"error: {len(args.minutes)} --minutes but {len(args.epochs)} --epochs; give one per setting")
+    if not (args.workspace / "workspace.json").is_file():
+        log(f"building {args.workspace} from {args.data}")
+        csbot = Path(sys.executable).with_name("csbot")
+        subprocess.run([str(csbot), "build", "--data", str(args.data), "--workspace", str(args.workspace)], check=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for i, minutes in enumerate(args.minutes):
+        epochs = None if args.epochs is None else args.epochs[i]
+        with tempfile.TemporaryDirectory(prefix="csbot-demo-gen-") as tmp:
+            ws = Path(tmp) / "ws"
+            shutil.copytree(args.workspace, ws, ignore=shutil.ignore_patterns("finetune", "models"))
+            config = CsbotSettings.from_env(ws)
+            settings = RoundSettings(
+                transcripts=[args.data / "conversations.jsonl"],
+                formats=["jsonl"],
+                heldout=[args.data / "heldout.jsonl"],
+                max_minutes=minutes,
+                eval_limit=PAIRS_SCORED,
+                train_overrides={} if epochs is None else {"epochs": epochs},
+            )
+            log(f"round: {minutes:g} minutes, epochs {epochs or 'the recipe'}")
+            report = run_round(config, settings, progress=log)
+            root = ws / "finetune" / "rounds" / report["round"]
+            model = root / "run" / "final"
+
+            def read(split: str, root: Path = root) -> list[dict[str, Any]]:
+                lines = (root / "pairs" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+                return [json.loads(line) for line in lines if line.strip()][:PAIRS_SCORED]
+
+            log("agreement-floor study: validation pairs")
+            dev = agreement_rows(config, model, read("valid"))
+            log("agreement-floor study: held-out pairs")
+            test = agreement_rows(config, model, read("heldout"))
+        dev_table = {f: with_floor(dev, f) for f in FLOORS}
+        chosen = max(FLOORS, key=lambda f: (dev_table[f][0], f))  # ties: the higher floor
+        tag = f"{minutes:g}min_e{epochs or 'recipe'}"
+        (args.out / f"{tag}.json").write_text(json.dumps({"dev": dev, "test": test}, indent=1) + "\n")
+        result = {
+            "minutes": minutes,
+            "epochs": epochs,
+            "train": report["train"],
+            "candidate": {k: report["candidate"][k] for k in CANDIDATE_KEYS},
+            "retrieval": report["current"]["rougeL_f1"],
+            "decision": report["decision"],
+            "retrieval_dev": round(statistics.fmean(r["retrieval"] for r in dev), 4),
+            "floor_dev": {str(f): v for f, v in dev_table.items()},
+            "floor_chosen": chosen,
+            "floor_test": {"rougeL_f1": with_floor(test, chosen)[0], "gpt2_share": with_floor(test, chosen)[1]},
+        }
+        results.append(result)
+        print(
+            f"{tag}: GPT-2 {result['candidate']['rougeL_f1']} vs retrieval {result['retrieval']} "
+            f"({result['decision']}); floor {chosen} (dev) -> held-out {result['floor_test']}",
+            flush=True,
+        )
+    print(json.dumps({"machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "settings": results}))
+
+
+if __name__ == "__main__":
+    main()
