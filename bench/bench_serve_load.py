@@ -1,8 +1,14 @@
 """Load on the HTTP service: the real `csbot serve` on a free 127.0.0.1 port, driven by an
 asyncio httpx client. Bounded: a fixed number of conversations and turns, and a time cap.
 
-Run: python bench/bench_serve_load.py [--workspace DIR] [--workers N]
+Run: python bench/bench_serve_load.py [--workspace DIR] [--workers N] [--batching on|off]
      [--conversations 50 --turns 20] [--stream-conversations 10 --stream-turns 10]
+
+`--batching on|off` sets the server's micro-batching (CSBOT_SERVER__BATCHING; off: today's
+path, each worker with its own models, for the side-by-side figure). Without `--workers`
+the server picks its default for that mode (1 worker off, 16 on). The workspace's promoted
+GPT-2, when it has one, composes the replies (its copy keeps the model registry); the JSON
+says which model and which composers answered.
 
 1. Load: C conversations at once, each sending T turns one after another (no pause: a
    closed loop, the hardest case for the server), through POST .../messages, each with a
@@ -80,7 +86,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(workspace: Path, port: int, workers: int, log_path: Path) -> subprocess.Popen:
+def start_server(workspace: Path, port: int, workers: int | None, batching: bool, log_path: Path) -> subprocess.Popen:
     """`csbot serve`, its output to a file (a pipe nobody reads would fill up and block
     the server's logging)."""
     env = {
@@ -90,10 +96,12 @@ def start_server(workspace: Path, port: int, workers: int, log_path: Path) -> su
         "CSBOT_RATE_LIMIT_PER_IP": "0",
         "CSBOT_RATE_LIMIT_PER_SESSION": "0",
         "CSBOT_LOG_LEVEL": "warning",
+        "CSBOT_SERVER__BATCHING": "true" if batching else "false",
     }
+    workers_flag = ["--workers", str(workers)] if workers is not None else []
     with log_path.open("wb") as log_file:
         return subprocess.Popen(
-            [str(CSBOT), "serve", "--workspace", str(workspace), "--port", str(port), "--workers", str(workers)],
+            [str(CSBOT), "serve", "--workspace", str(workspace), "--port", str(port), *workers_flag],
             cwd=REPO,
             env=env,
             stdout=log_file,
@@ -101,14 +109,18 @@ def start_server(workspace: Path, port: int, workers: int, log_path: Path) -> su
         )
 
 
-async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen, log_path: Path, timeout: float = 300) -> float:
+async def wait_ready(
+    client: httpx.AsyncClient, proc: subprocess.Popen, log_path: Path, timeout: float = 300
+) -> tuple[float, int]:
+    """Seconds until /readyz said ready, and the inference workers it reported."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
         if proc.poll() is not None:
             raise SystemExit(f"csbot serve exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
-            if (await client.get("/readyz")).status_code == 200:
-                return time.perf_counter() - started
+            r = await client.get("/readyz")
+            if r.status_code == 200:
+                return time.perf_counter() - started, r.json()["workers"]
         except httpx.TransportError:
             pass
         await asyncio.sleep(0.25)
@@ -117,7 +129,6 @@ async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen, log_path
 
 async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations: int, turns: int, seed: int) -> dict:
     latencies: list[float] = []
-    server_ms: list[float] = []
     accepted: list[tuple[str, str, int]] = []  # conversation, client_message_id, reply message id
     errors: dict[str, int] = {}
 
@@ -133,12 +144,16 @@ async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations:
             error(f"create: {type(e).__name__}")
             return
         cid = r.json()["conversation_id"]
+        # a conversation answers only to the token it was created with (else 404)
+        token = {"X-Conversation-Token": r.json()["access_token"]}
         for _ in range(turns):
             mid = uuid.uuid4().hex
             started = time.perf_counter()
             try:
                 r = await client.post(
-                    f"/api/v1/conversations/{cid}/messages", json={"text": rng.choice(texts), "client_message_id": mid}
+                    f"/api/v1/conversations/{cid}/messages",
+                    json={"text": rng.choice(texts), "client_message_id": mid},
+                    headers=token,
                 )
             except httpx.HTTPError as e:
                 error(f"transport: {type(e).__name__}")
@@ -147,9 +162,7 @@ async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations:
                 error(f"http {r.status_code}")
                 continue
             latencies.append((time.perf_counter() - started) * 1000)
-            reply = r.json()
-            server_ms.append(reply["latency_ms"])
-            accepted.append((cid, mid, reply["message_id"]))
+            accepted.append((cid, mid, r.json()["message_id"]))
 
     started = time.perf_counter()
     await asyncio.gather(*(one_conversation(i) for i in range(conversations)))
@@ -164,30 +177,58 @@ async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations:
         "wall_s": round(wall, 1),
         "turns_per_s": round(len(accepted) / wall, 1),
         "turn": summary(latencies),
-        "server_turn": summary(server_ms),
         "_accepted": accepted,
     }
 
 
 def count_lost(store: Path, accepted: list[tuple[str, str, int]]) -> dict:
-    """Every accepted message must be in the store, answered by the reply the client got."""
+    """Every accepted message must be in the store, answered by the reply the client got.
+    Also the server's own time for each turn (the bot message's latency_ms: the dialogue
+    manager's, without the queue and HTTP), which the public reply does not carry."""
     db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     lost = 0
+    server_ms: list[float] = []
     for cid, mid, bot_id in accepted:
         row = db.execute(
-            "select c.turn, b.id, b.role from messages c left join messages b "
+            "select c.turn, b.id, b.role, b.latency_ms from messages c left join messages b "
             "on b.conversation_id = c.conversation_id and b.turn = c.turn + 1 "
             "where c.conversation_id = ? and c.client_message_id = ? and c.role = 'customer'",
             [cid, mid],
         ).fetchone()
         if row is None or row[1] != bot_id or row[2] != "bot":
             lost += 1
+        elif row[3] is not None:
+            server_ms.append(row[3])
     conversations = {cid for cid, _, _ in accepted}
     stored = sum(
         db.execute("select count(*) from messages where conversation_id = ?", [c]).fetchone()[0] for c in conversations
     )
     db.close()
-    return {"lost": lost, "stored_messages": stored, "expected_messages": 2 * len(accepted)}
+    return {
+        "lost": lost,
+        "stored_messages": stored,
+        "expected_messages": 2 * len(accepted),
+        "server_turn": summary(server_ms),
+    }
+
+
+def promoted_model(workspace: Path) -> str | None:
+    """The id of the workspace's promoted GPT-2 (None: the retrieval composer answers)."""
+    from finetune.registry import ModelRegistry
+
+    entry = ModelRegistry.for_workspace(workspace).promoted()
+    return entry.id if entry is not None else None
+
+
+def composers_used(store: Path) -> dict[str, int]:
+    """How many bot replies each composer wrote in the run (e.g. "gpt2", "retrieval (gpt2
+    rejected)"): shows that the promoted model took the turns."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    rows = db.execute(
+        "select coalesce(composer, 'none'), count(*) from messages where role = 'bot' group by 1 order by 2 desc"
+    ).fetchall()
+    db.close()
+    return dict(rows)
 
 
 async def stream_phase(
@@ -207,6 +248,7 @@ async def stream_phase(
             errors += turns
             return
         cid = r.json()["conversation_id"]
+        token = {"X-Conversation-Token": r.json()["access_token"]}
         for _ in range(turns):
             if think[1]:
                 await asyncio.sleep(rng.uniform(*think))
@@ -217,6 +259,7 @@ async def stream_phase(
                     "POST",
                     f"/api/v1/conversations/{cid}/messages/stream",
                     json={"text": rng.choice(texts), "client_message_id": uuid.uuid4().hex},
+                    headers=token,
                 ) as r:
                     if r.status_code != 200:
                         errors += 1
@@ -254,12 +297,15 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
     texts = [t for t in customer_messages(args.data) if len(t) <= 4000]
     port = free_port()
     log_path = workspace.parent / "serve.log"
-    proc = start_server(workspace, port, args.workers, log_path)
+    proc = start_server(workspace, port, args.workers, args.batching == "on", log_path)
     limits = httpx.Limits(max_connections=args.conversations + 10, max_keepalive_connections=args.conversations + 10)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits) as client:
-            ready_s = await wait_ready(client, proc, log_path)
-            log(f"csbot serve ready in {ready_s:.1f} s ({args.workers} inference worker(s)) on port {port}")
+            ready_s, workers = await wait_ready(client, proc, log_path)
+            log(
+                f"csbot serve ready in {ready_s:.1f} s ({workers} inference worker(s), batching {args.batching}) "
+                f"on port {port}"
+            )
             # warm the connections and the server (not measured)
             await stream_phase(client, texts, 2, 2, (0.0, 0.0), seed=999)
 
@@ -289,7 +335,10 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
         log(f"the server logged {server_errors} traceback(s); its log:\n{log_path.read_text()[-4000:]}")
     return {
         "bench": "serve_load",
-        "workers": args.workers,
+        "workers": workers,
+        "batching": args.batching,
+        "promoted_model": promoted_model(workspace),
+        "composers": composers_used(workspace / "store.db"),
         "cores": os.cpu_count(),
         "load": load,
         "stream_closed_loop": closed,
@@ -303,7 +352,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=REPO / "bench" / "results" / "serve-ws")
     parser.add_argument("--data", type=Path, default=REPO / "data")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="inference workers [default: the server's: 1, or 16 with batching]"
+    )
+    parser.add_argument(
+        "--batching", choices=("on", "off"), default="off", help="the server's micro-batching across conversations"
+    )
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--stream-conversations", type=int, default=10)

@@ -20,8 +20,8 @@ import csv
 import json
 import shutil
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,12 +31,14 @@ from bot.actions.routes import ActionRoutes
 from bot.composers.generative import GPT2Composer
 from bot.composers.promoted import PromotedModelComposer
 from bot.composers.retrieval import RetrievalComposer
+from bot.contracts import Embedder
 from bot.dialogue import DialogueManager
 from bot.domain import Domain
 from bot.errors import CsbotError, WorkspaceNotBuiltError
 from bot.intents import EmbeddingIntentClassifier, IntentClassifierConfig
 from bot.settings import ClassifierSettings, CsbotSettings
 from bot.store import ConversationStore
+from finetune.decoder import GeneratorConfig, GPT2Generator
 from finetune.guard import company_facts_from
 from finetune.registry import ModelRegistry
 from retrieval.embedder import SentenceEmbedder
@@ -369,14 +371,51 @@ def read_manifest(workspace: Path) -> dict[str, Any]:
 # -- loading ------------------------------------------------------------------------
 
 
-class Assistant:
-    """A loaded workspace: the dialogue manager and the parts it is made of."""
+@dataclass(frozen=True)
+class SharedModels:
+    """The loaded, read-only parts of a workspace that several assistants of one process
+    may use together (`Assistant(config, shared=...)`): the embedder, the index, the intent
+    classifier, and where a promoted GPT-2 comes from (`generator_for(model_dir, config)`:
+    a loaded generator; None: each assistant loads its own). What each assistant keeps
+    to itself: its store connection, dialogue manager, composers and action runner.
 
-    def __init__(self, config: CsbotSettings):
+    `csbot serve` with batching on shares them between its inference workers, with the
+    embedder and the generators wrapped in micro-batchers (`bot.server.batching`)."""
+
+    embedder: Embedder
+    index: VectorIndex
+    classifier: EmbeddingIntentClassifier
+    generator_for: Callable[[Path, GeneratorConfig], GPT2Generator] | None = None
+
+    def with_parts(
+        self,
+        *,
+        embedder: Embedder | None = None,
+        generator_for: Callable[[Path, GeneratorConfig], GPT2Generator] | None = None,
+    ) -> SharedModels:
+        """These models with the embedder and/or the generator source replaced."""
+        return replace(
+            self,
+            embedder=embedder if embedder is not None else self.embedder,
+            generator_for=generator_for if generator_for is not None else self.generator_for,
+        )
+
+
+class Assistant:
+    """A loaded workspace: the dialogue manager and the parts it is made of.
+
+    `Assistant(config).load()` loads every part itself. `Assistant(config, shared=models)`
+    takes the embedder, index, classifier and GPT-2 source from `models` (already loaded,
+    see `load_shared`) and opens only what is its own: the store connection and the
+    dialogue manager (how `csbot serve` with batching on builds its workers' assistants,
+    see `bot.server.app.create_app`)."""
+
+    def __init__(self, config: CsbotSettings, shared: SharedModels | None = None):
         self.config = config
+        self.shared = shared
         # the parts exist once `load` ran; the properties below hand them out
         self._manager: DialogueManager | None = None
-        self._embedder: SentenceEmbedder | None = None
+        self._embedder: Embedder | None = None
         self._index: VectorIndex | None = None
         self._classifier: EmbeddingIntentClassifier | None = None
         self._store: ConversationStore | None = None
@@ -388,7 +427,7 @@ class Assistant:
         return self._manager
 
     @property
-    def embedder(self) -> SentenceEmbedder:
+    def embedder(self) -> Embedder:
         assert self._embedder is not None, "Assistant.load() sets the embedder"
         return self._embedder
 
@@ -407,17 +446,32 @@ class Assistant:
         assert self._store is not None, "Assistant.load() sets the store"
         return self._store
 
+    @staticmethod
+    def load_shared(config: CsbotSettings) -> SharedModels:
+        """Load the parts of `config`'s workspace that assistants can share: the embedder,
+        the index and the intent classifier (each checked against the embedder)."""
+        ws = config.workspace
+        read_manifest(ws)
+        configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
+        embedder = SentenceEmbedder(config.embedder).load()
+        index = VectorIndex.load(ws / "index", embedder_id=embedder.model_id, config=config.index)
+        classifier = EmbeddingIntentClassifier.load(ws / "intents", embedder_id=embedder.model_id, dim=embedder.dim)
+        return SharedModels(embedder=embedder, index=index, classifier=classifier)
+
     def load(self) -> Assistant:
 
         ws = self.config.workspace
         read_manifest(ws)
         domain = Domain.load(ws / "domain.json")
-        configure_threads(self.config.embedder.torch_threads, self.config.index.faiss_threads)
-        embedder = self._embedder = SentenceEmbedder(self.config.embedder).load()
-        index = self._index = VectorIndex.load(ws / "index", embedder_id=embedder.model_id, config=self.config.index)
-        classifier = self._classifier = EmbeddingIntentClassifier.load(
-            ws / "intents", embedder_id=embedder.model_id, dim=embedder.dim
-        )
+        if self.shared is None:
+            shared = Assistant.load_shared(self.config)
+        else:
+            shared = self.shared
+            # this thread still runs the FAISS searches and the classifier: size its pools
+            configure_threads(self.config.embedder.torch_threads, self.config.index.faiss_threads)
+        embedder = self._embedder = shared.embedder
+        index = self._index = shared.index
+        classifier = self._classifier = shared.classifier
         store = self._store = ConversationStore(ws / "store.db").open()
         composer = self._composer(domain)
         self._manager = DialogueManager(
@@ -452,10 +506,13 @@ class Assistant:
         facts = company_facts(ws)
         generator = self.config.generator
 
+        generator_for = self.shared.generator_for if self.shared is not None else None
+
         def make_generator(model_dir: Path) -> GPT2Composer:
             return GPT2Composer(
                 model_dir,
                 generator,
+                loaded=generator_for(model_dir, generator) if generator_for is not None else None,
                 fallback=retrieval,
                 company_facts=facts,
                 slot_questions=domain.slot_questions,

@@ -240,19 +240,24 @@ class GPT2Generator:
         return copy_only_tokens_not_in(prompt_ids, copy_only)
 
     def _generate_fast(self, prompts: Sequence[str], *, alternatives: bool) -> list[Generated]:
+        sampled = self.config.decoding == "top_p" or alternatives
+        return self.generate_rows(prompts, sampled=sampled, greedy_rows=1 if alternatives else 0)
 
+    def generate_rows(self, prompts: Sequence[str], *, sampled: bool, greedy_rows: int = 0) -> list[Generated]:
+        """`prompts` in one pass of the fast decoder: nucleus samples when `sampled`, except
+        the first `greedy_rows` rows, which stay greedy (several turns' candidates decoded
+        together keep each turn's greedy reply this way); else all greedy."""
         tok, cfg, decoder = self.tokenizer, self.config, self.fast_decoder
         assert tok is not None and decoder is not None and cfg.max_new_tokens is not None  # load() set them
         started = time.perf_counter()
         ids = [tok.encode(p, add_special_tokens=False) for p in prompts]
-        sampled = cfg.decoding == "top_p" or alternatives
         sampling = Sampling(
             top_p=cfg.top_p if sampled else None,
             temperature=cfg.temperature,
             seed=cfg.seed,
             repetition_penalty=cfg.repetition_penalty,
             banned=[self._banned(p) for p in ids] if self.copies_only else None,
-            greedy_rows=1 if alternatives else 0,
+            greedy_rows=greedy_rows,
         )
         eos = _eos_id(tok)
         rows: list[list[int]] = [[] for _ in prompts]

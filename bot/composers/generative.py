@@ -86,8 +86,13 @@ class GPT2Composer:
         company_facts: Sequence[str],
         slot_questions: dict[str, str],
         slot_mentions: dict[str, list[str]] | None = None,
+        loaded: GPT2Generator | None = None,
     ):
-        self.generator = GPT2Generator(model_dir, config)
+        # `loaded`: a generator for `model_dir` loaded elsewhere and shared (the server's
+        # batched one); its settings are the ones it was loaded with
+        if loaded is not None and Path(loaded.model_dir).resolve() != Path(model_dir).resolve():
+            raise ValueError(f"the loaded generator is for {loaded.model_dir}, not {model_dir}")
+        self.generator = loaded if loaded is not None else GPT2Generator(model_dir, config)
         self.fallback = fallback
         self.slot_questions = dict(slot_questions)
         self.slot_mentions = slot_mentions or {}

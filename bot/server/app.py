@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.errors import CsbotError
+from bot.server.batching import BatchingModels
 from bot.server.disconnect import CancelOnDisconnectMiddleware
 from bot.server.errors import error_response
 from bot.server.limits import (
@@ -53,13 +54,22 @@ def create_app(settings: CsbotSettings, assistant_factory: Callable[[], Assistan
     """The csbot HTTP app. `assistant_factory` makes one loaded `Assistant` per
     inference worker, on that worker's thread (default: the settings' workspace, with
     max(1, cores // workers) torch threads each, see `CsbotSettings.for_inference_worker`)."""
+    models: BatchingModels | None = None
     if assistant_factory is None:
         worker_settings = settings.for_inference_worker()
+        server = settings.server
+        if server.batching:  # one set of models for all workers, loaded by the first to start
+            models = BatchingModels(
+                window_ms=server.batch_window_ms,
+                max_batch=server.batch_max_turns,
+                torch_threads=server.threads_per_batcher(),
+            )
 
         def assistant_factory() -> Assistant:
-            return Assistant(worker_settings).load()
+            shared = models.get(worker_settings) if models is not None else None
+            return Assistant(worker_settings, shared=shared).load()
 
-    runtime = Runtime(settings, assistant_factory)
+    runtime = Runtime(settings, assistant_factory, models)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -10,8 +10,12 @@ import os
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
+
+# with batching on and no --workers: a worker holds one turn at a time, so this many
+# conversations can put a turn in the same batch (batch_max_turns' default)
+BATCHING_WORKERS = 16
 
 
 class ServerConfig(BaseModel):
@@ -27,12 +31,25 @@ class ServerConfig(BaseModel):
         1,
         ge=1,
         le=32,
-        description="inference workers: threads that each own a loaded assistant; a conversation's "
-        "turns always go to the same one, so they run in order",
+        description="inference workers: threads that each own an assistant (its own loaded models, or "
+        "with batching on the shared ones); a conversation's turns always go to the same one, so they "
+        f"run in order [default: 1, or {BATCHING_WORKERS} with batching on]",
     )
     torch_threads: int | None = Field(
-        None, ge=1, description="torch threads per inference worker [default: max(1, cores // workers)]"
+        None,
+        ge=1,
+        description="torch threads per inference worker [default: max(1, cores // workers)]; with batching "
+        "on, per batcher thread (one encodes, one decodes) [default: max(1, cores // 2)]",
     )
+    batching: bool = Field(
+        False,
+        description="micro-batching across conversations: the models load once and are shared by the "
+        "workers; the encodes and GPT-2 decodes of turns waiting at the same moment run as one",
+    )
+    batch_window_ms: float = Field(
+        5.0, ge=0, le=1000, description="with batching: how long a batch waits for more turns after its first"
+    )
+    batch_max_turns: int = Field(16, ge=1, le=256, description="with batching: turns in one batch at most")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="origins of sites that embed the widget (comma-separated or a JSON list); empty: same origin only",
@@ -106,6 +123,18 @@ class ServerConfig(BaseModel):
         30.0, gt=0, description="a turn not started by then is dropped (503); its client has given up"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _workers_for_batching(cls, values: object) -> object:
+        """With batching on and no worker count given, enough workers to fill a batch: a
+        worker has one turn in flight at a time, so the batch can only be as large as the
+        number of workers with a turn."""
+        if not isinstance(values, dict) or values.get("workers") is not None:
+            return values
+        if _truthy(values.get("batching", cls.model_fields["batching"].default)):
+            return {**values, "workers": BATCHING_WORKERS}
+        return values
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -154,9 +183,31 @@ class ServerConfig(BaseModel):
 
     def threads_per_worker(self, cores: int | None = None) -> int:
         """torch threads for each inference worker: the configured number, else the cores
-        shared out, so N workers encoding at once do not oversubscribe the machine."""
+        shared out, so N workers encoding at once do not oversubscribe the machine. With
+        batching on the workers run no torch (the batchers do): 1."""
+        if self.batching:
+            return 1
         if self.torch_threads is not None:
             return self.torch_threads
-        if cores is None:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, cores // self.workers)
+        return max(1, _cores(cores) // self.workers)
+
+    def threads_per_batcher(self, cores: int | None = None) -> int:
+        """With batching on, torch threads for each of the two batcher threads (the encoder's
+        and the decoder's, which may run at the same time): the configured number, else
+        half the cores."""
+        if self.torch_threads is not None:
+            return self.torch_threads
+        return max(1, _cores(cores) // 2)
+
+
+def _cores(cores: int | None) -> int:
+    if cores is not None:
+        return cores
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _truthy(value: object) -> bool:
+    """A boolean setting as it arrives before validation (True, or text from the environment)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "t", "y")
+    return value is True

@@ -1,7 +1,8 @@
-"""What a running app holds: its settings, the inference pool (with its bounded queue), a
-store worker for reads and small writes, the watcher that feeds live event streams, the
-messaging channels and their worker, who a request's client is, the per-conversation
-rate limiter, and whether it is ready.
+"""What a running app holds: its settings, the inference pool (with its bounded queue), with
+batching on the models its workers share (`bot.server.batching`), a store worker for reads
+and small writes, the watcher that feeds live event streams, the messaging channels and
+their worker, who a request's client is, the per-conversation rate limiter, and whether
+it is ready.
 
 One `Runtime` per app (in `app.state`), made by `create_app` and started by its
 lifespan; routes reach it through the `runtime` / `ready_runtime` dependencies. Nothing
@@ -24,6 +25,7 @@ from bot.channels.base import Channel
 from bot.channels.registry import enabled_channels
 from bot.channels.worker import ChannelWorker
 from bot.contracts import TurnResult
+from bot.server.batching import BatchingModels
 from bot.server.errors import NotReadyError
 from bot.server.inference import InferencePool, ThreadWorker, TurnQueue
 from bot.server.limits import ClientAddresses, RateLimiter
@@ -39,9 +41,17 @@ log = logging.getLogger("csbot.server")
 class Runtime:
     """The app's working parts and its readiness ("loading", "ready" or "failed")."""
 
-    def __init__(self, settings: CsbotSettings, assistant_factory: Callable[[], Assistant]):
+    def __init__(
+        self,
+        settings: CsbotSettings,
+        assistant_factory: Callable[[], Assistant],
+        models: BatchingModels | None = None,
+    ):
         self.settings = settings
         server = settings.server
+        # with batching on, the models the factory's assistants share (their encodes and
+        # decodes batched across workers); closed here after the workers
+        self.models = models
         self.pool: InferencePool[Assistant] = InferencePool(
             assistant_factory,
             server.workers,
@@ -112,7 +122,12 @@ class Runtime:
             log.exception("csbot failed to load: %s", self.failure)
             return
         self.state = "ready"
-        log.info("csbot ready: %d inference worker(s) loaded in %.1f s", len(self.pool), time.perf_counter() - started)
+        log.info(
+            "csbot ready: %d inference worker(s)%s loaded in %.1f s",
+            len(self.pool),
+            " sharing batched models" if self.models is not None else "",
+            time.perf_counter() - started,
+        )
 
     def begin_shutdown(self) -> None:
         """Called from a signal handler: only sets a flag (safe from any thread)."""
@@ -137,6 +152,8 @@ class Runtime:
             await self._http.aclose()
         await self.watcher.close()
         await self.pool.close()
+        if self.models is not None:  # after the workers: nothing submits to the batchers any more
+            await asyncio.to_thread(self.models.close)
         if self._store is not None:
             await self._store.close()
 
