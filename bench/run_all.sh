@@ -47,6 +47,22 @@ RUN="$OUT/gen-bitext" OUT="$OUT/generation" SPLIT="$OUT/bitext" BIN=$BIN SHARED=
 echo "== decoding speed: our decoder vs transformers.pipeline, same model and prompts"
 $BIN/csbot bench generation --model "$OUT/gen-bitext/final" --pairs "$OUT/gen-bitext/pairs" | tail -1 | tee "$OUT/bench_generation.json"
 
+echo "== the demo's generator: a 5-minute round judged on data/heldout.jsonl, and the agreement-floor study"
+$BIN/python bench/bench_demo_generator.py --minutes 5 | tail -1 | tee "$OUT/bench_demo_generator.json"
+
+echo "== HTTP service with the Bitext GPT-2 promoted: micro-batching off vs on"
+BATCH_WS="$OUT/serve-ws-gpt2"
+[ -f "$BATCH_WS/workspace.json" ] || $BIN/csbot build --data data --workspace "$BATCH_WS"
+MODEL_ID=$($BIN/csbot models add "$OUT/gen-bitext/final" --workspace "$BATCH_WS" | tail -1 | $BIN/python -c "import json,sys; print(json.load(sys.stdin)['id'])")
+$BIN/csbot models promote "$MODEL_ID" --workspace "$BATCH_WS" > /dev/null
+for mode in "off --workers 2" "on"; do
+    $BIN/python bench/bench_serve_load.py --workspace "$BATCH_WS" --batching $mode --conversations 20 --turns 10 \
+        | tail -1 | tee "$OUT/bench_serve_load_batching_${mode%% *}.json"
+done
+
+echo "== memory: one replica (retrieval, then the Bitext GPT-2 promoted) and a 1-million-unit index"
+$BIN/python bench/bench_memory.py --model "$OUT/gen-bitext/final" | tail -1 | tee "$OUT/bench_memory.json"
+
 echo "== learning loop: a round on more logged conversations vs a round on fewer (3 minutes each)"
 $BIN/python bench/bench_learning_loop.py --minutes 3 | tail -1 | tee "$OUT/bench_learning_loop.json"
 
