@@ -3,10 +3,10 @@ MiniLM encode and one GPT-2 decode, on models loaded once per process.
 
 Without batching every inference worker owns its own models and runs its turns one at a
 time, so with ten messages in flight ten small encodes and ten small decodes queue on the
-cores. A small GPT-2 decoding step costs about the same for one row as for twenty (the
-time goes to reading the weights and to Python around the step), and so does a MiniLM
-forward pass for a handful of short texts, so merging what waits is nearly free
-throughput.
+cores. The bet: a step of a small model costs little more for twenty rows than for one.
+Measured on 2 CPU cores with 5 GPT-2 candidates a turn it loses (fewer turns a second, a
+higher p95; docs/benchmarks.md, "Micro-batching"): one turn's candidates already fill a
+core. So `ServerConfig.batching` is off by default; measure on your hardware.
 
     batcher = MicroBatcher(encode_all, max_batch=16, window_ms=5, name="csbot-embed")
     vector = batcher.submit(text)        # on any thread: blocks, returns this item's result
