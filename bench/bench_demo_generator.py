@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from bot.composers.generative import GPT2Composer  # noqa: E402 - after sys.path has the repo
 from bot.composers.retrieval import RetrievalComposer  # noqa: E402
 from bot.domain import Domain  # noqa: E402
+from bot.evaluation.bootstrap import paired_bootstrap_ci  # noqa: E402
 from bot.evaluation.fallback import fallback_reply  # noqa: E402
 from bot.evaluation.heldout import request_from_pair  # noqa: E402
 from bot.learning import RoundSettings, run_round  # noqa: E402
@@ -156,6 +157,12 @@ def main() -> None:
             "candidate": {k: report["candidate"][k] for k in CANDIDATE_KEYS},
             "retrieval": report["current"]["rougeL_f1"],
             "decision": report["decision"],
+            # the chosen candidate (before the guard) against the retrieval composer, per pair
+            "test_gain_ci95": list(
+                paired_bootstrap_ci(
+                    [r["retrieval"] if r["gpt2"] is None else r["gpt2"] for r in test], [r["retrieval"] for r in test]
+                )
+            ),
             "retrieval_dev": round(statistics.fmean(r["retrieval"] for r in dev), 4),
             "floor_dev": {str(f): v for f, v in dev_table.items()},
             "floor_chosen": chosen,
@@ -164,7 +171,8 @@ def main() -> None:
         results.append(result)
         print(
             f"{tag}: GPT-2 {result['candidate']['rougeL_f1']} vs retrieval {result['retrieval']} "
-            f"({result['decision']}); floor {chosen} (dev) -> held-out {result['floor_test']}",
+            f"({result['decision']}; gain 95% CI {result['test_gain_ci95']}); "
+            f"floor {chosen} (dev) -> held-out {result['floor_test']}",
             flush=True,
         )
     print(json.dumps({"machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "settings": results}))

@@ -10,12 +10,22 @@ import os
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import NoDecode
 
 # with batching on and no --workers: a worker holds one turn at a time, so this many
 # conversations can put a turn in the same batch (batch_max_turns' default)
 BATCHING_WORKERS = 16
+_BOOLEAN = TypeAdapter(bool)
 
 
 class ServerConfig(BaseModel):
@@ -131,9 +141,11 @@ class ServerConfig(BaseModel):
         number of workers with a turn."""
         if not isinstance(values, dict) or values.get("workers") is not None:
             return values
-        if _truthy(values.get("batching", cls.model_fields["batching"].default)):
-            return {**values, "workers": BATCHING_WORKERS}
-        return values
+        try:  # pydantic's own reading of a boolean ("true", "1", "on", ...)
+            batching = _BOOLEAN.validate_python(values.get("batching", cls.model_fields["batching"].default))
+        except ValidationError:
+            return values  # the field's own validation says what is wrong with it
+        return {**values, "workers": BATCHING_WORKERS} if batching else values
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -204,10 +216,3 @@ def _cores(cores: int | None) -> int:
     if cores is not None:
         return cores
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _truthy(value: object) -> bool:
-    """A boolean setting as it arrives before validation (True, or text from the environment)."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on", "t", "y")
-    return value is True
