@@ -11,6 +11,7 @@ from __future__ import annotations
 import typer
 
 from bot.cli.assistant import ask, build, chat, import_
+from bot.cli.db import db_app
 from bot.cli.evaluate import bench_app, eval_app
 from bot.cli.finetune import finetune_app
 from bot.cli.models import models_app
@@ -38,5 +39,6 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(finetune_app, name="finetune")
 app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
 
 __all__ = ["app"]

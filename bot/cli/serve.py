@@ -8,6 +8,7 @@ import typer
 
 from bot.cli.console import WorkspaceOpt, err, error_edge
 from bot.settings import CsbotSettings
+from bot.store.admin import refuse_newer_schema
 from bot.workspace import read_manifest
 
 
@@ -29,6 +30,9 @@ def serve(
     with error_edge():  # a bad flag or CSBOT_* value: InvalidSettingsError, naming it
         settings = CsbotSettings.from_env(workspace, server={k: v for k, v in flags.items() if v is not None})
         read_manifest(settings.workspace)  # a missing build is refused here, before the port opens
+        # a store migrated by a newer csbot: refused here too, in one line (a replica of an
+        # older release must not serve it), before the port opens
+        refuse_newer_schema(settings.workspace / "store.db")
     # fastapi and uvicorn load only when a server is started, not for every csbot command
     from bot.server.serve import serve as run_server
 

@@ -5,13 +5,24 @@
 - `channels`: the messaging channels' inbox and outbox;
 - `retention`: erasure and finding conversations to erase;
 - `connection`: opening the file (owner-only, WAL, migrated) and the write transaction;
-- `schema`: the migrations that build the schema;
+- `schema`: the migrations that build the schema, and applying them (locked, all or nothing);
+- `admin`: schema status, upgrade, export and import of conversations (`csbot db`; imported
+  by its users, not here);
 - `records`: the dialogue state and message records written and read;
 - `errors`: the store's typed errors.
 """
 
 from bot.store.conversations import ConversationStore
-from bot.store.errors import DuplicateClientMessageError, NotABotMessageError, StoreError, UnknownMessageError
+from bot.store.errors import (
+    ConversationImportError,
+    DuplicateClientMessageError,
+    NotABotMessageError,
+    NotAStoreError,
+    SchemaTooNewError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownMessageError,
+)
 from bot.store.records import DialogueState, MessageRecord
 from bot.store.schema import (
     SCHEMA_NAME,
@@ -25,12 +36,16 @@ from bot.store.schema import (
 
 __all__ = [
     "SCHEMA_NAME",
+    "ConversationImportError",
     "ConversationStore",
     "DialogueState",
     "DuplicateClientMessageError",
     "MessageRecord",
     "NotABotMessageError",
+    "NotAStoreError",
+    "SchemaTooNewError",
     "StoreError",
+    "StoreUnavailableError",
     "UnknownMessageError",
     "m001_initial",
     "m002_agent_edits",

@@ -1,9 +1,15 @@
 """One connection to the conversation store's SQLite file: opened owner-only, in WAL mode,
-migrated to the current schema, with the write transaction every multi-row write uses."""
+migrated to the current schema, with the write transaction every multi-row write uses.
+
+Opening applies pending migrations (SQLite is the embedded default: nothing to run first),
+under the write lock and all-or-nothing (`bot.store.schema.apply_pending`), and refuses a
+store that a newer csbot migrated (`SchemaTooNewError`) or a file that is no csbot store
+(`NotAStoreError`), before anything is written."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -11,8 +17,8 @@ from typing import Self
 
 from sqlite_utils import Database
 
-from bot.store.errors import StoreError
-from bot.store.schema import migrations
+from bot.store.errors import NotAStoreError, StoreError, StoreUnavailableError
+from bot.store.schema import applied_migrations, apply_pending
 
 
 class StoreConnection:
@@ -21,25 +27,40 @@ class StoreConnection:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._db: Database | None = None
+        # the migrations the last open() applied (empty when the store was current)
+        self.migrations_applied: list[str] = []
 
     def open(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # customers' messages: readable by the service's own user only. SQLite gives the
-        # -wal and -shm files the database file's mode, so setting it here covers them.
-        # Create the file only when it is new (O_EXCL): closing any descriptor of a file
-        # the process already has open in SQLite would drop that connection's locks.
-        with suppress(FileExistsError):
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-        os.chmod(self.path, 0o600)
-        db = Database(self.path)
-        # WAL lets readers (the agent panel, evaluations) work while a turn is written.
-        db.enable_wal()
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 5000")
-        # erased conversations are overwritten on disk, not left in free pages
-        db.execute("PRAGMA secure_delete = ON")
-        migrations.apply(db)
-        self._db = db
+        if self.path.is_dir():
+            raise StoreUnavailableError(str(self.path), "it is a directory", "name the store's file, not its folder")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # customers' messages: readable by the service's own user only. SQLite gives the
+            # -wal and -shm files the database file's mode, so setting it here covers them.
+            # Create the file only when it is new (O_EXCL): closing any descriptor of a file
+            # the process already has open in SQLite would drop that connection's locks.
+            with suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+            os.chmod(self.path, 0o600)
+        except OSError as e:
+            raise StoreUnavailableError(
+                str(self.path), e.strerror or str(e), "check that the path is one this user can create and write"
+            ) from e
+        db = open_sqlite(self.path)
+        try:
+            try:  # the first reads of the file: where a file that is no SQLite database shows
+                # WAL lets readers (the agent panel, evaluations) work while a turn is written.
+                db.enable_wal()
+                db.execute("PRAGMA foreign_keys = ON")
+                # erased conversations are overwritten on disk, not left in free pages
+                db.execute("PRAGMA secure_delete = ON")
+            except sqlite3.DatabaseError as e:
+                raise sqlite_error(self.path, e) from e
+            applied = apply_pending(db, str(self.path))
+        except BaseException:
+            db.close()
+            raise
+        self._db, self.migrations_applied = db, applied
         return self
 
     def close(self) -> None:
@@ -62,7 +83,7 @@ class StoreConnection:
     @property
     def schema_version(self) -> int:
         """How many schema migrations are applied (bumps with every migration)."""
-        return len(list(migrations.applied(self.db)))
+        return len(applied_migrations(self.db))
 
     @contextmanager
     def _write_transaction(self) -> Iterator[None]:
@@ -88,3 +109,23 @@ class StoreConnection:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def open_sqlite(path: Path) -> Database:
+    """A sqlite-utils connection to `path` that waits up to 5 s for another writer's lock."""
+    try:
+        db = Database(path)
+    except sqlite3.Error as e:  # a directory, a path under a file, no permission
+        raise sqlite_error(path, e) from e
+    db.execute("PRAGMA busy_timeout = 5000")
+    return db
+
+
+def sqlite_error(path: Path, error: sqlite3.Error) -> StoreError:
+    """SQLite's error on opening `path`, as the typed error that says what to do."""
+    text = str(error)
+    if isinstance(error, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        return NotAStoreError(str(path), f"SQLite cannot read it ({text})")
+    if "locked" in text or "busy" in text:
+        return StoreUnavailableError(str(path), text, "another process holds its write lock; try again shortly")
+    return StoreUnavailableError(str(path), text, "check that the path is a file this user can read and write")

@@ -32,3 +32,43 @@ class DuplicateClientMessageError(StoreError):
         super().__init__(
             f"conversation {conversation_id} already has a message with client_message_id {client_message_id!r}"
         )
+
+
+class SchemaTooNewError(StoreError):
+    """The store was migrated by a newer csbot: it has migrations this code does not know.
+
+    Opening it anyway would let this older code write rows that miss what the newer schema
+    expects (or read columns wrongly), so it is refused before anything is read or written."""
+
+    def __init__(self, path: str, unknown: list[str]):
+        self.path, self.unknown = path, unknown
+        super().__init__(
+            f"store {path} has schema migrations this csbot does not know ({', '.join(unknown)}): it was "
+            "upgraded by a newer csbot; upgrade csbot to that version (or newer) to use it"
+        )
+
+
+class NotAStoreError(StoreError):
+    """The file is not a csbot store: not SQLite at all, or a SQLite database of something else."""
+
+    def __init__(self, path: str, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path} is not a csbot store: {reason}; check --workspace or the path")
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be opened or locked (a missing file, no permission, a write lock
+    held by another process for longer than we wait)."""
+
+    def __init__(self, path: str, reason: str, advice: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"cannot use store {path}: {reason}; {advice}")
+
+
+class ConversationImportError(StoreError):
+    """`import_conversations` refused its file: nothing was written. `row` is the 1-based line."""
+
+    def __init__(self, path: str, row: int | None, reason: str):
+        self.path, self.row, self.reason = path, row, reason
+        where = f"{path}, line {row}" if row is not None else path
+        super().__init__(f"{where}: {reason}. Nothing was imported from this file.")

@@ -1,17 +1,158 @@
-"""The conversation store's schema, as the ordered migrations that build it.
+"""The conversation store's schema, as the ordered migrations that build it, and how they
+are applied.
 
 A store file of any age is brought to the current schema by applying the migrations it
 has not seen yet; a migration, once released, is never edited (a new one follows it).
+
+Applying (`apply_pending`) happens under the store's write lock (BEGIN IMMEDIATE), in one
+transaction with every pending migration in it: of two processes upgrading at once one
+applies them and the other waits for the lock, reads the migrations table again and finds
+nothing to do; a process that dies half way (an exception, a kill) leaves the store as it
+was before the upgrade, and the next open or `csbot db upgrade` applies them all. A store
+that a newer csbot migrated (names this code does not know) is refused before anything is
+read or written (`SchemaTooNewError`).
 """
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
+
 from sqlite_utils import Database, Migrations
 
+from bot.store.errors import NotAStoreError, SchemaTooNewError, StoreError, StoreUnavailableError
 from retrieval.entities import redact_card_numbers
 
 SCHEMA_NAME = "csbot"
 migrations = Migrations(SCHEMA_NAME)
+# how long an upgrade waits for another process's write lock (another upgrade, a long write)
+UPGRADE_LOCK_WAIT_S = 120.0
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a store's schema stands against the migrations this code knows.
+
+    `applied`: the names the store records, in the order applied; `known`: this code's
+    migrations, in order; `pending`: known and not applied (what an upgrade applies);
+    `unknown`: applied but not known, i.e. a newer csbot migrated the store."""
+
+    applied: list[str]
+    known: list[str]
+    pending: list[str]
+    unknown: list[str]
+
+    @property
+    def newer_than_known(self) -> bool:
+        return bool(self.unknown)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "applied": self.applied,
+            "known": self.known,
+            "pending": self.pending,
+            "unknown": self.unknown,
+            "newer_than_known": self.newer_than_known,
+        }
+
+
+def known_migrations(migration_set: Migrations = migrations) -> list[str]:
+    """The names of the set's migrations, in order (on an empty database every one is pending)."""
+    with Database(memory=True) as empty:
+        return [m.name for m in migration_set.pending(empty)]
+
+
+def applied_migrations(db: Database, set_name: str = SCHEMA_NAME) -> list[str]:
+    """The migration names the store records for `set_name`, in the order applied.
+
+    Read with plain SQL rather than `Migrations.applied`, which in some sqlite-utils 4.x
+    releases creates the migrations table: a check must not write."""
+    if not db.table("_sqlite_migrations").exists():
+        return []
+    rows = db.execute(
+        "select name from _sqlite_migrations where migration_set = ? order by rowid", [set_name]
+    ).fetchall()
+    return [str(name) for (name,) in rows]
+
+
+def schema_state(db: Database, migration_set: Migrations = migrations) -> SchemaState:
+    """Compare the store's applied migrations with the set's (reads only)."""
+    applied = applied_migrations(db, migration_set.name)
+    known = known_migrations(migration_set)
+    done = set(applied)
+    return SchemaState(
+        applied=applied,
+        known=known,
+        pending=[name for name in known if name not in done],
+        unknown=[name for name in applied if name not in set(known)],
+    )
+
+
+def check_schema(db: Database, where: str, migration_set: Migrations = migrations) -> SchemaState:
+    """The store's `SchemaState`; raises `SchemaTooNewError` when a newer csbot migrated it
+    and `NotAStoreError` when it is a SQLite database of something else (tables, but no
+    csbot migration), so that nothing is written into another program's database."""
+    state = schema_state(db, migration_set)
+    if state.unknown:
+        raise SchemaTooNewError(where, state.unknown)
+    if not state.applied:
+        foreign = [t for t in db.table_names() if t != "_sqlite_migrations" and not t.startswith("sqlite_")]
+        if foreign:
+            shown = ", ".join(sorted(foreign)[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise NotAStoreError(where, f"it is a SQLite database with other tables ({shown}) and no csbot schema")
+    return state
+
+
+def apply_pending(
+    db: Database,
+    where: str,
+    migration_set: Migrations = migrations,
+    lock_wait_s: float = UPGRADE_LOCK_WAIT_S,
+) -> list[str]:
+    """Bring the store to the set's schema; returns the names this call applied (empty when
+    it was current, or another process upgraded it while this one waited for the lock).
+
+    All pending migrations run in one BEGIN IMMEDIATE transaction, each in a savepoint of
+    it (sqlite-utils' `atomic`), so the store is never left between two schema versions.
+    `lock_wait_s` bounds the wait for another writer; past it `StoreUnavailableError`."""
+    if not check_schema(db, where, migration_set).pending:
+        return []  # the common case (every open of a current store): no lock taken
+    conn = db.conn
+    (previous_wait_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout = {int(lock_wait_s * 1000)}")
+    try:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise StoreUnavailableError(
+                where,
+                f"its write lock stayed taken for {lock_wait_s:g} s ({e})",
+                "another process is upgrading or writing it: wait for it to finish and run `csbot db upgrade` again",
+            ) from e
+        try:
+            # read again under the lock: another process may have applied them meanwhile
+            state = check_schema(db, where, migration_set)
+            _require_transactional(migration_set, db)
+            migration_set.apply(db)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(previous_wait_ms)}")
+    return state.pending
+
+
+def _require_transactional(migration_set: Migrations, db: Database) -> None:
+    """A migration that cannot run in a transaction (VACUUM, say) would break the
+    all-or-nothing upgrade: refuse it, loudly, before anything is applied."""
+    for migration in migration_set.pending(db):
+        if not getattr(migration, "transactional", True):
+            raise StoreError(
+                f"migration {migration.name} is marked non-transactional; csbot applies every migration inside "
+                "the upgrade's transaction, so write it without VACUUM or other statements that need one of their own"
+            )
 
 
 @migrations()
