@@ -293,7 +293,7 @@ def describe_errors(error: ValidationError) -> str:
             continue
         where = ".".join(str(part) for part in location)
         given = e.get("input")
-        secret = any("secret" in str(part) for part in location)
+        secret = any("secret" in str(part) or str(part) == "redis_url" for part in location)
         shown = f"={given!r}" if isinstance(given, str | int | float) and not secret else ""
         lines.append(f"{where}{shown}: {message} (set by {_variables(location, message)})")
     return "; ".join(lines)

@@ -21,6 +21,7 @@ import hmac
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -61,17 +62,25 @@ def load_or_create_secret(workspace: Path, configured: str | None) -> bytes:
     if configured:
         return configured.encode("utf-8")
     path = workspace / SECRET_FILE
-    try:
-        # O_EXCL: of two processes starting at once, one writes and the other reads
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        value = path.read_bytes().strip()
-        if len(value) < 32:
-            raise ValueError(f"{path} holds a secret shorter than 32 bytes; delete it to make a new one") from None
-        return value
+    # Written whole to a private temporary file, then hard-linked into place: link() fails
+    # when the name exists, so of two processes starting at once one creates the secret
+    # and the other reads it, and neither ever reads a half-written file.
     value = secrets.token_hex(32).encode()
-    with os.fdopen(fd, "wb") as f:
-        f.write(value + b"\n")
+    fd, tmp = tempfile.mkstemp(prefix=f".{SECRET_FILE}.", dir=workspace)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(value + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            existing = path.read_bytes().strip()
+            if len(existing) < 32:
+                raise ValueError(f"{path} holds a secret shorter than 32 bytes; delete it to make a new one") from None
+            return existing
+    finally:
+        os.unlink(tmp)
     log.info("created a server secret in %s (set CSBOT_SECRET_KEY to share one between replicas)", path)
     return value
 

@@ -23,11 +23,7 @@ from bot.errors import CsbotError
 from bot.server.batching import BatchingModels
 from bot.server.disconnect import CancelOnDisconnectMiddleware
 from bot.server.errors import error_response
-from bot.server.limits import (
-    BodySizeLimitMiddleware,
-    IpRateLimitMiddleware,
-    RateLimiter,
-)
+from bot.server.limits import BodySizeLimitMiddleware, IpRateLimitMiddleware
 from bot.server.retention import purge_forever
 from bot.server.routes import (
     agent_admin,
@@ -108,7 +104,7 @@ def create_app(settings: CsbotSettings, assistant_factory: Callable[[], Assistan
     app.add_middleware(
         IpRateLimitMiddleware,
         clients=runtime.clients,
-        limiter=RateLimiter(settings.server.rate_limit_per_ip, "ip") if settings.server.rate_limit_per_ip else None,
+        limiter=runtime.ip_limiter,
     )
     if settings.server.cors_origins:
         app.add_middleware(

@@ -25,6 +25,7 @@ from pydantic_settings import NoDecode
 # with batching on and no --workers: a worker holds one turn at a time, so this many
 # conversations can put a turn in the same batch (batch_max_turns' default)
 BATCHING_WORKERS = 16
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 _BOOLEAN = TypeAdapter(bool)
 
 
@@ -133,6 +134,23 @@ class ServerConfig(BaseModel):
         30.0, gt=0, description="a turn not started by then is dropped (503); its client has given up"
     )
 
+    # -- several replicas ------------------------------------------------------------
+    # not saved in workspace.json (exclude): it is where this deployment runs, and its
+    # password is a secret
+    redis_url: SecretStr | None = Field(
+        None,
+        exclude=True,
+        description="Redis shared by the replicas (redis://[:password@]host:port/db, rediss://, unix://): "
+        "rate limits count across them and a conversation's turns are locked across them; unset: "
+        "each process limits and orders on its own (one replica)",
+    )
+    conversation_lock: Literal["auto", "process", "file", "redis"] = Field(
+        "auto",
+        description="what keeps a conversation's turns in order across processes: redis (needs "
+        "CSBOT_REDIS_URL), file (lock files in the shared workspace: replicas on one host), process "
+        "(none beyond this process's own ordering); auto: redis when CSBOT_REDIS_URL is set, else process",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _workers_for_batching(cls, values: object) -> object:
@@ -146,6 +164,37 @@ class ServerConfig(BaseModel):
         except ValidationError:
             return values  # the field's own validation says what is wrong with it
         return {**values, "workers": BATCHING_WORKERS} if batching else values
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, url: SecretStr | None) -> SecretStr | None:
+        # the URL itself is never echoed: it may hold the password
+        if url is None:
+            return None
+        if urlsplit(url.get_secret_value()).scheme not in REDIS_SCHEMES:
+            raise ValueError(
+                "the Redis URL must start with redis://, rediss:// or unix://, e.g. redis://10.0.0.7:6379/0"
+            )
+        from redis.connection import parse_url  # the client's own reading, so it cannot fail later
+
+        try:
+            parse_url(url.get_secret_value())
+        except ValueError as e:
+            raise ValueError(f"the Redis URL cannot be read ({e}); write e.g. redis://10.0.0.7:6379/0") from None
+        return url
+
+    @model_validator(mode="after")
+    def _redis_lock_needs_redis(self) -> ServerConfig:
+        if self.conversation_lock == "redis" and self.redis_url is None:
+            raise ValueError("conversation_lock is redis but redis_url is unset: set CSBOT_REDIS_URL too")
+        return self
+
+    @property
+    def lock_kind(self) -> Literal["process", "file", "redis"]:
+        """The conversation lock in use, "auto" resolved."""
+        if self.conversation_lock == "auto":
+            return "redis" if self.redis_url is not None else "process"
+        return self.conversation_lock
 
     @field_validator("cors_origins", mode="before")
     @classmethod

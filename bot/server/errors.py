@@ -118,6 +118,31 @@ class TurnDeadlineError(ServerError):
         )
 
 
+class ConversationBusyError(ServerError):
+    """Another replica held the conversation's lock (it was taking a turn of it) for as
+    long as this turn could wait; this turn did not run."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        super().__init__(
+            f"another message of this conversation was still being answered after {seconds:g} s; "
+            "nothing was stored for this one, send it again (with the same client_message_id)"
+        )
+
+
+class LockUnavailableError(ServerError):
+    """The shared lock store (Redis) that orders a conversation's turns across replicas
+    could not be reached; the turn did not run, since running it unordered could interleave
+    it with another replica's turn of the same conversation."""
+
+    def __init__(self, reason: str, retry_after: float = 5.0):
+        self.reason, self.retry_after = reason, max(1, math.ceil(retry_after))
+        super().__init__(
+            f"the conversation lock store (CSBOT_REDIS_URL) is unreachable ({reason}); nothing was stored, "
+            f"send the message again after {self.retry_after} s"
+        )
+
+
 class UnknownPanelConversationError(ServerError):
     """The agent panel asked for a conversation the store does not have."""
 
@@ -172,6 +197,12 @@ def to_http(exc: BaseException) -> HttpError:
         return HttpError(503, "busy", str(exc), {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, TurnDeadlineError):
         return HttpError(503, "turn_deadline", str(exc), {"Retry-After": "1"})
+    if isinstance(exc, ConversationBusyError):
+        return HttpError(503, "conversation_busy", str(exc), {"Retry-After": "1"})
+    if isinstance(exc, LockUnavailableError):
+        # the reason (the connection error) stays in the server log: it may name hosts
+        detail = f"the service is briefly unable to take messages; nothing was stored, retry after {exc.retry_after} s"
+        return HttpError(503, "lock_unavailable", detail, {"Retry-After": str(exc.retry_after)})
     agent_panel = _agent_panel_error(exc)
     if agent_panel is not None:
         return agent_panel

@@ -19,6 +19,12 @@ message whose client has long given up. A call whose caller is cancelled (its cl
 disconnected) before a worker takes it never runs either. A call that has started runs
 to its end: a turn is stored whole or not at all. A stream whose consumer goes away
 stops pulling from its iterator and closes it.
+
+Across processes (several replicas on one store) the pool's ordering is not enough: a
+call of a function marked `conversation_turn` runs under the conversation's lock
+(`bot.server.conversation_lock`), taken on the worker's thread once the call's place in
+the queue came and held until it returns (a stream: until its iterator is closed). It
+waits for the lock until the call's deadline at most.
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ import time
 import zlib
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
+from bot.server.conversation_lock import ConversationLock, ProcessConversationLock, is_conversation_turn
 from bot.server.errors import QueueFullError, TurnDeadlineError
 
 R = TypeVar("R")
@@ -40,6 +48,14 @@ T = TypeVar("T")
 
 _ITEM, _ERROR, _END = "item", "error", "end"
 _WAITING, _STARTED, _DROPPED = "waiting", "started", "dropped"
+# how long a call without a deadline waits for its conversation's lock
+_LOCK_WAIT_WITHOUT_DEADLINE = 30.0
+# a call that starts just before its deadline still waits this long for its lock
+_MIN_LOCK_WAIT = 0.5
+
+# what a call runs inside on the worker's thread (its conversation's lock), given the
+# seconds left until its deadline (None: none)
+Guard = Callable[[float | None], AbstractContextManager[None]]
 
 
 class Ticket:
@@ -142,22 +158,31 @@ class ThreadWorker(Generic[R]):
         """Build the resource on the worker's thread (this is where models load)."""
         self._resource = await asyncio.get_running_loop().run_in_executor(self._executor, self._factory)
 
-    async def call(self, fn: Callable[..., T], *args: Any, ticket: Ticket | None = None) -> T:
+    async def call(
+        self, fn: Callable[..., T], *args: Any, ticket: Ticket | None = None, guard: Guard | None = None
+    ) -> T:
         """`fn(resource, *args)` on the worker's thread, after the calls queued before it.
-        With a `ticket`, it runs only if the ticket is still good when its turn comes."""
-        if ticket is None:
+        With a `ticket`, it runs only if the ticket is still good when its turn comes;
+        with a `guard`, inside it."""
+        if ticket is None and guard is None:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, fn, args)
-        done = asyncio.wrap_future(self._executor.submit(self._run_admitted, ticket, fn, args))
-        await _until_started(ticket, done)
+        done = asyncio.wrap_future(self._executor.submit(self._run_admitted, ticket, guard, fn, args))
+        if ticket is not None:
+            await _until_started(ticket, done)
         return await done
 
-    def _run_admitted(self, ticket: Ticket, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        if not ticket.begin():
+    def _run_admitted(
+        self, ticket: Ticket | None, guard: Guard | None, fn: Callable[..., T], args: tuple[Any, ...]
+    ) -> T:
+        if ticket is not None and not ticket.begin():
             raise ticket.deadline_error()  # it never runs; whoever still waits learns why
-        return self._run(fn, args)
+        if guard is None:
+            return self._run(fn, args)
+        with guard(ticket.remaining() if ticket is not None else None):
+            return self._run(fn, args)
 
     async def stream(
-        self, fn: Callable[..., Iterator[T]], *args: Any, ticket: Ticket | None = None
+        self, fn: Callable[..., Iterator[T]], *args: Any, ticket: Ticket | None = None, guard: Guard | None = None
     ) -> AsyncGenerator[T, None]:
         """Iterate `fn(resource, *args)` on the worker's thread; its items arrive here as
         they are produced (through a queue fed with `call_soon_threadsafe`). An error in
@@ -176,6 +201,16 @@ class ThreadWorker(Generic[R]):
             if ticket is not None and not ticket.begin():
                 put(_ERROR, ticket.deadline_error())
                 return
+            with contextlib.ExitStack() as held:
+                try:
+                    if guard is not None:  # held until the iterator is closed, below
+                        held.enter_context(guard(ticket.remaining() if ticket is not None else None))
+                except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+                    put(_ERROR, e)
+                    return
+                pull()
+
+        def pull() -> None:
             iterator: Iterator[T] | None = None
             try:
                 iterator = iter(self._run(fn, args))
@@ -243,7 +278,8 @@ async def _until_started(ticket: Ticket, done: asyncio.Future[Any]) -> None:
 
 class InferencePool(Generic[R]):
     """N `ThreadWorker`s; work for one conversation always lands on the same one. The
-    calls waiting for any of them are bounded by one `TurnQueue`."""
+    calls waiting for any of them are bounded by one `TurnQueue`; a conversation's turns
+    (functions marked `conversation_turn`) run under its `lock`."""
 
     def __init__(
         self,
@@ -252,11 +288,24 @@ class InferencePool(Generic[R]):
         closer: Callable[[R], None] | None = None,
         name: str = "csbot-inference",
         queue: TurnQueue | None = None,
+        lock: ConversationLock | None = None,
     ):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = [ThreadWorker(f"{name}-{i}", factory, closer) for i in range(workers)]
         self.queue = queue or TurnQueue()
+        self.lock: ConversationLock = lock or ProcessConversationLock()
+
+    def _guard(self, conversation_id: str, fn: Callable[..., Any]) -> Guard | None:
+        """For a conversation's turn, its lock, waited for until the call's deadline."""
+        if not is_conversation_turn(fn):
+            return None
+
+        def hold(remaining: float | None) -> AbstractContextManager[None]:
+            wait = _LOCK_WAIT_WITHOUT_DEADLINE if remaining is None else max(_MIN_LOCK_WAIT, remaining)
+            return self.lock.hold(conversation_id, wait)
+
+        return hold
 
     def __len__(self) -> int:
         return len(self.workers)
@@ -274,7 +323,8 @@ class InferencePool(Generic[R]):
         """`fn(resource, *args)` on the conversation's worker; `QueueFullError` at once
         when the queue is full, `TurnDeadlineError` when no worker took it in time."""
         ticket = self.queue.admit()
-        return await self.worker_for(conversation_id).call(fn, *args, ticket=ticket)
+        guard = self._guard(conversation_id, fn)
+        return await self.worker_for(conversation_id).call(fn, *args, ticket=ticket, guard=guard)
 
     def stream(self, conversation_id: str, fn: Callable[..., Iterator[T]], *args: Any) -> AsyncGenerator[T, None]:
         """The items of `fn(resource, *args)` on the conversation's worker. The place in
@@ -282,7 +332,8 @@ class InferencePool(Generic[R]):
         this call, so a route can answer 503 before it opens a response); the deadline
         counts from here too."""
         ticket = self.queue.admit()
-        return self.worker_for(conversation_id).stream(fn, *args, ticket=ticket)
+        guard = self._guard(conversation_id, fn)
+        return self.worker_for(conversation_id).stream(fn, *args, ticket=ticket, guard=guard)
 
     async def close(self) -> None:
         await asyncio.gather(*(w.close() for w in self.workers))

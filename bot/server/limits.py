@@ -1,10 +1,14 @@
 """Request limits that protect the workers: a body-size cap (413) and token-bucket rate
 limits per client IP and per conversation (429 with Retry-After).
 
-The buckets live in this process's memory: each replica limits on its own, so behind a
-load balancer with N replicas a client may get up to N times the limit. That is the
-trade we take for no shared state between replicas (a Redis-backed limiter would be the
-next step). Both checks run before a body is parsed or a turn queued.
+Without CSBOT_REDIS_URL the buckets live in this process's memory (`RateLimiter`): each
+replica limits on its own, so behind a load balancer with N replicas a client may get up
+to N times the limit. With it, the buckets live in Redis (`RedisRateLimiter`) and count
+across every replica; while Redis is unreachable each replica falls back to its own
+buckets (a customer is never refused because the limiter is down, and never limited
+more tightly than with one replica), logs a warning at most once a minute, and returns
+to Redis by itself once it answers again. Both checks run before a body is parsed or a
+turn queued.
 
 Who "a client" is: the peer address, unless the peer is one of the configured trusted
 proxies (CSBOT_TRUSTED_PROXIES), in which case X-Forwarded-For is read from the right,
@@ -17,15 +21,36 @@ every request.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.server.errors import BodyTooLargeError, RateLimitedError, error_response
+
+if TYPE_CHECKING:
+    import redis
+
+log = logging.getLogger("csbot.server")
+
+REDIS_LIMIT_PREFIX = "csbot:ratelimit:"
+
+
+class Limiter(Protocol):
+    """What the middleware and the routes ask of a rate limiter."""
+
+    per_minute: int
+    scope: str
+
+    def check(self, key: str) -> None:
+        """Take one request from `key`'s budget, or raise `RateLimitedError`."""
+        ...
 
 
 @dataclass
@@ -65,6 +90,105 @@ class RateLimiter:
         if bucket.tokens < 1.0:
             raise RateLimitedError(self.scope, self.per_minute, (1.0 - bucket.tokens) / self._rate)
         bucket.tokens -= 1.0
+
+
+# The token bucket of `RateLimiter.check`, in Redis, atomically (one script: no other
+# client's request lands between the read and the write). The clock is the Redis
+# server's (TIME), the one clock every replica shares. The key expires once its bucket
+# would be full again, so idle clients take no memory. A float crosses the Lua boundary
+# as a string: Redis would truncate a Lua number in the reply to an integer.
+_TOKEN_BUCKET = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(bucket[1]) or capacity
+local updated = tonumber(bucket[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - updated) * rate)
+local wait = 0
+if tokens >= 1 then
+    tokens = tokens - 1
+else
+    wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'updated', string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate * 1000) + 1000)
+return string.format('%.6f', wait)
+"""
+
+
+class RedisRateLimiter:
+    """`RateLimiter`'s token buckets in Redis, shared by every replica: the same burst,
+    refill, keys and Retry-After (the keys are `csbot:ratelimit:<scope>:<key>`).
+
+    Why a token bucket in a Lua script, not INCR + EXPIRE windows: a fixed window lets a
+    client send twice the limit across a window's edge, and can only say "retry when the
+    window ends"; the bucket is exactly the one-replica behaviour, now shared, at the
+    cost of one round trip (a script call) per request.
+
+    While Redis fails, `fallback` (this process's own buckets) answers, with a warning in
+    the log at most once a minute. After a failure Redis is tried again after
+    `retry_seconds` rather than on every request, so a Redis that times out delays at most
+    one request of that interval (the check runs on the event loop)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        fallback: RateLimiter,
+        *,
+        retry_seconds: float = 1.0,
+        warn_every_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.client, self.fallback = client, fallback
+        self.per_minute, self.scope = fallback.per_minute, fallback.scope
+        self.retry_seconds, self.warn_every_seconds, self._clock = retry_seconds, warn_every_seconds, clock
+        self._script = client.register_script(_TOKEN_BUCKET)
+        self._lock = threading.Lock()
+        self._down_until = float("-inf")  # while in the future, Redis is not asked
+        self._warned_at = float("-inf")
+
+    @property
+    def degraded(self) -> bool:
+        """Whether requests are counted by this process alone for now."""
+        return self._clock() < self._down_until
+
+    def check(self, key: str) -> None:
+        """Take one token for `key` from the shared bucket (from this process's bucket
+        while Redis is unreachable), or raise `RateLimitedError` saying when to retry."""
+        from redis.exceptions import RedisError
+
+        if self.degraded:
+            self.fallback.check(key)
+            return
+        try:
+            wait = float(self._script(keys=[f"{REDIS_LIMIT_PREFIX}{self.scope}:{key}"], args=self._args()))
+        except RedisError as e:
+            self._went_down(e)
+            self.fallback.check(key)
+            return
+        if wait > 0:
+            raise RateLimitedError(self.scope, self.per_minute, wait)
+
+    def _args(self) -> list[float]:
+        return [self.per_minute, self.per_minute / 60.0]
+
+    def _went_down(self, error: Exception) -> None:
+        now = self._clock()
+        with self._lock:
+            self._down_until = now + self.retry_seconds
+            warn = now - self._warned_at >= self.warn_every_seconds
+            if warn:
+                self._warned_at = now
+        if warn:
+            log.warning(
+                "rate limits (%s): Redis is unreachable (%s: %s); this process counts on its own until it "
+                "answers again (a client may get up to one limit per replica meanwhile)",
+                self.scope,
+                type(error).__name__,
+                error,
+            )
 
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -160,7 +284,7 @@ class IpRateLimitMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        limiter: RateLimiter | None,
+        limiter: Limiter | None,
         clients: ClientAddresses,
         prefixes: tuple[str, ...] = ("/api/", "/webhooks/rest/"),
     ):

@@ -1,8 +1,9 @@
 """What a running app holds: its settings, the inference pool (with its bounded queue), with
 batching on the models its workers share (`bot.server.batching`), a store worker for reads
 and small writes, the watcher that feeds live event streams, the messaging channels and
-their worker, who a request's client is, the per-conversation rate limiter, and whether
-it is ready.
+their worker, who a request's client is, the rate limiters (per client address and per
+conversation), the conversation lock that orders a conversation's turns across replicas,
+the Redis client they share when CSBOT_REDIS_URL is set, and whether it is ready.
 
 One `Runtime` per app (in `app.state`), made by `create_app` and started by its
 lifespan; routes reach it through the `runtime` / `ready_runtime` dependencies. Nothing
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import Request
@@ -26,14 +28,23 @@ from bot.channels.registry import enabled_channels
 from bot.channels.worker import ChannelWorker
 from bot.contracts import TurnResult
 from bot.server.batching import BatchingModels
+from bot.server.conversation_lock import (
+    ConversationLock,
+    conversation_turn,
+    make_conversation_lock,
+    redis_client,
+)
 from bot.server.errors import NotReadyError
 from bot.server.inference import InferencePool, ThreadWorker, TurnQueue
-from bot.server.limits import ClientAddresses, RateLimiter
+from bot.server.limits import ClientAddresses, Limiter, RateLimiter, RedisRateLimiter
 from bot.server.turns import take_turn, warm_up
 from bot.server.watcher import EventWatcher
 from bot.settings import CsbotSettings
 from bot.store import ConversationStore
 from bot.workspace import Assistant
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger("csbot.server")
 
@@ -52,18 +63,29 @@ class Runtime:
         # with batching on, the models the factory's assistants share (their encodes and
         # decodes batched across workers); closed here after the workers
         self.models = models
+        # shared by the replicas when set: the rate limits' buckets and the conversation
+        # locks; it connects on first use, so a Redis that is down does not stop a start
+        self.redis: redis.Redis | None = (
+            redis_client(server.redis_url.get_secret_value()) if server.redis_url is not None else None
+        )
+        self.conversation_lock: ConversationLock = make_conversation_lock(
+            server.lock_kind,
+            workspace=Path(settings.workspace),
+            client=self.redis,
+            lease_seconds=server.turn_deadline_seconds,
+        )
         self.pool: InferencePool[Assistant] = InferencePool(
             assistant_factory,
             server.workers,
             closer=lambda a: a.close(),
             queue=TurnQueue(server.max_queued_turns, server.turn_deadline_seconds),
+            lock=self.conversation_lock,
         )
         # Reads (history, live events) and small writes (new conversations, ratings) go to
         # their own thread and connection, so they never wait behind a slow turn.
         self._store: ThreadWorker[ConversationStore] | None = None
-        self.session_limiter = (
-            RateLimiter(server.rate_limit_per_session, "session") if server.rate_limit_per_session else None
-        )
+        self.ip_limiter = self._limiter(server.rate_limit_per_ip, "ip")
+        self.session_limiter = self._limiter(server.rate_limit_per_session, "session")
         self.state = "loading"
         self.failure: str | None = None
         self.max_message_chars = 0
@@ -83,6 +105,14 @@ class Runtime:
         self._http: httpx.AsyncClient | None = None
         self.clock: Callable[[], float] = time.time
 
+    def _limiter(self, per_minute: int, scope: str) -> Limiter | None:
+        """A rate limiter of `per_minute` (0: none): shared through Redis when it is set,
+        with this process's own as its fallback."""
+        if not per_minute:
+            return None
+        own = RateLimiter(per_minute, scope)
+        return RedisRateLimiter(self.redis, own) if self.redis is not None else own
+
     @property
     def store(self) -> ThreadWorker[ConversationStore]:
         """The store worker; routes reach it through `ready_runtime`, and being ready means
@@ -99,6 +129,8 @@ class Runtime:
         before the others open the store), then the store worker. A failure is kept and
         reported by /readyz and by every API call, rather than killing the process."""
         started = time.perf_counter()
+        if self.redis is not None:
+            await asyncio.to_thread(self._check_redis)
         try:
             first, *others = self.pool.workers
             await first.start()
@@ -129,6 +161,24 @@ class Runtime:
             time.perf_counter() - started,
         )
 
+    def _check_redis(self) -> None:
+        """Say at start, in one line, when the shared Redis does not answer: the server
+        starts anyway (the limits count per process, locked turns answer 503 until it
+        does)."""
+        from redis.exceptions import RedisError
+
+        assert self.redis is not None
+        try:
+            self.redis.ping()
+        except RedisError as e:
+            turns = "; turns answer 503" if self.settings.server.lock_kind == "redis" else ""
+            log.warning(
+                "CSBOT_REDIS_URL does not answer (%s: %s): rate limits count per process%s until it does",
+                type(e).__name__,
+                e,
+                turns,
+            )
+
     def begin_shutdown(self) -> None:
         """Called from a signal handler: only sets a flag (safe from any thread)."""
         self.closing.set()
@@ -156,8 +206,12 @@ class Runtime:
             await asyncio.to_thread(self.models.close)
         if self._store is not None:
             await self._store.close()
+        await asyncio.to_thread(self.conversation_lock.close)
+        if self.redis is not None:
+            await asyncio.to_thread(self.redis.close)
 
 
+@conversation_turn
 def channel_turn(assistant: Assistant, conversation_id: str, text: str, event_id: str, platform: str) -> TurnResult:
     """A messaging platform's customer message as a turn (on an inference worker): the
     platform's event id is the turn's client message id, so a message taken again after

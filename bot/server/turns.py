@@ -3,9 +3,13 @@ thread, with that worker's `Assistant` (never on the event loop).
 
 Retries are idempotent: a message that carries a `client_message_id` the conversation
 already has (the widget's offline queue re-sending it, a client retrying after a dropped
-connection) gets the stored reply back and takes no second turn. Within one replica the
-turns of a conversation run one after another on one worker, so the check below sees any
-earlier copy; across replicas the store's unique index has the last word
+connection) gets the stored reply back and takes no second turn. The functions here that
+take a turn are marked `conversation_turn`: the inference pool runs them under the
+conversation's lock (one worker per conversation within a replica; across replicas the
+lock of CSBOT_CONVERSATION_LOCK), so the check below runs inside it and sees any earlier
+copy, even one that another replica was still answering when this copy arrived: this
+copy waits for that turn, then finds its stored reply. Should two copies still meet
+(the lock is "process" on several replicas), the store's unique index has the last word
 (`DuplicateClientMessageError`, nothing written) and the stored reply is returned.
 """
 
@@ -16,12 +20,14 @@ from typing import Any
 
 from bot.contracts import Source, TurnResult
 from bot.dialogue import reply_pieces, silent_turn, validate_message
+from bot.server.conversation_lock import conversation_turn
 from bot.server.errors import ClientMessageConflictError
 from bot.store import DuplicateClientMessageError
 from bot.workspace import Assistant
 from retrieval.entities import redact_card_numbers
 
 
+@conversation_turn
 def take_turn(
     assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None, channel: str = "web"
 ) -> TurnResult:
@@ -35,6 +41,7 @@ def take_turn(
         return duplicate_turn(assistant, conversation_id, text, client_message_id)
 
 
+@conversation_turn
 def stream_turn(
     assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None
 ) -> Iterator[str | TurnResult]:
@@ -50,6 +57,7 @@ def stream_turn(
     yield stored
 
 
+@conversation_turn
 def rasa_turn(assistant: Assistant, conversation_id: str, text: str) -> dict[str, Any]:
     """A turn from the Rasa REST channel, in the conversation the route derived from the
     sender (made on first use); the public reply object."""
@@ -57,11 +65,13 @@ def rasa_turn(assistant: Assistant, conversation_id: str, text: str) -> dict[str
     return public_reply(assistant, assistant.manager.handle(text, conversation_id, "rest"))
 
 
+@conversation_turn
 def public_turn(assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None) -> dict[str, Any]:
     """`take_turn`, as the public reply object."""
     return public_reply(assistant, take_turn(assistant, conversation_id, text, client_message_id))
 
 
+@conversation_turn
 def stream_public_turn(
     assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None
 ) -> Iterator[str | dict[str, Any]]:

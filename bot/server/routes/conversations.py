@@ -3,10 +3,12 @@ history a page at a time, and erase it.
 
 Starting a conversation returns its access token; every other call sends it in the
 `X-Conversation-Token` header (see bot/server/access.py), and without it a conversation
-does not exist. Turns run on the conversation's inference worker; everything else on the
-store worker. Whatever can be checked before a stream opens (the body, the text, the rate
-limit, the token) is answered as a plain 4xx JSON response; an error after that is an
-`error` event that ends the stream.
+does not exist. Turns run on the conversation's inference worker, under the
+conversation's lock when several replicas share the store (`bot.server.conversation_lock`:
+the retried-message check runs inside it); everything else on the store worker.
+Whatever can be checked before a stream opens (the body, the text, the rate limit, the
+token) is answered as a plain 4xx JSON response; an error after that (a busy or
+unreachable conversation lock among them) is an `error` event that ends the stream.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ the demo one), served by uvicorn on a free 127.0.0.1 port in a thread, driven wi
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -21,6 +20,7 @@ from bot.server.app import create_app
 from bot.settings import CsbotSettings
 from bot.store import ConversationStore
 from bot.workspace import Assistant
+from tests.serving import copy_workspace
 
 
 @dataclass
@@ -108,12 +108,6 @@ def live_server(
             server.should_exit = True
             thread.join(timeout=60)
             sock.close()
-
-
-def copy_workspace(source: Path, target: Path) -> Path:
-    """A private copy of a built workspace, without its store (each server starts empty)."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("store.db*"))
-    return target
 
 
 def quiet_settings(workspace: Path, **server: object) -> CsbotSettings:
