@@ -22,7 +22,7 @@ from finetune.model import GeneratorBaseConfig, load_corpus_texts
 from finetune.pairs import write_pairs
 from finetune.registry import ModelRegistry, RegistryError
 from finetune.train import TrainConfig, train_generator
-from finetune.trainer_hooks import is_main_process
+from finetune.trainer_hooks import is_main_process, start_process_group, wait_for_everyone
 from retrieval.embedder import SentenceEmbedder
 from retrieval.progress import Progress, no_progress
 from retrieval.threads import configure_threads
@@ -89,7 +89,13 @@ def train_composer(
             raise CsbotError("train on a pairs directory or on a corpus, not on both")
         pairs = out / "pairs"
         if not (resume and (pairs / "manifest.json").is_file()):
-            build_corpus_pairs(config, corpus, pairs, train_config.max_evidence, train_config.seed, progress=progress)
+            # under torchrun / accelerate launch every rank runs this: one writes, the others wait
+            start_process_group()
+            if is_main_process():
+                build_corpus_pairs(
+                    config, corpus, pairs, train_config.max_evidence, train_config.seed, progress=progress
+                )
+            wait_for_everyone()
     elif pairs is None:
         raise CsbotError("nothing to train on: give a pairs directory or a corpus")
     corpus_texts = load_corpus_texts(data) if (base == "scratch" and data is not None) else None

@@ -26,7 +26,7 @@ from finetune.prompt import (
     placeholders_in_corpus,
 )
 from finetune.tokenizer import add_csbot_tokens, train_tokenizer
-from finetune.trainer_hooks import LogCallback, TimeBudget, quiet_stdout, world_size
+from finetune.trainer_hooks import LogCallback, TimeBudget, ddp_backend, quiet_stdout, world_size
 from retrieval.entities import mask_entities
 from retrieval.errors import CsbotError
 
@@ -290,6 +290,9 @@ def pretrain(
         seed=config.seed,
         disable_tqdm=progress is not True,
         use_cpu=not _cuda(),
+        # several processes (torchrun, accelerate launch): as in fine-tuning
+        ddp_backend=ddp_backend(),
+        ddp_find_unused_parameters=False,
     )
     budget = TimeBudget(config.pretrain_minutes)
     callbacks = [budget.callback()]

@@ -4,7 +4,16 @@
                               corpus_texts=load_corpus_texts("data"))
 
 The Trainer (not a hand-written loop) is what lets the same call run on a CPU, one GPU or
-several (`accelerate launch` / `torchrun`) unchanged. Loss is on reply tokens only: the prompt
+several processes, each a copy of the same command (gloo joins them on CPUs, nccl on GPUs):
+
+    torchrun --standalone --nproc_per_node 2 -m bot.cli finetune train --pairs pairs/ --out runs/r1
+    accelerate launch --multi_gpu --num_processes 2 -m bot.cli finetune train --pairs pairs/ --out runs/r1
+
+(accelerate's `--multi_gpu` starts the processes with torch's launcher, and so works on CPUs
+too; its `--cpu` starts several only through mpirun. tests/e2e/test_distributed_train.py runs
+both commands on two CPU processes.) Every rank trains; only the main one writes `base/`,
+`final/` and the metadata, while the others wait for it (`finetune.trainer_hooks`), and the
+metadata's "training" says how the run was spread. Loss is on reply tokens only: the prompt
 and padding are labelled -100. Layout of `out_dir`:
 
     base/          the scratch base after pretraining (tokenizer included), reused on resume
@@ -31,7 +40,19 @@ from finetune.guard import calibrate_min_overlap
 from finetune.model import SCRATCH, GeneratorBaseConfig, _set_generation_ids, load_base, pretrain
 from finetune.prompt import PAD, format_transcript
 from finetune.train_data import PadCollator, PairDataset, Pairs, PairsError, TooFewPairsError, read_pairs
-from finetune.trainer_hooks import LogCallback, TimeBudget, is_main_process, quiet_stdout, world_size
+from finetune.trainer_hooks import (
+    LogCallback,
+    TimeBudget,
+    ddp_backend,
+    how_trained,
+    is_main_process,
+    quiet_stdout,
+    require_agreement,
+    start_process_group,
+    trains_on_cpu,
+    wait_for_everyone,
+    world_size,
+)
 from retrieval.errors import CsbotError
 
 # True: the Trainer's own progress bars; a callable: each log dict; None: quiet
@@ -109,6 +130,9 @@ def _prepare_base(
         return model, tok, {"pretrain_reused": True}
     texts = _pretrain_texts(pairs.train, corpus_texts)
     model, tok = load_base(SCRATCH, corpus_texts=texts + pair_texts, config=base_config)
+    # every rank trains the tokenizer on the same texts; a different one would make its token
+    # ids, and so its gradients, mean other words than the main process's
+    require_agreement("the scratch tokenizer's sha256", _tokenizer_sha256(tok))
     if config.max_minutes is not None:
         base_config = GeneratorBaseConfig(
             **{**asdict(base_config), "pretrain_minutes": config.max_minutes * config.pretrain_share}
@@ -117,9 +141,17 @@ def _prepare_base(
     metrics = pretrain(
         model, tok, texts, base_config, out / "pretrain-checkpoints", True if progress is None else progress
     )
-    _save_atomic(base_dir, lambda d: (model.save_pretrained(d), tok.save_pretrained(d)))
-    shutil.rmtree(out / "pretrain-checkpoints", ignore_errors=True)
+    if is_main_process():
+        _save_atomic(base_dir, lambda d: (model.save_pretrained(d), tok.save_pretrained(d)))
+        shutil.rmtree(out / "pretrain-checkpoints", ignore_errors=True)
+    wait_for_everyone()
     return model, tok, metrics
+
+
+def _tokenizer_sha256(tok) -> str:
+    import hashlib
+
+    return hashlib.sha256(tok.backend_tokenizer.to_str().encode("utf-8")).hexdigest()
 
 
 def train_generator(
@@ -163,6 +195,7 @@ def train_generator(
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
+    start_process_group()  # under torchrun / accelerate launch: join the other ranks now
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
@@ -187,6 +220,7 @@ def train_generator(
     if not resume and ckpt_dir.exists() and is_main_process():
         # a fresh run must not rotate, resume or pick a "best" among another run's checkpoints
         shutil.rmtree(ckpt_dir)
+    wait_for_everyone()  # no rank looks for checkpoints while the main one removes them
     steps_per_epoch = math.ceil(len(train_ds) / (config.batch_size * config.grad_accumulation * world_size()))
     strategy = "epoch" if config.eval_each_epoch else "no"
     args = TrainingArguments(
@@ -211,7 +245,10 @@ def train_generator(
         seed=config.seed,
         disable_tqdm=progress is False or callable(progress),
         remove_unused_columns=False,  # our dataset yields exactly the model's inputs
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=trains_on_cpu(),
+        ddp_backend=ddp_backend(),
+        # GPT-2 uses every parameter in every step: DDP's search for unused ones is wasted work
+        ddp_find_unused_parameters=False,
     )
     budget = TimeBudget(config.max_minutes, fit_schedule=config.fit_schedule_to_budget)
     callbacks = [budget.callback()]
@@ -260,7 +297,35 @@ def train_generator(
         "n_valid": len(valid_ds),
         "max_length": max_length,
     }
-    meta = {
+    if trainer.is_world_process_zero():
+        meta = _model_meta(base, pairs, pairs_dir, config, base_config, model, metrics)
+        meta["training"] = how_trained(trainer.args.device.type)
+
+        def write(d: Path) -> None:
+            _set_generation_ids(trainer.model, tok)
+            trainer.save_model(str(d))
+            tok.save_pretrained(str(d))
+            (d / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+        _save_atomic(out / "final", write)
+    # every rank returns only once final/ is whole: whatever a rank's caller does next
+    # (register it, exit, read it) sees the finished model, never a half-written one
+    wait_for_everyone()
+    return metrics
+
+
+def _model_meta(
+    base: str,
+    pairs: Pairs,
+    pairs_dir: str | Path,
+    config: TrainConfig,
+    base_config: GeneratorBaseConfig,
+    model: Any,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """csbot_model.json: the configs, data and versions that made the model, and how the
+    composer should run it (the caller adds "training": how the run was spread)."""
+    return {
         "base": base,
         # how the composer should run this model unless told otherwise: the evidence count and
         # reply length it was trained with, and the guard threshold its validation replies clear
@@ -276,16 +341,6 @@ def train_generator(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
-
-    def write(d: Path) -> None:
-        _set_generation_ids(trainer.model, tok)
-        trainer.save_model(str(d))
-        tok.save_pretrained(str(d))
-        (d / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-
-    if trainer.is_world_process_zero():
-        _save_atomic(out / "final", write)
-    return metrics
 
 
 def generation_defaults(valid: Sequence[dict], config: TrainConfig, quantile: float = 0.05) -> dict[str, Any]:

@@ -1,5 +1,14 @@
 """`csbot finetune pairs`, `train` and `round`: training data for the GPT-2 composer, a
-training run, and one turn of the learning loop (bot.learning, bot.training)."""
+training run, and one turn of the learning loop (bot.learning, bot.training).
+
+`train` also runs as several processes of one data-parallel run, launched as a module:
+
+    torchrun --standalone --nproc_per_node 8 -m bot.cli finetune train --pairs pairs/ --out runs/r1
+    accelerate launch --multi_gpu --num_processes 8 -m bot.cli finetune train --pairs pairs/ --out runs/r1
+
+Only the main process prints progress and the result; the model's metadata says how the run
+was spread (finetune.train).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +23,9 @@ from bot.learning import RoundSettings, build_workspace_pairs, run_round
 from bot.training import default_lr, train_composer
 from finetune.model import GeneratorBaseConfig
 from finetune.train import TrainConfig
+from finetune.trainer_hooks import is_main_process
 from retrieval.importers import ImportFormat
+from retrieval.progress import no_progress
 
 finetune_app = typer.Typer(
     help="Build fine-tuning data for the GPT-2 composer from logged conversations and transcripts.",
@@ -196,7 +207,10 @@ def train(
     ] = None,
 ) -> None:
     """Fine-tune a GPT-2 composer on pairs (or on a Q/A corpus); the last stdout line is the
-    metrics as JSON, with "registered": the registry id of the model (null when not registered)."""
+    metrics as JSON, with "registered": the registry id of the model (null when not registered).
+
+    Several processes (`torchrun ... -m bot.cli finetune train ...`) train one model together.
+    """
     config = load_config(workspace)
     ws = config.workspace
     if (pairs is None) == (corpus is None):
@@ -231,6 +245,8 @@ def train(
     base_config = GeneratorBaseConfig(
         n_layer=n_layer, n_embd=n_embd, n_positions=n_positions, vocab_size=vocab_size, dropout=dropout, seed=seed
     )
+    # under torchrun / accelerate launch every rank runs this command; one speaks for the run
+    main = is_main_process()
     with error_edge():
         metrics = train_composer(
             config,
@@ -244,9 +260,10 @@ def train(
             allow_download=allow_download,
             resume=resume,
             register=register,
-            progress=step,
+            progress=step if main else no_progress,
         )
-    print_json(metrics)
+    if main:
+        print_json(metrics)
 
 
 @finetune_app.command("round")

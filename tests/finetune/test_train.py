@@ -129,6 +129,7 @@ def test_scratch_training_lowers_validation_loss_and_saves_a_loadable_model(pair
     assert meta["train_config"]["epochs"] == 2 and meta["base_config"]["n_embd"] == 48
     assert meta["metrics"]["valid_loss"] == m["valid_loss"] and "train_loss" in meta["metrics"]
     assert meta["created_at"] and "transformers" in meta["versions"]
+    assert meta["training"] == {"processes": 1, "device": "cpu", "launcher": "single", "backend": None}
     assert not list((tmp_path / "run").glob(".final.*"))  # no temp dirs left behind
 
 

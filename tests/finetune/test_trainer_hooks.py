@@ -94,3 +94,82 @@ def test_without_fitting_the_schedule_is_cut_where_it_stands(monkeypatch):
     run_steps(budget, scheduler, 1000, monkeypatch, step_s=0.1)
     assert budget.stopped and budget.horizon is None
     assert lr_at(600, scheduler) > 0.3
+
+
+# -- two real processes joined over gloo on 127.0.0.1 -------------------------------------------
+
+RANK_SCRIPT = """
+import json, os, sys
+from types import SimpleNamespace
+
+from finetune import trainer_hooks
+from finetune.trainer_hooks import TimeBudget, ProcessesDisagreeError, how_trained, require_agreement
+
+trainer_hooks.start_process_group()
+rank = int(os.environ["RANK"])
+report = {"backend_for_trainer": trainer_hooks.ddp_backend(), "how": how_trained("cpu")}
+
+# one budget of 60 s; rank 1's clock runs three times as fast, so alone it would stop near step 200
+now = [0.0]
+def clock():
+    now[0] += 0.1 if rank == 0 else 0.3
+    return now[0]
+trainer_hooks.time.monotonic = clock
+budget = TimeBudget(1.0)
+callback = budget.callback()
+state = SimpleNamespace(global_step=0, max_steps=1000)
+control = SimpleNamespace(should_training_stop=False)
+callback.on_train_begin(None, state, control)
+while not control.should_training_stop and state.global_step < state.max_steps:
+    state.global_step += 1
+    callback.on_step_end(None, state, control, lr_scheduler=None)
+report["stopped_at"] = state.global_step
+
+require_agreement("a value every rank computes alike", "same")
+try:
+    require_agreement("the rank", f"rank {rank}")
+    report["disagreement"] = None
+except ProcessesDisagreeError as e:
+    report["disagreement"] = str(e)
+trainer_hooks.wait_for_everyone()
+print(json.dumps(report))
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_ranks_stop_at_the_main_ranks_step_and_refuse_values_they_disagree_on(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT)
+    base_env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            env={**base_env, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=300) for p in ranks]
+    assert [p.returncode for p in ranks] == [0, 0], [err[-3000:] for _, err in outputs]
+    main, other = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
+    # rank 0's clock: 60 s at 0.1 s a step is about step 600, for both ranks
+    assert 550 <= main["stopped_at"] <= 600 and other["stopped_at"] == main["stopped_at"]
+    for report in (main, other):
+        assert report["how"] == {"processes": 2, "device": "cpu", "launcher": "other", "backend": "gloo"}
+        assert report["backend_for_trainer"] == "gloo"
+        assert "disagree on the rank (rank 0, rank 1)" in report["disagreement"]
