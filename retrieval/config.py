@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
+EmbedderBackend = Literal["torch", "onnx", "onnx-int8"]
+EMBEDDER_BACKENDS: tuple[EmbedderBackend, ...] = ("torch", "onnx", "onnx-int8")
 
 
 @dataclass(frozen=True)
@@ -15,9 +17,24 @@ class EmbedderConfig:
     # is downloaded at run time).
     model_path: str | None = None
     batch_size: int = 64
-    # torch intra-op threads for encoding. On 2 cores, 2 threads for one process; several
-    # processes each using all cores oversubscribe them (a single encode then took ~1 s).
+    # intra-op threads for encoding (torch's pool, or onnxruntime's session with an ONNX
+    # backend). On 2 cores, 2 threads for one process; several processes each using all
+    # cores oversubscribe them (a single encode then took ~1 s).
     torch_threads: int = 2
+    # What runs the model. "torch": sentence-transformers on torch. "onnx": the same model
+    # exported once to ONNX (locally, see `onnx_cache_dir`) and run by onnxruntime: the
+    # same vectors to float rounding, so indexes built with "torch" accept it. "onnx-int8":
+    # that export with int8 weights (onnxruntime's dynamic quantization): faster, vectors
+    # slightly different, so it has its own model id and needs its own `csbot build`.
+    # The ONNX ones need the optional packages onnxruntime and onnx.
+    backend: EmbedderBackend = "torch"
+    # Where ONNX exports are kept, one folder per model content and backend. None:
+    # $XDG_CACHE_HOME/csbot/embedders, else ~/.cache/csbot/embedders.
+    onnx_cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in EMBEDDER_BACKENDS:
+            raise ValueError(f"embedder backend must be one of {', '.join(EMBEDDER_BACKENDS)}; got {self.backend!r}")
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,26 @@
 """The sentence embedder: all-MiniLM-L6-v2 (or another local sentence-transformers model).
 
 Everything is loaded from a local directory; nothing is ever fetched from a model hub.
+The model runs on torch (`EmbedderConfig.backend = "torch"`, the default) or, exported
+once into a local cache folder, on onnxruntime ("onnx": the same vectors; "onnx-int8":
+int8 weights, its own model id); see `EmbedderConfig` and `export_onnx`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrieval.config import EmbedderConfig
+from retrieval.config import EmbedderBackend, EmbedderConfig
 from retrieval.errors import EmbedderLoadError, EmbedderNotLoadedError
 
 if TYPE_CHECKING:
@@ -24,6 +34,25 @@ _FIX = (
 _GENERIC_DIR_NAMES = {"model", "models", "snapshot", "latest"}
 # files that describe the model without changing what it computes
 _DOC_SUFFIXES = (".md", ".rst")
+
+# Bump when the export below changes what lands in a cache folder: old folders are then
+# left alone and a new one is exported.
+ONNX_EXPORT_FORMAT = 1
+_ONNX_MANIFEST = "csbot_onnx.json"
+_ONNX_FIX = "pip install onnxruntime onnx, or set the embedder backend back to torch (CSBOT_EMBEDDER__BACKEND=torch)"
+# An export is checked against the torch model on these before it is kept: short and long,
+# padded in one batch, one past the 256-token limit, personal values already masked.
+_PROBE_TEXTS = (
+    "hi",
+    "Where is my order {order_number}? It was supposed to arrive on Monday.",
+    "I want to return the hiking backpack, the zip broke after two days and I'd like a refund.",
+    "can i change the delivery address",
+    "How do I reset my password? " * 60,
+)
+# The least cosine between an export's vector and the torch model's vector for any probe:
+# float32 ONNX matches to rounding (1 - 1e-7 measured); int8 weights cost a little
+# (0.953 the least seen on the held-out customer messages, 0.985 on average).
+_MIN_PROBE_COSINE: dict[EmbedderBackend, float] = {"onnx": 0.9999, "onnx-int8": 0.9}
 
 
 def default_model_path() -> Path:
@@ -77,12 +106,234 @@ def _model_files(path: Path) -> list[tuple[str, Path]]:
     return sorted(out)
 
 
+def backend_model_id(fingerprint: str, backend: EmbedderBackend) -> str:
+    """The model id an embedder with `backend` reports for the model `fingerprint`.
+
+    "torch" and "onnx" compute the same vectors (float32 both; cosine 1 - 1e-7 on the
+    held-out messages, the same top-5 hits), so they share the model's id and an index
+    built with either accepts the other. "onnx-int8" vectors differ (cosine 0.98 on
+    average), so they get their own id: an index or intent model built with torch refuses
+    them and asks for a rebuild instead of mixing the two.
+    """
+    return f"{fingerprint}+onnx-int8" if backend == "onnx-int8" else fingerprint
+
+
+def onnx_cache_root(config: EmbedderConfig) -> Path:
+    """The folder ONNX exports are kept in: `config.onnx_cache_dir`, else
+    $XDG_CACHE_HOME/csbot/embedders, else ~/.cache/csbot/embedders."""
+    if config.onnx_cache_dir:
+        return Path(config.onnx_cache_dir).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "csbot" / "embedders"
+
+
+def onnx_export_dir(config: EmbedderConfig, fingerprint: str) -> Path:
+    """The cache folder of the `config.backend` export of the model `fingerprint`."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", fingerprint.replace("@", "-"))
+    return onnx_cache_root(config) / f"{name}-{config.backend}-v{ONNX_EXPORT_FORMAT}"
+
+
+def export_onnx(source: Path, fingerprint: str, backend: EmbedderBackend, target: Path) -> Path:
+    """Export the sentence-transformers model in `source` to ONNX in `target`, atomically.
+
+    The transformer becomes `model.onnx` (token embeddings out); "onnx-int8" quantizes its
+    weights to int8 with onnxruntime's dynamic quantization. The tokenizer is saved beside
+    it, and `csbot_onnx.json` records the source fingerprint and the settings. Before the
+    folder is kept, the export encodes `_PROBE_TEXTS` and must agree with the torch model
+    (`_MIN_PROBE_COSINE`). The work happens in a temporary folder next to `target`, renamed
+    into place at the end: a crash leaves no half export, and when another process
+    finished the same export first, its folder is kept and this one dropped.
+    Runs offline: the torch model is loaded from `source` only.
+    """
+    try:
+        import onnxruntime  # noqa: F401  (checked before the slow part)
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise EmbedderLoadError(f"the {backend} embedder backend needs onnxruntime and onnx: {_ONNX_FIX}") from exc
+    import numpy as np
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model: Any = SentenceTransformer(str(source), device="cpu", local_files_only=True)
+    _check_exportable(model, source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    work.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
+    try:
+        tokenizer = model.tokenizer
+        max_seq_length = int(model.max_seq_length or tokenizer.model_max_length)
+        sample = tokenizer(["a sample"], return_tensors="pt", padding=True, truncation=True, max_length=max_seq_length)
+        input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+        float_file = work / ("model-float32.onnx" if backend == "onnx-int8" else "model.onnx")
+        with warnings.catch_warnings(), torch.no_grad():
+            # the tracer warns about shape arithmetic that it records as dynamic anyway; the
+            # probe check below is what says the graph is right for other shapes
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _token_embeddings_module(model[0].auto_model.eval(), input_names),
+                tuple(sample[n] for n in input_names),
+                str(float_file),
+                input_names=input_names,
+                output_names=["token_embeddings"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*input_names, "token_embeddings"]},
+                opset_version=17,
+                dynamo=False,
+            )
+        if backend == "onnx-int8":
+            quantize_dynamic(str(float_file), str(work / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+            float_file.unlink()
+        tokenizer.save_pretrained(str(work))
+        manifest = {
+            "format": ONNX_EXPORT_FORMAT,
+            "source": fingerprint,
+            "backend": backend,
+            "max_seq_length": max_seq_length,
+            "inputs": input_names,
+            "torch": torch.__version__,
+        }
+        (work / _ONNX_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        exported = _OnnxSentenceModel.open(work, threads=1)
+        expected = model.encode(list(_PROBE_TEXTS), normalize_embeddings=True, convert_to_numpy=True)
+        got = exported.encode(list(_PROBE_TEXTS), batch_size=len(_PROBE_TEXTS))
+        least = float(np.min(np.sum(expected * got, axis=1)))
+        if least < _MIN_PROBE_COSINE[backend]:
+            raise EmbedderLoadError(
+                f"the {backend} export of {str(source)!r} does not reproduce the torch model (least cosine "
+                f"{least:.4f} < {_MIN_PROBE_COSINE[backend]}): use the torch backend for this model"
+            )
+        manifest["probe_min_cosine"] = round(least, 6)
+        (work / _ONNX_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        _move_into_place(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _check_exportable(model: Any, source: Path) -> None:
+    """Refuse a model whose modules are not a transformer, mean pooling and (optionally)
+    normalisation: the ONNX runner computes exactly that, nothing else."""
+    names = [type(m).__name__ for m in model]
+    pooling = getattr(model[1], "pooling_mode", None) if len(names) > 1 else None
+    modes = (pooling,) if isinstance(pooling, str) else tuple(pooling or ())
+    if names[:2] != ["Transformer", "Pooling"] or set(names[2:]) - {"Normalize"} or modes != ("mean",):
+        raise EmbedderLoadError(
+            f"the ONNX embedder backends run Transformer -> mean Pooling -> Normalize models (like "
+            f"all-MiniLM-L6-v2); {str(source)!r} is {' -> '.join(names)} (pooling {pooling!r}): "
+            "use the torch backend for it"
+        )
+
+
+def _move_into_place(work: Path, target: Path) -> None:
+    """Rename the finished export `work` to `target`; a stale `target` (another format or
+    source, or broken) is moved aside and deleted first, a valid one from another process
+    is kept."""
+    if target.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        with contextlib.suppress(OSError):  # another process moved it first
+            os.replace(target, aside / "export")
+        shutil.rmtree(aside, ignore_errors=True)
+    try:
+        os.replace(work, target)
+    except OSError:
+        if not target.is_dir():  # not a lost race: a real failure
+            raise
+
+
+def _read_onnx_manifest(folder: Path, fingerprint: str, backend: EmbedderBackend) -> dict[str, Any] | None:
+    """The export manifest in `folder` when it is a finished export of this model and
+    backend in this format; None otherwise (missing, partial, stale)."""
+    try:
+        manifest = json.loads((folder / _ONNX_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    wanted = {"format": ONNX_EXPORT_FORMAT, "source": fingerprint, "backend": backend}
+    if any(manifest.get(k) != v for k, v in wanted.items()) or "probe_min_cosine" not in manifest:
+        return None
+    if not (folder / "model.onnx").is_file():
+        return None
+    return manifest
+
+
+def _token_embeddings_module(transformer: Any, input_names: Sequence[str]) -> Any:
+    """The transformer as a module of positional tensors (what the ONNX exporter traces),
+    returning its last hidden state."""
+    import torch
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            return self.transformer(**dict(zip(input_names, tensors, strict=True))).last_hidden_state
+
+    return TokenEmbeddings()
+
+
+class _OnnxSentenceModel:
+    """An exported model run by onnxruntime: tokenize, token embeddings, mean pooling over
+    the attention mask, L2 normalisation (what sentence-transformers computes for MiniLM)."""
+
+    def __init__(self, session: Any, tokenizer: Any, inputs: list[str], max_seq_length: int):
+        self.session = session
+        self.tokenizer = tokenizer
+        self.inputs = inputs
+        self.max_seq_length = max_seq_length
+
+    @classmethod
+    def open(cls, folder: Path, *, threads: int) -> _OnnxSentenceModel:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        manifest = json.loads((folder / _ONNX_MANIFEST).read_text(encoding="utf-8"))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        return cls(session, tokenizer, list(manifest["inputs"]), int(manifest["max_seq_length"]))
+
+    @property
+    def dim(self) -> int:
+        return int(self.session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: list[str], *, batch_size: int, progress: bool = False) -> np.ndarray:
+        import numpy as np
+
+        # longest first, as sentence-transformers does: batches of like lengths pad less
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        starts = range(0, len(order), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="Batches")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in starts:
+            rows = order[start : start + batch_size]
+            tokens = self.tokenizer(
+                [texts[i] for i in rows],
+                return_tensors="np",
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+            )
+            feed = {name: tokens[name].astype(np.int64) for name in self.inputs}
+            hidden = self.session.run(None, feed)[0]
+            mask = tokens["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            out[rows] = pooled
+        return out
+
+
 class SentenceEmbedder:
     """Implements `bot.contracts.Embedder` with sentence-transformers on the CPU.
 
     Construction is cheap; call `load()` before `encode()`, `dim` or `model_id`.
-    Threads: the caller sizes torch's pool with `retrieval.threads.configure_threads`
-    (usually with `config.torch_threads`); loading does not change process-wide settings.
+    Threads: with the torch backend the caller sizes torch's pool with
+    `retrieval.threads.configure_threads` (usually with `config.torch_threads`); loading
+    does not change process-wide settings. An ONNX backend's session takes
+    `config.torch_threads` threads of its own.
     """
 
     def __init__(self, config: EmbedderConfig | None = None) -> None:
@@ -117,9 +368,16 @@ class SentenceEmbedder:
         assert self._dim is not None
         return self._dim
 
+    @property
+    def backend(self) -> EmbedderBackend:
+        """What runs the model: "torch", "onnx" or "onnx-int8" (`EmbedderConfig.backend`)."""
+        return self.config.backend
+
     def load(self) -> SentenceEmbedder:
         """Load the model from `config.model_path` (or the packaged MiniLM); returns self.
 
+        With an ONNX backend the model's export is read from the cache folder, exported
+        first when it is not there yet (about 10 s once; see `export_onnx`).
         Raises `EmbedderLoadError` naming the path when it is missing, is not a
         sentence-transformers model directory, or fails to load.
         """
@@ -136,6 +394,8 @@ class SentenceEmbedder:
         # Belt and braces: never let a typo turn into a hub download.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        if self.config.backend != "torch":
+            return self._load_onnx(path)
         try:
             from sentence_transformers import SentenceTransformer
 
@@ -151,6 +411,34 @@ class SentenceEmbedder:
         self._model_id = model_fingerprint(path)
         return self
 
+    def _load_onnx(self, path: Path) -> SentenceEmbedder:
+        """Open the cached ONNX export of the model in `path`, exporting it first if needed."""
+        backend = self.config.backend
+        fingerprint = model_fingerprint(path)
+        folder = onnx_export_dir(self.config, fingerprint)
+        if _read_onnx_manifest(folder, fingerprint, backend) is None:
+            try:
+                export_onnx(path, fingerprint, backend, folder)
+            except EmbedderLoadError:
+                raise
+            except Exception as exc:
+                raise EmbedderLoadError(
+                    f"could not export {str(path)!r} to ONNX in {str(folder)!r} ({type(exc).__name__}: {exc}): "
+                    f"check that the folder is writable, or {_ONNX_FIX}"
+                ) from exc
+        try:
+            model = _OnnxSentenceModel.open(folder, threads=self.config.torch_threads)
+        except ImportError as exc:
+            raise EmbedderLoadError(f"the {backend} embedder backend needs onnxruntime and onnx: {_ONNX_FIX}") from exc
+        except Exception as exc:
+            raise EmbedderLoadError(
+                f"could not open the ONNX export in {str(folder)!r} ({exc}): delete that folder to export it "
+                f"again, or {_ONNX_FIX}"
+            ) from exc
+        self._model, self._dim, self.path = model, model.dim, path
+        self._model_id = backend_model_id(fingerprint, backend)
+        return self
+
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """Embed `texts`: float32 array (len(texts), dim), each row L2-normalised.
 
@@ -163,6 +451,8 @@ class SentenceEmbedder:
             raise TypeError("encode() takes a list of strings, got a single str: wrap it in a list")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if isinstance(self._model, _OnnxSentenceModel):
+            return self._model.encode(list(texts), batch_size=self.config.batch_size, progress=progress)
         vecs = self._model.encode(
             list(texts),
             batch_size=self.config.batch_size,
