@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CSBOT, REPO
+from tests import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -39,12 +36,6 @@ BROWSER_MARKS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http(
     method: str, url: str, body: dict | None = None, token: str | None = None, timeout: float = 60
 ) -> tuple[int, dict]:
@@ -65,31 +56,13 @@ def http(
 def csbot_serve(workspace: Path, log_path: Path, **env: str) -> Iterator[str]:
     """`csbot serve` on `workspace` until the block ends; yields its base URL once /readyz
     answers 200. `env`: CSBOT_* settings for the test (rate limits, polling, ...)."""
-    port = free_port()
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **env}
-    cmd = [str(CSBOT), "serve", "--workspace", str(workspace), "--host", "127.0.0.1", "--port", str(port)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=environment)
-    base = f"http://127.0.0.1:{port}"
+    server = serving.start_serve(workspace, log_path, env=environment)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"csbot serve exited {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"csbot serve not ready after {READY_TIMEOUT_S}s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.25)
-        yield base
-    finally:
-        proc.terminate()
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            server.wait_ready(READY_TIMEOUT_S)
+        except serving.ServingError as e:
+            pytest.fail(str(e))
+        yield server.url
+    finally:
+        server.stop()

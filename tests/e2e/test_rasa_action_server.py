@@ -5,7 +5,6 @@ request a Rasa server sends (a minimal tracker), on a copy of the demo workspace
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from bot.domain import Domain
 from bot.rasa_actions import HANDOFF_SLOT, UNAVAILABLE_REPLY
 from tests.bot.server.conftest import copy_workspace
 from tests.helpers import last_json, run_csbot
+from tests.serving import free_port, stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,12 +52,6 @@ class ActionServer:
         )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def action_server(workspace: Path, tmp_path: Path) -> Iterator[ActionServer]:
     """The real rasa-sdk server process with CSBOT_WORKSPACE=workspace; its log in a file."""
@@ -86,12 +80,7 @@ def action_server(workspace: Path, tmp_path: Path) -> Iterator[ActionServer]:
                 time.sleep(0.2)
             yield ActionServer(client, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
