@@ -57,12 +57,13 @@ demo: build
 
 # The gate CI runs before the tests: style and common bugs (ruff, configured in
 # pyproject.toml), the one-way floors bot -> finetune -> retrieval (import-linter), and
-# types of the two lower floors (mypy).
+# types of the two lower floors (mypy), and the deploy/ files (deploy/lint.sh).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	BIN=$(BIN) bash deploy/lint.sh
 
 test: install
 	$(BIN)/python -m pytest

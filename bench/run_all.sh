@@ -63,6 +63,13 @@ done
 echo "== memory: one replica (retrieval, then the Bitext GPT-2 promoted) and a 1-million-unit index"
 $BIN/python bench/bench_memory.py --model "$OUT/gen-bitext/final" | tail -1 | tee "$OUT/bench_memory.json"
 
+echo "== one turn alone, by stage (torch and ONNX encoders, the Bitext GPT-2 promoted), and the encoder alone"
+$BIN/python bench/bench_turn.py --workspace "$OUT/serve-ws" --turns 200 --generator "$OUT/gen-bitext/final" --backends torch,onnx | tail -1 | tee "$OUT/bench_turn.json"
+$BIN/python bench/bench_encoder.py --rounds 2 --threads 1 | tail -1 | tee "$OUT/bench_encoder.json"
+
+echo "== several replicas behind HAProxy: 200 customers, 1/2/3 replicas, kill -9 of one"
+$BIN/python bench/bench_replicas.py --workspace "$OUT/serve-ws" --kill | tail -1 | tee "$OUT/bench_replicas.json"
+
 echo "== learning loop: a round on more logged conversations vs a round on fewer (3 minutes each)"
 $BIN/python bench/bench_learning_loop.py --minutes 3 | tail -1 | tee "$OUT/bench_learning_loop.json"
 
