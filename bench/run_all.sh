@@ -70,6 +70,9 @@ $BIN/python bench/bench_encoder.py --rounds 2 --threads 1 | tail -1 | tee "$OUT/
 echo "== several replicas behind HAProxy: 200 customers, 1/2/3 replicas, kill -9 of one"
 $BIN/python bench/bench_replicas.py --workspace "$OUT/serve-ws" --kill | tail -1 | tee "$OUT/bench_replicas.json"
 
+echo "== the store's write rate and size (one SQLite file, 1/2/4 writer processes)"
+$BIN/python bench/bench_store.py --conversations 2000 --writers 1 2 4 | tail -1 | tee "$OUT/bench_store.json"
+
 echo "== learning loop: a round on more logged conversations vs a round on fewer (3 minutes each)"
 $BIN/python bench/bench_learning_loop.py --minutes 3 | tail -1 | tee "$OUT/bench_learning_loop.json"
 

@@ -14,6 +14,7 @@ the end of the process's log.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -63,15 +64,35 @@ def log_tail(path: Path, chars: int = 4000) -> str:
 
 def stop_process(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
     """End a process this test started: SIGTERM, then SIGKILL if it is still there after
-    `grace_s` seconds; returns once it is gone (no zombie left behind)."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
+    `grace_s` seconds; returns once it is gone (no zombie left behind). A process started
+    with `start_new_session=True` is ended with its whole process group, so the workers it
+    spawned (a Sanic server's) do not outlive the test."""
+    own_group = proc.poll() is None and _leads_its_group(proc.pid)
+    if proc.poll() is None:
+        _signal(proc, signal.SIGTERM, own_group)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            _signal(proc, signal.SIGKILL, own_group)
+            proc.wait(timeout=30)
+    if own_group:  # workers still there after their parent ended
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _leads_its_group(pid: int) -> bool:
     try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=30)
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def _signal(proc: subprocess.Popen, sig: signal.Signals, group: bool) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
 
 
 def quiet_serve_env(**settings: str) -> dict[str, str]:

@@ -65,6 +65,7 @@ def action_server(workspace: Path, tmp_path: Path) -> Iterator[ActionServer]:
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped with its workers (stop_process ends the group)
         )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=180) as client:
