@@ -137,9 +137,11 @@ async def replica_memory(workspace: Path, workers: int, texts: list[str], log_pa
         proc.wait(timeout=60)
 
 
-def workspace_copy(source: Path, into: Path, model: Path | None) -> Path:
-    """A copy of `source` with an empty store, and `model` registered and promoted."""
-    shutil.copytree(source, into, ignore=shutil.ignore_patterns("store.db*", "finetune", "models"))
+def workspace_copy(source: Path, into: Path, model: Path | None, *, keep_models: bool = False) -> Path:
+    """A copy of `source` with an empty store, and `model` registered and promoted. The
+    copy leaves out `source`'s own models unless `keep_models` (and no `model` is given)."""
+    ignored = ["store.db*", "finetune"] + ([] if keep_models and model is None else ["models"])
+    shutil.copytree(source, into, ignore=shutil.ignore_patterns(*ignored))
     if model is not None:
         added = subprocess.run(
             [str(CSBOT), "models", "add", str(model), "--workspace", str(into)],

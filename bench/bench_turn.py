@@ -42,7 +42,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.bench_memory import workspace_copy  # noqa: E402
 from bench.bench_serve_load import log, summary  # noqa: E402
 
 CSBOT = Path(sys.executable).with_name("csbot")
@@ -72,25 +72,6 @@ def heldout_conversations(data: Path) -> list[list[str]]:
             if turns:
                 conversations.append(turns)
     return conversations
-
-
-def workspace_copy(source: Path, into: Path, generator: Path | None) -> Path:
-    """`source` copied to `into` with an empty store; with `generator`, that model
-    registered and promoted in the copy (the copy's other models left out)."""
-    ignored = ["store.db*", "finetune"] + (["models"] if generator is not None else [])
-    shutil.copytree(source, into, ignore=shutil.ignore_patterns(*ignored))
-    if generator is not None:
-        added = subprocess.run(
-            [str(CSBOT), "models", "add", str(generator), "--workspace", str(into)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        model_id = json.loads(added.stdout.strip().splitlines()[-1])["id"]
-        promote = [str(CSBOT), "models", "promote", model_id, "--workspace", str(into)]
-        subprocess.run(promote, check=True, capture_output=True)
-        log(f"promoted {generator} as {model_id} in the copy")
-    return into
 
 
 class StageClock:
@@ -300,7 +281,10 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     log(f"load average {load_before:.2f}")
     with tempfile.TemporaryDirectory(prefix="csbot-turn-") as tmp:
-        workspace = workspace_copy(args.workspace, Path(tmp) / "ws", args.generator)
+        # the workspace's own models stay when no generator is given: what it has promoted answers
+        workspace = workspace_copy(args.workspace, Path(tmp) / "ws", args.generator, keep_models=True)
+        if args.generator is not None:
+            log(f"promoted {args.generator} in the copy")
         result = run(args, workspace, load_before)
     result["machine"]["load_1min_after"] = round(os.getloadavg()[0], 2)
     for backend, row in result["backends"].items():

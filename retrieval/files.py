@@ -12,8 +12,9 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -47,11 +48,20 @@ def write_durable(path: str | os.PathLike[str], data: bytes) -> None:
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace `path` with `data` atomically."""
+    with atomic_writer(path, "wb") as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
+    """A file written beside `path` (owner-only: mkstemp's mode) and renamed onto it once
+    the block ends without an error; on an error nothing is left behind and `path` is as
+    it was. `mode`: "wb" or "w" (text, in `encoding`)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -40,9 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +53,7 @@ from bot.store.errors import ConversationImportError, SchemaTooNewError, StoreUn
 from bot.store.records import DialogueState, now_timestamp
 from bot.store.schema import SchemaState, check_schema, schema_state
 from retrieval.config import ImportConfig
-from retrieval.files import fsync_dir
+from retrieval.files import atomic_writer
 from retrieval.importers import json_nesting_over
 
 ROLES = ("customer", "bot", "agent", "system")
@@ -167,7 +165,7 @@ def export_conversations(path: Path, out_jsonl: Path) -> MoveReport:
     if not out_jsonl.parent.is_dir():
         raise StoreUnavailableError(str(out_jsonl), "its folder does not exist", "create it or export elsewhere")
     conversations = messages = 0
-    with StoreConnection(path) as store, _atomic_text(out_jsonl) as out:
+    with StoreConnection(path) as store, atomic_writer(out_jsonl, "w", encoding="utf-8") as out:
         db = store.db
         db.conn.execute("BEGIN")  # one read snapshot for the whole export
         try:
@@ -242,24 +240,6 @@ def _exported_turn(m: dict[str, Any], rating: dict[str, Any] | None) -> dict[str
     if rating is not None:
         turn["feedback"] = {k: rating[k] for k in ("rating", "author", "comment", "created_at")}
     return turn
-
-
-@contextlib.contextmanager
-def _atomic_text(path: Path) -> Iterator[Any]:
-    """A text file written beside `path` (owner-only, mkstemp's mode) and renamed onto it
-    once complete: a failed export leaves no file behind."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 # -- import --------------------------------------------------------------------------
