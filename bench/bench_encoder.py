@@ -33,14 +33,13 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_serve_load import log, summary  # noqa: E402
+from bench.bench_serve_load import log, save_result, summary  # noqa: E402
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 BATCH = 16
@@ -226,10 +225,7 @@ def main() -> None:
     result["machine"]["load_1min"] = round(load_before, 2)
     result["machine"]["load_1min_after"] = round(os.getloadavg()[0], 2)
     if args.save:
-        out = REPO / "bench" / "results" / "encoder" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        log(f"written to {out.relative_to(REPO)}")
+        save_result(result, "encoder")
     print(json.dumps(result))
 
 

@@ -62,6 +62,17 @@ def percentile(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))], 1)
 
 
+def save_result(result: dict, kind: str) -> Path:
+    """Write a bench's JSON result to bench/results/KIND/<UTC time>.json; returns the path."""
+    from datetime import UTC, datetime
+
+    out = Path(__file__).resolve().parents[1] / "bench" / "results" / kind / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    log(f"written to {out}")
+    return out
+
+
 def summary(values_ms: list[float]) -> dict:
     return {
         "n": len(values_ms),

@@ -49,7 +49,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.bench_memory import workspace_copy  # noqa: E402
-from bench.bench_serve_load import log, summary  # noqa: E402
+from bench.bench_serve_load import log, save_result, summary  # noqa: E402
 
 CSBOT = Path(sys.executable).with_name("csbot")
 STAGES = ("encode", "search", "classify", "compose")
@@ -294,10 +293,7 @@ def main() -> None:
         print(f"{backend:9} p50/p95 ms: {stages}", flush=True)
         print(f"{backend:9} composers {row['composers']}; calls per turn {row['calls_per_turn']}", flush=True)
     if args.save:
-        out = REPO / "bench" / "results" / "turn" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        log(f"written to {out.relative_to(REPO)}")
+        save_result(result, "turn")
     print(json.dumps(result))
 
 
