@@ -254,9 +254,10 @@ def evaluate_generation(
         final_invented = invented_values(final, [row.question, *(h.unit.evidence_text for h in hits)])
         sent_invented += bool(final_invented)
         nearest = index.search(q, k=1)
+        references = composer.consensus_references(request)
         baselines = {
             "retrieval_only": nearest[0].unit.evidence_text if nearest else "",
-            "retrieval_vote": retrieval_vote(composer.consensus_references(request)),
+            "retrieval_vote": retrieval_vote(references),
             "intent_first_retrieval": fallback,
         }
         scores["sent"].append(rouge(row.reference, final))
@@ -278,6 +279,9 @@ def evaluate_generation(
                     "live_composer": turn.reply.composer,
                     "baselines": baselines,
                     "evidence": evidence,
+                    # what the candidate selection compared candidates with: lets a selection
+                    # rule be studied offline on these samples
+                    "consensus_references": references,
                     "rougeL_f1": {name: round(v[-1], 4) for name, v in scores.items()},
                 }
             )

@@ -57,6 +57,9 @@ def test_the_test_file_is_scored_against_every_baseline_on_the_same_rows(run):
     assert result["invented_rate"] == pytest.approx(sent_flagged / 6, abs=1e-4)
     for s in samples:
         assert set(s["baselines"]) == set(BASELINES)
+        # the answers the selection compared candidates with are kept, and the vote is one of them
+        assert 1 <= len(s["consensus_references"]) <= 3
+        assert s["baselines"]["retrieval_vote"] in s["consensus_references"]
         # a reply the guard rejected is never sent: the live retrieval composer's answer is
         if s["fallback"]:
             assert s["final"] == s["baselines"]["intent_first_retrieval"]

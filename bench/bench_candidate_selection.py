@@ -1,0 +1,84 @@
+"""How much do the decoded candidates leave on the table, and does another selection rule take it?
+
+    python bench/bench_candidate_selection.py bench/results/generation/dev-candidates-8/samples.jsonl
+
+Reads the `samples.jsonl` that `csbot eval generation --report DIR` writes (every row's
+reference, its decoded candidates with the guard's verdicts, and the retrieved answers the
+selection compared them with) and scores, on the same rows, without decoding again:
+
+  - `sent`: what the evaluation sent (the shipped rule, fallbacks included);
+  - `greedy`: the first candidate (the greedy reply);
+  - `oracle`: the best candidate the guard passed, chosen WITH the reference: a ceiling that
+    no rule can reach, not a figure the product can have;
+  - `mbr_candidates_only`: minimum-Bayes-risk among the passing candidates, without the
+    retrieved answers;
+  - `mbr_references_xW`: the shipped rule with the retrieved answers weighted W.
+
+Samples written before the retrieved answers were kept (`consensus_references`) fall back to
+the two retrieval baselines' answers as the references; the output says which. Use it on
+development samples to choose a rule, never on the test rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("samples", type=Path)
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    args = ap.parse_args()
+
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+
+    def rouge(reference: str, text: str) -> float:
+        return scorer.score(reference, text)["rougeL"].fmeasure
+
+    rows = [json.loads(line) for line in args.samples.open(encoding="utf-8") if line.strip()]
+    names = ["sent", "greedy", "oracle", "mbr_candidates_only", *(f"mbr_references_x{w:g}" for w in args.weights)]
+    scores: dict[str, list[float]] = {name: [] for name in names}
+    references_kept = 0
+    for row in rows:
+        passing = [c["text"] for c in row["candidates"] if c["guard_passed"]]
+        if "consensus_references" in row:
+            references_kept += 1
+            references = row["consensus_references"]
+        else:
+            references = [row["baselines"]["retrieval_only"], row["baselines"]["retrieval_vote"]]
+        scores["sent"].append(row["rougeL_f1"]["sent"])
+        scores["greedy"].append(rouge(row["reference"], row["candidates"][0]["text"]) if row["candidates"] else 0.0)
+        if not passing:  # every rule falls back as the evaluation did
+            for name in names[2:]:
+                scores[name].append(row["rougeL_f1"]["sent"])
+            continue
+        gold = [rouge(row["reference"], t) for t in passing]
+        pairwise = [[rouge(o, t) if i != j else 0.0 for j, o in enumerate(passing)] for i, t in enumerate(passing)]
+        to_references = [sum(rouge(r, t) for r in references) for t in passing]
+        scores["oracle"].append(max(gold))
+
+        scores["mbr_candidates_only"].append(gold[_best(pairwise, to_references, 0.0)])
+        for w in args.weights:
+            scores[f"mbr_references_x{w:g}"].append(gold[_best(pairwise, to_references, w)])
+    result = {name: round(statistics.fmean(v), 4) for name, v in scores.items()}
+    result.update(
+        rows=len(rows),
+        candidates=max((len(r["candidates"]) for r in rows), default=0),
+        references="consensus_references" if references_kept == len(rows) else "retrieval baselines' answers",
+        samples=str(args.samples),
+    )
+    print(json.dumps(result))
+
+
+def _best(pairwise: list[list[float]], to_references: list[float], weight: float) -> int:
+    """The candidate agreeing most with the others plus `weight` × the references; ties to the earlier."""
+    return max(range(len(pairwise)), key=lambda i: (sum(pairwise[i]) + weight * to_references[i], -i))
+
+
+if __name__ == "__main__":
+    main()
