@@ -10,6 +10,8 @@ of deploy/, proven without Docker.
 - kill -9: one replica is killed while it holds requests; customers whose request died
   with it send the same message again (same token, same client_message_id) and are
   answered by another replica; nothing is lost, doubled or half written;
+- the killed replica, started again on its port, is taken back by the balancer and answers
+  its share, on the store its crash left;
 - a replica started on a store that a newer csbot migrated refuses to start.
 
 HAProxy comes from the Debian package (`apt-get install haproxy`); without it these tests
@@ -33,6 +35,7 @@ from tests.deploy.traffic import Traffic, audit_store, run_customers
 from tests.helpers import REPO
 from tests.serving import (
     HAPROXY,
+    SHARED_SECRET,
     Balancer,
     Topology,
     copy_workspace,
@@ -190,6 +193,28 @@ def test_a_replica_killed_during_load_loses_and_doubles_nothing(replicas, texts)
     # after the kill (and a moment for answers already on the wire), only the others answer
     late = {m.replica for m in traffic.answered() if m.answered_at is not None and m.answered_at > killed_at + 1}
     assert late and late <= survivors, late
+
+
+def test_a_killed_replica_started_again_rejoins_and_answers(replicas, texts):
+    victim = replicas.replicas[VICTIM]
+    victim.kill_hard()  # already dead after the test above; killed here when run alone
+    replicas.balancer.wait_status({VICTIM: "DOWN"})
+    env = quiet_serve_env(CSBOT_SECRET_KEY=SHARED_SECRET, CSBOT_TORCH_THREADS="1")
+    restarted = start_serve(
+        replicas.workspace, victim.log_path.with_name(f"{VICTIM}-restarted.log"), name=VICTIM, port=victim.port, env=env
+    )
+    replicas.replicas[VICTIM] = restarted  # the fixture's log check covers it
+    try:
+        restarted.wait_ready()
+        replicas.balancer.wait_status({VICTIM: "UP"})
+        traffic = asyncio.run(run_customers(replicas.url, texts, CUSTOMERS, turns=2, stream=True, seed=3))
+        assert_everyone_answered(traffic, CUSTOMERS * 2)
+        audit = audit_store(replicas.store_path, traffic)
+        assert audit.clean, audit.examples
+        assert (audit.sent, audit.answered, audit.stored) == (CUSTOMERS * 2,) * 3
+        assert traffic.by_replica()[VICTIM] > 0, traffic.by_replica()
+    finally:
+        restarted.stop()
 
 
 def future_store(workspace: Path) -> list[str]:
