@@ -17,9 +17,14 @@ The implementations, chosen by CSBOT_CONVERSATION_LOCK:
 - `FileConversationLock` ("file"): an flock on one of 64 lock files under the shared
   workspace; for replicas on one host that share a workspace and have no Redis.
 - `RedisConversationLock` ("redis", the default with CSBOT_REDIS_URL): redis-py's lock
-  (SET NX PX with a token, released by a script that checks the token), leased for the
-  turn deadline. Redis unreachable: the turn is refused (`LockUnavailableError`, 503 with
-  Retry-After) rather than run unordered; it works again as soon as Redis is back.
+  (SET NX PX with a token, released by a script that checks the token), leased for
+  `lease_seconds` and renewed every third of that by one daemon thread per process
+  (`LeaseRenewer`) while the turn runs, so a slow turn keeps its conversation and a killed
+  replica's lock still frees within one lease. Redis unreachable: the turn is refused
+  (`LockUnavailableError`, 503 with Retry-After) rather than run unordered; it works again
+  as soon as Redis is back. Should a renewal find the lock lost (its lease ran out while
+  Redis was unreachable, or Redis restarted empty) the turn goes on, with one warning: its
+  store write cannot double a turn (see `RedisConversationLock`), only order is lost.
 
 Every `hold` waits at most `timeout` seconds for the lock, then raises
 `ConversationBusyError` (503 with Retry-After): the turn never ran, nothing is stored.
@@ -31,10 +36,12 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -42,6 +49,7 @@ from bot.server.errors import ConversationBusyError, LockUnavailableError
 
 if TYPE_CHECKING:
     import redis
+    import redis.lock
 
 log = logging.getLogger("csbot.server")
 
@@ -139,17 +147,142 @@ class FileConversationLock:
         pass
 
 
+@dataclass(eq=False)
+class HeldLease:
+    """One turn's hold of a Redis lock, as the renewer sees it. `mutex` keeps a renewal
+    and the release apart, so that a renewal never runs on a lock already released (it
+    would find the key gone and report a loss that did not happen)."""
+
+    conversation_id: str
+    lock: redis.lock.Lock
+    mutex: threading.Lock = field(default_factory=threading.Lock)
+    released: bool = False
+    lost: bool = False  # no longer ours: not renewed again
+    reported: bool = False  # the one warning of this turn about its lease was logged
+
+
+class LeaseRenewer:
+    """One daemon thread that renews the lease of every lock its `RedisConversationLock`
+    holds, every `interval_seconds`, until `close`. A server makes one conversation lock
+    (`bot.server.runtime`), so this is one thread per process.
+
+    One thread for all the turns rather than one per turn: a renewal is one short script
+    call, and the threads a replica starts stay fixed however many turns it runs. It is a
+    daemon so it dies with its process: a killed replica stops renewing, and its locks
+    free when their lease runs out. It starts on the first hold, and again after a fork
+    (threads do not survive one); it sleeps while nothing is held."""
+
+    def __init__(self, lease_seconds: float, interval_seconds: float):
+        self.lease_seconds, self.interval_seconds = lease_seconds, interval_seconds
+        self.thread: threading.Thread | None = None
+        self._held: set[HeldLease] = set()
+        self._wake = threading.Condition()
+        self._closed = False
+        self._pid = os.getpid()
+
+    def track(self, conversation_id: str, lock: redis.lock.Lock) -> HeldLease:
+        """Renew `lock` (just acquired) from now until `untrack`."""
+        lease = HeldLease(conversation_id, lock)
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the conversation lock is closed: make a new one")
+            if self._pid != os.getpid():  # a forked child: the parent's holds are not its own
+                self._held, self.thread, self._pid = set(), None, os.getpid()
+            self._held.add(lease)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="csbot-lock-renewer", daemon=True)
+                self.thread.start()
+            elif len(self._held) == 1:  # the thread sleeps while nothing is held: wake it
+                self._wake.notify_all()
+        return lease
+
+    def untrack(self, lease: HeldLease) -> None:
+        """Stop renewing `lease`; returns once no renewal of it is in flight."""
+        with lease.mutex:
+            lease.released = True
+        with self._wake:
+            self._held.discard(lease)
+
+    def close(self) -> None:
+        """Stop the thread and wait for it (at most one renewal's socket timeout)."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._held and not self._closed:
+                    self._wake.wait()
+                if not self._closed:  # a lock taken just now has a whole lease: renew after a pause
+                    self._wake.wait(self.interval_seconds)
+                if self._closed:
+                    return
+                held = list(self._held)
+            self.renew(held)
+
+    def renew(self, held: list[HeldLease]) -> None:
+        """Give each lease a whole `lease_seconds` again. Once Redis fails to answer one,
+        the rest of this round are not tried (they would each wait out the same socket
+        timeout) but reported alike; the next round tries them all again."""
+        from redis.exceptions import LockError, RedisError
+
+        unreachable: RedisError | None = None
+        for lease in held:
+            with lease.mutex:
+                if lease.released or lease.lost:
+                    continue
+                if unreachable is None:
+                    try:
+                        lease.lock.extend(self.lease_seconds, replace_ttl=True)
+                        continue
+                    except LockError:  # LockNotOwnedError: the key is gone or holds another token
+                        lease.lost = True
+                        self.report(lease, "its lock was lost (the lease ran out or Redis lost the key)")
+                        continue
+                    except RedisError as e:
+                        unreachable = e
+                self.report(lease, f"its lock's lease could not be renewed, Redis is unreachable ({unreachable})")
+
+    def report(self, lease: HeldLease, why: str) -> None:
+        """The one warning of a turn about its lease: the conversation id, never its text."""
+        if lease.reported:
+            return
+        lease.reported = True
+        log.warning(
+            "a turn of conversation %s goes on without exclusivity: %s; another replica may take a turn of "
+            "it meanwhile (this turn is still stored once)",
+            lease.conversation_id,
+            why,
+        )
+
+
 class RedisConversationLock:
     """redis-py's `Lock` per conversation (key `csbot:lock:conversation:<id>`), leased for
-    `lease_seconds`: a replica killed mid-turn holds it at most that long. The lease is the
-    turn deadline, and a waiting turn waits up to its own deadline, so a retry sent after
-    a crash gets through once the dead holder's lease runs out.
+    `lease_seconds` and renewed every `lease_seconds / 3` while the turn runs, by this
+    object's one `LeaseRenewer` thread: a turn keeps its conversation however long it runs,
+    and a replica killed mid-turn holds it at most one lease longer. A waiting turn waits up
+    to its own deadline, so a retry sent after a crash gets through once the dead holder's
+    lease runs out.
 
-    A turn that outlives its lease is still stored (its release then finds the lock
-    gone, and says so in the log); keep turns well inside CSBOT_TURN_DEADLINE_SECONDS."""
+    A turn whose lock is lost anyway (a renewal found another token or no key, after Redis
+    was unreachable for a whole lease or restarted empty) is not stopped: it is logged once
+    and goes on. Its store write cannot double a turn: `bot.server.turns.take_turn` first
+    returns the stored reply of its client_message_id, and the store writes the customer
+    message and the reply in one transaction under unique indexes on (conversation,
+    client_message_id) and (conversation, turn), so a copy of the same message that another
+    replica answers meanwhile ends in `DuplicateClientMessageError` and the stored reply
+    (`bot.store.conversations.ConversationStore.record_turn`). What is lost is order: a turn
+    of another message running alongside composes from the dialogue state before this one's
+    write. A crash would lose the turn outright, so going on is the better degradation."""
 
     def __init__(self, client: redis.Redis, lease_seconds: float, poll_seconds: float = 0.02):
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, got {lease_seconds}")
         self.client, self.lease_seconds, self.poll_seconds = client, lease_seconds, poll_seconds
+        self.renewer = LeaseRenewer(lease_seconds, interval_seconds=lease_seconds / 3)
 
     @contextlib.contextmanager
     def hold(self, conversation_id: str, timeout: float) -> Iterator[None]:
@@ -160,8 +293,8 @@ class RedisConversationLock:
             timeout=self.lease_seconds,
             sleep=self.poll_seconds,
             blocking_timeout=timeout,
-            # released on the thread that took it, but the token is kept on the object,
-            # not in a thread-local, so any thread could
+            # taken on the turn's thread, renewed on the renewer's: the token is kept on
+            # the object, not in a thread-local, so that both see it
             thread_local=False,
         )
         try:
@@ -171,23 +304,22 @@ class RedisConversationLock:
             raise LockUnavailableError(type(e).__name__) from None
         if not acquired:
             raise ConversationBusyError(timeout)
+        lease = self.renewer.track(conversation_id, lock)
         try:
             yield
         finally:
+            self.renewer.untrack(lease)
             try:
                 lock.release()
             except LockError:
-                log.warning(
-                    "a turn of conversation %s outlived its lock's lease (%g s); it was stored, but another "
-                    "replica may have taken a turn meanwhile",
-                    conversation_id,
-                    self.lease_seconds,
-                )
+                self.renewer.report(lease, "its lock was lost before the turn ended")
             except RedisError as e:  # the turn is stored; the lease frees the lock
-                log.warning("conversation lock not released, Redis is unreachable (%s); its lease ends it", e)
+                self.renewer.report(lease, f"its lock was not released, Redis is unreachable ({e}); its lease ends it")
 
     def close(self) -> None:
-        pass  # the client is shared (the rate limits use it too): its maker closes it
+        """Stop the renewer. The client is shared (the rate limits use it too): its maker
+        closes it."""
+        self.renewer.close()
 
 
 def redis_client(url: str, timeout_seconds: float = 0.5) -> redis.Redis:

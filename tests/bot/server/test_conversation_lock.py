@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from bot.server.conversation_lock import (
+    REDIS_LOCK_PREFIX,
     ConversationLock,
     FileConversationLock,
     ProcessConversationLock,
@@ -127,11 +128,13 @@ def test_a_holder_killed_mid_turn_frees_the_conversation(kind, tmp_path, request
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         lock: ConversationLock = file_lock(tmp_path) if kind == "file" else redis_lock(where)
         if kind == "redis":
-            with pytest.raises(ConversationBusyError), lock.hold("c1", timeout=0.05):
+            # the holder's renewals keep it past its 1 s lease while it lives
+            with pytest.raises(ConversationBusyError), lock.hold("c1", timeout=1.5):
                 pass
         holder.kill()
         holder.wait(10)
-        with lock.hold("c1", timeout=5):  # the lease is 1 s
+        # dead, it renews no more: free within one lease (1 s), plus a margin for a loaded host
+        with lock.hold("c1", timeout=0.1 if kind == "file" else 2.0):
             pass
     finally:
         holder.kill()
@@ -152,14 +155,96 @@ def test_while_redis_is_down_a_turn_is_refused_with_503_and_after_it_restarts_it
     assert not lock.client.exists("csbot:lock:conversation:c1")
 
 
-def test_a_turn_that_outlives_its_lease_is_kept_and_the_release_says_so(redis_server: RedisServer, caplog):
-    lock = redis_lock(redis_server.url, lease_seconds=0.05)
-    with lock.hold("c1", timeout=1):
-        time.sleep(0.1)
-        rival = redis_lock(redis_server.url)
-        with rival.hold("c1", timeout=0.1):  # the lease ran out: a rival may enter
+def test_a_turn_held_for_three_leases_keeps_a_contender_out_the_whole_time(redis_server: RedisServer):
+    """The renewer extends the lease while the turn runs: a contender polling the lock for
+    three whole leases never gets in, and gets in at once after the release."""
+    lock, contender = redis_lock(redis_server.url, lease_seconds=0.5), redis_lock(redis_server.url)
+    try:
+        with lock.hold("c1", timeout=1):
+            with pytest.raises(ConversationBusyError), contender.hold("c1", timeout=1.5):
+                pytest.fail("the contender took a conversation whose turn is still running")
+            assert lock.client.pttl(REDIS_LOCK_PREFIX + "c1") > 0  # still leased, not left forever
+        with contender.hold("c1", timeout=0.05):
             pass
-    assert any("outlived its lock's lease" in r.getMessage() for r in caplog.records)
+    finally:
+        lock.close(), contender.close()
+
+
+def test_close_stops_the_renewer_thread(redis_server: RedisServer):
+    lock = redis_lock(redis_server.url, lease_seconds=0.3)
+    with lock.hold("c1", timeout=1), lock.hold("c2", timeout=1):  # one thread for every held lock
+        thread = lock.renewer.thread
+        assert thread is not None and thread.is_alive()
+    assert lock.renewer.thread is thread
+    lock.close()
+    assert not thread.is_alive()
+    with pytest.raises(RuntimeError, match="closed"), lock.hold("c1", timeout=1):
+        pass
+
+
+def _lease_warnings(caplog: pytest.LogCaptureFixture, conversation_id: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and f"conversation {conversation_id} goes on without exclusivity" in r.getMessage()
+    ]
+
+
+def _until_logged(caplog: pytest.LogCaptureFixture, conversation_id: str) -> None:
+    """Wait (up to 10 s, a bound, not a measure) for the renewer to report the turn."""
+    deadline = time.monotonic() + 10
+    while not _lease_warnings(caplog, conversation_id):
+        assert time.monotonic() < deadline, "the renewer never reported the lost lock"
+        time.sleep(0.02)
+
+
+def test_a_turn_whose_lock_is_lost_goes_on_and_says_so_once(redis_server: RedisServer, caplog):
+    """The key vanishes mid-turn (as when Redis restarts empty) and a rival takes it: the
+    renewal finds another token, the turn is warned about once, goes on, and its release
+    leaves the rival's lock alone."""
+    lock, rival = redis_lock(redis_server.url, lease_seconds=0.3), redis_lock(redis_server.url)
+    key = REDIS_LOCK_PREFIX + "c1"
+    try:
+        with lock.hold("c1", timeout=1):
+            lock.client.delete(key)
+            with rival.hold("c1", timeout=0.5):
+                rival_token = rival.client.get(key)
+                _until_logged(caplog, "c1")
+            # the rival's turn ended; this one is still running, then ends
+        assert rival_token is not None
+        [warning] = _lease_warnings(caplog, "c1")  # once, not at every renewal nor at release
+        assert "lost" in warning
+    finally:
+        lock.close(), rival.close()
+
+
+def test_a_turn_goes_on_while_redis_is_unreachable_and_says_so_once(redis_server: RedisServer, caplog):
+    lock = redis_lock(redis_server.url, lease_seconds=0.3)
+    try:
+        with lock.hold("c1", timeout=1):
+            redis_server.kill()
+            _until_logged(caplog, "c1")
+            redis_server.start()  # empty: the turn's key is gone with the old process
+        [warning] = _lease_warnings(caplog, "c1")
+        assert "unreachable" in warning
+        with lock.hold("c1", timeout=1):  # the next turn takes and renews its lock as usual
+            assert lock.client.exists(REDIS_LOCK_PREFIX + "c1")
+        assert len(_lease_warnings(caplog, "c1")) == 1
+    finally:
+        lock.close()
+
+
+def test_a_release_after_the_rival_took_the_lock_leaves_the_rivals_lock(redis_server: RedisServer):
+    lock, rival = redis_lock(redis_server.url, lease_seconds=0.3), redis_lock(redis_server.url)
+    key = REDIS_LOCK_PREFIX + "c1"
+    try:
+        with lock.hold("c1", timeout=1):
+            lock.client.delete(key)
+            rival_lock = rival.client.lock(key, timeout=30)
+            assert rival_lock.acquire(blocking=False)
+        assert lock.client.get(key) == rival_lock.local.token  # the release did not free it
+    finally:
+        lock.close(), rival.close()
 
 
 def test_the_settings_pick_the_lock(tmp_path, redis_server: RedisServer):
