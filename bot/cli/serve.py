@@ -1,14 +1,20 @@
-"""`csbot serve`: check the settings and the build, then hand over to the HTTP service."""
+"""`csbot serve`: check the settings and the build, register this replica (refused when the
+workspace's running replicas have other settings), then hand over to the HTTP service."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from typing import Annotated
 
 import typer
 
 from bot.cli.console import WorkspaceOpt, err, error_edge
+from bot.errors import CsbotError
 from bot.settings import CsbotSettings
 from bot.store.admin import refuse_newer_schema
+from bot.store.connection import StoreConnection
+from bot.store.replicas import new_replica_id, register_replica, replica_settings, unregister_replica
 from bot.workspace import read_manifest
 
 
@@ -32,7 +38,14 @@ def serve(
         read_manifest(settings.workspace)  # a missing build is refused here, before the port opens
         # a store migrated by a newer csbot: refused here too, in one line (a replica of an
         # older release must not serve it), before the port opens
-        refuse_newer_schema(settings.workspace / "store.db")
+        store_path = settings.workspace / "store.db"
+        refuse_newer_schema(store_path)
+        # replicas of one workspace must agree on what a turn computes and how turns are
+        # ordered: one started with other settings is refused here, naming the difference
+        replica_id, settings_map = new_replica_id(), replica_settings(settings)
+        live_seconds = settings.server.replica_live_seconds
+        with StoreConnection(store_path) as store:  # creates and migrates it, as the server's open would
+            register_replica(store.db, replica_id, settings_map, live_seconds=live_seconds)
     # fastapi and uvicorn load only when a server is started, not for every csbot command
     from bot.server.serve import serve as run_server
 
@@ -41,4 +54,8 @@ def serve(
         f"({settings.server.workers} inference worker(s); the models load in the background, GET /readyz)",
         highlight=False,
     )
-    run_server(settings)
+    try:
+        run_server(settings, replica_id=replica_id)  # the app keeps the row fresh, and removes it at shutdown
+    finally:  # the app's shutdown removed it already; this covers a server that never started
+        with contextlib.suppress(CsbotError, sqlite3.Error), StoreConnection(store_path) as store:
+            unregister_replica(store.db, replica_id)

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,13 +44,22 @@ from bot.server.routes import (
 )
 from bot.server.runtime import Runtime
 from bot.settings import CsbotSettings
+from bot.store.replicas import ReplicaHeartbeat, replica_settings
 from bot.workspace import Assistant
 
 
-def create_app(settings: CsbotSettings, assistant_factory: Callable[[], Assistant] | None = None) -> FastAPI:
+def create_app(
+    settings: CsbotSettings,
+    assistant_factory: Callable[[], Assistant] | None = None,
+    *,
+    replica_id: str | None = None,
+) -> FastAPI:
     """The csbot HTTP app. `assistant_factory` makes one loaded `Assistant` per
     inference worker, on that worker's thread (default: the settings' workspace, with
-    max(1, cores // workers) torch threads each, see `CsbotSettings.for_inference_worker`)."""
+    max(1, cores // workers) torch threads each, see `CsbotSettings.for_inference_worker`).
+    `replica_id`: the row `csbot serve` registered for this process in the store's replicas
+    table (`bot.store.replicas`), kept fresh while serving and removed at shutdown; None (an
+    app made in tests or embedded): no registration."""
     models: BatchingModels | None = None
     if assistant_factory is None:
         worker_settings = settings.for_inference_worker()
@@ -72,9 +82,14 @@ def create_app(settings: CsbotSettings, assistant_factory: Callable[[], Assistan
         # load in the background: the server answers /healthz (and 503 on /readyz) meanwhile
         loading = asyncio.create_task(runtime.start())
         purging = asyncio.create_task(purge_forever(runtime, loading))
+        # a replica started by `csbot serve` (registered there, before the port opened):
+        # its row in the store stays fresh while it serves and goes when it shuts down
+        heartbeat = _replica_heartbeat(settings, replica_id)
         try:
             yield
         finally:
+            if heartbeat is not None:
+                await asyncio.to_thread(heartbeat.stop)
             purging.cancel()
             await loading  # a load in progress finishes on its threads before they close
             await runtime.close()
@@ -116,6 +131,20 @@ def create_app(settings: CsbotSettings, assistant_factory: Callable[[], Assistan
             max_age=600,
         )
     return app
+
+
+def _replica_heartbeat(settings: CsbotSettings, replica_id: str | None) -> ReplicaHeartbeat | None:
+    """The running heartbeat of the replica `csbot serve` registered, or None without one."""
+    if replica_id is None:
+        return None
+    heartbeat = ReplicaHeartbeat(
+        Path(settings.workspace) / "store.db",
+        replica_id,
+        replica_settings(settings),
+        settings.server.replica_live_seconds,
+    )
+    heartbeat.start()
+    return heartbeat
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -151,6 +151,14 @@ class ServerConfig(BaseModel):
         "(none beyond this process's own ordering); auto: redis when CSBOT_REDIS_URL is set, else process",
     )
 
+    replica_live_seconds: float = Field(
+        30.0,
+        ge=3,
+        le=3600,
+        description="a replica whose heartbeat in the store is older than this is taken for dead: its "
+        "settings no longer bind a replica starting on the same workspace (it beats every third of it)",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _workers_for_batching(cls, values: object) -> object:

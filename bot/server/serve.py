@@ -30,9 +30,11 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(settings: CsbotSettings) -> None:
-    """Serve csbot on settings.server.host:settings.server.port until SIGINT/SIGTERM."""
-    app = create_app(settings)
+def serve(settings: CsbotSettings, *, replica_id: str | None = None) -> None:
+    """Serve csbot on settings.server.host:settings.server.port until SIGINT/SIGTERM.
+    `replica_id`: this process's row in the store's replicas table (`csbot serve` registered
+    it), kept fresh while serving and removed at shutdown."""
+    app = create_app(settings, replica_id=replica_id)
     # proxy headers off: uvicorn would believe X-Forwarded-For from loopback; the app
     # works out the client itself, from CSBOT_TRUSTED_PROXIES only (bot.server.limits)
     config = uvicorn.Config(

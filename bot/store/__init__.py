@@ -32,6 +32,7 @@ from bot.store.schema import (
     m004_public_access,
     m005_agent_panel,
     m006_channels,
+    m007_replicas,
 )
 
 __all__ = [
@@ -53,4 +54,5 @@ __all__ = [
     "m004_public_access",
     "m005_agent_panel",
     "m006_channels",
+    "m007_replicas",
 ]

@@ -72,3 +72,17 @@ class ConversationImportError(StoreError):
         self.path, self.row, self.reason = path, row, reason
         where = f"{path}, line {row}" if row is not None else path
         super().__init__(f"{where}: {reason}. Nothing was imported from this file.")
+
+
+class ReplicaSettingsConflictError(StoreError):
+    """A replica was started on a workspace whose running replicas have other settings
+    (`bot.store.replicas`): serving beside them would answer or order turns differently.
+    `differences`: setting key -> (this replica's value, the running replica's value)."""
+
+    def __init__(self, other: str, differences: dict[str, tuple[str, str]]):
+        self.other, self.differences = other, differences
+        named = "; ".join(f"{key} is {mine!r} here but {theirs!r} there" for key, (mine, theirs) in differences.items())
+        super().__init__(
+            f"this replica's settings differ from those of running {other}: {named}. Start it with the same "
+            "settings as the running replicas, or stop them all first to change these settings"
+        )

@@ -401,3 +401,20 @@ def m006_channels(db: Database) -> None:
             updated_at text not null
         )"""
     )
+
+
+@migrations()
+def m007_replicas(db: Database) -> None:
+    # the `csbot serve` replicas sharing this store, with the settings that must agree
+    # across them (JSON); a newcomer with other settings is refused (bot.store.replicas).
+    # Times are UTC ISO text of fixed width, so that text order is time order.
+    db.execute(
+        """create table replicas (
+            id text primary key,  -- host:pid:random
+            host text not null,
+            pid integer not null,
+            started_at text not null,
+            heartbeat_at text not null,  -- refreshed while it runs; older than the live window: dead
+            settings text not null  -- JSON {dotted key: text}
+        )"""
+    )

@@ -32,6 +32,7 @@ from bot.store import (
     m004_public_access,
     m005_agent_panel,
     m006_channels,
+    m007_replicas,
 )
 from bot.store.admin import export_conversations, import_conversations, refuse_newer_schema, schema_status, upgrade
 from bot.store.schema import apply_pending, known_migrations, migrations
@@ -39,7 +40,15 @@ from retrieval.config import ImportConfig
 from tests.bot.store.helpers import turn
 from tests.helpers import REPO
 
-RELEASED = (m001_initial, m002_agent_edits, m003_web_channel, m004_public_access, m005_agent_panel, m006_channels)
+RELEASED = (
+    m001_initial,
+    m002_agent_edits,
+    m003_web_channel,
+    m004_public_access,
+    m005_agent_panel,
+    m006_channels,
+    m007_replicas,
+)
 KNOWN = [f.__name__ for f in RELEASED]
 
 
@@ -108,16 +117,16 @@ def test_a_store_made_by_an_older_release_is_upgraded_keeping_its_rows(tmp_path)
 def test_a_store_migrated_by_a_newer_csbot_is_refused_at_open_naming_what_it_does_not_know(tmp_path):
     path = tmp_path / "store.db"
     upgrade(path)
-    _mark_newer(path, "m007_something_new", "m008_more")
+    _mark_newer(path, "m008_something_new", "m009_more")
     before = path.read_bytes()
     for attempt in (lambda: ConversationStore(path).open(), lambda: upgrade(path), lambda: refuse_newer_schema(path)):
         with pytest.raises(SchemaTooNewError) as caught:
             attempt()
-        assert caught.value.unknown == ["m007_something_new", "m008_more"]
-        assert "m007_something_new, m008_more" in str(caught.value) and "upgrade csbot" in str(caught.value)
+        assert caught.value.unknown == ["m008_something_new", "m009_more"]
+        assert "m008_something_new, m009_more" in str(caught.value) and "upgrade csbot" in str(caught.value)
     assert path.read_bytes() == before
     status = schema_status(path)  # status reports it rather than refusing
-    assert status.schema.newer_than_known and status.schema.unknown == ["m007_something_new", "m008_more"]
+    assert status.schema.newer_than_known and status.schema.unknown == ["m008_something_new", "m009_more"]
 
 
 def test_a_current_or_absent_store_passes_the_start_check(tmp_path):
@@ -168,44 +177,44 @@ def test_a_migration_that_fails_half_way_leaves_the_store_as_it_was_and_a_rerun_
     with ConversationStore(path) as store:
         turn(store, store.create_conversation(conversation_id="c1"))
 
-    def m007_ratings_archive(db: Database) -> None:
+    def m008_ratings_archive(db: Database) -> None:
         db.execute("create table ratings_archive (id integer primary key, rating text)")
         db.execute("insert into ratings_archive (rating) select rating from feedback")
         db.execute("alter table messages add column archived integer")
         raise RuntimeError("disk full, say, half way through")
 
     with Database(path) as db, pytest.raises(RuntimeError, match="half way"):
-        apply_pending(db, str(path), _released_and(m007_ratings_archive))
+        apply_pending(db, str(path), _released_and(m008_ratings_archive))
     assert _applied(path) == KNOWN
     assert "ratings_archive" not in _tables(path)
     with ConversationStore(path) as store:
         assert "archived" not in store.db["messages"].columns_dict
         assert len(store.messages("c1")) == 2
 
-    def m007_ratings_archive_fixed(db: Database) -> None:
+    def m008_ratings_archive_fixed(db: Database) -> None:
         db.execute("create table ratings_archive (id integer primary key, rating text)")
         db.execute("alter table messages add column archived integer")
 
-    m007_ratings_archive_fixed.__name__ = "m007_ratings_archive"
+    m008_ratings_archive_fixed.__name__ = "m008_ratings_archive"
     with Database(path) as db:
-        assert apply_pending(db, str(path), _released_and(m007_ratings_archive_fixed)) == ["m007_ratings_archive"]
-    assert _applied(path) == [*KNOWN, "m007_ratings_archive"] and "ratings_archive" in _tables(path)
+        assert apply_pending(db, str(path), _released_and(m008_ratings_archive_fixed)) == ["m008_ratings_archive"]
+    assert _applied(path) == [*KNOWN, "m008_ratings_archive"] and "ratings_archive" in _tables(path)
 
 
 def test_a_failure_in_a_later_migration_undoes_the_earlier_ones_of_the_same_upgrade(tmp_path):
     path = tmp_path / "store.db"
 
-    def m007_broken(db: Database) -> None:
+    def m008_broken(db: Database) -> None:
         raise RuntimeError("broken")
 
     with Database(path) as db, pytest.raises(RuntimeError):
-        apply_pending(db, str(path), _released_and(m007_broken))
+        apply_pending(db, str(path), _released_and(m008_broken))
     assert _applied(path) == [] and "conversations" not in _tables(path)
     assert upgrade(path) == KNOWN  # this release's own migrations apply cleanly afterwards
 
 
-# a process that upgrades `path` with the released migrations plus a slow m007: it says
-# "holding" from inside m007 (the write lock taken, nothing committed), then waits for `go`
+# a process that upgrades `path` with the released migrations plus a slow m008: it says
+# "holding" from inside m008 (the write lock taken, nothing committed), then waits for `go`
 # to exist before finishing; with mode "peek" it first prints what it sees pending
 UPGRADER = r"""
 import json, sys, time
@@ -220,7 +229,7 @@ for migration in migrations.pending(Database(memory=True)):  # every released on
     released()(migration.fn)
 
 @released()
-def m007_slow(db):
+def m008_slow(db):
     db.execute("create table slow_one (id integer primary key)")
     db.execute("insert into slow_one default values")
     print("holding", flush=True)
@@ -253,15 +262,15 @@ def test_two_processes_upgrading_at_once_one_applies_and_the_other_waits_then_fi
     second = _upgrader(path, go, "peek")
     assert second.stdout is not None
     # the second saw everything pending (the first has committed nothing) before it asked for the lock
-    assert json.loads(second.stdout.readline()) == [*KNOWN, "m007_slow"]
+    assert json.loads(second.stdout.readline()) == [*KNOWN, "m008_slow"]
     go.touch()
     first_out, first_err = first.communicate(timeout=60)
     second_out, second_err = second.communicate(timeout=60)
     assert first.returncode == 0, first_err
     assert second.returncode == 0, second_err
-    assert json.loads(first_out) == [*KNOWN, "m007_slow"]
+    assert json.loads(first_out) == [*KNOWN, "m008_slow"]
     assert json.loads(second_out) == []
-    assert _applied(path) == [*KNOWN, "m007_slow"]
+    assert _applied(path) == [*KNOWN, "m008_slow"]
     with sqlite3.connect(path) as db:
         assert db.execute("select count(*) from slow_one").fetchone() == (1,)  # applied once
 
@@ -280,9 +289,9 @@ def test_a_process_killed_in_the_middle_of_an_upgrade_leaves_nothing_half_done(t
     rerun = _upgrader(path, go, "run")
     out, err = rerun.communicate(timeout=60)
     assert rerun.returncode == 0, err
-    assert out.splitlines()[-1] == json.dumps(["m007_slow"])
-    assert _applied(path) == [*KNOWN, "m007_slow"]
-    with pytest.raises(SchemaTooNewError, match="m007_slow"):  # this release now meets a newer schema
+    assert out.splitlines()[-1] == json.dumps(["m008_slow"])
+    assert _applied(path) == [*KNOWN, "m008_slow"]
+    with pytest.raises(SchemaTooNewError, match="m008_slow"):  # this release now meets a newer schema
         ConversationStore(path).open()
 
 

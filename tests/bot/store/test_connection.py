@@ -13,13 +13,13 @@ from tests.bot.store.helpers import turn
 
 def test_opens_in_wal_mode_with_a_schema_version(store):
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.schema_version == 6
+    assert store.schema_version == 7
 
 
 def test_reopening_applies_no_migration_twice(tmp_path):
     ConversationStore(tmp_path / "s.db").open().close()
     with ConversationStore(tmp_path / "s.db").open() as again:
-        assert again.schema_version == 6
+        assert again.schema_version == 7
 
 
 def test_the_store_file_is_readable_by_its_owner_only(tmp_path):

@@ -35,7 +35,7 @@ def test_a_store_made_before_migration_2_gains_edited_from_and_keeps_its_message
     )
     db.close()
     with ConversationStore(path).open() as store:
-        assert store.schema_version == 6
+        assert store.schema_version == 7
         message, carded = store.messages("c1")
         assert message["text"] == "hi" and message["edited_from"] is None
         # stored before cards were masked: masked by the migration, last four kept
