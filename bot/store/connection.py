@@ -19,6 +19,7 @@ from sqlite_utils import Database
 
 from bot.store.errors import NotAStoreError, StoreError, StoreUnavailableError
 from bot.store.schema import applied_migrations, apply_pending
+from bot.store.transactions import committed_or_rolled_back
 
 
 class StoreConnection:
@@ -102,13 +103,8 @@ class StoreConnection:
                 yield
             return
         conn.execute("BEGIN IMMEDIATE")
-        try:
+        with committed_or_rolled_back(conn):
             yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
 
 def open_sqlite(path: Path) -> Database:

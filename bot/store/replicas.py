@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.store.connection import open_sqlite
 from bot.store.errors import ReplicaSettingsConflictError, StoreUnavailableError
+from bot.store.transactions import immediate_transaction
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -133,7 +134,9 @@ def register_replica(
     (heartbeat older than `live_seconds`) are deleted on the way."""
     now = _now()
     cutoff = _iso(now - timedelta(seconds=live_seconds))
-    with _write_lock(db, lock_wait_s):
+    (_, _, path) = db.conn.execute("PRAGMA database_list").fetchone()
+    fix = "another process writes it for long: start the replica again once it is done"
+    with immediate_transaction(db, wait_s=lock_wait_s, where=str(path), fix=fix):
         db.execute(f"delete from {TABLE} where heartbeat_at < ?", [cutoff])
         others = [row for row in _rows(db) if row.id != replica_id]
         for other in others:
@@ -251,34 +254,6 @@ def _connection(path: Path) -> Iterator[Database]:
         yield db
     finally:
         db.close()
-
-
-@contextmanager
-def _write_lock(db: Database, wait_s: float) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any exception), waiting up to `wait_s` for
-    another writer's lock, as `bot.store.schema.apply_pending` takes it."""
-    conn = db.conn
-    (previous_wait_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
-    conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
-    try:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            (_, _, path) = conn.execute("PRAGMA database_list").fetchone()
-            raise StoreUnavailableError(
-                str(path),
-                f"its write lock stayed taken for {wait_s:g} s ({e})",
-                "another process writes it for long: start the replica again once it is done",
-            ) from e
-        try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(previous_wait_ms)}")
 
 
 def _rows(db: Database) -> Iterator[ReplicaRow]:

@@ -15,12 +15,12 @@ read or written (`SchemaTooNewError`).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from sqlite_utils import Database, Migrations
 
-from bot.store.errors import NotAStoreError, SchemaTooNewError, StoreError, StoreUnavailableError
+from bot.store.errors import NotAStoreError, SchemaTooNewError, StoreError
+from bot.store.transactions import immediate_transaction
 from retrieval.entities import redact_card_numbers
 
 SCHEMA_NAME = "csbot"
@@ -117,30 +117,12 @@ def apply_pending(
     `lock_wait_s` bounds the wait for another writer; past it `StoreUnavailableError`."""
     if not check_schema(db, where, migration_set).pending:
         return []  # the common case (every open of a current store): no lock taken
-    conn = db.conn
-    (previous_wait_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
-    conn.execute(f"PRAGMA busy_timeout = {int(lock_wait_s * 1000)}")
-    try:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise StoreUnavailableError(
-                where,
-                f"its write lock stayed taken for {lock_wait_s:g} s ({e})",
-                "another process is upgrading or writing it: wait for it to finish and run `csbot db upgrade` again",
-            ) from e
-        try:
-            # read again under the lock: another process may have applied them meanwhile
-            state = check_schema(db, where, migration_set)
-            _require_transactional(migration_set, db)
-            migration_set.apply(db)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(previous_wait_ms)}")
+    fix = "another process is upgrading or writing it: wait for it to finish and run `csbot db upgrade` again"
+    with immediate_transaction(db, wait_s=lock_wait_s, where=where, fix=fix):
+        # read again under the lock: another process may have applied them meanwhile
+        state = check_schema(db, where, migration_set)
+        _require_transactional(migration_set, db)
+        migration_set.apply(db)
     return state.pending
 
 
