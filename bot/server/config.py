@@ -150,6 +150,13 @@ class ServerConfig(BaseModel):
         "CSBOT_REDIS_URL), file (lock files in the shared workspace: replicas on one host), process "
         "(none beyond this process's own ordering); auto: redis when CSBOT_REDIS_URL is set, else process",
     )
+    lock_lease_seconds: float = Field(
+        10.0,
+        ge=1,
+        le=3600,
+        description="how long a conversation's Redis lock lives without renewal: a running turn renews "
+        "it every third of this; a replica killed mid-turn frees its conversations within it",
+    )
 
     replica_live_seconds: float = Field(
         30.0,

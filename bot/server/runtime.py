@@ -72,7 +72,7 @@ class Runtime:
             server.lock_kind,
             workspace=Path(settings.workspace),
             client=self.redis,
-            lease_seconds=server.turn_deadline_seconds,
+            lease_seconds=server.lock_lease_seconds,
         )
         self.pool: InferencePool[Assistant] = InferencePool(
             assistant_factory,

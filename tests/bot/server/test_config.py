@@ -69,7 +69,14 @@ def test_a_trusted_proxy_that_is_not_a_network_is_refused_with_the_fix():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CSBOT_PORT", "70000"), ("CSBOT_WORKERS", "0"), ("CSBOT_MAX_BODY_BYTES", "10"), ("CSBOT_PORT", "eighty")],
+    [
+        ("CSBOT_PORT", "70000"),
+        ("CSBOT_WORKERS", "0"),
+        ("CSBOT_MAX_BODY_BYTES", "10"),
+        ("CSBOT_PORT", "eighty"),
+        ("CSBOT_LOCK_LEASE_SECONDS", "0.5"),
+        ("CSBOT_REPLICA_LIVE_SECONDS", "1"),
+    ],
 )
 def test_out_of_range_values_are_refused(env, name, value):
     env.setenv(name, value)
