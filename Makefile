@@ -66,7 +66,7 @@ lint: install
 	BIN=$(BIN) bash deploy/lint.sh
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=30  # the slowest 30: where CI time goes
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not e2e"
