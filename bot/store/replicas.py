@@ -240,8 +240,8 @@ class ReplicaHeartbeat:
                         register_replica(db, self.replica_id, self.settings_map, live_seconds=self.live_seconds)
             except ReplicaSettingsConflictError as e:
                 log.error("replica %s: %s", self.replica_id, e)
-            except (sqlite3.Error, StoreUnavailableError):
-                log.exception("replica %s: the heartbeat failed; it is tried again", self.replica_id)
+            except (sqlite3.Error, StoreUnavailableError) as e:  # a busy store: expected now and then
+                log.warning("replica %s: the heartbeat failed (%s); it is tried again", self.replica_id, e)
             self._stop.wait(self.live_seconds / 3)
 
 
