@@ -163,3 +163,26 @@ def test_placeholder_tokens_are_the_ones_that_open_a_placeholder(tmp_path):
     for placeholder in ("{{Customer Support Phone Number}}", "{{Refund Policy}}", "{{Order Number}}"):
         assert tok.encode(placeholder, add_special_tokens=False)[0] in ids  # copy-only
     assert not set(tok.encode(" today.", add_special_tokens=False)) & ids
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_decoders_running_on_several_threads_at_once_write_what_each_writes_alone(model, int8):
+    # the server's inference workers decode on their own threads at the same moment
+    import threading
+
+    sampling = {"top_p": 0.9, "temperature": 1.0, "seed": 5, "greedy_rows": 1}
+    alone = ours(GPT2Decoder(model, int8=int8), PROMPTS, 20, **sampling)
+    decoders = [GPT2Decoder(model, int8=int8) for _ in range(6)]
+    start = threading.Barrier(len(decoders))
+    results: dict[int, list[list[int]]] = {}
+
+    def work(i: int) -> None:
+        start.wait()
+        results[i] = [row for _ in range(3) for row in ours(decoders[i], PROMPTS, 20, **sampling)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(decoders))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == dict.fromkeys(range(len(decoders)), alone * 3)
