@@ -172,17 +172,17 @@ def test_decoders_running_on_several_threads_at_once_write_what_each_writes_alon
 
     sampling = {"top_p": 0.9, "temperature": 1.0, "seed": 5, "greedy_rows": 1}
     alone = ours(GPT2Decoder(model, int8=int8), PROMPTS, 20, **sampling)
-    decoders = [GPT2Decoder(model, int8=int8) for _ in range(6)]
+    decoders = [GPT2Decoder(model, int8=int8) for _ in range(4)]
     start = threading.Barrier(len(decoders))
     results: dict[int, list[list[int]]] = {}
 
     def work(i: int) -> None:
         start.wait()
-        results[i] = [row for _ in range(3) for row in ours(decoders[i], PROMPTS, 20, **sampling)]
+        results[i] = [row for _ in range(2) for row in ours(decoders[i], PROMPTS, 20, **sampling)]
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(decoders))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == dict.fromkeys(range(len(decoders)), alone * 3)
+    assert results == dict.fromkeys(range(len(decoders)), alone * 2)
