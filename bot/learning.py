@@ -162,7 +162,7 @@ def build_workspace_pairs(
     progress("loading the embedder and the index")
     embedder = SentenceEmbedder(config.embedder).load()
     index = VectorIndex.load(config.workspace / "index", embedder_id=embedder.model_id, config=config.index)
-    with ConversationStore(config.workspace / "store.db").open() as store:
+    with ConversationStore(config.store_target).open() as store:
         result = build_pairs(
             store,
             index,

@@ -78,6 +78,7 @@ from typing import Any
 
 from bot.agents.handling import TOOK_OVER
 from bot.errors import CsbotError
+from bot.settings import STORE_FILE
 from bot.store import ConversationStore
 from bot.workspace import read_manifest
 
@@ -152,11 +153,17 @@ def support_metrics(
 
 
 def support_metrics_in_workspace(
-    workspace: Path, since: date, until: date | None = None, *, now: datetime | None = None
+    workspace: Path,
+    since: date,
+    until: date | None = None,
+    *,
+    now: datetime | None = None,
+    store_target: Path | str | None = None,
 ) -> dict[str, Any]:
-    """`support_metrics` on a built workspace's store (the CLI)."""
+    """`support_metrics` on a built workspace's store (the CLI); `store_target`: its store
+    when that is not the workspace's file (`CsbotSettings.store_target`)."""
     read_manifest(workspace)  # a missing build says how to make one, before a store is created
-    with ConversationStore(workspace / "store.db") as store:
+    with ConversationStore(store_target or workspace / STORE_FILE) as store:
         return support_metrics(store, since, until, now=now)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.settings import STORE_FILE
 from bot.store import ConversationStore
 from bot.workspace import read_manifest
 from finetune.pairs import erase_from_pairs, find_pairs_dirs
@@ -75,19 +76,26 @@ def purge_idle(store: ConversationStore, workspace: Path, retention_days: float)
 
 
 def forget_in_workspace(
-    workspace: Path, *, conversation_ids: Sequence[str] = (), email: str | None = None
+    workspace: Path,
+    *,
+    conversation_ids: Sequence[str] = (),
+    email: str | None = None,
+    store_target: Path | str | None = None,
 ) -> ErasureReport:
     """A privacy request against a built workspace: erase these conversations, or (with
-    `email`) every conversation that mentions that address."""
+    `email`) every conversation that mentions that address. `store_target`: its store
+    when that is not the workspace's file (`CsbotSettings.store_target`)."""
     read_manifest(workspace)  # a missing build says how to make one, before a store is created
-    with ConversationStore(workspace / "store.db") as store:
+    with ConversationStore(store_target or workspace / STORE_FILE) as store:
         if email is not None:
             return forget_customer(store, workspace, email)
         return forget_conversations(store, workspace, list(conversation_ids), "request by id")
 
 
-def purge_idle_in_workspace(workspace: Path, retention_days: float) -> ErasureReport:
+def purge_idle_in_workspace(
+    workspace: Path, retention_days: float, store_target: Path | str | None = None
+) -> ErasureReport:
     """`purge_idle` on a built workspace's store."""
     read_manifest(workspace)
-    with ConversationStore(workspace / "store.db") as store:
+    with ConversationStore(store_target or workspace / STORE_FILE) as store:
         return purge_idle(store, workspace, retention_days)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -116,7 +116,9 @@ _POSITIVE_FIELDS = (
 )
 
 # what workspace.json never holds: secrets stay in the environment (or secret.key)
-_NOT_SAVED: dict[str, Any] = {"server": {"secret_key"}, "channels": set(CHANNEL_SECRETS)}
+_NOT_SAVED: dict[str, Any] = {"server": {"secret_key"}, "channels": set(CHANNEL_SECRETS), "database_url": True}
+# the conversation store's file in the workspace, unless CSBOT_DATABASE_URL names a server
+STORE_FILE = "store.db"
 
 # the environment `from_env` was given for this construction (None: os.environ)
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("csbot_settings_environ", default=None)
@@ -140,6 +142,11 @@ class CsbotSettings(BaseSettings):
     )
 
     workspace: Path = Field(Path(DEFAULT_WORKSPACE), description="the built assistant (`csbot build`)")
+    database_url: SecretStr | None = Field(
+        None,
+        description="the conversation store on PostgreSQL (postgresql://user:password@host:5432/db), shared by "
+        f"every replica; unset: SQLite, the workspace's {STORE_FILE}",
+    )
     embedder: EmbedderConfig = EmbedderConfig()
     index: IndexConfig = IndexConfig()
     imports: ImportConfig = ImportConfig()
@@ -163,6 +170,23 @@ class CsbotSettings(BaseSettings):
         if environ is None:
             environ = os.environ
         return (init_settings, EnvironmentSource(settings_cls, environ), LegacyEnvironmentSource(settings_cls, environ))
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, url: SecretStr | None) -> SecretStr | None:
+        # the URL itself is never echoed: it may hold the password
+        if url is not None and url.get_secret_value().split("://", 1)[0] not in ("postgresql", "postgres"):
+            raise ValueError(
+                "the database URL must start with postgresql://, e.g. postgresql://csbot@10.0.0.5:5432/csbot"
+            )
+        return url
+
+    @property
+    def store_target(self) -> Path | str:
+        """Where the conversation store lives: the PostgreSQL URL, or the workspace's SQLite file."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return self.workspace / STORE_FILE
 
     @field_validator("classifier", mode="before")
     @classmethod
@@ -293,7 +317,7 @@ def describe_errors(error: ValidationError) -> str:
             continue
         where = ".".join(str(part) for part in location)
         given = e.get("input")
-        secret = any("secret" in str(part) or str(part) == "redis_url" for part in location)
+        secret = any("secret" in str(part) or str(part) in ("redis_url", "database_url") for part in location)
         shown = f"={given!r}" if isinstance(given, str | int | float) and not secret else ""
         lines.append(f"{where}{shown}: {message} (set by {_variables(location, message)})")
     return "; ".join(lines)

@@ -472,7 +472,7 @@ class Assistant:
         embedder = self._embedder = shared.embedder
         index = self._index = shared.index
         classifier = self._classifier = shared.classifier
-        store = self._store = ConversationStore(ws / "store.db").open()
+        store = self._store = ConversationStore(self.config.store_target).open()
         composer = self._composer(domain)
         self._manager = DialogueManager(
             embedder=embedder,

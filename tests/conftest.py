@@ -9,6 +9,8 @@ import pytest
 
 from tests.helpers import REPO, SHARED, run_csbot
 
+pytest_plugins = ["tests.postgres"]
+
 # Nothing in the test suite may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

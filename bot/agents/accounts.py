@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 import re
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from bot.agents.clock import Clock, timestamp, utc_now
 from bot.agents.errors import DuplicateAgentError, InvalidAgentInputError, SignInFailedError, UnknownAgentError
 from bot.agents.passwords import burn_password_check, check_password_strength, hash_password, verify_password
 from bot.store import ConversationStore
+from bot.store.errors import ConstraintError
 
 ROLES = ("agent", "admin")
 _NAME = re.compile(r"[a-z0-9._-]{1,64}")
@@ -92,7 +92,7 @@ class AgentAccounts:
                     "values (?, ?, ?, 0, ?, ?)",
                     [name, role, password_hash, now, now],
                 )
-        except sqlite3.IntegrityError:  # added by another connection between the check and the insert
+        except ConstraintError:  # added by another connection between the check and the insert
             raise DuplicateAgentError(name) from None
         return self.get(name)
 

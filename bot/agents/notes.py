@@ -34,11 +34,16 @@ class AgentNotes:
         with self.store._write_transaction():
             if not self.store.conversation_exists(conversation_id):
                 raise UnknownConversationError(conversation_id)
-            cursor = self.store.db.execute(
-                "insert into agent_notes (conversation_id, agent_id, text, created_at) values (?, ?, ?, ?)",
-                [conversation_id, agent.id, body, timestamp(self.clock())],
+            note_id = self.store.db.insert(
+                "agent_notes",
+                {
+                    "conversation_id": conversation_id,
+                    "agent_id": agent.id,
+                    "text": body,
+                    "created_at": timestamp(self.clock()),
+                },
             )
-        return int(cursor.lastrowid or 0)
+        return int(note_id or 0)
 
     def list(self, conversation_id: str) -> builtins.list[dict[str, Any]]:
         """The conversation's notes, oldest first: id, agent_id, agent_name, text, created_at."""

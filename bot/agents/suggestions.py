@@ -86,23 +86,23 @@ class SuggestionLog:
             now = timestamp(self.clock())
             ids = []
             for rank, c in enumerate(candidates):
-                cursor = self.store.db.execute(
-                    "insert into suggestions (conversation_id, for_message_id, agent_id, rank, kind, composer, text, "
-                    "sources, score, shown_at, outcome) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'shown')",
-                    [
-                        conversation_id,
-                        for_message_id,
-                        agent.id,
-                        rank,
-                        c.kind,
-                        c.composer,
-                        c.text,
-                        json.dumps([{"id": i, "score": round(float(s), 4)} for i, s in c.sources]),
-                        None if c.score is None else float(c.score),
-                        now,
-                    ],
+                suggestion_id = self.store.db.insert(
+                    "suggestions",
+                    {
+                        "conversation_id": conversation_id,
+                        "for_message_id": for_message_id,
+                        "agent_id": agent.id,
+                        "rank": rank,
+                        "kind": c.kind,
+                        "composer": c.composer,
+                        "text": c.text,
+                        "sources": json.dumps([{"id": i, "score": round(float(s), 4)} for i, s in c.sources]),
+                        "score": None if c.score is None else float(c.score),
+                        "shown_at": now,
+                        "outcome": "shown",
+                    },
                 )
-                ids.append(int(cursor.lastrowid or 0))
+                ids.append(int(suggestion_id or 0))
             return ids
 
     def discard(self, suggestion_id: int, agent: Agent, conversation_id: str | None = None) -> None:

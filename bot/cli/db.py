@@ -23,12 +23,15 @@ db_app = typer.Typer(
 STORE_FILE = "store.db"
 
 
-def _store_path(workspace: Path | None, *, must_exist: bool) -> Path:
-    """The store file of --workspace; the workspace folder must exist, and the store too
-    when the command only reads it."""
-    ws = load_config(workspace).workspace
+def _store_path(workspace: Path | None, *, must_exist: bool) -> Path | str:
+    """The store of --workspace (its file, or CSBOT_DATABASE_URL's database); the workspace
+    folder must exist, and a store file too when the command only reads it."""
+    config = load_config(workspace)
+    ws = config.workspace
     if not ws.is_dir():
         fail(f"workspace {ws} does not exist; pass --workspace DIR (a built assistant's folder)")
+    if config.database_url is not None:
+        return config.store_target
     path = ws / STORE_FILE
     if must_exist and not path.is_file():
         fail(f"workspace {ws} has no conversation store ({STORE_FILE}); nothing to read there yet")

@@ -27,7 +27,9 @@ def forget(
         fail(f"--email {email!r} is not an email address")
     config = load_config(workspace)
     with error_edge():
-        report = forget_in_workspace(config.workspace, conversation_ids=conversation or [], email=email)
+        report = forget_in_workspace(
+            config.workspace, conversation_ids=conversation or [], email=email, store_target=config.store_target
+        )
     if not report.conversations and not report.pairs:
         step("nothing to erase: no such conversation in the store or the training pairs")
     print_json(report.to_json())
@@ -45,6 +47,6 @@ def purge(
         fail(f"--older-than-days must be more than 0; got {older_than_days:g}")
     config = load_config(workspace)
     with error_edge():
-        report = purge_idle_in_workspace(config.workspace, older_than_days)
+        report = purge_idle_in_workspace(config.workspace, older_than_days, config.store_target)
     step(f"erased {len(report.conversations)} conversation(s) idle over {older_than_days:g} days")
     print_json(report.to_json())

@@ -28,5 +28,5 @@ def report(
         last = check_range(first, parse_day(until, "--until") if until is not None else None, names=FLAGS)
     config = load_config(workspace)
     with error_edge():
-        figures = support_metrics_in_workspace(config.workspace, first, last)
+        figures = support_metrics_in_workspace(config.workspace, first, last, store_target=config.store_target)
     print_json(figures)

@@ -4,7 +4,6 @@ workspace's running replicas have other settings), then hand over to the HTTP se
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from typing import Annotated
 
 import typer
@@ -38,7 +37,7 @@ def serve(
         read_manifest(settings.workspace)  # a missing build is refused here, before the port opens
         # a store migrated by a newer csbot: refused here too, in one line (a replica of an
         # older release must not serve it), before the port opens
-        store_path = settings.workspace / "store.db"
+        store_path = settings.store_target
         refuse_newer_schema(store_path)
         # replicas of one workspace must agree on what a turn computes and how turns are
         # ordered: one started with other settings is refused here, naming the difference
@@ -57,5 +56,5 @@ def serve(
     try:
         run_server(settings, replica_id=replica_id)  # the app keeps the row fresh, and removes it at shutdown
     finally:  # the app's shutdown removed it already; this covers a server that never started
-        with contextlib.suppress(CsbotError, sqlite3.Error), StoreConnection(store_path) as store:
+        with contextlib.suppress(CsbotError), StoreConnection(store_path) as store:
             unregister_replica(store.db, replica_id)

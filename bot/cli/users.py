@@ -31,10 +31,11 @@ PasswordStdinOpt = Annotated[
 @contextmanager
 def _accounts(workspace: Path | None) -> Iterator[AgentAccounts]:
     """The accounts in --workspace's store; the workspace directory must exist."""
-    ws = load_config(workspace).workspace
+    config = load_config(workspace)
+    ws = config.workspace
     if not ws.is_dir():
         fail(f"workspace {ws} does not exist; build one with `csbot build --workspace {ws}` or pass --workspace DIR")
-    with error_edge(), ConversationStore(ws / "store.db") as store:
+    with error_edge(), ConversationStore(config.store_target) as store:
         yield AgentAccounts(store)
 
 

@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -138,7 +137,7 @@ def _replica_heartbeat(settings: CsbotSettings, replica_id: str | None) -> Repli
     if replica_id is None:
         return None
     heartbeat = ReplicaHeartbeat(
-        Path(settings.workspace) / "store.db",
+        settings.store_target,
         replica_id,
         replica_settings(settings),
         settings.server.replica_live_seconds,

@@ -31,7 +31,7 @@ from bot.agents.errors import (
 )
 from bot.channels.base import BadPayloadError, ChannelOffError, SignatureError
 from bot.errors import CsbotError, InvalidMessageError, UnknownConversationError
-from bot.store import NotABotMessageError, UnknownMessageError
+from bot.store import NotABotMessageError, StoreUnavailableError, UnknownMessageError
 from finetune.registry import (
     BrokenPromotionError,
     CorruptEntryError,
@@ -44,6 +44,9 @@ from finetune.registry import (
 
 log = logging.getLogger("csbot.server")
 
+
+# what a client is told to wait when the store is unreachable (a database restart takes seconds)
+STORE_RETRY_AFTER_S = 2
 
 class ServerError(CsbotError):
     """Base class of errors raised by the HTTP layer itself."""
@@ -203,6 +206,12 @@ def to_http(exc: BaseException) -> HttpError:
         # the reason (the connection error) stays in the server log: it may name hosts
         detail = f"the service is briefly unable to take messages; nothing was stored, retry after {exc.retry_after} s"
         return HttpError(503, "lock_unavailable", detail, {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, StoreUnavailableError):
+        # the database restarts or its write lock stays taken: nothing was stored, and the
+        # next request reconnects. The reason stays in the server log: it names hosts.
+        log.warning("store unavailable: %s", exc)
+        detail = "the service is briefly unable to store messages; nothing was stored, retry in a few seconds"
+        return HttpError(503, "store_unavailable", detail, {"Retry-After": str(STORE_RETRY_AFTER_S)})
     agent_panel = _agent_panel_error(exc)
     if agent_panel is not None:
         return agent_panel

@@ -89,7 +89,7 @@ class Runtime:
         self.state = "loading"
         self.failure: str | None = None
         self.max_message_chars = 0
-        self.store_path: Path | None = None
+        self.store_path: Path | str | None = None  # the SQLite file or the PostgreSQL URL
         # set when the server starts shutting down: live event streams end at their next poll
         self.closing = threading.Event()
         self.clients = ClientAddresses(server.trusted_proxies)
@@ -136,7 +136,7 @@ class Runtime:
             await first.start()
             await asyncio.gather(*(w.start() for w in others))
             await asyncio.gather(*(w.call(warm_up) for w in self.pool.workers))
-            max_message_chars, path = await first.call(lambda a: (a.config.dialogue.max_message_chars, a.store.path))
+            max_message_chars, path = await first.call(lambda a: (a.config.dialogue.max_message_chars, a.store.target))
             self.max_message_chars, self.store_path = max_message_chars, path
             store = self._store = ThreadWorker(
                 "csbot-store", lambda: ConversationStore(path).open(), lambda s: s.close()

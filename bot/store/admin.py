@@ -1,15 +1,15 @@
 """Administering a store file: where its schema stands, upgrading it, and moving its
 conversations out and in as JSONL (`csbot db status | upgrade | export | import`).
 
-These are the back-end-neutral operations the CLI calls; each takes the store's path.
-A second back end (PostgreSQL) would implement the same four on a database URL:
-`schema_status` reads the same migration names from its migrations table;
-`upgrade` takes a transaction-level advisory lock (`pg_advisory_xact_lock`) where SQLite
-takes BEGIN IMMEDIATE, and applies the pending migrations in that one transaction
-(Postgres DDL is transactional too, so the all-or-nothing guarantee is the same);
-`export_conversations` reads in one REPEATABLE READ transaction where SQLite reads one
-snapshot; `import_conversations` writes in one transaction. The JSONL is the same for
-both, which is what moves a workspace's conversations from one back end to the other.
+These are the back-end-neutral operations the CLI calls; each takes the store's target:
+its SQLite file, or a PostgreSQL URL. On PostgreSQL `schema_status` reads the same
+migration names from its migrations table; `upgrade` takes the store's write lock (a
+transaction-level advisory lock where SQLite takes BEGIN IMMEDIATE) and applies the
+pending migrations in that one transaction (PostgreSQL's DDL is transactional too, so the
+all-or-nothing guarantee is the same); `export_conversations` reads one snapshot
+(REPEATABLE READ) on both; `import_conversations` writes in one transaction. The JSONL is
+the same for both, which is what moves a workspace's conversations from one back end to
+the other.
 
 The JSONL (one conversation per line) is the importers' conversation format
 (`retrieval.importers`: `id`, `intent`, `outcome`, `turns` of `role` and `text`), with
@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -49,7 +49,8 @@ from typing import Any, BinaryIO
 from sqlite_utils import Database
 
 from bot.store.connection import StoreConnection, open_sqlite, sqlite_error
-from bot.store.errors import ConversationImportError, SchemaTooNewError, StoreUnavailableError
+from bot.store.database import PostgresDatabase, SqlDatabase, SqliteDatabase, is_database_url
+from bot.store.errors import ConstraintError, ConversationImportError, SchemaTooNewError, StoreUnavailableError
 from bot.store.records import DialogueState, now_timestamp
 from bot.store.schema import SchemaState, check_schema, schema_state
 from retrieval.config import ImportConfig
@@ -74,9 +75,10 @@ _CONVERSATION_TEXT = ("channel", "status", "handling", "tags", "token_hash", "cr
 
 @dataclass(frozen=True)
 class StoreStatus:
-    """`schema_status`: the store's path, whether the file exists, and its `SchemaState`."""
+    """`schema_status`: the store's path (or redacted URL), whether it exists, and its
+    `SchemaState`."""
 
-    path: Path
+    path: Path | str
     exists: bool
     schema: SchemaState
 
@@ -99,36 +101,36 @@ class MoveReport:
 # -- schema --------------------------------------------------------------------------
 
 
-def schema_status(path: Path) -> StoreStatus:
+def schema_status(path: Path | str) -> StoreStatus:
     """Applied, known, pending and unknown (newer) migrations of the store at `path`,
     read without migrating or creating anything. A missing file reports every migration
     pending (what opening it, or `upgrade`, would create); a file that is not a csbot
     store raises `NotAStoreError`."""
-    if not path.exists():
+    if not is_database_url(path) and not Path(path).exists():
         return StoreStatus(path, False, _state_of_missing_store())
     with _raw(path) as db:
         # a newer schema is reported, not refused: saying so is what status is for
         with contextlib.suppress(SchemaTooNewError):
-            check_schema(db, str(path))
-        return StoreStatus(path, True, schema_state(db))
+            check_schema(db, db.where)
+        return StoreStatus(db.where if is_database_url(path) else path, True, schema_state(db))
 
 
 def _state_of_missing_store() -> SchemaState:
     """The state of a store not created yet: every known migration pending."""
     with Database(memory=True) as empty:
-        return schema_state(empty)
+        return schema_state(SqliteDatabase(empty, ":memory:"))
 
 
-def refuse_newer_schema(path: Path) -> None:
+def refuse_newer_schema(path: Path | str) -> None:
     """Raise `SchemaTooNewError` (or `NotAStoreError`) when the store at `path` must not be
     opened by this csbot; nothing when it is current, older (opening upgrades it) or not
     created yet. What a service checks before it starts serving."""
-    if path.exists():
+    if is_database_url(path) or Path(path).exists():
         with _raw(path) as db:
-            check_schema(db, str(path))
+            check_schema(db, db.where)
 
 
-def upgrade(path: Path) -> list[str]:
+def upgrade(path: Path | str) -> list[str]:
     """Apply the store's pending migrations (creating the store when there is none);
     returns the names this call applied: empty when it was current, or when another
     process upgraded it while this one waited for the write lock. All or nothing (see
@@ -138,12 +140,19 @@ def upgrade(path: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def _raw(path: Path) -> Iterator[Database]:
-    """A plain connection to an existing store file: no WAL switch, no migration, SQLite's
-    errors typed."""
+def _raw(target: Path | str) -> Iterator[SqlDatabase]:
+    """A plain connection to an existing store: no WAL switch, no migration, errors typed."""
+    if is_database_url(target):
+        pg = PostgresDatabase(str(target)).connect()
+        try:
+            yield pg
+        finally:
+            pg.close()
+        return
+    path = Path(target)
     db = open_sqlite(path)
     try:
-        yield db
+        yield SqliteDatabase(db, str(path))
     except sqlite3.DatabaseError as e:
         raise sqlite_error(path, e) from e
     finally:
@@ -153,12 +162,12 @@ def _raw(path: Path) -> Iterator[Database]:
 # -- export --------------------------------------------------------------------------
 
 
-def export_conversations(path: Path, out_jsonl: Path) -> MoveReport:
+def export_conversations(path: Path | str, out_jsonl: Path) -> MoveReport:
     """Write every conversation of the store at `path` to `out_jsonl`, one per line in
     creation order, from one consistent snapshot (a live service may keep writing). The
     file is created owner-only and appears whole or not at all; an existing file is
     refused (it may be another export). Opening the store applies pending migrations."""
-    if not path.is_file():
+    if not is_database_url(path) and not Path(path).is_file():
         raise StoreUnavailableError(str(path), "there is no store file", "check --workspace (nothing to export)")
     if out_jsonl.exists():
         raise StoreUnavailableError(str(out_jsonl), "the file exists", "remove it or name a new file to export to")
@@ -167,28 +176,20 @@ def export_conversations(path: Path, out_jsonl: Path) -> MoveReport:
     conversations = messages = 0
     with StoreConnection(path) as store, atomic_writer(out_jsonl, "w", encoding="utf-8") as out:
         db = store.db
-        db.conn.execute("BEGIN")  # one read snapshot for the whole export
-        try:
-            for conversation in _rows(db, "select * from conversations order by created_at, rowid"):
+        with db.read_snapshot():  # one snapshot for the whole export: a live service may write meanwhile
+            for conversation in list(db.query("select * from conversations order by created_at, id")):
                 line = _exported(db, conversation)
                 out.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
                 conversations += 1
                 messages += len(line["turns"])
-        finally:
-            db.conn.execute("COMMIT")
     return MoveReport(out_jsonl, conversations, messages)
 
 
-def _rows(db: Database, sql: str, params: list[Any] | None = None) -> Iterator[dict[str, Any]]:
-    """Rows as dicts from a plain cursor (several may be open at once inside the export's
-    read transaction)."""
-    cursor = db.conn.execute(sql, params or [])
-    names = [d[0] for d in cursor.description]
-    for values in cursor:
-        yield dict(zip(names, values, strict=True))
+def _rows(db: SqlDatabase, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    return list(db.query(sql, params))
 
 
-def _exported(db: Database, c: dict[str, Any]) -> dict[str, Any]:
+def _exported(db: SqlDatabase, c: dict[str, Any]) -> dict[str, Any]:
     rows = list(_rows(db, "select * from messages where conversation_id = ? order by turn", [c["id"]]))
     turn_of = {r["id"]: n for n, r in enumerate(rows)}
     ratings = {
@@ -245,7 +246,7 @@ def _exported_turn(m: dict[str, Any], rating: dict[str, Any] | None) -> dict[str
 # -- import --------------------------------------------------------------------------
 
 
-def import_conversations(path: Path, in_jsonl: Path, limits: ImportConfig | None = None) -> MoveReport:
+def import_conversations(path: Path | str, in_jsonl: Path, limits: ImportConfig | None = None) -> MoveReport:
     """Add the conversations of `in_jsonl` (an export, or any file in the importers'
     conversation format) to the store at `path`, creating the store if there is none.
 
@@ -267,14 +268,14 @@ def import_conversations(path: Path, in_jsonl: Path, limits: ImportConfig | None
                 conversation = _parsed_line(in_jsonl, row, raw, limits)
                 try:
                     messages += _insert_conversation(db, conversation)
-                except sqlite3.IntegrityError as e:
+                except ConstraintError as e:
                     reason = (
                         f"conversation id {conversation['id']!r} is already in the store or earlier in this file; "
                         "import into a store without it"
-                        if "conversations.id" in str(e)
+                        if "conversations.id" in str(e) or "conversations_pkey" in str(e)
                         else f"the conversation breaks a rule of the store ({e}): a client_message_id used twice?"
                     )
-                    raise ConversationImportError(str(in_jsonl), row, reason) from e
+                    raise ConversationImportError(str(in_jsonl), row, reason) from None
                 conversations += 1
             if conversations == 0:
                 raise ConversationImportError(str(in_jsonl), None, "the file holds no conversations")
@@ -368,7 +369,7 @@ def _invalid_turn(turn: Any) -> str | None:
     return None
 
 
-def _insert_conversation(db: Database, c: dict[str, Any]) -> int:
+def _insert_conversation(db: SqlDatabase, c: dict[str, Any]) -> int:
     """Insert one validated conversation with its messages, ratings, CSAT and handoffs;
     returns how many messages. Inside the caller's transaction."""
     now = now_timestamp()
@@ -399,7 +400,7 @@ def _insert_conversation(db: Database, c: dict[str, Any]) -> int:
         cursor = db.execute(
             "insert into messages (conversation_id, turn, role, text, intent, confidence, out_of_scope, action, "
             "sources, composer, note, latency_ms, edited_from, client_message_id, buttons, created_at) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) returning id",
             [
                 c["id"],
                 n,
@@ -419,13 +420,14 @@ def _insert_conversation(db: Database, c: dict[str, Any]) -> int:
                 t.get("created_at") or created,
             ],
         )
-        message_ids.append(cursor.lastrowid)
+        ((message_id,),) = cursor.fetchall()  # read to the end: SQLite holds a RETURNING statement open
+        message_ids.append(message_id)
         feedback = t.get("feedback")
         if feedback is not None:
             db.execute(
                 "insert into feedback (message_id, rating, comment, author, created_at) values (?, ?, ?, ?, ?)",
                 [
-                    cursor.lastrowid,
+                    message_id,
                     feedback["rating"],
                     feedback.get("comment"),
                     feedback.get("author"),

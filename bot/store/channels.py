@@ -52,13 +52,14 @@ class ChannelsMixin(StoreConnection):
         stamp, address_json = iso(now), json.dumps(address, sort_keys=True)
         with self._write_transaction():
             self.db.execute(
-                "insert or ignore into conversations (id, channel, status, state, created_at, updated_at) "
-                "values (?, ?, 'open', ?, ?, ?)",
+                "insert into conversations (id, channel, status, state, created_at, updated_at) "
+                "values (?, ?, 'open', ?, ?, ?) on conflict do nothing",
                 [conversation_id, platform, DialogueState().to_json(), stamp, stamp],
             )
             cursor = self.db.execute(
-                "insert or ignore into channel_inbox (platform, event_id, conversation_id, address, text, status, "
-                "attempts, next_attempt_at, received_at) values (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+                "insert into channel_inbox (platform, event_id, conversation_id, address, text, status, "
+                "attempts, next_attempt_at, received_at) values (?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+                "on conflict do nothing",
                 [platform, event_id, conversation_id, address_json, text, stamp, stamp],
             )
             if cursor.rowcount != 1:
@@ -123,8 +124,9 @@ class ChannelsMixin(StoreConnection):
         worker or replica): a message is sent once."""
         stamp = iso(now)
         cursor = self.db.execute(
-            "insert or ignore into channel_outbox (conversation_id, platform, address, source_message_id, kind, "
-            "message, status, attempts, next_attempt_at, created_at) values (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+            "insert into channel_outbox (conversation_id, platform, address, source_message_id, kind, "
+            "message, status, attempts, next_attempt_at, created_at) values (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+            "on conflict do nothing",
             [
                 conversation_id,
                 platform,

@@ -1,5 +1,6 @@
-"""One connection to the conversation store's SQLite file: opened owner-only, in WAL mode,
-migrated to the current schema, with the write transaction every multi-row write uses.
+"""One connection to the conversation store: its SQLite file (opened owner-only, in WAL
+mode) or its PostgreSQL database, migrated to the current schema, with the write
+transaction every multi-row write uses.
 
 Opening applies pending migrations (SQLite is the embedded default: nothing to run first),
 under the write lock and all-or-nothing (`bot.store.schema.apply_pending`), and refuses a
@@ -17,52 +18,66 @@ from typing import Self
 
 from sqlite_utils import Database
 
+from bot.store.database import PostgresDatabase, SqlDatabase, SqliteDatabase, is_database_url, redacted_url
 from bot.store.errors import NotAStoreError, StoreError, StoreUnavailableError
 from bot.store.schema import applied_migrations, apply_pending
-from bot.store.transactions import committed_or_rolled_back
 
 
 class StoreConnection:
-    """The store's lifecycle (open, close, `with`) and its write transaction."""
+    """The store's lifecycle (open, close, `with`) and its write transaction.
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._db: Database | None = None
+    `target`: the SQLite file (a path), or a PostgreSQL URL (`postgresql://...`)."""
+
+    def __init__(self, target: str | Path):
+        self.target = target
+        # the file, or the URL with its password hidden: what messages name
+        self.path: Path | str = redacted_url(target) if is_database_url(target) else Path(target)
+        self._db: SqlDatabase | None = None
         # the migrations the last open() applied (empty when the store was current)
         self.migrations_applied: list[str] = []
 
+    @property
+    def on_postgres(self) -> bool:
+        return is_database_url(self.target)
+
     def open(self) -> Self:
-        if self.path.is_dir():
-            raise StoreUnavailableError(str(self.path), "it is a directory", "name the store's file, not its folder")
+        db = PostgresDatabase(str(self.target)).connect() if self.on_postgres else self._open_sqlite()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # customers' messages: readable by the service's own user only. SQLite gives the
-            # -wal and -shm files the database file's mode, so setting it here covers them.
-            # Create the file only when it is new (O_EXCL): closing any descriptor of a file
-            # the process already has open in SQLite would drop that connection's locks.
-            with suppress(FileExistsError):
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-            os.chmod(self.path, 0o600)
-        except OSError as e:
-            raise StoreUnavailableError(
-                str(self.path), e.strerror or str(e), "check that the path is one this user can create and write"
-            ) from e
-        db = open_sqlite(self.path)
-        try:
-            try:  # the first reads of the file: where a file that is no SQLite database shows
-                # WAL lets readers (the agent panel, evaluations) work while a turn is written.
-                db.enable_wal()
-                db.execute("PRAGMA foreign_keys = ON")
-                # erased conversations are overwritten on disk, not left in free pages
-                db.execute("PRAGMA secure_delete = ON")
-            except sqlite3.DatabaseError as e:
-                raise sqlite_error(self.path, e) from e
-            applied = apply_pending(db, str(self.path))
+            applied = apply_pending(db, db.where)
         except BaseException:
             db.close()
             raise
         self._db, self.migrations_applied = db, applied
         return self
+
+    def _open_sqlite(self) -> SqliteDatabase:
+        path = Path(self.target)
+        if path.is_dir():
+            raise StoreUnavailableError(str(path), "it is a directory", "name the store's file, not its folder")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # customers' messages: readable by the service's own user only. SQLite gives the
+            # -wal and -shm files the database file's mode, so setting it here covers them.
+            # Create the file only when it is new (O_EXCL): closing any descriptor of a file
+            # the process already has open in SQLite would drop that connection's locks.
+            with suppress(FileExistsError):
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+            os.chmod(path, 0o600)
+        except OSError as e:
+            raise StoreUnavailableError(
+                str(path), e.strerror or str(e), "check that the path is one this user can create and write"
+            ) from e
+        db = open_sqlite(path)
+        try:  # the first reads of the file: where a file that is no SQLite database shows
+            # WAL lets readers (the agent panel, evaluations) work while a turn is written.
+            db.enable_wal()
+            db.execute("PRAGMA foreign_keys = ON")
+            # erased conversations are overwritten on disk, not left in free pages
+            db.execute("PRAGMA secure_delete = ON")
+        except sqlite3.DatabaseError as e:
+            db.close()
+            raise sqlite_error(path, e) from e
+        return SqliteDatabase(db, str(path))
 
     def close(self) -> None:
         if self._db is not None:
@@ -76,7 +91,7 @@ class StoreConnection:
         self.close()
 
     @property
-    def db(self) -> Database:
+    def db(self) -> SqlDatabase:
         if self._db is None:
             raise StoreError(f"store {self.path} is not open; call .open() first")
         return self._db
@@ -88,22 +103,10 @@ class StoreConnection:
 
     @contextmanager
     def _write_transaction(self) -> Iterator[None]:
-        """One transaction that takes the write lock first (BEGIN IMMEDIATE).
-
-        Why not a plain (deferred) BEGIN: a turn reads (the next turn number) before it
-        writes, and a deferred transaction that has read cannot wait for the write lock:
-        when another connection (another inference worker, another replica) committed in
-        between, SQLite fails it at once with "database is locked" (SQLITE_BUSY_SNAPSHOT;
-        busy_timeout does not apply). Taking the lock up front makes concurrent writers
-        queue for up to busy_timeout instead, and the turn number it reads is final.
-        """
-        conn = self.db.conn
-        if conn.in_transaction:  # inside a caller's transaction: a savepoint of it
-            with self.db.atomic():
-                yield
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        with committed_or_rolled_back(conn):
+        """One transaction that takes the write lock first (see `SqlDatabase.write_transaction`):
+        a turn reads the next turn number before it writes, and that number stays final
+        until it commits, whichever replica or worker writes at the same time."""
+        with self.db.write_transaction():
             yield
 
 

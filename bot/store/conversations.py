@@ -8,7 +8,6 @@ Each turn is written in one transaction: a crash leaves either the whole turn or
 from __future__ import annotations
 
 import hmac
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,14 +15,14 @@ from typing import Any
 
 from bot.errors import UnknownConversationError
 from bot.store.channels import ChannelsMixin
-from bot.store.errors import DuplicateClientMessageError, StoreError
+from bot.store.errors import ConstraintError, DuplicateClientMessageError, StoreError
 from bot.store.feedback import FeedbackMixin
 from bot.store.records import DialogueState, MessageRecord, decoded_message, message_row, now_timestamp
 from bot.store.retention import RetentionMixin
 
 
 class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
-    """Conversations, messages, feedback and handoffs in one SQLite file."""
+    """Conversations, messages, feedback and handoffs in one SQLite file or PostgreSQL database."""
 
     # -- conversations -------------------------------------------------------------
     def create_conversation(
@@ -33,7 +32,8 @@ class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
         readable through the public API by whoever holds the token."""
         conversation_id = conversation_id or uuid.uuid4().hex
         now = now_timestamp()
-        self.db.table("conversations").insert(
+        self.db.insert(
+            "conversations",
             {
                 "id": conversation_id,
                 "channel": channel,
@@ -42,7 +42,8 @@ class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
                 "created_at": now,
                 "updated_at": now,
                 "token_hash": token_hash,
-            }
+            },
+            returning_id=False,
         )
         return conversation_id
 
@@ -64,14 +65,14 @@ class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
         themselves, like the Rasa REST sender id). True when it was created now."""
         now = now_timestamp()
         cursor = self.db.execute(
-            "insert or ignore into conversations (id, channel, status, state, created_at, updated_at) "
-            "values (?, ?, 'open', ?, ?, ?)",
+            "insert into conversations (id, channel, status, state, created_at, updated_at) "
+            "values (?, ?, 'open', ?, ?, ?) on conflict do nothing",
             [conversation_id, channel, DialogueState().to_json(), now, now],
         )
         return cursor.rowcount == 1
 
     def conversation_exists(self, conversation_id: str) -> bool:
-        return self.db.table("conversations").count_where("id = ?", [conversation_id]) > 0
+        return self.db.count_where("conversations", "id = ?", [conversation_id]) > 0
 
     def conversation(self, conversation_id: str) -> dict[str, Any]:
         """The conversation's row (id, channel, status, state, created_at, updated_at)."""
@@ -87,7 +88,7 @@ class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
         return DialogueState.from_json(rows[0]["state"])
 
     def iter_conversations(self) -> Iterator[dict[str, Any]]:
-        yield from self.db.table("conversations").rows_where(order_by="created_at")
+        yield from self.db.rows_where("conversations", order_by="created_at, id")
 
     # -- turns ---------------------------------------------------------------------
     def record_turn(
@@ -105,7 +106,7 @@ class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
         `DuplicateClientMessageError` and writes nothing."""
         try:
             return self._record_turn(conversation_id, customer, bot, state, handoff_reason)
-        except sqlite3.IntegrityError:
+        except ConstraintError:
             cid = customer.client_message_id
             if cid is not None and self.turn_for_client_message(conversation_id, cid) is not None:
                 raise DuplicateClientMessageError(conversation_id, cid) from None
@@ -150,14 +151,15 @@ class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
             "where id = ? and handling != 'open'",
             [now, conversation_id],
         )
-        self.db.table("handoffs").insert(
+        self.db.insert(
+            "handoffs",
             {
                 "conversation_id": conversation_id,
                 "message_id": message_id,
                 "reason": reason,
                 "status": "waiting",
                 "created_at": now,
-            }
+            },
         )
 
     def handling(self, conversation_id: str) -> str:
@@ -181,7 +183,7 @@ class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
                     "update conversations set updated_at = ? where id = ?", [now_timestamp(), conversation_id]
                 )
                 return message_id
-        except sqlite3.IntegrityError:
+        except ConstraintError:
             cid = customer.client_message_id
             if cid is not None and self.customer_message(conversation_id, cid) is not None:
                 raise DuplicateClientMessageError(conversation_id, cid) from None
@@ -231,16 +233,16 @@ class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
         return int(rows[0]["next"])
 
     def _insert_message(self, conversation_id: str, turn: int, m: MessageRecord) -> int:
-        message_id = self.db.table("messages").insert(message_row(conversation_id, turn, m)).last_pk
-        if message_id is None:  # typed optional by sqlite-utils; an insert into `messages` always has one
+        message_id = self.db.insert("messages", message_row(conversation_id, turn, m))
+        if message_id is None:  # typed optional; an insert into `messages` always has one
             raise StoreError(f"storing a message of conversation {conversation_id} returned no id")
-        return int(message_id)
+        return message_id
 
     # -- reads ---------------------------------------------------------------------
     def messages(self, conversation_id: str) -> list[dict[str, Any]]:
         if not self.conversation_exists(conversation_id):
             raise UnknownConversationError(conversation_id)
-        rows = self.db.table("messages").rows_where("conversation_id = ?", [conversation_id], order_by="turn")
+        rows = self.db.rows_where("messages", "conversation_id = ?", [conversation_id], order_by="turn")
         return [decoded_message(r) for r in rows]
 
     def messages_page(
@@ -292,12 +294,12 @@ class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
         order) and in turn order within one; `sources` decoded. One query, streamed."""
         rows = self.db.query(
             "select m.* from messages m join conversations c on c.id = m.conversation_id "
-            "order by c.created_at, c.rowid, m.turn"
+            "order by c.created_at, c.id, m.turn"
         )
         for r in rows:
             yield decoded_message(r)
 
     def handoffs(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
         if conversation_id is None:
-            return list(self.db.table("handoffs").rows_where(order_by="id"))
-        return list(self.db.table("handoffs").rows_where("conversation_id = ?", [conversation_id], order_by="id"))
+            return list(self.db.rows_where("handoffs", order_by="id"))
+        return list(self.db.rows_where("handoffs", "conversation_id = ?", [conversation_id], order_by="id"))

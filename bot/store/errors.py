@@ -58,11 +58,22 @@ class NotAStoreError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The store could not be opened or locked (a missing file, no permission, a write lock
-    held by another process for longer than we wait)."""
+    held by another process for longer than we wait, a database server that does not
+    answer). Nothing was written; retrying later can succeed."""
 
     def __init__(self, path: str, reason: str, advice: str):
         self.path, self.reason = path, reason
         super().__init__(f"cannot use store {path}: {reason}; {advice}")
+
+
+class ConstraintError(StoreError):
+    """A write broke one of the schema's constraints (a unique key, a foreign key); the
+    statement wrote nothing. The store's own methods turn the expected ones into precise
+    errors (`DuplicateClientMessageError`, say)."""
+
+    def __init__(self, path: str, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"store {path} refused a write: {reason}")
 
 
 class ConversationImportError(StoreError):

@@ -40,7 +40,7 @@ class FeedbackMixin(StoreConnection):
             "author = excluded.author, created_at = excluded.created_at",
             [message_id, rating, comment, author, now_timestamp()],
         )
-        self.db.conn.commit()
+        self.db.commit()
         found = list(self.db.query("select id from feedback where message_id = ?", [message_id]))
         return int(found[0]["id"])
 
@@ -74,7 +74,7 @@ class FeedbackMixin(StoreConnection):
         first. Returns its id."""
         if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
             raise StoreError(f"a CSAT score is a whole number from 1 to 5, got {score!r}")
-        if self.db.table("conversations").count_where("id = ?", [conversation_id]) == 0:
+        if self.db.count_where("conversations", "id = ?", [conversation_id]) == 0:
             raise UnknownConversationError(conversation_id)
         self.db.execute(
             "insert into csat (conversation_id, score, comment, created_at) values (?, ?, ?, ?) "
@@ -82,9 +82,9 @@ class FeedbackMixin(StoreConnection):
             "comment = excluded.comment, created_at = excluded.created_at",
             [conversation_id, score, comment, now_timestamp()],
         )
-        self.db.conn.commit()
+        self.db.commit()
         found = list(self.db.query("select id from csat where conversation_id = ?", [conversation_id]))
         return int(found[0]["id"])
 
     def csat(self, conversation_id: str) -> list[dict[str, Any]]:
-        return list(self.db.table("csat").rows_where("conversation_id = ?", [conversation_id], order_by="id"))
+        return list(self.db.rows_where("csat", "conversation_id = ?", [conversation_id], order_by="id"))

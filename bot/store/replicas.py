@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -31,12 +30,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.store.connection import open_sqlite
-from bot.store.errors import ReplicaSettingsConflictError, StoreUnavailableError
-from bot.store.transactions import immediate_transaction
+from bot.store.database import PostgresDatabase, SqlDatabase, SqliteDatabase, is_database_url
+from bot.store.errors import ReplicaSettingsConflictError, StoreError
 
 if TYPE_CHECKING:
-    from sqlite_utils import Database
-
     from bot.settings import CsbotSettings
 
 log = logging.getLogger("csbot.server")
@@ -116,7 +113,7 @@ def replica_settings(settings: CsbotSettings) -> dict[str, str]:
 
 
 def register_replica(
-    db: Database,
+    db: SqlDatabase,
     replica_id: str,
     settings_map: Mapping[str, str],
     *,
@@ -128,15 +125,14 @@ def register_replica(
     """Record this replica in the store, or raise `ReplicaSettingsConflictError` when a
     live replica (heartbeat within `live_seconds`) runs with other settings.
 
-    The read and the write are one BEGIN IMMEDIATE transaction: of two replicas starting
+    The read and the write are one write transaction: of two replicas starting
     at once with conflicting settings, the second waits for the first's write lock, then
     sees its row and is refused; they cannot both register. Rows of dead replicas
     (heartbeat older than `live_seconds`) are deleted on the way."""
     now = _now()
     cutoff = _iso(now - timedelta(seconds=live_seconds))
-    (_, _, path) = db.conn.execute("PRAGMA database_list").fetchone()
     fix = "another process writes it for long: start the replica again once it is done"
-    with immediate_transaction(db, wait_s=lock_wait_s, where=str(path), fix=fix):
+    with db.write_transaction(wait_s=lock_wait_s, fix=fix):
         db.execute(f"delete from {TABLE} where heartbeat_at < ?", [cutoff])
         others = [row for row in _rows(db) if row.id != replica_id]
         for other in others:
@@ -144,8 +140,9 @@ def register_replica(
             if differences:
                 raise ReplicaSettingsConflictError(other.where, differences)
         db.execute(
-            f"insert or replace into {TABLE} (id, host, pid, started_at, heartbeat_at, settings) "
-            "values (?, ?, ?, ?, ?, ?)",
+            f"insert into {TABLE} (id, host, pid, started_at, heartbeat_at, settings) values (?, ?, ?, ?, ?, ?) "
+            "on conflict (id) do update set host = excluded.host, pid = excluded.pid, "
+            "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, settings = excluded.settings",
             [
                 replica_id,
                 host if host is not None else socket.gethostname(),
@@ -157,21 +154,21 @@ def register_replica(
         )
 
 
-def heartbeat(db: Database, replica_id: str) -> bool:
+def heartbeat(db: SqlDatabase, replica_id: str) -> bool:
     """Say that the replica still runs; False when its row is gone (it was silent longer
     than the others' `live_seconds`, and a registration deleted it as dead)."""
     cursor = db.execute(f"update {TABLE} set heartbeat_at = ? where id = ?", [_iso(_now()), replica_id])
-    db.conn.commit()
+    db.commit()
     return cursor.rowcount > 0
 
 
-def unregister_replica(db: Database, replica_id: str) -> None:
+def unregister_replica(db: SqlDatabase, replica_id: str) -> None:
     """Remove the replica's row (a clean shutdown): the others may then change settings."""
     db.execute(f"delete from {TABLE} where id = ?", [replica_id])
-    db.conn.commit()
+    db.commit()
 
 
-def live_replicas(db: Database, live_seconds: float) -> list[ReplicaRow]:
+def live_replicas(db: SqlDatabase, live_seconds: float) -> list[ReplicaRow]:
     """The replicas whose heartbeat is within `live_seconds` (reads only)."""
     cutoff = _iso(_now() - timedelta(seconds=live_seconds))
     return [row for row in _rows(db) if row.heartbeat_at >= cutoff]
@@ -203,7 +200,7 @@ class ReplicaHeartbeat:
     A row found gone (this replica was silent too long) is registered again; a conflict
     then is logged, not raised: the replica already serves."""
 
-    def __init__(self, store_path: Path, replica_id: str, settings_map: Mapping[str, str], live_seconds: float):
+    def __init__(self, store_path: Path | str, replica_id: str, settings_map: Mapping[str, str], live_seconds: float):
         self.store_path, self.replica_id = store_path, replica_id
         self.settings_map, self.live_seconds = dict(settings_map), live_seconds
         self._stop = threading.Event()
@@ -228,7 +225,7 @@ class ReplicaHeartbeat:
         try:
             with _connection(self.store_path) as db:
                 unregister_replica(db, self.replica_id)
-        except (sqlite3.Error, StoreUnavailableError):
+        except StoreError:
             log.warning("replica %s: could not remove its row; it expires by itself", self.replica_id)
 
     def _run(self) -> None:
@@ -240,24 +237,28 @@ class ReplicaHeartbeat:
                         register_replica(db, self.replica_id, self.settings_map, live_seconds=self.live_seconds)
             except ReplicaSettingsConflictError as e:
                 log.error("replica %s: %s", self.replica_id, e)
-            except (sqlite3.Error, StoreUnavailableError) as e:  # a busy store: expected now and then
+            except StoreError as e:  # a busy or restarting store: expected now and then
                 log.warning("replica %s: the heartbeat failed (%s); it is tried again", self.replica_id, e)
             self._stop.wait(self.live_seconds / 3)
 
 
 @contextmanager
-def _connection(path: Path) -> Iterator[Database]:
-    """A short plain connection to the existing store file (no migration: the replica's
-    start already opened and migrated it)."""
-    db = open_sqlite(path)
+def _connection(target: Path | str) -> Iterator[SqlDatabase]:
+    """A short plain connection to the existing store (no migration: the replica's start
+    already opened and migrated it)."""
+    if is_database_url(target):
+        db: SqlDatabase = PostgresDatabase(str(target)).connect()
+    else:
+        db = SqliteDatabase(open_sqlite(Path(target)), str(target))
     try:
         yield db
     finally:
         db.close()
 
 
-def _rows(db: Database) -> Iterator[ReplicaRow]:
-    for row in db.execute(f"select id, host, pid, started_at, heartbeat_at, settings from {TABLE} order by id"):
+def _rows(db: SqlDatabase) -> Iterator[ReplicaRow]:
+    rows = db.execute(f"select id, host, pid, started_at, heartbeat_at, settings from {TABLE} order by id").fetchall()
+    for row in rows:
         replica_id, host, pid, started_at, heartbeat_at, settings = row
         yield ReplicaRow(str(replica_id), str(host), int(pid), str(started_at), str(heartbeat_at), json.loads(settings))
 

@@ -39,8 +39,9 @@ class RetentionMixin(StoreConnection):
             }
             if counts["conversations"] != 1:
                 raise UnknownConversationError(conversation_id)
-        # fold the WAL into the main file, so the erased pages do not linger in the log
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if self.db.dialect == "sqlite":
+            # fold the WAL into the main file, so the erased pages do not linger in the log
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return counts
 
     def conversations_mentioning(self, text: str) -> list[str]:

@@ -4,7 +4,11 @@ are applied.
 A store file of any age is brought to the current schema by applying the migrations it
 has not seen yet; a migration, once released, is never edited (a new one follows it).
 
-Applying (`apply_pending`) happens under the store's write lock (BEGIN IMMEDIATE), in one
+On PostgreSQL the same migration names are recorded; their statements are in
+`bot.store.schema_postgres`.
+
+Applying (`apply_pending`) happens under the store's write lock (see
+`SqlDatabase.write_transaction`), in one
 transaction with every pending migration in it: of two processes upgrading at once one
 applies them and the other waits for the lock, reads the migrations table again and finds
 nothing to do; a process that dies half way (an exception, a kill) leaves the store as it
@@ -16,11 +20,13 @@ read or written (`SchemaTooNewError`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlite_utils import Database, Migrations
 
+from bot.store import schema_postgres
+from bot.store.database import SqlDatabase, SqliteDatabase
 from bot.store.errors import NotAStoreError, SchemaTooNewError, StoreError
-from bot.store.transactions import immediate_transaction
 from retrieval.entities import redact_card_numbers
 
 SCHEMA_NAME = "csbot"
@@ -62,20 +68,22 @@ def known_migrations(migration_set: Migrations = migrations) -> list[str]:
         return [m.name for m in migration_set.pending(empty)]
 
 
-def applied_migrations(db: Database, set_name: str = SCHEMA_NAME) -> list[str]:
+def applied_migrations(db: SqlDatabase, set_name: str = SCHEMA_NAME) -> list[str]:
     """The migration names the store records for `set_name`, in the order applied.
 
     Read with plain SQL rather than `Migrations.applied`, which in some sqlite-utils 4.x
     releases creates the migrations table: a check must not write."""
-    if not db.table("_sqlite_migrations").exists():
+    table = "_sqlite_migrations" if db.dialect == "sqlite" else schema_postgres.MIGRATIONS_TABLE
+    if table not in db.table_names():
         return []
     rows = db.execute(
-        "select name from _sqlite_migrations where migration_set = ? order by rowid", [set_name]
+        f"select name from {table} where migration_set = ? order by {'rowid' if db.dialect == 'sqlite' else 'id'}",
+        [set_name],
     ).fetchall()
     return [str(name) for (name,) in rows]
 
 
-def schema_state(db: Database, migration_set: Migrations = migrations) -> SchemaState:
+def schema_state(db: SqlDatabase, migration_set: Migrations = migrations) -> SchemaState:
     """Compare the store's applied migrations with the set's (reads only)."""
     applied = applied_migrations(db, migration_set.name)
     known = known_migrations(migration_set)
@@ -88,23 +96,25 @@ def schema_state(db: Database, migration_set: Migrations = migrations) -> Schema
     )
 
 
-def check_schema(db: Database, where: str, migration_set: Migrations = migrations) -> SchemaState:
+def check_schema(db: SqlDatabase, where: str, migration_set: Migrations = migrations) -> SchemaState:
     """The store's `SchemaState`; raises `SchemaTooNewError` when a newer csbot migrated it
-    and `NotAStoreError` when it is a SQLite database of something else (tables, but no
-    csbot migration), so that nothing is written into another program's database."""
+    and `NotAStoreError` when it is a database of something else (tables, but no csbot
+    migration), so that nothing is written into another program's database."""
     state = schema_state(db, migration_set)
     if state.unknown:
         raise SchemaTooNewError(where, state.unknown)
     if not state.applied:
-        foreign = [t for t in db.table_names() if t != "_sqlite_migrations" and not t.startswith("sqlite_")]
+        ours = {"_sqlite_migrations", schema_postgres.MIGRATIONS_TABLE}
+        foreign = [t for t in db.table_names() if t not in ours and not t.startswith("sqlite_")]
         if foreign:
             shown = ", ".join(sorted(foreign)[:5]) + (", ..." if len(foreign) > 5 else "")
-            raise NotAStoreError(where, f"it is a SQLite database with other tables ({shown}) and no csbot schema")
+            kind = "a SQLite" if db.dialect == "sqlite" else "a PostgreSQL"
+            raise NotAStoreError(where, f"it is {kind} database with other tables ({shown}) and no csbot schema")
     return state
 
 
 def apply_pending(
-    db: Database,
+    db: SqlDatabase,
     where: str,
     migration_set: Migrations = migrations,
     lock_wait_s: float = UPGRADE_LOCK_WAIT_S,
@@ -112,18 +122,44 @@ def apply_pending(
     """Bring the store to the set's schema; returns the names this call applied (empty when
     it was current, or another process upgraded it while this one waited for the lock).
 
-    All pending migrations run in one BEGIN IMMEDIATE transaction, each in a savepoint of
-    it (sqlite-utils' `atomic`), so the store is never left between two schema versions.
+    All pending migrations run in one write transaction (on SQLite each in a savepoint of
+    it, sqlite-utils' `atomic`), so the store is never left between two schema versions.
     `lock_wait_s` bounds the wait for another writer; past it `StoreUnavailableError`."""
     if not check_schema(db, where, migration_set).pending:
         return []  # the common case (every open of a current store): no lock taken
     fix = "another process is upgrading or writing it: wait for it to finish and run `csbot db upgrade` again"
-    with immediate_transaction(db, wait_s=lock_wait_s, where=where, fix=fix):
+    with db.write_transaction(wait_s=lock_wait_s, fix=fix):
         # read again under the lock: another process may have applied them meanwhile
         state = check_schema(db, where, migration_set)
-        _require_transactional(migration_set, db)
-        migration_set.apply(db)
+        if isinstance(db, SqliteDatabase):
+            _require_transactional(migration_set, db.sqlite)
+            migration_set.apply(db.sqlite)
+        else:
+            _apply_on_postgres(db, migration_set.name, state)
     return state.pending
+
+
+def _apply_on_postgres(db: SqlDatabase, set_name: str, state: SchemaState) -> None:
+    """The pending migrations' PostgreSQL statements (the base schema on an empty database),
+    each recorded in the migrations table, inside the caller's transaction."""
+    missing = [n for n in state.pending if n not in schema_postgres.BASE_MIGRATIONS and n not in schema_postgres.LATER]
+    if missing:
+        raise StoreError(
+            f"migrations {', '.join(missing)} have no PostgreSQL statements (bot/store/schema_postgres.py)"
+        )
+    db.execute(schema_postgres.MIGRATIONS_TABLE_DDL)
+    pending = list(state.pending)
+    if any(n in schema_postgres.BASE_MIGRATIONS for n in pending):
+        if state.applied:  # only an empty database takes the base: never re-create tables
+            raise StoreError(f"the PostgreSQL store records {state.applied[-1]} but not all of the base schema")
+        db.execute(schema_postgres.BASE)
+    for name in pending:
+        if name in schema_postgres.LATER:
+            schema_postgres.LATER[name](db)
+        db.execute(
+            f"insert into {schema_postgres.MIGRATIONS_TABLE} (migration_set, name, applied_at) values (?, ?, ?)",
+            [set_name, name, datetime.now(UTC).isoformat()],
+        )
 
 
 def _require_transactional(migration_set: Migrations, db: Database) -> None:

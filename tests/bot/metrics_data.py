@@ -35,7 +35,7 @@ def started(store: ConversationStore, at: str) -> str:
     """A conversation that started at `at` (UTC, ISO)."""
     cid = store.create_conversation(channel="web")
     store.db.execute("update conversations set created_at = ?, updated_at = ? where id = ?", [at, at, cid])
-    store.db.conn.commit()
+    store.db.commit()
     return cid
 
 
@@ -61,7 +61,7 @@ def time_episode(store: ConversationStore, message_id: int, **timings: str | Non
     handoff the bot made with message `message_id`."""
     columns = ", ".join(f"{name} = ?" for name in timings)
     store.db.execute(f"update handoffs set {columns} where message_id = ?", [*timings.values(), message_id])
-    store.db.conn.commit()
+    store.db.commit()
 
 
 def add_agent(store: ConversationStore) -> int:
@@ -71,7 +71,7 @@ def add_agent(store: ConversationStore) -> int:
         "values ('ann', 'agent', 'scrypt$x', 0, ?, ?)",
         [at, at],
     )
-    store.db.conn.commit()
+    store.db.commit()
     return int(store.db.execute("select id from agents where name = 'ann'").fetchone()[0])
 
 
@@ -105,7 +105,7 @@ def fill(store: ConversationStore) -> None:
             "outcome) values (?, ?, ?, ?, 'retrieved', 'try this', ?, ?)",
             [c, handed - 1, agent, rank, day1 + "10:01:30.000+00:00", outcome],
         )
-    store.db.conn.commit()
+    store.db.commit()
 
     d = started(store, day1 + "23:59:59.999+00:00")
     turn(store, d, "fallback")
@@ -133,7 +133,7 @@ def fill(store: ConversationStore) -> None:
             day3 + "12:05:00.000+00:00",
         ],
     )
-    store.db.conn.commit()
+    store.db.commit()
 
     h = started(store, day3 + "12:59:00.000+00:00")
     first = turn(store, h, "handoff", intent="billing", handoff=True)

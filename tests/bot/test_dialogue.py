@@ -245,5 +245,5 @@ def test_a_card_number_is_stored_and_kept_as_a_slot_only_by_its_last_four_digits
     assert dm.store.load_state(cid).slots == {"card_number": "**** **** **** 4242", "order_id": "#11112222"}
     # nothing anywhere in the store, nor in the reply, holds the full number
     later = dm.handle("can you refund it to that card?", cid)
-    stored = [str(row) for table in dm.store.db.tables for row in table.rows]
+    stored = [str(row) for table in dm.store.db.sqlite.tables for row in table.rows]
     assert not any("4111" in row for row in stored) and "4111" not in result.reply + later.reply

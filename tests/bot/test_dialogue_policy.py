@@ -317,13 +317,13 @@ def test_an_invalid_message_is_refused_before_any_model_runs_and_stores_nothing(
     with pytest.raises(error):
         bot.turn(text, cid)
     assert bot.embedder.encoded == [] and bot.classifier.asked == []
-    assert store.messages(cid) == [] and store.db["conversations"].count == 1
+    assert store.messages(cid) == [] and store.db.sqlite["conversations"].count == 1
 
 
 def test_an_unknown_conversation_is_refused_and_nothing_is_created(bot):
     with pytest.raises(UnknownConversationError, match="not-a-conversation"):
         bot.turn("hello!", "not-a-conversation")
-    assert bot.embedder.encoded == [] and bot.store.db["conversations"].count == 0
+    assert bot.embedder.encoded == [] and bot.store.db.sqlite["conversations"].count == 0
 
 
 def test_control_characters_are_dropped_before_the_turn_is_classified_and_stored(bot):

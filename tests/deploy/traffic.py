@@ -283,9 +283,17 @@ class StoreAudit:
         return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "examples"}
 
 
-def audit_store(store: Path, traffic: Traffic, max_examples: int = 5) -> StoreAudit:
-    """Compare the store (opened read-only; the replicas may still run) with `traffic`."""
-    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+def audit_store(store: Path | str, traffic: Traffic, max_examples: int = 5) -> StoreAudit:
+    """Compare the store (a SQLite file opened read-only, or a PostgreSQL URL; the replicas
+    may still run) with `traffic`."""
+    if isinstance(store, str):  # PostgreSQL: the same query through psycopg
+        import psycopg
+
+        db = psycopg.connect(store, autocommit=True)
+        query = "select id, turn, role, client_message_id from messages where conversation_id = %s order by turn"
+    else:
+        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+        query = "select id, turn, role, client_message_id from messages where conversation_id = ? order by turn"
     counts: Counter[str] = Counter()
     examples: list[str] = []
 
@@ -296,10 +304,7 @@ def audit_store(store: Path, traffic: Traffic, max_examples: int = 5) -> StoreAu
 
     try:
         for conversation_id, sent in traffic.conversations.items():
-            rows = db.execute(
-                "select id, turn, role, client_message_id from messages where conversation_id = ? order by turn",
-                [conversation_id],
-            ).fetchall()
+            rows = db.execute(query, [conversation_id]).fetchall()
             _audit_conversation(conversation_id, sent, rows, problem, counts)
     finally:
         db.close()

@@ -77,10 +77,10 @@ def panel_conversation(store, cid):
     customer_turn(store, cid, "which email?")
     disowned = handling.send(cid, agent, "The one from last year.")
     # a 👎 on an agent's reply (the store's own add_feedback rates bot replies only)
-    store.db.table("feedback").insert(
+    store.db.sqlite.table("feedback").insert(
         {"message_id": disowned, "rating": "down", "author": "agent", "created_at": "2026-03-01T09:31:00.000+00:00"}
     )
-    store.db.conn.commit()
+    store.db.commit()
     return sent, edited, typed, disowned
 
 

@@ -108,7 +108,7 @@ def test_an_idle_conversation_stops_answering_to_its_token(api):
     with api.store() as store:  # as if its last message were 31 days old (the window is 30)
         old = (datetime.now(UTC) - timedelta(days=31)).isoformat(timespec="milliseconds")
         store.db.execute("update conversations set updated_at = ? where id = ?", [old, cid])
-        store.db.conn.commit()
+        store.db.commit()
     assert api.get(cid).status_code == 404
     assert api.say(cid, "hello again").status_code == 404
 
@@ -149,7 +149,7 @@ def test_delete_erases_the_conversation_from_the_store_and_the_training_pairs(ap
             ("csat", "conversation_id"),
             ("handoffs", "conversation_id"),
         ):
-            assert store.db[table].count_where(f"{column} = ?", [cid]) == 0
+            assert store.db.sqlite[table].count_where(f"{column} = ?", [cid]) == 0
         assert reply["message_id"] not in store.feedback_ratings()
     assert [json.loads(line)["conversation_id"] for line in (pairs / "train.jsonl").read_text().splitlines()] == [
         "other"

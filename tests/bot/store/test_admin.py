@@ -35,6 +35,7 @@ from bot.store import (
     m007_replicas,
 )
 from bot.store.admin import export_conversations, import_conversations, refuse_newer_schema, schema_status, upgrade
+from bot.store.database import SqliteDatabase
 from bot.store.schema import apply_pending, known_migrations, migrations
 from retrieval.config import ImportConfig
 from tests.bot.store.helpers import turn
@@ -184,11 +185,11 @@ def test_a_migration_that_fails_half_way_leaves_the_store_as_it_was_and_a_rerun_
         raise RuntimeError("disk full, say, half way through")
 
     with Database(path) as db, pytest.raises(RuntimeError, match="half way"):
-        apply_pending(db, str(path), _released_and(m008_ratings_archive))
+        apply_pending(SqliteDatabase(db, str(path)), str(path), _released_and(m008_ratings_archive))
     assert _applied(path) == KNOWN
     assert "ratings_archive" not in _tables(path)
     with ConversationStore(path) as store:
-        assert "archived" not in store.db["messages"].columns_dict
+        assert "archived" not in store.db.sqlite["messages"].columns_dict
         assert len(store.messages("c1")) == 2
 
     def m008_ratings_archive_fixed(db: Database) -> None:
@@ -197,7 +198,9 @@ def test_a_migration_that_fails_half_way_leaves_the_store_as_it_was_and_a_rerun_
 
     m008_ratings_archive_fixed.__name__ = "m008_ratings_archive"
     with Database(path) as db:
-        assert apply_pending(db, str(path), _released_and(m008_ratings_archive_fixed)) == ["m008_ratings_archive"]
+        assert apply_pending(SqliteDatabase(db, str(path)), str(path), _released_and(m008_ratings_archive_fixed)) == [
+            "m008_ratings_archive"
+        ]
     assert _applied(path) == [*KNOWN, "m008_ratings_archive"] and "ratings_archive" in _tables(path)
 
 
@@ -208,7 +211,7 @@ def test_a_failure_in_a_later_migration_undoes_the_earlier_ones_of_the_same_upgr
         raise RuntimeError("broken")
 
     with Database(path) as db, pytest.raises(RuntimeError):
-        apply_pending(db, str(path), _released_and(m008_broken))
+        apply_pending(SqliteDatabase(db, str(path)), str(path), _released_and(m008_broken))
     assert _applied(path) == [] and "conversations" not in _tables(path)
     assert upgrade(path) == KNOWN  # this release's own migrations apply cleanly afterwards
 
@@ -221,6 +224,7 @@ import json, sys, time
 from pathlib import Path
 from sqlite_utils import Database, Migrations
 from bot.store import SCHEMA_NAME
+from bot.store.database import SqliteDatabase
 from bot.store.schema import apply_pending, migrations, schema_state
 
 path, go, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -239,8 +243,8 @@ def m008_slow(db):
 db = Database(path)
 db.enable_wal()
 if mode == "peek":
-    print(json.dumps(schema_state(db, released).pending), flush=True)
-print(json.dumps(apply_pending(db, str(path), released)), flush=True)
+    print(json.dumps(schema_state(SqliteDatabase(db, str(path)), released).pending), flush=True)
+print(json.dumps(apply_pending(SqliteDatabase(db, str(path)), str(path), released)), flush=True)
 """
 
 

@@ -1,12 +1,11 @@
 """Conversations and their turns: each turn written whole, state round-tripped, agent messages,
 client message ids, access tokens and the reads of them (real SQLite files in a temp dir)."""
 
-import sqlite3
-
 import pytest
 
 from bot.errors import UnknownConversationError
 from bot.store import DialogueState, DuplicateClientMessageError, MessageRecord, StoreError
+from bot.store.errors import ConstraintError
 from tests.bot.store.helpers import turn
 
 
@@ -31,7 +30,7 @@ def test_state_round_trips_through_the_store(store):
 def test_a_failed_turn_leaves_nothing_half_written(store):
     cid = store.create_conversation()
     turn(store, cid)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(ConstraintError):
         store.record_turn(
             cid, MessageRecord("customer", "second"), MessageRecord("bot", None), DialogueState(failures=5)
         )
@@ -75,7 +74,7 @@ def test_agent_messages_refuse_unknown_conversations_and_empty_text_writing_noth
     with pytest.raises(StoreError, match="non-empty text"):
         store.record_agent_message(cid, "   ")
     assert store.messages(cid) == []
-    assert store.db["messages"].count == 0
+    assert store.db.count_where("messages", "true") == 0
 
 
 def test_iter_messages_and_feedback_ratings_read_the_whole_store(store):
@@ -91,7 +90,7 @@ def test_iter_messages_and_feedback_ratings_read_the_whole_store(store):
     assert [(r["conversation_id"], r["turn"]) for r in rows] == [(a, 0), (a, 1), (b, 0), (b, 1), (b, 2)]
     assert rows[1]["sources"] == [{"id": "conv-1#t0", "score": 0.8123}]
     assert store.feedback_ratings() == {bot_a: ("down",), bot_b: ("up",)}
-    assert store.db["feedback"].count == 2
+    assert store.db.count_where("feedback", "true") == 2
 
 
 def test_a_client_message_id_finds_its_turn_and_a_second_turn_with_it_writes_nothing(store):

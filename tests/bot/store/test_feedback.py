@@ -13,7 +13,7 @@ def test_feedback_only_on_bot_messages_and_only_up_or_down(store):
     rating_id = store.add_feedback(bot_id, "up", "quick answer")
     assert rating_id == 1  # the id of the rating row written, the store's first
     assert store.feedback_votes() == {bot_id: ("up", "customer")}
-    assert store.db["feedback"].get(rating_id)["comment"] == "quick answer"
+    assert next(store.db.rows_where("feedback", "id = ?", [rating_id]))["comment"] == "quick answer"
     with pytest.raises(StoreError, match="customer message"):
         store.add_feedback(bot_id - 1, "up")
     with pytest.raises(StoreError, match="'meh'"):
@@ -48,7 +48,7 @@ def test_feedback_scoped_to_a_conversation_refuses_another_conversations_reply(s
     with pytest.raises(UnknownMessageError):
         store.add_feedback(their_reply, "down", conversation_id=mine)
     assert store.add_feedback(their_reply, "down", conversation_id=theirs, author="agent") == 1
-    assert store.db["feedback"].get(1)["author"] == "agent" and store.latest_ratings(mine) == {}
+    assert next(store.db.rows_where("feedback", "id = 1"))["author"] == "agent" and store.latest_ratings(mine) == {}
 
 
 def test_csat_scores_are_whole_numbers_from_1_to_5_for_known_conversations(store):

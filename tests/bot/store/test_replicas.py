@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from bot.settings import CsbotSettings
 from bot.store import ConversationStore
+from bot.store.database import SqliteDatabase
 from bot.store.errors import ReplicaSettingsConflictError
 from bot.store.replicas import (
     ReplicaHeartbeat,
@@ -36,13 +37,13 @@ PASSWORD = "s3cret-redis-password"
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
+def db(tmp_path: Path) -> Iterator[SqliteDatabase]:
     ConversationStore(tmp_path / "store.db").open().close()  # created and migrated as serve does
     with Database(tmp_path / "store.db") as database:
-        yield database
+        yield SqliteDatabase(database, str(tmp_path / "store.db"))
 
 
-def _rows(db: Database) -> list[dict]:
+def _rows(db: SqliteDatabase) -> list[dict]:
     return list(db.query("select * from replicas order by id"))
 
 
@@ -108,11 +109,13 @@ RACER = """
 import sys, time
 from pathlib import Path
 from sqlite_utils import Database
+from bot.store.database import SqliteDatabase
 from bot.store.errors import ReplicaSettingsConflictError
 from bot.store.replicas import register_replica
 store, go, lock = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-with Database(store) as db:
-    db.execute("PRAGMA busy_timeout = 5000")
+with Database(store) as raw:
+    raw.execute("PRAGMA busy_timeout = 5000")
+    db = SqliteDatabase(raw, str(store))
     while not go.exists():
         time.sleep(0.005)
     try:
@@ -168,7 +171,8 @@ def test_the_replica_settings_name_what_must_agree_and_hold_no_redis_password(tm
 
     store = tmp_path / "store.db"
     ConversationStore(store).open().close()
-    with Database(store) as db:
+    with ConversationStore(store) as opened:
+        db = opened.db
         register_replica(db, new_replica_id(), mapping, live_seconds=LIVE_S)
         with pytest.raises(ReplicaSettingsConflictError) as caught:
             register_replica(db, new_replica_id(), other, live_seconds=LIVE_S)

@@ -30,12 +30,13 @@ def test_erasing_a_conversation_removes_every_row_that_refers_to_it(store):
             DialogueState(handed_off=True),
             handoff_reason="asked",
         )
-    agent_id = store.db.table("agents").insert(_AGENT).last_pk
+    agent_id = store.db.insert("agents", _AGENT)
     for cid in (gone, kept):
-        store.db.table("agent_notes").insert(
-            {"conversation_id": cid, "agent_id": agent_id, "text": "VIP", "created_at": "2026-01-01"}
+        store.db.insert(
+            "agent_notes", {"conversation_id": cid, "agent_id": agent_id, "text": "VIP", "created_at": "2026-01-01"}
         )
-        store.db.table("suggestions").insert(
+        store.db.insert(
+            "suggestions",
             {
                 "conversation_id": cid,
                 "for_message_id": 1,
@@ -45,7 +46,7 @@ def test_erasing_a_conversation_removes_every_row_that_refers_to_it(store):
                 "text": "Try this.",
                 "shown_at": "2026-01-01",
                 "outcome": "shown",
-            }
+            },
         )
     assert store.erase_conversation(gone) == {
         "feedback": 1,
@@ -58,7 +59,7 @@ def test_erasing_a_conversation_removes_every_row_that_refers_to_it(store):
     }
     assert not store.conversation_exists(gone) and len(store.messages(kept)) == 4
     assert len(store.feedback_ratings()) == 1 and len(store.handoffs()) == 1
-    assert store.db.table("agent_notes").count == 1 and store.db.table("suggestions").count == 1
+    assert store.db.count_where("agent_notes", "true") == 1 and store.db.count_where("suggestions", "true") == 1
     with pytest.raises(UnknownConversationError):
         store.erase_conversation(gone)
 
