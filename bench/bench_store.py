@@ -1,7 +1,13 @@
-"""The conversation store's write rate and size: what one SQLite store can take, for the
-capacity projection in docs/deployment.md.
+"""The conversation store's write rate and size: what one SQLite store (or, with
+--postgres, one PostgreSQL database) can take, for the capacity projection in
+docs/deployment.md.
 
-    python bench/bench_store.py [--conversations 2000] [--writers 1 2 4] [--data data]
+    python bench/bench_store.py [--conversations 2000] [--writers 1 2 4] [--data data] [--postgres]
+
+--postgres runs the same writers against a throwaway PostgreSQL server from the Debian
+package (tests/postgres.py starts it on 127.0.0.1, durable settings: fsync and
+synchronous_commit on), one fresh database per writer count, with SQLite's runs of the
+same conversations beside it as the baseline.
 
 Each writer is its own process (as replicas are) with its own `ConversationStore` on one
 fresh SQLite file (WAL, the write lock taken first, as in production). Each writes its
@@ -18,6 +24,7 @@ Progress on stderr; the LAST stdout line is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import multiprocessing as mp
@@ -74,8 +81,8 @@ def write_share(path: str, conversations: list[list[tuple[str, str]]], start: mp
                 store.record_turn(cid, customer, bot, state)
 
 
-def run(writers: int, conversations: list[list[tuple[str, str]]], workdir: Path) -> dict:
-    path = workdir / f"store-{writers}.db"
+def run(writers: int, conversations: list[list[tuple[str, str]]], workdir: Path, server=None) -> dict:
+    path = workdir / f"store-{writers}.db" if server is None else server.create_database()
     ConversationStore(path).open().close()  # migrated before the clock starts
     shares = [conversations[i::writers] for i in range(writers)]
     ctx = mp.get_context("spawn")
@@ -90,13 +97,30 @@ def run(writers: int, conversations: list[list[tuple[str, str]]], workdir: Path)
     seconds = time.perf_counter() - began
     if any(p.exitcode != 0 for p in procs):
         raise SystemExit(f"a writer failed (exit codes {[p.exitcode for p in procs]})")
-    with sqlite3.connect(path) as db:
-        db.execute("pragma wal_checkpoint(truncate)")
-        n_conv = db.execute("select count(*) from conversations").fetchone()[0]
-        n_msgs = db.execute("select count(*) from messages").fetchone()[0]
+    if server is None:
+        with sqlite3.connect(path) as db:
+            db.execute("pragma wal_checkpoint(truncate)")
+            n_conv = db.execute("select count(*) from conversations").fetchone()[0]
+            n_msgs = db.execute("select count(*) from messages").fetchone()[0]
+        size = os.path.getsize(path)
+    else:
+        import psycopg
+
+        with psycopg.connect(str(path), autocommit=True) as db:
+            db.execute("vacuum analyze")
+            n_conv = db.execute("select count(*) from conversations").fetchone()[0]
+            n_msgs = db.execute("select count(*) from messages").fetchone()[0]
+            size = db.execute("select pg_database_size(current_database())").fetchone()[0]
+            # an empty csbot database's size, so that the figure is what the conversations add
+            empty = server.create_database()
+            ConversationStore(empty).open().close()
+            with psycopg.connect(empty, autocommit=True) as e:
+                size -= e.execute("select pg_database_size(current_database())").fetchone()[0]
+            server.drop_database(empty)
+        server.drop_database(str(path))
     turns = n_msgs // 2
-    size = os.path.getsize(path)
     return {
+        "store": "sqlite" if server is None else "postgresql",
         "writers": writers,
         "conversations": n_conv,
         "turns": turns,
@@ -113,16 +137,30 @@ def main() -> None:
     ap.add_argument("--conversations", type=int, default=2000)
     ap.add_argument("--writers", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--data", type=Path, default=REPO / "data")
+    ap.add_argument("--postgres", action="store_true", help="also run against a throwaway PostgreSQL server")
     args = ap.parse_args()
     demo = transcript_turns(args.data)
     conversations = [demo[i % len(demo)] for i in range(args.conversations)]
     mean_turns = sum(map(len, conversations)) / len(conversations)
     results = []
-    with tempfile.TemporaryDirectory(prefix="csbot-store-bench-") as tmp:
-        for writers in args.writers:
-            print(f"{writers} writer(s): {args.conversations} conversations ...", file=sys.stderr, flush=True)
-            results.append(run(writers, conversations, Path(tmp)))
-            print(f"  {results[-1]}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="csbot-store-bench-") as tmp, contextlib.ExitStack() as stack:
+        servers = [None]
+        if args.postgres:
+            from tests.postgres import PostgresServer, postgres_bin_dir
+
+            bin_dir = postgres_bin_dir()
+            if bin_dir is None:
+                raise SystemExit("--postgres: no PostgreSQL binaries (apt-get install postgresql)")
+            durable = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+            server = stack.enter_context(PostgresServer(bin_dir, settings=durable))
+            server.start()
+            servers.append(server)
+        for server in servers:
+            for writers in args.writers:
+                kind = "sqlite" if server is None else "postgresql"
+                print(f"{kind}, {writers} writer(s): {args.conversations} conversations ...", file=sys.stderr)
+                results.append(run(writers, conversations, Path(tmp), server))
+                print(f"  {results[-1]}", file=sys.stderr, flush=True)
     base = results[0]["turns_per_s"]
     for r in results:
         r["vs_first"] = round(r["turns_per_s"] / base, 2)

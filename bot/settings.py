@@ -182,6 +182,17 @@ class CsbotSettings(BaseSettings):
         return url
 
     @property
+    def conversation_lock_kind(self) -> str:
+        """The conversation lock the server uses ("process", "file", "redis", "postgres")."""
+        return self.server.lock_kind(self.database_url is not None)
+
+    @model_validator(mode="after")
+    def _check_postgres_lock(self) -> CsbotSettings:
+        if self.server.conversation_lock == "postgres" and self.database_url is None:
+            raise ValueError("conversation_lock is postgres but database_url is unset: set CSBOT_DATABASE_URL too")
+        return self
+
+    @property
     def store_target(self) -> Path | str:
         """Where the conversation store lives: the PostgreSQL URL, or the workspace's SQLite file."""
         if self.database_url is not None:

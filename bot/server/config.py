@@ -144,11 +144,13 @@ class ServerConfig(BaseModel):
         "rate limits count across them and a conversation's turns are locked across them; unset: "
         "each process limits and orders on its own (one replica)",
     )
-    conversation_lock: Literal["auto", "process", "file", "redis"] = Field(
+    conversation_lock: Literal["auto", "process", "file", "redis", "postgres"] = Field(
         "auto",
         description="what keeps a conversation's turns in order across processes: redis (needs "
-        "CSBOT_REDIS_URL), file (lock files in the shared workspace: replicas on one host), process "
-        "(none beyond this process's own ordering); auto: redis when CSBOT_REDIS_URL is set, else process",
+        "CSBOT_REDIS_URL), postgres (advisory locks on the store's PostgreSQL, needs CSBOT_DATABASE_URL), "
+        "file (lock files in the shared workspace: replicas on one host), process (none beyond this "
+        "process's own ordering); auto: redis when CSBOT_REDIS_URL is set, else postgres when "
+        "CSBOT_DATABASE_URL is, else process",
     )
     lock_lease_seconds: float = Field(
         10.0,
@@ -204,11 +206,13 @@ class ServerConfig(BaseModel):
             raise ValueError("conversation_lock is redis but redis_url is unset: set CSBOT_REDIS_URL too")
         return self
 
-    @property
-    def lock_kind(self) -> Literal["process", "file", "redis"]:
-        """The conversation lock in use, "auto" resolved."""
+    def lock_kind(self, database_url_set: bool) -> Literal["process", "file", "redis", "postgres"]:
+        """The conversation lock in use, "auto" resolved (`database_url_set`: whether the
+        store is on PostgreSQL; see `CsbotSettings.conversation_lock_kind`)."""
         if self.conversation_lock == "auto":
-            return "redis" if self.redis_url is not None else "process"
+            if self.redis_url is not None:
+                return "redis"
+            return "postgres" if database_url_set else "process"
         return self.conversation_lock
 
     @field_validator("cors_origins", mode="before")

@@ -25,6 +25,10 @@ The implementations, chosen by CSBOT_CONVERSATION_LOCK:
   as soon as Redis is back. Should a renewal find the lock lost (its lease ran out while
   Redis was unreachable, or Redis restarted empty) the turn goes on, with one warning: its
   store write cannot double a turn (see `RedisConversationLock`), only order is lost.
+- `PostgresConversationLock` ("postgres", the default with CSBOT_DATABASE_URL and no
+  Redis): a session-level advisory lock on the store's own PostgreSQL, one connection per
+  worker thread. PostgreSQL drops it when the holder's connection ends, so a killed
+  replica frees its conversations at once; PostgreSQL unreachable: `LockUnavailableError`.
 
 Every `hold` waits at most `timeout` seconds for the lock, then raises
 `ConversationBusyError` (503 with Retry-After): the turn never ran, nothing is stored.
@@ -340,11 +344,83 @@ def redis_client(url: str, timeout_seconds: float = 0.5) -> redis.Redis:
     )
 
 
+class PostgresConversationLock:
+    """`pg_advisory_lock` per conversation on the store's PostgreSQL, held by the turn's
+    thread's own connection for the whole turn (session-level: it outlives the store's
+    short transactions, and ends with the connection, so a replica killed mid-turn frees it
+    at once). The wait is bounded by `lock_timeout` (the turn's own deadline), past it
+    `ConversationBusyError`. Conversations map to 2^32 keys in a keyspace of csbot's own
+    (two-int form, class `ADVISORY_CLASS`); two that share a key only wait for each other.
+    A connection PostgreSQL dropped (a restart) is made again on the next turn; while it is
+    unreachable turns are refused (`LockUnavailableError`), never run unordered."""
+
+    ADVISORY_CLASS = 0x63736274  # "csbt": never the store's write lock, which uses the one-bigint form
+
+    def __init__(self, url: str, connect_timeout_s: int = 5):
+        self.url, self.connect_timeout_s = url, connect_timeout_s
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._guard = threading.Lock()
+
+    @staticmethod
+    def key_for(conversation_id: str) -> int:
+        return zlib.crc32(conversation_id.encode("utf-8")) - 2**31  # an int4
+
+    def _connection(self) -> Any:
+        import psycopg
+
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout_s)
+            self._local.conn = conn
+            with self._guard:
+                self._opened.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def hold(self, conversation_id: str, timeout: float) -> Iterator[None]:
+        import psycopg
+
+        key = [self.ADVISORY_CLASS, self.key_for(conversation_id)]
+        try:
+            conn = self._connection()
+            conn.execute(f"set lock_timeout = {max(1, int(timeout * 1000))}")
+            conn.execute("select pg_advisory_lock(%s, %s)", key)
+        except psycopg.errors.LockNotAvailable:
+            raise ConversationBusyError(timeout) from None
+        except psycopg.Error as e:
+            log.warning("conversation lock: PostgreSQL is unreachable, turn refused (%s: %s)", type(e).__name__, e)
+            raise LockUnavailableError(type(e).__name__) from None
+        try:
+            yield
+        finally:
+            try:
+                conn.execute("select pg_advisory_unlock(%s, %s)", key)
+            except psycopg.Error as e:  # the session ended (a restart): the lock ended with it
+                log.warning("conversation lock: not released, its connection is gone (%s)", type(e).__name__)
+
+    def close(self) -> None:
+        with self._guard:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
 def make_conversation_lock(
-    kind: str, *, workspace: Path, client: redis.Redis | None, lease_seconds: float
+    kind: str,
+    *,
+    workspace: Path,
+    client: redis.Redis | None,
+    lease_seconds: float,
+    database_url: str | None = None,
 ) -> ConversationLock:
-    """The lock `kind` names ("process", "file", "redis"), "auto" already resolved
-    (`ServerConfig.lock_kind`)."""
+    """The lock `kind` names ("process", "file", "redis", "postgres"), "auto" already
+    resolved (`CsbotSettings.conversation_lock_kind`)."""
+    if kind == "postgres":
+        if database_url is None:
+            raise ValueError("a postgres conversation lock needs the store on PostgreSQL (CSBOT_DATABASE_URL)")
+        return PostgresConversationLock(database_url)
     if kind == "redis":
         if client is None:
             raise ValueError("a redis conversation lock needs a Redis client (CSBOT_REDIS_URL)")
@@ -353,4 +429,4 @@ def make_conversation_lock(
         return FileConversationLock(workspace / "locks")
     if kind == "process":
         return ProcessConversationLock()
-    raise ValueError(f"unknown conversation lock {kind!r}; use process, file or redis")
+    raise ValueError(f"unknown conversation lock {kind!r}; use process, file, redis or postgres")

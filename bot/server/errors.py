@@ -48,6 +48,7 @@ log = logging.getLogger("csbot.server")
 # what a client is told to wait when the store is unreachable (a database restart takes seconds)
 STORE_RETRY_AFTER_S = 2
 
+
 class ServerError(CsbotError):
     """Base class of errors raised by the HTTP layer itself."""
 

@@ -69,10 +69,11 @@ class Runtime:
             redis_client(server.redis_url.get_secret_value()) if server.redis_url is not None else None
         )
         self.conversation_lock: ConversationLock = make_conversation_lock(
-            server.lock_kind,
+            settings.conversation_lock_kind,
             workspace=Path(settings.workspace),
             client=self.redis,
             lease_seconds=server.lock_lease_seconds,
+            database_url=settings.database_url.get_secret_value() if settings.database_url is not None else None,
         )
         self.pool: InferencePool[Assistant] = InferencePool(
             assistant_factory,
@@ -171,7 +172,7 @@ class Runtime:
         try:
             self.redis.ping()
         except RedisError as e:
-            turns = "; turns answer 503" if self.settings.server.lock_kind == "redis" else ""
+            turns = "; turns answer 503" if self.settings.conversation_lock_kind == "redis" else ""
             log.warning(
                 "CSBOT_REDIS_URL does not answer (%s: %s): rate limits count per process%s until it does",
                 type(e).__name__,

@@ -31,7 +31,7 @@ class StoreConnection:
     def __init__(self, target: str | Path):
         self.target = target
         # the file, or the URL with its password hidden: what messages name
-        self.path: Path | str = redacted_url(target) if is_database_url(target) else Path(target)
+        self.path: Path | str = redacted_url(str(target)) if is_database_url(target) else Path(target)
         self._db: SqlDatabase | None = None
         # the migrations the last open() applied (empty when the store was current)
         self.migrations_applied: list[str] = []

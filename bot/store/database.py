@@ -158,13 +158,13 @@ class SqliteDatabase(SqlDatabase):
 
     def query(self, sql: str, params: Params = None) -> Iterator[dict[str, Any]]:
         try:
-            yield from self.sqlite.query(sql, params)
+            yield from self.sqlite.query(sql, _sqlite_params(params))
         except sqlite3.IntegrityError as e:
             raise ConstraintError(self.where, str(e)) from e
 
     def execute(self, sql: str, params: Params = None) -> Cursor:
         try:
-            return self.sqlite.execute(sql, params)
+            return self.sqlite.execute(sql, _sqlite_params(params))
         except sqlite3.IntegrityError as e:
             raise ConstraintError(self.where, str(e)) from e
         except sqlite3.OperationalError as e:
@@ -346,6 +346,10 @@ def _committed_or_rolled_back(db: SqliteDatabase) -> Iterator[None]:
             db.conn.execute("ROLLBACK")
         raise
     db.conn.execute("COMMIT")
+
+
+def _sqlite_params(params: Params) -> Sequence[Any] | dict[str, Any] | None:
+    return dict(params) if isinstance(params, Mapping) else params
 
 
 def _postgres_statement(sql: str, params: Params) -> tuple[str, Any]:

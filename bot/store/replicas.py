@@ -100,7 +100,7 @@ def replica_settings(settings: CsbotSettings) -> dict[str, str]:
         "embedder.backend": settings.embedder.backend,
         "workspace.embedder_id": read_manifest(Path(settings.workspace)).get("embedder_id"),
         "classifier.overrides": settings.classifier.overrides,
-        "server.conversation_lock": settings.server.lock_kind,
+        "server.conversation_lock": settings.conversation_lock_kind,
         "server.redis": redis_url is not None,
         "server.redis_url_sha256": _url_digest(redis_url.get_secret_value()) if redis_url is not None else None,
     }

@@ -6,7 +6,11 @@ replica shares a file with another, proven without Docker.
   answer right after it, in the order sent, answered by more than one replica;
 - PostgreSQL restarts during load: requests that meet it fail fast with 503 and
   Retry-After (nothing half written), the customers' retries (same client_message_id) are
-  answered once it is back, and no replica is restarted.
+  answered once it is back, and no replica is restarted;
+- kill -9 of one replica during load: the customers whose request died with it send it
+  again and another replica answers; nothing is lost, doubled or half written, and the
+  conversation locks (PostgreSQL advisory locks, the default with CSBOT_DATABASE_URL) it
+  held are freed with its connections.
 
 PostgreSQL and HAProxy come from Debian packages; without them these tests are skipped,
 except under CI=true, where their absence fails them.
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.test_replicas import wait_until_busy
 from tests.deploy.traffic import Traffic, audit_store, run_customers
 from tests.helpers import REPO
 from tests.postgres import PostgresServer
@@ -111,3 +116,24 @@ def test_a_postgres_restart_during_load_answers_503_then_recovers_without_restar
     assert all(r.running for r in replicas.replicas.values())
     logs = "".join(r.log_path.read_text(errors="replace") for r in replicas.replicas.values())
     assert "store unavailable" in logs
+
+
+def test_a_replica_killed_during_load_loses_and_doubles_nothing_in_postgres(replicas, store_url, texts):
+    victim_name = "r2"
+    victim = replicas.replicas[victim_name]
+
+    async def load_and_kill() -> Traffic:
+        load = asyncio.create_task(run_customers(replicas.url, texts, CUSTOMERS, turns=TURNS, stream=True, seed=7))
+        await wait_until_busy(
+            replicas.balancer, victim_name, after=int(replicas.balancer.server_stats()[victim_name]["stot"])
+        )
+        victim.kill_hard()
+        return await load
+
+    traffic = asyncio.run(load_and_kill())
+
+    assert not victim.running
+    assert_everyone_answered(traffic, CUSTOMERS * TURNS)
+    audit = audit_store(store_url, traffic)
+    assert audit.clean, audit.examples
+    assert (audit.sent, audit.answered, audit.stored) == (CUSTOMERS * TURNS,) * 3

@@ -23,6 +23,7 @@ from bot.server.conversation_lock import (
     REDIS_LOCK_PREFIX,
     ConversationLock,
     FileConversationLock,
+    PostgresConversationLock,
     ProcessConversationLock,
     RedisConversationLock,
     conversation_turn,
@@ -46,12 +47,31 @@ def redis_lock(url: str, lease_seconds: float = 30.0) -> RedisConversationLock:
     return RedisConversationLock(redis_client(url), lease_seconds)
 
 
+def lock_of(kind: str, where: str) -> ConversationLock:
+    """A lock of `kind` over `where` (the lock folder's parent, the Redis URL or the
+    PostgreSQL URL): each call is another replica's lock object."""
+    if kind == "file":
+        return file_lock(Path(where))
+    if kind == "redis":
+        return redis_lock(where)
+    return PostgresConversationLock(where)
+
+
+def where_of(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "file":
+        return str(tmp_path)
+    return request.getfixturevalue("redis_server").url if kind == "redis" else request.getfixturevalue("postgres_url")
+
+
+KINDS = ["file", "redis", pytest.param("postgres", marks=pytest.mark.slow)]
+
+
 # -- between processes -------------------------------------------------------------
 def _count_under_lock(kind: str, where: str, folder: str, rounds: int) -> None:
     """In a child process: `rounds` times, under the lock of conversation "c1", read a
     counter file, pause, write it plus one, and note any moment when another process was
     inside too."""
-    lock = file_lock(Path(where)) if kind == "file" else redis_lock(where)
+    lock = lock_of(kind, where)
     counter, inside = Path(folder) / "counter", Path(folder) / "inside"
     for _ in range(rounds):
         with lock.hold("c1", timeout=30):
@@ -65,9 +85,9 @@ def _count_under_lock(kind: str, where: str, folder: str, rounds: int) -> None:
             inside.unlink(missing_ok=True)
 
 
-@pytest.mark.parametrize("kind", ["file", "redis"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_two_processes_never_hold_one_conversation_at_once(kind, tmp_path, request):
-    where = str(tmp_path) if kind == "file" else request.getfixturevalue("redis_server").url
+    where = where_of(kind, tmp_path, request)
     folder = tmp_path / "shared"
     folder.mkdir()
     (folder / "counter").write_text("0")
@@ -83,14 +103,10 @@ def test_two_processes_never_hold_one_conversation_at_once(kind, tmp_path, reque
     assert not list(folder.glob("overlap-*"))
 
 
-@pytest.mark.parametrize("kind", ["file", "redis"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_second_holder_waits_its_timeout_then_is_told_the_conversation_is_busy(kind, tmp_path, request):
-    lock: ConversationLock = (
-        file_lock(tmp_path) if kind == "file" else redis_lock(request.getfixturevalue("redis_server").url)
-    )
-    other: ConversationLock = (
-        file_lock(tmp_path) if kind == "file" else redis_lock(request.getfixturevalue("redis_server").url)
-    )
+    where = where_of(kind, tmp_path, request)
+    lock, other = lock_of(kind, where), lock_of(kind, where)
     with lock.hold("c1", timeout=1):
         with pytest.raises(ConversationBusyError) as caught, other.hold("c1", timeout=0.1):
             pass
@@ -106,8 +122,10 @@ def _hold_until_killed(kind: str, where: str) -> str:
     return (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from bot.server.conversation_lock import FileConversationLock, RedisConversationLock, redis_client\n"
+        "from bot.server.conversation_lock import FileConversationLock, PostgresConversationLock, "
+        "RedisConversationLock, redis_client\n"
         f"lock = FileConversationLock(Path({where!r}) / 'locks') if {kind!r} == 'file' "
+        f"else PostgresConversationLock({where!r}) if {kind!r} == 'postgres' "
         f"else RedisConversationLock(redis_client({where!r}), lease_seconds=1.0)\n"
         "with lock.hold('c1', timeout=5):\n"
         "    print('held', flush=True)\n"
@@ -116,18 +134,19 @@ def _hold_until_killed(kind: str, where: str) -> str:
 
 
 @pytest.mark.slow  # a fresh interpreter that imports the server package: seconds
-@pytest.mark.parametrize("kind", ["file", "redis"])
+@pytest.mark.parametrize("kind", ["file", "redis", "postgres"])
 def test_a_holder_killed_mid_turn_frees_the_conversation(kind, tmp_path, request):
-    """kill -9 of a replica mid-turn: a file lock is freed by the kernel at once, a Redis
-    lock when its lease runs out."""
-    where = str(tmp_path) if kind == "file" else request.getfixturevalue("redis_server").url
+    """kill -9 of a replica mid-turn: a file lock is freed by the kernel at once, a
+    PostgreSQL one when the server sees the connection end, a Redis lock when its lease
+    runs out."""
+    where = where_of(kind, tmp_path, request)
     holder = subprocess.Popen(
         [sys.executable, "-c", _hold_until_killed(kind, where)], cwd=REPO, stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        lock: ConversationLock = file_lock(tmp_path) if kind == "file" else redis_lock(where)
-        if kind == "redis":
+        lock = lock_of(kind, where)
+        if kind != "file":
             # the holder's renewals keep it past its 1 s lease while it lives
             with pytest.raises(ConversationBusyError), lock.hold("c1", timeout=1.5):
                 pass
@@ -136,6 +155,7 @@ def test_a_holder_killed_mid_turn_frees_the_conversation(kind, tmp_path, request
         # dead, it renews no more: free within one lease (1 s), plus a margin for a loaded host
         with lock.hold("c1", timeout=0.1 if kind == "file" else 2.0):
             pass
+        lock.close()
     finally:
         holder.kill()
         holder.wait(10)
@@ -153,6 +173,26 @@ def test_while_redis_is_down_a_turn_is_refused_with_503_and_after_it_restarts_it
     with lock.hold("c1", timeout=1):  # the same client, no restart of anything
         assert lock.client.exists("csbot:lock:conversation:c1")
     assert not lock.client.exists("csbot:lock:conversation:c1")
+
+
+@pytest.mark.slow
+def test_while_postgres_is_down_a_turn_is_refused_with_503_and_after_it_restarts_it_runs(postgres_server, postgres_url):
+    lock, other = PostgresConversationLock(postgres_url), PostgresConversationLock(postgres_url)
+    with lock.hold("c1", timeout=1):  # connected before the outage
+        pass
+    postgres_server.stop()
+    try:
+        with pytest.raises(LockUnavailableError) as caught, lock.hold("c1", timeout=1):
+            pytest.fail("a turn ran without its lock")
+    finally:
+        postgres_server.start()
+    error = to_http(caught.value)
+    assert (error.status, error.code) == (503, "lock_unavailable")
+    # the same object reconnects: no restart of anything
+    with lock.hold("c1", timeout=1), pytest.raises(ConversationBusyError), other.hold("c1", timeout=0.1):
+        pass
+    lock.close()
+    other.close()
 
 
 def test_a_turn_held_for_three_leases_keeps_a_contender_out_the_whole_time(redis_server: RedisServer):
@@ -263,17 +303,36 @@ def test_the_redis_url_is_checked_picks_the_default_lock_and_is_never_saved(tmp_
 
     url = "redis://:hunter2@10.0.0.7:6379/3"
     settings = CsbotSettings.from_env(tmp_path, env={"CSBOT_REDIS_URL": url})
-    assert settings.server.lock_kind == "redis"
+    assert settings.conversation_lock_kind == "redis"
     assert "hunter2" not in repr(settings.server) and "redis_url" not in settings.to_json()["server"]
-    assert CsbotSettings.from_env(tmp_path, env={}).server.lock_kind == "process"
+    assert CsbotSettings.from_env(tmp_path, env={}).conversation_lock_kind == "process"
     chosen = CsbotSettings.from_env(tmp_path, env={"CSBOT_REDIS_URL": url, "CSBOT_CONVERSATION_LOCK": "file"})
-    assert chosen.server.lock_kind == "file"
+    assert chosen.conversation_lock_kind == "file"
     with pytest.raises(InvalidSettingsError, match="CSBOT_REDIS_URL"):
         CsbotSettings.from_env(tmp_path, env={"CSBOT_CONVERSATION_LOCK": "redis"})
     with pytest.raises(InvalidSettingsError, match="must start with redis://"):
         CsbotSettings.from_env(tmp_path, env={"CSBOT_REDIS_URL": "http://10.0.0.7:6379"})
     with pytest.raises(InvalidSettingsError, match="cannot be read"):
         CsbotSettings.from_env(tmp_path, env={"CSBOT_REDIS_URL": "redis://10.0.0.7:port/0"})
+
+
+def test_the_database_url_is_checked_picks_the_postgres_lock_and_is_never_saved(tmp_path):
+    from bot.settings import CsbotSettings, InvalidSettingsError
+
+    url = "postgresql://csbot:hunter2@10.0.0.5:5432/csbot"
+    settings = CsbotSettings.from_env(tmp_path, env={"CSBOT_DATABASE_URL": url})
+    assert settings.conversation_lock_kind == "postgres" and settings.store_target == url
+    assert "hunter2" not in repr(settings) and "database_url" not in settings.to_json()
+    with_redis = CsbotSettings.from_env(
+        tmp_path, env={"CSBOT_DATABASE_URL": url, "CSBOT_REDIS_URL": "redis://r:6379/0"}
+    )
+    assert with_redis.conversation_lock_kind == "redis"
+    assert CsbotSettings.from_env(tmp_path, env={}).store_target == tmp_path / "store.db"
+    with pytest.raises(InvalidSettingsError, match="CSBOT_DATABASE_URL"):
+        CsbotSettings.from_env(tmp_path, env={"CSBOT_CONVERSATION_LOCK": "postgres"})
+    with pytest.raises(InvalidSettingsError, match="must start with postgresql://") as caught:
+        CsbotSettings.from_env(tmp_path, env={"CSBOT_DATABASE_URL": "mysql://u:hunter2@h/db"})
+    assert "hunter2" not in str(caught.value)
 
 
 def test_the_file_lock_keeps_a_fixed_set_of_stripes(tmp_path):
