@@ -119,6 +119,8 @@ _POSITIVE_FIELDS = (
 _NOT_SAVED: dict[str, Any] = {"server": {"secret_key"}, "channels": set(CHANNEL_SECRETS), "database_url": True}
 # the conversation store's file in the workspace, unless CSBOT_DATABASE_URL names a server
 STORE_FILE = "store.db"
+# settings that are one value, not a section of fields (CSBOT_WORKSPACE, CSBOT_DATABASE_URL)
+_TOP_LEVEL_FIELDS = ("workspace", "database_url")
 
 # the environment `from_env` was given for this construction (None: os.environ)
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("csbot_settings_environ", default=None)
@@ -308,7 +310,7 @@ def _variables(location: tuple[str | int, ...], message: str = "") -> str:
     if not path:
         return "settings"
     nested = ENV_PREFIX + NESTED_DELIMITER.join(path).upper()
-    if len(path) == 1 and path[0] != "workspace":
+    if len(path) == 1 and path[0] not in _TOP_LEVEL_FIELDS:
         named = [
             v for v, targets in LEGACY_VARIABLES.items() if any(t[0] == path[0] and t[1] in message for t in targets)
         ]

@@ -44,7 +44,7 @@ WRITE_LOCK_KEY = 0x637362_6F74  # "csbot"
 DEFAULT_WRITE_WAIT_S = 5.0
 # how long a PostgreSQL connection attempt may take before the store is called unavailable
 CONNECT_TIMEOUT_S = 5
-_UNREACHABLE_FIX = "check that the database is running and CSBOT_DATABASE_URL names it; csbot reconnects by itself"
+_UNREACHABLE_FIX = "check that the database is running and that CSBOT_DATABASE_URL names it"
 
 
 class Cursor(Protocol):
