@@ -4,7 +4,7 @@ store.
 
 Run: python bench/bench_replicas.py [--workspace DIR] [--customers 200] [--seconds 30]
      [--think 0.5 1.5] [--replicas 1 2 3] [--no-baseline] [--kill] [--rounds 1]
-     [--torch-threads 1] [--maxconn 16]
+     [--torch-threads 1] [--maxconn 16] [--postgres]
 
 For each set-up, in one run: `direct` (one `csbot serve`, no balancer: the baseline) and
 HAProxy in front of 1, 2 and 3 replicas (one inference worker and, unless
@@ -26,6 +26,12 @@ client retries, HAProxy's own retries and redispatches, and how many retried mes
 been stored by the killed replica before it died (the retry got that turn back instead
 of taking a second one).
 
+`--postgres` adds HAProxy in front of the same replica counts with the store on PostgreSQL
+(CSBOT_DATABASE_URL: a throwaway server from the Debian package that tests/postgres.py
+starts on 127.0.0.1 with durable settings, a fresh database per set-up; the conversation
+lock is then PostgreSQL's advisory lock), side by side with the SQLite set-ups of the same
+run.
+
 `--rounds N` repeats the set-ups N times, in reversed order every other round (the
 machine's load drifts); the JSON has every run and the per-set-up medians.
 
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -48,6 +55,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -138,10 +146,21 @@ def run_direct(workspace: Path, run_dir: Path, texts: list[str], args: argparse.
 
 
 def run_balanced(
-    workspace: Path, run_dir: Path, count: int, texts: list[str], args: argparse.Namespace, seed: int, kill: bool
+    workspace: Path,
+    run_dir: Path,
+    count: int,
+    texts: list[str],
+    args: argparse.Namespace,
+    seed: int,
+    kill: bool,
+    database_url: str | None = None,
 ) -> dict:
-    """`count` replicas behind HAProxy; with `kill`, VICTIM dies by SIGKILL during the load."""
+    """`count` replicas behind HAProxy; with `kill`, VICTIM dies by SIGKILL during the load;
+    with `database_url`, the store is that PostgreSQL database."""
     env = {"CSBOT_TORCH_THREADS": torch_threads(count, args.torch_threads)}
+    if database_url is not None:
+        env["CSBOT_DATABASE_URL"] = database_url
+    store: Path | str = database_url if database_url is not None else workspace / "store.db"
     started = time.monotonic()
     with replicas_behind_haproxy(workspace, run_dir, count, env=env, maxconn_per_server=args.maxconn) as topology:
         ready_s = time.monotonic() - started
@@ -159,7 +178,7 @@ def run_balanced(
     result = {
         "ready_s": round(ready_s, 1),
         **traffic_figures(traffic),
-        "store": audit_store(workspace / "store.db", traffic).to_json(),
+        "store": audit_store(store, traffic).to_json(),
         "haproxy": {
             name: {k: int(row[k] or 0) for k in ("stot", "wretr", "wredis", "eresp", "econ")}
             | {"status": row["status"]}
@@ -197,7 +216,9 @@ async def kill_when_busy(topology: Topology, victim: str, timeout: float = 30) -
     return {"replica": victim, "in_flight": in_flight, "at_utc": at_utc, "at": time.monotonic()}
 
 
-def one_setup(name: str, args: argparse.Namespace, texts: list[str], tmp: Path, seed: int) -> dict:
+def one_setup(
+    name: str, args: argparse.Namespace, texts: list[str], tmp: Path, seed: int, postgres: Any = None
+) -> dict:
     run_dir = tmp / f"{name}-{seed}"
     run_dir.mkdir()
     workspace = copy_workspace(args.workspace, run_dir / "ws")
@@ -207,7 +228,12 @@ def one_setup(name: str, args: argparse.Namespace, texts: list[str], tmp: Path, 
         result = run_direct(workspace, run_dir, texts, args, seed)
     else:
         count = int(name.split("-")[1])
-        result = run_balanced(workspace, run_dir, count, texts, args, seed, kill=name.endswith("kill"))
+        database_url = postgres.create_database() if name.endswith("-pg") else None
+        result = run_balanced(
+            workspace, run_dir, count, texts, args, seed, kill=name.endswith("kill"), database_url=database_url
+        )
+        if database_url is not None:
+            postgres.drop_database(database_url)
     result["loadavg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     store = result["store"]
     log(
@@ -218,6 +244,22 @@ def one_setup(name: str, args: argparse.Namespace, texts: list[str], tmp: Path, 
     if not args.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[Any]:
+    """A PostgreSQL server from the Debian package on 127.0.0.1, durable (fsync on), removed
+    afterwards."""
+    from tests.postgres import PostgresServer, postgres_bin_dir
+
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        raise SystemExit("--postgres: no PostgreSQL binaries (apt-get install postgresql)")
+    durable = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+    with PostgresServer(bin_dir, settings=durable) as server:
+        server.start()
+        log(f"PostgreSQL on {server.url()}")
+        yield server
 
 
 def medians(runs: list[dict]) -> dict[str, Any]:
@@ -270,6 +312,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="the JSON file [bench/results/replicas/replicas.json]")
     parser.add_argument("--keep", action="store_true", help="keep each set-up's workspace and logs (printed)")
+    parser.add_argument("--postgres", action="store_true", help="add the replica counts with the store on PostgreSQL")
     args = parser.parse_args()
 
     if not (args.workspace / "workspace.json").exists():
@@ -281,16 +324,21 @@ def main() -> None:
         )
     texts = [t for t in customer_messages(args.data) if len(t) <= 4000]
     setups = ([] if args.no_baseline else ["direct"]) + [f"haproxy-{n}" for n in args.replicas]
+    if args.postgres:
+        setups += [f"haproxy-{n}-pg" for n in args.replicas]
     if args.kill:
         setups.append("haproxy-3-kill")
     runs: dict[str, list[dict]] = {name: [] for name in setups}
     tmp = Path(tempfile.mkdtemp(prefix="csbot-replicas-"))
+    stack = contextlib.ExitStack()
     try:
+        postgres = stack.enter_context(throwaway_postgres()) if args.postgres else None
         for round_index in range(args.rounds):
             order = setups if round_index % 2 == 0 else list(reversed(setups))
             for name in order:
-                runs[name].append(one_setup(name, args, texts, tmp, seed=args.seed + round_index))
+                runs[name].append(one_setup(name, args, texts, tmp, seed=args.seed + round_index, postgres=postgres))
     finally:
+        stack.close()
         if args.keep:
             log(f"workspaces and logs kept in {tmp}")
         else:

@@ -238,6 +238,9 @@ class PostgresDatabase(SqlDatabase):
 
         try:
             self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            # how long any lock is waited for, the write lock included (SQLite's busy_timeout);
+            # set once here, so that a write transaction costs no statement to set it
+            self._conn.execute(f"set lock_timeout = {int(DEFAULT_WRITE_WAIT_S * 1000)}")
         except psycopg.OperationalError as e:
             raise StoreUnavailableError(self.where, _first_line(e), _UNREACHABLE_FIX) from None
         except psycopg.ProgrammingError as e:  # a malformed URL
@@ -298,7 +301,8 @@ class PostgresDatabase(SqlDatabase):
             with self._errors(), conn.transaction():
                 if self._depth == 1:
                     # lock_timeout bounds the wait for the advisory lock (LockNotAvailable past it)
-                    conn.execute(f"set local lock_timeout = {int(wait_s * 1000)}")
+                    if wait_s != DEFAULT_WRITE_WAIT_S:
+                        conn.execute(f"set local lock_timeout = {int(wait_s * 1000)}")
                     try:
                         conn.execute("select pg_advisory_xact_lock(%s)", [WRITE_LOCK_KEY])
                     except Exception as e:
@@ -308,7 +312,6 @@ class PostgresDatabase(SqlDatabase):
                             reason = f"its write lock stayed taken for {wait_s:g} s"
                             raise StoreUnavailableError(self.where, reason, fix or "retry shortly") from e
                         raise
-                    conn.execute("set local lock_timeout = 0")
                 yield
         finally:
             self._depth -= 1
