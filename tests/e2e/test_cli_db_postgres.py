@@ -71,7 +71,9 @@ def test_conversations_move_from_sqlite_to_postgres_and_back_the_same(tmp_path: 
     assert "line 1" in _one_error_line(again) and "already in the store" in again.stderr
 
 
-def test_a_postgres_store_migrated_by_a_newer_csbot_is_refused_in_one_line(tmp_path: Path, postgres_url: str):
+def test_a_postgres_store_migrated_by_a_newer_csbot_is_refused_in_one_line(
+    tmp_path: Path, postgres_url: str, demo_workspace: Path
+):
     ws = tmp_path / "ws"
     ws.mkdir()
     ConversationStore(postgres_url).open().close()
@@ -84,6 +86,9 @@ def test_a_postgres_store_migrated_by_a_newer_csbot_is_refused_in_one_line(tmp_p
     assert "m042_from_the_future" in line and "upgrade csbot" in line
     status = _csbot("db", "status", "--workspace", str(ws), url=postgres_url)
     assert status.exit_code == 0 and last_json(status.stdout)["unknown"] == ["m042_from_the_future"]
+    # a replica of this (older) csbot refuses to serve it, before its port opens
+    line = _one_error_line(_csbot("serve", "--workspace", str(demo_workspace), "--port", "1", url=postgres_url))
+    assert "m042_from_the_future" in line
 
 
 def test_a_database_that_does_not_answer_or_is_not_postgres_is_one_line(tmp_path: Path, demo_workspace: Path):
