@@ -1,4 +1,5 @@
-"""The agent-panel tests' fixtures: a real SQLite store in a temp dir, a hand-moved clock,
+"""The agent-panel tests' fixtures: a real store (a SQLite file in a temp dir, and a fresh
+database on a real PostgreSQL server: every test runs on both), a hand-moved clock,
 and agents (alice, bob: role agent; boss: admin) whose password hash is computed once per
 test session: scrypt takes tens of milliseconds on purpose, and most tests need agents,
 not hashing (test_accounts adds its own through `AgentAccounts.add`)."""
@@ -18,9 +19,10 @@ from tests.bot.agents.helpers import FakeClock
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    with ConversationStore(tmp_path / "store.db").open() as s:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConversationStore]:
+    target = tmp_path / "store.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    with ConversationStore(target).open() as s:
         yield s
 
 

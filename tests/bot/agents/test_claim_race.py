@@ -25,7 +25,7 @@ class SlowReader(ConversationHandling):
         return row
 
 
-def race(path: Path, step: Callable[[ConversationHandling, Agent], object], agents: list[Agent]) -> list[object]:
+def race(path: Path | str, step: Callable[[ConversationHandling, Agent], object], agents: list[Agent]) -> list[object]:
     """Run `step` for each agent in its own thread with its own store connection, all
     released at once; returns each one's result or the exception it raised."""
     barrier = threading.Barrier(len(agents))
@@ -51,7 +51,7 @@ def race(path: Path, step: Callable[[ConversationHandling, Agent], object], agen
 def test_of_two_simultaneous_claims_exactly_one_wins(tmp_path, store, alice, bob) -> None:
     for _ in range(5):  # a few rounds: the threads interleave differently each time
         cid = pending_conversation(store)
-        results = race(tmp_path / "store.db", lambda h, a, cid=cid: h.claim(cid, a).agent_name, [alice, bob])
+        results = race(store.target, lambda h, a, cid=cid: h.claim(cid, a).agent_name, [alice, bob])
         winners = [r for r in results if isinstance(r, str)]
         losers = [r for r in results if isinstance(r, ConversationHeldError)]
         assert len(winners) == 1 and len(losers) == 1, results
@@ -62,7 +62,7 @@ def test_of_two_simultaneous_claims_exactly_one_wins(tmp_path, store, alice, bob
 
 def test_of_two_simultaneous_first_replies_one_is_written(tmp_path, store, alice, bob) -> None:
     cid = pending_conversation(store)
-    results = race(tmp_path / "store.db", lambda h, a: h.send(cid, a, f"{a.name} here"), [alice, bob])
+    results = race(store.target, lambda h, a: h.send(cid, a, f"{a.name} here"), [alice, bob])
     assert sorted(type(r).__name__ for r in results) == ["ConversationHeldError", "int"]
     agent_messages = [m for m in store.messages(cid) if m["role"] == "agent"]
     assert len(agent_messages) == 1

@@ -90,6 +90,6 @@ def test_the_signature_changes_with_the_queue_but_not_with_time(store, handling,
 
 def test_the_queue_reads_another_connections_writes(tmp_path, store, alice, clock) -> None:
     cid = pending_conversation(store, clock)
-    with ConversationStore(tmp_path / "store.db").open() as other:
+    with ConversationStore(store.target).open() as other:
         ConversationHandling(other, clock=clock).claim(cid, alice)
     assert [i.conversation_id for i in ConversationHandling(store, clock=clock).queue().open] == [cid]

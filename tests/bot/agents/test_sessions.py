@@ -67,7 +67,7 @@ def test_a_session_ends_at_its_absolute_lifetime_even_when_in_use(store, session
     with pytest.raises(NotSignedInError) as caught:
         sessions.authenticate(token)
     assert caught.value.reason == "expired"
-    assert store.db.sqlite.table("agent_sessions").count == 0  # the expired row went
+    assert store.db.count_where("agent_sessions", "true") == 0  # the expired row went
 
 
 def test_use_keeps_a_session_alive_and_idling_ends_it(store, sessions, alice, clock) -> None:
@@ -100,7 +100,7 @@ def test_signing_in_clears_out_dead_sessions(store, sessions, alice, clock) -> N
     sessions.sign_in("alice", PASSWORD, None)
     clock.advance(minutes=31)
     sessions.sign_in("alice", PASSWORD, None)
-    assert store.db.sqlite.table("agent_sessions").count == 1
+    assert store.db.count_where("agent_sessions", "true") == 1
 
 
 def test_csrf_needs_the_sessions_exact_token(sessions, alice) -> None:
@@ -165,7 +165,7 @@ def test_a_disabled_agent_gets_the_same_failure_and_it_counts(store, sessions, a
     accounts.disable("alice")
     with pytest.raises(SignInFailedError, match="wrong name or password"):
         sessions.sign_in("alice", PASSWORD, "10.0.0.1")
-    assert store.db.sqlite.table("sign_in_failures").count == 2  # one per name, one per address
+    assert store.db.count_where("sign_in_failures", "true") == 2  # one per name, one per address
 
 
 def test_a_session_of_an_agent_disabled_behind_its_back_is_refused(store, sessions, alice) -> None:
