@@ -1,10 +1,13 @@
-"""The conversation store: SQLite through sqlite-utils, in WAL mode.
+"""The conversation store: SQLite through sqlite-utils, in WAL mode (the default), or
+PostgreSQL through psycopg 3 (`CSBOT_DATABASE_URL`), behind one interface.
 
 - `conversations`: `ConversationStore`, conversations, turns, handoffs and their reads;
 - `feedback`: ratings of bot replies and CSAT scores;
 - `channels`: the messaging channels' inbox and outbox;
 - `retention`: erasure and finding conversations to erase;
-- `connection`: opening the file (owner-only, WAL, migrated) and the write transaction;
+- `database`: the two databases behind one small interface (`SqlDatabase`), typed errors;
+- `connection`: opening the store (a file owner-only in WAL, or a database URL), migrated,
+  and the write transaction;
 - `schema`: the migrations that build the schema, and applying them (locked, all or nothing);
 - `admin`: schema status, upgrade, export and import of conversations (`csbot db`; imported
   by its users, not here);

@@ -291,7 +291,8 @@ class ConversationStore(FeedbackMixin, RetentionMixin, ChannelsMixin):
 
     def iter_messages(self) -> Iterator[dict[str, Any]]:
         """Every message of every conversation, grouped by conversation (in creation
-        order) and in turn order within one; `sources` decoded. One query, streamed."""
+        order) and in turn order within one; `sources` decoded. One query, streamed from
+        SQLite (PostgreSQL's rows arrive whole: `PostgresDatabase.query`)."""
         rows = self.db.query(
             "select m.* from messages m join conversations c on c.id = m.conversation_id "
             "order by c.created_at, c.id, m.turn"
