@@ -21,7 +21,6 @@ are skipped, except under CI=true, where its absence fails them.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import time
@@ -31,12 +30,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.traffic import Traffic, audit_store, run_customers
+from tests.deploy.traffic import (
+    Traffic,
+    assert_everyone_answered,
+    audit_store,
+    demo_customer_texts,
+    run_customers,
+    wait_until_busy,
+)
 from tests.helpers import REPO
 from tests.serving import (
     HAPROXY,
     SHARED_SECRET,
-    Balancer,
     Topology,
     copy_workspace,
     log_tail,
@@ -78,19 +83,7 @@ def replicas(haproxy, demo_workspace, tmp_path_factory) -> Iterator[Topology]:
 
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
-    """The customer turns of the demo data, as the customers' messages."""
-    found = []
-    with (REPO / "data" / "conversations.jsonl").open(encoding="utf-8") as f:
-        for line in f:
-            found += [t["text"] for t in json.loads(line)["turns"] if t["role"] == "customer" and len(t["text"]) < 500]
-    return found
-
-
-def assert_everyone_answered(traffic: Traffic, expected: int) -> None:
-    assert traffic.conversations_failed == 0, traffic.failures
-    assert not traffic.refused, f"answers that no retry can cure: {dict(traffic.refused)}"
-    assert traffic.gave_up == 0, f"messages still unanswered after retrying: {traffic.gave_up}"
-    assert len(traffic.answered()) == expected
+    return demo_customer_texts(REPO / "data")
 
 
 def test_every_message_over_the_balancer_is_stored_once_with_its_reply(replicas, texts):
@@ -151,19 +144,6 @@ def test_one_message_sent_to_every_replica_at_once_is_one_turn(replicas, texts):
         timeout=60,
     )
     assert reused.status_code == 409 and reused.json()["code"] == "client_message_id_conflict", reused.text
-
-
-async def wait_until_busy(balancer: Balancer, replica: str, after: int, timeout: float = 60) -> int:
-    """Wait until `replica` has taken more than `after` requests and has one under way right
-    now (HAProxy's counts); returns how many it has under way."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        row = (await asyncio.to_thread(balancer.server_stats))[replica]
-        if int(row["stot"]) > after and int(row["scur"]) > 0:
-            return int(row["scur"])
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"replica {replica} never had a request in flight after its first {after} in {timeout} s")
 
 
 def test_a_replica_killed_during_load_loses_and_doubles_nothing(replicas, texts):

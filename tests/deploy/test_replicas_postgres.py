@@ -19,14 +19,19 @@ except under CI=true, where their absence fails them.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_replicas import wait_until_busy
-from tests.deploy.traffic import Traffic, audit_store, run_customers
+from tests.deploy.traffic import (
+    Traffic,
+    assert_everyone_answered,
+    audit_store,
+    demo_customer_texts,
+    run_customers,
+    wait_until_busy,
+)
 from tests.helpers import REPO
 from tests.postgres import PostgresServer
 from tests.serving import HAPROXY, Topology, copy_workspace, log_tail, replicas_behind_haproxy
@@ -62,18 +67,7 @@ def replicas(store_url: str, demo_workspace: Path, tmp_path_factory: pytest.Temp
 
 @pytest.fixture(scope="module")
 def texts() -> list[str]:
-    found = []
-    with (REPO / "data" / "conversations.jsonl").open(encoding="utf-8") as f:
-        for line in f:
-            found += [t["text"] for t in json.loads(line)["turns"] if t["role"] == "customer" and len(t["text"]) < 500]
-    return found
-
-
-def assert_everyone_answered(traffic: Traffic, expected: int) -> None:
-    assert traffic.conversations_failed == 0, traffic.failures
-    assert not traffic.refused, f"answers that no retry can cure: {dict(traffic.refused)}"
-    assert traffic.gave_up == 0, f"messages still unanswered after retrying: {traffic.gave_up}"
-    assert len(traffic.answered()) == expected
+    return demo_customer_texts(REPO / "data")
 
 
 def test_every_message_over_the_balancer_is_stored_once_in_postgres(replicas, store_url, texts):

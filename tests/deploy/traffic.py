@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.serving import REPLICA_HEADER
+from tests.serving import REPLICA_HEADER, Balancer
 
 # answers a retry can cure: the balancer found no replica (502/503), a replica is busy or
 # loading (503 with Retry-After), a turn was dropped before it started (503), a gateway timeout
@@ -363,3 +363,34 @@ def _audit_conversation(
             counts["stored_unanswered"] += 1
     if stored_ids != [i for i in sent_ids if i in set(stored_ids)]:
         problem("out_of_order", f"{conversation_id}: stored {stored_ids}, sent {sent_ids}")
+
+
+def demo_customer_texts(data: Path) -> list[str]:
+    """The customer turns of the demo data (`data/conversations.jsonl`), as the simulated
+    customers' messages."""
+    found = []
+    with (data / "conversations.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            found += [t["text"] for t in json.loads(line)["turns"] if t["role"] == "customer" and len(t["text"]) < 500]
+    return found
+
+
+def assert_everyone_answered(traffic: Traffic, expected: int) -> None:
+    """Every customer got an answer to each of the `expected` messages, retries included."""
+    assert traffic.conversations_failed == 0, traffic.failures
+    assert not traffic.refused, f"answers that no retry can cure: {dict(traffic.refused)}"
+    assert traffic.gave_up == 0, f"messages still unanswered after retrying: {traffic.gave_up}"
+    assert len(traffic.answered()) == expected
+
+
+async def wait_until_busy(balancer: Balancer, replica: str, after: int, timeout: float = 60) -> int:
+    """Wait until `replica` has taken more than `after` requests and has one under way right
+    now (HAProxy's counts); returns how many it has under way."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        row = (await asyncio.to_thread(balancer.server_stats))[replica]
+        if int(row["stot"]) > after and int(row["scur"]) > 0:
+            return int(row["scur"])
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"replica {replica} never had a request in flight after its first {after} in {timeout} s")
