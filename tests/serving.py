@@ -36,6 +36,21 @@ from retrieval.errors import CsbotError
 REPO = Path(__file__).resolve().parents[1]
 CSBOT = Path(sys.executable).with_name("csbot")
 HAPROXY = Path("/usr/sbin/haproxy")
+
+
+def require_haproxy() -> Path:
+    """HAProxy's binary; its absence skips the caller's test, or fails it under CI=true
+    (where .ci/run must have installed it)."""
+    if not HAPROXY.exists():
+        import pytest
+
+        reason = f"{HAPROXY} is absent (apt-get install haproxy): the replicas topology cannot run"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must install it (.ci/run)")
+        pytest.skip(reason)
+    return HAPROXY
+
+
 REPLICA_HEADER = "X-Csbot-Replica"
 READY_TIMEOUT_S = 180.0
 # one secret for every replica of a topology (they share the workspace, and a secret made

@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -185,17 +185,12 @@ def export_conversations(path: Path | str, out_jsonl: Path) -> MoveReport:
     return MoveReport(out_jsonl, conversations, messages)
 
 
-def _rows(db: SqlDatabase, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-    return list(db.query(sql, params))
-
-
 def _exported(db: SqlDatabase, c: dict[str, Any]) -> dict[str, Any]:
-    rows = list(_rows(db, "select * from messages where conversation_id = ? order by turn", [c["id"]]))
+    rows = list(db.query("select * from messages where conversation_id = ? order by turn", [c["id"]]))
     turn_of = {r["id"]: n for n, r in enumerate(rows)}
     ratings = {
         r["message_id"]: r
-        for r in _rows(
-            db,
+        for r in db.query(
             "select f.* from feedback f join messages m on m.id = f.message_id where m.conversation_id = ?",
             [c["id"]],
         )
@@ -203,7 +198,7 @@ def _exported(db: SqlDatabase, c: dict[str, Any]) -> dict[str, Any]:
     turns = [_exported_turn(r, ratings.get(r["id"])) for r in rows]
     csat = [
         {"score": r["score"], "comment": r["comment"], "created_at": r["created_at"]}
-        for r in _rows(db, "select * from csat where conversation_id = ?", [c["id"]])
+        for r in db.query("select * from csat where conversation_id = ?", [c["id"]])
     ]
     handoffs = [
         {
@@ -211,7 +206,7 @@ def _exported(db: SqlDatabase, c: dict[str, Any]) -> dict[str, Any]:
             **{k: h[k] for k in ("reason", "status", "created_at", "claimed_at", "first_response_at", "closed_at")},
             "outcome": h["outcome"],
         }
-        for h in _rows(db, "select * from handoffs where conversation_id = ? order by id", [c["id"]])
+        for h in db.query("select * from handoffs where conversation_id = ? order by id", [c["id"]])
     ]
     first_intent = next((t["intent"] for t in turns if t["role"] == "bot" and t.get("intent")), None)
     return {

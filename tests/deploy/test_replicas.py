@@ -21,7 +21,6 @@ are skipped, except under CI=true, where its absence fails them.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -40,13 +39,13 @@ from tests.deploy.traffic import (
 )
 from tests.helpers import REPO
 from tests.serving import (
-    HAPROXY,
     SHARED_SECRET,
     Topology,
     copy_workspace,
     log_tail,
     quiet_serve_env,
     replicas_behind_haproxy,
+    require_haproxy,
     start_serve,
 )
 
@@ -61,12 +60,7 @@ VICTIM = "r2"
 @pytest.fixture(scope="module")
 def haproxy() -> Path:
     """HAProxy's binary; its absence skips these tests, or fails them under CI=true."""
-    if not HAPROXY.exists():
-        reason = f"{HAPROXY} is absent (apt-get install haproxy): the replicas topology cannot run"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must install it (.ci/run)")
-        pytest.skip(reason)
-    return HAPROXY
+    return require_haproxy()
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from tests.deploy.traffic import (
 )
 from tests.helpers import REPO
 from tests.postgres import PostgresServer
-from tests.serving import HAPROXY, Topology, copy_workspace, log_tail, replicas_behind_haproxy
+from tests.serving import Topology, copy_workspace, log_tail, replicas_behind_haproxy, require_haproxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,8 +52,7 @@ def store_url(postgres_server: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def replicas(store_url: str, demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    if not HAPROXY.exists():
-        pytest.skip(f"{HAPROXY} is absent (apt-get install haproxy)")
+    require_haproxy()  # absent: skipped, or failed under CI=true
     run_dir = tmp_path_factory.mktemp("replicas-pg")
     workspace = copy_workspace(demo_workspace, run_dir / "ws")
     env = {"CSBOT_TORCH_THREADS": "1", "CSBOT_DATABASE_URL": store_url}
