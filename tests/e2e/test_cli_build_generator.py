@@ -2,6 +2,7 @@
 one `finetune round`, and a rebuild of the same data reuses it instead of training again."""
 
 import json
+import shutil
 
 import pytest
 
@@ -18,9 +19,19 @@ def models(ws):
     return json.loads(run_csbot("models", "list", "--json", workspace=ws).stdout.strip().splitlines()[-1])
 
 
+def demo_data_with_few_heldout(tmp_path, conversations=6):
+    """The demo's data with its held-out file cut to a few conversations: an untrained
+    model decodes every reply to full length, and scoring it on all 184 held-out pairs
+    costs minutes without testing anything more."""
+    data = shutil.copytree(REPO / "data", tmp_path / "data")
+    lines = (data / "heldout.jsonl").read_text().splitlines(keepends=True)
+    (data / "heldout.jsonl").write_text("".join(lines[:conversations]))
+    return data
+
+
 def test_build_trains_a_generator_once_and_the_assistant_uses_it_only_if_promoted(tmp_path):
     ws = tmp_path / "ws"
-    build = ["build", "--data", str(REPO / "data"), "--generator-minutes", "0.1"]
+    build = ["build", "--data", str(demo_data_with_few_heldout(tmp_path)), "--generator-minutes", "0.1"]
     first = run_csbot(*build, workspace=ws)
     [model] = models(ws)
     used = "the GPT-2 generator" if model["promoted"] else "the retrieval composer"
