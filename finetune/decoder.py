@@ -39,6 +39,7 @@ from finetune.decoding import (
 )
 from finetune.prompt import END_OF_REPLY, RESPONSE
 from retrieval.errors import ArtifactMismatchError
+from retrieval.threads import MODEL_CONSTRUCTION_LOCK
 
 if TYPE_CHECKING:
     from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
@@ -174,10 +175,12 @@ class GPT2Generator:
 
         if self._fast is None:
             self.load()
-            try:
-                self._fast = GPT2Decoder(self.model, int8=self.config.int8)
-            except UnsupportedModelError:
-                self._fast = False
+            with MODEL_CONSTRUCTION_LOCK:  # the int8 copies are new modules: see the lock's note
+                if self._fast is None:
+                    try:
+                        self._fast = GPT2Decoder(self.model, int8=self.config.int8)
+                    except UnsupportedModelError:
+                        self._fast = False
         return self._fast or None
 
     @property
@@ -366,11 +369,13 @@ def _load_model_dir(
     except (OSError, ValueError) as e:
         raise ArtifactMismatchError(f"{d / MODEL_META} is not readable JSON ({e})") from e
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(d), local_files_only=True)
+        with MODEL_CONSTRUCTION_LOCK:
+            tokenizer = AutoTokenizer.from_pretrained(str(d), local_files_only=True)
     except (OSError, ValueError) as e:
         raise ArtifactMismatchError(f"cannot load the tokenizer saved in {d}: {_first_line(e)}") from e
     try:
-        model = GPT2LMHeadModel.from_pretrained(str(d), local_files_only=True)
+        with MODEL_CONSTRUCTION_LOCK:
+            model = GPT2LMHeadModel.from_pretrained(str(d), local_files_only=True)
     except Exception as e:  # corrupt weights raise their library's own types
         raise ArtifactMismatchError(f"cannot load GPT-2 weights from {d} ({type(e).__name__}: {_first_line(e)})") from e
     rows = model.transformer.wte.num_embeddings

@@ -29,6 +29,7 @@ from finetune.tokenizer import add_csbot_tokens, train_tokenizer
 from finetune.trainer_hooks import LogCallback, TimeBudget, ddp_backend, quiet_stdout, world_size
 from retrieval.entities import mask_entities
 from retrieval.errors import CsbotError
+from retrieval.threads import MODEL_CONSTRUCTION_LOCK
 
 SCRATCH = "scratch"
 
@@ -167,9 +168,10 @@ def _load_tokenizer(base: str, allow_download: bool):
     if _is_local(base) and not Path(base).expanduser().is_dir():
         raise BaseNotAvailableError(base, f"no directory {base}")
     try:
-        return AutoTokenizer.from_pretrained(
-            str(Path(base).expanduser()) if _is_local(base) else base, local_files_only=not allow_download
-        )
+        with MODEL_CONSTRUCTION_LOCK:
+            return AutoTokenizer.from_pretrained(
+                str(Path(base).expanduser()) if _is_local(base) else base, local_files_only=not allow_download
+            )
     except (OSError, ValueError) as e:
         # OSError: not in the cache / no such repo; ValueError: no loadable tokenizer files
         if _is_local(base):
@@ -185,7 +187,8 @@ def _load_model(base: str, allow_download: bool):
 
     path = str(Path(base).expanduser()) if _is_local(base) else base
     try:
-        model = GPT2LMHeadModel.from_pretrained(path, local_files_only=not allow_download)
+        with MODEL_CONSTRUCTION_LOCK:
+            model = GPT2LMHeadModel.from_pretrained(path, local_files_only=not allow_download)
     except OSError as e:
         if _is_local(base):
             raise BaseModelError(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrieval.config import EmbedderBackend, EmbedderConfig
 from retrieval.errors import EmbedderLoadError, EmbedderNotLoadedError
+from retrieval.threads import MODEL_CONSTRUCTION_LOCK
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,7 +155,8 @@ def export_onnx(source: Path, fingerprint: str, backend: EmbedderBackend, target
     import torch
     from sentence_transformers import SentenceTransformer
 
-    model: Any = SentenceTransformer(str(source), device="cpu", local_files_only=True)
+    with MODEL_CONSTRUCTION_LOCK:
+        model: Any = SentenceTransformer(str(source), device="cpu", local_files_only=True)
     _check_exportable(model, source)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -290,7 +292,8 @@ class _OnnxSentenceModel:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        with MODEL_CONSTRUCTION_LOCK:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         return cls(session, tokenizer, list(manifest["inputs"]), int(manifest["max_seq_length"]))
 
     @property
@@ -399,7 +402,8 @@ class SentenceEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            with MODEL_CONSTRUCTION_LOCK:
+                model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except Exception as exc:
             raise EmbedderLoadError(f"could not load embedding model from {str(path)!r} ({exc}): {_FIX}") from exc
         # renamed in sentence-transformers 5.x; keep working with 3.x/4.x

@@ -1,9 +1,19 @@
 """Thread settings for torch (encoding), FAISS (search) and BLAS (numpy/scikit-learn),
-set once per process."""
+set once per process; and the lock that every model construction in a process holds."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
+
+# transformers builds a model by patching torch for the whole process while
+# `from_pretrained` runs (modules made on the meta device, the weight initialisers
+# replaced by no-ops, the default dtype): a module that another thread builds or copies at
+# that moment comes out with tensors it cannot use ("set_data ... incompatible tensor
+# type"). The server's inference workers are threads that load their models on their first
+# turns, all at once; so every model construction (sentence-transformers, GPT-2, the
+# decoder's int8 copies) holds this lock. Process-wide by nature: so is what it guards.
+MODEL_CONSTRUCTION_LOCK = threading.RLock()
 
 
 def configure_threads(torch_threads: int, faiss_threads: int, blas_threads: int = 1) -> None:

@@ -289,3 +289,30 @@ def test_digits_are_only_copied_from_the_prompt_even_from_a_model_that_loves_num
     assert free - allowed, "the boosted model should invent digits when unconstrained"
     constrained, allowed = digits_written(True)
     assert constrained <= allowed
+
+
+@pytest.mark.slow
+def test_composers_loading_in_several_threads_at_once_all_generate(tiny_dir) -> None:
+    # the server's inference workers are threads, each with its own assistant, and their first
+    # turns arrive together: loading a model (transformers patches torch's globals while it
+    # builds one) must not break another thread's model or int8 copy on the way
+    import threading
+
+    workers = 8
+    start = threading.Barrier(workers)
+    turns: list = [None] * workers
+
+    def first_turn(i: int) -> None:
+        c = composer(tiny_dir, max_new_tokens=8, candidates=1)
+        start.wait()
+        turns[i] = c.compose_with_candidates(request(slots={"order_id": "#40318275"}))
+
+    threads = [threading.Thread(target=first_turn, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    notes = [t.reply.note or "" for t in turns]
+    assert not [n for n in notes if "generation failed" in n], notes
+    # greedy decoding of one model: every thread decoded the same reply
+    assert len({t.generated.text for t in turns}) == 1
