@@ -97,3 +97,20 @@ class ReplicaSettingsConflictError(StoreError):
             f"this replica's settings differ from those of running {other}: {named}. Start it with the same "
             "settings as the running replicas, or stop them all first to change these settings"
         )
+
+
+class SqliteOnSeveralMachinesError(ReplicaSettingsConflictError):
+    """A replica was started on another machine than the running replicas of a workspace
+    whose store is SQLite. SQLite keeps the processes of one machine in step through shared
+    memory and the kernel's file locks; over a network file system, replicas on two
+    machines would corrupt the store or lose turns."""
+
+    def __init__(self, other: str, differences: dict[str, tuple[str, str]]):
+        self.other, self.differences = other, differences
+        StoreError.__init__(
+            self,
+            f"the workspace's SQLite store is in use by {other}, which runs on another machine: SQLite "
+            "serves the replicas of one machine only. For replicas on several machines, put the store "
+            "in PostgreSQL: set CSBOT_DATABASE_URL=postgresql://... on every replica "
+            "(`csbot db export` / `csbot db import` move the conversations; docs/deployment.md)",
+        )

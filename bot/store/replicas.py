@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.store.connection import open_sqlite
 from bot.store.database import PostgresDatabase, SqlDatabase, SqliteDatabase, is_database_url
-from bot.store.errors import ReplicaSettingsConflictError, StoreError
+from bot.store.errors import ReplicaSettingsConflictError, SqliteOnSeveralMachinesError, StoreError
 
 if TYPE_CHECKING:
     from bot.settings import CsbotSettings
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("csbot.server")
 
 TABLE = "replicas"
+# the replica setting that keeps a SQLite store's replicas on one machine
+SQLITE_MACHINE_KEY = "sqlite.machine"
 # how long registering waits for another process's write lock (another replica starting)
 REGISTER_LOCK_WAIT_S = 30.0
 # index settings that size the work, not the answer: each replica may pick its own
@@ -83,6 +85,10 @@ def replica_settings(settings: CsbotSettings) -> dict[str, str]:
     - `server.redis` and `server.redis_url_sha256`: whether rate limits and locks are
       shared through Redis, and which Redis (the URL with its password removed, hashed:
       never the secret, nor a URL an operator would not want in a database).
+    - `sqlite.machine` (SQLite stores only): the machine the replica runs on
+      (`machine_id`), because SQLite serves the processes of one machine only; a replica
+      on another machine is refused with `SqliteOnSeveralMachinesError`. PostgreSQL
+      stores have no such key: their replicas may run anywhere.
 
     Out: the store's schema, which the migrations guard on their own (a replica refuses a
     store that a newer csbot migrated, `refuse_newer_schema`), so that a rolling upgrade to
@@ -104,6 +110,8 @@ def replica_settings(settings: CsbotSettings) -> dict[str, str]:
         "server.redis": redis_url is not None,
         "server.redis_url_sha256": _url_digest(redis_url.get_secret_value()) if redis_url is not None else None,
     }
+    if not is_database_url(settings.store_target):
+        values[SQLITE_MACHINE_KEY] = machine_id()
     for f in fields(settings.index):
         if f.name not in _PER_REPLICA_INDEX_FIELDS:
             values[f"index.{f.name}"] = getattr(settings.index, f.name)
@@ -137,6 +145,8 @@ def register_replica(
         others = [row for row in _rows(db) if row.id != replica_id]
         for other in others:
             differences = settings_differences(dict(settings_map), other.settings)
+            if SQLITE_MACHINE_KEY in differences:
+                raise SqliteOnSeveralMachinesError(other.where, differences)
             if differences:
                 raise ReplicaSettingsConflictError(other.where, differences)
         db.execute(
@@ -172,6 +182,17 @@ def live_replicas(db: SqlDatabase, live_seconds: float) -> list[ReplicaRow]:
     """The replicas whose heartbeat is within `live_seconds` (reads only)."""
     cutoff = _iso(_now() - timedelta(seconds=live_seconds))
     return [row for row in _rows(db) if row.heartbeat_at >= cutoff]
+
+
+def machine_id() -> str:
+    """The machine this process runs on, as SQLite's locking sees it: the running kernel's
+    boot id, which every process and container of one machine share (containers have
+    hostnames of their own but the host's kernel) and which differs between machines.
+    Off Linux, the hostname."""
+    try:
+        return "boot:" + Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return "host:" + socket.gethostname()
 
 
 def settings_differences(mine: Mapping[str, str], theirs: Mapping[str, str]) -> dict[str, tuple[str, str]]:

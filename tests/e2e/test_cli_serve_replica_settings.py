@@ -5,6 +5,7 @@ the same settings serves beside it. A clean shutdown removes each replica's row.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
@@ -65,3 +66,30 @@ def test_a_replica_with_another_conversation_lock_is_refused_and_one_with_the_sa
     for server in (first, twin):
         assert "Traceback" not in server.log_path.read_text(errors="replace"), log_tail(server.log_path)
     assert _replica_rows(workspace / "store.db") == []  # clean shutdowns unregistered both
+
+
+def test_a_replica_on_another_machine_than_the_running_one_is_refused_on_a_sqlite_store(demo_workspace, tmp_path):
+    workspace = copy_workspace(demo_workspace, tmp_path / "ws")
+    env = quiet_serve_env(CSBOT_SECRET_KEY=SHARED_SECRET, CSBOT_TORCH_THREADS="1")
+    first = start_serve(workspace, tmp_path / "first.log", name="first", env=env)
+    second = None
+    try:
+        _wait_listening(first)
+        # the running replica, as a replica on another machine sharing this workspace over a
+        # network file system would find it: the same settings, another machine
+        [(replica_id, settings)] = _replica_rows(workspace / "store.db")
+        moved = {**json.loads(settings), "sqlite.machine": "boot:another-machine"}
+        with sqlite3.connect(workspace / "store.db") as db:
+            db.execute("update replicas set settings = ? where id = ?", [json.dumps(moved), replica_id])
+        second = start_serve(workspace, tmp_path / "second.log", name="second", env=env)
+        status = second.wait_exit(timeout=120)
+        log = log_tail(second.log_path)
+        assert status == 1, log
+        errors = [line for line in log.splitlines() if "error:" in line]
+        assert len(errors) == 1 and "Traceback" not in log, log
+        assert "runs on another machine" in errors[0] and "CSBOT_DATABASE_URL=postgresql://" in errors[0], log
+        assert first.running
+    finally:
+        for server in (second, first):
+            if server is not None:
+                server.stop()

@@ -18,11 +18,13 @@ from sqlite_utils import Database
 from bot.settings import CsbotSettings
 from bot.store import ConversationStore
 from bot.store.database import SqliteDatabase
-from bot.store.errors import ReplicaSettingsConflictError
+from bot.store.errors import ReplicaSettingsConflictError, SqliteOnSeveralMachinesError
 from bot.store.replicas import (
+    SQLITE_MACHINE_KEY,
     ReplicaHeartbeat,
     heartbeat,
     live_replicas,
+    machine_id,
     new_replica_id,
     register_replica,
     replica_settings,
@@ -110,7 +112,7 @@ import sys, time
 from pathlib import Path
 from sqlite_utils import Database
 from bot.store.database import SqliteDatabase
-from bot.store.errors import ReplicaSettingsConflictError
+from bot.store.errors import ReplicaSettingsConflictError, SqliteOnSeveralMachinesError
 from bot.store.replicas import register_replica
 store, go, lock = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 with Database(store) as raw:
@@ -180,3 +182,28 @@ def test_the_replica_settings_name_what_must_agree_and_hold_no_redis_password(tm
     with sqlite3.connect(store) as raw:
         dumped = "\n".join(raw.iterdump())
     assert "server.redis_url_sha256" in dumped and PASSWORD not in dumped
+
+
+def test_a_sqlite_store_serves_the_replicas_of_one_machine_and_refuses_another_machine(db):
+    here = {**BASE, SQLITE_MACHINE_KEY: machine_id()}
+    register_replica(db, "a", here, live_seconds=LIVE_S, host="web-1", pid=11)
+    # another container of the same machine: its own hostname, the same kernel
+    register_replica(db, "b", dict(here), live_seconds=LIVE_S, host="web-2", pid=22)
+    elsewhere = {**BASE, SQLITE_MACHINE_KEY: "boot:0f3e-another-machine"}
+    with pytest.raises(SqliteOnSeveralMachinesError) as caught:
+        register_replica(db, "c", elsewhere, live_seconds=LIVE_S, host="web-3", pid=33)
+    message = str(caught.value)
+    assert "replica a (pid 11 on web-1)" in message and "CSBOT_DATABASE_URL=postgresql://" in message
+    assert [r.id for r in live_replicas(db, LIVE_S)] == ["a", "b"]  # nothing written for c
+
+
+def test_the_machine_is_a_replica_setting_of_sqlite_stores_only(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "workspace.json").write_text(json.dumps({"format": WORKSPACE_FORMAT, "embedder_id": "m@1"}))
+    on_sqlite = replica_settings(CsbotSettings.from_env(workspace, env={}))
+    assert on_sqlite[SQLITE_MACHINE_KEY] == machine_id() and machine_id().startswith(("boot:", "host:"))
+    on_postgres = replica_settings(
+        CsbotSettings.from_env(workspace, env={"CSBOT_DATABASE_URL": "postgresql://csbot@db.internal/csbot"})
+    )
+    assert SQLITE_MACHINE_KEY not in on_postgres
