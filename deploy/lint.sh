@@ -57,16 +57,19 @@ done
 if command -v kubectl >/dev/null 2>&1; then
     rendered="$(mktemp --suffix=.yaml)"
     trap 'rm -f "$rendered"' EXIT
-    render_and_validate() {
+    render_and_validate() {  # render_and_validate DIR: a kustomization, rendered, then validated
         local version
-        kubectl kustomize "$DEPLOY/k8s" >"$rendered" || return 1
+        kubectl kustomize "$1" >"$rendered" || return 1
         for version in $K8S_VERSIONS; do
             "$BIN/kubernetes-validate" --strict --quiet -k "$version" "$rendered" || return 1
         done
     }
-    check "kubectl kustomize deploy/k8s, validated" render_and_validate
+    check "kubectl kustomize deploy/k8s, validated" render_and_validate "$DEPLOY/k8s"
+    # the overlay's patches exist only once rendered: nothing else checks them
+    check "kubectl kustomize deploy/k8s-several-nodes, validated" render_and_validate "$DEPLOY/k8s-several-nodes"
 else
-    echo "--- kubectl kustomize deploy/k8s: skipped (no kubectl on PATH; the files were validated one by one)"
+    echo "--- kubectl kustomize deploy/k8s and deploy/k8s-several-nodes: skipped (no kubectl on PATH;"
+    echo "    the base's files were validated one by one, the overlay's patches were not)"
 fi
 
 if [ -x "$HAPROXY" ]; then

@@ -1,6 +1,7 @@
 """Three `csbot serve` replicas sharing one PostgreSQL store (CSBOT_DATABASE_URL) behind
-HAProxy, all real processes on 127.0.0.1: the several-hosts topology of deploy/, where no
-replica shares a file with another, proven without Docker.
+HAProxy, all real processes on 127.0.0.1: the several-hosts topology of deploy/ (no store
+file shared; the workspace's models and index in one directory, as a ReadWriteMany volume
+gives every host), proven without Docker.
 
 - load: every message a customer got an answer to is in PostgreSQL exactly once, with that
   answer right after it, in the order sent, answered by more than one replica;
