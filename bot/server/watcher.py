@@ -189,12 +189,13 @@ def events_after(store: ConversationStore, cursors: dict[str, int]) -> list[tupl
         chunk = pairs[start : start + _CONVERSATIONS_PER_QUERY]
         watched = "with watched(conversation_id, after) as (values " + ", ".join(["(?, ?)"] * len(chunk)) + ") "
         params = [value for pair in chunk for value in pair]
-        # CROSS JOIN keeps `watched` the outer loop, so messages are found through their
-        # (conversation_id, turn) index, not by a scan
+        # CROSS JOIN keeps `watched` the outer loop on SQLite, so messages are found through
+        # their (conversation_id, turn) index, not by a scan; the join condition is in WHERE
+        # because PostgreSQL allows no ON after CROSS JOIN
         for m in store.db.query(
             watched + "select m.id, m.conversation_id, m.role, m.action, m.text, m.created_at from watched w "
-            "cross join messages m on m.conversation_id = w.conversation_id "
-            "where m.id > w.after and (m.role = 'agent' or (m.role = 'system' and m.action in (?, ?)))",
+            "cross join messages m where m.conversation_id = w.conversation_id "
+            "and m.id > w.after and (m.role = 'agent' or (m.role = 'system' and m.action in (?, ?)))",
             [*params, *AGENT_SIDE_NOTICES],
         ):
             data = {"message_id": m["id"], "text": m["text"], "created_at": m["created_at"]}

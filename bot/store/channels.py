@@ -166,7 +166,9 @@ class ChannelsMixin(StoreConnection):
     def postpone_outgoing(self, outbox_id: int, at: float) -> None:
         """Give back a claimed row untried (an earlier message of its conversation waits)."""
         self.db.execute(
-            "update channel_outbox set attempts = max(attempts - 1, 0), next_attempt_at = ? "
+            # CASE, not max(a, b): two-argument max is SQLite's alone
+            "update channel_outbox set attempts = case when attempts > 0 then attempts - 1 else 0 end, "
+            "next_attempt_at = ? "
             "where id = ? and status = 'pending'",
             [iso(at), outbox_id],
         )

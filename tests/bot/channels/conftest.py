@@ -61,9 +61,11 @@ class DirectStore:
         return fn(self.store, *args)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    with ConversationStore(tmp_path / "store.db").open() as s:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConversationStore]:
+    """An open store on each back end: the channel queues' SQL runs on both."""
+    target = tmp_path / "store.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    with ConversationStore(target).open() as s:
         yield s
 
 

@@ -76,3 +76,15 @@ def test_a_done_message_leaves_no_copy_in_the_inbox_and_a_failed_one_keeps_no_ca
     done, failed = store.inbound()
     assert (done["status"], done["text"], done["processed_at"]) == ("done", "", iso(NOW + 1))
     assert failed["status"] == "failed" and "4111 1111" not in failed["text"] and failed["text"].endswith("1111")
+
+
+def test_a_postponed_row_is_given_back_untried_until_its_new_time(store):
+    message = {"text": "hi", "buttons": []}
+    store.record_inbound("slack", "e1", "c1", ADDRESS, "hello", NOW)  # the platform conversation
+    store.queue_outgoing("c1", "slack", ADDRESS, 1, "reply", message, NOW)
+    store.queue_outgoing("c1", "slack", ADDRESS, 2, "reply", message, NOW)
+    first, second = store.claim_outgoing(NOW, lease_s=60)
+    assert (first["attempts"], second["attempts"]) == (1, 1)
+    store.postpone_outgoing(second["id"], NOW + 30)  # the first failed: the second waits with it
+    [row] = [r for r in store.outgoing() if r["id"] == second["id"]]
+    assert (row["status"], row["attempts"], row["next_attempt_at"]) == ("pending", 0, iso(NOW + 30))

@@ -179,9 +179,11 @@ def test_a_quiet_stream_is_told_so_after_its_timeout_and_every_stream_ends_at_sh
     assert asyncio.run(scenario()) == ([], [None, None])
 
 
-def test_the_batch_query_reads_many_conversations_each_after_its_own_cursor(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def test_the_batch_query_reads_many_conversations_each_after_its_own_cursor(backend, request, tmp_path, monkeypatch):
     monkeypatch.setattr(watcher_module, "_CONVERSATIONS_PER_QUERY", 7)  # several chunks, cheaply
-    with ConversationStore(tmp_path / "store.db") as store:
+    target = tmp_path / "store.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    with ConversationStore(target) as store:
         conversations = [handed_off_conversation(store) for _ in range(30)]
         agent = {cid: store.record_agent_message(cid, f"for {cid}") for cid, _ in conversations[::4]}
         cursors = dict(conversations)  # handoffs already seen
