@@ -24,6 +24,7 @@ reply cut at the token limit trimmed to its last whole sentence.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -295,10 +296,12 @@ _DROPPABLE = ("{{Name}}",)
 
 
 def clean_generated_text(generated_text: str, ended: bool) -> str:
-    """A generated reply as the guard judges it (before placeholders are filled): whitespace
-    folded, a reply cut at the token limit trimmed to its last whole sentence, droppable
-    placeholders left out."""
-    text = " ".join(generated_text.split())
+    """A generated reply as the guard judges it (before placeholders are filled): control
+    characters dropped (a byte-level tokenizer can decode any byte, NUL included, which no
+    customer should see and PostgreSQL refuses to store), whitespace folded, a reply cut at
+    the token limit trimmed to its last whole sentence, droppable placeholders left out."""
+    printable = "".join(ch for ch in generated_text if unicodedata.category(ch) not in ("Cc", "Cs") or ch.isspace())
+    text = " ".join(printable.split())
     if not ended:
         text = _trim_to_sentence(text)
     for p in _DROPPABLE:

@@ -167,3 +167,9 @@ def test_a_reply_cut_at_the_limit_ends_at_its_last_sentence_and_drops_the_name()
         "Thanks! Your order ships today."
     )
     assert clean_generated_text("It will", ended=True) == "It will"
+
+
+def test_control_characters_a_model_decoded_never_reach_the_reply() -> None:
+    # a byte-level tokenizer decodes any byte: NUL, BEL, an escape, a stray surrogate
+    assert clean_generated_text("Your order\x00 ships\x07 today.\x1b", ended=True) == "Your order ships today."
+    assert clean_generated_text("Line one.\nLine\ttwo.\ud800", ended=True) == "Line one. Line two."

@@ -10,6 +10,7 @@ from bot.channels.base import (
     BadPayloadError,
     ChannelError,
     ChannelOffError,
+    InboundMessage,
     SignatureError,
     classify_response,
     lower_headers,
@@ -84,3 +85,8 @@ def test_flat_and_nested_variables_set_the_channels_and_secrets_stay_out_of_the_
     saved = CsbotSettings.from_env(env=env).to_json()
     assert "flat-secret" not in str(saved) and "xoxb" not in str(saved)
     assert saved["channels"]["slack_api_base"] == "http://127.0.0.1:9/api"
+
+
+def test_an_inbound_message_keeps_no_control_characters_but_newlines_and_tabs():
+    message = InboundMessage("telegram", "e1", "chat-1", {"chat_id": 1}, "hi\x00 there\x1b\nsecond\tline\ud800")
+    assert message.text == "hi there\nsecond\tline"

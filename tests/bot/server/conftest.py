@@ -3,6 +3,8 @@ the demo one), served by uvicorn on a free 127.0.0.1 port in a thread, driven wi
 
 from __future__ import annotations
 
+import atexit
+import os
 import socket
 import threading
 import time
@@ -20,6 +22,7 @@ from bot.server.app import create_app
 from bot.settings import CsbotSettings
 from bot.store import ConversationStore
 from bot.workspace import Assistant
+from tests.postgres import PostgresServer, postgres_bin_dir
 from tests.serving import copy_workspace
 
 
@@ -34,7 +37,7 @@ class LiveServer:
 
     def store(self) -> ConversationStore:
         """A connection of the test's own to the server's store (WAL: both may use it)."""
-        return ConversationStore(Path(self.settings.workspace) / "store.db").open()
+        return ConversationStore(self.settings.store_target).open()
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
@@ -121,7 +124,28 @@ def quiet_settings(workspace: Path, **server: object) -> CsbotSettings:
         "cors_origins": [],
     }
     values.update(server)
-    return CsbotSettings(workspace=workspace, server=values)
+    return CsbotSettings(workspace=workspace, server=values, database_url=_test_database_url())
+
+
+_postgres: list[PostgresServer] = []  # the one throwaway server of CSBOT_TEST_STORE=postgresql
+
+
+def _test_database_url() -> str | None:
+    """None (the workspace's SQLite file), or with CSBOT_TEST_STORE=postgresql a fresh
+    database on one throwaway PostgreSQL server for the whole run: how the server suite is
+    run on the PostgreSQL store (`CSBOT_TEST_STORE=postgresql pytest tests/bot/server`; CI
+    runs the store, agent, channel and topology tests on both, not this whole suite)."""
+    if os.environ.get("CSBOT_TEST_STORE", "sqlite") != "postgresql":
+        return None
+    if not _postgres:
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            pytest.fail("CSBOT_TEST_STORE=postgresql needs PostgreSQL's binaries (apt-get install postgresql)")
+        server = PostgresServer(bin_dir)
+        server.start()
+        atexit.register(server.close)
+        _postgres.append(server)
+    return _postgres[0].create_database()
 
 
 @pytest.fixture(scope="session")

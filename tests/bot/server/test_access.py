@@ -149,7 +149,7 @@ def test_delete_erases_the_conversation_from_the_store_and_the_training_pairs(ap
             ("csat", "conversation_id"),
             ("handoffs", "conversation_id"),
         ):
-            assert store.db.sqlite[table].count_where(f"{column} = ?", [cid]) == 0
+            assert store.db.count_where(table, f"{column} = ?", [cid]) == 0
         assert reply["message_id"] not in store.feedback_ratings()
     assert [json.loads(line)["conversation_id"] for line in (pairs / "train.jsonl").read_text().splitlines()] == [
         "other"

@@ -25,10 +25,11 @@ PASSWORD = "correct horse battery"
 def panel(demo_workspace, tmp_path_factory) -> Iterator[LiveServer]:
     """The app on a workspace of its own, whose agent clock stands at NOW."""
     workspace = copy_workspace(demo_workspace, tmp_path_factory.mktemp("metrics") / "ws")
-    with ConversationStore(workspace / "store.db").open() as store:
+    settings = quiet_settings(workspace)
+    with ConversationStore(settings.store_target).open() as store:
         metrics_data.fill(store)
         AgentAccounts(store, clock=lambda: NOW).add("bea", PASSWORD)
-    with live_server(quiet_settings(workspace)) as live:
+    with live_server(settings) as live:
         assert live.app is not None
         live.app.state.agent_clock = lambda: NOW
         yield live

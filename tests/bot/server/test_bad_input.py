@@ -22,7 +22,7 @@ def conversation(api) -> str:
 
 def stored(api, cid) -> list:
     with api.store() as store:
-        return [(m["id"], m["text"]) for m in store.messages(cid)], store.db.sqlite["messages"].count
+        return [(m["id"], m["text"]) for m in store.messages(cid)], store.db.count_where("messages", "1 = 1")
 
 
 def post_raw(api, cid, content: bytes | str, stream: bool = False, **headers):
@@ -86,7 +86,7 @@ def test_a_chunked_body_over_the_limit_is_413_before_it_is_read_whole(api, conve
 
 def test_an_unknown_conversation_is_404_and_stores_nothing(api):
     with api.store() as store:
-        before = store.db.sqlite["messages"].count
+        before = store.db.count_where("messages", "1 = 1")
     r = api.client.post(
         "/api/v1/conversations/0123456789abcdef0123456789abcdef/messages",
         json={"text": "hello"},
@@ -95,7 +95,7 @@ def test_an_unknown_conversation_is_404_and_stores_nothing(api):
     assert r.status_code == 404
     assert "POST /api/v1/conversations" in r.json()["detail"]
     with api.store() as store:
-        assert store.db.sqlite["messages"].count == before
+        assert store.db.count_where("messages", "1 = 1") == before
         assert not store.conversation_exists("0123456789abcdef0123456789abcdef")
 
 
