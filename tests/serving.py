@@ -398,6 +398,19 @@ def replicas_behind_haproxy(
         yield Topology(workspace, balancer, replicas)
 
 
+@contextmanager
+def replicas_on_a_copy(
+    built: Path, run_dir: Path, count: int, *, env: Mapping[str, str] | None = None
+) -> Iterator[Topology]:
+    """`replicas_behind_haproxy` on a private copy of the `built` workspace (its store left
+    out); once the block ends, no replica's log may hold a traceback."""
+    workspace = copy_workspace(built, run_dir / "ws")
+    with replicas_behind_haproxy(workspace, run_dir, count, env=env) as topology:
+        yield topology
+    for replica in topology.replicas.values():
+        assert "Traceback" not in replica.log_path.read_text(errors="replace"), log_tail(replica.log_path)
+
+
 def copy_workspace(source: Path, target: Path) -> Path:
     """A private copy of a built workspace without its store, so a run starts empty."""
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("store.db*"))

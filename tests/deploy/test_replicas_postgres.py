@@ -23,7 +23,6 @@ except under CI=true, where their absence fails them.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,24 +31,23 @@ import httpx
 import psycopg
 import pytest
 
-from tests.bot.server.conftest import sse_events
+from tests.bot.server.conftest import next_event, sse_events
 from tests.deploy.traffic import (
     Traffic,
+    assert_an_outage_cost_nothing,
     assert_everyone_answered,
     audit_store,
     demo_customer_texts,
     run_customers,
     wait_until_busy,
 )
-from tests.finetune.test_train import write_pairs
-from tests.helpers import REPO, last_json, run_csbot
+from tests.finetune.test_train import train_registered_generator
+from tests.helpers import REPO, run_csbot
 from tests.postgres import PostgresServer
 from tests.serving import (
     ServeProcess,
     Topology,
-    copy_workspace,
-    log_tail,
-    replicas_behind_haproxy,
+    replicas_on_a_copy,
     require_haproxy,
 )
 
@@ -72,15 +70,11 @@ def store_url(postgres_server: PostgresServer) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def replicas(store_url: str, demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     require_haproxy()  # absent: skipped, or failed under CI=true
-    run_dir = tmp_path_factory.mktemp("replicas-pg")
-    workspace = copy_workspace(demo_workspace, run_dir / "ws")
     env = {"CSBOT_TORCH_THREADS": "1", "CSBOT_DATABASE_URL": store_url}
-    with replicas_behind_haproxy(workspace, run_dir, REPLICAS, env=env) as topology:
+    with replicas_on_a_copy(demo_workspace, tmp_path_factory.mktemp("replicas-pg"), REPLICAS, env=env) as topology:
         yield topology
-    for replica in topology.replicas.values():
-        assert "Traceback" not in replica.log_path.read_text(errors="replace"), log_tail(replica.log_path)
     # no replica wrote a SQLite store: the workspace holds none
-    assert not (workspace / "store.db").exists()
+    assert not (topology.workspace / "store.db").exists()
 
 
 @pytest.fixture(scope="module")
@@ -101,33 +95,16 @@ def test_every_message_over_the_balancer_is_stored_once_in_postgres(replicas, st
 def test_a_postgres_restart_during_load_answers_503_then_recovers_without_restarting_csbot(
     replicas, store_url, postgres_server, texts
 ):
-    pids = {name: r.proc.pid for name, r in replicas.replicas.items()}
-
-    async def load_and_restart() -> Traffic:
-        load = asyncio.create_task(
-            run_customers(replicas.url, texts, CUSTOMERS, duration_s=9.0, think_s=(0.2, 0.6), stream=True, seed=5)
-        )
-        await asyncio.sleep(2.5)  # customers are mid-conversation
-        await asyncio.to_thread(postgres_server.stop, "fast")
-        await asyncio.sleep(2.0)  # down long enough for requests to meet it
-        await asyncio.to_thread(postgres_server.start)
-        return await load
-
-    traffic = asyncio.run(load_and_restart())
-
-    met_the_outage = {kind: n for kind, n in traffic.failures.items() if "503" in kind}
-    assert met_the_outage, f"no request met the restart: {dict(traffic.failures)}"
-    sent = len(traffic.messages())
-    assert sent > CUSTOMERS
-    assert_everyone_answered(traffic, sent)
-    audit = audit_store(store_url, traffic)
-    assert audit.clean, audit.examples
-    assert (audit.sent, audit.answered, audit.stored) == (sent,) * 3
-    # the same processes answered before and after: nothing was restarted
-    assert {name: r.proc.pid for name, r in replicas.replicas.items()} == pids
-    assert all(r.running for r in replicas.replicas.values())
-    logs = "".join(r.log_path.read_text(errors="replace") for r in replicas.replicas.values())
-    assert "store unavailable" in logs
+    assert_an_outage_cost_nothing(
+        replicas,
+        store_url,
+        texts,
+        CUSTOMERS,
+        stop=lambda: postgres_server.stop("fast"),
+        start=postgres_server.start,
+        logged="store unavailable",
+        seed=5,
+    )
 
 
 def _customer(replica: ServeProcess) -> tuple[httpx.Client, str, dict[str, str]]:
@@ -136,15 +113,6 @@ def _customer(replica: ServeProcess) -> tuple[httpx.Client, str, dict[str, str]]
     r = client.post("/api/v1/conversations", json={"channel": "web"})
     assert r.status_code in (200, 201), r.text
     return client, r.json()["conversation_id"], {"X-Conversation-Token": r.json()["access_token"]}
-
-
-def _next_event(events: Iterator[dict], name: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    for item in events:
-        if item.get("event") == name:
-            return item
-        assert time.monotonic() < deadline, f"no {name} event in {timeout} s"
-    raise AssertionError(f"the stream ended before a {name} event")
 
 
 def test_a_handoff_on_one_replica_reaches_an_agent_on_another_and_the_reply_a_third(replicas, store_url, monkeypatch):
@@ -171,14 +139,14 @@ def test_a_handoff_on_one_replica_reaches_an_agent_on_another_and_the_reply_a_th
     watcher = httpx.Client(base_url=r3.url, timeout=60)
     with watcher, watcher.stream("GET", f"/api/v1/conversations/{cid}/events", headers=token) as stream:
         events = sse_events(stream)
-        _next_event(events, "handoff")
+        next_event(events, "handoff")
         sent = agent.post(
             f"/api/v1/agent/conversations/{cid}/messages",
             json={"text": "Hi, this is Sam from support."},
             headers=csrf,
         )
         assert sent.status_code == 201, sent.text
-        message = _next_event(events, "agent_message")
+        message = next_event(events, "agent_message")
     assert message["id"] == str(sent.json()["message_id"])
     assert message["data"]["text"] == "Hi, this is Sam from support."
     agent.close()
@@ -188,23 +156,7 @@ def test_a_handoff_on_one_replica_reaches_an_agent_on_another_and_the_reply_a_th
 def test_a_model_promoted_from_the_cli_answers_the_next_turn_of_every_replica(
     replicas, store_url, tiny_checkpoint, tmp_path
 ):
-    pairs = tmp_path / "pairs"
-    write_pairs(pairs)
-    trained = last_json(
-        run_csbot(
-            "finetune",
-            "train",
-            "--pairs",
-            str(pairs),
-            "--base",
-            str(tiny_checkpoint),
-            "--out",
-            str(tmp_path / "run"),
-            "--epochs",
-            "1",
-            workspace=replicas.workspace,
-        ).stdout
-    )
+    model_id = train_registered_generator(replicas.workspace, tiny_checkpoint, tmp_path)
     customers = {name: _customer(replica) for name, replica in replicas.replicas.items() if replica.running}
 
     def composers() -> dict[str, str]:
@@ -219,7 +171,7 @@ def test_a_model_promoted_from_the_cli_answers_the_next_turn_of_every_replica(
         return written
 
     assert set(composers().values()) == {"retrieval"}
-    run_csbot("models", "promote", trained["registered"], workspace=replicas.workspace)
+    run_csbot("models", "promote", model_id, workspace=replicas.workspace)
     # a one-layer GPT-2 trained for seconds may be rejected by the guard ("retrieval (gpt2
     # rejected)"): either way the promoted model took the turn, on every replica
     assert all("gpt2" in composer for composer in composers().values())

@@ -15,16 +15,15 @@ under CI=true, where their absence fails them.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.bot.server.redis_server import RedisServer, require_redis_server
-from tests.deploy.traffic import Traffic, assert_everyone_answered, audit_store, demo_customer_texts, run_customers
+from tests.deploy.traffic import assert_an_outage_cost_nothing, demo_customer_texts
 from tests.helpers import REPO
-from tests.serving import Topology, copy_workspace, log_tail, replicas_behind_haproxy, require_haproxy
+from tests.serving import Topology, replicas_on_a_copy, require_haproxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,13 +43,9 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 @pytest.fixture(scope="module")
 def replicas(redis: RedisServer, demo_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     require_haproxy()  # absent: skipped, or failed under CI=true
-    run_dir = tmp_path_factory.mktemp("replicas-redis")
-    workspace = copy_workspace(demo_workspace, run_dir / "ws")
     env = {"CSBOT_TORCH_THREADS": "1", "CSBOT_REDIS_URL": redis.url}
-    with replicas_behind_haproxy(workspace, run_dir, REPLICAS, env=env) as topology:
+    with replicas_on_a_copy(demo_workspace, tmp_path_factory.mktemp("replicas-redis"), REPLICAS, env=env) as topology:
         yield topology
-    for replica in topology.replicas.values():
-        assert "Traceback" not in replica.log_path.read_text(errors="replace"), log_tail(replica.log_path)
 
 
 @pytest.fixture(scope="module")
@@ -59,29 +54,14 @@ def texts() -> list[str]:
 
 
 def test_redis_killed_during_load_answers_503_then_recovers_and_loses_nothing(replicas, redis, texts):
-    pids = {name: r.proc.pid for name, r in replicas.replicas.items()}
-
-    async def load_and_crash_redis() -> Traffic:
-        load = asyncio.create_task(
-            run_customers(replicas.url, texts, CUSTOMERS, duration_s=9.0, think_s=(0.2, 0.6), stream=True, seed=7)
-        )
-        await asyncio.sleep(2.5)  # customers are mid-conversation
-        await asyncio.to_thread(redis.kill)
-        await asyncio.sleep(2.0)  # down long enough for turns to meet it
-        await asyncio.to_thread(redis.start)  # empty: every lock it held is gone
-        return await load
-
-    traffic = asyncio.run(load_and_crash_redis())
-
-    met_the_outage = {kind: n for kind, n in traffic.failures.items() if "503" in kind}
-    assert met_the_outage, f"no request met the outage: {dict(traffic.failures)}"
-    sent = len(traffic.messages())
-    assert sent > CUSTOMERS
-    assert_everyone_answered(traffic, sent)
-    audit = audit_store(replicas.workspace / "store.db", traffic)
-    assert audit.clean, audit.examples
-    assert (audit.sent, audit.answered, audit.stored) == (sent,) * 3
-    assert {name: r.proc.pid for name, r in replicas.replicas.items()} == pids
-    assert all(r.running for r in replicas.replicas.values())
-    logs = "".join(r.log_path.read_text(errors="replace") for r in replicas.replicas.values())
-    assert "Redis is unreachable, turn refused" in logs
+    # started again empty: every lock it held is gone
+    assert_an_outage_cost_nothing(
+        replicas,
+        replicas.workspace / "store.db",
+        texts,
+        CUSTOMERS,
+        stop=redis.kill,
+        start=redis.start,
+        logged="Redis is unreachable, turn refused",
+        seed=7,
+    )

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.serving import REPLICA_HEADER, Balancer
+from tests.serving import REPLICA_HEADER, Balancer, Topology
 
 # answers a retry can cure: the balancer found no replica (502/503), a replica is busy or
 # loading (503 with Retry-After), a turn was dropped before it started (503), a gateway timeout
@@ -394,3 +394,47 @@ async def wait_until_busy(balancer: Balancer, replica: str, after: int, timeout:
             return int(row["scur"])
         await asyncio.sleep(0.02)
     raise AssertionError(f"replica {replica} never had a request in flight after its first {after} in {timeout} s")
+
+
+def assert_an_outage_cost_nothing(
+    topology: Topology,
+    store: Path | str,
+    texts: list[str],
+    customers: int,
+    *,
+    stop: Callable[[], object],
+    start: Callable[[], object],
+    logged: str,
+    seed: int,
+) -> None:
+    """Customers chat over the balancer for 9 s; 2.5 s in, a service the replicas depend on
+    is stopped (`stop`) for 2 s, then started again (`start`). Some requests must meet the
+    outage as a 503; every customer still gets every answer, retrying with the same
+    client_message_id; the store holds each message once; the same replica processes
+    answered before and after (nothing restarted); their logs say `logged`."""
+    pids = {name: r.proc.pid for name, r in topology.replicas.items()}
+
+    async def load_with_outage() -> Traffic:
+        load = asyncio.create_task(
+            run_customers(topology.url, texts, customers, duration_s=9.0, think_s=(0.2, 0.6), stream=True, seed=seed)
+        )
+        await asyncio.sleep(2.5)  # customers are mid-conversation
+        await asyncio.to_thread(stop)
+        await asyncio.sleep(2.0)  # down long enough for requests to meet it
+        await asyncio.to_thread(start)
+        return await load
+
+    traffic = asyncio.run(load_with_outage())
+
+    met_the_outage = {kind: n for kind, n in traffic.failures.items() if "503" in kind}
+    assert met_the_outage, f"no request met the outage: {dict(traffic.failures)}"
+    sent = len(traffic.messages())
+    assert sent > customers
+    assert_everyone_answered(traffic, sent)
+    audit = audit_store(store, traffic)
+    assert audit.clean, audit.examples
+    assert (audit.sent, audit.answered, audit.stored) == (sent,) * 3
+    assert {name: r.proc.pid for name, r in topology.replicas.items()} == pids
+    assert all(r.running for r in topology.replicas.values())
+    logs = "".join(r.log_path.read_text(errors="replace") for r in topology.replicas.values())
+    assert logged in logs

@@ -15,7 +15,7 @@ from finetune.prompt import RESPONSE
 from finetune.train import TrainConfig, train_generator
 from finetune.train_data import PairsError, TooFewPairsError, encode_pair, read_pairs
 from retrieval.entities import mask_entities
-from tests.helpers import REPO
+from tests.helpers import REPO, last_json, run_csbot
 
 TINY = GeneratorBaseConfig(n_layer=1, n_embd=48, n_head=2, n_positions=192, vocab_size=1200, pretrain_epochs=1)
 FAST = TrainConfig(epochs=2, batch_size=8, lr=2e-3, max_target_tokens=64, early_stopping_patience=0)
@@ -57,6 +57,17 @@ def write_pairs(out: Path, n_conversations: int = 30, seed: int = 0) -> dict[str
         (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
     (out / "manifest.json").write_text(json.dumps({"data_sha256": f"sha-{n_conversations}-{seed}"}))
     return {k: len(v) for k, v in rows.items()}
+
+
+def train_registered_generator(workspace: Path, base: Path, work: Path) -> str:
+    """`csbot finetune train` of `base` on `write_pairs` pairs for one epoch, as a user
+    would run it on `workspace`: the id of the model it registered there (not promoted)."""
+    pairs = work / "pairs"
+    write_pairs(pairs)
+    args = ["finetune", "train", "--pairs", str(pairs), "--base", str(base), "--out", str(work / "run")]
+    trained = last_json(run_csbot(*args, "--epochs", "1", workspace=workspace).stdout)
+    assert trained["registered"], trained
+    return str(trained["registered"])
 
 
 @pytest.fixture(scope="module")

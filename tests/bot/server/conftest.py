@@ -183,6 +183,17 @@ def sse_events(response: httpx.Response) -> Iterator[dict]:
                 event[field] = value
 
 
+def next_event(events: Iterator[dict], name: str, timeout: float = 30.0) -> dict:
+    """The next event called `name` of an `sse_events` stream, skipping the others; fails
+    when none comes within `timeout` seconds or the stream ends first."""
+    deadline = time.monotonic() + timeout
+    for item in events:
+        if item.get("event") == name:
+            return item
+        assert time.monotonic() < deadline, f"no {name} event in {timeout} s"
+    raise AssertionError(f"the stream ended before a {name} event")
+
+
 @contextmanager
 def unloaded_server(settings: CsbotSettings) -> Iterator[LiveServer]:
     """The real app whose assistant never loads: for what must answer before any model

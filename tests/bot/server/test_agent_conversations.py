@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
 
 from bot.store import MessageRecord
 from tests.bot.server.agent_panel import Browser, handed_off, panel_server
-from tests.bot.server.conftest import sse_events
+from tests.bot.server.conftest import next_event, sse_events
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +27,6 @@ def _queue_ids(browser: Browser) -> dict[str, set[str]]:
     r = browser.get("/queue")
     assert r.status_code == 200, r.text
     return {name: {item["conversation_id"] for item in items} for name, items in r.json().items()}
-
-
-def _next_event(stream: Iterator[dict], name: str, timeout: float = 20.0) -> dict:
-    deadline = time.monotonic() + timeout
-    for item in stream:
-        if item.get("event") == name:
-            return item
-        assert time.monotonic() < deadline, f"no {name} event in {timeout} s"
-    raise AssertionError(f"the stream ended before a {name} event")
 
 
 def test_a_handoff_waits_in_the_queue_and_moves_through_claim_hand_back_and_resolve(panel):
@@ -138,10 +127,10 @@ def test_the_customers_events_stream_receives_the_agents_message(panel):
     cid = handed_off(live)
     with live.client.stream("GET", f"/api/v1/conversations/{cid}/events", headers=live.auth(cid)) as r:
         stream = sse_events(r)
-        _next_event(stream, "handoff")
+        next_event(stream, "handoff")
         sent = agent.post(f"/conversations/{cid}/messages", {"text": "Hi, I'm from support. How can I help?"})
         assert sent.status_code == 201, sent.text
-        message = _next_event(stream, "agent_message")
+        message = next_event(stream, "agent_message")
     assert message["id"] == str(sent.json()["message_id"])
     assert message["data"]["text"] == "Hi, I'm from support. How can I help?"
 
@@ -231,20 +220,20 @@ def test_the_panels_event_stream_reports_queue_changes_and_the_watched_conversat
     with agent.client.stream("GET", "/api/v1/agent/events", params={"conversation": cid, "after": last}) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         stream = sse_events(r)
-        first = _next_event(stream, "queue")
+        first = next_event(stream, "queue")
         assert first["data"]["counts"]["pending"] >= 1 and first["data"]["signature"]
 
         agent.post(f"/conversations/{cid}/claim")
-        changed = _next_event(stream, "queue")
+        changed = next_event(stream, "queue")
         assert changed["data"]["signature"] != first["data"]["signature"]
 
         live.say(cid, "are you there?")
-        customer = _next_event(stream, "message")
+        customer = next_event(stream, "message")
         assert customer["data"]["role"] == "customer" and customer["data"]["text"] == "are you there?"
         assert int(customer["id"]) > last
 
         sent = agent.post(f"/conversations/{cid}/messages", {"text": "Yes, I'm here."}).json()
-        mine = _next_event(stream, "message")
+        mine = next_event(stream, "message")
         assert mine["id"] == str(sent["message_id"]) and mine["data"]["agent"] == agent.name
 
 
@@ -252,7 +241,7 @@ def test_the_panels_event_stream_ends_when_the_session_does(panel):
     agent = panel.new_agent()
     with agent.client.stream("GET", "/api/v1/agent/events") as r:
         stream = sse_events(r)
-        _next_event(stream, "queue")
+        next_event(stream, "queue")
         assert agent.delete("/session").status_code == 204
         for _ in stream:  # the stream ends by itself at its next poll
             pass
@@ -274,7 +263,7 @@ def test_an_agent_may_hold_only_a_few_panel_streams_at_once(panel):
             r = open_streams.enter_context(agent.client.stream("GET", "/api/v1/agent/events"))
             assert r.status_code == 200
             readers.append(sse_events(r))
-            _next_event(readers[-1], "queue")  # running: it holds its place
+            next_event(readers[-1], "queue")  # running: it holds its place
         with agent.client.stream("GET", "/api/v1/agent/events") as extra:
             assert extra.status_code == 429  # (a 200 would be a stream: not read, so no hang)
             assert json.loads(extra.read())["code"] == "too_many_streams"

@@ -6,8 +6,8 @@ restart."""
 import pytest
 
 from tests.bot.server.conftest import copy_workspace, live_server, quiet_settings
-from tests.finetune.test_train import write_pairs
-from tests.helpers import last_json, run_csbot
+from tests.finetune.test_train import train_registered_generator
+from tests.helpers import run_csbot
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -16,25 +16,7 @@ QUESTION = "what payment methods do you accept?"
 
 def test_a_model_promoted_while_serving_answers_the_next_turn(demo_workspace, tiny_checkpoint, tmp_path):
     ws = copy_workspace(demo_workspace, tmp_path / "ws")
-    pairs = tmp_path / "pairs"
-    write_pairs(pairs)
-    trained = last_json(
-        run_csbot(
-            "finetune",
-            "train",
-            "--pairs",
-            str(pairs),
-            "--base",
-            str(tiny_checkpoint),
-            "--out",
-            str(tmp_path / "run"),
-            "--epochs",
-            "1",
-            workspace=ws,
-        ).stdout
-    )
-    model_id = trained["registered"]
-    assert model_id, trained
+    model_id = train_registered_generator(ws, tiny_checkpoint, tmp_path)
 
     with live_server(quiet_settings(ws)) as live:
         conversation = live.new_conversation()

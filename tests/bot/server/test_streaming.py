@@ -3,12 +3,10 @@ messages and handoffs) read from the store."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from bot.server import events
-from tests.bot.server.conftest import sse_events
+from tests.bot.server.conftest import next_event, sse_events
 
 REPLY_FIELDS = {"conversation_id", "message_id", "reply", "action", "buttons", "sources", "ends_conversation"}
 
@@ -80,15 +78,6 @@ def test_an_error_after_the_stream_opened_is_an_error_event_that_ends_it(api):
         assert len(store.messages(cid)) == 2
 
 
-def _next_event(stream, name: str, timeout: float = 20.0) -> dict:
-    deadline = time.monotonic() + timeout
-    for item in stream:
-        if item.get("event") == name:
-            return item
-        assert time.monotonic() < deadline, f"no {name} event in {timeout} s"
-    raise AssertionError(f"the stream ended before a {name} event")
-
-
 @pytest.mark.slow
 def test_a_handoff_and_then_agent_messages_arrive_live_on_the_events_stream(api):
     cid = api.new_conversation()
@@ -97,12 +86,12 @@ def test_a_handoff_and_then_agent_messages_arrive_live_on_the_events_stream(api)
     with api.client.stream("GET", f"/api/v1/conversations/{cid}/events", headers=api.auth(cid)) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         stream = sse_events(r)
-        handoff = _next_event(stream, "handoff")
+        handoff = next_event(stream, "handoff")
         assert handoff["data"]["reason"] == "customer asked for a human"
         assert handoff["id"] == str(handoff_reply["message_id"])
         with api.store() as store:  # what the agent panel (a later issue) will do
             agent_id = store.record_agent_message(cid, "Hi, I'm Sam from support. How can I help?")
-        message = _next_event(stream, "agent_message")
+        message = next_event(stream, "agent_message")
     assert message["id"] == str(agent_id)
     assert message["data"]["message_id"] == agent_id
     assert message["data"]["text"] == "Hi, I'm Sam from support. How can I help?"
@@ -119,7 +108,7 @@ def test_a_reconnect_with_last_event_id_gets_only_what_came_after(api):
     with api.client.stream(
         "GET", f"/api/v1/conversations/{cid}/events", headers={"Last-Event-ID": str(first), **api.auth(cid)}
     ) as r:
-        message = _next_event(sse_events(r), "agent_message")
+        message = next_event(sse_events(r), "agent_message")
     assert message["data"]["text"] == "second" and message["id"] == str(second)
     with api.client.stream(
         "GET", f"/api/v1/conversations/{cid}/events", params={"after": second}, headers=api.auth(cid)
