@@ -3,6 +3,7 @@ asyncio httpx client. Bounded: a fixed number of conversations and turns, and a 
 
 Run: python bench/bench_serve_load.py [--workspace DIR] [--workers N] [--batching on|off]
      [--conversations 50 --turns 20] [--stream-conversations 10 --stream-turns 10]
+     [--burst N [--max-queued-turns Q]]
 
 `--batching on|off` sets the server's micro-batching (CSBOT_SERVER__BATCHING; off: today's
 path, each worker with its own models, for the side-by-side figure). Without `--workers`
@@ -18,6 +19,10 @@ says which model and which composers answered.
    sending a message to its first `text` event, p50/p95. Run twice: as a closed loop
    (S messages always in flight) and with customers pausing 0.5-1.5 s between messages
    (S people chatting at the same time).
+3. Burst (with --burst N): N customers, each in a conversation of its own, send one
+   message at the same moment; each is answered or refused with 429/503 and Retry-After.
+   Reports how many of each, how long a refusal took (p50/p95: it must be quick, not a
+   wait in an unbounded queue), and that every answered message is stored (0 lost).
 
 Messages are the customer turns of data/conversations.jsonl, drawn with a fixed seed. The
 workspace is built from --data when it has no workspace.json; the server runs on a copy of
@@ -97,7 +102,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(workspace: Path, port: int, workers: int | None, batching: bool, log_path: Path) -> subprocess.Popen:
+def start_server(
+    workspace: Path, port: int, workers: int | None, batching: bool, log_path: Path, max_queued_turns: int | None = None
+) -> subprocess.Popen:
     """`csbot serve`, its output to a file (a pipe nobody reads would fill up and block
     the server's logging)."""
     env = {
@@ -108,6 +115,7 @@ def start_server(workspace: Path, port: int, workers: int | None, batching: bool
         "CSBOT_RATE_LIMIT_PER_SESSION": "0",
         "CSBOT_LOG_LEVEL": "warning",
         "CSBOT_SERVER__BATCHING": "true" if batching else "false",
+        **({"CSBOT_MAX_QUEUED_TURNS": str(max_queued_turns)} if max_queued_turns is not None else {}),
     }
     workers_flag = ["--workers", str(workers)] if workers is not None else []
     with log_path.open("wb") as log_file:
@@ -304,12 +312,77 @@ async def stream_phase(
     }
 
 
+async def burst_phase(client: httpx.AsyncClient, texts: list[str], size: int, seed: int) -> dict:
+    """`size` customers, each in a conversation of its own, send one message at the same
+    moment: far more than the workers can take at once. Each gets its answer, or a refusal
+    (429/503) that must come quickly and say when to retry; nothing waits without bound.
+    The conversations are opened first (not timed)."""
+    rng = random.Random(seed)
+    opened: list[tuple[str, dict[str, str]]] = []
+    for start in range(0, size, 20):
+        batch = await asyncio.gather(
+            *(client.post("/api/v1/conversations", json={"channel": "web"}) for _ in range(min(20, size - start)))
+        )
+        opened += [(r.json()["conversation_id"], {"X-Conversation-Token": r.json()["access_token"]}) for r in batch]
+    answered_ms: list[float] = []
+    refused_ms: list[float] = []
+    refused: dict[str, int] = {}
+    without_retry_after = 0
+    accepted: list[tuple[str, str, int]] = []
+    other: dict[str, int] = {}
+    go = asyncio.Event()
+
+    async def one(cid: str, token: dict[str, str]) -> None:
+        nonlocal without_retry_after
+        mid = uuid.uuid4().hex
+        await go.wait()
+        started = time.perf_counter()
+        try:
+            r = await client.post(
+                f"/api/v1/conversations/{cid}/messages",
+                json={"text": rng.choice(texts), "client_message_id": mid},
+                headers=token,
+            )
+        except httpx.HTTPError as e:
+            other[type(e).__name__] = other.get(type(e).__name__, 0) + 1
+            return
+        ms = (time.perf_counter() - started) * 1000
+        if r.status_code == 200:
+            answered_ms.append(ms)
+            accepted.append((cid, mid, r.json()["message_id"]))
+        elif r.status_code in (429, 503):
+            refused_ms.append(ms)
+            kind = f"{r.status_code} {r.json().get('code')}"
+            refused[kind] = refused.get(kind, 0) + 1
+            without_retry_after += "retry-after" not in r.headers
+        else:
+            other[f"http {r.status_code}"] = other.get(f"http {r.status_code}", 0) + 1
+
+    tasks = [asyncio.create_task(one(cid, token)) for cid, token in opened]
+    await asyncio.sleep(0.1)  # every request is waiting on the event
+    started = time.perf_counter()
+    go.set()
+    await asyncio.gather(*tasks)
+    return {
+        "sent": size,
+        "answered": len(answered_ms),
+        "refused": refused,
+        "refused_without_retry_after": without_retry_after,
+        "other_errors": other,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "answered_ms": summary(answered_ms),
+        "refused_ms": summary(refused_ms),
+        "_accepted": accepted,
+    }
+
+
 async def run(args: argparse.Namespace, workspace: Path) -> dict:
     texts = [t for t in customer_messages(args.data) if len(t) <= 4000]
     port = free_port()
     log_path = workspace.parent / "serve.log"
-    proc = start_server(workspace, port, args.workers, args.batching == "on", log_path)
-    limits = httpx.Limits(max_connections=args.conversations + 10, max_keepalive_connections=args.conversations + 10)
+    proc = start_server(workspace, port, args.workers, args.batching == "on", log_path, args.max_queued_turns)
+    connections = max(args.conversations, args.burst) + 10
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits) as client:
             ready_s, workers = await wait_ready(client, proc, log_path)
@@ -333,6 +406,11 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
             paced = await stream_phase(
                 client, texts, args.stream_conversations, args.stream_turns, (0.5, 1.5), args.seed + 1
             )
+            burst = None
+            if args.burst:
+                bound = args.max_queued_turns or "the default"
+                log(f"burst: {args.burst} messages at the same moment (queue bound: {bound})")
+                burst = await burst_phase(client, texts, args.burst, args.seed + 2)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -341,6 +419,9 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
             proc.kill()
     accepted = load.pop("_accepted")
     load.update(count_lost(workspace / "store.db", accepted))
+    if burst is not None:
+        burst_lost = count_lost(workspace / "store.db", burst.pop("_accepted"))
+        burst.update(lost=burst_lost["lost"], server_turn=burst_lost["server_turn"])
     server_errors = log_path.read_text(errors="replace").count("Traceback")
     if server_errors:
         log(f"the server logged {server_errors} traceback(s); its log:\n{log_path.read_text()[-4000:]}")
@@ -354,6 +435,7 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
         "load": load,
         "stream_closed_loop": closed,
         "stream_paced": paced,
+        **({"burst": burst} if burst is not None else {}),
         "ready_s": round(ready_s, 1),
         "server_tracebacks": server_errors,
     }
@@ -373,6 +455,12 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--stream-conversations", type=int, default=10)
     parser.add_argument("--stream-turns", type=int, default=10)
+    parser.add_argument(
+        "--burst", type=int, default=0, help="then N messages at the same moment, each its own conversation [0: skip]"
+    )
+    parser.add_argument(
+        "--max-queued-turns", type=int, default=None, help="the server's queue bound (CSBOT_MAX_QUEUED_TURNS)"
+    )
     parser.add_argument("--max-seconds", type=float, default=900, help="stop the whole run after this long")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
