@@ -118,6 +118,19 @@ async def authorized_conversation(
 AuthorizedConversation = Annotated[str, Depends(authorized_conversation)]
 
 
+async def room_for_a_turn(rt: Ready) -> None:
+    """Dependency, declared before the conversation's: while the turn queue is full, a
+    message is refused at once (503 `busy` with Retry-After), before its token is checked
+    on the store thread. Under a burst the refusals otherwise waited their turn on that
+    thread behind hundreds of token checks: seconds instead of milliseconds (measured with
+    `bench/bench_serve_load.py --burst`). "Busy" tells a caller without a token nothing
+    about any conversation."""
+    rt.pool.queue.refuse_if_full()
+
+
+RoomForATurn = Annotated[None, Depends(room_for_a_turn)]
+
+
 def server_secret(request: Request) -> bytes:
     """Dependency: the server secret (loaded or created once per app, then kept)."""
     secret = getattr(request.app.state, "server_secret", None)

@@ -125,16 +125,26 @@ class TurnQueue:
         self.lock = threading.Lock()
         self.waiting: set[Ticket] = set()
 
+    def refuse_if_full(self) -> None:
+        """`QueueFullError` when no place is free now, without taking one: lets a request
+        that would be refused be refused before any other work is done for it. `admit`
+        still enforces the bound (another call may take the last place in between)."""
+        with self.lock:
+            self._refuse_if_full(self.clock())
+
+    def _refuse_if_full(self, now: float) -> None:
+        # a ticket nobody took in time holds no place, even if its caller never came back for it
+        for ticket in [t for t in self.waiting if t.deadline < now]:
+            ticket._drop()
+        if self.limit is not None and len(self.waiting) >= self.limit:
+            raise QueueFullError(self.limit)
+
     def admit(self) -> Ticket:
         """A place for one more call (on the event loop), or `QueueFullError`."""
         loop = asyncio.get_running_loop()
         with self.lock:
             now = self.clock()
-            # a ticket nobody took in time holds no place, even if its caller never came back for it
-            for ticket in [t for t in self.waiting if t.deadline < now]:
-                ticket._drop()
-            if self.limit is not None and len(self.waiting) >= self.limit:
-                raise QueueFullError(self.limit)
+            self._refuse_if_full(now)
             deadline = math.inf if self.deadline_seconds is None else now + self.deadline_seconds
             ticket = Ticket(self, deadline, loop)
             self.waiting.add(ticket)

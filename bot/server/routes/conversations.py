@@ -24,7 +24,7 @@ from fastapi.responses import StreamingResponse
 
 from bot.privacy import forget_conversations
 from bot.server import events
-from bot.server.access import AuthorizedConversation, Ready, new_access_token, token_hash
+from bot.server.access import AuthorizedConversation, Ready, RoomForATurn, new_access_token, token_hash
 from bot.server.errors import to_http
 from bot.server.runtime import Runtime
 from bot.server.schemas import (
@@ -57,7 +57,9 @@ async def create_conversation(rt: Ready, body: ConversationIn | None = None) -> 
 
 
 @router.post("/{conversation_id}/messages", response_model=ReplyOut, responses=_ERRORS)
-async def post_message(conversation_id: AuthorizedConversation, body: MessageIn, rt: Ready) -> dict:
+async def post_message(
+    _room: RoomForATurn, conversation_id: AuthorizedConversation, body: MessageIn, rt: Ready
+) -> dict:
     """One turn: the customer's message in, the bot's reply out."""
     check_length(body.text, rt.max_message_chars)
     rt.limit_session(conversation_id)
@@ -65,7 +67,9 @@ async def post_message(conversation_id: AuthorizedConversation, body: MessageIn,
 
 
 @router.post("/{conversation_id}/messages/stream", response_class=StreamingResponse, responses={200: _SSE, **_ERRORS})
-async def stream_message(conversation_id: AuthorizedConversation, body: MessageIn, rt: Ready) -> StreamingResponse:
+async def stream_message(
+    _room: RoomForATurn, conversation_id: AuthorizedConversation, body: MessageIn, rt: Ready
+) -> StreamingResponse:
     """The same turn as Server-Sent Events: `typing` {}, then `text` {"text"} per piece,
     then `final` {reply object}; or `error` {"status", "code", "detail"}, which ends the stream."""
     check_length(body.text, rt.max_message_chars)

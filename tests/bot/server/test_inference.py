@@ -168,12 +168,16 @@ def test_past_the_queue_limit_a_call_is_refused_at_once_and_the_accepted_ones_al
         await gate.wait_entered()  # started: it holds the worker, not a place in the queue
         waiting = [asyncio.create_task(pool.call("c", Recorder.run, "c", f"turn-{i}")) for i in range(2)]
         await _until(lambda: len(pool.queue.waiting) == 2, "two calls waiting")
+        with pytest.raises(QueueFullError):
+            pool.queue.refuse_if_full()  # the early check a route makes, taking no place
+        assert len(pool.queue.waiting) == 2
         with pytest.raises(QueueFullError) as refused:
             await pool.call("c", Recorder.run, "c", "one too many")
         with pytest.raises(QueueFullError):
             pool.stream("c", lambda r: iter(["x"]))  # refused when the stream is made
         gate.opened.set()
         results = await asyncio.gather(busy, *waiting)
+        pool.queue.refuse_if_full()  # room again: no error
         calls = await pool.call("c", lambda r: list(r.calls))
         await pool.close()
         return refused.value, results, calls

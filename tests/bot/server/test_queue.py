@@ -42,6 +42,12 @@ def test_a_flood_past_the_queue_gets_503_with_retry_after_and_the_accepted_turns
         streamed = live.post(cid, "/messages/stream", {"text": "one more"})
         assert (streamed.status_code, streamed.headers["content-type"]) == (503, "application/json")
         assert streamed.json()["code"] == "busy"
+        # refused before its token is looked up on the store thread: a full queue costs a
+        # request nothing more, and tells a caller without the token nothing about it
+        stranger = live.client.post(
+            f"/api/v1/conversations/{cid}/messages", json={"text": "hi"}, headers={"X-Conversation-Token": "wrong"}
+        )
+        assert (stranger.status_code, stranger.json()["code"]) == (503, "busy")
         gate.opened.set()
         accepted = [first.result(), *(f.result() for f in pending)]
 
