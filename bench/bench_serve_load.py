@@ -146,6 +146,19 @@ async def wait_ready(
     raise SystemExit(f"csbot serve was not ready in {timeout} s")
 
 
+async def send_message(
+    client: httpx.AsyncClient, cid: str, token: dict[str, str], text: str
+) -> tuple[httpx.Response, str, float]:
+    """One customer message with a fresh client_message_id: the response, that id, and
+    the milliseconds until the whole response was read."""
+    mid = uuid.uuid4().hex
+    started = time.perf_counter()
+    r = await client.post(
+        f"/api/v1/conversations/{cid}/messages", json={"text": text, "client_message_id": mid}, headers=token
+    )
+    return r, mid, (time.perf_counter() - started) * 1000
+
+
 async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations: int, turns: int, seed: int) -> dict:
     latencies: list[float] = []
     accepted: list[tuple[str, str, int]] = []  # conversation, client_message_id, reply message id
@@ -166,21 +179,15 @@ async def load_phase(client: httpx.AsyncClient, texts: list[str], conversations:
         # a conversation answers only to the token it was created with (else 404)
         token = {"X-Conversation-Token": r.json()["access_token"]}
         for _ in range(turns):
-            mid = uuid.uuid4().hex
-            started = time.perf_counter()
             try:
-                r = await client.post(
-                    f"/api/v1/conversations/{cid}/messages",
-                    json={"text": rng.choice(texts), "client_message_id": mid},
-                    headers=token,
-                )
+                r, mid, ms = await send_message(client, cid, token, rng.choice(texts))
             except httpx.HTTPError as e:
                 error(f"transport: {type(e).__name__}")
                 continue
             if r.status_code != 200:
                 error(f"http {r.status_code}")
                 continue
-            latencies.append((time.perf_counter() - started) * 1000)
+            latencies.append(ms)
             accepted.append((cid, mid, r.json()["message_id"]))
 
     started = time.perf_counter()
@@ -334,19 +341,13 @@ async def burst_phase(client: httpx.AsyncClient, texts: list[str], size: int, se
 
     async def one(cid: str, token: dict[str, str]) -> None:
         nonlocal without_retry_after
-        mid = uuid.uuid4().hex
+        text = rng.choice(texts)
         await go.wait()
-        started = time.perf_counter()
         try:
-            r = await client.post(
-                f"/api/v1/conversations/{cid}/messages",
-                json={"text": rng.choice(texts), "client_message_id": mid},
-                headers=token,
-            )
+            r, mid, ms = await send_message(client, cid, token, text)
         except httpx.HTTPError as e:
             other[type(e).__name__] = other.get(type(e).__name__, 0) + 1
             return
-        ms = (time.perf_counter() - started) * 1000
         if r.status_code == 200:
             answered_ms.append(ms)
             accepted.append((cid, mid, r.json()["message_id"]))
