@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from bot.errors import InvalidMessageError, MessageTooLongError
 from bot.settings import DialogueConfig
 from bot.store import ConversationStore, DialogueState, MessageRecord
 from retrieval.entities import PLACEHOLDER_RE, find_entities, mask_entities, masked_card, redact_card_numbers
+from retrieval.text import without_control_characters
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,7 +69,7 @@ def validate_message(text: str, max_chars: int) -> str:
     and tabs) are dropped; nothing else is changed."""
     if not isinstance(text, str):
         raise InvalidMessageError(f"message must be text, got {type(text).__name__}")
-    cleaned = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
+    cleaned = without_control_characters(text)
     if not cleaned.strip():
         raise InvalidMessageError("message is empty; type a question or request")
     if len(cleaned) > max_chars:

@@ -24,13 +24,13 @@ reply cut at the token limit trimmed to its last whole sentence.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from retrieval.entities import CARD, EMAIL, ORDER_ID, PHONE, PLACEHOLDER_RE
+from retrieval.text import without_control_characters
 
 _MONTHS = {
     "jan": 1,
@@ -300,8 +300,7 @@ def clean_generated_text(generated_text: str, ended: bool) -> str:
     characters dropped (a byte-level tokenizer can decode any byte, NUL included, which no
     customer should see and PostgreSQL refuses to store), whitespace folded, a reply cut at
     the token limit trimmed to its last whole sentence, droppable placeholders left out."""
-    printable = "".join(ch for ch in generated_text if unicodedata.category(ch) not in ("Cc", "Cs") or ch.isspace())
-    text = " ".join(printable.split())
+    text = " ".join(without_control_characters(generated_text).split())
     if not ended:
         text = _trim_to_sentence(text)
     for p in _DROPPABLE:

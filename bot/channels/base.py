@@ -14,12 +14,12 @@ channel is off). `bot/channels/registry.py` calls it for every platform.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from bot.errors import CsbotError
+from retrieval.text import without_control_characters
 
 OutgoingKind = Literal["reply", "agent", "handoff", "notice"]
 
@@ -65,8 +65,7 @@ class InboundMessage:
         # a platform's JSON string may hold any code point, NUL included; the text is stored
         # before its turn runs (PostgreSQL refuses NUL in text), so control characters other
         # than newlines and tabs go here, as the turn's own validation would drop them
-        printable = "".join(ch for ch in self.text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
-        object.__setattr__(self, "text", printable)
+        object.__setattr__(self, "text", without_control_characters(self.text))
 
 
 @dataclass(frozen=True)

@@ -121,10 +121,10 @@ AuthorizedConversation = Annotated[str, Depends(authorized_conversation)]
 async def room_for_a_turn(rt: Ready) -> None:
     """Dependency, declared before the conversation's: while the turn queue is full, a
     message is refused at once (503 `busy` with Retry-After), before its token is checked
-    on the store thread. Under a burst the refusals otherwise waited their turn on that
-    thread behind hundreds of token checks: seconds instead of milliseconds (measured with
-    `bench/bench_serve_load.py --burst`). "Busy" tells a caller without a token nothing
-    about any conversation."""
+    on the store thread: under a burst, a request refused anyway should not first wait
+    there behind hundreds of token checks (with 300 at once on 2 cores it took about 0.5 s
+    off a refusal's median; `bench/bench_serve_load.py --burst`, docs/benchmarks.md).
+    "Busy" tells a caller without a token nothing about any conversation."""
     rt.pool.queue.refuse_if_full()
 
 
