@@ -22,7 +22,7 @@ from finetune.model import GeneratorBaseConfig, load_corpus_texts
 from finetune.pairs import write_pairs
 from finetune.registry import ModelRegistry, RegistryError
 from finetune.train import TrainConfig, train_generator
-from finetune.trainer_hooks import is_main_process, start_process_group, wait_for_everyone
+from finetune.trainer_hooks import end_process_group, is_main_process, start_process_group, wait_for_everyone
 from retrieval.embedder import SentenceEmbedder
 from retrieval.progress import Progress, no_progress
 from retrieval.threads import configure_threads
@@ -122,4 +122,5 @@ def train_composer(
             f"registered {registered} in {config.workspace / 'models'}; "
             f"promote it with `csbot models promote {registered}`"
         )
+    end_process_group()  # every rank leaves together, after the main one registered the model
     return {**metrics, "registered": registered}

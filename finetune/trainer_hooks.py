@@ -108,6 +108,19 @@ def wait_for_everyone() -> None:
         dist.barrier()
 
 
+def end_process_group() -> None:
+    """Leave the process group once every rank is done (a no-op alone). A rank that exits
+    with its group still open can abort in C++ teardown ("terminate called without an
+    active exception") while the other rank still talks to its store: exit code -6 for a
+    run that had finished."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    wait_for_everyone()
+    dist.destroy_process_group()
+
+
 class ProcessesDisagreeError(CsbotError):
     """Processes of one distributed run computed different values where they must agree."""
 

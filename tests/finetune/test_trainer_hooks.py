@@ -131,7 +131,7 @@ try:
     report["disagreement"] = None
 except ProcessesDisagreeError as e:
     report["disagreement"] = str(e)
-trainer_hooks.wait_for_everyone()
+trainer_hooks.end_process_group()
 print(json.dumps(report))
 """
 
