@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -70,7 +71,7 @@ class StoreConnection:
         db = open_sqlite(path)
         try:  # the first reads of the file: where a file that is no SQLite database shows
             # WAL lets readers (the agent panel, evaluations) work while a turn is written.
-            db.enable_wal()
+            _enable_wal(db)
             db.execute("PRAGMA foreign_keys = ON")
             # erased conversations are overwritten on disk, not left in free pages
             db.execute("PRAGMA secure_delete = ON")
@@ -118,6 +119,22 @@ def open_sqlite(path: Path) -> Database:
         raise sqlite_error(path, e) from e
     db.execute("PRAGMA busy_timeout = 5000")
     return db
+
+
+def _enable_wal(db: Database, wait_s: float = 10.0) -> None:
+    """Switch a new store to WAL, waiting for other processes doing the same. Two processes
+    that switch a new file at the same moment can deadlock on its lock, and SQLite then
+    fails one at once with "database is locked" instead of waiting (busy_timeout does not
+    apply): that one tries again, briefly, until the other has switched it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def sqlite_error(path: Path, error: sqlite3.Error) -> StoreError:

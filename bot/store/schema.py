@@ -107,6 +107,13 @@ def check_schema(db: SqlDatabase, where: str, migration_set: Migrations = migrat
         ours = {"_sqlite_migrations", schema_postgres.MIGRATIONS_TABLE}
         foreign = [t for t in db.table_names() if t not in ours and not t.startswith("sqlite_")]
         if foreign:
+            # another process's upgrade may have committed between the two reads (replicas
+            # starting together on a new store): its tables and its migration rows commit
+            # together, so the tables seen now mean the rows can be read now
+            state = schema_state(db, migration_set)
+            if state.unknown:
+                raise SchemaTooNewError(where, state.unknown)
+        if foreign and not state.applied:
             shown = ", ".join(sorted(foreign)[:5]) + (", ..." if len(foreign) > 5 else "")
             kind = "a SQLite" if db.dialect == "sqlite" else "a PostgreSQL"
             raise NotAStoreError(where, f"it is {kind} database with other tables ({shown}) and no csbot schema")
