@@ -2,12 +2,13 @@
 asyncio httpx client. Bounded: a fixed number of conversations and turns, and a time cap.
 
 Run: python bench/bench_serve_load.py [--workspace DIR] [--workers N] [--batching on|off]
-     [--conversations 50 --turns 20] [--stream-conversations 10 --stream-turns 10]
+     [--stream-early on|off] [--conversations 50 --turns 20] [--stream-conversations 10 --stream-turns 10]
      [--burst N [--max-queued-turns Q]]
 
 `--batching on|off` sets the server's micro-batching (CSBOT_SERVER__BATCHING; off: today's
 path, each worker with its own models, for the side-by-side figure). Without `--workers`
-the server picks its default for that mode (1 worker off, 16 on). The workspace's promoted
+the server picks its default for that mode (1 worker off, 16 on). `--stream-early on|off`:
+whether a GPT-2 reply streams while it decodes or is composed whole first (the default). The workspace's promoted
 GPT-2, when it has one, composes the replies (its copy keeps the model registry); the JSON
 says which model and which composers answered.
 
@@ -103,7 +104,13 @@ def free_port() -> int:
 
 
 def start_server(
-    workspace: Path, port: int, workers: int | None, batching: bool, log_path: Path, max_queued_turns: int | None = None
+    workspace: Path,
+    port: int,
+    workers: int | None,
+    batching: bool,
+    log_path: Path,
+    max_queued_turns: int | None = None,
+    stream_while_composing: bool = False,
 ) -> subprocess.Popen:
     """`csbot serve`, its output to a file (a pipe nobody reads would fill up and block
     the server's logging)."""
@@ -115,6 +122,7 @@ def start_server(
         "CSBOT_RATE_LIMIT_PER_SESSION": "0",
         "CSBOT_LOG_LEVEL": "warning",
         "CSBOT_SERVER__BATCHING": "true" if batching else "false",
+        "CSBOT_DIALOGUE__STREAM_WHILE_COMPOSING": "true" if stream_while_composing else "false",
         **({"CSBOT_MAX_QUEUED_TURNS": str(max_queued_turns)} if max_queued_turns is not None else {}),
     }
     workers_flag = ["--workers", str(workers)] if workers is not None else []
@@ -381,7 +389,15 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
     texts = [t for t in customer_messages(args.data) if len(t) <= 4000]
     port = free_port()
     log_path = workspace.parent / "serve.log"
-    proc = start_server(workspace, port, args.workers, args.batching == "on", log_path, args.max_queued_turns)
+    proc = start_server(
+        workspace,
+        port,
+        args.workers,
+        args.batching == "on",
+        log_path,
+        args.max_queued_turns,
+        stream_while_composing=args.stream_early == "on",
+    )
     connections = max(args.conversations, args.burst) + 10
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     try:
@@ -430,6 +446,7 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
         "bench": "serve_load",
         "workers": workers,
         "batching": args.batching,
+        "stream_early": args.stream_early,
         "promoted_model": promoted_model(workspace),
         "composers": composers_used(workspace / "store.db"),
         "cores": os.cpu_count(),
@@ -451,6 +468,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--batching", choices=("on", "off"), default="off", help="the server's micro-batching across conversations"
+    )
+    parser.add_argument(
+        "--stream-early",
+        choices=("on", "off"),
+        default="off",
+        help="a streaming composer (GPT-2) streams while it decodes (on), or composes whole first "
+        "(off, the server's default: CSBOT_DIALOGUE__STREAM_WHILE_COMPOSING)",
     )
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--turns", type=int, default=20)

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
+
     import numpy as np
 
     from retrieval.types import Hit
@@ -121,6 +123,25 @@ class Composer(Protocol):
     def name(self) -> str: ...
 
     def compose(self, request: ComposeRequest) -> ComposedReply: ...
+
+
+@runtime_checkable
+class StreamingComposer(Composer, Protocol):
+    """A composer that can release its reply while writing it.
+
+    `compose_stream` yields text chunks and returns the `ComposedReply`; the chunks joined
+    are exactly the reply's text, or nothing was yielded (the reply then comes whole).
+    Nothing yielded may be taken back: a streamed reply is final as far as it went."""
+
+    def compose_stream(self, request: ComposeRequest) -> Generator[str, None, ComposedReply]: ...
+
+
+def compose_streaming(composer: Composer, request: ComposeRequest) -> Generator[str, None, ComposedReply]:
+    """`composer.compose_stream(request)` for a `StreamingComposer`; for any other composer its
+    `compose` reply, yielding nothing."""
+    if isinstance(composer, StreamingComposer):
+        return (yield from composer.compose_stream(request))
+    return composer.compose(request)
 
 
 @dataclass(frozen=True)

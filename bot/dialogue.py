@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -46,6 +46,7 @@ from bot.contracts import (
     Slots,
     Source,
     TurnResult,
+    compose_streaming,
 )
 from bot.domain import Domain
 from bot.errors import InvalidMessageError, MessageTooLongError
@@ -122,6 +123,46 @@ class DialogueManager:
         """One turn. `client_message_id` is the channel's id for the customer message
         (stored with it; a conversation refuses the same id twice, see
         `ConversationStore.record_turn`)."""
+        turn = self._turn(text, conversation_id, channel, client_message_id, stream=False)
+        while True:
+            try:
+                next(turn)  # a whole reply is composed: nothing is released on the way
+            except StopIteration as done:
+                return cast(TurnResult, done.value)
+
+    def handle_stream(
+        self, text: str, conversation_id: str | None = None, channel: str = "cli", client_message_id: str | None = None
+    ) -> Iterator[str | TurnResult]:
+        """The same turn as `handle`, as text pieces followed by the `TurnResult`; the pieces
+        joined are exactly its reply.
+
+        Validation errors raise at the first `next()`, before anything is stored. A composer
+        that streams (`StreamingComposer`: the GPT-2 composer) releases its reply sentence by
+        sentence while it decodes, each sentence only once the reply up to it passes the
+        grounding guard, so a customer never sees words that are then taken back; the turn
+        is stored once the reply is whole, before the `TurnResult`. Every other reply (and
+        every reply with `DialogueConfig.stream_while_composing` off) is composed whole, then
+        cut into pieces."""
+        streamed = False
+        stream = self.config.stream_while_composing
+        turn = self._turn(text, conversation_id, channel, client_message_id, stream=stream)
+        while True:
+            try:
+                chunk = next(turn)
+            except StopIteration as done:
+                result = cast(TurnResult, done.value)
+                break
+            streamed = True
+            yield from reply_pieces(chunk)
+        if not streamed:
+            yield from reply_pieces(result.reply)
+        yield result
+
+    def _turn(
+        self, text: str, conversation_id: str | None, channel: str, client_message_id: str | None, *, stream: bool
+    ) -> Generator[str, None, TurnResult]:
+        """The turn, yielding the reply's chunks as a streaming composer releases them (when
+        `stream`); returns the stored `TurnResult`."""
         started = time.perf_counter()
         text = validate_message(text, self.config.max_message_chars)
         if conversation_id is None:
@@ -146,7 +187,9 @@ class DialogueManager:
         handling = self.store.handling(conversation_id)
         if handling == "open":
             return self._silent_turn(conversation_id, text, prediction, client_message_id, started)
-        decision = self._decide(conversation_id, text, masked, vector, prediction, new_slots, state, handling)
+        decision = yield from self._decide(
+            conversation_id, text, masked, vector, prediction, new_slots, state, handling, stream=stream
+        )
 
         latency_ms = (time.perf_counter() - started) * 1000
         confidence = round(float(prediction.confidence), 4)
@@ -221,19 +264,6 @@ class DialogueManager:
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
         )
 
-    def handle_stream(
-        self, text: str, conversation_id: str | None = None, channel: str = "cli", client_message_id: str | None = None
-    ) -> Iterator[str | TurnResult]:
-        """The same turn as `handle`, as text pieces followed by the `TurnResult`.
-
-        Validation errors raise at the first `next()`, before anything is stored. The
-        reply is composed and passed by the grounding guard as a whole before its first
-        piece is released, so a customer never sees words that the guard then takes back.
-        """
-        result = self.handle(text, conversation_id, channel, client_message_id)
-        yield from reply_pieces(result.reply)
-        yield result
-
     # -- policy --------------------------------------------------------------------
     def _decide(
         self,
@@ -245,7 +275,11 @@ class DialogueManager:
         new_slots: dict[str, str],
         state: DialogueState,
         handling: str,
-    ) -> _Decision:
+        *,
+        stream: bool = False,
+    ) -> Generator[str, None, _Decision]:
+        """The policy's decision for the turn; only the composer's step yields (its chunks,
+        when `stream`), every other branch returns at once."""
         domain, cfg = self.domain, self.config
         # who handles the conversation is decided by the agents' side (the store's
         # `handling`), never by this state's copy of it: an agent may have handed the
@@ -315,9 +349,10 @@ class DialogueManager:
 
         hits = retrieve_for_intent(self.retriever, vector, intent, cfg.retrieval_k)
         history = self._history(conversation_id)
-        composed = self.composer.compose(
-            ComposeRequest(text=text, intent=intent, history=history, hits=tuple(hits), slots=Slots(dict(state.slots)))
+        request = ComposeRequest(
+            text=text, intent=intent, history=history, hits=tuple(hits), slots=Slots(dict(state.slots))
         )
+        composed = (yield from compose_streaming(self.composer, request)) if stream else self.composer.compose(request)
         sources = _sources(hits, composed, cfg.retrieval_k)
         if composed.action == "fallback":
             return self._failure(

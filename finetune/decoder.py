@@ -23,7 +23,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -218,6 +218,65 @@ class GPT2Generator:
             self.load()
             self._placeholders = placeholder_tokens(self.tokenizer)
         return self._placeholders
+
+    @property
+    def streams(self) -> bool:
+        """Whether `token_steps` can decode step by step here (the fast decoder, greedy
+        decoding: beam search knows its reply only at the end)."""
+        return self.config.decoding == "greedy" and self.fast_decoder is not None
+
+    def encode(self, text: str) -> list[int]:
+        """`text` as the model's token ids (no special tokens added)."""
+        self.load()
+        assert self.tokenizer is not None
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Token ids back to text, special tokens left out."""
+        self.load()
+        assert self.tokenizer is not None
+        return _decode(self.tokenizer, list(ids))
+
+    @property
+    def eos_id(self) -> int:
+        """The token that ends a reply (<|endofreply|>)."""
+        self.load()
+        assert self.tokenizer is not None
+        return _eos_id(self.tokenizer)
+
+    def token_steps(
+        self,
+        rows: Sequence[Sequence[int]],
+        *,
+        sampled: bool,
+        greedy_rows: int = 0,
+        copy_from: Sequence[Sequence[int]] | None = None,
+        max_new_tokens: int | None = None,
+    ) -> Generator[list[int | None], None, None]:
+        """Decode `rows` (token ids) in one batch of the fast decoder, one list per step: each
+        row's new token, or None once it ended (`GPT2Decoder.generate`). What `generate` does,
+        as it happens: the streaming composer reads replies while they are decoded.
+        `copy_from`: per row, the ids copy-only tokens may be copied from (default: the row
+        itself; a row that continues a partly decoded reply passes its prompt alone).
+        `sampled`/`greedy_rows` as in `generate_rows`. Holds the generator until closed."""
+        cfg, decoder = self.config, self.fast_decoder
+        if decoder is None or not self.streams:
+            raise ValueError("step-by-step decoding needs the fast decoder and greedy decoding (not beam search)")
+        assert cfg.max_new_tokens is not None  # load() set it
+        sources = copy_from if copy_from is not None else rows
+        sampling = Sampling(
+            top_p=cfg.top_p if sampled else None,
+            temperature=cfg.temperature,
+            seed=cfg.seed,
+            repetition_penalty=cfg.repetition_penalty,
+            banned=[self._banned(p) for p in sources] if self.copies_only else None,
+            greedy_rows=greedy_rows,
+        )
+        limit = cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
+        with self._lock:
+            yield from decoder.generate(
+                [list(r) for r in rows], max_new_tokens=limit, eos_id=self.eos_id, sampling=sampling
+            )
 
     def generate(self, prompts: Sequence[str], *, alternatives: bool = False) -> list[Generated]:
         """Replies for several prompts in one batch (greedy or top-p): how concurrent turns

@@ -95,6 +95,14 @@ def eval_generation(
         ),
     ] = 5,
     int8: Annotated[bool, typer.Option("--int8/--float32", help="Weights of the fast decoder")] = True,
+    streamed: Annotated[
+        bool,
+        typer.Option(
+            "--streamed",
+            help="Score the reply the streaming route sends (chosen on first sentences, sent "
+            "sentence by sentence) instead of the whole-reply path's",
+        ),
+    ] = False,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")
     ] = None,
@@ -122,6 +130,7 @@ def eval_generation(
             seed=seed,
             candidates=candidates,
             int8=int8,
+            streamed=streamed,
             report_dir=report,
             progress=step,
         )

@@ -15,11 +15,11 @@ every turn; the next promote, rollback or retire is tried again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Protocol
 
-from bot.contracts import ComposedReply, Composer, ComposeRequest
+from bot.contracts import ComposedReply, Composer, ComposeRequest, compose_streaming
 
 log = logging.getLogger(__name__)
 _UNSET = object()
@@ -97,3 +97,8 @@ class PromotedModelComposer:
     def compose(self, request: ComposeRequest) -> ComposedReply:
         self.refresh()
         return self.current.compose(request)
+
+    def compose_stream(self, request: ComposeRequest) -> Generator[str, None, ComposedReply]:
+        """The current composer's `compose_stream` where it has one; else its whole reply."""
+        self.refresh()
+        return (yield from compose_streaming(self.current, request))

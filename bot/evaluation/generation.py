@@ -69,9 +69,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.composers.generative import GPT2Composer
+from bot.composers.generative import GeneratedTurn, GPT2Composer
 from bot.composers.retrieval import RetrievalComposer
-from bot.contracts import ComposeRequest, Slots
+from bot.contracts import ComposedReply, ComposeRequest, Slots
 from bot.dialogue import retrieve_for_intent
 from bot.domain import Domain
 from bot.errors import CsbotError
@@ -142,9 +142,13 @@ def evaluate_generation(
     seed: int = 0,
     candidates: int = 5,
     int8: bool = True,
+    streamed: bool = False,
     report_dir: Path | None = None,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
+    """`streamed`: score the reply the streaming path sends (`GPT2Composer.compose_stream`:
+    the candidate chosen on its first sentence, released sentence by sentence, ended before a
+    sentence the guard refuses) instead of the whole-reply path's."""
     from rouge_score import rouge_scorer
     from tqdm import tqdm
 
@@ -221,10 +225,13 @@ def evaluate_generation(
     ):
         hits = tuple(retrieve_for_intent(index, q, predicted.intent, k))
         request = ComposeRequest(text=row.question, intent=predicted.intent, history=(), hits=hits, slots=Slots({}))
-        turn = composer.compose_with_candidates(request)
-        live_fallbacks += turn.reply.composer != composer.name
         evidence = [h.unit.evidence_text for h in composer.evidence_hits(request)]
         sources = [row.question, *evidence]
+        if streamed:
+            turn = _streamed_turn(composer, request, row.question, evidence)
+        else:
+            turn = composer.compose_with_candidates(request)
+        live_fallbacks += turn.reply.composer != composer.name
         candidate_rows = []
         for g in turn.candidates:
             text = clean_generated_text(g.text, g.ended)
@@ -237,11 +244,14 @@ def evaluate_generation(
             candidate_rows.append({"text": text, "invented": [v.text for v in invented], "guard_passed": passed})
         generated = verdict = None
         chosen = turn.generated
-        if chosen is not None:
-            generated_n += 1
+        if streamed and turn.reply.composer == composer.name:
+            generated = turn.reply.text  # what streamed: already cleaned and judged
+        elif chosen is not None:
             new_tokens += chosen.new_tokens
             gen_seconds += chosen.total_ms / 1000
             generated = clean_generated_text(chosen.text, chosen.ended)
+        if generated is not None:
+            generated_n += 1
             hallucinated += (
                 entity_guard.check(generated, conversation=[row.question], evidence=evidence).rule == "entity"
             )
@@ -277,6 +287,7 @@ def evaluate_generation(
                     "guard": None if verdict is None else verdict.reason,
                     "final_invented": [v.text for v in final_invented],
                     "live_composer": turn.reply.composer,
+                    "live_note": turn.reply.note,
                     "baselines": baselines,
                     "evidence": evidence,
                     # what the candidate selection compared candidates with: lets a selection
@@ -322,6 +333,7 @@ def evaluate_generation(
         "repetition_penalty": repetition_penalty,
         "seed": seed,
         "candidates": composer.config.candidates if composer.generator.selects_candidates else 1,
+        "streamed": streamed,
         "int8": composer.generator.int8,
         "model": str(model_dir),
         "machine": machine_info(),
@@ -336,6 +348,25 @@ def evaluate_generation(
 
 
 BASELINES = ("retrieval_only", "retrieval_vote", "intent_first_retrieval")
+
+
+def _streamed_turn(
+    composer: GPT2Composer, request: ComposeRequest, question: str, evidence: list[str]
+) -> GeneratedTurn:
+    """The streaming path's reply, judged as the whole-reply path is scored here: by the guard
+    alone (placeholders are scored as text, not filled or asked for). Its candidates are not
+    kept: all but the chosen one stop after their first sentence."""
+
+    def guard_only(text: str) -> tuple[ComposedReply | None, str | None]:
+        verdict = composer.guard.check(text, conversation=[question], evidence=evidence)
+        return (ComposedReply(text, "answer", composer.name), None) if verdict.ok else (None, verdict.reason)
+
+    stream = composer.compose_stream(request, judge=guard_only)
+    while True:
+        try:
+            next(stream)
+        except StopIteration as done:
+            return GeneratedTurn(done.value)
 
 
 def retrieval_vote(answers: list[str]) -> str:

@@ -352,6 +352,11 @@ class BatchedGenerator(GPT2Generator):
     def load(self) -> BatchedGenerator:
         return self
 
+    @property
+    def streams(self) -> bool:
+        # a turn's rows decode inside other turns' merged batches: no step-by-step view
+        return False
+
     def generate(self, prompts: Sequence[str], *, alternatives: bool = False) -> list[Generated]:
         """`GPT2Generator.generate`, in one decoding pass with the calls waiting meanwhile."""
         if not prompts:

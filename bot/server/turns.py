@@ -48,11 +48,19 @@ def stream_turn(
     """`take_turn` as text pieces followed by the `TurnResult` (`handle_stream`'s contract)."""
     stored = stored_turn(assistant, conversation_id, text, client_message_id)
     if stored is None:
+        streamed = False
         try:
-            yield from assistant.manager.handle_stream(text, conversation_id, "web", client_message_id)
+            for item in assistant.manager.handle_stream(text, conversation_id, "web", client_message_id):
+                streamed = streamed or isinstance(item, str)
+                yield item
             return
-        except DuplicateClientMessageError:  # raised before any piece: the turn is whole first
+        except DuplicateClientMessageError:  # raised when the turn is stored, after its pieces
             stored = duplicate_turn(assistant, conversation_id, text, client_message_id)
+        if streamed:
+            # another replica answered the same message first (only possible without a shared
+            # conversation lock): its stored reply is the one kept, and `final` carries it
+            yield stored
+            return
     yield from reply_pieces(stored.reply)
     yield stored
 
@@ -75,9 +83,20 @@ def public_turn(assistant: Assistant, conversation_id: str, text: str, client_me
 def stream_public_turn(
     assistant: Assistant, conversation_id: str, text: str, client_message_id: str | None
 ) -> Iterator[str | dict[str, Any]]:
-    """`stream_turn`, ending with the public reply object instead of the `TurnResult`."""
+    """`stream_turn`, ending with the public reply object instead of the `TurnResult`.
+
+    A client that leaves mid-reply closes this iterator: the turn still runs to its end,
+    unheard, so the customer's message and the reply are stored (the reply streams while it
+    is decoded, before the turn is written) and a retry with the same `client_message_id`
+    gets them back instead of a second turn."""
+    listening = True
     for item in stream_turn(assistant, conversation_id, text, client_message_id):
-        yield item if isinstance(item, str) else public_reply(assistant, item)
+        if not listening:
+            continue
+        try:
+            yield item if isinstance(item, str) else public_reply(assistant, item)
+        except GeneratorExit:
+            listening = False
 
 
 def public_reply(assistant: Assistant, result: TurnResult) -> dict[str, Any]:

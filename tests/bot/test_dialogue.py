@@ -247,3 +247,76 @@ def test_a_card_number_is_stored_and_kept_as_a_slot_only_by_its_last_four_digits
     later = dm.handle("can you refund it to that card?", cid)
     stored = [str(row) for table in dm.store.db.sqlite.tables for row in table.rows]
     assert not any("4111" in row for row in stored) and "4111" not in result.reply + later.reply
+
+
+class SentenceBySentence:
+    """A `StreamingComposer` for the manager's side of the contract: the real retrieval
+    composer's reply, released one sentence at a time (the GPT-2 composer's own streaming is
+    tested with a real model in tests/bot/composers/test_generative_streaming.py). It notes,
+    at each chunk, how many messages the store holds, to show chunks leave before the turn
+    is written."""
+
+    def __init__(self, inner, store):
+        self.inner, self.store = inner, store
+        self.name = "sentences"
+        self.conversation_id = ""  # whose stored messages to count
+        self.stored_at_chunks: list[int] = []
+
+    def compose(self, request):
+        return self.inner.compose(request)
+
+    def compose_stream(self, request):
+        import re
+
+        reply = self.inner.compose(request)
+        for sentence in re.findall(r"\S.*?(?:[.!?](?=\s)|$)\s*", reply.text):
+            self.stored_at_chunks.append(len(self.store.messages(self.conversation_id)))
+            yield sentence
+        return reply
+
+
+def streaming_manager(parts):
+    dm = manager(parts, stream_while_composing=True)
+    dm.composer = SentenceBySentence(dm.composer, dm.store)
+    return dm
+
+
+def test_a_streaming_composers_chunks_leave_before_the_turn_is_stored_and_join_to_its_reply(parts):
+    dm = streaming_manager(parts)
+    cid = dm.composer.conversation_id = dm.start_conversation()
+    events = list(dm.handle_stream("how do I send something back? I bought shoes.", cid))
+    *pieces, result = events
+    assert "".join(pieces) == result.reply and result.action == "answer"
+    assert dm.composer.stored_at_chunks and max(dm.composer.stored_at_chunks) == 0  # nothing stored yet
+    assert [m["role"] for m in dm.store.messages(cid)] == ["customer", "bot"]
+    assert dm.store.messages(cid)[-1]["text"] == result.reply
+    # a plain turn never asks the composer to stream, nor does a streamed one by default
+    before = len(dm.composer.stored_at_chunks)
+    assert dm.handle("how do I send something back?", cid).reply == result.reply
+    assert len(dm.composer.stored_at_chunks) == before
+    whole_first = manager(parts)
+    whole_first.composer = SentenceBySentence(whole_first.composer, whole_first.store)
+    whole_first.composer.conversation_id = cid = whole_first.start_conversation()
+    *pieces, result = list(whole_first.handle_stream("how do I send something back?", cid))
+    assert "".join(pieces) == result.reply and whole_first.composer.stored_at_chunks == []
+
+
+def test_a_client_that_leaves_mid_reply_still_gets_its_turn_stored_and_a_retry_gets_it_back(parts):
+    from types import SimpleNamespace
+
+    from bot.server.turns import stream_public_turn
+
+    dm = streaming_manager(parts)
+    index = parts[1]
+    assistant = SimpleNamespace(manager=dm, store=dm.store, index=index, config=SimpleNamespace(dialogue=dm.config))
+    cid = dm.composer.conversation_id = dm.start_conversation()
+    text = "how do I send something back? I bought shoes."
+    turn = stream_public_turn(assistant, cid, text, "msg-1")
+    first = next(turn)
+    assert isinstance(first, str) and dm.store.messages(cid) == []  # mid-reply, nothing stored yet
+    turn.close()  # the client went away: the turn runs to its end unheard
+    stored = dm.store.messages(cid)
+    assert [m["role"] for m in stored] == ["customer", "bot"] and stored[-1]["text"].startswith(first)
+    *pieces, final = list(stream_public_turn(assistant, cid, text, "msg-1"))
+    assert "".join(pieces) == final["reply"] == stored[-1]["text"] and final["message_id"] == stored[-1]["id"]
+    assert len(dm.store.messages(cid)) == 2  # the retry took no second turn
