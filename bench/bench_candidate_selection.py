@@ -12,7 +12,13 @@ selection compared them with) and scores, on the same rows, without decoding aga
     no rule can reach, not a figure the product can have;
   - `mbr_candidates_only`: minimum-Bayes-risk among the passing candidates, without the
     retrieved answers;
-  - `mbr_references_xW`: the shipped rule with the retrieved answers weighted W.
+  - `mbr_references_xW`: the shipped rule with the retrieved answers weighted W;
+  - `opening_K` (`--opening-sentences K ...`): the shipped rule applied to each candidate's
+    first K sentences only, the chosen candidate's whole reply scored: what choosing early,
+    to stream a reply while it decodes, would send if the chosen reply then went on as it
+    was decoded; `opening_K_cut`: the same with the retrieved answers cut to the opening's
+    length in words. `openings_shared_by_most`: turns whose most common first sentence is
+    shared by more than half of the passing candidates.
 
 Samples written before the retrieved answers were kept (`consensus_references`) fall back to
 the two retrieval baselines' answers as the references; the output says which. Use it on
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -31,6 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("samples", type=Path)
     ap.add_argument("--weights", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    ap.add_argument("--opening-sentences", type=int, nargs="*", default=[1, 2, 3])
     args = ap.parse_args()
 
     from rouge_score import rouge_scorer
@@ -41,7 +49,15 @@ def main() -> None:
         return scorer.score(reference, text)["rougeL"].fmeasure
 
     rows = [json.loads(line) for line in args.samples.open(encoding="utf-8") if line.strip()]
-    names = ["sent", "greedy", "oracle", "mbr_candidates_only", *(f"mbr_references_x{w:g}" for w in args.weights)]
+    names = [
+        "sent",
+        "greedy",
+        "oracle",
+        "mbr_candidates_only",
+        *(f"mbr_references_x{w:g}" for w in args.weights),
+        *(f"opening_{k}{cut}" for k in args.opening_sentences for cut in ("", "_cut")),
+    ]
+    shared_openings = 0
     scores: dict[str, list[float]] = {name: [] for name in names}
     references_kept = 0
     for row in rows:
@@ -65,11 +81,19 @@ def main() -> None:
         scores["mbr_candidates_only"].append(gold[_best(pairwise, to_references, 0.0)])
         for w in args.weights:
             scores[f"mbr_references_x{w:g}"].append(gold[_best(pairwise, to_references, w)])
+        firsts = [_opening(t, 1) for t in passing]
+        shared_openings += max(firsts.count(f) for f in firsts) * 2 > len(passing) >= 2
+        for k in args.opening_sentences:
+            openings = [_opening(t, k) for t in passing]
+            for cut in ("", "_cut"):
+                chosen = _best_opening(openings, references, bool(cut), rouge)
+                scores[f"opening_{k}{cut}"].append(gold[chosen])
     result = {name: round(statistics.fmean(v), 4) for name, v in scores.items()}
     result.update(
         rows=len(rows),
         candidates=max((len(r["candidates"]) for r in rows), default=0),
         references="consensus_references" if references_kept == len(rows) else "retrieval baselines' answers",
+        openings_shared_by_most=shared_openings,
         samples=str(args.samples),
     )
     print(json.dumps(result))
@@ -78,6 +102,29 @@ def main() -> None:
 def _best(pairwise: list[list[float]], to_references: list[float], weight: float) -> int:
     """The candidate agreeing most with the others plus `weight` × the references; ties to the earlier."""
     return max(range(len(pairwise)), key=lambda i: (sum(pairwise[i]) + weight * to_references[i], -i))
+
+
+# a sentence ends at . ! or ? (not after a digit) before a space: bot.composers.generative's rule
+_SENTENCE_END = re.compile(r"(?<=[^\d\s][.!?])(?=\s)")
+
+
+def _opening(text: str, sentences: int) -> str:
+    """The first `sentences` whole sentences of `text` (all of it when it has fewer)."""
+    folded = " ".join(text.split())
+    ends = [m.end() for m in _SENTENCE_END.finditer(folded)]
+    return folded[: ends[sentences - 1]] if len(ends) >= sentences else folded
+
+
+def _best_opening(openings: list[str], references: list[str], cut: bool, rouge) -> int:
+    """The shipped rule on openings: the one agreeing most with the other openings and the
+    references (cut to its length in words when `cut`); ties to the earlier."""
+
+    def agreement(i: int) -> float:
+        words = len(openings[i].split())
+        refs = [" ".join(r.split()[:words]) for r in references] if cut else references
+        return sum(rouge(o, openings[i]) for o in [*refs, *(openings[j] for j in range(len(openings)) if j != i)])
+
+    return max(range(len(openings)), key=lambda i: (agreement(i), -i))
 
 
 if __name__ == "__main__":

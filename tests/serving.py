@@ -231,7 +231,31 @@ def csbot_serve(
 # -- HAProxy ------------------------------------------------------------------------------
 
 
-def haproxy_config(port: int, stats_port: int, servers: Mapping[str, int], maxconn_per_server: int = 16) -> str:
+@dataclass(frozen=True)
+class TurnBound:
+    """Customers' messages bounded at the balancer, as deploy/haproxy/haproxy.cfg bounds them:
+    each replica works on at most `per_replica` at once, `queued` more wait in HAProxy's
+    queue, and past that a message is refused by HAProxy itself, at once, with 503 `busy`
+    and Retry-After (no replica reads it)."""
+
+    per_replica: int
+    queued: int
+
+
+# deploy/haproxy/haproxy.cfg's answer to a message past the bound, word for word
+BALANCER_BUSY = '{"code":"busy","detail":"the assistant is busy; retry after 2 s"}'
+_BUSY_RULE = (
+    "status 503 content-type application/json hdr Retry-After 2 string " + '"' + BALANCER_BUSY.replace('"', '\\"') + '"'
+)
+
+
+def haproxy_config(
+    port: int,
+    stats_port: int,
+    servers: Mapping[str, int],
+    maxconn_per_server: int = 16,
+    turn_bound: TurnBound | None = None,
+) -> str:
     """An HAProxy configuration that balances `servers` (name -> port on 127.0.0.1).
 
     - health: GET /readyz every 500 ms; a replica is taken out after 2 failed checks, or
@@ -246,6 +270,8 @@ def haproxy_config(port: int, stats_port: int, servers: Mapping[str, int], maxco
       message again;
     - each replica gets at most `maxconn_per_server` requests at once; the rest wait in
       HAProxy's queue, where any replica that frees up can take them;
+    - with `turn_bound`, customers' messages (POST .../messages and .../messages/stream) go
+      to a second back end, `turns`, over the same replicas, bounded as `TurnBound` says;
     - `X-Csbot-Replica` on every answer names the replica that gave it;
     - the statistics, as CSV, on 127.0.0.1:`stats_port`/stats;csv;
     - one log line per request on HAProxy's standard output (the replica, the retries,
@@ -272,24 +298,54 @@ def haproxy_config(port: int, stats_port: int, servers: Mapping[str, int], maxco
         "    option http-buffer-request",
         "frontend csbot",
         f"    bind 127.0.0.1:{port}",
+        *(
+            [
+                "    acl turn_request method POST",
+                "    acl turn_request_path path_reg ^/api/v1/conversations/[^/]+/messages(/stream)?$",
+                "    use_backend turns if turn_request turn_request_path",
+            ]
+            if turn_bound is not None
+            else []
+        ),
         "    default_backend replicas",
-        "backend replicas",
-        "    balance roundrobin",
-        "    option httpchk GET /readyz",
-        "    http-check expect status 200",
-        # a refused or failed connection takes the replica out at once (observe layer4),
-        # without waiting for two failed checks: requests queued for a dead replica then go
-        # to the others instead of failing their retries on it
-        f"    default-server check inter 500ms fall 2 rise 2 maxconn {maxconn_per_server}"
-        " observe layer4 error-limit 1 on-error mark-down",
-        f"    http-response set-header {REPLICA_HEADER} %[srv_name]",
-        *(f"    server {name} 127.0.0.1:{server_port}" for name, server_port in servers.items()),
+        *_backend("replicas", servers, maxconn_per_server),
+        *(
+            _backend(
+                "turns",
+                servers,
+                turn_bound.per_replica,
+                [
+                    f"    http-request return {_BUSY_RULE} if {{ queue(turns) ge {turn_bound.queued} }}",
+                    "    timeout queue 10s",
+                    f"    http-error {_BUSY_RULE}",
+                ],
+            )
+            if turn_bound is not None
+            else []
+        ),
         "listen stats",
         f"    bind 127.0.0.1:{stats_port}",
         "    stats enable",
         "    stats uri /stats",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _backend(name: str, servers: Mapping[str, int], maxconn: int, rules: list[str] | None = None) -> list[str]:
+    return [
+        f"backend {name}",
+        *(rules or []),
+        "    balance roundrobin",
+        "    option httpchk GET /readyz",
+        "    http-check expect status 200",
+        # a refused or failed connection takes the replica out at once (observe layer4),
+        # without waiting for two failed checks: requests queued for a dead replica then go
+        # to the others instead of failing their retries on it
+        f"    default-server check inter 500ms fall 2 rise 2 maxconn {maxconn}"
+        " observe layer4 error-limit 1 on-error mark-down",
+        f"    http-response set-header {REPLICA_HEADER} %[srv_name]",
+        *(f"    server {server} 127.0.0.1:{server_port}" for server, server_port in servers.items()),
+    ]
 
 
 @dataclass
@@ -306,23 +362,25 @@ class Balancer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def server_stats(self) -> dict[str, dict[str, str]]:
+    def server_stats(self, backend: str = "replicas") -> dict[str, dict[str, str]]:
         """HAProxy's statistics row of each replica of the back end, by replica name:
         `status` (UP, DOWN, ...), `scur` (requests at it now), `stot` (sessions so far),
         `wretr` and `wredis` (retries and redispatches), `eresp` (failed answers), ..."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.stats_port}/stats;csv", timeout=5) as r:
             text = r.read().decode()
         rows = csv.DictReader(io.StringIO(text.removeprefix("# ")))
-        return {row["svname"]: row for row in rows if row["pxname"] == "replicas" and row["svname"] != "BACKEND"}
+        return {row["svname"]: row for row in rows if row["pxname"] == backend and row["svname"] != "BACKEND"}
 
-    def wait_status(self, wanted: Mapping[str, str], timeout: float = READY_TIMEOUT_S) -> None:
+    def wait_status(
+        self, wanted: Mapping[str, str], timeout: float = READY_TIMEOUT_S, backend: str = "replicas"
+    ) -> None:
         """Wait until each named replica has the wanted status (e.g. {"r1": "UP"}) in HAProxy."""
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise ServingError(f"haproxy exited with {self.proc.returncode}:\n{log_tail(self.log_path)}")
             try:
-                status = {name: row["status"] for name, row in self.server_stats().items()}
+                status = {name: row["status"] for name, row in self.server_stats(backend).items()}
             except (urllib.error.URLError, OSError):  # not listening yet
                 status = {}
             if all(status.get(name, "").startswith(want) for name, want in wanted.items()):
@@ -335,13 +393,15 @@ class Balancer:
         stop_process(self.proc, grace_s=10.0)
 
 
-def start_haproxy(run_dir: Path, servers: Mapping[str, int], maxconn_per_server: int = 16) -> Balancer:
+def start_haproxy(
+    run_dir: Path, servers: Mapping[str, int], maxconn_per_server: int = 16, turn_bound: TurnBound | None = None
+) -> Balancer:
     """Write the configuration into `run_dir`, check it, and start HAProxy in the foreground."""
     if not HAPROXY.exists():
         raise ServingError(f"{HAPROXY} is absent: apt-get install haproxy")
     port, stats_port = free_port(), free_port()
     config_path = run_dir / "haproxy.cfg"
-    config_path.write_text(haproxy_config(port, stats_port, servers, maxconn_per_server))
+    config_path.write_text(haproxy_config(port, stats_port, servers, maxconn_per_server, turn_bound))
     check = subprocess.run([str(HAPROXY), "-c", "-q", "-f", str(config_path)], capture_output=True, text=True)
     if check.returncode != 0:
         raise ServingError(f"haproxy refused {config_path}:\n{check.stdout}{check.stderr}")
@@ -378,6 +438,7 @@ def replicas_behind_haproxy(
     *,
     env: Mapping[str, str] | None = None,
     maxconn_per_server: int = 16,
+    turn_bound: TurnBound | None = None,
 ) -> Iterator[Topology]:
     """Start `count` replicas (r1, r2, ...) on `workspace` at once, one inference worker
     each, and HAProxy in front; yields once HAProxy sees every replica UP. Everything is
@@ -392,20 +453,29 @@ def replicas_behind_haproxy(
             replicas[name] = replica
         for replica in replicas.values():
             replica.wait_ready()
-        balancer = start_haproxy(run_dir, {name: r.port for name, r in replicas.items()}, maxconn_per_server)
+        balancer = start_haproxy(
+            run_dir, {name: r.port for name, r in replicas.items()}, maxconn_per_server, turn_bound
+        )
         stack.callback(balancer.stop)
         balancer.wait_status(dict.fromkeys(replicas, "UP"))
+        if turn_bound is not None:
+            balancer.wait_status(dict.fromkeys(replicas, "UP"), backend="turns")
         yield Topology(workspace, balancer, replicas)
 
 
 @contextmanager
 def replicas_on_a_copy(
-    built: Path, run_dir: Path, count: int, *, env: Mapping[str, str] | None = None
+    built: Path,
+    run_dir: Path,
+    count: int,
+    *,
+    env: Mapping[str, str] | None = None,
+    turn_bound: TurnBound | None = None,
 ) -> Iterator[Topology]:
     """`replicas_behind_haproxy` on a private copy of the `built` workspace (its store left
     out); once the block ends, no replica's log may hold a traceback."""
     workspace = copy_workspace(built, run_dir / "ws")
-    with replicas_behind_haproxy(workspace, run_dir, count, env=env) as topology:
+    with replicas_behind_haproxy(workspace, run_dir, count, env=env, turn_bound=turn_bound) as topology:
         yield topology
     for replica in topology.replicas.values():
         assert "Traceback" not in replica.log_path.read_text(errors="replace"), log_tail(replica.log_path)

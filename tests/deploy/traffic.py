@@ -68,6 +68,11 @@ class Traffic:
     refused: Counter[str] = field(default_factory=Counter)  # answers not retried: the message was given up
     gave_up: int = 0  # messages still unanswered after give_up_s
     conversations_failed: int = 0  # customers who could not open a conversation at all
+    # 503 answers to messages, by who gave them: the balancer itself (no replica header,
+    # deploy/haproxy's bound on waiting messages) or a replica (its own queue's bound)
+    busy_from_balancer: int = 0
+    busy_from_replicas: int = 0
+    balancer_busy_bodies: set[str] = field(default_factory=set)
     wall_s: float = 0.0
 
     def messages(self) -> list[SentMessage]:
@@ -184,10 +189,20 @@ class _Customers:
         except httpx.TransportError as e:
             return _Failure(f"transport {type(e).__name__}", True)
         if r.status_code != 200:
-            return _Failure(f"http {r.status_code}", r.status_code in RETRYABLE_STATUSES, _retry_after(r))
+            return self._http_failure(r)
         message.reply_id = int(r.json()["message_id"])
         message.replica = r.headers.get(REPLICA_HEADER)
         return None
+
+    def _http_failure(self, r: httpx.Response) -> _Failure:
+        """A message's non-200 answer, with a busy answer counted by who gave it."""
+        if r.status_code == 503:
+            if REPLICA_HEADER in r.headers:
+                self.traffic.busy_from_replicas += 1
+            else:
+                self.traffic.busy_from_balancer += 1
+                self.traffic.balancer_busy_bodies.add(f"{r.headers.get('Retry-After')} {r.text}")
+        return _Failure(f"http {r.status_code}", r.status_code in RETRYABLE_STATUSES, _retry_after(r))
 
     async def _stream_once(self, message: SentMessage, token: str, first_sent: float) -> _Failure | None:
         event = ""
@@ -200,7 +215,7 @@ class _Customers:
             ) as r:
                 if r.status_code != 200:
                     await r.aread()
-                    return _Failure(f"http {r.status_code}", r.status_code in RETRYABLE_STATUSES, _retry_after(r))
+                    return self._http_failure(r)
                 async for line in r.aiter_lines():
                     if line.startswith("event: "):
                         event = line.removeprefix("event: ")
