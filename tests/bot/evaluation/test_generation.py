@@ -86,3 +86,21 @@ def test_a_directory_without_validation_pairs_is_refused(run, tmp_path):
     settings, model, corpus, _, _ = run
     with pytest.raises(CsbotError, match=r"valid\.jsonl"):
         evaluate_generation(settings, model, corpus, tmp_path)
+
+
+@pytest.mark.slow
+def test_the_streaming_path_is_scored_on_the_same_rows_with_what_it_would_stream(run):
+    settings, model, corpus, test, root = run
+    result = evaluate_generation(
+        settings, model, corpus, test, limit=6, max_new_tokens=12, candidates=3, streamed=True, report_dir=root / "s"
+    )
+    assert result["streamed"] is True and result["n"] == 6
+    # only the chosen candidate is decoded to its end: no candidates are kept to count
+    assert result["n_candidates"] == 0
+    samples = [json.loads(line) for line in (root / "s" / "samples.jsonl").read_text().splitlines()]
+    for s in samples:
+        assert s["live_note"].startswith(("streamed", "gpt2 reply rejected", "gpt2 not used"))
+        if s["fallback"]:
+            assert s["final"] == s["baselines"]["intent_first_retrieval"]
+        else:  # what streamed passed the guard sentence by sentence, and is what is scored
+            assert s["final"] == s["generated"] and s["guard"] is None
