@@ -88,6 +88,9 @@ class TrainConfig:
     # half the model's context
     max_target_tokens: int | None = None
     max_evidence: int = 1
+    # spreads this share of each target token's probability over the vocabulary while
+    # fine-tuning (the Trainer's label_smoothing_factor); the validation loss is smoothed too
+    label_smoothing: float = 0.0
     torch_threads: int | None = None  # None: leave torch's default (the caller decides)
     min_pairs: int = 20
     save_total_limit: int = 2
@@ -234,6 +237,7 @@ def train_generator(
         # an int count: the meaning of a float warmup changed across transformers versions
         warmup_steps=math.ceil(steps_per_epoch * config.epochs * config.warmup_ratio),
         weight_decay=config.weight_decay,
+        label_smoothing_factor=config.label_smoothing,
         eval_strategy=strategy,
         save_strategy=strategy,
         save_total_limit=config.save_total_limit,

@@ -174,6 +174,9 @@ def train(
     pretrain_share: Annotated[
         float, typer.Option("--pretrain-share", help="Share of --max-minutes for the scratch base's pretraining")
     ] = TrainConfig.pretrain_share,
+    label_smoothing: Annotated[
+        float, typer.Option("--label-smoothing", help="Label smoothing while fine-tuning (0: none)")
+    ] = TrainConfig.label_smoothing,
     vocab_size: Annotated[
         int, typer.Option("--vocab-size", help="Scratch BPE vocabulary (upper bound)")
     ] = GeneratorBaseConfig.vocab_size,
@@ -232,6 +235,8 @@ def train(
         fail(f"data directory {data} does not exist; the scratch base pretrains on it (pass --data DIR)")
     if not 0 <= pretrain_share < 1:
         fail(f"--pretrain-share must be in [0, 1); got {pretrain_share}")
+    if not 0 <= label_smoothing < 1:
+        fail(f"--label-smoothing must be in [0, 1); got {label_smoothing}")
     train_config = TrainConfig(
         epochs=epochs,
         lr=lr if lr is not None else default_lr(base),
@@ -241,6 +246,7 @@ def train(
         max_evidence=evidence_k,
         max_target_tokens=max_target_tokens,
         pretrain_share=pretrain_share,
+        label_smoothing=label_smoothing,
     )
     base_config = GeneratorBaseConfig(
         n_layer=n_layer, n_embd=n_embd, n_positions=n_positions, vocab_size=vocab_size, dropout=dropout, seed=seed

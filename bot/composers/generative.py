@@ -7,6 +7,7 @@ then lets the grounding guard decide whether it may be sent.
                             slot_questions=domain.slot_questions)
     reply = composer.compose(request)            # a ComposedReply, like any composer
     turn = composer.compose_with_candidates(request)   # the same reply, with what was decoded
+    for chunk in composer.compose_stream(request): ... # a reply sent while it decodes (see there)
 
 Per turn:
 
@@ -266,7 +267,8 @@ class GPT2Composer:
 
         How it chooses early: the candidates decode as one batch until each has a first
         sentence (or ended); the consensus rule (`select_candidate`) picks among those
-        openings; the chosen one alone decodes on. When no opening passes, or the chosen
+        openings, compared with the retrieved answers' openings; the chosen one alone
+        decodes on, greedily. When no opening passes, or the chosen
         one needs a slot, nothing is yielded and the reply is what `compose` would give for
         it (the fallback's, or the slot's question). Where decoding cannot run step by step
         (beam search, the server's merged batches) this is `compose`, yielding nothing.
