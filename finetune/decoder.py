@@ -263,15 +263,7 @@ class GPT2Generator:
         if decoder is None or not self.streams:
             raise ValueError("step-by-step decoding needs the fast decoder and greedy decoding (not beam search)")
         assert cfg.max_new_tokens is not None  # load() set it
-        sources = copy_from if copy_from is not None else rows
-        sampling = Sampling(
-            top_p=cfg.top_p if sampled else None,
-            temperature=cfg.temperature,
-            seed=cfg.seed,
-            repetition_penalty=cfg.repetition_penalty,
-            banned=[self._banned(p) for p in sources] if self.copies_only else None,
-            greedy_rows=greedy_rows,
-        )
+        sampling = self._sampling(copy_from if copy_from is not None else rows, sampled, greedy_rows)
         limit = cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
         with self._lock:
             yield from decoder.generate(
@@ -301,6 +293,19 @@ class GPT2Generator:
             copy_only |= self.placeholder_tokens()
         return copy_only_tokens_not_in(prompt_ids, copy_only)
 
+    def _sampling(self, copy_sources: Sequence[Sequence[int]], sampled: bool, greedy_rows: int) -> Sampling:
+        """How the fast decoder picks tokens: nucleus sampling when `sampled` (the first
+        `greedy_rows` rows greedy), copy-only tokens banned per row unless in its source ids."""
+        cfg = self.config
+        return Sampling(
+            top_p=cfg.top_p if sampled else None,
+            temperature=cfg.temperature,
+            seed=cfg.seed,
+            repetition_penalty=cfg.repetition_penalty,
+            banned=[self._banned(p) for p in copy_sources] if self.copies_only else None,
+            greedy_rows=greedy_rows,
+        )
+
     def _generate_fast(self, prompts: Sequence[str], *, alternatives: bool) -> list[Generated]:
         sampled = self.config.decoding == "top_p" or alternatives
         return self.generate_rows(prompts, sampled=sampled, greedy_rows=1 if alternatives else 0)
@@ -313,14 +318,7 @@ class GPT2Generator:
         assert tok is not None and decoder is not None and cfg.max_new_tokens is not None  # load() set them
         started = time.perf_counter()
         ids = [tok.encode(p, add_special_tokens=False) for p in prompts]
-        sampling = Sampling(
-            top_p=cfg.top_p if sampled else None,
-            temperature=cfg.temperature,
-            seed=cfg.seed,
-            repetition_penalty=cfg.repetition_penalty,
-            banned=[self._banned(p) for p in ids] if self.copies_only else None,
-            greedy_rows=greedy_rows,
-        )
+        sampling = self._sampling(ids, sampled, greedy_rows)
         eos = _eos_id(tok)
         rows: list[list[int]] = [[] for _ in prompts]
         first_ms: float | None = None

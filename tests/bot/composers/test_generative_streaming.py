@@ -17,19 +17,10 @@ from finetune.guard import company_facts_from
 from finetune.prompt import END_OF_REPLY
 from retrieval.types import Hit, Unit
 from tests.bot.composers.test_generative import COMPANY, DOMAIN, fallback, make_tiny_model
+from tests.bot.composers.test_generative import HITS as GENERATIVE_HITS
 
 HITS = (
-    Hit(
-        Unit(
-            id="conv-1#t0",
-            kind="transcript",
-            text="where is my order {{Order Number}}?",
-            intent="order_status",
-            reply="Good news - order {{Order Number}} has left our warehouse and is on its way. "
-            "Standard delivery takes 3-5 business days.",
-        ),
-        0.91,
-    ),
+    GENERATIVE_HITS[0],  # an order-status transcript: "Good news - order {{Order Number}} has left ..."
     Hit(
         Unit(
             id="conv-7#t2",
@@ -55,10 +46,11 @@ def request(text: str) -> ComposeRequest:
     return ComposeRequest(text=text, intent="order_status", history=(), hits=HITS, slots=Slots({"order_id": ORDER}))
 
 
-def composer(model_dir: Path) -> GPT2Composer:
+def composer(model_dir: Path, **config) -> GPT2Composer:
+    settings = {"max_new_tokens": 96, "evidence_k": 2, "candidates": 1, "min_overlap": 0.3, **config}
     return GPT2Composer(
         model_dir,
-        GeneratorConfig(max_new_tokens=96, evidence_k=2, candidates=1, min_overlap=0.3),
+        GeneratorConfig(**settings),
         fallback=fallback(),
         company_facts=company_facts_from(COMPANY),
         slot_questions=DOMAIN.slot_questions,
@@ -189,27 +181,11 @@ def test_nothing_is_streamed_when_the_reply_needs_a_slot_or_the_guard_refuses_it
     assert chunks == [] and (asked.action, asked.missing_slot) == ("clarify", "order_id")
     assert asked.text == DOMAIN.slot_questions["order_id"]
     # a threshold no reply can reach: the fallback's reply, whole, nothing streamed
-    strict = GPT2Composer(
-        parrot_dir,
-        GeneratorConfig(max_new_tokens=96, evidence_k=2, candidates=1, min_overlap=1.01),
-        fallback=fallback(),
-        company_facts=company_facts_from(COMPANY),
-        slot_questions=DOMAIN.slot_questions,
-        slot_mentions=DOMAIN.slot_mentions,
-    )
-    chunks, reply = stream(strict, "where is my order?")
+    chunks, reply = stream(composer(parrot_dir, min_overlap=1.01), "where is my order?")
     assert chunks == [] and reply.composer == "retrieval (gpt2 rejected)" and "of the reply's words" in reply.note
 
 
 @pytest.mark.slow
 def test_beam_search_cannot_stream_and_composes_whole(parrot_dir) -> None:
-    c = GPT2Composer(
-        parrot_dir,
-        GeneratorConfig(max_new_tokens=96, evidence_k=2, decoding="beam", min_overlap=0.3),
-        fallback=fallback(),
-        company_facts=company_facts_from(COMPANY),
-        slot_questions=DOMAIN.slot_questions,
-        slot_mentions=DOMAIN.slot_mentions,
-    )
-    chunks, reply = stream(c, "where is my order?")
+    chunks, reply = stream(composer(parrot_dir, decoding="beam", candidates=1), "where is my order?")
     assert chunks == [] and reply.text.startswith(SHIPPED.replace("{{Order Number}}", ORDER))
