@@ -2,14 +2,17 @@
 asyncio httpx client. Bounded: a fixed number of conversations and turns, and a time cap.
 
 Run: python bench/bench_serve_load.py [--workspace DIR] [--workers N] [--batching on|off]
-     [--stream-early on|off] [--conversations 50 --turns 20] [--stream-conversations 10 --stream-turns 10]
+     [--stream-early on|off] [--embedder auto|torch|onnx] [--conversations 50 --turns 20]
+     [--stream-conversations 10 --stream-turns 10] [--paced-conversations 50]
      [--burst N [--max-queued-turns Q]]
 
 `--batching on|off` sets the server's micro-batching (CSBOT_SERVER__BATCHING; off: today's
 path, each worker with its own models, for the side-by-side figure). Without `--workers`
 the server picks its default for that mode (1 worker off, 16 on). `--stream-early on|off`:
 whether a GPT-2 reply streams while it decodes or is composed whole first (the default). The workspace's promoted
-GPT-2, when it has one, composes the replies (its copy keeps the model registry); the JSON
+GPT-2, when it has one, composes the replies. `--embedder`: the embedder backend
+(CSBOT_EMBEDDER__BACKEND; "auto", the default, runs MiniLM on ONNX Runtime, "torch" the
+path before it) (its copy keeps the model registry); the JSON
 says which model and which composers answered.
 
 1. Load: C conversations at once, each sending T turns one after another (no pause: a
@@ -19,7 +22,7 @@ says which model and which composers answered.
 2. Streaming: S conversations at once through POST .../messages/stream; time from
    sending a message to its first `text` event, p50/p95. Run twice: as a closed loop
    (S messages always in flight) and with customers pausing 0.5-1.5 s between messages
-   (S people chatting at the same time).
+   (S people chatting at the same time; `--paced-conversations P`: P of them instead).
 3. Burst (with --burst N): N customers, each in a conversation of its own, send one
    message at the same moment; each is answered or refused with 429/503 and Retry-After.
    Reports how many of each, how long a refusal took (p50/p95: it must be quick, not a
@@ -111,6 +114,7 @@ def start_server(
     log_path: Path,
     max_queued_turns: int | None = None,
     stream_while_composing: bool = False,
+    embedder: str | None = None,
 ) -> subprocess.Popen:
     """`csbot serve`, its output to a file (a pipe nobody reads would fill up and block
     the server's logging)."""
@@ -123,6 +127,7 @@ def start_server(
         "CSBOT_LOG_LEVEL": "warning",
         "CSBOT_SERVER__BATCHING": "true" if batching else "false",
         "CSBOT_DIALOGUE__STREAM_WHILE_COMPOSING": "true" if stream_while_composing else "false",
+        **({"CSBOT_EMBEDDER__BACKEND": embedder} if embedder is not None else {}),
         **({"CSBOT_MAX_QUEUED_TURNS": str(max_queued_turns)} if max_queued_turns is not None else {}),
     }
     workers_flag = ["--workers", str(workers)] if workers is not None else []
@@ -397,6 +402,7 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
         log_path,
         args.max_queued_turns,
         stream_while_composing=args.stream_early == "on",
+        embedder=args.embedder,
     )
     connections = max(args.conversations, args.burst) + 10
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
@@ -416,13 +422,9 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
             closed = await stream_phase(
                 client, texts, args.stream_conversations, args.stream_turns, (0.0, 0.0), args.seed
             )
-            log(
-                f"streaming: {args.stream_conversations} conversations x {args.stream_turns} turns, "
-                "0.5-1.5 s between messages"
-            )
-            paced = await stream_phase(
-                client, texts, args.stream_conversations, args.stream_turns, (0.5, 1.5), args.seed + 1
-            )
+            pacing = args.paced_conversations or args.stream_conversations
+            log(f"streaming: {pacing} conversations x {args.stream_turns} turns, 0.5-1.5 s between messages")
+            paced = await stream_phase(client, texts, pacing, args.stream_turns, (0.5, 1.5), args.seed + 1)
             burst = None
             if args.burst:
                 bound = args.max_queued_turns or "the default"
@@ -447,6 +449,7 @@ async def run(args: argparse.Namespace, workspace: Path) -> dict:
         "workers": workers,
         "batching": args.batching,
         "stream_early": args.stream_early,
+        "embedder": args.embedder,
         "promoted_model": promoted_model(workspace),
         "composers": composers_used(workspace / "store.db"),
         "cores": os.cpu_count(),
@@ -476,10 +479,22 @@ def main() -> None:
         help="a streaming composer (GPT-2) streams while it decodes (on), or composes whole first "
         "(off, the server's default: CSBOT_DIALOGUE__STREAM_WHILE_COMPOSING)",
     )
+    parser.add_argument(
+        "--embedder",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="the embedder backend (CSBOT_EMBEDDER__BACKEND) [auto: ONNX Runtime, torch if it cannot]",
+    )
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--stream-conversations", type=int, default=10)
     parser.add_argument("--stream-turns", type=int, default=10)
+    parser.add_argument(
+        "--paced-conversations",
+        type=int,
+        default=0,
+        help="customers in the paced streaming phase [0: as many as --stream-conversations]",
+    )
     parser.add_argument(
         "--burst", type=int, default=0, help="then N messages at the same moment, each its own conversation [0: skip]"
     )

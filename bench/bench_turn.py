@@ -1,6 +1,6 @@
 """One turn at a time through the real `Assistant` of a workspace, timed by stage.
 
-    python bench/bench_turn.py [--workspace .csbot] [--generator DIR] [--backends torch,onnx]
+    python bench/bench_turn.py [--workspace .csbot] [--generator DIR] [--backends torch,auto]
                                [--turns 200] [--warmup 10] [--save]
 
 The assistant is the workspace's own (`Assistant(CsbotSettings.from_env(copy)).load()`),
@@ -113,6 +113,7 @@ class TimedAssistant:
         self.assistant = Assistant(settings).load()
         self.backend = backend
         self.model_id = self.assistant.embedder.model_id
+        self.runs_on = self.assistant.embedder.backend  # what "auto" resolved to
         manager = self.assistant.manager
         self.clock = StageClock()
         # the instances themselves, whoever holds them
@@ -226,7 +227,10 @@ def run(args: argparse.Namespace, workspace: Path, load_before: float) -> dict[s
         if index % 10 == 0:
             log(f"{done}/{args.turns} turns")
     promoted = promoted_model(workspace)
-    per_backend = {a.backend: {"model_id": a.model_id, "load_s": a.load_s, **stage_summary(a.rows)} for a in assistants}
+    per_backend = {
+        a.backend: {"model_id": a.model_id, "runs_on": a.runs_on, "load_s": a.load_s, **stage_summary(a.rows)}
+        for a in assistants
+    }
     for a in assistants:
         a.close()
     first = per_backend[backends[0]]
@@ -266,7 +270,7 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, default=REPO / ".csbot")
     ap.add_argument("--data", type=Path, default=REPO / "data")
     ap.add_argument("--generator", type=Path, default=None, help="a GPT-2 model directory to promote in the copy")
-    ap.add_argument("--backends", default="torch", help="embedder backends, comma-separated [torch]")
+    ap.add_argument("--backends", default="auto", help="embedder backends, comma-separated [auto: the default]")
     ap.add_argument("--turns", type=int, default=200, help="measured turns per backend")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--save", action="store_true", help="also write the JSON to bench/results/turn/")

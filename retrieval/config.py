@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
-EmbedderBackend = Literal["torch", "onnx", "onnx-int8"]
-EMBEDDER_BACKENDS: tuple[EmbedderBackend, ...] = ("torch", "onnx", "onnx-int8")
+EmbedderBackend = Literal["auto", "torch", "onnx", "onnx-int8"]
+EMBEDDER_BACKENDS: tuple[EmbedderBackend, ...] = ("auto", "torch", "onnx", "onnx-int8")
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,14 @@ class EmbedderConfig:
     torch_threads: int = 2
     # What runs the model. "torch": sentence-transformers on torch. "onnx": the same model
     # exported once to ONNX (locally, see `onnx_cache_dir`) and run by onnxruntime: the
-    # same vectors to float rounding, so indexes built with "torch" accept it. "onnx-int8":
-    # that export with int8 weights (onnxruntime's dynamic quantization): faster, vectors
+    # same vectors to float rounding, so indexes built with "torch" accept it, and a
+    # single encode is 2-4x faster on 2 cores (docs/benchmarks.md). "onnx-int8": that
+    # export with int8 weights (onnxruntime's dynamic quantization): faster, vectors
     # slightly different, so it has its own model id and needs its own `csbot build`.
-    # The ONNX ones need the optional packages onnxruntime and onnx.
-    backend: EmbedderBackend = "torch"
+    # "auto": "onnx", or "torch" with a warning when the model cannot run there (not a
+    # mean-pooled model, no onnxruntime, an unwritable cache): both give the same vectors,
+    # so an index never notices which one ran.
+    backend: EmbedderBackend = "auto"
     # Where ONNX exports are kept, one folder per model content and backend. None:
     # $XDG_CACHE_HOME/csbot/embedders, else ~/.cache/csbot/embedders.
     onnx_cache_dir: str | None = None

@@ -1,9 +1,10 @@
 """The sentence embedder: all-MiniLM-L6-v2 (or another local sentence-transformers model).
 
 Everything is loaded from a local directory; nothing is ever fetched from a model hub.
-The model runs on torch (`EmbedderConfig.backend = "torch"`, the default) or, exported
-once into a local cache folder, on onnxruntime ("onnx": the same vectors; "onnx-int8":
-int8 weights, its own model id); see `EmbedderConfig` and `export_onnx`.
+The model runs, exported once into a local cache folder, on onnxruntime ("onnx": the
+same vectors as torch, faster; "onnx-int8": int8 weights, its own model id) or on torch;
+the default, "auto", takes "onnx" and falls back on torch with a warning when the model
+cannot be exported. See `EmbedderConfig` and `export_onnx`.
 """
 
 from __future__ import annotations
@@ -11,18 +12,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrieval.config import EmbedderBackend, EmbedderConfig
 from retrieval.errors import EmbedderLoadError, EmbedderNotLoadedError
-from retrieval.threads import MODEL_CONSTRUCTION_LOCK
+from retrieval.threads import MODEL_CONSTRUCTION_LOCK, import_torch
+
+log = logging.getLogger("csbot.retrieval")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -129,9 +134,11 @@ def onnx_cache_root(config: EmbedderConfig) -> Path:
 
 
 def onnx_export_dir(config: EmbedderConfig, fingerprint: str) -> Path:
-    """The cache folder of the `config.backend` export of the model `fingerprint`."""
+    """The cache folder of the `config.backend` export of the model `fingerprint` ("auto"
+    uses the "onnx" export)."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", fingerprint.replace("@", "-"))
-    return onnx_cache_root(config) / f"{name}-{config.backend}-v{ONNX_EXPORT_FORMAT}"
+    backend = "onnx" if config.backend == "auto" else config.backend
+    return onnx_cache_root(config) / f"{name}-{backend}-v{ONNX_EXPORT_FORMAT}"
 
 
 def export_onnx(source: Path, fingerprint: str, backend: EmbedderBackend, target: Path) -> Path:
@@ -272,6 +279,13 @@ def _token_embeddings_module(transformer: Any, input_names: Sequence[str]) -> An
     return TokenEmbeddings()
 
 
+def _pad_token(folder: Path) -> str:
+    """The pad token the exported tokenizer's config names ("[PAD]" for BERT-style models)."""
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    pad = config.get("pad_token") or "[PAD]"
+    return str(pad["content"] if isinstance(pad, dict) else pad)
+
+
 class _OnnxSentenceModel:
     """An exported model run by onnxruntime: tokenize, token embeddings, mean pooling over
     the attention mask, L2 normalisation (what sentence-transformers computes for MiniLM)."""
@@ -284,17 +298,25 @@ class _OnnxSentenceModel:
 
     @classmethod
     def open(cls, folder: Path, *, threads: int) -> _OnnxSentenceModel:
+        # onnxruntime and the `tokenizers` library only: no torch, no transformers, so a
+        # replica whose composer needs no GPT-2 never loads torch (about 200 MB)
         import onnxruntime as ort
-        from transformers import AutoTokenizer
+        from tokenizers import Tokenizer
 
         manifest = json.loads((folder / _ONNX_MANIFEST).read_text(encoding="utf-8"))
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        with MODEL_CONSTRUCTION_LOCK:
-            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        return cls(session, tokenizer, list(manifest["inputs"]), int(manifest["max_seq_length"]))
+        max_seq_length = int(manifest["max_seq_length"])
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=max_seq_length)
+        pad_token = _pad_token(folder)
+        pad_id = tokenizer.token_to_id(pad_token)
+        if pad_id is None:
+            raise EmbedderLoadError(f"the tokenizer in {str(folder)!r} has no pad token {pad_token!r}")
+        tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the longest of a batch
+        return cls(session, tokenizer, list(manifest["inputs"]), max_seq_length)
 
     @property
     def dim(self) -> int:
@@ -313,14 +335,13 @@ class _OnnxSentenceModel:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in starts:
             rows = order[start : start + batch_size]
-            tokens = self.tokenizer(
-                [texts[i] for i in rows],
-                return_tensors="np",
-                padding=True,
-                truncation=True,
-                max_length=self.max_seq_length,
-            )
-            feed = {name: tokens[name].astype(np.int64) for name in self.inputs}
+            encodings = self.tokenizer.encode_batch([texts[i] for i in rows])
+            tokens = {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            }
+            feed = {name: tokens[name] for name in self.inputs}
             hidden = self.session.run(None, feed)[0]
             mask = tokens["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
@@ -334,13 +355,15 @@ class SentenceEmbedder:
 
     Construction is cheap; call `load()` before `encode()`, `dim` or `model_id`.
     Threads: with the torch backend the caller sizes torch's pool with
-    `retrieval.threads.configure_threads` (usually with `config.torch_threads`); loading
-    does not change process-wide settings. An ONNX backend's session takes
+    `retrieval.threads.configure_threads` (usually with `config.torch_threads`), applied
+    when loading imports torch; loading changes no other process-wide setting. An ONNX backend's session takes
     `config.torch_threads` threads of its own.
     """
 
     def __init__(self, config: EmbedderConfig | None = None) -> None:
         self.config = config or EmbedderConfig()
+        self._backend: EmbedderBackend = self.config.backend
+        self.fallback_reason: str | None = None
         self._model: Any = None
         self._model_id: str | None = None
         self._dim: int | None = None
@@ -373,8 +396,9 @@ class SentenceEmbedder:
 
     @property
     def backend(self) -> EmbedderBackend:
-        """What runs the model: "torch", "onnx" or "onnx-int8" (`EmbedderConfig.backend`)."""
-        return self.config.backend
+        """What runs the model: "torch", "onnx" or "onnx-int8" once loaded ("auto" before
+        `load()` decides; `fallback_reason` says why "auto" chose torch)."""
+        return self._backend
 
     def load(self) -> SentenceEmbedder:
         """Load the model from `config.model_path` (or the packaged MiniLM); returns self.
@@ -397,9 +421,17 @@ class SentenceEmbedder:
         # Belt and braces: never let a typo turn into a hub download.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        if self.config.backend != "torch":
-            return self._load_onnx(path)
+        if self.config.backend == "auto":
+            try:
+                return self._load_onnx(path, "onnx")
+            except EmbedderLoadError as exc:
+                # the same vectors come from torch, only slower: serve rather than refuse
+                self.fallback_reason = str(exc)
+                log.warning("embedder: running on torch, not ONNX Runtime (%s)", exc)
+        elif self.config.backend != "torch":
+            return self._load_onnx(path, self.config.backend)
         try:
+            import_torch()  # sized as configure_threads asked, before sentence-transformers loads it
             from sentence_transformers import SentenceTransformer
 
             with MODEL_CONSTRUCTION_LOCK:
@@ -413,13 +445,13 @@ class SentenceEmbedder:
             raise EmbedderLoadError(f"model in {str(path)!r} does not report an embedding dimension: {_FIX}")
         self._model, self._dim, self.path = model, int(dim), path
         self._model_id = model_fingerprint(path)
+        self._backend = "torch"
         return self
 
-    def _load_onnx(self, path: Path) -> SentenceEmbedder:
-        """Open the cached ONNX export of the model in `path`, exporting it first if needed."""
-        backend = self.config.backend
+    def _load_onnx(self, path: Path, backend: EmbedderBackend) -> SentenceEmbedder:
+        """Open the cached `backend` export of the model in `path`, exporting it first if needed."""
         fingerprint = model_fingerprint(path)
-        folder = onnx_export_dir(self.config, fingerprint)
+        folder = onnx_export_dir(replace(self.config, backend=backend), fingerprint)
         if _read_onnx_manifest(folder, fingerprint, backend) is None:
             try:
                 export_onnx(path, fingerprint, backend, folder)
@@ -441,6 +473,7 @@ class SentenceEmbedder:
             ) from exc
         self._model, self._dim, self.path = model, model.dim, path
         self._model_id = backend_model_id(fingerprint, backend)
+        self._backend = backend
         return self
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:

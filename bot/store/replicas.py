@@ -71,8 +71,10 @@ def replica_settings(settings: CsbotSettings) -> dict[str, str]:
 
     In, and why:
     - `embedder.fingerprint` and `embedder.backend`: the model (by content, wherever its
-      copy lies) and what runs it; "onnx-int8" computes other vectors than "torch", so
-      the same question would retrieve differently on two replicas.
+      copy lies) and the vectors it computes, named by the backend: "onnx-int8" computes
+      other vectors than "torch", so the same question would retrieve differently on two
+      replicas; "onnx" and "auto" compute torch's, so they are recorded as "torch" and
+      replicas that run the model differently but agree on its vectors work together.
     - `workspace.embedder_id`: the model the workspace was built with (workspace.json),
       so a replica started after a rebuild with another embedder is told, not mixed in.
     - `index.*` (but `faiss_threads`): the index kind, its ANN parameters, deduplication
@@ -103,7 +105,7 @@ def replica_settings(settings: CsbotSettings) -> dict[str, str]:
     redis_url = settings.server.redis_url
     values: dict[str, object] = {
         "embedder.fingerprint": model_fingerprint(embedder_path),
-        "embedder.backend": settings.embedder.backend,
+        "embedder.backend": "onnx-int8" if settings.embedder.backend == "onnx-int8" else "torch",
         "workspace.embedder_id": read_manifest(Path(settings.workspace)).get("embedder_id"),
         "classifier.overrides": settings.classifier.overrides,
         "server.conversation_lock": settings.conversation_lock_kind,

@@ -1,5 +1,6 @@
-"""The embedder's ONNX backends (`EmbedderConfig.backend`): the local export, its cache, the
-vectors against torch's, and the model ids that keep int8 vectors out of a torch index.
+"""The embedder's backends (`EmbedderConfig.backend`): the local ONNX export, its cache, the
+vectors against torch's, the model ids that keep int8 vectors out of a torch index, and
+"auto" (the default), which runs ONNX and falls back on torch when it cannot.
 
 The slow tests export the shipped MiniLM with the real onnxruntime into a temporary cache
 folder (once per module) and skip, saying why, when onnxruntime or onnx is not installed.
@@ -54,7 +55,7 @@ def _packaged_model() -> Path:
 
 
 def test_an_unknown_backend_is_refused_naming_the_ones_there_are() -> None:
-    with pytest.raises(ValueError, match=r"torch, onnx, onnx-int8; got 'onnx-fp16'"):
+    with pytest.raises(ValueError, match=r"auto, torch, onnx, onnx-int8; got 'onnx-fp16'"):
         EmbedderConfig(backend="onnx-fp16")  # type: ignore[arg-type]
 
 
@@ -63,7 +64,7 @@ def test_the_backend_is_a_setting_read_from_the_environment() -> None:
 
     settings = CsbotSettings.from_env("ws", env={"CSBOT_EMBEDDER__BACKEND": "onnx-int8"})
     assert settings.embedder.backend == "onnx-int8"
-    assert CsbotSettings.from_env("ws", env={}).embedder.backend == "torch"
+    assert CsbotSettings.from_env("ws", env={}).embedder.backend == "auto"
     with pytest.raises(InvalidSettingsError, match="backend"):
         CsbotSettings.from_env("ws", env={"CSBOT_EMBEDDER__BACKEND": "tensorrt"})
 
@@ -72,6 +73,13 @@ def test_float_onnx_shares_the_model_id_and_int8_gets_its_own() -> None:
     assert backend_model_id("mini@0123", "torch") == "mini@0123"
     assert backend_model_id("mini@0123", "onnx") == "mini@0123"
     assert backend_model_id("mini@0123", "onnx-int8") == "mini@0123+onnx-int8"
+
+
+def test_auto_uses_the_onnx_export_folder_and_reports_no_backend_before_loading() -> None:
+    auto = EmbedderConfig(onnx_cache_dir="/cache")
+    assert auto.backend == "auto"
+    assert onnx_export_dir(auto, "m@1") == onnx_export_dir(replace(auto, backend="onnx"), "m@1")
+    assert SentenceEmbedder(auto).backend == "auto" and not SentenceEmbedder(auto).loaded
 
 
 def test_exports_go_under_the_configured_folder_or_the_user_cache(
@@ -96,6 +104,22 @@ def test_without_onnxruntime_the_onnx_backend_says_what_to_install(
         SentenceEmbedder(config).load()
     assert "CSBOT_EMBEDDER__BACKEND=torch" in str(err.value)
     assert list(tmp_path.iterdir()) == []  # nothing half-exported left behind
+
+
+@pytest.mark.slow
+def test_auto_without_onnxruntime_serves_on_torch_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = _packaged_model()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with caplog.at_level("WARNING", logger="csbot.retrieval"):
+        embedder = SentenceEmbedder(EmbedderConfig(onnx_cache_dir=str(tmp_path))).load()
+    assert embedder.backend == "torch"
+    assert embedder.model_id == model_fingerprint(model)  # the id an index built with "onnx" has too
+    assert embedder.fallback_reason is not None and "needs onnxruntime" in embedder.fallback_reason
+    assert "running on torch, not ONNX Runtime" in caplog.text
+    assert embedder.encode(["hi"]).shape == (1, 384)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- slow: the real export ------------------------------------------------------------
@@ -230,3 +254,27 @@ def test_a_model_that_is_not_mean_pooled_is_refused_for_onnx(tmp_path: Path) -> 
     with pytest.raises(EmbedderLoadError, match=r"mean Pooling -> Normalize models.*use the torch backend"):
         embedder.load()
     assert not [p for p in tmp_path.iterdir() if p.name != "cls-minilm"]  # nothing exported
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_auto_runs_the_onnx_export_with_its_vectors(embedders: dict[str, SentenceEmbedder], cache: Path) -> None:
+    auto = SentenceEmbedder(EmbedderConfig(batch_size=4, onnx_cache_dir=str(cache))).load()
+    assert auto.backend == "onnx" and auto.fallback_reason is None
+    assert auto.model_id == embedders["torch"].model_id
+    assert np.array_equal(auto.encode(TEXTS), embedders["onnx"].encode(TEXTS))
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_auto_runs_a_model_onnx_cannot_run_on_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    model = tmp_path / "cls-minilm"
+    shutil.copytree(_packaged_model(), model)
+    pooling = model / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    pooling.write_text(json.dumps({**config, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}))
+    with caplog.at_level("WARNING", logger="csbot.retrieval"):
+        embedder = SentenceEmbedder(EmbedderConfig(model_path=str(model), onnx_cache_dir=str(tmp_path))).load()
+    assert embedder.backend == "torch"
+    assert "mean Pooling" in caplog.text
+    assert embedder.encode(["where is my parcel"]).shape == (1, 384)

@@ -184,6 +184,21 @@ def test_the_replica_settings_name_what_must_agree_and_hold_no_redis_password(tm
     assert "server.redis_url_sha256" in dumped and PASSWORD not in dumped
 
 
+def test_replicas_running_the_embedder_on_torch_onnx_or_auto_agree_and_int8_does_not(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "workspace.json").write_text(json.dumps({"format": WORKSPACE_FORMAT, "embedder_id": "m@0123"}))
+
+    def recorded(backend: str) -> str:
+        env = {"CSBOT_EMBEDDER__BACKEND": backend}
+        return replica_settings(CsbotSettings.from_env(workspace, env=env))["embedder.backend"]
+
+    # the same vectors: a rolling change of backend (or from a release that recorded
+    # "torch") is not a conflict
+    assert recorded("auto") == recorded("onnx") == recorded("torch") == "torch"
+    assert recorded("onnx-int8") == "onnx-int8"
+
+
 def test_a_sqlite_store_serves_the_replicas_of_one_machine_and_refuses_another_machine(db):
     here = {**BASE, SQLITE_MACHINE_KEY: machine_id()}
     register_replica(db, "a", here, live_seconds=LIVE_S, host="web-1", pid=11)
