@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -230,6 +230,21 @@ def _check_exportable(model: Any, source: Path) -> None:
             f"all-MiniLM-L6-v2); {str(source)!r} is {' -> '.join(names)} (pooling {pooling!r}): "
             "use the torch backend for it"
         )
+
+
+@contextlib.contextmanager
+def _export_lock(target: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `.<target name>.lock` beside `target` (an advisory file
+    lock: released by the kernel when the process ends, however it ends)."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _move_into_place(work: Path, target: Path) -> None:
@@ -454,7 +469,11 @@ class SentenceEmbedder:
         folder = onnx_export_dir(replace(self.config, backend=backend), fingerprint)
         if _read_onnx_manifest(folder, fingerprint, backend) is None:
             try:
-                export_onnx(path, fingerprint, backend, folder)
+                with _export_lock(folder):
+                    # replicas started together on a new machine: one exports, the others
+                    # wait for it and read its folder instead of each spending both cores
+                    if _read_onnx_manifest(folder, fingerprint, backend) is None:
+                        export_onnx(path, fingerprint, backend, folder)
             except EmbedderLoadError:
                 raise
             except Exception as exc:

@@ -44,6 +44,12 @@ TEXTS = [
 ]
 
 
+def _exported(folder: Path) -> list[Path]:
+    """What `folder` holds but the exports' lock files (`.NAME.lock`, left in place: removing
+    a lock file another process may be waiting on would let two exports run at once)."""
+    return sorted(p for p in folder.iterdir() if not p.name.endswith(".lock"))
+
+
 def _packaged_model() -> Path:
     try:
         return default_model_path()
@@ -103,7 +109,7 @@ def test_without_onnxruntime_the_onnx_backend_says_what_to_install(
     with pytest.raises(EmbedderLoadError, match="needs onnxruntime and onnx: pip install onnxruntime onnx") as err:
         SentenceEmbedder(config).load()
     assert "CSBOT_EMBEDDER__BACKEND=torch" in str(err.value)
-    assert list(tmp_path.iterdir()) == []  # nothing half-exported left behind
+    assert _exported(tmp_path) == []  # nothing half-exported left behind
 
 
 @pytest.mark.slow
@@ -119,7 +125,7 @@ def test_auto_without_onnxruntime_serves_on_torch_and_says_why(
     assert embedder.fallback_reason is not None and "needs onnxruntime" in embedder.fallback_reason
     assert "running on torch, not ONNX Runtime" in caplog.text
     assert embedder.encode(["hi"]).shape == (1, 384)
-    assert list(tmp_path.iterdir()) == []
+    assert _exported(tmp_path) == []
 
 
 # --- slow: the real export ------------------------------------------------------------
@@ -207,7 +213,7 @@ def test_an_index_built_with_torch_takes_onnx_queries_and_refuses_int8(
 @needs_onnx
 def test_the_export_is_made_once_atomically_and_reused(embedders: dict[str, SentenceEmbedder], cache: Path) -> None:
     fingerprint = model_fingerprint(default_model_path())
-    folders = sorted(p.name for p in cache.iterdir())
+    folders = sorted(p.name for p in _exported(cache))
     assert folders == sorted(
         onnx_export_dir(EmbedderConfig(backend=b, onnx_cache_dir=str(cache)), fingerprint).name
         for b in ("onnx", "onnx-int8")
@@ -253,7 +259,7 @@ def test_a_model_that_is_not_mean_pooled_is_refused_for_onnx(tmp_path: Path) -> 
     embedder = SentenceEmbedder(EmbedderConfig(model_path=str(model), backend="onnx", onnx_cache_dir=str(tmp_path)))
     with pytest.raises(EmbedderLoadError, match=r"mean Pooling -> Normalize models.*use the torch backend"):
         embedder.load()
-    assert not [p for p in tmp_path.iterdir() if p.name != "cls-minilm"]  # nothing exported
+    assert [p.name for p in _exported(tmp_path)] == ["cls-minilm"]  # nothing exported
 
 
 @pytest.mark.slow
@@ -278,3 +284,36 @@ def test_auto_runs_a_model_onnx_cannot_run_on_torch(tmp_path: Path, caplog: pyte
     assert embedder.backend == "torch"
     assert "mean Pooling" in caplog.text
     assert embedder.encode(["where is my parcel"]).shape == (1, 384)
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_loads_that_start_together_on_a_new_cache_export_once(tmp_path: Path, monkeypatch) -> None:
+    _packaged_model()
+    import threading
+
+    import retrieval.embedder as embedder_module
+
+    exports: list[Path] = []
+    real_export = embedder_module.export_onnx
+
+    def counted_export(*args, **kwargs):
+        exports.append(args[-1])
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(embedder_module, "export_onnx", counted_export)
+    config = EmbedderConfig(backend="onnx", onnx_cache_dir=str(tmp_path))
+    loaded: list[SentenceEmbedder] = []
+    start = threading.Barrier(3)
+
+    def load() -> None:
+        start.wait()
+        loaded.append(SentenceEmbedder(config).load())
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loaded) == 3 and len(exports) == 1
+    assert {e.model_id for e in loaded} == {model_fingerprint(default_model_path())}
