@@ -95,6 +95,10 @@ class GeneratorConfig:
     # sent. 5 won on the Bitext development split over 1 and 3 (docs/benchmarks.md)
     candidates: int = 5
     consensus_k: int = 3
+    # which retrieved answer leads the prompt's evidence: "retrieval", the best-ranked one;
+    # "consensus", of the top `consensus_k`, the one agreeing most (ROUGE-L) with the others
+    # (the retrieval vote), the rest after it in their order
+    evidence_order: Literal["retrieval", "consensus"] = "retrieval"
     # the fast decoder's matrix products on int8 weights (finetune.decoding.GPT2Decoder): 1.8x
     # faster a token on 2 CPU cores; beam search (model.generate) stays in float32
     int8: bool = True
@@ -104,6 +108,8 @@ class GeneratorConfig:
             raise ValueError(f"decoding must be 'greedy', 'beam' or 'top_p'; got {self.decoding!r}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1; got {self.max_new_tokens}")
+        if self.evidence_order not in ("retrieval", "consensus"):
+            raise ValueError(f"evidence_order must be 'retrieval' or 'consensus'; got {self.evidence_order!r}")
         if self.candidates < 1 or self.consensus_k < 0:
             raise ValueError(
                 f"candidates must be at least 1 and consensus_k at least 0; got "

@@ -4,7 +4,7 @@ GPT-2 composer (bot.evaluation); each prints its figures as one JSON object on t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, TypeGuard, get_args
+from typing import Annotated, Literal, TypeGuard, cast, get_args
 
 import typer
 
@@ -103,6 +103,14 @@ def eval_generation(
             "sentence by sentence) instead of the whole-reply path's",
         ),
     ] = False,
+    evidence_order: Annotated[
+        str,
+        typer.Option(
+            "--evidence-order",
+            help="retrieval: the best-ranked retrieved answer leads the prompt's evidence; consensus: the "
+            "retrieval vote (the one agreeing most with the other top answers)",
+        ),
+    ] = "retrieval",
     report: Annotated[
         Path | None, typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")
     ] = None,
@@ -116,6 +124,8 @@ def eval_generation(
         fail(f"--decoding {decoding!r}: use greedy, beam or top_p")
     if candidates < 1:
         fail(f"--candidates must be at least 1; got {candidates}")
+    if evidence_order not in ("retrieval", "consensus"):
+        fail(f"--evidence-order {evidence_order!r}: use retrieval or consensus")
     with error_edge():
         result = evaluate_generation(
             config,
@@ -131,6 +141,7 @@ def eval_generation(
             candidates=candidates,
             int8=int8,
             streamed=streamed,
+            evidence_order=cast(Literal["retrieval", "consensus"], evidence_order),
             report_dir=report,
             progress=step,
         )

@@ -152,8 +152,18 @@ class GPT2Composer:
     # -- one turn ------------------------------------------------------------------------
     def evidence_hits(self, request: ComposeRequest) -> list[Hit]:
         """The hits whose text goes into the prompt, in the request's order (the dialogue
-        manager puts the classified intent's units first), one per distinct text."""
-        return self._usable_hits(request, self.config.evidence_k)
+        manager puts the classified intent's units first), one per distinct text; with
+        `evidence_order = "consensus"` the retrieval vote of the top `consensus_k` first."""
+        limit = self.config.evidence_k
+        if self.config.evidence_order == "retrieval" or self.config.consensus_k < 2:
+            return self._usable_hits(request, limit)
+        pool = self._usable_hits(request, None if limit is None else max(limit, self.config.consensus_k))
+        voters = [" ".join(h.unit.evidence_text.split()) for h in pool[: self.config.consensus_k]]
+        if not voters:
+            return []
+        first = select_candidate(voters, [True] * len(voters), []).index
+        ordered = [pool[first], *(h for i, h in enumerate(pool) if i != first)]
+        return ordered if limit is None else ordered[:limit]
 
     def consensus_references(self, request: ComposeRequest) -> list[str]:
         """The retrieved answers a candidate reply is compared with: the usable hits of the

@@ -143,6 +143,7 @@ def evaluate_generation(
     candidates: int = 5,
     int8: bool = True,
     streamed: bool = False,
+    evidence_order: Literal["retrieval", "consensus"] = "retrieval",
     report_dir: Path | None = None,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
@@ -168,6 +169,7 @@ def evaluate_generation(
             seed=seed,
             candidates=candidates,
             int8=int8,
+            evidence_order=evidence_order,
         ),
         fallback=RetrievalComposer.from_config(config.dialogue, domain),
         company_facts=[],
@@ -334,6 +336,7 @@ def evaluate_generation(
         "seed": seed,
         "candidates": composer.config.candidates if composer.generator.selects_candidates else 1,
         "streamed": streamed,
+        "evidence_order": composer.config.evidence_order,
         "int8": composer.generator.int8,
         "model": str(model_dir),
         "machine": machine_info(),

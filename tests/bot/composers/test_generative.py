@@ -316,3 +316,26 @@ def test_composers_loading_in_several_threads_at_once_all_generate(tiny_dir) -> 
     assert not [n for n in notes if "generation failed" in n], notes
     # greedy decoding of one model: every thread decoded the same reply
     assert len({t.generated.text for t in turns}) == 1
+
+
+def _answer(unit_id: str, reply: str, score: float) -> Hit:
+    return Hit(
+        Unit(id=unit_id, kind="transcript", text="where is my order?", intent="order_status", reply=reply), score
+    )
+
+
+def test_consensus_evidence_order_puts_the_retrieval_vote_first() -> None:
+    odd = _answer("conv-9#t0", "Please contact our partner store about that.", 0.95)
+    usual = _answer("conv-3#t0", "Your order {{Order Number}} has left our warehouse and is on its way.", 0.90)
+    close = _answer("conv-4#t0", "Order {{Order Number}} has left our warehouse; it is on its way to you.", 0.85)
+    req = ComposeRequest(
+        text="where is my order?", intent="order_status", history=(), hits=(odd, usual, close), slots=Slots({})
+    )
+    ranked = composer("/nonexistent", evidence_k=1).evidence_hits(req)
+    assert [h.unit.id for h in ranked] == ["conv-9#t0"]  # the best-ranked answer, by default
+    voted = composer("/nonexistent", evidence_k=1, evidence_order="consensus").evidence_hits(req)
+    assert [h.unit.id for h in voted] == ["conv-3#t0"]  # agrees most with the other two
+    every = composer("/nonexistent", evidence_k=3, evidence_order="consensus").evidence_hits(req)
+    assert [h.unit.id for h in every] == ["conv-3#t0", "conv-9#t0", "conv-4#t0"]  # the rest in their order
+    with pytest.raises(ValueError, match="evidence_order must be"):
+        GeneratorConfig(evidence_order="random")  # type: ignore[arg-type]
