@@ -39,7 +39,7 @@ from finetune.decoding import (
 )
 from finetune.prompt import END_OF_REPLY, RESPONSE
 from retrieval.errors import ArtifactMismatchError
-from retrieval.threads import MODEL_CONSTRUCTION_LOCK
+from retrieval.threads import MODEL_CONSTRUCTION_LOCK, import_torch
 
 if TYPE_CHECKING:
     from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
@@ -422,7 +422,9 @@ def _load_model_dir(
             f"{d} has no model weights ({' or '.join(WEIGHT_FILES)}); "
             "the training run did not finish or the files were removed"
         )
-    import torch
+    # sized as the process's configure_threads asked (inter-op 1 included), then this
+    # generator's own intra-op count
+    torch = import_torch()
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
     if torch_threads:
