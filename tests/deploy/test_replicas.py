@@ -161,9 +161,10 @@ def test_a_replica_killed_during_load_loses_and_doubles_nothing(replicas, texts)
     redone = int(stats[VICTIM]["wretr"]) + int(stats[VICTIM]["wredis"]) + traffic.retries
     assert redone > 0, (stats[VICTIM], dict(traffic.failures))
     assert stats[VICTIM]["status"].startswith("DOWN")
-    # after the kill (and a moment for answers already on the wire), only the others answer
-    late = {m.replica for m in traffic.answered() if m.answered_at is not None and m.answered_at > killed_at + 1}
-    assert late and late <= survivors, late
+    # a message first sent after the kill is answered by the others only (whatever the
+    # speed of the turns: a clock window after the kill can be empty when they are fast)
+    later = {m.replica for m in traffic.answered() if m.first_sent_at is not None and m.first_sent_at > killed_at}
+    assert later and later <= survivors, later
 
 
 def test_a_killed_replica_started_again_rejoins_and_answers(replicas, texts):

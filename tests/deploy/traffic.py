@@ -49,6 +49,7 @@ class SentMessage:
     attempts: int = 0
     reply_id: int | None = None  # the bot message id of the answer the client got
     replica: str | None = None  # the replica that gave that answer (X-Csbot-Replica)
+    first_sent_at: float | None = None  # time.monotonic() when it was first sent
     answered_at: float | None = None  # time.monotonic() when the answer came
     turn_ms: float | None = None  # first attempt to answer, retries included
     first_text_ms: float | None = None  # streamed: first attempt to the answer's first text
@@ -159,7 +160,8 @@ class _Customers:
     async def _deliver(self, message: SentMessage, token: str) -> None:
         """Send `message` until it is answered, refused, or `give_up_s` has passed."""
         first_sent = time.perf_counter()
-        deadline = time.monotonic() + self.give_up_s
+        message.first_sent_at = time.monotonic()
+        deadline = message.first_sent_at + self.give_up_s
         while True:
             message.attempts += 1
             if message.attempts > 1:
