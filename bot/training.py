@@ -92,9 +92,11 @@ def train_composer(
             # under torchrun / accelerate launch every rank runs this: one writes, the others wait
             start_process_group()
             if is_main_process():
-                build_corpus_pairs(
-                    config, corpus, pairs, train_config.max_evidence, train_config.seed, progress=progress
-                )
+                # the vote needs the top consensus_k answers of every pair, not only the prompt's
+                evidence_k = train_config.max_evidence
+                if train_config.evidence_order == "consensus":
+                    evidence_k = max(evidence_k, train_config.consensus_k)
+                build_corpus_pairs(config, corpus, pairs, evidence_k, train_config.seed, progress=progress)
             wait_for_everyone()
     elif pairs is None:
         raise CsbotError("nothing to train on: give a pairs directory or a corpus")

@@ -39,7 +39,15 @@ from finetune.checkpoint import MODEL_META
 from finetune.guard import calibrate_min_overlap
 from finetune.model import SCRATCH, GeneratorBaseConfig, _set_generation_ids, load_base, pretrain
 from finetune.prompt import PAD, format_transcript
-from finetune.train_data import PadCollator, PairDataset, Pairs, PairsError, TooFewPairsError, read_pairs
+from finetune.train_data import (
+    PadCollator,
+    PairDataset,
+    Pairs,
+    PairsError,
+    TooFewPairsError,
+    read_pairs,
+    vote_first,
+)
 from finetune.trainer_hooks import (
     LogCallback,
     TimeBudget,
@@ -88,6 +96,11 @@ class TrainConfig:
     # half the model's context
     max_target_tokens: int | None = None
     max_evidence: int = 1
+    # which retrieved answer leads each pair's evidence: "retrieval", the best-ranked one;
+    # "consensus", the retrieval vote of the top `consensus_k` (`finetune.train_data.vote_first`),
+    # as the composer then orders it (the model's metadata tells the composer which)
+    evidence_order: str = "retrieval"
+    consensus_k: int = 3
     # spreads this share of each target token's probability over the vocabulary while
     # fine-tuning (the Trainer's label_smoothing_factor); the validation loss is smoothed too
     label_smoothing: float = 0.0
@@ -190,6 +203,14 @@ def train_generator(
         raise PairsError(
             f"{Path(pairs_dir) / 'valid.jsonl'} has no pairs; validation loss, early stopping and "
             "the best-model choice need some: rebuild the pairs with a validation share"
+        )
+    if config.evidence_order not in ("retrieval", "consensus"):
+        raise CsbotError(f"evidence_order must be 'retrieval' or 'consensus'; got {config.evidence_order!r}")
+    if config.evidence_order == "consensus":
+        pairs = replace(
+            pairs,
+            train=[{**p, "evidence": vote_first(p.get("evidence", []), config.consensus_k)} for p in pairs.train],
+            valid=[{**p, "evidence": vote_first(p.get("evidence", []), config.consensus_k)} for p in pairs.valid],
         )
 
     import torch
@@ -363,6 +384,7 @@ def generation_defaults(valid: Sequence[dict], config: TrainConfig, quantile: fl
     ]
     return {
         "evidence_k": config.max_evidence,
+        "evidence_order": config.evidence_order,
         "max_new_tokens": config.max_target_tokens,
         "min_overlap": calibrate_min_overlap(samples, quantile) if samples else None,
         "min_overlap_quantile": quantile,

@@ -177,6 +177,14 @@ def train(
     label_smoothing: Annotated[
         float, typer.Option("--label-smoothing", help="Label smoothing while fine-tuning (0: none)")
     ] = TrainConfig.label_smoothing,
+    evidence_order: Annotated[
+        str,
+        typer.Option(
+            "--evidence-order",
+            help="retrieval: the best-ranked retrieved answer leads each pair's evidence; consensus: the "
+            "retrieval vote of the top 3 does (the composer then orders its prompts the same way)",
+        ),
+    ] = TrainConfig.evidence_order,
     vocab_size: Annotated[
         int, typer.Option("--vocab-size", help="Scratch BPE vocabulary (upper bound)")
     ] = GeneratorBaseConfig.vocab_size,
@@ -237,7 +245,10 @@ def train(
         fail(f"--pretrain-share must be in [0, 1); got {pretrain_share}")
     if not 0 <= label_smoothing < 1:
         fail(f"--label-smoothing must be in [0, 1); got {label_smoothing}")
+    if evidence_order not in ("retrieval", "consensus"):
+        fail(f"--evidence-order {evidence_order!r}: use retrieval or consensus")
     train_config = TrainConfig(
+        evidence_order=evidence_order,
         epochs=epochs,
         lr=lr if lr is not None else default_lr(base),
         batch_size=batch_size,

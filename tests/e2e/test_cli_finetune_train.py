@@ -29,12 +29,15 @@ def test_train_from_a_local_checkpoint_writes_a_loadable_model_and_prints_metric
         "2e-3",
         "--label-smoothing",
         "0.05",
+        "--evidence-order",
+        "consensus",
     )
     metrics = last_json(proc.stdout)
     assert metrics["valid_loss"] < metrics["valid_loss_start"]
     meta = json.loads((out / "final" / "csbot_model.json").read_text())
     assert meta["base"] == str(tiny_checkpoint)
     assert meta["train_config"]["label_smoothing"] == 0.05  # how it was trained travels with it
+    assert meta["generation"]["evidence_order"] == "consensus"  # and how the composer should read it
 
 
 def test_a_base_that_is_not_on_disk_says_how_to_provide_it(tmp_path):
@@ -62,4 +65,14 @@ def test_a_label_smoothing_outside_0_to_1_is_refused_before_anything_runs(tmp_pa
         "--label-smoothing", "1.5", check=False,
     )  # fmt: skip
     assert proc.returncode == 1 and "--label-smoothing must be in [0, 1); got 1.5" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_evidence_order_is_refused_before_anything_runs(tmp_path):
+    (tmp_path / "any.csv").write_text("instruction,intent,response\nhi,greeting,Hello!\n")
+    proc = run_csbot(
+        "finetune", "train", "--corpus", str(tmp_path / "any.csv"), "--out", str(tmp_path / "run"),
+        "--evidence-order", "newest", check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "--evidence-order 'newest': use retrieval or consensus" in proc.stderr
     assert not (tmp_path / "run").exists()

@@ -15,6 +15,7 @@ from finetune.prompt import RESPONSE
 from finetune.train import TrainConfig, train_generator
 from finetune.train_data import PairsError, TooFewPairsError, encode_pair, read_pairs
 from retrieval.entities import mask_entities
+from retrieval.errors import CsbotError
 from tests.helpers import REPO, last_json, run_csbot
 
 TINY = GeneratorBaseConfig(n_layer=1, n_embd=48, n_head=2, n_positions=192, vocab_size=1200, pretrain_epochs=1)
@@ -109,6 +110,12 @@ def test_too_few_pairs_are_refused_with_the_counts(tmp_path) -> None:
     assert not (tmp_path / "out" / "final").exists()
 
 
+def test_an_unknown_evidence_order_is_refused_before_training(pairs, tmp_path) -> None:
+    with pytest.raises(CsbotError, match="evidence_order must be 'retrieval' or 'consensus'; got 'newest'"):
+        train_generator(pairs, "scratch", tmp_path / "out", replace(FAST, evidence_order="newest"), corpus_texts=["x"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_or_malformed_pair_files_are_refused(tmp_path) -> None:
     with pytest.raises(PairsError, match=r"no train\.jsonl"):
         read_pairs(tmp_path)
@@ -156,10 +163,13 @@ def test_checkpoint_base_fine_tunes_too(pairs, tmp_path) -> None:
         tmp_path / "ck"
     )
     tok.save_pretrained(tmp_path / "ck")
-    m = train_generator(pairs, str(tmp_path / "ck"), tmp_path / "run", replace(FAST, epochs=1), progress=False)
+    cfg = replace(FAST, epochs=1, evidence_order="consensus")
+    m = train_generator(pairs, str(tmp_path / "ck"), tmp_path / "run", cfg, progress=False)
     assert m["valid_loss"] < m["valid_loss_start"]
     meta = json.loads((tmp_path / "run" / "final" / MODEL_META).read_text())
     assert meta["base"] == str(tmp_path / "ck") and meta["base_config"] is None
+    # trained on the retrieval vote: the composer is told to order its prompts the same way
+    assert meta["generation"]["evidence_order"] == "consensus"
 
 
 @pytest.mark.slow
