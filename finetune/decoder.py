@@ -97,8 +97,12 @@ class GeneratorConfig:
     consensus_k: int = 3
     # which retrieved answer leads the prompt's evidence: "retrieval", the best-ranked one;
     # "consensus", of the top `consensus_k`, the one agreeing most (ROUGE-L) with the others
-    # (the retrieval vote), the rest after it in their order
-    evidence_order: Literal["retrieval", "consensus"] = "retrieval"
+    # (the retrieval vote), the rest after it in their order. None: the order the model was
+    # trained with (csbot_model.json), "retrieval" for a model that does not say
+    evidence_order: Literal["retrieval", "consensus"] | None = None
+    # added to the logit of a token that continues, in the prompt, the reply's last two tokens
+    # (`finetune.decoding.Sampling.copy_bias`); 0: off. The fast decoder only
+    copy_bias: float = 0.0
     # the fast decoder's matrix products on int8 weights (finetune.decoding.GPT2Decoder): 1.8x
     # faster a token on 2 CPU cores; beam search (model.generate) stays in float32
     int8: bool = True
@@ -108,8 +112,10 @@ class GeneratorConfig:
             raise ValueError(f"decoding must be 'greedy', 'beam' or 'top_p'; got {self.decoding!r}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1; got {self.max_new_tokens}")
-        if self.evidence_order not in ("retrieval", "consensus"):
+        if self.evidence_order not in (None, "retrieval", "consensus"):
             raise ValueError(f"evidence_order must be 'retrieval' or 'consensus'; got {self.evidence_order!r}")
+        if not 0 <= self.copy_bias <= 20:
+            raise ValueError(f"copy_bias must be between 0 and 20 (a logit bonus); got {self.copy_bias}")
         if self.candidates < 1 or self.consensus_k < 0:
             raise ValueError(
                 f"candidates must be at least 1 and consensus_k at least 0; got "
@@ -127,11 +133,18 @@ def resolve_generation(config: GeneratorConfig, meta: dict[str, Any]) -> Generat
             return float(configured)
         return float(trained[name] if trained.get(name) is not None else FALLBACK_GENERATION[name])
 
+    order = config.evidence_order or trained.get("evidence_order") or "retrieval"
+    if order not in ("retrieval", "consensus"):
+        raise UnsupportedModelError(
+            f"the model's csbot_model.json asks for evidence_order {order!r}; this csbot knows "
+            "'retrieval' and 'consensus': set GeneratorConfig.evidence_order, or retrain the model"
+        )
     return dataclasses.replace(
         config,
         max_new_tokens=int(chosen("max_new_tokens")),
         evidence_k=int(chosen("evidence_k")),
         min_overlap=chosen("min_overlap"),
+        evidence_order=order,
     )
 
 
@@ -310,6 +323,8 @@ class GPT2Generator:
             repetition_penalty=cfg.repetition_penalty,
             banned=[self._banned(p) for p in copy_sources] if self.copies_only else None,
             greedy_rows=greedy_rows,
+            copy_bias=cfg.copy_bias,
+            copy_sources=copy_sources if cfg.copy_bias else None,
         )
 
     def _generate_fast(self, prompts: Sequence[str], *, alternatives: bool) -> list[Generated]:

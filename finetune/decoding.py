@@ -50,6 +50,12 @@ class Sampling:
     # with top_p: the first `greedy_rows` rows still take their most likely token, so one
     # batch holds the greedy reply and sampled alternatives to it
     greedy_rows: int = 0
+    # copying from the prompt: where a row's last two tokens also stand somewhere in its
+    # `copy_sources` row (the prompt: question and evidence), each token that follows them
+    # there gets `copy_bias` added to its logit, so a reply that has started quoting the
+    # evidence tends to go on quoting it instead of drifting (see `copy_continuations`)
+    copy_bias: float = 0.0
+    copy_sources: Sequence[Sequence[int]] | None = None
 
 
 class GPT2Decoder:
@@ -198,12 +204,23 @@ class GPT2Decoder:
                         banned[i, list(row)] = True
             next_pos = positions[:, -1] + 1
             done = [False] * batch
+            follows = None
+            if sampling.copy_bias and sampling.copy_sources is not None:
+                follows = [copy_continuations(src) for src in sampling.copy_sources]
+                last_two = [tuple(p[-2:]) for p in prompts]
             for step in range(steps):
                 if step < min_new_tokens:
                     logits[:, eos_id] = float("-inf")
+                if follows is not None:
+                    where = [(i, t) for i in range(batch) for t in follows[i].get(last_two[i], ())]
+                    if where:
+                        rows_at, cols_at = zip(*where, strict=True)
+                        logits[list(rows_at), list(cols_at)] += sampling.copy_bias
                 if banned is not None:
                     logits = logits.masked_fill(banned, float("-inf"))
                 token = _pick(logits, sampling, generator, seen)
+                if follows is not None:
+                    last_two = [(two[-1], int(t)) for two, t in zip(last_two, token.tolist(), strict=True)]
                 out: list[int | None] = []
                 for i in range(batch):
                     if done[i]:
@@ -283,6 +300,14 @@ def _pick(logits, sampling: Sampling, generator, seen):
     if sampling.greedy_rows:
         token[: sampling.greedy_rows] = logits[: sampling.greedy_rows].argmax(-1)
     return token
+
+
+def copy_continuations(source: Sequence[int]) -> dict[tuple[int, ...], tuple[int, ...]]:
+    """For each pair of adjacent tokens in `source`, the distinct tokens that follow it there."""
+    follows: dict[tuple[int, ...], dict[int, None]] = {}
+    for a, b, c in zip(source, source[1:], source[2:], strict=False):
+        follows.setdefault((a, b), {})[c] = None
+    return {pair: tuple(nxt) for pair, nxt in follows.items()}
 
 
 def number_tokens(tokenizer: Any) -> frozenset[int]:

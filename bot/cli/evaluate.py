@@ -104,13 +104,21 @@ def eval_generation(
         ),
     ] = False,
     evidence_order: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--evidence-order",
             help="retrieval: the best-ranked retrieved answer leads the prompt's evidence; consensus: the "
-            "retrieval vote (the one agreeing most with the other top answers)",
+            "retrieval vote (the one agreeing most with the other top answers) [default: what the model "
+            "was trained with]",
         ),
-    ] = "retrieval",
+    ] = None,
+    copy_bias: Annotated[
+        float,
+        typer.Option(
+            "--copy-bias",
+            help="Added to the logit of a token that continues, in the prompt, the reply's last two tokens (0: off)",
+        ),
+    ] = 0.0,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")
     ] = None,
@@ -124,8 +132,10 @@ def eval_generation(
         fail(f"--decoding {decoding!r}: use greedy, beam or top_p")
     if candidates < 1:
         fail(f"--candidates must be at least 1; got {candidates}")
-    if evidence_order not in ("retrieval", "consensus"):
+    if evidence_order not in (None, "retrieval", "consensus"):
         fail(f"--evidence-order {evidence_order!r}: use retrieval or consensus")
+    if not 0 <= copy_bias <= 20:
+        fail(f"--copy-bias must be between 0 and 20; got {copy_bias}")
     with error_edge():
         result = evaluate_generation(
             config,
@@ -141,7 +151,8 @@ def eval_generation(
             candidates=candidates,
             int8=int8,
             streamed=streamed,
-            evidence_order=cast(Literal["retrieval", "consensus"], evidence_order),
+            evidence_order=cast(Literal["retrieval", "consensus"] | None, evidence_order),
+            copy_bias=copy_bias,
             report_dir=report,
             progress=step,
         )

@@ -155,7 +155,7 @@ class GPT2Composer:
         manager puts the classified intent's units first), one per distinct text; with
         `evidence_order = "consensus"` the retrieval vote of the top `consensus_k` first."""
         limit = self.config.evidence_k
-        if self.config.evidence_order == "retrieval" or self.config.consensus_k < 2:
+        if self.config.evidence_order != "consensus" or self.config.consensus_k < 2:
             return self._usable_hits(request, limit)
         pool = self._usable_hits(request, None if limit is None else max(limit, self.config.consensus_k))
         voters = [" ".join(h.unit.evidence_text.split()) for h in pool[: self.config.consensus_k]]

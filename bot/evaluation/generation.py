@@ -143,7 +143,8 @@ def evaluate_generation(
     candidates: int = 5,
     int8: bool = True,
     streamed: bool = False,
-    evidence_order: Literal["retrieval", "consensus"] = "retrieval",
+    evidence_order: Literal["retrieval", "consensus"] | None = None,  # None: the model's own
+    copy_bias: float = 0.0,
     report_dir: Path | None = None,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
@@ -170,6 +171,7 @@ def evaluate_generation(
             candidates=candidates,
             int8=int8,
             evidence_order=evidence_order,
+            copy_bias=copy_bias,
         ),
         fallback=RetrievalComposer.from_config(config.dialogue, domain),
         company_facts=[],
@@ -337,6 +339,7 @@ def evaluate_generation(
         "candidates": composer.config.candidates if composer.generator.selects_candidates else 1,
         "streamed": streamed,
         "evidence_order": composer.config.evidence_order,
+        "copy_bias": composer.config.copy_bias,
         "int8": composer.generator.int8,
         "model": str(model_dir),
         "machine": machine_info(),

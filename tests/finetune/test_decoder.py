@@ -13,6 +13,7 @@ from finetune.decoder import (
     resolve_generation,
     select_candidate,
 )
+from finetune.decoding import UnsupportedModelError
 
 
 def test_unset_settings_come_from_the_model_then_the_fallbacks() -> None:
@@ -21,6 +22,15 @@ def test_unset_settings_come_from_the_model_then_the_fallbacks() -> None:
     assert resolved.evidence_k == FALLBACK_GENERATION["evidence_k"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         resolved.candidates = 5  # type: ignore[misc]  # the point: a config is never changed in place
+
+
+def test_the_evidence_order_follows_the_model_unless_configured() -> None:
+    trained = {"generation": {"evidence_order": "consensus"}}
+    assert resolve_generation(GeneratorConfig(), trained).evidence_order == "consensus"
+    assert resolve_generation(GeneratorConfig(evidence_order="retrieval"), trained).evidence_order == "retrieval"
+    assert resolve_generation(GeneratorConfig(), {}).evidence_order == "retrieval"  # a model that does not say
+    with pytest.raises(UnsupportedModelError, match="evidence_order 'newest'"):
+        resolve_generation(GeneratorConfig(), {"generation": {"evidence_order": "newest"}})
 
 
 def test_the_passing_candidate_agreeing_most_with_the_references_is_chosen() -> None:

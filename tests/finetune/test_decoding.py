@@ -145,6 +145,21 @@ def test_banned_tokens_are_never_chosen_per_row(model):
     assert rows[1] == free[1]  # the other row is untouched
 
 
+def test_a_copy_bias_makes_the_reply_go_on_quoting_its_source(model):
+    from finetune.decoding import copy_continuations
+
+    assert copy_continuations([5, 6, 7, 5, 6, 9]) == {(5, 6): (7, 9), (6, 7): (5,), (7, 5): (6,)}
+    # the prompt ends with (21, 22), which its middle continues with 23 24 25 26
+    prompt = [20, 21, 22, 23, 24, 25, 26, 30, 21, 22]
+    free = ours(model, [prompt, PROMPTS[1]], 4)
+    assert free[0] != [23, 24, 25, 26]  # the random model alone does not quote it
+    biased = ours(model, [prompt, PROMPTS[1]], 4, copy_bias=50.0, copy_sources=[prompt, [99]])
+    assert biased[0] == [23, 24, 25, 26]
+    assert biased[1] == free[1]  # a row whose source has nothing to continue is untouched
+    # a bias of 0 is no bias at all
+    assert ours(model, [prompt], 4, copy_bias=0.0, copy_sources=[prompt]) == free[:1]
+
+
 def test_number_tokens_outside_the_prompt_are_the_ones_banned():
     from finetune.decoding import copy_only_tokens_not_in
 
