@@ -10,6 +10,10 @@ data/heldout.jsonl against the retrieval composer) runs on a temporary copy of t
 workspace, so the workspace itself gets no model. Reported: both ROUGE-L figures, the
 fallback rate, invented values on every candidate, the training's steps and minutes.
 
+The copy-bias study (`--copy-bias B ...`, several values) decodes the round's validation
+pairs with each `GeneratorConfig.copy_bias`, keeps the one whose sent replies score best
+there, and scores the held-out pairs with it once (the floor study then runs with it too).
+
 The agreement-floor study then asks whether sending the GPT-2 reply only where it agrees
 with a retrieved answer (ROUGE-L of the chosen candidate against the best of the consensus
 references >= a floor; the retrieval composer's reply otherwise) would win: the floor is
@@ -30,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +60,19 @@ def log(message: str) -> None:
     print(f"• {message}", file=sys.stderr, flush=True)
 
 
-def agreement_rows(config: CsbotSettings, model: Path, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def agreement_rows(
+    config: CsbotSettings, model: Path, pairs: list[dict[str, Any]], copy_bias: float | None = None
+) -> list[dict[str, Any]]:
     """Per pair: ROUGE-L of the chosen GPT-2 candidate and of the retrieval composer's reply
     against the target, and the candidate's agreement with the retrieved answers."""
     from rouge_score import rouge_scorer
 
     domain = Domain.load(config.workspace / "domain.json")
     dialogue = config.dialogue
+    generator = config.generator if copy_bias is None else replace(config.generator, copy_bias=copy_bias)
     composer = GPT2Composer(
         model,
-        config.generator,
+        generator,
         fallback=RetrievalComposer.from_config(dialogue, domain),
         company_facts=[],
         slot_questions=domain.slot_questions,
@@ -109,6 +117,13 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO / "data")
     ap.add_argument("--minutes", type=float, nargs="+", default=[5.0])
     ap.add_argument("--epochs", type=float, nargs="+", default=None, help="one per --minutes [default: the recipe's]")
+    ap.add_argument(
+        "--copy-bias",
+        type=float,
+        nargs="+",
+        default=None,
+        help="GeneratorConfig.copy_bias values to choose among on the validation pairs [default: the configured one]",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "demo_generator")
     args = ap.parse_args()
     if args.epochs is not None and len(args.epochs) != len(args.minutes):
@@ -142,14 +157,26 @@ def main() -> None:
                 lines = (root / "pairs" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
                 return [json.loads(line) for line in lines if line.strip()][:PAIRS_SCORED]
 
-            log("agreement-floor study: validation pairs")
-            dev = agreement_rows(config, model, read("valid"))
-            log("agreement-floor study: held-out pairs")
-            test = agreement_rows(config, model, read("heldout"))
+            biases = args.copy_bias or [config.generator.copy_bias]
+            dev_by_bias = {}
+            for bias in biases:
+                log(f"validation pairs, copy bias {bias:g}")
+                dev_by_bias[bias] = agreement_rows(config, model, read("valid"), bias)
+
+            def sent_score(rows: list[dict[str, Any]]) -> float:
+                return statistics.fmean(r["retrieval"] if r["gpt2"] is None else r["gpt2"] for r in rows)
+
+            # ties: the smaller bias (the less the decoding is changed)
+            bias = max(biases, key=lambda b: (round(sent_score(dev_by_bias[b]), 4), -b))
+            dev = dev_by_bias[bias]
+            log(f"held-out pairs, copy bias {bias:g} (chosen on the validation pairs)")
+            test = agreement_rows(config, model, read("heldout"), bias)
         dev_table = {f: with_floor(dev, f) for f in FLOORS}
         chosen = max(FLOORS, key=lambda f: (dev_table[f][0], f))  # ties: the higher floor
         tag = f"{minutes:g}min_e{epochs or 'recipe'}"
-        (args.out / f"{tag}.json").write_text(json.dumps({"dev": dev, "test": test}, indent=1) + "\n")
+        (args.out / f"{tag}.json").write_text(
+            json.dumps({"dev": dev, "test": test, "copy_bias": bias}, indent=1) + "\n"
+        )
         result = {
             "minutes": minutes,
             "epochs": epochs,
@@ -164,6 +191,9 @@ def main() -> None:
                 )
             ),
             "retrieval_dev": round(statistics.fmean(r["retrieval"] for r in dev), 4),
+            "copy_bias_dev": {str(b): round(sent_score(rows), 4) for b, rows in dev_by_bias.items()},
+            "copy_bias_chosen": bias,
+            "gpt2_test_at_chosen_bias": round(sent_score(test), 4),
             "floor_dev": {str(f): v for f, v in dev_table.items()},
             "floor_chosen": chosen,
             "floor_test": {"rougeL_f1": with_floor(test, chosen)[0], "gpt2_share": with_floor(test, chosen)[1]},
@@ -172,6 +202,7 @@ def main() -> None:
         print(
             f"{tag}: GPT-2 {result['candidate']['rougeL_f1']} vs retrieval {result['retrieval']} "
             f"({result['decision']}; gain 95% CI {result['test_gain_ci95']}); "
+            f"copy bias {bias:g} (dev) -> held-out {result['gpt2_test_at_chosen_bias']}; "
             f"floor {chosen} (dev) -> held-out {result['floor_test']}",
             flush=True,
         )
