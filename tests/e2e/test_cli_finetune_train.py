@@ -58,21 +58,18 @@ def test_missing_pairs_say_how_to_make_them(tmp_path):
     assert proc.returncode == 1 and "csbot finetune pairs" in proc.stderr
 
 
-def test_a_label_smoothing_outside_0_to_1_is_refused_before_anything_runs(tmp_path):
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--label-smoothing", "1.5", "--label-smoothing must be in [0, 1); got 1.5"),
+        ("--evidence-order", "newest", "--evidence-order 'newest': use retrieval or consensus"),
+    ],
+)
+def test_a_bad_training_option_is_refused_before_anything_runs(tmp_path, flag, value, message):
     (tmp_path / "any.csv").write_text("instruction,intent,response\nhi,greeting,Hello!\n")
     proc = run_csbot(
         "finetune", "train", "--corpus", str(tmp_path / "any.csv"), "--out", str(tmp_path / "run"),
-        "--label-smoothing", "1.5", check=False,
+        flag, value, check=False,
     )  # fmt: skip
-    assert proc.returncode == 1 and "--label-smoothing must be in [0, 1); got 1.5" in proc.stderr
-    assert not (tmp_path / "run").exists()
-
-
-def test_an_unknown_evidence_order_is_refused_before_anything_runs(tmp_path):
-    (tmp_path / "any.csv").write_text("instruction,intent,response\nhi,greeting,Hello!\n")
-    proc = run_csbot(
-        "finetune", "train", "--corpus", str(tmp_path / "any.csv"), "--out", str(tmp_path / "run"),
-        "--evidence-order", "newest", check=False,
-    )  # fmt: skip
-    assert proc.returncode == 1 and "--evidence-order 'newest': use retrieval or consensus" in proc.stderr
+    assert proc.returncode == 1 and message in proc.stderr
     assert not (tmp_path / "run").exists()
