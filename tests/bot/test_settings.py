@@ -118,6 +118,7 @@ def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch):
         ("CSBOT_IMPORT_MAX_BYTES", "0"),
         ("CSBOT_PORT", "70000"),
         ("CSBOT_GENERATOR__DECODING", "sample"),
+        ("CSBOT_GENERATOR__EVIDENCE_ORDER", "newest"),
     ],
 )
 def test_bad_environment_values_are_named(name, value):
@@ -128,6 +129,8 @@ def test_bad_environment_values_are_named(name, value):
 def test_a_check_across_a_section_names_the_field_and_the_section_variables():
     with pytest.raises(InvalidSettingsError, match=r"candidates must be at least 1.*CSBOT_GENERATOR__<FIELD>"):
         CsbotSettings.from_env(env={"CSBOT_GENERATOR__CANDIDATES": "0"})
+    with pytest.raises(InvalidSettingsError, match=r"copy_bias must be between 0 and 20.*got -1\.0"):
+        CsbotSettings.from_env(env={"CSBOT_GENERATOR__COPY_BIAS": "-1"})
 
 
 def test_a_bad_value_error_is_a_csbot_error_and_a_value_error():

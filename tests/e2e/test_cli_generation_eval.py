@@ -83,11 +83,15 @@ def test_eval_generation_reports_every_key_in_range(tiny_model, tmp_path):
         "10",
         "--max-new-tokens",
         "16",
+        "--copy-bias",
+        "3",
         "--report",
         str(report),
     )
     result = last_json(proc.stdout)
     assert result["n"] == 10
+    # the decoding it ran is in the report: the bias asked for, the model's evidence order
+    assert (result["copy_bias"], result["evidence_order"]) == (3.0, "retrieval")
     for key in ("rougeL_f1", "retrieval_only_rougeL_f1", "hallucinated_entity_rate", "grounded_share", "fallback_rate"):
         assert 0.0 <= result[key] <= 1.0, (key, result)
     # the corpus holds every test question's own response: retrieval alone scores well
@@ -95,6 +99,16 @@ def test_eval_generation_reports_every_key_in_range(tiny_model, tmp_path):
     assert result["tokens_per_s"] > 0
     assert (report / "report.json").is_file()
     assert len((report / "samples.jsonl").read_text().splitlines()) == 10
+
+
+def test_eval_generation_refuses_a_copy_bias_out_of_range_before_loading_anything(tmp_path):
+    corpus = tmp_path / "corpus.csv"
+    write_bitext(corpus, copies=1, start=1)
+    proc = run_csbot(
+        "eval", "generation", "--model", str(tmp_path), "--corpus", str(corpus), "--test", str(corpus),
+        "--copy-bias", "50", check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "--copy-bias must be between 0 and 20; got 50.0" in proc.stderr
 
 
 def test_eval_generation_refuses_a_directory_that_is_not_a_generator(tmp_path):
