@@ -23,10 +23,10 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from finetune.checkpoint import MODEL_META, WEIGHT_FILES
 from finetune.decoding import (
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
     from finetune.decoding import GPT2Decoder
+
+T = TypeVar("T")
 
 # for a model whose csbot_model.json has no "generation" section (0.11: the 5% quantile of the
 # demo corpus's agent replies' overlap with their evidence)
@@ -505,6 +507,31 @@ def select_candidate(texts: Sequence[str], passing: Sequence[bool], references: 
         return sum(scorer.score(o, texts[i])["rougeL"].fmeasure for o in others)
 
     return CandidateChoice(max(ok, key=agreement), len(texts), len(ok))
+
+
+def vote_first(items: Sequence[T], consensus_k: int = 3, text: Callable[[T], str] | None = None) -> list[T]:
+    """`items` (retrieved answers, best-ranked first) with the retrieval vote first: of the
+    top `consensus_k` distinct texts, the one agreeing most (ROUGE-L) with the others; the
+    rest follow in their order. `text(item)` gives an item's text (default: a dict's "text",
+    or the item itself). The composer orders a prompt's evidence this way when
+    `evidence_order` is "consensus", and training orders each pair's evidence the same way."""
+    read = text or _item_text
+    seen: set[str] = set()
+    voters: list[int] = []
+    for i, item in enumerate(items):
+        said = " ".join(read(item).split())
+        if said and said not in seen and len(voters) < consensus_k:
+            seen.add(said)
+            voters.append(i)
+    if len(voters) < 2:
+        return list(items)
+    texts = [" ".join(read(items[i]).split()) for i in voters]
+    first = voters[select_candidate(texts, [True] * len(texts), []).index]
+    return [items[first], *(item for i, item in enumerate(items) if i != first)]
+
+
+def _item_text(item: Any) -> str:
+    return item["text"] if isinstance(item, dict) else str(item)
 
 
 def _first_line(e: BaseException) -> str:

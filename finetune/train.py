@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.checkpoint import MODEL_META
+from finetune.decoder import vote_first
 from finetune.guard import calibrate_min_overlap
 from finetune.model import SCRATCH, GeneratorBaseConfig, _set_generation_ids, load_base, pretrain
 from finetune.prompt import PAD, format_transcript
@@ -46,7 +47,6 @@ from finetune.train_data import (
     PairsError,
     TooFewPairsError,
     read_pairs,
-    vote_first,
 )
 from finetune.trainer_hooks import (
     LogCallback,
@@ -97,7 +97,7 @@ class TrainConfig:
     max_target_tokens: int | None = None
     max_evidence: int = 1
     # which retrieved answer leads each pair's evidence: "retrieval", the best-ranked one;
-    # "consensus", the retrieval vote of the top `consensus_k` (`finetune.train_data.vote_first`),
+    # "consensus", the retrieval vote of the top `consensus_k` (`finetune.decoder.vote_first`),
     # as the composer then orders it (the model's metadata tells the composer which)
     evidence_order: str = "retrieval"
     consensus_k: int = 3

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetune.decoder import select_candidate
 from finetune.prompt import format_prompt, format_target
 from retrieval.errors import CsbotError
 
@@ -78,30 +77,6 @@ def read_pairs(pairs_dir: str | Path) -> Pairs:
             h.update((d / name).read_bytes())
         sha = h.hexdigest()
     return Pairs(_read_jsonl(d / "train.jsonl"), _read_jsonl(d / "valid.jsonl"), sha, manifest)
-
-
-def _evidence_text(item: Any) -> str:
-    return " ".join((item["text"] if isinstance(item, dict) else str(item)).split())
-
-
-def vote_first(evidence: Sequence[Any], consensus_k: int = 3) -> list[Any]:
-    """`evidence` (retrieved items, best-ranked first) with the retrieval vote first: of the top
-    `consensus_k` distinct texts, the one agreeing most (ROUGE-L) with the others; the rest
-    follow in their order. The live composer orders a prompt's evidence this way when
-    `GeneratorConfig.evidence_order` is "consensus", so a model trained on it reads the
-    evidence it will meet."""
-    seen: set[str] = set()
-    distinct: list[int] = []
-    for i, item in enumerate(evidence):
-        text = _evidence_text(item)
-        if text and text not in seen:
-            seen.add(text)
-            distinct.append(i)
-    voters = distinct[:consensus_k]
-    if len(voters) < 2:
-        return list(evidence)
-    first = voters[select_candidate([_evidence_text(evidence[i]) for i in voters], [True] * len(voters), []).index]
-    return [evidence[first], *(e for i, e in enumerate(evidence) if i != first)]
 
 
 def encode_pair(

@@ -48,6 +48,7 @@ from finetune.decoder import (
     GeneratorConfig,
     GPT2Generator,
     select_candidate,
+    vote_first,
 )
 from finetune.guard import GroundingGuard, clean_generated_text
 from finetune.prompt import format_prompt
@@ -158,11 +159,7 @@ class GPT2Composer:
         if self.config.evidence_order != "consensus" or self.config.consensus_k < 2:
             return self._usable_hits(request, limit)
         pool = self._usable_hits(request, None if limit is None else max(limit, self.config.consensus_k))
-        voters = [" ".join(h.unit.evidence_text.split()) for h in pool[: self.config.consensus_k]]
-        if not voters:
-            return []
-        first = select_candidate(voters, [True] * len(voters), []).index
-        ordered = [pool[first], *(h for i, h in enumerate(pool) if i != first)]
+        ordered = vote_first(pool, self.config.consensus_k, text=lambda h: h.unit.evidence_text)
         return ordered if limit is None else ordered[:limit]
 
     def consensus_references(self, request: ComposeRequest) -> list[str]:

@@ -1,5 +1,6 @@
 """finetune.decoder without a model: unset generation settings come from the model's metadata,
-and the candidate sent is the guard-passed one agreeing most with the references."""
+the candidate sent is the guard-passed one agreeing most with the references, and the
+retrieval vote leads a list of retrieved answers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from finetune.decoder import (
     GeneratorConfig,
     resolve_generation,
     select_candidate,
+    vote_first,
 )
 from finetune.decoding import UnsupportedModelError
 
@@ -42,3 +44,24 @@ def test_the_passing_candidate_agreeing_most_with_the_references_is_chosen() -> 
     assert select_candidate(texts, [False, False, False], references).index == 0
     with pytest.raises(ValueError, match="3 candidates but 2 guard verdicts"):
         select_candidate(texts, [True, True], references)
+
+
+# the retrieval vote leading a list of retrieved answers (a pair's evidence, a prompt's hits)
+ODD = {"id": "c9", "text": "Please contact our partner store about that.", "score": 0.95}
+USUAL = {"id": "c3", "text": "Your order {{Order Number}} has left our warehouse and is on its way.", "score": 0.9}
+CLOSE = {"id": "c4", "text": "Order {{Order Number}} has left our warehouse; it is on its way to you.", "score": 0.85}
+
+
+def test_the_answer_agreeing_most_with_the_others_leads_and_the_rest_keep_their_order() -> None:
+    assert [e["id"] for e in vote_first([ODD, USUAL, CLOSE])] == ["c3", "c9", "c4"]
+    # only the top consensus_k vote: with two voters the tie goes to the best-ranked
+    assert [e["id"] for e in vote_first([ODD, USUAL, CLOSE], consensus_k=2)] == ["c9", "c3", "c4"]
+
+
+def test_repeated_texts_vote_once_and_too_few_voters_change_nothing() -> None:
+    # ODD twice must not outvote the two answers that agree
+    twice = {**ODD, "id": "c10"}
+    assert vote_first([ODD, twice, USUAL, CLOSE])[0]["id"] == "c3"
+    assert vote_first([ODD]) == [ODD]
+    assert vote_first([]) == []
+    assert vote_first(["plain text evidence", "another"]) == ["plain text evidence", "another"]
