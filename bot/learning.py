@@ -85,7 +85,8 @@ class RoundSettings:
     min_gain: float = 0.001  # ROUGE-L the candidate must gain over the current composer
     context_turns: int = 4
     # retrieved units per pair: what the retrieval composer and the candidates' consensus see,
-    # as live (the prompt takes the first TrainConfig.max_evidence of them)
+    # as live (the prompt takes the first TrainConfig.max_evidence of them, the vote first with
+    # TrainConfig.evidence_order "consensus")
     evidence_k: int = 3
     valid_fraction: float = 0.1
     min_pairs: int = 20
