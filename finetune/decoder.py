@@ -498,13 +498,14 @@ def select_candidate(texts: Sequence[str], passing: Sequence[bool], references: 
     ok = [i for i, passed in enumerate(passing) if passed]
     if len(ok) < 2:
         return CandidateChoice(ok[0] if ok else 0, len(texts), len(ok))
-    from rouge_score import rouge_scorer
+    from finetune.rouge import rouge_l_f1, rouge_tokens
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    reference_tokens = [rouge_tokens(r) for r in references]
+    tokens = {i: rouge_tokens(texts[i]) for i in ok}
 
     def agreement(i: int) -> float:
-        others = [*references, *(texts[j] for j in ok if j != i)]
-        return sum(scorer.score(o, texts[i])["rougeL"].fmeasure for o in others)
+        others = [*reference_tokens, *(tokens[j] for j in ok if j != i)]
+        return sum(rouge_l_f1(o, tokens[i]) for o in others)
 
     return CandidateChoice(max(ok, key=agreement), len(texts), len(ok))
 
