@@ -13,6 +13,12 @@ selection compared them with) and scores, on the same rows, without decoding aga
   - `mbr_candidates_only`: minimum-Bayes-risk among the passing candidates, without the
     retrieved answers;
   - `mbr_references_xW`: the shipped rule with the retrieved answers weighted W;
+  - `mbr_pool_K` (`--pool-sizes K ...`): the shipped rule with the top K usable retrieved
+    answers of the row's `retrieved_pool` as the references (the shipped rule uses 3);
+    `pool_only_K`: the candidate agreeing most with those K answers alone; `vote_pool_K`: a
+    baseline, not a rule for the composer: of those K retrieved answers, the one agreeing
+    most with the others, replayed (the retrieval vote over K instead of 3);
+    `gain_ci` gives each rule's paired bootstrap 95% interval against `sent`;
   - `opening_K` (`--opening-sentences K ...`): the shipped rule applied to each candidate's
     first K sentences only, the chosen candidate's whole reply scored: what choosing early,
     to stream a reply while it decodes, would send if the chosen reply then went on as it
@@ -39,9 +45,12 @@ def main() -> None:
     ap.add_argument("samples", type=Path)
     ap.add_argument("--weights", type=float, nargs="+", default=[0.5, 1.0, 2.0])
     ap.add_argument("--opening-sentences", type=int, nargs="*", default=[1, 2, 3])
+    ap.add_argument("--pool-sizes", type=int, nargs="*", default=[3, 5, 10, 20])
     args = ap.parse_args()
 
     from rouge_score import rouge_scorer
+
+    from bot.evaluation.bootstrap import paired_bootstrap_ci
 
     scorer = rouge_scorer.RougeScorer(["rougeL"])
 
@@ -57,6 +66,9 @@ def main() -> None:
         *(f"mbr_references_x{w:g}" for w in args.weights),
         *(f"opening_{k}{cut}" for k in args.opening_sentences for cut in ("", "_cut")),
     ]
+    pooled = all("retrieved_pool" in r for r in rows)
+    if pooled:
+        names += [f"{rule}_{k}" for k in args.pool_sizes for rule in ("mbr_pool", "pool_only", "vote_pool")]
     shared_openings = 0
     scores: dict[str, list[float]] = {name: [] for name in names}
     references_kept = 0
@@ -68,10 +80,25 @@ def main() -> None:
         else:
             references = [row["baselines"]["retrieval_only"], row["baselines"]["retrieval_vote"]]
         scores["sent"].append(row["rougeL_f1"]["sent"])
+        if pooled:  # a baseline: it does not depend on the candidates
+            pool = row["retrieved_pool"]
+            for k in args.pool_sizes:
+                top = pool[:k]
+                voted = (
+                    _best(
+                        [[rouge(o, t) if i != j else 0.0 for j, o in enumerate(top)] for i, t in enumerate(top)],
+                        [0.0] * len(top),
+                        0.0,
+                    )
+                    if top
+                    else None
+                )
+                scores[f"vote_pool_{k}"].append(rouge(row["reference"], top[voted]) if top else 0.0)
         scores["greedy"].append(rouge(row["reference"], row["candidates"][0]["text"]) if row["candidates"] else 0.0)
         if not passing:  # every rule falls back as the evaluation did
             for name in names[2:]:
-                scores[name].append(row["rougeL_f1"]["sent"])
+                if not name.startswith("vote_pool_"):
+                    scores[name].append(row["rougeL_f1"]["sent"])
             continue
         gold = [rouge(row["reference"], t) for t in passing]
         pairwise = [[rouge(o, t) if i != j else 0.0 for j, o in enumerate(passing)] for i, t in enumerate(passing)]
@@ -81,6 +108,12 @@ def main() -> None:
         scores["mbr_candidates_only"].append(gold[_best(pairwise, to_references, 0.0)])
         for w in args.weights:
             scores[f"mbr_references_x{w:g}"].append(gold[_best(pairwise, to_references, w)])
+        if pooled:
+            to_pool = [[rouge(r, t) for r in row["retrieved_pool"]] for t in passing]
+            for k in args.pool_sizes:
+                near = [sum(v[:k]) for v in to_pool]
+                scores[f"mbr_pool_{k}"].append(gold[_best(pairwise, near, 1.0)])
+                scores[f"pool_only_{k}"].append(gold[_best([[0.0] * len(passing)] * len(passing), near, 1.0)])
         firsts = [_opening(t, 1) for t in passing]
         shared_openings += max(firsts.count(f) for f in firsts) * 2 > len(passing) >= 2
         for k in args.opening_sentences:
@@ -88,7 +121,15 @@ def main() -> None:
             for cut in ("", "_cut"):
                 chosen = _best_opening(openings, references, bool(cut), rouge)
                 scores[f"opening_{k}{cut}"].append(gold[chosen])
-    result = {name: round(statistics.fmean(v), 4) for name, v in scores.items()}
+    result: dict = {name: round(statistics.fmean(v), 4) for name, v in scores.items()}
+    result["gain_ci"] = {
+        name: [
+            round(statistics.fmean(v) - statistics.fmean(scores["sent"]), 4),
+            list(paired_bootstrap_ci(v, scores["sent"], seed=0)),
+        ]
+        for name, v in scores.items()
+        if name != "sent"
+    }
     result.update(
         rows=len(rows),
         candidates=max((len(r["candidates"]) for r in rows), default=0),

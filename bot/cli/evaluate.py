@@ -119,6 +119,14 @@ def eval_generation(
             help="Added to the logit of a token that continues, in the prompt, the reply's last two tokens (0: off)",
         ),
     ] = 0.0,
+    consensus_k: Annotated[
+        int,
+        typer.Option(
+            "--consensus-k",
+            help="Retrieved answers the candidates are compared with (and the retrieval vote is taken "
+            "over); at least that many are retrieved",
+        ),
+    ] = 3,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")
     ] = None,
@@ -136,6 +144,8 @@ def eval_generation(
         fail(f"--evidence-order {evidence_order!r}: use retrieval or consensus")
     if not 0 <= copy_bias <= 20:
         fail(f"--copy-bias must be between 0 and 20; got {copy_bias}")
+    if not 0 <= consensus_k <= 50:
+        fail(f"--consensus-k must be between 0 and 50; got {consensus_k}")
     with error_edge():
         result = evaluate_generation(
             config,
@@ -153,6 +163,7 @@ def eval_generation(
             streamed=streamed,
             evidence_order=cast(Literal["retrieval", "consensus"] | None, evidence_order),
             copy_bias=copy_bias,
+            consensus_k=consensus_k,
             report_dir=report,
             progress=step,
         )

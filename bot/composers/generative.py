@@ -162,12 +162,13 @@ class GPT2Composer:
         ordered = vote_first(pool, self.config.consensus_k, text=lambda h: h.unit.evidence_text)
         return ordered if limit is None else ordered[:limit]
 
-    def consensus_references(self, request: ComposeRequest) -> list[str]:
+    def consensus_references(self, request: ComposeRequest, limit: int | None = None) -> list[str]:
         """The retrieved answers a candidate reply is compared with: the usable hits of the
-        request (as for the prompt's evidence), at most `consensus_k`."""
-        if self.config.consensus_k == 0:
+        request (as for the prompt's evidence), at most `limit` (default `consensus_k`)."""
+        limit = self.config.consensus_k if limit is None else limit
+        if limit == 0:
             return []
-        return [" ".join(h.unit.evidence_text.split()) for h in self._usable_hits(request, self.config.consensus_k)]
+        return [" ".join(h.unit.evidence_text.split()) for h in self._usable_hits(request, limit)]
 
     def _usable_hits(self, request: ComposeRequest, limit: int | None) -> list[Hit]:
         """The request's hits in order, at most `limit`, one per distinct text, leaving out

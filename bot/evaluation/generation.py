@@ -56,7 +56,9 @@ Keys (ROUGE-L is rouge-score's F-measure against TEST's reference, mean over row
   `finetune.decoder.Generated` timings), `n`, and the settings that made the figure.
 
 `report_dir` gets report.json and samples.jsonl: every row's question, reference,
-candidates, sent reply and baseline answers, so that each figure can be recomputed.
+candidates, sent reply and baseline answers, so that each figure can be recomputed, and the
+top `REFERENCE_POOL` usable retrieved answers (`retrieved_pool`), so that selection rules
+and votes over more of them can be studied offline (`bench/bench_candidate_selection.py`).
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ def evaluate_generation(
     streamed: bool = False,
     evidence_order: Literal["retrieval", "consensus"] | None = None,  # None: the model's own
     copy_bias: float = 0.0,
+    consensus_k: int = 3,
     report_dir: Path | None = None,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
@@ -158,7 +161,8 @@ def evaluate_generation(
 
     if limit is not None and limit < 1:
         raise CsbotError(f"--limit must be at least 1; got {limit}")
-    k = k or config.dialogue.retrieval_k
+    # the composer compares candidates with its top `consensus_k` retrieved answers: it gets that many
+    k = max(k or config.dialogue.retrieval_k, consensus_k)
     domain = Domain()
     composer = GPT2Composer(
         model_dir,
@@ -172,6 +176,7 @@ def evaluate_generation(
             int8=int8,
             evidence_order=evidence_order,
             copy_bias=copy_bias,
+            consensus_k=consensus_k,
         ),
         fallback=RetrievalComposer.from_config(config.dialogue, domain),
         company_facts=[],
@@ -269,6 +274,13 @@ def evaluate_generation(
         sent_invented += bool(final_invented)
         nearest = index.search(q, k=1)
         references = composer.consensus_references(request)
+        pool_request = ComposeRequest(
+            text=row.question,
+            intent=predicted.intent,
+            history=(),
+            hits=tuple(retrieve_for_intent(index, q, predicted.intent, REFERENCE_POOL)),
+            slots=Slots({}),
+        )
         baselines = {
             "retrieval_only": nearest[0].unit.evidence_text if nearest else "",
             "retrieval_vote": retrieval_vote(references),
@@ -297,6 +309,9 @@ def evaluate_generation(
                     # what the candidate selection compared candidates with: lets a selection
                     # rule be studied offline on these samples
                     "consensus_references": references,
+                    # a deeper list of the same ranking, for selection rules and votes that
+                    # compare with more retrieved answers than the shipped ones
+                    "retrieved_pool": composer.consensus_references(pool_request, limit=REFERENCE_POOL),
                     "rougeL_f1": {name: round(v[-1], 4) for name, v in scores.items()},
                 }
             )
@@ -340,6 +355,7 @@ def evaluate_generation(
         "streamed": streamed,
         "evidence_order": composer.config.evidence_order,
         "copy_bias": composer.config.copy_bias,
+        "consensus_k": composer.config.consensus_k,
         "int8": composer.generator.int8,
         "model": str(model_dir),
         "machine": machine_info(),
@@ -354,6 +370,8 @@ def evaluate_generation(
 
 
 BASELINES = ("retrieval_only", "retrieval_vote", "intent_first_retrieval")
+# how many usable retrieved answers (the live ranking, deduplicated) each sample keeps
+REFERENCE_POOL = 20
 
 
 def _streamed_turn(

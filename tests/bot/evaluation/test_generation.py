@@ -60,11 +60,29 @@ def test_the_test_file_is_scored_against_every_baseline_on_the_same_rows(run):
         # the answers the selection compared candidates with are kept, and the vote is one of them
         assert 1 <= len(s["consensus_references"]) <= 3
         assert s["baselines"]["retrieval_vote"] in s["consensus_references"]
+        # the deeper list of the same ranking starts with the shipped references
+        assert s["retrieved_pool"][: len(s["consensus_references"])] == s["consensus_references"]
+        assert len(s["retrieved_pool"]) > len(s["consensus_references"])
         # a reply the guard rejected is never sent: the live retrieval composer's answer is
         if s["fallback"]:
             assert s["final"] == s["baselines"]["intent_first_retrieval"]
         else:
             assert s["final"] == s["generated"] and s["guard"] is None
+
+
+@pytest.mark.slow
+def test_more_references_are_retrieved_and_the_vote_is_taken_over_them(run):
+    settings, model, corpus, test, root = run
+    result = evaluate_generation(
+        settings, model, corpus, test, limit=4, max_new_tokens=8, candidates=2, consensus_k=8, report_dir=root / "k8"
+    )
+    # retrieval_k is 5: the composer needs 8 answers, so 8 hits are fetched
+    assert result["consensus_k"] == 8 and result["k"] == 8
+    samples = [json.loads(line) for line in (root / "k8" / "samples.jsonl").read_text().splitlines()]
+    # more than the 3 shipped ones (the toy corpus has fewer than 8 distinct usable answers)
+    assert all(3 < len(s["consensus_references"]) <= 8 for s in samples)
+    for s in samples:
+        assert s["baselines"]["retrieval_vote"] == retrieval_vote(s["consensus_references"])
 
 
 @pytest.mark.slow
