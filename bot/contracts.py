@@ -117,10 +117,17 @@ class ComposedReply:
 
 @runtime_checkable
 class Composer(Protocol):
-    """Writes the reply for a task turn from the retrieved evidence."""
+    """Writes the reply for a task turn from the retrieved evidence.
+
+    `hits_wanted`: how many retrieved hits the composer reads; the dialogue manager
+    retrieves at least that many (and at least `DialogueConfig.retrieval_k`, which also
+    caps the sources it shows). 0: whatever the dialogue retrieves."""
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def hits_wanted(self) -> int: ...
 
     def compose(self, request: ComposeRequest) -> ComposedReply: ...
 

@@ -347,7 +347,7 @@ class DialogueManager:
         if route is not None:
             return self._run_action(conversation_id, text, p, intent, route, state)
 
-        hits = retrieve_for_intent(self.retriever, vector, intent, cfg.retrieval_k)
+        hits = retrieve_for_intent(self.retriever, vector, intent, max(cfg.retrieval_k, self.composer.hits_wanted))
         history = self._history(conversation_id)
         request = ComposeRequest(
             text=text, intent=intent, history=history, hits=tuple(hits), slots=Slots(dict(state.slots))

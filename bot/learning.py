@@ -49,6 +49,7 @@ from bot.settings import CsbotSettings
 from bot.store import ConversationStore
 from bot.training import default_lr
 from bot.workspace import company_facts, read_manifest
+from finetune.decoder import VOTE_SIZES
 from finetune.model import GeneratorBaseConfig
 from finetune.pairs import (
     DOWN_VOTE_CONVERSATIONS,
@@ -86,8 +87,9 @@ class RoundSettings:
     context_turns: int = 4
     # retrieved units per pair: what the retrieval composer and the candidates' consensus see,
     # as live (the prompt takes the first TrainConfig.max_evidence of them, the vote first with
-    # TrainConfig.evidence_order "consensus")
-    evidence_k: int = 3
+    # TrainConfig.evidence_order "consensus"); the training's "auto" order tries votes of up
+    # to this many
+    evidence_k: int = max(VOTE_SIZES)
     valid_fraction: float = 0.1
     min_pairs: int = 20
     seed: int = 0

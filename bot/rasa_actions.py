@@ -231,7 +231,9 @@ def grounded_reply(
         return RasaReply(
             manager.domain.fallback_message, {"action": "fallback", "composer": "policy", **about, "sources": []}
         )
-    hits = retrieve_for_intent(manager.retriever, vector, prediction.intent, cfg.retrieval_k)
+    hits = retrieve_for_intent(
+        manager.retriever, vector, prediction.intent, max(cfg.retrieval_k, manager.composer.hits_wanted)
+    )
     composed = manager.composer.compose(
         ComposeRequest(text=text, intent=prediction.intent, history=history, hits=tuple(hits), slots=Slots(slots))
     )

@@ -18,6 +18,7 @@ from bot.errors import CsbotError
 from bot.settings import CsbotSettings
 from finetune.checkpoint import MODEL_META
 from finetune.corpus import pairs_from_corpus
+from finetune.decoder import VOTE_SIZES
 from finetune.model import GeneratorBaseConfig, load_corpus_texts
 from finetune.pairs import write_pairs
 from finetune.registry import ModelRegistry, RegistryError
@@ -94,8 +95,8 @@ def train_composer(
             if is_main_process():
                 # the vote needs the top consensus_k answers of every pair, not only the prompt's
                 evidence_k = train_config.max_evidence
-                if train_config.evidence_order == "consensus":
-                    evidence_k = max(evidence_k, train_config.consensus_k)
+                if train_config.evidence_order != "retrieval":
+                    evidence_k = max(evidence_k, train_config.consensus_k or max(VOTE_SIZES))
                 build_corpus_pairs(config, corpus, pairs, evidence_k, train_config.seed, progress=progress)
             wait_for_everyone()
     elif pairs is None:

@@ -50,7 +50,16 @@ T = TypeVar("T")
 
 # for a model whose csbot_model.json has no "generation" section (0.11: the 5% quantile of the
 # demo corpus's agent replies' overlap with their evidence)
-FALLBACK_GENERATION: dict[str, int | float] = {"max_new_tokens": 96, "evidence_k": 3, "min_overlap": 0.11}
+FALLBACK_GENERATION: dict[str, int | float] = {
+    "max_new_tokens": 96,
+    "evidence_k": 3,
+    "min_overlap": 0.11,
+    "consensus_k": 3,
+}
+
+# how many of each pair's retrieved answers may vote on which one leads the evidence
+# (`choose_evidence_order`); 1 is no vote: the best-ranked answer leads
+VOTE_SIZES: tuple[int, ...] = (1, 3, 5, 10, 20)
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,10 @@ class GeneratorConfig:
     # the greedy reply and nucleus samples, one batch; the most agreed-on one the guard passes is
     # sent. 5 won on the Bitext development split over 1 and 3 (docs/benchmarks.md)
     candidates: int = 5
-    consensus_k: int = 3
+    # how many of the top retrieved answers the candidates are compared with, and with
+    # evidence_order "consensus" the vote is taken over. None: what the model's training
+    # chose on its validation pairs (csbot_model.json), 3 for a model that does not say
+    consensus_k: int | None = None
     # which retrieved answer leads the prompt's evidence: "retrieval", the best-ranked one;
     # "consensus", of the top `consensus_k`, the one agreeing most (ROUGE-L) with the others
     # (the retrieval vote), the rest after it in their order. None: the order the model was
@@ -118,7 +130,7 @@ class GeneratorConfig:
             raise ValueError(f"evidence_order must be 'retrieval' or 'consensus'; got {self.evidence_order!r}")
         if not 0 <= self.copy_bias <= 20:
             raise ValueError(f"copy_bias must be between 0 and 20 (a logit bonus); got {self.copy_bias}")
-        if self.candidates < 1 or self.consensus_k < 0:
+        if self.candidates < 1 or (self.consensus_k is not None and self.consensus_k < 0):
             raise ValueError(
                 f"candidates must be at least 1 and consensus_k at least 0; got "
                 f"{self.candidates} and {self.consensus_k}"
@@ -147,6 +159,7 @@ def resolve_generation(config: GeneratorConfig, meta: dict[str, Any]) -> Generat
         evidence_k=int(chosen("evidence_k")),
         min_overlap=chosen("min_overlap"),
         evidence_order=order,
+        consensus_k=int(chosen("consensus_k")),
     )
 
 
@@ -529,6 +542,44 @@ def vote_first(items: Sequence[T], consensus_k: int = 3, text: Callable[[T], str
     texts = [" ".join(read(items[i]).split()) for i in voters]
     first = voters[select_candidate(texts, [True] * len(texts), []).index]
     return [items[first], *(item for i, item in enumerate(items) if i != first)]
+
+
+@dataclass(frozen=True)
+class EvidenceChoice:
+    """Which retrieved answer leads a model's evidence: "retrieval" (the best-ranked) or
+    "consensus" (the vote of the top `consensus_k`), and what each option scored."""
+
+    evidence_order: Literal["retrieval", "consensus"]
+    consensus_k: int
+    scores: dict[int, float]  # vote size -> mean ROUGE-L F1 of the leading answer (1: no vote)
+
+
+def choose_evidence_order(pairs: Sequence[dict[str, Any]], sizes: Sequence[int] = VOTE_SIZES) -> EvidenceChoice:
+    """Pick, on `pairs` (validation pairs: "target" and their retrieved "evidence", best
+    first), the evidence order whose leading answer agrees best (mean ROUGE-L F1) with the
+    targets: the best-ranked answer (size 1), or the retrieval vote over each size. A tie
+    goes to the smaller vote. Where retrieved answers are near-copies of each other's
+    wording (Bitext) the vote over 20 wins; where the best-ranked answer is usually the
+    right template and the rest belong to other topics (the demo), no vote does."""
+    from finetune.rouge import rouge_l_f1, rouge_tokens
+
+    if not pairs:
+        raise ValueError("choosing the evidence order needs validation pairs")
+    targets = [rouge_tokens(p["target"]) for p in pairs]
+    scores: dict[int, float] = {}
+    for size in sorted(set(sizes)):
+        if size < 1:
+            raise ValueError(f"vote sizes must be at least 1; got {size}")
+        total = 0.0
+        for pair, target in zip(pairs, targets, strict=True):
+            evidence = list(pair.get("evidence", []))
+            leading = vote_first(evidence, size)[0] if size > 1 and evidence else (evidence or [""])[0]
+            total += rouge_l_f1(target, rouge_tokens(_item_text(leading)))
+        scores[size] = round(total / len(pairs), 4)
+    best = max(scores, key=lambda size: (scores[size], -size))
+    if best == 1:
+        return EvidenceChoice("retrieval", int(FALLBACK_GENERATION["consensus_k"]), scores)
+    return EvidenceChoice("consensus", best, scores)
 
 
 def _item_text(item: Any) -> str:

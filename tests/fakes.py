@@ -131,6 +131,7 @@ class FakeComposer:
     """
 
     name: str = "fake"
+    hits_wanted: int = 0
     reply: ComposedReply | None = None
     requests: list[ComposeRequest] = field(default_factory=list)
 

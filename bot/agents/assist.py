@@ -76,7 +76,12 @@ def suggest_replies(assistant: Assistant, conversation_id: str, message_id: int)
     prediction = assistant.classifier.predict(vector, [masked])[0]
     intent = None if prediction.out_of_scope else prediction.intent
     config = assistant.config.dialogue
-    hits = retrieve_for_intent(assistant.index, vector, intent, max(config.retrieval_k, _CANDIDATE_HITS))
+    hits = retrieve_for_intent(
+        assistant.index,
+        vector,
+        intent,
+        max(config.retrieval_k, _CANDIDATE_HITS, assistant.manager.composer.hits_wanted),
+    )
 
     drafts: list[SuggestionDraft] = []
     seen: set[str] = set()

@@ -108,8 +108,8 @@ def eval_generation(
         typer.Option(
             "--evidence-order",
             help="retrieval: the best-ranked retrieved answer leads the prompt's evidence; consensus: the "
-            "retrieval vote (the one agreeing most with the other top answers) [default: what the model "
-            "was trained with]",
+            "retrieval vote (the one agreeing most with the other top answers) [default: what the model's "
+            "training chose, in its metadata]",
         ),
     ] = None,
     copy_bias: Annotated[
@@ -120,13 +120,13 @@ def eval_generation(
         ),
     ] = 0.0,
     consensus_k: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--consensus-k",
             help="Retrieved answers the candidates are compared with (and the retrieval vote is taken "
-            "over); at least that many are retrieved",
+            "over); at least that many are retrieved [default: what the model's training chose]",
         ),
-    ] = 3,
+    ] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")
     ] = None,
@@ -144,7 +144,7 @@ def eval_generation(
         fail(f"--evidence-order {evidence_order!r}: use retrieval or consensus")
     if not 0 <= copy_bias <= 20:
         fail(f"--copy-bias must be between 0 and 20; got {copy_bias}")
-    if not 0 <= consensus_k <= 50:
+    if consensus_k is not None and not 0 <= consensus_k <= 50:
         fail(f"--consensus-k must be between 0 and 50; got {consensus_k}")
     with error_edge():
         result = evaluate_generation(

@@ -182,9 +182,17 @@ def train(
         typer.Option(
             "--evidence-order",
             help="retrieval: the best-ranked retrieved answer leads each pair's evidence; consensus: the "
-            "retrieval vote of the top 3 does (the composer then orders its prompts the same way)",
+            "retrieval vote of the top --consensus-k does; auto: whichever agrees best with the validation "
+            "targets (the composer then orders its prompts the same way)",
         ),
     ] = TrainConfig.evidence_order,
+    consensus_k: Annotated[
+        int | None,
+        typer.Option(
+            "--consensus-k",
+            help="How many retrieved answers of each pair vote [default: 20 with consensus; auto tries 3, 5, 10, 20]",
+        ),
+    ] = None,
     vocab_size: Annotated[
         int, typer.Option("--vocab-size", help="Scratch BPE vocabulary (upper bound)")
     ] = GeneratorBaseConfig.vocab_size,
@@ -245,10 +253,13 @@ def train(
         fail(f"--pretrain-share must be in [0, 1); got {pretrain_share}")
     if not 0 <= label_smoothing < 1:
         fail(f"--label-smoothing must be in [0, 1); got {label_smoothing}")
-    if evidence_order not in ("retrieval", "consensus"):
-        fail(f"--evidence-order {evidence_order!r}: use retrieval or consensus")
+    if evidence_order not in ("auto", "retrieval", "consensus"):
+        fail(f"--evidence-order {evidence_order!r}: use auto, retrieval or consensus")
+    if consensus_k is not None and not 2 <= consensus_k <= 50:
+        fail(f"--consensus-k must be between 2 and 50; got {consensus_k}")
     train_config = TrainConfig(
         evidence_order=evidence_order,
+        consensus_k=consensus_k,
         epochs=epochs,
         lr=lr if lr is not None else default_lr(base),
         batch_size=batch_size,

@@ -119,6 +119,19 @@ class GPT2Composer:
         """The generation settings (after `load()`, with the model's trained values filled in)."""
         return self.generator.config
 
+    @property
+    def hits_wanted(self) -> int:
+        """The answers the candidates are compared with (and the vote that may lead the
+        evidence) come from the top `consensus_k` hits; the evidence from the top few."""
+        return max(self.consensus_k, self.config.evidence_k or 0)
+
+    @property
+    def consensus_k(self) -> int:
+        """How many retrieved answers the candidates are compared with (the model's choice
+        once loaded)."""
+        k = self.config.consensus_k
+        return int(FALLBACK_GENERATION["consensus_k"]) if k is None else k
+
     def load(self) -> GPT2Composer:
         """Load the model (see `GPT2Generator.load`) and set the guard to its threshold."""
         if not self.generator.loaded:
@@ -156,16 +169,16 @@ class GPT2Composer:
         manager puts the classified intent's units first), one per distinct text; with
         `evidence_order = "consensus"` the retrieval vote of the top `consensus_k` first."""
         limit = self.config.evidence_k
-        if self.config.evidence_order != "consensus" or self.config.consensus_k < 2:
+        if self.config.evidence_order != "consensus" or self.consensus_k < 2:
             return self._usable_hits(request, limit)
-        pool = self._usable_hits(request, None if limit is None else max(limit, self.config.consensus_k))
-        ordered = vote_first(pool, self.config.consensus_k, text=lambda h: h.unit.evidence_text)
+        pool = self._usable_hits(request, None if limit is None else max(limit, self.consensus_k))
+        ordered = vote_first(pool, self.consensus_k, text=lambda h: h.unit.evidence_text)
         return ordered if limit is None else ordered[:limit]
 
     def consensus_references(self, request: ComposeRequest, limit: int | None = None) -> list[str]:
         """The retrieved answers a candidate reply is compared with: the usable hits of the
         request (as for the prompt's evidence), at most `limit` (default `consensus_k`)."""
-        limit = self.config.consensus_k if limit is None else limit
+        limit = self.consensus_k if limit is None else limit
         if limit == 0:
             return []
         return [" ".join(h.unit.evidence_text.split()) for h in self._usable_hits(request, limit)]

@@ -66,6 +66,10 @@ class PromotedModelComposer:
     def name(self) -> str:
         return self.current.name
 
+    @property
+    def hits_wanted(self) -> int:
+        return self.current.hits_wanted
+
     def refresh(self) -> None:
         """Switch to the promoted model if the promotion changed since the last look; on a
         broken promotion, to the retrieval composer (logged once for this pointer)."""

@@ -37,6 +37,7 @@ class RetrievalComposer:
     """Reply with the best usable retrieved reply (`composer: "retrieval"`)."""
 
     name = "retrieval"
+    hits_wanted = 0  # the best usable hit: the dialogue's retrieval_k is plenty
 
     def __init__(
         self,

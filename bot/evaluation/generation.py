@@ -147,7 +147,7 @@ def evaluate_generation(
     streamed: bool = False,
     evidence_order: Literal["retrieval", "consensus"] | None = None,  # None: the model's own
     copy_bias: float = 0.0,
-    consensus_k: int = 3,
+    consensus_k: int | None = None,  # None: the model's own
     report_dir: Path | None = None,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
@@ -161,8 +161,6 @@ def evaluate_generation(
 
     if limit is not None and limit < 1:
         raise CsbotError(f"--limit must be at least 1; got {limit}")
-    # the composer compares candidates with its top `consensus_k` retrieved answers: it gets that many
-    k = max(k or config.dialogue.retrieval_k, consensus_k)
     domain = Domain()
     composer = GPT2Composer(
         model_dir,
@@ -184,6 +182,9 @@ def evaluate_generation(
     )
     composer.load()  # a bad model directory fails before the minute of embedding
     max_new_tokens, min_overlap = composer.config.max_new_tokens, composer.config.min_overlap
+    # the composer compares candidates with its top `consensus_k` retrieved answers: it gets
+    # that many, as the dialogue manager gives it (`Composer.hits_wanted`)
+    k = max(k or config.dialogue.retrieval_k, composer.hits_wanted)
 
     all_units = load_import(corpus_csv, "bitext").units
     rows = load_test_rows(test_csv, all_units)

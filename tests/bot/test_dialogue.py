@@ -259,6 +259,7 @@ class SentenceBySentence:
     def __init__(self, inner, store):
         self.inner, self.store = inner, store
         self.name = "sentences"
+        self.hits_wanted = inner.hits_wanted
         self.conversation_id = ""  # whose stored messages to count
         self.stored_at_chunks: list[int] = []
 

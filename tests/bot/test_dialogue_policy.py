@@ -176,6 +176,21 @@ def test_a_composer_that_cannot_ground_a_reply_is_a_fallback_and_a_failure(store
     assert store.load_state(result.conversation_id).failures == 1
 
 
+def test_a_composer_that_reads_more_hits_than_retrieval_k_gets_them_but_the_sources_stay_capped(store):
+    # the GPT-2 composer compares its candidates with the top consensus_k retrieved answers
+    wide = FakeComposer(hits_wanted=3)
+    bot = assistant(store, composer=wide, config=DialogueConfig(retrieval_k=1))
+    result = bot.turn("can I pay with paypal?")
+    assert [s.k for s in bot.retriever.searches] == [3, 1, 3]  # the intent's units, its article, any intent's
+    assert [h.unit.id for h in wide.requests[0].hits] == ["c3#t0", "kb-payments#c0", "c1#t2"]
+    assert [s.id for s in result.sources] == ["c3#t0"]  # still retrieval_k of them
+
+    narrow = FakeComposer()
+    bot = assistant(store, composer=narrow, config=DialogueConfig(retrieval_k=1))
+    bot.turn("can I pay with paypal?")
+    assert [s.k for s in bot.retriever.searches] == [1, 1, 1]
+
+
 # -- clarifying -----------------------------------------------------------------------------
 
 

@@ -31,13 +31,16 @@ def test_train_from_a_local_checkpoint_writes_a_loadable_model_and_prints_metric
         "0.05",
         "--evidence-order",
         "consensus",
+        "--consensus-k",
+        "5",
     )
     metrics = last_json(proc.stdout)
     assert metrics["valid_loss"] < metrics["valid_loss_start"]
     meta = json.loads((out / "final" / "csbot_model.json").read_text())
     assert meta["base"] == str(tiny_checkpoint)
     assert meta["train_config"]["label_smoothing"] == 0.05  # how it was trained travels with it
-    assert meta["generation"]["evidence_order"] == "consensus"  # and how the composer should read it
+    # and how the composer should read it
+    assert (meta["generation"]["evidence_order"], meta["generation"]["consensus_k"]) == ("consensus", 5)
 
 
 def test_a_base_that_is_not_on_disk_says_how_to_provide_it(tmp_path):
@@ -62,7 +65,8 @@ def test_missing_pairs_say_how_to_make_them(tmp_path):
     ("flag", "value", "message"),
     [
         ("--label-smoothing", "1.5", "--label-smoothing must be in [0, 1); got 1.5"),
-        ("--evidence-order", "newest", "--evidence-order 'newest': use retrieval or consensus"),
+        ("--evidence-order", "newest", "--evidence-order 'newest': use auto, retrieval or consensus"),
+        ("--consensus-k", "1", "--consensus-k must be between 2 and 50; got 1"),
     ],
 )
 def test_a_bad_training_option_is_refused_before_anything_runs(tmp_path, flag, value, message):

@@ -11,6 +11,7 @@ import pytest
 from finetune.decoder import (
     FALLBACK_GENERATION,
     GeneratorConfig,
+    choose_evidence_order,
     resolve_generation,
     select_candidate,
     vote_first,
@@ -35,6 +36,13 @@ def test_the_evidence_order_follows_the_model_unless_configured() -> None:
         resolve_generation(GeneratorConfig(), {"generation": {"evidence_order": "newest"}})
 
 
+def test_the_number_of_answers_compared_follows_the_model_unless_configured() -> None:
+    trained = {"generation": {"evidence_order": "consensus", "consensus_k": 20}}
+    assert resolve_generation(GeneratorConfig(), trained).consensus_k == 20
+    assert resolve_generation(GeneratorConfig(consensus_k=5), trained).consensus_k == 5
+    assert resolve_generation(GeneratorConfig(), {}).consensus_k == FALLBACK_GENERATION["consensus_k"] == 3
+
+
 def test_the_passing_candidate_agreeing_most_with_the_references_is_chosen() -> None:
     references = ["your order has left our warehouse and is on its way"]
     texts = ["thanks for waiting", "your order has left our warehouse", "your order left the warehouse"]
@@ -50,6 +58,31 @@ def test_the_passing_candidate_agreeing_most_with_the_references_is_chosen() -> 
 ODD = {"id": "c9", "text": "Please contact our partner store about that.", "score": 0.95}
 USUAL = {"id": "c3", "text": "Your order {{Order Number}} has left our warehouse and is on its way.", "score": 0.9}
 CLOSE = {"id": "c4", "text": "Order {{Order Number}} has left our warehouse; it is on its way to you.", "score": 0.85}
+
+
+def pair(target: str, *answers: dict) -> dict:
+    return {"target": target, "evidence": list(answers)}
+
+
+def test_the_validation_targets_choose_the_vote_where_it_agrees_with_them_better() -> None:
+    # the best-ranked answer is off-topic, and what the others agree on is what people reply
+    voted = [pair("Your order has left our warehouse and is on its way.", ODD, USUAL, CLOSE)] * 3
+    choice = choose_evidence_order(voted, sizes=(1, 3))
+    assert (choice.evidence_order, choice.consensus_k) == ("consensus", 3)
+    assert choice.scores[3] > choice.scores[1]
+
+
+def test_the_best_ranked_answer_is_kept_where_the_vote_does_worse_or_no_better() -> None:
+    # the best-ranked answer is the right template; the others belong to other topics
+    ranked = [pair("Please contact our partner store about that.", ODD, USUAL, CLOSE)] * 3
+    choice = choose_evidence_order(ranked, sizes=(1, 3, 5))
+    assert (choice.evidence_order, choice.consensus_k) == ("retrieval", FALLBACK_GENERATION["consensus_k"])
+    assert choice.scores[1] == 1.0 > choice.scores[3]
+    # with two answers the vote is a tie, which goes to the best-ranked one: no vote
+    two = [pair("Please contact our partner store about that.", ODD, USUAL)] * 2
+    assert choose_evidence_order(two, sizes=(1, 2)).evidence_order == "retrieval"
+    with pytest.raises(ValueError, match="needs validation pairs"):
+        choose_evidence_order([])
 
 
 def test_the_answer_agreeing_most_with_the_others_leads_and_the_rest_keep_their_order() -> None:

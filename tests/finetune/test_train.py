@@ -111,7 +111,7 @@ def test_too_few_pairs_are_refused_with_the_counts(tmp_path) -> None:
 
 
 def test_an_unknown_evidence_order_is_refused_before_training(pairs, tmp_path) -> None:
-    with pytest.raises(CsbotError, match="evidence_order must be 'retrieval' or 'consensus'; got 'newest'"):
+    with pytest.raises(CsbotError, match="evidence_order must be 'auto', 'retrieval' or 'consensus'; got 'newest'"):
         train_generator(pairs, "scratch", tmp_path / "out", replace(FAST, evidence_order="newest"), corpus_texts=["x"])
     assert not (tmp_path / "out").exists()
 
@@ -148,6 +148,12 @@ def test_scratch_training_lowers_validation_loss_and_saves_a_loadable_model(pair
     assert meta["metrics"]["valid_loss"] == m["valid_loss"] and "train_loss" in meta["metrics"]
     assert meta["created_at"] and "transformers" in meta["versions"]
     assert meta["training"] == {"processes": 1, "device": "cpu", "launcher": "single", "backend": None}
+    # the default "auto" order was chosen on the validation pairs, and the composer is told it
+    scores = meta["metrics"]["evidence_order_scores"]
+    assert set(scores) == {"1", "3", "5", "10", "20"}
+    best = max(scores.values())
+    chosen = meta["generation"]["consensus_k"] if meta["generation"]["evidence_order"] == "consensus" else 1
+    assert scores[str(chosen)] == best and meta["train_config"]["evidence_order"] in ("retrieval", "consensus")
     assert not list((tmp_path / "run").glob(".final.*"))  # no temp dirs left behind
 
 
@@ -168,8 +174,10 @@ def test_checkpoint_base_fine_tunes_too(pairs, tmp_path) -> None:
     assert m["valid_loss"] < m["valid_loss_start"]
     meta = json.loads((tmp_path / "run" / "final" / MODEL_META).read_text())
     assert meta["base"] == str(tmp_path / "ck") and meta["base_config"] is None
-    # trained on the retrieval vote: the composer is told to order its prompts the same way
-    assert meta["generation"]["evidence_order"] == "consensus"
+    # trained on the retrieval vote: the composer is told to order its prompts the same way,
+    # over the default 20 answers
+    assert (meta["generation"]["evidence_order"], meta["generation"]["consensus_k"]) == ("consensus", 20)
+    assert meta["metrics"]["evidence_order_scores"] == {}  # nothing was chosen
 
 
 @pytest.mark.slow

@@ -339,3 +339,16 @@ def test_consensus_evidence_order_puts_the_retrieval_vote_first() -> None:
     assert [h.unit.id for h in every] == ["conv-3#t0", "conv-9#t0", "conv-4#t0"]  # the rest in their order
     with pytest.raises(ValueError, match="evidence_order must be"):
         GeneratorConfig(evidence_order="random")  # type: ignore[arg-type]
+
+
+def test_the_model_says_how_many_answers_to_read_and_the_dialogue_is_asked_for_them(tmp_path) -> None:
+    voted = make_tiny_model(tmp_path / "voted")
+    meta = {"base": "scratch", "generation": {"evidence_k": 1, "evidence_order": "consensus", "consensus_k": 20}}
+    (voted / "csbot_model.json").write_text(json.dumps(meta))
+    c = composer(voted).load()
+    assert (c.config.evidence_order, c.consensus_k, c.hits_wanted) == ("consensus", 20, 20)
+    # configured settings win over the model's
+    assert composer(voted, consensus_k=5).load().hits_wanted == 5
+    # a model that does not say: the best-ranked answer leads, 3 answers are compared
+    plain = composer(make_tiny_model(tmp_path / "plain")).load()
+    assert (plain.config.evidence_order, plain.hits_wanted) == ("retrieval", 3)

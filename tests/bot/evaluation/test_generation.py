@@ -9,6 +9,7 @@ import pytest
 from bot.evaluation.generation import BASELINES, evaluate_generation, retrieval_vote
 from bot.settings import CsbotSettings
 from finetune.corpus import pairs_from_corpus
+from finetune.decoder import GeneratorConfig
 from finetune.pairs import write_pairs
 from retrieval.embedder import SentenceEmbedder
 from tests.bot.composers.test_generative import make_tiny_model
@@ -37,8 +38,9 @@ def run(tmp_path_factory):
 @pytest.mark.slow
 def test_the_test_file_is_scored_against_every_baseline_on_the_same_rows(run):
     settings, model, corpus, test, root = run
+    # 3 references, so that the deeper pool kept beside them has more
     result = evaluate_generation(
-        settings, model, corpus, test, limit=6, max_new_tokens=12, candidates=3, report_dir=root / "r"
+        settings, model, corpus, test, limit=6, max_new_tokens=12, candidates=3, consensus_k=3, report_dir=root / "r"
     )
     assert result["split"] == "test" and result["n"] == 6 and result["n_corpus"] == 36
     for name in BASELINES:
@@ -95,6 +97,8 @@ def test_the_development_split_leaves_its_own_rows_out_of_retrieval(run):
     assert result["split"] == "dev" and result["n"] == n_dev
     assert result["n_corpus"] == 36 - n_dev
     assert result["n_candidates"] == n_dev
+    # the references the shipped composer compares with, unless told otherwise
+    assert result["consensus_k"] == GeneratorConfig.consensus_k == result["k"]
 
 
 @pytest.mark.slow
