@@ -54,8 +54,13 @@ def pairs(
     ] = None,
     context_turns: Annotated[int, typer.Option("--context-turns", help="Turns of context before each reply")] = 4,
     evidence_k: Annotated[
-        int, typer.Option("--evidence-k", help="Retrieved units per pair (never from its own conversation)")
-    ] = 3,
+        int,
+        typer.Option(
+            "--evidence-k",
+            help="Retrieved units per pair (never from its own conversation); the training's default "
+            "evidence order weighs a vote of up to this many",
+        ),
+    ] = RoundSettings.evidence_k,
     valid_fraction: Annotated[
         float, typer.Option("--valid-fraction", help="Share of conversations held out for validation")
     ] = 0.1,

@@ -153,7 +153,7 @@ def test_scratch_training_lowers_validation_loss_and_saves_a_loadable_model(pair
     assert set(scores) == {"1", "3", "5", "10", "20"}
     best = max(scores.values())
     chosen = meta["generation"]["consensus_k"] if meta["generation"]["evidence_order"] == "consensus" else 1
-    assert scores[str(chosen)] == best and meta["train_config"]["evidence_order"] in ("retrieval", "consensus")
+    assert scores[str(chosen)] == best and meta["train_config"]["evidence_order"] == "auto"
     assert not list((tmp_path / "run").glob(".final.*"))  # no temp dirs left behind
 
 
