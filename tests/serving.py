@@ -62,11 +62,22 @@ class ServingError(CsbotError):
     """A `csbot serve` or HAProxy process did not start, or died, or did not get ready."""
 
 
+# ports `free_port` has handed out in this process: replicas started together each bind
+# theirs seconds later, so until then the OS may offer the same free port twice
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that this process has
+    not handed out before (two replicas given one port: one fails to bind, and the other
+    answers the first one's readiness checks)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def log_tail(path: Path, chars: int = 4000) -> str:
@@ -163,6 +174,10 @@ class ServeProcess:
             if time.monotonic() - started > timeout:
                 raise ServingError(f"csbot serve {self.name} not ready after {timeout:g} s:\n{log_tail(self.log_path)}")
             time.sleep(0.2)
+        if not self.running:  # what answered was another process on the same port
+            raise ServingError(
+                f"csbot serve {self.name} exited with {self.proc.returncode}:\n{log_tail(self.log_path)}"
+            )
         return time.monotonic() - started
 
     def wait_exit(self, timeout: float) -> int | None:

@@ -4,6 +4,7 @@ import pytest
 
 from finetune import trainer_hooks
 from finetune.trainer_hooks import TimeBudget, _set_horizon
+from tests.serving import free_port
 
 
 def cosine(total: int, warmup: int = 2):
@@ -134,14 +135,6 @@ except ProcessesDisagreeError as e:
 trainer_hooks.end_process_group()
 print(json.dumps(report))
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -14,14 +13,9 @@ import pytest
 
 from tests.bot.server.conftest import copy_workspace
 from tests.helpers import CSBOT, REPO, run_csbot
+from tests.serving import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_serve_answers_over_http_and_stops_cleanly_on_ctrl_c(server_workspace, tmp_path):
