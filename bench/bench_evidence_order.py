@@ -1,7 +1,7 @@
 """Which retrieved answer should lead a model's evidence? The choice the training makes,
 shown on a pairs directory.
 
-    python bench/bench_evidence_order.py --pairs runs/bitext-b/pairs [--limit N]
+    python bench/bench_evidence_order.py --pairs RUN/pairs [--limit N]   # a run of `csbot finetune train --corpus`
     python bench/bench_evidence_order.py --pairs .csbot/finetune/rounds/ROUND/pairs --limit 100
 
 For valid.jsonl (what `csbot finetune train` chooses on: `finetune.train.resolve_evidence_order`
@@ -43,12 +43,16 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.pairs / "valid.jsonl").is_file():
         sys.exit(f"error: {args.pairs / 'valid.jsonl'} does not exist; pass a pairs directory")
+    if args.limit is not None and args.limit < 1:
+        sys.exit(f"error: --limit must be at least 1; got {args.limit}")
     result: dict[str, Any] = {"pairs": str(args.pairs), "limit": args.limit, "sizes": list(VOTE_SIZES)}
     for name, file in (("valid", "valid.jsonl"), ("heldout", HELDOUT_FILE)):
         path = args.pairs / file
         if not path.is_file():
             continue
         rows = read_jsonl(path, args.limit)
+        if not rows:
+            sys.exit(f"error: {path} has no pairs")
         choice = choose_evidence_order(rows)
         evidence = sorted(len(r.get("evidence", [])) for r in rows)
         result[name] = {
