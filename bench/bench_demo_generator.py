@@ -1,7 +1,7 @@
 """Can the demo ship a GPT-2 composer? Learning rounds on the demo workspace, judged by the
 round's own rule on the demo's held-out conversations, and a study of one more lever.
 
-    python bench/bench_demo_generator.py [--minutes 5] [--epochs 4] [--workspace .csbot]
+    python bench/bench_demo_generator.py [--minutes 5] [--epochs 4] [--pointer] [--workspace .csbot]
 
 For each (--minutes, --epochs) setting, one `finetune round` (bot.learning.run_round, the
 round `csbot build --generator-minutes` runs: the recipe's defaults, pairs from
@@ -124,6 +124,11 @@ def main() -> None:
         default=None,
         help="GeneratorConfig.copy_bias values to choose among on the validation pairs [default: the configured one]",
     )
+    ap.add_argument(
+        "--pointer",
+        action="store_true",
+        help="train the scratch GPT-2 with a pointer over earlier tokens (GeneratorBaseConfig.pointer)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "demo_generator")
     args = ap.parse_args()
     if args.epochs is not None and len(args.epochs) != len(args.minutes):
@@ -147,6 +152,7 @@ def main() -> None:
                 max_minutes=minutes,
                 eval_limit=PAIRS_SCORED,
                 train_overrides={} if epochs is None else {"epochs": epochs},
+                base_overrides={"pointer": True} if args.pointer else {},
             )
             log(f"round: {minutes:g} minutes, epochs {epochs or 'the recipe'}")
             report = run_round(config, settings, progress=log)
@@ -173,13 +179,14 @@ def main() -> None:
             test = agreement_rows(config, model, read("heldout"), bias)
         dev_table = {f: with_floor(dev, f) for f in FLOORS}
         chosen = max(FLOORS, key=lambda f: (dev_table[f][0], f))  # ties: the higher floor
-        tag = f"{minutes:g}min_e{epochs or 'recipe'}"
+        tag = f"{minutes:g}min_e{epochs or 'recipe'}" + ("_pointer" if args.pointer else "")
         (args.out / f"{tag}.json").write_text(
             json.dumps({"dev": dev, "test": test, "copy_bias": bias}, indent=1) + "\n"
         )
         result = {
             "minutes": minutes,
             "epochs": epochs,
+            "pointer": args.pointer,
             "train": report["train"],
             "candidate": {k: report["candidate"][k] for k in CANDIDATE_KEYS},
             "retrieval": report["current"]["rougeL_f1"],

@@ -94,6 +94,7 @@ class RoundSettings:
     min_pairs: int = 20
     seed: int = 0
     train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
+    base_overrides: dict[str, Any] = field(default_factory=dict)  # GeneratorBaseConfig fields (scratch base)
     # skip training when a registered model was trained on exactly these pairs with the same
     # base and budget (what `csbot build --generator-minutes` does on a rebuild)
     reuse: bool = False
@@ -261,6 +262,7 @@ def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progr
                 meta.get("data_sha256") == manifest["data_sha256"]
                 and meta.get("base") == settings.base
                 and (meta.get("train_config") or {}).get("max_minutes") == settings.max_minutes
+                and all((meta.get("base_config") or {}).get(k) == v for k, v in settings.base_overrides.items())
             ):
                 report = {
                     "round": round_id,
@@ -284,9 +286,8 @@ def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progr
         }
     )
     progress(f"training the candidate ({settings.base}, at most {settings.max_minutes} minutes)")
-    metrics = train_generator(
-        root / "pairs", settings.base, root / "run", train_config, base_config=GeneratorBaseConfig(seed=settings.seed)
-    )
+    base_config = GeneratorBaseConfig(**{"seed": settings.seed, **settings.base_overrides})
+    metrics = train_generator(root / "pairs", settings.base, root / "run", train_config, base_config=base_config)
     final = root / "run" / "final"
 
     held_out = available[: settings.eval_limit]

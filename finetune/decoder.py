@@ -455,7 +455,9 @@ def _load_model_dir(
     # sized as the process's configure_threads asked (inter-op 1 included), then this
     # generator's own intra-op count
     torch = import_torch()
-    from transformers import AutoTokenizer, GPT2LMHeadModel
+    from transformers import AutoTokenizer
+
+    from finetune.model import model_class
 
     if torch_threads:
         torch.set_num_threads(torch_threads)
@@ -470,7 +472,7 @@ def _load_model_dir(
         raise ArtifactMismatchError(f"cannot load the tokenizer saved in {d}: {_first_line(e)}") from e
     try:
         with MODEL_CONSTRUCTION_LOCK:
-            model = GPT2LMHeadModel.from_pretrained(str(d), local_files_only=True)
+            model = model_class(d).from_pretrained(str(d), local_files_only=True)
     except Exception as e:  # corrupt weights raise their library's own types
         raise ArtifactMismatchError(f"cannot load GPT-2 weights from {d} ({type(e).__name__}: {_first_line(e)})") from e
     rows = model.transformer.wte.num_embeddings

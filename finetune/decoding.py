@@ -105,15 +105,23 @@ class GPT2Decoder:
         ]
         self.ln_f = (t.ln_f.weight, t.ln_f.bias)
         self.lm_head = model.lm_head.weight
+        # a pointer model (finetune.pointer) mixes in copying from the earlier tokens: the
+        # decoder then keeps every position's last hidden state and token beside the KV cache
+        self.pointer = None
+        if getattr(cfg, "csbot_pointer", False):
+            self.pointer = (model.copy_query.weight, model.copy_gate.weight, model.copy_gate.bias)
         self.linears = _int8_linears(self.blocks, self.lm_head) if int8 else None
         self.int8 = self.linears is not None
 
-    def _forward(self, ids, positions, keys, values, start: int, mask):
+    def _forward(self, ids, positions, keys, values, start: int, mask, sources=None):
         """Logits of each row's last position; keys/values of `ids` written at `start`.
 
         ids, positions: [rows, width]; keys/values: per layer [rows, heads, max_len, head_dim];
         mask: bool [rows, 1, width, start + width], True where a query may attend a key; None when no
         row is padded (plain causal attention: no mask to build and apply at every layer).
+        sources (pointer models only): (hidden [rows, max_len, d], token ids [rows, max_len],
+        key_ok [rows, max_len]); `ids` and their hidden states are written at `start`, and the
+        result is the pointer mixture's log-probabilities instead of the LM head's logits.
         """
         import torch
         from torch.nn import functional
@@ -143,8 +151,25 @@ class GPT2Decoder:
             m = functional.layer_norm(h, (d,), l2w, l2b, self.eps)
             m = functional.gelu(linear(m.reshape(rows * width, d), 4 * layer + 2, fw, fb), approximate=self.gelu)
             h = h + linear(m, 4 * layer + 3, mw, mb).view(rows, width, d)
-        last = functional.layer_norm(h[:, -1], (d,), self.ln_f[0], self.ln_f[1], self.eps)
-        return q8[-1](last) if q8 is not None else last @ self.lm_head.T
+        if self.pointer is None:
+            last = functional.layer_norm(h[:, -1], (d,), self.ln_f[0], self.ln_f[1], self.eps)
+            return q8[-1](last) if q8 is not None else last @ self.lm_head.T
+        from finetune.pointer import pointer_mixture
+
+        source_hidden, token_ids, key_ok = sources
+        normed = functional.layer_norm(h, (d,), self.ln_f[0], self.ln_f[1], self.eps)
+        source_hidden[:, start:end] = normed
+        token_ids[:, start:end] = ids
+        # every earlier position s, with the token that followed it (s + 1 < end)
+        has_next = key_ok[:, : end - 1] & key_ok[:, 1:end]
+        return pointer_mixture(
+            normed[:, -1:],
+            token_ids[:, 1:end],
+            source_hidden[:, : end - 1],
+            has_next[:, None],
+            *self.pointer,
+            lm_logits=(lambda x: q8[-1](x)) if q8 is not None else (lambda x: x @ self.lm_head.T),
+        )[:, 0]
 
     def generate(
         self,
@@ -194,7 +219,14 @@ class GPT2Decoder:
                 mask = causal[None, None] & key_ok[:, None, None, :longest]
                 # a padded query row attends nothing: let it see itself so softmax stays finite
                 mask |= torch.eye(longest, dtype=torch.bool)[None, None]
-            logits = self._forward(ids, positions, keys, values, 0, mask)
+            sources = None
+            if self.pointer is not None:
+                sources = (
+                    torch.zeros((batch, total, self.d), dtype=dtype),
+                    torch.zeros((batch, total), dtype=torch.long),
+                    key_ok,
+                )
+            logits = self._forward(ids, positions, keys, values, 0, mask, sources)
             seen = ids if sampling.repetition_penalty != 1.0 else None
             banned = None
             if sampling.banned is not None:
@@ -244,6 +276,7 @@ class GPT2Decoder:
                     values,
                     col,
                     key_ok[:, None, None, : col + 1] if padded else None,
+                    sources,
                 )
                 next_pos = next_pos + 1
 

@@ -77,6 +77,9 @@ class GeneratorBaseConfig:
     n_positions: int = 384
     vocab_size: int = 4000
     dropout: float = 0.0  # runs of a few epochs do not overfit
+    # a pointer over the earlier tokens beside the vocabulary (finetune.pointer): copying the
+    # evidence becomes one learned step instead of a passage re-spelled token by token
+    pointer: bool = False
     # pretraining on transcripts + KB (scratch only)
     pretrain_epochs: float = 3.0
     pretrain_lr: float = 1e-3
@@ -88,7 +91,7 @@ class GeneratorBaseConfig:
 def _gpt2_config(cfg: GeneratorBaseConfig, vocab_size: int, tokenizer):
     from transformers import GPT2Config
 
-    return GPT2Config(
+    config = GPT2Config(
         vocab_size=vocab_size,
         n_positions=cfg.n_positions,
         n_embd=cfg.n_embd,
@@ -101,6 +104,26 @@ def _gpt2_config(cfg: GeneratorBaseConfig, vocab_size: int, tokenizer):
         eos_token_id=tokenizer.convert_tokens_to_ids(END_OF_REPLY),
         pad_token_id=tokenizer.convert_tokens_to_ids(PAD),
     )
+    if cfg.pointer:
+        from finetune.pointer import pointer_config
+
+        config = pointer_config(config)
+    return config
+
+
+def model_class(config_or_path: Any):
+    """The class that builds or loads a GPT-2 whole: the pointer model's when its config
+    (or the config.json in a checkpoint directory) says so, else `GPT2LMHeadModel` (also
+    for None: a hub name, whose checkpoint is a plain GPT-2)."""
+    from transformers import GPT2LMHeadModel
+
+    from finetune.pointer import POINTER_FLAG, PointerGPT2LMHeadModel, is_pointer_checkpoint
+
+    if isinstance(config_or_path, str | Path):
+        pointer = is_pointer_checkpoint(config_or_path)
+    else:
+        pointer = bool(getattr(config_or_path, POINTER_FLAG, False))
+    return PointerGPT2LMHeadModel if pointer else GPT2LMHeadModel
 
 
 def _set_generation_ids(model, tokenizer) -> None:
@@ -128,7 +151,6 @@ def load_base(
     corpus's placeholders, when `corpus_texts` is given) and resizes the embeddings.
     """
     import torch
-    from transformers import GPT2LMHeadModel
 
     cfg = config or GeneratorBaseConfig()
     texts = list(corpus_texts) if corpus_texts is not None else None
@@ -140,7 +162,8 @@ def load_base(
         tok_dir = Path(out_dir) / "tokenizer" if out_dir is not None else None
         tokenizer = train_tokenizer(texts, cfg.vocab_size, tok_dir)
         torch.manual_seed(cfg.seed)
-        model = GPT2LMHeadModel(_gpt2_config(cfg, len(tokenizer), tokenizer))
+        gpt2_config = _gpt2_config(cfg, len(tokenizer), tokenizer)
+        model = model_class(gpt2_config)(gpt2_config)
         _set_generation_ids(model, tokenizer)
         return model, tokenizer
 
@@ -183,12 +206,12 @@ def _load_tokenizer(base: str, allow_download: bool):
 
 
 def _load_model(base: str, allow_download: bool):
-    from transformers import GPT2LMHeadModel
-
     path = str(Path(base).expanduser()) if _is_local(base) else base
     try:
         with MODEL_CONSTRUCTION_LOCK:
-            model = GPT2LMHeadModel.from_pretrained(path, local_files_only=not allow_download)
+            model = model_class(path if _is_local(base) else None).from_pretrained(
+                path, local_files_only=not allow_download
+            )
     except OSError as e:
         if _is_local(base):
             raise BaseModelError(

@@ -370,7 +370,8 @@ def _model_meta(
         "train_config": asdict(config),
         "base_config": asdict(base_config) if base == SCRATCH else None,
         "model_config": {
-            k: model.config.to_dict().get(k) for k in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size")
+            k: model.config.to_dict().get(k)
+            for k in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "csbot_pointer")
         },
         "metrics": metrics,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

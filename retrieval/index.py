@@ -199,7 +199,7 @@ class VectorIndex:
         """Up to `k` hits for one query vector (shape (dim,) or (1, dim)), best first.
 
         More candidates than `k` are fetched and near-duplicate replies folded into the
-        better-scoring hit (their ids in `Hit.duplicates`). With `intent` and/or `kind`,
+        better-scoring hit (their ids in `Hit.duplicates`: those met before the k-th hit). With `intent` and/or `kind`,
         only units with that intent/kind are searched (a FAISS ID selector, so the filter
         applies before the top-k cut, not after it).
         """
@@ -289,9 +289,12 @@ class VectorIndex:
                     dups.append(self._units[pos].id)
                     break
             else:
-                if len(kept) < k:
-                    kept.append((pos, float(score), []))
-                # once k hits are kept, later candidates only matter as duplicates
+                kept.append((pos, float(score), []))
+                if len(kept) == k:
+                    # the rest could only add duplicates to hits already kept, and comparing
+                    # each with all k kept hits is most of a large search's cost (k = 20 for
+                    # the composer's vote)
+                    break
         return [Hit(unit=self._units[p], score=s, duplicates=tuple(d)) for p, s, d in kept]
 
     # --- persistence ---------------------------------------------------------------

@@ -209,6 +209,13 @@ def train(
     dropout: Annotated[
         float, typer.Option("--dropout", help="Scratch GPT-2 dropout (0 suits runs of a few epochs)")
     ] = GeneratorBaseConfig.dropout,
+    pointer: Annotated[
+        bool,
+        typer.Option(
+            "--pointer/--no-pointer",
+            help="Scratch GPT-2 with a pointer that copies earlier tokens (the evidence) beside its vocabulary",
+        ),
+    ] = GeneratorBaseConfig.pointer,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out")] = False,
     allow_download: Annotated[
@@ -262,6 +269,11 @@ def train(
         fail(f"--evidence-order {evidence_order!r}: use auto, retrieval or consensus")
     if consensus_k is not None and not 2 <= consensus_k <= 50:
         fail(f"--consensus-k must be between 2 and 50; got {consensus_k}")
+    if pointer and base != "scratch":
+        fail(
+            f"--pointer builds the scratch GPT-2 with a pointer; the checkpoint --base {base} keeps its own "
+            "shape: drop --pointer, or train --base scratch"
+        )
     train_config = TrainConfig(
         evidence_order=evidence_order,
         consensus_k=consensus_k,
@@ -276,7 +288,13 @@ def train(
         label_smoothing=label_smoothing,
     )
     base_config = GeneratorBaseConfig(
-        n_layer=n_layer, n_embd=n_embd, n_positions=n_positions, vocab_size=vocab_size, dropout=dropout, seed=seed
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_positions=n_positions,
+        vocab_size=vocab_size,
+        dropout=dropout,
+        pointer=pointer,
+        seed=seed,
     )
     # under torchrun / accelerate launch every rank runs this command; one speaks for the run
     main = is_main_process()

@@ -303,6 +303,12 @@ def bench_generation(
     assert model is not None and tok is not None  # GPT2Composer.load() loaded them
     eos_id = tok.eos_token_id
     assert isinstance(eos_id, int)  # the generator's loader checked it is <|endofreply|>
+    if getattr(model.config, "csbot_pointer", False):
+        raise CsbotError(
+            f"{model_dir} is a pointer model (trained with --pointer): transformers' pipeline cannot "
+            "decode it (its cache hands the model only the newest token, and the pointer needs them all), "
+            "so there is no baseline to compare with; bench a plain GPT-2"
+        )
     try:
         float32_decoder, int8_decoder = GPT2Decoder(model, int8=False), GPT2Decoder(model, int8=True)
     except UnsupportedModelError as e:

@@ -67,13 +67,14 @@ def test_missing_pairs_say_how_to_make_them(tmp_path):
         ("--label-smoothing", "1.5", "--label-smoothing must be in [0, 1); got 1.5"),
         ("--evidence-order", "newest", "--evidence-order 'newest': use auto, retrieval or consensus"),
         ("--consensus-k", "1", "--consensus-k must be between 2 and 50; got 1"),
+        ("--base", "gpt2 --pointer", "--pointer builds the scratch GPT-2 with a pointer"),
     ],
 )
 def test_a_bad_training_option_is_refused_before_anything_runs(tmp_path, flag, value, message):
     (tmp_path / "any.csv").write_text("instruction,intent,response\nhi,greeting,Hello!\n")
     proc = run_csbot(
         "finetune", "train", "--corpus", str(tmp_path / "any.csv"), "--out", str(tmp_path / "run"),
-        flag, value, check=False,
+        flag, *value.split(), check=False,
     )  # fmt: skip
     assert proc.returncode == 1 and message in proc.stderr
     assert not (tmp_path / "run").exists()

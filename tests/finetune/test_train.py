@@ -211,3 +211,31 @@ def test_resume_continues_from_the_last_checkpoint(pairs, corpus, tmp_path) -> N
     assert second["pretrain_reused"] is True  # same tokenizer and base, not retrained
     assert second["steps"] == 2 * steps_per_epoch
     assert second["valid_loss"] < first["valid_loss"]
+
+
+@pytest.mark.slow
+def test_a_pointer_model_trains_saves_and_decodes_whole_through_the_generator(pairs, corpus, tmp_path) -> None:
+    from finetune.decoder import GeneratorConfig, GPT2Generator
+    from finetune.pointer import PointerGPT2LMHeadModel
+
+    m = train_generator(
+        pairs,
+        "scratch",
+        tmp_path / "run",
+        replace(FAST, epochs=1),
+        base_config=replace(TINY, pointer=True),
+        corpus_texts=corpus,
+        progress=False,
+    )
+    assert m["valid_loss"] < m["valid_loss_start"]
+    final = tmp_path / "run" / "final"
+    meta = json.loads((final / MODEL_META).read_text())
+    assert meta["base_config"]["pointer"] is True and meta["model_config"]["csbot_pointer"] is True
+    generator = GPT2Generator(final, GeneratorConfig(candidates=1, int8=False)).load()
+    assert isinstance(generator.model, PointerGPT2LMHeadModel)  # the pointer's weights came back too
+    assert generator.fast_decoder is not None and generator.fast_decoder.pointer is not None
+    prompt = "<|context|><|customer|> where is my order?<|knowledge|> It shipped yesterday.<|response|>"
+    (reply,) = generator.generate([prompt])
+    assert reply.new_tokens >= 1 and reply.first_token_ms is not None  # the fast decoder's timing
+    saved = json.loads((final / "config.json").read_text())
+    assert saved["csbot_pointer"] is True and saved["architectures"] == ["PointerGPT2LMHeadModel"]
