@@ -83,6 +83,7 @@ def pointer_mixture(
     scores = scores.masked_fill(~source_ok, torch.finfo(scores.dtype).min)
     attention = torch.softmax(scores, -1) * source_ok
     rows, queries = hidden.shape[:2]
+    every_position = keep is None
     if keep is None:
         keep = torch.ones((rows, queries), dtype=torch.bool, device=hidden.device)
     row_of = torch.arange(rows, device=hidden.device)[:, None].expand(rows, queries)[keep]
@@ -98,7 +99,7 @@ def pointer_mixture(
     from_vocab = functional.logsigmoid(gate_logit) + torch.log_softmax(logits, -1)
     from_copy = functional.logsigmoid(-gate_logit) + torch.log(copy.clamp_min(1e-30))
     mixed = torch.logaddexp(from_vocab, from_copy)
-    return mixed.view(rows, queries, -1) if bool(keep.all()) else mixed
+    return mixed.view(rows, queries, -1) if every_position else mixed
 
 
 class PointerGPT2LMHeadModel(GPT2LMHeadModel):
