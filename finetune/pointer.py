@@ -183,8 +183,3 @@ def is_pointer_checkpoint(path: str | Path) -> bool:
         return bool(json.loads(config.read_text(encoding="utf-8")).get(POINTER_FLAG))
     except ValueError:
         return False
-
-
-def model_class_for(path: str | Path) -> type[GPT2LMHeadModel]:
-    """The class that loads the checkpoint at `path` whole: the pointer model's or GPT-2's."""
-    return PointerGPT2LMHeadModel if is_pointer_checkpoint(path) else GPT2LMHeadModel
