@@ -114,6 +114,12 @@ class GeneratorConfig:
     # (the retrieval vote), the rest after it in their order. None: the order the model was
     # trained with (csbot_model.json), "retrieval" for a model that does not say
     evidence_order: Literal["retrieval", "consensus"] | None = None
+    # what the candidates read: "same", every candidate the same prompt (the greedy reply and
+    # samples); "votes", candidate i greedy on a prompt led by the i-th most agreed-on of the
+    # top `consensus_k` retrieved answers (`votes_ranked`), so candidates differ by their
+    # evidence. None: "votes" when the evidence order is "consensus" (+0.011 ROUGE-L on the
+    # Bitext development split, docs/benchmarks.md), else "same"
+    candidate_evidence: Literal["same", "votes"] | None = None
     # added to the logit of a token that continues, in the prompt, the reply's last two tokens
     # (`finetune.decoding.Sampling.copy_bias`); 0: off. The fast decoder only
     copy_bias: float = 0.0
@@ -130,6 +136,8 @@ class GeneratorConfig:
             raise ValueError(f"evidence_order must be 'retrieval' or 'consensus'; got {self.evidence_order!r}")
         if not 0 <= self.copy_bias <= 20:
             raise ValueError(f"copy_bias must be between 0 and 20 (a logit bonus); got {self.copy_bias}")
+        if self.candidate_evidence not in (None, "same", "votes"):
+            raise ValueError(f"candidate_evidence must be 'same' or 'votes'; got {self.candidate_evidence!r}")
         if self.candidates < 1 or (self.consensus_k is not None and self.consensus_k < 0):
             raise ValueError(
                 f"candidates must be at least 1 and consensus_k at least 0; got "
@@ -160,6 +168,7 @@ def resolve_generation(config: GeneratorConfig, meta: dict[str, Any]) -> Generat
         min_overlap=chosen("min_overlap"),
         evidence_order=order,
         consensus_k=int(chosen("consensus_k")),
+        candidate_evidence=config.candidate_evidence or ("votes" if order == "consensus" else "same"),
     )
 
 
@@ -531,6 +540,21 @@ def vote_first(items: Sequence[T], consensus_k: int = 3, text: Callable[[T], str
     rest follow in their order. `text(item)` gives an item's text (default: a dict's "text",
     or the item itself). The composer orders a prompt's evidence this way when
     `evidence_order` is "consensus", and training orders each pair's evidence the same way."""
+    ranked = _votes_ranked(items, consensus_k, text)
+    if len(ranked) < 2:
+        return list(items)
+    first = ranked[0]
+    return [items[first], *(item for i, item in enumerate(items) if i != first)]
+
+
+def votes_ranked(items: Sequence[T], consensus_k: int = 3, text: Callable[[T], str] | None = None) -> list[T]:
+    """Of `items`' top `consensus_k` distinct texts (best-ranked first), those items ordered
+    by their agreement (ROUGE-L summed) with the others, most agreed-on first, ties in their
+    order: the first is the retrieval vote."""
+    return [items[i] for i in _votes_ranked(items, consensus_k, text)]
+
+
+def _votes_ranked(items: Sequence[T], consensus_k: int, text: Callable[[T], str] | None) -> list[int]:
     read = text or _item_text
     seen: set[str] = set()
     voters: list[int] = []
@@ -540,10 +564,14 @@ def vote_first(items: Sequence[T], consensus_k: int = 3, text: Callable[[T], str
             seen.add(said)
             voters.append(i)
     if len(voters) < 2:
-        return list(items)
-    texts = [" ".join(read(items[i]).split()) for i in voters]
-    first = voters[select_candidate(texts, [True] * len(texts), []).index]
-    return [items[first], *(item for i, item in enumerate(items) if i != first)]
+        return voters
+    from finetune.rouge import rouge_l_f1, rouge_tokens
+
+    tokens = [rouge_tokens(" ".join(read(items[i]).split())) for i in voters]
+    agreement = [
+        sum(rouge_l_f1(other, mine) for j, other in enumerate(tokens) if j != i) for i, mine in enumerate(tokens)
+    ]
+    return [voters[i] for i in sorted(range(len(voters)), key=lambda i: -agreement[i])]
 
 
 @dataclass(frozen=True)

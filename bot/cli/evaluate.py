@@ -85,6 +85,12 @@ def eval_generation(
     decoding: Annotated[str, typer.Option("--decoding", help="greedy, beam or top_p")] = "greedy",
     repetition_penalty: Annotated[float, typer.Option("--repetition-penalty", help="1.0: none")] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of sampling (top_p and the sampled candidates)")] = 0,
+    temperature: Annotated[
+        float, typer.Option("--temperature", help="Temperature of sampling (top_p and the sampled candidates)")
+    ] = 0.7,
+    top_p: Annotated[
+        float, typer.Option("--top-p", help="Nucleus of sampling (top_p and the sampled candidates)")
+    ] = 0.9,
     candidates: Annotated[
         int,
         typer.Option(
@@ -119,6 +125,15 @@ def eval_generation(
             help="Added to the logit of a token that continues, in the prompt, the reply's last two tokens (0: off)",
         ),
     ] = 0.0,
+    candidate_evidence: Annotated[
+        str | None,
+        typer.Option(
+            "--candidate-evidence",
+            help="same: every candidate reads the same prompt (the greedy reply and samples); votes: candidate i "
+            "is greedy on a prompt led by the i-th most agreed-on retrieved answer [default: votes when the "
+            "evidence order is consensus, else same]",
+        ),
+    ] = None,
     consensus_k: Annotated[
         int | None,
         typer.Option(
@@ -144,6 +159,12 @@ def eval_generation(
         fail(f"--evidence-order {evidence_order!r}: use retrieval or consensus")
     if not 0 <= copy_bias <= 20:
         fail(f"--copy-bias must be between 0 and 20; got {copy_bias}")
+    if candidate_evidence not in (None, "same", "votes"):
+        fail(f"--candidate-evidence {candidate_evidence!r}: use same or votes")
+    if not 0 < temperature <= 5:
+        fail(f"--temperature must be above 0 and at most 5; got {temperature}")
+    if not 0 < top_p <= 1:
+        fail(f"--top-p must be above 0 and at most 1; got {top_p}")
     if consensus_k is not None and not 0 <= consensus_k <= 50:
         fail(f"--consensus-k must be between 0 and 50; got {consensus_k}")
     with error_edge():
@@ -158,11 +179,14 @@ def eval_generation(
             decoding=decoding,
             repetition_penalty=repetition_penalty,
             seed=seed,
+            temperature=temperature,
+            top_p=top_p,
             candidates=candidates,
             int8=int8,
             streamed=streamed,
             evidence_order=cast(Literal["retrieval", "consensus"] | None, evidence_order),
             copy_bias=copy_bias,
+            candidate_evidence=cast(Literal["same", "votes"] | None, candidate_evidence),
             consensus_k=consensus_k,
             report_dir=report,
             progress=step,

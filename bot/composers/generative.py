@@ -16,9 +16,11 @@ Per turn:
    personal values masked as placeholders as in training, then the evidence texts of the
    top hits (replies that relied on one customer's order record are left out);
 2. decoding (`finetune.decoder.GPT2Generator`: greedy, beam or top-p by config): with greedy
-   decoding and `candidates` > 1, the greedy reply and sampled alternatives in one batch, of
-   which `finetune.decoder.select_candidate` picks the guard-passed one that agrees most with
-   the retrieved answers;
+   decoding and `candidates` > 1, several candidates in one batch (the greedy reply and
+   sampled alternatives of one prompt; or, with `candidate_evidence = "votes"`, one greedy
+   reply per prompt, each led by another of the most agreed-on retrieved answers), of which
+   `finetune.decoder.select_candidate` picks the guard-passed one that agrees most with the
+   retrieved answers;
 3. the guard checks the reply against the conversation (unmasked), the evidence and the
    company facts: an invented order number, email, amount, date, URL or phone number, or too
    little overlap with the evidence, rejects it;
@@ -49,6 +51,7 @@ from finetune.decoder import (
     GPT2Generator,
     select_candidate,
     vote_first,
+    votes_ranked,
 )
 from finetune.guard import GroundingGuard, clean_generated_text
 from finetune.prompt import format_prompt
@@ -67,11 +70,13 @@ class GeneratedTurn:
     """A composed reply with what generation made on the way to it.
 
     `candidates`: the replies decoded for the turn (empty when generation did not run: no
-    evidence, or the model failed); `choice`: which of them went to the guard."""
+    evidence, or the model failed); `choice`: which of them went to the guard; `evidence`:
+    the retrieved texts the candidates read, which the guard checked them against."""
 
     reply: ComposedReply
     candidates: tuple[Generated, ...] = ()
     choice: CandidateChoice | None = None
+    evidence: tuple[str, ...] = ()
 
     @property
     def generated(self) -> Generated | None:
@@ -149,19 +154,29 @@ class GPT2Composer:
         hits = self.evidence_hits(request)
         if not hits:
             return GeneratedTurn(self._fallback(request, "no evidence to ground a reply in", skipped=True))
-        prompt = self.build_prompt(request, hits)
+        if self.generator.selects_candidates and self.config.candidate_evidence == "votes":
+            # each candidate greedy on its own evidence: the most agreed-on retrieved answers
+            leads = votes_ranked(self._usable_hits(request, self.consensus_k), self.consensus_k, _hit_text)
+            leads = leads[: self.config.candidates] or hits[:1]
+            prompts = [self.build_prompt(request, [lead, *(h for h in hits if h is not lead)]) for lead in leads]
+            # the guard reads every answer a candidate was given
+            hits = [*leads, *(h for h in hits if all(h is not lead for lead in leads))]
+        else:
+            prompts = [self.build_prompt(request, hits)]
         try:
-            if self.generator.selects_candidates:
-                candidates = self.generator.generate([prompt] * self.config.candidates, alternatives=True)
+            if len(prompts) > 1:  # greedy, one row per prompt
+                candidates = self.generator.generate(prompts)
+            elif self.generator.selects_candidates:
+                candidates = self.generator.generate(prompts * self.config.candidates, alternatives=True)
             else:
-                candidates = self.generator.generate([prompt])
+                candidates = self.generator.generate(prompts)
         except (RuntimeError, ValueError, IndexError) as e:  # a model failure must not lose the turn
             reason = f"generation failed ({type(e).__name__}: {_first_line(e)})"
             return GeneratedTurn(self._fallback(request, reason))
         choice = self.choose(request, hits, candidates)
         chosen = candidates[choice.index]
         reply = self.finish(request, chosen.text, hits, ended=chosen.ended)
-        return GeneratedTurn(reply, tuple(candidates), choice)
+        return GeneratedTurn(reply, tuple(candidates), choice, tuple(h.unit.evidence_text for h in hits))
 
     # -- one turn ------------------------------------------------------------------------
     def evidence_hits(self, request: ComposeRequest) -> list[Hit]:
@@ -172,7 +187,7 @@ class GPT2Composer:
         if self.config.evidence_order != "consensus" or self.consensus_k < 2:
             return self._usable_hits(request, limit)
         pool = self._usable_hits(request, None if limit is None else max(limit, self.consensus_k))
-        ordered = vote_first(pool, self.consensus_k, text=lambda h: h.unit.evidence_text)
+        ordered = vote_first(pool, self.consensus_k, text=_hit_text)
         return ordered if limit is None else ordered[:limit]
 
     def consensus_references(self, request: ComposeRequest, limit: int | None = None) -> list[str]:
@@ -287,7 +302,8 @@ class GPT2Composer:
         released is ever taken back: a later sentence that fails ends the reply before it.
 
         How it chooses early: the candidates decode as one batch until each has a first
-        sentence (or ended); the consensus rule (`select_candidate`) picks among those
+        sentence (or ended), all from the same prompt (the greedy one and samples, whatever
+        `candidate_evidence` says); the consensus rule (`select_candidate`) picks among those
         openings, compared with the retrieved answers' openings; the chosen one alone
         decodes on, greedily. When no opening passes, or the chosen
         one needs a slot, nothing is yielded and the reply is what `compose` would give for
@@ -434,6 +450,10 @@ def _opening(text: str, ended: bool) -> str:
     folded = " ".join(text.split())
     first = next(_sentence_ends(folded, 0, False), None)
     return folded[:first] if first is not None else clean_generated_text(text, ended)
+
+
+def _hit_text(hit: Hit) -> str:
+    return hit.unit.evidence_text
 
 
 def _conversation(request: ComposeRequest) -> list[str]:

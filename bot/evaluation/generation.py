@@ -142,11 +142,14 @@ def evaluate_generation(
     decoding: Decoding = "greedy",
     repetition_penalty: float = 1.0,
     seed: int = 0,
+    temperature: float = 0.7,
+    top_p: float = 0.9,
     candidates: int = 5,
     int8: bool = True,
     streamed: bool = False,
     evidence_order: Literal["retrieval", "consensus"] | None = None,  # None: the model's own
     copy_bias: float = 0.0,
+    candidate_evidence: Literal["same", "votes"] | None = None,  # None: by the evidence order
     consensus_k: int | None = None,  # None: the model's own
     report_dir: Path | None = None,
     progress: Progress = no_progress,
@@ -170,10 +173,13 @@ def evaluate_generation(
             decoding=decoding,
             repetition_penalty=repetition_penalty,
             seed=seed,
+            temperature=temperature,
+            top_p=top_p,
             candidates=candidates,
             int8=int8,
             evidence_order=evidence_order,
             copy_bias=copy_bias,
+            candidate_evidence=candidate_evidence,
             consensus_k=consensus_k,
         ),
         fallback=RetrievalComposer.from_config(config.dialogue, domain),
@@ -241,6 +247,9 @@ def evaluate_generation(
             turn = _streamed_turn(composer, request, row.question, evidence)
         else:
             turn = composer.compose_with_candidates(request)
+            # what the candidates read (with candidate_evidence "votes", each its own answer)
+            evidence = list(turn.evidence) or evidence
+            sources = [row.question, *evidence]
         live_fallbacks += turn.reply.composer != composer.name
         candidate_rows = []
         for g in turn.candidates:
@@ -352,10 +361,13 @@ def evaluate_generation(
         "decoding": decoding,
         "repetition_penalty": repetition_penalty,
         "seed": seed,
+        "temperature": composer.config.temperature,
+        "top_p": composer.config.top_p,
         "candidates": composer.config.candidates if composer.generator.selects_candidates else 1,
         "streamed": streamed,
         "evidence_order": composer.config.evidence_order,
         "copy_bias": composer.config.copy_bias,
+        "candidate_evidence": composer.config.candidate_evidence,
         "consensus_k": composer.config.consensus_k,
         "int8": composer.generator.int8,
         "model": str(model_dir),

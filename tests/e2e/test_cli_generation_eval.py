@@ -85,6 +85,8 @@ def test_eval_generation_reports_every_key_in_range(tiny_model, tmp_path):
         "16",
         "--copy-bias",
         "3",
+        "--temperature",
+        "1.0",
         "--report",
         str(report),
     )
@@ -92,6 +94,7 @@ def test_eval_generation_reports_every_key_in_range(tiny_model, tmp_path):
     assert result["n"] == 10
     # the decoding it ran is in the report: the bias asked for, the model's evidence order
     assert (result["copy_bias"], result["evidence_order"]) == (3.0, "retrieval")
+    assert (result["temperature"], result["top_p"]) == (1.0, 0.9)
     for key in ("rougeL_f1", "retrieval_only_rougeL_f1", "hallucinated_entity_rate", "grounded_share", "fallback_rate"):
         assert 0.0 <= result[key] <= 1.0, (key, result)
     # the corpus holds every test question's own response: retrieval alone scores well
@@ -109,6 +112,23 @@ def test_eval_generation_refuses_a_copy_bias_out_of_range_before_loading_anythin
         "--copy-bias", "50", check=False,
     )  # fmt: skip
     assert proc.returncode == 1 and "--copy-bias must be between 0 and 20; got 50.0" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--temperature", "0", "--temperature must be above 0 and at most 5; got 0.0"),
+        ("--top-p", "1.5", "--top-p must be above 0 and at most 1; got 1.5"),
+    ],
+)
+def test_eval_generation_refuses_sampling_settings_out_of_range_before_loading_anything(tmp_path, flag, value, message):
+    corpus = tmp_path / "corpus.csv"
+    write_bitext(corpus, copies=1, start=1)
+    proc = run_csbot(
+        "eval", "generation", "--model", str(tmp_path), "--corpus", str(corpus), "--test", str(corpus),
+        flag, value, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and message in proc.stderr
 
 
 def test_eval_generation_refuses_a_directory_that_is_not_a_generator(tmp_path):

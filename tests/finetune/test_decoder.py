@@ -15,6 +15,7 @@ from finetune.decoder import (
     resolve_generation,
     select_candidate,
     vote_first,
+    votes_ranked,
 )
 from finetune.decoding import UnsupportedModelError
 
@@ -89,6 +90,15 @@ def test_the_answer_agreeing_most_with_the_others_leads_and_the_rest_keep_their_
     assert [e["id"] for e in vote_first([ODD, USUAL, CLOSE])] == ["c3", "c9", "c4"]
     # only the top consensus_k vote: with two voters the tie goes to the best-ranked
     assert [e["id"] for e in vote_first([ODD, USUAL, CLOSE], consensus_k=2)] == ["c9", "c3", "c4"]
+
+
+def test_answers_rank_by_their_agreement_with_the_others_and_the_vote_leads() -> None:
+    assert [e["id"] for e in votes_ranked([ODD, USUAL, CLOSE])] == ["c3", "c4", "c9"]
+    assert votes_ranked([ODD, USUAL, CLOSE])[0] is vote_first([ODD, USUAL, CLOSE])[0]
+    # only the top consensus_k distinct texts are ranked; a repeated text once
+    assert [e["id"] for e in votes_ranked([ODD, {**ODD, "id": "c10"}, USUAL, CLOSE], consensus_k=2)] == ["c9", "c3"]
+    assert votes_ranked([ODD]) == [ODD]
+    assert votes_ranked([]) == []
 
 
 def test_repeated_texts_vote_once_and_too_few_voters_change_nothing() -> None:

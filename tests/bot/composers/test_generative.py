@@ -341,6 +341,32 @@ def test_consensus_evidence_order_puts_the_retrieval_vote_first() -> None:
         GeneratorConfig(evidence_order="random")  # type: ignore[arg-type]
 
 
+def test_candidates_may_each_read_their_own_retrieved_answer(tiny_dir) -> None:
+    odd = _answer("conv-9#t0", "Please contact our partner store about that.", 0.95)
+    usual = _answer("conv-3#t0", "Your order {{Order Number}} has left our warehouse and is on its way.", 0.90)
+    close = _answer("conv-4#t0", "Order {{Order Number}} has left our warehouse; it is on its way to you.", 0.85)
+    req = ComposeRequest(
+        text="where is my order?", intent="order_status", history=(), hits=(odd, usual, close), slots=Slots({})
+    )
+    settings = {"evidence_k": 1, "evidence_order": "consensus", "consensus_k": 3, "candidates": 3}
+    votes = composer(tiny_dir, max_new_tokens=8, candidate_evidence="votes", **settings).load()
+    turn = votes.compose_with_candidates(req)
+    # one greedy candidate per answer, the most agreed-on first; the guard read all three
+    assert len(turn.candidates) == 3
+    assert turn.evidence == tuple(h.unit.evidence_text for h in (usual, close, odd))
+    prompts = [votes.build_prompt(req, [lead]) for lead in (usual, close, odd)]
+    assert [g.text for g in turn.candidates] == [g.text for g in votes.generator.generate(prompts)]
+    # "same": every candidate reads the vote alone
+    same = composer(tiny_dir, max_new_tokens=8, candidate_evidence="same", **settings).load()
+    assert same.compose_with_candidates(req).evidence == (usual.unit.evidence_text,)
+    # unset: votes where the vote leads the evidence, else the same prompt for every candidate
+    assert composer(tiny_dir, **settings).load().config.candidate_evidence == "votes"
+    ranked = {**settings, "evidence_order": "retrieval"}
+    assert composer(tiny_dir, **ranked).load().config.candidate_evidence == "same"
+    with pytest.raises(ValueError, match="candidate_evidence must be"):
+        GeneratorConfig(candidate_evidence="all")  # type: ignore[arg-type]
+
+
 def test_the_model_says_how_many_answers_to_read_and_the_dialogue_is_asked_for_them(tmp_path) -> None:
     voted = make_tiny_model(tmp_path / "voted")
     meta = {"base": "scratch", "generation": {"evidence_k": 1, "evidence_order": "consensus", "consensus_k": 20}}
