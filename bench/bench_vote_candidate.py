@@ -42,7 +42,7 @@ def score_file(samples: Path) -> dict:
     rows = [json.loads(line) for line in samples.open(encoding="utf-8") if line.strip()]
     if not rows:
         sys.exit(f"{samples}: no rows")
-    missing = [k for k in ("candidates", "evidence", "consensus_references") if k not in rows[0]]
+    missing = [k for k in ("candidates", "evidence", "consensus_references", "retrieved_pool") if k not in rows[0]]
     if missing:
         sys.exit(f"{samples}: rows lack {missing}; rerun `csbot eval generation --report` with this version")
     sent, hybrid, only, vote, vote3 = [], [], [], [], []
@@ -51,9 +51,7 @@ def score_file(samples: Path) -> dict:
         sent.append(row["rougeL_f1"]["sent"])
         only.append(row["rougeL_f1"]["retrieval_only"])
         vote.append(row["rougeL_f1"]["retrieval_vote"])
-        vote3.append(
-            scorer.score(row["reference"], retrieval_vote(row.get("retrieved_pool", [])[:3]))["rougeL"].fmeasure
-        )
+        vote3.append(scorer.score(row["reference"], retrieval_vote(row["retrieved_pool"][:3]))["rougeL"].fmeasure)
         passing = [c["text"] for c in row["candidates"] if c["guard_passed"]]
         if not passing or not row["evidence"]:
             hybrid.append(row["rougeL_f1"]["sent"])

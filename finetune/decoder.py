@@ -74,7 +74,9 @@ class GeneratorConfig:
     min_evidence_score: hits below it are not evidence; with none left, the fallback answers.
     min_overlap: the guard's threshold.
     candidates: with greedy decoding, how many replies are decoded per turn as one batch:
-    the greedy one and `candidates - 1` nucleus samples (`top_p`, `temperature`). The
+    the greedy one and `candidates - 1` nucleus samples (`top_p`, `temperature`) of one
+    prompt, or with `candidate_evidence` "votes" one greedy reply per prompt, each led by
+    another of the most agreed-on retrieved answers. The
     guard-passed candidate that agrees most (ROUGE-L) with the top `consensus_k` retrieved
     answers and with the other candidates is sent (`select_candidate`). 1: the greedy reply alone.
 
@@ -522,16 +524,20 @@ def select_candidate(texts: Sequence[str], passing: Sequence[bool], references: 
     ok = [i for i, passed in enumerate(passing) if passed]
     if len(ok) < 2:
         return CandidateChoice(ok[0] if ok else 0, len(texts), len(ok))
-    from finetune.rouge import rouge_l_f1, rouge_tokens
+    from finetune.rouge import rouge_tokens
 
-    reference_tokens = [rouge_tokens(r) for r in references]
-    tokens = {i: rouge_tokens(texts[i]) for i in ok}
+    scores = _agreements([rouge_tokens(texts[i]) for i in ok], [rouge_tokens(r) for r in references])
+    return CandidateChoice(ok[max(range(len(ok)), key=scores.__getitem__)], len(texts), len(ok))
 
-    def agreement(i: int) -> float:
-        others = [*reference_tokens, *(tokens[j] for j in ok if j != i)]
-        return sum(rouge_l_f1(o, tokens[i]) for o in others)
 
-    return CandidateChoice(max(ok, key=agreement), len(texts), len(ok))
+def _agreements(tokens: Sequence[Sequence[str]], references: Sequence[Sequence[str]]) -> list[float]:
+    """Each tokenized text's ROUGE-L F1 summed over the `references` and the other texts."""
+    from finetune.rouge import rouge_l_f1
+
+    return [
+        sum(rouge_l_f1(o, mine) for o in [*references, *(t for j, t in enumerate(tokens) if j != i)])
+        for i, mine in enumerate(tokens)
+    ]
 
 
 def vote_first(items: Sequence[T], consensus_k: int = 3, text: Callable[[T], str] | None = None) -> list[T]:
@@ -565,12 +571,9 @@ def _votes_ranked(items: Sequence[T], consensus_k: int, text: Callable[[T], str]
             voters.append(i)
     if len(voters) < 2:
         return voters
-    from finetune.rouge import rouge_l_f1, rouge_tokens
+    from finetune.rouge import rouge_tokens
 
-    tokens = [rouge_tokens(" ".join(read(items[i]).split())) for i in voters]
-    agreement = [
-        sum(rouge_l_f1(other, mine) for j, other in enumerate(tokens) if j != i) for i, mine in enumerate(tokens)
-    ]
+    agreement = _agreements([rouge_tokens(" ".join(read(items[i]).split())) for i in voters], [])
     return [voters[i] for i in sorted(range(len(voters)), key=lambda i: -agreement[i])]
 
 
