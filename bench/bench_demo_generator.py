@@ -111,6 +111,28 @@ def with_floor(rows: list[dict[str, Any]], floor: float) -> tuple[float, float]:
     return round(statistics.fmean(scores), 4), round(sum(sent) / len(rows), 4)
 
 
+def train_round(
+    args: argparse.Namespace, config: CsbotSettings, ws: Path, minutes: float, epochs: float | None
+) -> tuple[Path, dict[str, Any]]:
+    """One learning round on the workspace copy `ws`: its folder and its report."""
+    settings = RoundSettings(
+        transcripts=[args.data / "conversations.jsonl"],
+        formats=["jsonl"],
+        heldout=[args.data / "heldout.jsonl"],
+        base=args.base,
+        max_minutes=minutes,
+        eval_limit=PAIRS_SCORED,
+        train_overrides={
+            **({} if epochs is None else {"epochs": epochs}),
+            **({} if args.lr is None else {"lr": args.lr}),
+        },
+        base_overrides={"pointer": True} if args.pointer else {},
+    )
+    log(f"round: {minutes:g} minutes, epochs {epochs or 'the recipe'}, base {args.base}")
+    report = run_round(config, settings, progress=log)
+    return ws / "finetune" / "rounds" / report["round"], report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workspace", type=Path, default=REPO / ".csbot")
@@ -129,6 +151,22 @@ def main() -> None:
         action="store_true",
         help="train the scratch GPT-2 with a pointer over earlier tokens (GeneratorBaseConfig.pointer)",
     )
+    ap.add_argument(
+        "--base",
+        default="scratch",
+        help="scratch, or a GPT-2 checkpoint directory to fine-tune from (RoundSettings.base)",
+    )
+    ap.add_argument(
+        "--lr", type=float, default=None, help="peak learning rate [default: the base's, bot.training.default_lr]"
+    )
+    ap.add_argument("--keep", type=Path, default=None, help="copy each round's folder (pairs, model) into this folder")
+    ap.add_argument(
+        "--from-round",
+        type=Path,
+        default=None,
+        help="a kept round's folder: score its model and pairs again, no training (decoding from CSBOT_GENERATOR__*)",
+    )
+    ap.add_argument("--tag", default="", help="appended to the per-pair file's name")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "demo_generator")
     args = ap.parse_args()
     if args.epochs is not None and len(args.epochs) != len(args.minutes):
@@ -145,18 +183,15 @@ def main() -> None:
             ws = Path(tmp) / "ws"
             shutil.copytree(args.workspace, ws, ignore=shutil.ignore_patterns("finetune", "models"))
             config = CsbotSettings.from_env(ws)
-            settings = RoundSettings(
-                transcripts=[args.data / "conversations.jsonl"],
-                formats=["jsonl"],
-                heldout=[args.data / "heldout.jsonl"],
-                max_minutes=minutes,
-                eval_limit=PAIRS_SCORED,
-                train_overrides={} if epochs is None else {"epochs": epochs},
-                base_overrides={"pointer": True} if args.pointer else {},
-            )
-            log(f"round: {minutes:g} minutes, epochs {epochs or 'the recipe'}")
-            report = run_round(config, settings, progress=log)
-            root = ws / "finetune" / "rounds" / report["round"]
+            if args.from_round is not None:
+                root = args.from_round
+                report = json.loads((root / "round.json").read_text(encoding="utf-8"))
+                log(f"round {report['round']} from {root}: no training")
+            else:
+                root, report = train_round(args, config, ws, minutes, epochs)
+                if args.keep is not None:
+                    shutil.copytree(root, args.keep / report["round"], dirs_exist_ok=True)
+                    log(f"kept the round in {args.keep / report['round']}")
             model = root / "run" / "final"
 
             def read(split: str, root: Path = root) -> list[dict[str, Any]]:
@@ -180,6 +215,11 @@ def main() -> None:
         dev_table = {f: with_floor(dev, f) for f in FLOORS}
         chosen = max(FLOORS, key=lambda f: (dev_table[f][0], f))  # ties: the higher floor
         tag = f"{minutes:g}min_e{epochs or 'recipe'}" + ("_pointer" if args.pointer else "")
+        if args.base != "scratch":
+            tag += "_base-" + Path(args.base).parent.name
+        if args.lr is not None:
+            tag += f"_lr{args.lr:g}"
+        tag += args.tag
         (args.out / f"{tag}.json").write_text(
             json.dumps({"dev": dev, "test": test, "copy_bias": bias}, indent=1) + "\n"
         )
@@ -187,6 +227,8 @@ def main() -> None:
             "minutes": minutes,
             "epochs": epochs,
             "pointer": args.pointer,
+            "base": args.base,
+            "lr": args.lr,
             "train": report["train"],
             "candidate": {k: report["candidate"][k] for k in CANDIDATE_KEYS},
             "retrieval": report["current"]["rougeL_f1"],

@@ -350,12 +350,21 @@ def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progr
 
 
 def round_on_data(
-    config: CsbotSettings, data_dir: Path, max_minutes: float, *, progress: Progress = no_progress
+    config: CsbotSettings,
+    data_dir: Path,
+    max_minutes: float,
+    *,
+    base: str = "scratch",
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
-    """The round `csbot build --generator-minutes` runs: a generator trained on the data
-    folder's conversations, reused on a rebuild of the same data."""
+    """The round `csbot build --generator-minutes` runs: a generator trained from `base` on the
+    data folder's conversations, reused on a rebuild of the same data."""
     settings = RoundSettings(
-        transcripts=[data_dir / "conversations.jsonl"], formats=["jsonl"], max_minutes=max_minutes, reuse=True
+        transcripts=[data_dir / "conversations.jsonl"],
+        formats=["jsonl"],
+        base=base,
+        max_minutes=max_minutes,
+        reuse=True,
     )
     return run_round(config, settings, progress=progress)
 

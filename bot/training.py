@@ -10,6 +10,7 @@ Registering never promotes: a person does (`csbot models promote ID`), or a lear
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,24 @@ class RegistrationFailedError(CsbotError):
 
 
 def default_lr(base: str) -> float:
-    """The learning rate for a base: high for the scratch model, low for a pretrained one."""
-    return SCRATCH_LR if base == "scratch" else PRETRAINED_LR
+    """The learning rate for a base: high for the scratch model, low for a pretrained one,
+    and for a model csbot trained (its csbot_model.json says how) the rate it was trained
+    at: nudged at 5e-5, the small scratch-built model barely moves in a few minutes (on the
+    demo corpus, from the Bitext recipe's model: ROUGE-L 0.23 at 5e-5, 0.31 at 3e-4, 0.34 at
+    1e-3; docs/benchmarks.md)."""
+    if base == "scratch":
+        return SCRATCH_LR
+    meta_file = Path(base) / MODEL_META
+    if meta_file.is_file():
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return PRETRAINED_LR  # loading the base reports what is wrong with it
+        trained = meta.get("train_config") if isinstance(meta, dict) else None
+        lr = trained.get("lr") if isinstance(trained, dict) else None
+        if isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0:
+            return float(lr)
+    return PRETRAINED_LR
 
 
 def build_corpus_pairs(

@@ -46,6 +46,14 @@ def build(
             "rebuild of the same data). 0: retrieval only",
         ),
     ] = 0.0,
+    generator_base: Annotated[
+        str,
+        typer.Option(
+            "--generator-base",
+            help="What the --generator-minutes round trains from: scratch, or a GPT-2 checkpoint "
+            "directory (for example one csbot trained on a larger corpus)",
+        ),
+    ] = "scratch",
 ) -> None:
     """Ingest the data, build the FAISS index and train the intent classifier (and, with
     --generator-minutes, a GPT-2 generator)."""
@@ -54,6 +62,11 @@ def build(
         fail(f"data directory {data} does not exist; pass --data DIR")
     if generator_minutes < 0:
         fail(f"--generator-minutes must be 0 or more; got {generator_minutes}")
+    if generator_base != "scratch" and not Path(generator_base).is_dir():
+        fail(
+            f"--generator-base {generator_base} is not a directory; pass a GPT-2 checkpoint "
+            "directory (config.json, weights, tokenizer) or scratch"
+        )
     with error_edge():
         report = build_workspace(config, data, progress=step, show_bars=True)
     for warning in report.warnings:
@@ -67,7 +80,7 @@ def build(
     if generator_minutes > 0:
         step(f"training the generator (at most {generator_minutes:g} minutes)")
         with error_edge():
-            outcome = round_on_data(config, data, generator_minutes, progress=step)
+            outcome = round_on_data(config, data, generator_minutes, base=generator_base, progress=step)
         used = "the GPT-2 generator" if outcome["promoted"] else "the retrieval composer"
         out.print(f"Generator: {outcome['reason']}; the assistant answers with {used}.", highlight=False)
 

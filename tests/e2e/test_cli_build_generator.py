@@ -3,6 +3,7 @@ one `finetune round`, and a rebuild of the same data reuses it instead of traini
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -51,4 +52,40 @@ def test_a_negative_generator_budget_is_refused_before_anything_is_built(tmp_pat
         "build", "--data", str(REPO / "data"), "--generator-minutes", "-1", workspace=tmp_path / "ws", check=False
     )
     assert proc.returncode != 0 and "--generator-minutes must be 0 or more" in proc.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+def test_build_trains_the_generator_from_the_base_it_is_given(tmp_path, tiny_checkpoint):
+    ws = tmp_path / "ws"
+    data = demo_data_with_few_heldout(tmp_path, conversations=2)
+    run_csbot(
+        "build",
+        "--data",
+        str(data),
+        "--generator-minutes",
+        "0.05",
+        "--generator-base",
+        str(tiny_checkpoint),
+        workspace=ws,
+    )
+    [model] = models(ws)
+    assert model["base"] == str(tiny_checkpoint)
+    # the checkpoint's own tokenizer and shape were kept, not a scratch model's
+    config = json.loads((Path(model["path"]) / "config.json").read_text())
+    assert config["n_embd"] == 32 and config["n_layer"] == 1
+
+
+def test_a_generator_base_that_is_not_a_directory_is_refused_before_anything_is_built(tmp_path):
+    proc = run_csbot(
+        "build",
+        "--data",
+        str(REPO / "data"),
+        "--generator-minutes",
+        "1",
+        "--generator-base",
+        str(tmp_path / "nope"),
+        workspace=tmp_path / "ws",
+        check=False,
+    )
+    assert proc.returncode != 0 and "is not a directory" in proc.stderr
     assert not (tmp_path / "ws").exists()
