@@ -49,7 +49,8 @@ from bot.evaluation.fallback import fallback_reply  # noqa: E402
 from bot.evaluation.heldout import request_from_pair  # noqa: E402
 from bot.learning import RoundSettings, run_round  # noqa: E402
 from bot.settings import CsbotSettings  # noqa: E402
-from finetune.guard import clean_generated_text  # noqa: E402
+from bot.workspace import company_facts  # noqa: E402
+from finetune.guard import GroundingGuard, clean_generated_text  # noqa: E402
 
 FLOORS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 PAIRS_SCORED = 100
@@ -78,10 +79,22 @@ def agreement_rows(
         slot_questions=domain.slot_questions,
     ).load()
     scorer = rouge_scorer.RougeScorer(["rougeL"])
+    # invented values on every decoded candidate, as the round counts them (bot.evaluation.heldout)
+    entity_guard = GroundingGuard(list(company_facts(config.workspace)), 0.0)
     rows = []
     for pair in pairs:
         request = request_from_pair(pair)
         turn = composer.compose_with_candidates(request)
+        conversation = [t["text"] for t in pair["context"]]
+        evidence = [h.unit.evidence_text for h in composer.evidence_hits(request)]
+        invented = [
+            clean_generated_text(g.text, g.ended)
+            for g in turn.candidates
+            if entity_guard.check(
+                clean_generated_text(g.text, g.ended), conversation=conversation, evidence=evidence
+            ).rule
+            == "entity"
+        ]
         retrieval = fallback_reply(request, dialogue, domain)
         generated = clean_generated_text(turn.generated.text, turn.generated.ended) if turn.generated else None
         references = composer.consensus_references(request)
@@ -99,6 +112,8 @@ def agreement_rows(
                 "generated": generated,
                 "retrieval_reply": retrieval,
                 "target": pair["target"],
+                "candidates": len(turn.candidates),
+                "invented": invented,
             }
         )
     return rows
@@ -243,6 +258,9 @@ def main() -> None:
             "copy_bias_dev": {str(b): round(sent_score(rows), 4) for b, rows in dev_by_bias.items()},
             "copy_bias_chosen": bias,
             "gpt2_test_at_chosen_bias": round(sent_score(test), 4),
+            # held-out, chosen bias: candidates naming a value found in neither the
+            # conversation, the prompt's evidence nor company.json, of all decoded
+            "invented_candidates_test": [sum(len(r["invented"]) for r in test), sum(r["candidates"] for r in test)],
             "floor_dev": {str(f): v for f, v in dev_table.items()},
             "floor_chosen": chosen,
             "floor_test": {"rougeL_f1": with_floor(test, chosen)[0], "gpt2_share": with_floor(test, chosen)[1]},

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from finetune.checkpoint import MODEL_META, WEIGHT_FILES
 from finetune.decoding import (
     GPT2Decoder,
+    NumberPieces,
     Sampling,
     UnsupportedModelError,
     copy_only_tokens_not_in,
@@ -104,6 +105,11 @@ class GeneratorConfig:
     # never chosen (a reply that promised "{{Customer Support Phone Number}}" the evidence
     # never gave would state a fact nobody supplied)
     copy_placeholders_only: bool = True
+    # numbers copied whole (the fast decoder only): inside a number, a digit glued on
+    # ("$" "99", "4." "00"), and after a digit any token, only where the number so far stands
+    # in the prompt followed by it, so copying can neither splice two of the prompt's numbers
+    # into a new one nor cut one short (`finetune.decoding.NumberRun`)
+    copy_numbers_whole: bool = True
     # the greedy reply and nucleus samples, one batch; the most agreed-on one the guard passes is
     # sent. 5 won on the Bitext development split over 1 and 3 (docs/benchmarks.md)
     candidates: int = 5
@@ -205,6 +211,7 @@ class GPT2Generator:
         self.meta: dict[str, Any] = {}
         self._fast: GPT2Decoder | Literal[False] | None = None  # False: the model needs model.generate
         self._numeric: frozenset[int] | None = None
+        self._number_pieces: NumberPieces | None = None
         self._placeholders: frozenset[int] | None = None
         self._lock = threading.Lock()
 
@@ -255,6 +262,13 @@ class GPT2Generator:
             self.load()
             self._numeric = number_tokens(self.tokenizer)
         return self._numeric
+
+    def number_pieces(self) -> NumberPieces:
+        """The vocabulary's tokens by their part in a number (worked out once)."""
+        if self._number_pieces is None:
+            self.load()
+            self._number_pieces = NumberPieces.of(self.tokenizer)
+        return self._number_pieces
 
     def placeholder_tokens(self) -> frozenset[int]:
         """Ids of the vocabulary's tokens that open a {{Placeholder}} (worked out once)."""
@@ -350,7 +364,8 @@ class GPT2Generator:
             banned=[self._banned(p) for p in copy_sources] if self.copies_only else None,
             greedy_rows=greedy_rows,
             copy_bias=cfg.copy_bias,
-            copy_sources=copy_sources if cfg.copy_bias else None,
+            copy_sources=copy_sources if cfg.copy_bias or cfg.copy_numbers_whole else None,
+            numbers=self.number_pieces() if cfg.copy_numbers_whole else None,
         )
 
     def _generate_fast(self, prompts: Sequence[str], *, alternatives: bool) -> list[Generated]:

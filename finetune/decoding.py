@@ -56,6 +56,12 @@ class Sampling:
     # evidence tends to go on quoting it instead of drifting (see `copy_continuations`)
     copy_bias: float = 0.0
     copy_sources: Sequence[Sequence[int]] | None = None
+    # numbers copied whole (`NumberPieces`; the rows' sources are `copy_sources`): inside a
+    # number the reply writes, a digit glued on, and after a digit any token, may come only
+    # where the number so far stands in the row's source followed by it, so a reply can
+    # neither splice the "$4.99" and "$50.00" of its evidence into "$4.00" nor cut "$24.99"
+    # to "$2"; a number that starts a word is `banned`'s business (copy-only tokens)
+    numbers: NumberPieces | None = None
 
 
 class GPT2Decoder:
@@ -240,6 +246,12 @@ class GPT2Decoder:
             if sampling.copy_bias and sampling.copy_sources is not None:
                 follows = [copy_continuations(src) for src in sampling.copy_sources]
                 last_two = [tuple(p[-2:]) for p in prompts]
+            runs = None
+            if sampling.numbers is not None and sampling.copy_sources is not None:
+                runs = [
+                    NumberRun(src, sampling.numbers, row)
+                    for src, row in zip(sampling.copy_sources, prompts, strict=True)
+                ]
             for step in range(steps):
                 if step < min_new_tokens:
                     logits[:, eos_id] = float("-inf")
@@ -250,9 +262,15 @@ class GPT2Decoder:
                         logits[list(rows_at), list(cols_at)] += sampling.copy_bias
                 if banned is not None:
                     logits = logits.masked_fill(banned, float("-inf"))
+                if runs is not None:
+                    for i, run in enumerate(runs):
+                        run.restrict(logits[i])
                 token = _pick(logits, sampling, generator, seen)
                 if follows is not None:
                     last_two = [(two[-1], int(t)) for two, t in zip(last_two, token.tolist(), strict=True)]
+                if runs is not None:
+                    for run, t in zip(runs, token.tolist(), strict=True):
+                        run.push(int(t))
                 out: list[int | None] = []
                 for i in range(batch):
                     if done[i]:
@@ -341,6 +359,80 @@ def copy_continuations(source: Sequence[int]) -> dict[tuple[int, ...], tuple[int
     for a, b, c in zip(source, source[1:], source[2:], strict=False):
         follows.setdefault((a, b), {})[c] = None
     return {pair: tuple(nxt) for pair, nxt in follows.items()}
+
+
+@dataclass(frozen=True)
+class NumberPieces:
+    """The vocabulary's tokens by their part in a number: `digits` hold a digit; `joints`
+    are made of digits and "$.,:-/%" only; `glued` join the token before them (no leading
+    space). A token of either set starts a number, or goes on with it when glued on."""
+
+    digits: frozenset[int]
+    joints: frozenset[int]
+    glued: frozenset[int]
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> NumberPieces:
+        marks = set("0123456789$.,:-/%")
+        digits, joints, glued = set(), set(), set()
+        for tok, i in tokenizer.get_vocab().items():
+            text = tokenizer.convert_tokens_to_string([tok])
+            if any(c.isdigit() for c in text):
+                digits.add(i)
+            if text.strip() and set(text.strip()) <= marks:
+                joints.add(i)
+            if text and not text[0].isspace():
+                glued.add(i)
+        return cls(frozenset(digits), frozenset(joints), frozenset(glued & (digits | joints)))
+
+
+class NumberRun:
+    """One row's number in progress, and what may follow it: where the reply's number so far
+    (its tokens since the number started) also stands in `source`, the tokens that follow it
+    there. Inside a number, a glued-on digit must be one of them, and after a digit every
+    token must (a number ends where it ends in the source), as after a mark that the source
+    only ever follows with more of the number; where the number so far stands nowhere in
+    the source, glued-on digits are refused and the rest is free."""
+
+    def __init__(self, source: Sequence[int], pieces: NumberPieces, written: Sequence[int] = ()):
+        self.source, self.pieces = list(source), pieces
+        self.at: dict[int, list[int]] = {}
+        for i, t in enumerate(self.source[:-1]):
+            self.at.setdefault(t, []).append(i)
+        self.run: list[int] = []
+        for t in written[-32:]:  # a row that goes on with a reply goes on with its number
+            self.push(t)
+
+    def push(self, token: int) -> None:
+        """The row chose `token`."""
+        p = self.pieces
+        if token in p.digits or token in p.joints:
+            self.run = [*self.run, token] if self.run and token in p.glued else [token]
+        else:
+            self.run = []
+
+    def following(self) -> set[int]:
+        """The tokens that follow the number so far where it stands in the source."""
+        n, run, src = len(self.run), self.run, self.source
+        return {src[i + 1] for i in self.at.get(run[-1], ()) if i + 1 >= n and src[i + 1 - n : i + 1] == run}
+
+    def restrict(self, logits: Any) -> None:
+        """Set to -inf, in this row's `logits`, the tokens the number so far may not take."""
+        if not self.run:
+            return
+        nxt, p = self.following(), self.pieces
+        # after a digit, or after a mark where the source's number never ends ("$24." of
+        # "$24.99"), the number goes on as it does there; after the "1." of "1. Log in" the
+        # next word is the reply's own
+        held = self.run[-1] in p.digits or (any(t in p.digits for t in self.run) and nxt <= p.glued)
+        if nxt and held:
+            keep = logits.new_full(logits.shape, float("-inf"))
+            keep[sorted(nxt)] = 0.0
+            logits += keep
+        else:
+            cut = sorted((p.glued & p.digits) - nxt)
+            if cut:
+                logits[cut] = float("-inf")
 
 
 def number_tokens(tokenizer: Any) -> frozenset[int]:

@@ -167,6 +167,77 @@ def test_number_tokens_outside_the_prompt_are_the_ones_banned():
     assert copy_only_tokens_not_in([5, 11, 40], numeric) == {10, 12}
 
 
+def pieces(digits=(), joints=(), glued=()):
+    from finetune.decoding import NumberPieces
+
+    return NumberPieces(frozenset(digits), frozenset(joints), frozenset(glued))
+
+
+def test_a_number_goes_on_only_as_it_goes_on_in_the_source():
+    from finetune.decoding import NumberRun
+
+    # 50 "$", 51 "4", 52 ".", 53 "99", 54 "00", 55 " 30" (starts a word), 9 " days"
+    p = pieces(digits={51, 53, 54, 55}, joints={50, 51, 52, 53, 54, 55}, glued={51, 52, 53, 54})
+    source = [8, 50, 51, 52, 53, 9, 7, 50, 60, 52, 54, 9]  # "$4.99 days ... $60.00 days"
+    run = NumberRun(source, p)
+    for t in (50, 51, 52):  # "$4."
+        run.push(t)
+    assert run.following() == {53}  # "$4." goes on with "99" only: not the "00" of "$60.00"
+    run.push(53)
+    assert run.following() == {9}
+    run.push(9)  # a word ends the number
+    assert run.run == []
+    run.push(55)  # " 30" starts a new one, wherever it came from
+    assert run.run == [55] and run.following() == set()
+    # a row that goes on with a reply picks up the number it is in
+    assert NumberRun(source, p, written=[1, 2, 50, 51]).run == [50, 51]
+
+
+def test_inside_a_number_the_decoder_writes_only_what_the_source_has_there(model):
+    source = [5, 40, 41, 9, 11, 3]  # 40 41: a number, then 9
+    prompt = [*source, 40]  # the reply so far ends inside that number
+    free = ours(model, [prompt], 1)
+    assert free != [[41]]  # the random model alone would go on otherwise
+    # after a digit, the number goes on (or ends) as in the source
+    p = pieces(digits={40, 41}, joints={40, 41}, glued={41})
+    assert ours(model, [prompt], 1, numbers=p, copy_sources=[prompt]) == [[41]]
+    # after a joint that is no digit ("$"), only glued digits are held to the source
+    x = free[0][0]
+    p = pieces(digits={x}, joints={40}, glued={x})
+    assert ours(model, [prompt], 1, numbers=p, copy_sources=[source])[0] != free[0]
+    assert ours(model, [prompt], 1, numbers=p, copy_sources=[[*source, 40, x]]) == free
+    # after a mark the source's number never ends at ("$24." of "$24.99"), it goes on too;
+    # after one it does end at ("1." of "1. Log in"), the next word is free
+    p = pieces(digits={41, 77}, joints={40, 41, 77}, glued={40, 77})
+    number = [41, 40]  # "24", "." (and 77 "99" glued on)
+    assert ours(model, [[*source, *number]], 1, numbers=p, copy_sources=[[*number, 77]]) == [[77]]
+    ended = ours(model, [[*source, *number]], 1)
+    assert ended != [[77]]
+    assert ours(model, [[*source, *number]], 1, numbers=p, copy_sources=[[*number, 9]]) == ended
+    # outside a number nothing changes
+    p = pieces(digits={41}, joints={41}, glued={41})
+    assert ours(model, [prompt], 1, numbers=p, copy_sources=[source]) == free
+
+
+def test_number_pieces_by_their_text(tmp_path):
+    from finetune.decoding import NumberPieces
+    from finetune.tokenizer import train_tokenizer
+
+    texts = ["Standard is $4.99 and takes 3-5 days; Plus is $99 a year, 10% off at 2:30 pm."] * 50
+    tok = train_tokenizer(texts, 400, tmp_path / "tok")
+    p = NumberPieces.of(tok)
+
+    def text(i):
+        return tok.convert_tokens_to_string([tok.convert_ids_to_tokens(i)])
+
+    assert p.digits and p.joints and p.glued
+    assert all(any(c.isdigit() for c in text(i)) for i in p.digits)
+    assert all(set(text(i).strip()) <= set("0123456789$.,:-/%") for i in p.joints)
+    assert all(not text(i)[0].isspace() for i in p.glued) and p.glued <= p.digits | p.joints
+    for piece in (".", "$", "-"):
+        assert tok.convert_tokens_to_ids(piece) in p.joints
+
+
 def test_placeholder_tokens_are_the_ones_that_open_a_placeholder(tmp_path):
     from finetune.decoding import placeholder_tokens
     from finetune.tokenizer import train_tokenizer

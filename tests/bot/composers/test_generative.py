@@ -292,6 +292,35 @@ def test_digits_are_only_copied_from_the_prompt_even_from_a_model_that_loves_num
 
 
 @pytest.mark.slow
+def test_numbers_are_copied_whole_from_the_prompt_even_by_a_model_that_loves_numbers(tmp_path) -> None:
+    import torch
+
+    from finetune.decoding import NumberRun
+
+    c = composer(make_tiny_model(tmp_path / "m"), max_new_tokens=40).load()
+    assert c.config.copy_numbers_whole  # the default
+    model, tokenizer = c.generator.model, c.generator.tokenizer
+    pieces = c.generator.number_pieces()
+    numeric = sorted(pieces.digits)
+    with torch.no_grad():  # make digit tokens the model's favourite output
+        model.lm_head.weight[numeric] += 3 * model.lm_head.weight[numeric].sign()
+        model.lm_head.weight[numeric] *= 4
+    req = request("is $4.99 or $50.00 the price for order #40318275?", slots={"order_id": "#40318275"})
+    prompt = c.build_prompt(req, c.evidence_hits(req))
+    prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+    [generated] = c.generator.generate([prompt])
+    written = tokenizer.encode(prompt + generated.text, add_special_tokens=False)[len(prompt_ids) :]
+    assert any(t in pieces.digits for t in written), "the boosted model should write numbers"
+    # every number it wrote, token for token, stands in the prompt
+    run = NumberRun(prompt_ids, pieces)
+    for t in written:
+        run.push(t)
+        if any(x in pieces.digits for x in run.run):
+            n = len(run.run)
+            assert any(prompt_ids[i : i + n] == run.run for i in range(len(prompt_ids))), tokenizer.decode(run.run)
+
+
+@pytest.mark.slow
 def test_composers_loading_in_several_threads_at_once_all_generate(tiny_dir) -> None:
     # the server's inference workers are threads, each with its own assistant, and their first
     # turns arrive together: loading a model (transformers patches torch's globals while it
