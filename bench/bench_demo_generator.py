@@ -267,7 +267,7 @@ def main() -> None:
         }
         results.append(result)
         print(
-            f"{tag}: GPT-2 {result['candidate']['rougeL_f1']} vs retrieval {result['retrieval']} "
+            f"{tag}: round's own: GPT-2 {result['candidate']['rougeL_f1']} vs retrieval {result['retrieval']} "
             f"({result['decision']}; gain 95% CI {result['test_gain_ci95']}); "
             f"copy bias {bias:g} (dev) -> held-out {result['gpt2_test_at_chosen_bias']}; "
             f"floor {chosen} (dev) -> held-out {result['floor_test']}",
