@@ -11,6 +11,14 @@ decoding step is tiny and the time goes to Python around it (cache objects growi
 keys and values into tensors allocated once, and runs only the ops of the forward pass,
 is several times faster. Batching concurrent prompts then costs little more than one.
 
+Prompt lookup (`Sampling.lookup`): a reply that quotes its evidence is predictable from
+the prompt, so each pass may also feed, per greedy row, the tokens that follow the reply's
+last few tokens in its prompt, and keep those the row would have chosen one at a time. One
+pass of several tokens costs little more than a pass of one (the weights are read once),
+so such a reply costs fewer passes; the tokens are greedy decoding's own (in float32
+exactly; with int8 weights the activations' scale spans the whole pass, so a near-tie
+can fall the other way, as batching other rows can already make it).
+
 The forward pass is GPT-2's (pre-LayerNorm blocks, fused QKV `Conv1D`, learned positions,
 tied LM head), read from the loaded `GPT2LMHeadModel`, so it serves a checkpoint trained
 by csbot and `gpt2`/`distilgpt2` alike; `tests/finetune/test_decoding.py` checks it against
@@ -23,6 +31,7 @@ torch is imported inside functions, so importing this module stays light.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +71,13 @@ class Sampling:
     # neither splice the "$4.99" and "$50.00" of its evidence into "$4.00" nor cut "$24.99"
     # to "$2"; a number that starts a word is `banned`'s business (copy-only tokens)
     numbers: NumberPieces | None = None
+    # prompt lookup: each pass also feeds up to `lookup` draft tokens per greedy row, the
+    # tokens that follow the reply's last few tokens where they stand in the row's prompt,
+    # and keeps the drafts the row would have chosen itself (the same rules applied at each
+    # position), so one forward pass can write several tokens of a reply that quotes its
+    # evidence. The tokens are those of plain greedy decoding, up to float rounding of
+    # the wider pass (see `GPT2Decoder.generate`); 0: off, one token per pass
+    lookup: int = 0
 
 
 class GPT2Decoder:
@@ -119,8 +135,12 @@ class GPT2Decoder:
         self.linears = _int8_linears(self.blocks, self.lm_head) if int8 else None
         self.int8 = self.linears is not None
 
-    def _forward(self, ids, positions, keys, values, start: int, mask, sources=None):
+    def _forward(self, ids, positions, keys, values, start: int, mask, sources=None, cols=None):
         """Logits of each row's last position; keys/values of `ids` written at `start`.
+
+        cols (prompt lookup): [rows, width] columns each row's `ids` are written at instead,
+        rows at different columns; attention then reads the first `start` columns through
+        `mask`, and the result is the logits of every position, [rows, width, vocab].
 
         ids, positions: [rows, width]; keys/values: per layer [rows, heads, max_len, head_dim];
         mask: bool [rows, 1, width, start + width], True where a query may attend a key; None when no
@@ -135,7 +155,7 @@ class GPT2Decoder:
         rows, width = ids.shape  # prompts, and tokens fed per prompt
         d, heads, hd = self.d, self.n_head, self.head_dim
         h = functional.embedding(ids, self.wte) + functional.embedding(positions, self.wpe)
-        end = start + width
+        end = start + width if cols is None else start
         if mask is None and width > 1 and start != 0:
             raise ValueError("a mask is needed to feed several tokens after a cached prefix")
         causal = mask is None and width > 1
@@ -148,8 +168,13 @@ class GPT2Decoder:
             a = functional.layer_norm(h, (d,), l1w, l1b, self.eps)
             qkv = linear(a.reshape(rows * width, d), 4 * layer, aw, ab).view(rows, width, 3, heads, hd)
             q = qkv[:, :, 0].transpose(1, 2)
-            keys[layer][:, :, start:end] = qkv[:, :, 1].transpose(1, 2)
-            values[layer][:, :, start:end] = qkv[:, :, 2].transpose(1, 2)
+            if cols is None:
+                keys[layer][:, :, start:end] = qkv[:, :, 1].transpose(1, 2)
+                values[layer][:, :, start:end] = qkv[:, :, 2].transpose(1, 2)
+            else:
+                at = cols[:, None, :, None].expand(rows, heads, width, hd)
+                keys[layer].scatter_(2, at, qkv[:, :, 1].transpose(1, 2))
+                values[layer].scatter_(2, at, qkv[:, :, 2].transpose(1, 2))
             o = functional.scaled_dot_product_attention(
                 q, keys[layer][:, :, :end], values[layer][:, :, :end], attn_mask=mask, is_causal=causal
             )
@@ -157,6 +182,9 @@ class GPT2Decoder:
             m = functional.layer_norm(h, (d,), l2w, l2b, self.eps)
             m = functional.gelu(linear(m.reshape(rows * width, d), 4 * layer + 2, fw, fb), approximate=self.gelu)
             h = h + linear(m, 4 * layer + 3, mw, mb).view(rows, width, d)
+        if cols is not None:
+            normed = functional.layer_norm(h, (d,), self.ln_f[0], self.ln_f[1], self.eps).reshape(rows * width, d)
+            return (q8[-1](normed) if q8 is not None else normed @ self.lm_head.T).view(rows, width, -1)
         if self.pointer is None:
             last = functional.layer_norm(h[:, -1], (d,), self.ln_f[0], self.ln_f[1], self.eps)
             return q8[-1](last) if q8 is not None else last @ self.lm_head.T
@@ -205,8 +233,12 @@ class GPT2Decoder:
         if sampling.top_p is not None and sampling.seed is not None:
             generator = torch.Generator().manual_seed(sampling.seed)
 
+        # prompt lookup needs its own loop; a pointer model's sources and the repetition
+        # penalty's history are kept per column, which that loop does not do
+        lookup = sampling.lookup if self.pointer is None and sampling.repetition_penalty == 1.0 else 0
         with torch.inference_mode():
-            batch, total = len(prompts), longest + steps
+            # a pass writes up to `lookup` drafts past the last token: room for them
+            batch, total = len(prompts), longest + steps + lookup
             pad = [longest - len(p) for p in prompts]
             ids = torch.zeros((batch, longest), dtype=torch.long)
             key_ok = torch.zeros((batch, total), dtype=torch.bool)
@@ -216,8 +248,11 @@ class GPT2Decoder:
             positions = (key_ok[:, :longest].long().cumsum(1) - 1).clamp(min=0)
             shape = (batch, self.n_head, total, self.head_dim)
             dtype = self.wte.dtype
-            keys = [torch.empty(shape, dtype=dtype) for _ in range(self.n_layer)]
-            values = [torch.empty(shape, dtype=dtype) for _ in range(self.n_layer)]
+            # with prompt lookup, attention spans columns some rows never wrote: masked, but
+            # a masked NaN left in memory would still poison the weighted sum (0 * NaN)
+            cache = torch.zeros if lookup else torch.empty
+            keys = [cache(shape, dtype=dtype) for _ in range(self.n_layer)]
+            values = [cache(shape, dtype=dtype) for _ in range(self.n_layer)]
             padded = any(pad)
             mask = None
             if padded:
@@ -241,6 +276,12 @@ class GPT2Decoder:
                     if row:
                         banned[i, list(row)] = True
             next_pos = positions[:, -1] + 1
+            if lookup:
+                yield from self._lookup_steps(
+                    prompts, logits, keys, values, key_ok, next_pos, longest, steps, eos_id,
+                    sampling, generator, banned, min_new_tokens,
+                )  # fmt: skip
+                return
             done = [False] * batch
             follows = None
             if sampling.copy_bias and sampling.copy_sources is not None:
@@ -298,6 +339,109 @@ class GPT2Decoder:
                 )
                 next_pos = next_pos + 1
 
+    def _lookup_steps(
+        self, prompts, logits, keys, values, key_ok, next_pos, longest: int, steps: int, eos_id: int,
+        sampling: Sampling, generator, banned, min_new_tokens: int,
+    ) -> Iterator[list[int | None]]:  # fmt: skip
+        """`generate` after the prompt's pass, with prompt lookup (`Sampling.lookup`).
+
+        Each pass feeds every live row its last chosen token and up to `lookup` drafts (the
+        prompt's continuation of the row's last tokens, `_Lookup`); the row then chooses at
+        each fed position as one-token decoding would (end token, copy bias, banned tokens,
+        numbers copied whole), keeps the drafts it agrees with and its own choice after
+        them. Rows keep different numbers of tokens, so each writes its keys and values at
+        its own columns; a column of a refused draft stays masked until overwritten. A row
+        that ends leaves the batch. One list is yielded per token position, None where a
+        row wrote fewer tokens in this pass or has ended."""
+        import torch
+
+        batch, k = len(prompts), sampling.lookup
+        one_row = dataclasses.replace(sampling, greedy_rows=0)  # a sampled row, picked alone
+        greedy = [sampling.top_p is None or i < sampling.greedy_rows for i in range(batch)]
+        drafts = [_Lookup(p) if greedy[i] else None for i, p in enumerate(prompts)]
+        tails = [list(p[-_Lookup.LONGEST :]) for p in prompts]
+        follows = last_two = runs = None
+        if sampling.copy_bias and sampling.copy_sources is not None:
+            follows = [copy_continuations(src) for src in sampling.copy_sources]
+            last_two = [tuple(p[-2:]) for p in prompts]
+        if sampling.numbers is not None and sampling.copy_sources is not None:
+            runs = [
+                NumberRun(src, sampling.numbers, row) for src, row in zip(sampling.copy_sources, prompts, strict=True)
+            ]
+        live = list(range(batch))  # the original row of each row of the tensors
+        ends = [longest] * batch  # per tensor row: the column its next fed token goes to
+        written = [0] * batch  # per original row: tokens chosen so far
+        done = [False] * batch
+        fed: list[list[int]] = [[] for _ in range(batch)]  # per tensor row: drafts fed last pass
+        at = logits[:, None]  # [rows, positions, vocab]: what each fed position predicts
+        first_pass = True
+        while True:
+            chosen: list[list[int]] = [[] for _ in range(batch)]
+            for r, i in enumerate(live):
+                for j in range(len(fed[r]) + 1):
+                    x = at[r, j].clone()  # this row's rules, as in one-token decoding
+                    if written[i] < min_new_tokens:
+                        x[eos_id] = float("-inf")
+                    if follows is not None and last_two is not None:
+                        after = follows[i].get(last_two[i], ())
+                        if after:
+                            x[list(after)] += sampling.copy_bias
+                    if banned is not None:
+                        x.masked_fill_(banned[i], float("-inf"))
+                    if runs is not None:
+                        runs[i].restrict(x)
+                    t = int(x.argmax()) if greedy[i] else int(_pick(x[None], one_row, generator, None)[0])
+                    chosen[i].append(t)
+                    written[i] += 1
+                    tails[i] = [*tails[i][1:], t]
+                    if last_two is not None:
+                        last_two[i] = (last_two[i][-1], t)
+                    if runs is not None:
+                        runs[i].push(t)
+                    if t == eos_id or written[i] >= steps:
+                        done[i] = True
+                        break
+                    if j == len(fed[r]) or t != fed[r][j]:
+                        break
+            for j in range(max(len(c) for c in chosen)):
+                yield [c[j] if j < len(c) else None for c in chosen]
+            if all(done):
+                return
+            # the chosen tokens' keys and values are in the cache from the pass just made
+            # (all but each row's last), and refused drafts' columns stay masked
+            for r, i in enumerate(live):
+                kept = 0 if first_pass else len(chosen[i])
+                key_ok[r, ends[r] : ends[r] + kept] = True
+                ends[r] += kept
+                next_pos[r] += kept
+            first_pass = False
+            if any(done[i] for i in live):
+                keep = [r for r, i in enumerate(live) if not done[i]]
+                where = torch.tensor(keep)
+                keys = [x.index_select(0, where) for x in keys]
+                values = [x.index_select(0, where) for x in values]
+                key_ok, next_pos = key_ok.index_select(0, where), next_pos.index_select(0, where)
+                live, ends = [live[r] for r in keep], [ends[r] for r in keep]
+            fed = [
+                look.after(tails[i], min(k, steps - written[i] - 1)) if (look := drafts[i]) is not None else []
+                for i in live
+            ]
+            width = 1 + max(len(f) for f in fed)
+            rows = len(live)
+            ids = torch.empty((rows, width), dtype=torch.long)
+            for r, i in enumerate(live):
+                row = [chosen[i][-1], *fed[r]]
+                ids[r] = torch.tensor(row + [row[-1]] * (width - len(row)))
+            offsets = torch.arange(width)
+            start = torch.tensor(ends)
+            cols = start[:, None] + offsets
+            positions = (next_pos[:, None] + offsets).clamp(max=self.max_positions - 1)
+            span = max(ends) + width
+            column = torch.arange(span)
+            history = key_ok[:, None, :span] & (column < start[:, None])[:, None]
+            block = (column[None, None] >= start[:, None, None]) & (column[None, None] <= cols[:, :, None])
+            at = self._forward(ids, positions, keys, values, span, (history | block)[:, None], cols=cols)
+
 
 def _int8_linears(blocks, lm_head):
     """Dynamically quantized int8 copies of every block's four matrix products and of the
@@ -351,6 +495,31 @@ def _pick(logits, sampling: Sampling, generator, seen):
     if sampling.greedy_rows:
         token[: sampling.greedy_rows] = logits[: sampling.greedy_rows].argmax(-1)
     return token
+
+
+class _Lookup:
+    """Draft tokens for prompt lookup: where a reply's last tokens (the longest of its last
+    3, 2 or 1 that the prompt holds) stand in the prompt, the tokens that follow them there,
+    at their last place (the evidence comes after the conversation)."""
+
+    LONGEST = 3
+
+    def __init__(self, prompt: Sequence[int]):
+        self.prompt = list(prompt)
+        self.follow: dict[tuple[int, ...], int] = {}  # n-gram -> index of the token after its last place
+        for n in range(1, self.LONGEST + 1):
+            for end in range(n, len(self.prompt)):
+                self.follow[tuple(self.prompt[end - n : end])] = end
+
+    def after(self, tail: Sequence[int], most: int) -> list[int]:
+        """Up to `most` tokens that may follow `tail` (the prompt and reply so far, last)."""
+        if most < 1:
+            return []
+        for n in range(min(self.LONGEST, len(tail)), 0, -1):
+            end = self.follow.get(tuple(tail[-n:]))
+            if end is not None:
+                return self.prompt[end : end + most]
+        return []
 
 
 def copy_continuations(source: Sequence[int]) -> dict[tuple[int, ...], tuple[int, ...]]:

@@ -64,9 +64,10 @@ def test_greedy_decoding_matches_model_generate_token_for_token(model):
         assert ours(model, [prompt], 20) == [hf_greedy(model, prompt, 20)]
 
 
-def test_a_left_padded_batch_decodes_each_prompt_as_if_alone(model):
+@pytest.mark.parametrize("lookup", [0, 4])
+def test_a_left_padded_batch_decodes_each_prompt_as_if_alone(model, lookup):
     alone = [ours(model, [p], 20)[0] for p in PROMPTS]
-    assert ours(model, PROMPTS, 20) == alone
+    assert ours(model, PROMPTS, 20, lookup=lookup) == alone
 
 
 def test_a_row_that_reaches_the_end_token_stops_while_the_others_go_on(model):
@@ -75,6 +76,99 @@ def test_a_row_that_reaches_the_end_token_stops_while_the_others_go_on(model):
         assert EOS not in row[:-1]  # nothing after the end token
     steps = list(GPT2Decoder(model).generate(PROMPTS, max_new_tokens=30, eos_id=EOS))
     assert len(steps) == max(len(r) for r in rows)
+
+
+def counting_passes(model):
+    """A decoder over `model` and a list whose first item counts its forward passes."""
+    decoder, passes = GPT2Decoder(model), [0]
+    forward = decoder._forward
+
+    def counted(*args, **kwargs):
+        passes[0] += 1
+        return forward(*args, **kwargs)
+
+    decoder._forward = counted
+    return decoder, passes
+
+
+def test_prompt_lookup_writes_one_token_decodings_tokens_in_fewer_passes(model):
+    # the sharpened random model repeats a prompt's last token, so where the prompt already
+    # holds that run, its drafts are right; elsewhere they are refused
+    prompts = [[5, 9, 40, 40, 40, 40, 40, 9, 40], *PROMPTS]
+    plain, plain_passes = counting_passes(model)
+    looking, lookup_passes = counting_passes(model)
+    expected = ours(plain, prompts, 12)
+    assert ours(looking, prompts, 12, lookup=4) == expected
+    assert expected[0] == [40] * 12
+    # a batch takes as many passes as its row that drafts least needs; this row alone:
+    plain_passes[0] = lookup_passes[0] = 0
+    assert ours(looking, prompts[:1], 12, lookup=4) == ours(plain, prompts[:1], 12)
+    assert plain_passes[0] == 12 and lookup_passes[0] < 12
+    # a reply that quotes its source (a copy bias makes it) is drafted from the source, and
+    # the bias is applied at every drafted position as it is one token at a time
+    prompt = [20, 21, 22, 23, 24, 25, 26, 30, 21, 22]
+    quote = {"copy_bias": 50.0, "copy_sources": [prompt]}
+    plain_passes[0] = lookup_passes[0] = 0
+    assert ours(plain, [prompt], 5, **quote) == [[23, 24, 25, 26, 30]]
+    assert ours(looking, [prompt], 5, lookup=4, **quote) == [[23, 24, 25, 26, 30]]
+    assert (plain_passes[0], lookup_passes[0]) == (5, 2)  # the prompt's pass, then one for 5 tokens
+
+
+def test_prompt_lookup_keeps_every_rule_of_one_token_decoding(model):
+    # banned tokens, the end token held back, the token limit: row by row, as without lookup
+    prompts = [[5, 9, 40, 40, 40, 40, 40, 9, 40], PROMPTS[1]]
+    banned = [{40}, set()]
+    for kwargs in ({"banned": banned}, {}):
+        plain = ours(model, prompts, 9, **kwargs)
+        assert ours(model, prompts, 9, lookup=6, **kwargs) == plain
+        assert all(len(row) <= 9 for row in plain)
+    assert 40 not in ours(model, prompts, 9, lookup=6, banned=banned)[0]
+    free = ours(model, [[1, 2, 3]], 6)
+    assert free[0][-1] == EOS or len(free[0]) == 6
+    decoder = GPT2Decoder(model)
+    held = [[], []]
+    for step in decoder.generate(
+        [[1, 2, 3], prompts[0]], max_new_tokens=6, eos_id=EOS, min_new_tokens=6, sampling=Sampling(lookup=3)
+    ):
+        for i, t in enumerate(step):
+            if t is not None:
+                held[i].append(t)
+    assert [len(row) for row in held] == [6, 6] and EOS not in held[0] + held[1]
+
+
+def test_a_cache_left_full_of_nan_changes_nothing(model, monkeypatch):
+    # rows of a lookup batch write different columns, so attention spans columns a row never
+    # wrote: masked, yet a NaN there would still spread through the weighted sum
+    prompts = [[5, 9, 40, 40, 40, 40, 40, 9, 40], *PROMPTS]
+    expected = ours(model, prompts, 16)
+    empty = torch.empty
+
+    def garbage(*args, **kwargs):
+        t = empty(*args, **kwargs)
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+
+    monkeypatch.setattr(torch, "empty", garbage)
+    for lookup in (0, 4):
+        assert ours(model, prompts, 16, lookup=lookup) == expected
+
+
+def test_prompt_lookup_drafts_only_for_the_greedy_rows(model):
+    prompt = [5, 9, 40, 40, 40, 40, 40, 9, 40]
+    sampled = {"top_p": 0.95, "temperature": 1.5, "seed": 1, "greedy_rows": 1}
+    rows = ours(model, [prompt] * 4, 12, lookup=4, **sampled)
+    assert rows[0] == ours(model, [prompt], 12)[0]
+    assert rows == ours(model, [prompt] * 4, 12, lookup=4, **sampled)  # seeded: replays alike
+    assert any(row != rows[0] for row in rows[1:])
+
+
+def test_prompt_lookup_drafts_from_the_last_place_of_the_longest_tail():
+    from finetune.decoding import _Lookup
+
+    look = _Lookup([1, 2, 3, 4, 9, 2, 3, 5, 6])
+    assert look.after([7, 2, 3], 2) == [5, 6]  # "2 3" last stands before "5 6"
+    assert look.after([1, 2, 3], 3) == [4, 9, 2]  # "1 2 3" beats the shorter "2 3"
+    assert look.after([8, 8, 6], 4) == []  # 6 ends the prompt: nothing follows it
+    assert look.after([8, 8, 8], 4) == [] and look.after([1, 2], 0) == []
 
 
 def test_seeded_nucleus_sampling_replays_alike(model):

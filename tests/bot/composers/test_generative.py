@@ -292,12 +292,13 @@ def test_digits_are_only_copied_from_the_prompt_even_from_a_model_that_loves_num
 
 
 @pytest.mark.slow
-def test_numbers_are_copied_whole_from_the_prompt_even_by_a_model_that_loves_numbers(tmp_path) -> None:
+@pytest.mark.parametrize("prompt_lookup", [0, 6])
+def test_numbers_are_copied_whole_from_the_prompt_even_by_a_model_that_loves_numbers(tmp_path, prompt_lookup) -> None:
     import torch
 
     from finetune.decoding import NumberRun
 
-    c = composer(make_tiny_model(tmp_path / "m"), max_new_tokens=40).load()
+    c = composer(make_tiny_model(tmp_path / "m"), max_new_tokens=40, prompt_lookup=prompt_lookup).load()
     assert c.config.copy_numbers_whole  # the default
     model, tokenizer = c.generator.model, c.generator.tokenizer
     pieces = c.generator.number_pieces()
@@ -394,6 +395,24 @@ def test_candidates_may_each_read_their_own_retrieved_answer(tiny_dir) -> None:
     assert composer(tiny_dir, **ranked).load().config.candidate_evidence == "same"
     with pytest.raises(ValueError, match="candidate_evidence must be"):
         GeneratorConfig(candidate_evidence="all")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_prompt_lookup_sends_the_candidates_of_one_token_decoding(tiny_dir) -> None:
+    usual = _answer("conv-3#t0", "Your order {{Order Number}} has left our warehouse and is on its way.", 0.90)
+    close = _answer("conv-4#t0", "Order {{Order Number}} has left our warehouse; it is on its way to you.", 0.85)
+    req = ComposeRequest(
+        text="where is my order?", intent="order_status", history=(), hits=(usual, close), slots=Slots({})
+    )
+    settings = {"evidence_k": 1, "evidence_order": "consensus", "consensus_k": 2, "candidates": 2, "int8": False}
+    plain = composer(tiny_dir, max_new_tokens=30, **settings).load().compose_with_candidates(req)
+    looking = composer(tiny_dir, max_new_tokens=30, prompt_lookup=8, **settings).load()
+    assert looking.config.prompt_lookup == 8
+    turn = looking.compose_with_candidates(req)
+    assert [g.text for g in turn.candidates] == [g.text for g in plain.candidates]
+    assert turn.reply == plain.reply
+    with pytest.raises(ValueError, match="prompt_lookup must be"):
+        GeneratorConfig(prompt_lookup=33)
 
 
 def test_the_model_says_how_many_answers_to_read_and_the_dialogue_is_asked_for_them(tmp_path) -> None:
