@@ -13,9 +13,10 @@ is several times faster. Batching concurrent prompts then costs little more than
 
 Prompt lookup (`Sampling.lookup`): a reply that quotes its evidence is predictable from
 the prompt, so each pass may also feed, per greedy row, the tokens that follow the reply's
-last few tokens in its prompt, and keep those the row would have chosen one at a time. One
-pass of several tokens costs little more than a pass of one (the weights are read once),
-so such a reply costs fewer passes; the tokens are greedy decoding's own (in float32
+last few tokens in its prompt, and keep those the row would have chosen one at a time, so
+such a reply costs fewer passes. It pays only where a wider pass costs little more than a
+narrow one: on 2 CPU cores it does not (docs/benchmarks.md, "Prompt lookup"), so it is off
+by default. The tokens are greedy decoding's own (in float32
 exactly; with int8 weights the activations' scale spans the whole pass, so a near-tie
 can fall the other way, as batching other rows can already make it).
 
