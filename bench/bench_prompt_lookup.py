@@ -61,6 +61,8 @@ def main() -> None:
     from finetune.decoder import GeneratorConfig
     from finetune.guard import clean_generated_text
 
+    if not args.pairs.is_file():
+        ap.error(f"{args.pairs} is not a file: pass a run's pairs, e.g. runs/X/pairs/valid.jsonl")
     pairs = [json.loads(line) for line in args.pairs.open(encoding="utf-8") if line.strip()]
     pairs = pairs[: args.limit] if args.limit else pairs
     if not pairs:
