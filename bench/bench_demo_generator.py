@@ -10,8 +10,10 @@ data/heldout.jsonl against the retrieval composer) runs on a temporary copy of t
 workspace, so the workspace itself gets no model. Reported: both ROUGE-L figures, the
 fallback rate, invented values on every candidate, the training's steps and minutes.
 
-The copy-bias study (`--copy-bias B ...`, several values) decodes the round's validation
-pairs with each `GeneratorConfig.copy_bias`, keeps the one whose sent replies score best
+The copy study (`--copy-bias B ...`, `--copy-span N ...`, `--copy-to-end off on`,
+`--copy-from-start off on`: every combination) decodes the round's validation pairs with
+each setting of `GeneratorConfig`'s `copy_bias`, `copy_span`, `copy_to_end` and
+`copy_from_start`, keeps the one whose sent replies score best
 there, and scores the held-out pairs with it once (the floor study then runs with it too).
 
 The agreement-floor study then asks whether sending the GPT-2 reply only where it agrees
@@ -62,7 +64,7 @@ def log(message: str) -> None:
 
 
 def agreement_rows(
-    config: CsbotSettings, model: Path, pairs: list[dict[str, Any]], copy_bias: float | None = None
+    config: CsbotSettings, model: Path, pairs: list[dict[str, Any]], copying: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """Per pair: ROUGE-L of the chosen GPT-2 candidate and of the retrieval composer's reply
     against the target, and the candidate's agreement with the retrieved answers."""
@@ -70,7 +72,7 @@ def agreement_rows(
 
     domain = Domain.load(config.workspace / "domain.json")
     dialogue = config.dialogue
-    generator = config.generator if copy_bias is None else replace(config.generator, copy_bias=copy_bias)
+    generator = replace(config.generator, **(copying or {}))
     composer = GPT2Composer(
         model,
         generator,
@@ -162,6 +164,27 @@ def main() -> None:
         help="GeneratorConfig.copy_bias values to choose among on the validation pairs [default: the configured one]",
     )
     ap.add_argument(
+        "--copy-span",
+        type=int,
+        nargs="+",
+        default=None,
+        help="GeneratorConfig.copy_span values to choose among (with each --copy-bias) [default: the configured one]",
+    )
+    ap.add_argument(
+        "--copy-to-end",
+        choices=["off", "on"],
+        nargs="+",
+        default=None,
+        help="GeneratorConfig.copy_to_end settings to choose among [default: the configured one]",
+    )
+    ap.add_argument(
+        "--copy-from-start",
+        choices=["off", "on"],
+        nargs="+",
+        default=None,
+        help="GeneratorConfig.copy_from_start settings to choose among [default: the configured one]",
+    )
+    ap.add_argument(
         "--pointer",
         action="store_true",
         help="train the scratch GPT-2 with a pointer over earlier tokens (GeneratorBaseConfig.pointer)",
@@ -213,20 +236,39 @@ def main() -> None:
                 lines = (root / "pairs" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
                 return [json.loads(line) for line in lines if line.strip()][:PAIRS_SCORED]
 
-            biases = args.copy_bias or [config.generator.copy_bias]
-            dev_by_bias = {}
-            for bias in biases:
-                log(f"validation pairs, copy bias {bias:g}")
-                dev_by_bias[bias] = agreement_rows(config, model, read("valid"), bias)
+            gen = config.generator
+
+            def on_off(chosen: list[str] | None, configured: bool) -> list[bool]:
+                return [c == "on" for c in chosen] if chosen else [configured]
+
+            # every combination, in the order of least change to the decoding first
+            settings = [
+                {"copy_bias": bias, "copy_span": span, "copy_to_end": end, "copy_from_start": start}
+                for bias in args.copy_bias or [gen.copy_bias]
+                for span in args.copy_span or [gen.copy_span]
+                for end in on_off(args.copy_to_end, gen.copy_to_end)
+                for start in on_off(args.copy_from_start, gen.copy_from_start)
+            ]
+
+            def named(copying: dict[str, Any]) -> str:
+                return ", ".join(f"{k.removeprefix('copy_')} {v:g}" for k, v in copying.items())
+
+            dev_by_setting = {}
+            for copying in settings:
+                log(f"validation pairs, copying: {named(copying)}")
+                dev_by_setting[named(copying)] = agreement_rows(config, model, read("valid"), copying)
 
             def sent_score(rows: list[dict[str, Any]]) -> float:
                 return statistics.fmean(r["retrieval"] if r["gpt2"] is None else r["gpt2"] for r in rows)
 
-            # ties: the smaller bias (the less the decoding is changed)
-            bias = max(biases, key=lambda b: (round(sent_score(dev_by_bias[b]), 4), -b))
-            dev = dev_by_bias[bias]
-            log(f"held-out pairs, copy bias {bias:g} (chosen on the validation pairs)")
-            test = agreement_rows(config, model, read("heldout"), bias)
+            # ties: the first listed (the least change to the decoding)
+            best = max(
+                range(len(settings)), key=lambda i: (round(sent_score(dev_by_setting[named(settings[i])]), 4), -i)
+            )
+            copying = settings[best]
+            dev = dev_by_setting[named(copying)]
+            log(f"held-out pairs, copying: {named(copying)} (chosen on the validation pairs)")
+            test = agreement_rows(config, model, read("heldout"), copying)
         dev_table = {f: with_floor(dev, f) for f in FLOORS}
         chosen = max(FLOORS, key=lambda f: (dev_table[f][0], f))  # ties: the higher floor
         tag = f"{minutes:g}min_e{epochs or 'recipe'}" + ("_pointer" if args.pointer else "")
@@ -236,7 +278,7 @@ def main() -> None:
             tag += f"_lr{args.lr:g}"
         tag += args.tag
         (args.out / f"{tag}.json").write_text(
-            json.dumps({"dev": dev, "test": test, "copy_bias": bias}, indent=1) + "\n"
+            json.dumps({"dev": dev, "test": test, "copying": copying}, indent=1) + "\n"
         )
         result = {
             "minutes": minutes,
@@ -255,8 +297,8 @@ def main() -> None:
                 )
             ),
             "retrieval_dev": round(statistics.fmean(r["retrieval"] for r in dev), 4),
-            "copy_bias_dev": {str(b): round(sent_score(rows), 4) for b, rows in dev_by_bias.items()},
-            "copy_bias_chosen": bias,
+            "copying_dev": {name: round(sent_score(rows), 4) for name, rows in dev_by_setting.items()},
+            "copying_chosen": copying,
             "gpt2_test_at_chosen_bias": round(sent_score(test), 4),
             # held-out, chosen bias: candidates naming a value found in neither the
             # conversation, the prompt's evidence nor company.json, of all decoded
@@ -269,7 +311,8 @@ def main() -> None:
         print(
             f"{tag}: round's own: GPT-2 {result['candidate']['rougeL_f1']} vs retrieval {result['retrieval']} "
             f"({result['decision']}; gain 95% CI {result['test_gain_ci95']}); "
-            f"copy bias {bias:g} (dev) -> held-out {result['gpt2_test_at_chosen_bias']}; "
+            f"copying {named(copying)} (dev) "
+            f"-> held-out {result['gpt2_test_at_chosen_bias']}; "
             f"floor {chosen} (dev) -> held-out {result['floor_test']}",
             flush=True,
         )

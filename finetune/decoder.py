@@ -38,7 +38,7 @@ from finetune.decoding import (
     number_tokens,
     placeholder_tokens,
 )
-from finetune.prompt import END_OF_REPLY, RESPONSE
+from finetune.prompt import END_OF_REPLY, KNOWLEDGE, RESPONSE, SEP
 from retrieval.errors import ArtifactMismatchError
 from retrieval.threads import MODEL_CONSTRUCTION_LOCK, import_torch
 
@@ -131,6 +131,13 @@ class GeneratorConfig:
     # added to the logit of a token that continues, in the prompt, the reply's last two tokens
     # (`finetune.decoding.Sampling.copy_bias`); 0: off. The fast decoder only
     copy_bias: float = 0.0
+    # the copy bias aligns the reply with the longest of its last `copy_span` ... 2 tokens that
+    # the prompt holds (`finetune.decoding.CopyFollower`); 2: the last two tokens only
+    copy_span: int = 2
+    # a reply whose quote reaches the end of an evidence passage is nudged to end there
+    copy_to_end: bool = False
+    # a reply's first token is biased towards the first tokens of the evidence passages
+    copy_from_start: bool = False
     # prompt lookup (the fast decoder, greedy rows): each forward pass also checks up to this
     # many draft tokens, the prompt's continuation of the reply's last tokens, and keeps those
     # greedy decoding would have chosen, so a reply quoting its evidence costs fewer passes
@@ -149,6 +156,8 @@ class GeneratorConfig:
             raise ValueError(f"evidence_order must be 'retrieval' or 'consensus'; got {self.evidence_order!r}")
         if not 0 <= self.copy_bias <= 20:
             raise ValueError(f"copy_bias must be between 0 and 20 (a logit bonus); got {self.copy_bias}")
+        if not 2 <= self.copy_span <= 32:
+            raise ValueError(f"copy_span must be between 2 and 32 tokens; got {self.copy_span}")
         if not 0 <= self.prompt_lookup <= 32:
             raise ValueError(f"prompt_lookup must be between 0 and 32 draft tokens; got {self.prompt_lookup}")
         if self.candidate_evidence not in (None, "same", "votes"):
@@ -359,6 +368,12 @@ class GPT2Generator:
             copy_only |= self.placeholder_tokens()
         return copy_only_tokens_not_in(prompt_ids, copy_only)
 
+    def _token_ids(self, tokens: Sequence[str]) -> frozenset[int]:
+        """The ids of the layout tokens `tokens` (SEP, RESPONSE, ...)."""
+        assert self.tokenizer is not None  # load() set it
+        ids = self.tokenizer.convert_tokens_to_ids(list(tokens))
+        return frozenset(ids if isinstance(ids, list) else [ids])
+
     def _sampling(self, copy_sources: Sequence[Sequence[int]], sampled: bool, greedy_rows: int) -> Sampling:
         """How the fast decoder picks tokens: nucleus sampling when `sampled` (the first
         `greedy_rows` rows greedy), copy-only tokens banned per row unless in its source ids."""
@@ -371,6 +386,10 @@ class GPT2Generator:
             banned=[self._banned(p) for p in copy_sources] if self.copies_only else None,
             greedy_rows=greedy_rows,
             copy_bias=cfg.copy_bias,
+            copy_span=cfg.copy_span,
+            # a passage closes before <|sep|> or <|response|> and opens after <|knowledge|> or <|sep|>
+            copy_ends=self._token_ids([SEP, RESPONSE]) if cfg.copy_to_end else (),
+            copy_starts=self._token_ids([KNOWLEDGE, SEP]) if cfg.copy_from_start else (),
             copy_sources=copy_sources if cfg.copy_bias or cfg.copy_numbers_whole else None,
             numbers=self.number_pieces() if cfg.copy_numbers_whole else None,
             lookup=cfg.prompt_lookup,

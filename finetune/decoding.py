@@ -33,6 +33,7 @@ torch is imported inside functions, so importing this module stays light.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,9 +64,21 @@ class Sampling:
     # copying from the prompt: where a row's last two tokens also stand somewhere in its
     # `copy_sources` row (the prompt: question and evidence), each token that follows them
     # there gets `copy_bias` added to its logit, so a reply that has started quoting the
-    # evidence tends to go on quoting it instead of drifting (see `copy_continuations`)
+    # evidence tends to go on quoting it instead of drifting (see `CopyFollower`)
     copy_bias: float = 0.0
     copy_sources: Sequence[Sequence[int]] | None = None
+    # how far back the copy bias aligns the reply with its source: the followers of the
+    # longest of the reply's last `copy_span` ... 2 tokens that stands in the source, so a
+    # quote of a templated passage goes on where it stands, not wherever its last two tokens
+    # recur; 2: the last two tokens only
+    copy_span: int = 2
+    # source tokens that close a quotable passage (the evidence's separators): a reply whose
+    # quote reaches one is nudged to end there (its follower counts as the end token)
+    copy_ends: Collection[int] = ()
+    # source tokens that open a quotable passage: the reply's first token is biased towards
+    # the tokens that follow them (a reply that starts as a passage starts, then goes on
+    # quoting it)
+    copy_starts: Collection[int] = ()
     # numbers copied whole (`NumberPieces`; the rows' sources are `copy_sources`): inside a
     # number the reply writes, a digit glued on, and after a digit any token, may come only
     # where the number so far stands in the row's source followed by it, so a reply can
@@ -286,8 +299,10 @@ class GPT2Decoder:
             done = [False] * batch
             follows = None
             if sampling.copy_bias and sampling.copy_sources is not None:
-                follows = [copy_continuations(src) for src in sampling.copy_sources]
-                last_two = [tuple(p[-2:]) for p in prompts]
+                follows = [
+                    CopyFollower(src, row, sampling.copy_span, sampling.copy_ends, eos_id, sampling.copy_starts)
+                    for src, row in zip(sampling.copy_sources, prompts, strict=True)
+                ]
             runs = None
             if sampling.numbers is not None and sampling.copy_sources is not None:
                 runs = [
@@ -298,7 +313,7 @@ class GPT2Decoder:
                 if step < min_new_tokens:
                     logits[:, eos_id] = float("-inf")
                 if follows is not None:
-                    where = [(i, t) for i in range(batch) for t in follows[i].get(last_two[i], ())]
+                    where = [(i, t) for i in range(batch) for t in follows[i].after()]
                     if where:
                         rows_at, cols_at = zip(*where, strict=True)
                         logits[list(rows_at), list(cols_at)] += sampling.copy_bias
@@ -309,7 +324,8 @@ class GPT2Decoder:
                         run.restrict(logits[i])
                 token = _pick(logits, sampling, generator, seen)
                 if follows is not None:
-                    last_two = [(two[-1], int(t)) for two, t in zip(last_two, token.tolist(), strict=True)]
+                    for follow, t in zip(follows, token.tolist(), strict=True):
+                        follow.push(int(t))
                 if runs is not None:
                     for run, t in zip(runs, token.tolist(), strict=True):
                         run.push(int(t))
@@ -361,10 +377,12 @@ class GPT2Decoder:
         greedy = [sampling.top_p is None or i < sampling.greedy_rows for i in range(batch)]
         drafts = [_Lookup(p) if greedy[i] else None for i, p in enumerate(prompts)]
         tails = [list(p[-_Lookup.LONGEST :]) for p in prompts]
-        follows = last_two = runs = None
+        follows = runs = None
         if sampling.copy_bias and sampling.copy_sources is not None:
-            follows = [copy_continuations(src) for src in sampling.copy_sources]
-            last_two = [tuple(p[-2:]) for p in prompts]
+            follows = [
+                CopyFollower(src, row, sampling.copy_span, sampling.copy_ends, eos_id, sampling.copy_starts)
+                for src, row in zip(sampling.copy_sources, prompts, strict=True)
+            ]
         if sampling.numbers is not None and sampling.copy_sources is not None:
             runs = [
                 NumberRun(src, sampling.numbers, row) for src, row in zip(sampling.copy_sources, prompts, strict=True)
@@ -383,8 +401,8 @@ class GPT2Decoder:
                     x = at[r, j].clone()  # this row's rules, as in one-token decoding
                     if written[i] < min_new_tokens:
                         x[eos_id] = float("-inf")
-                    if follows is not None and last_two is not None:
-                        after = follows[i].get(last_two[i], ())
+                    if follows is not None:
+                        after = follows[i].after()
                         if after:
                             x[list(after)] += sampling.copy_bias
                     if banned is not None:
@@ -395,8 +413,8 @@ class GPT2Decoder:
                     chosen[i].append(t)
                     written[i] += 1
                     tails[i] = [*tails[i][1:], t]
-                    if last_two is not None:
-                        last_two[i] = (last_two[i][-1], t)
+                    if follows is not None:
+                        follows[i].push(t)
                     if runs is not None:
                         runs[i].push(t)
                     if t == eos_id or written[i] >= steps:
@@ -523,12 +541,56 @@ class _Lookup:
         return []
 
 
-def copy_continuations(source: Sequence[int]) -> dict[tuple[int, ...], tuple[int, ...]]:
-    """For each pair of adjacent tokens in `source`, the distinct tokens that follow it there."""
-    follows: dict[tuple[int, ...], dict[int, None]] = {}
-    for a, b, c in zip(source, source[1:], source[2:], strict=False):
-        follows.setdefault((a, b), {})[c] = None
-    return {pair: tuple(nxt) for pair, nxt in follows.items()}
+class CopyFollower:
+    """One row's copy bias: the tokens that follow, in `source`, the longest of the reply's
+    last `span` ... 2 tokens that stands there (`Sampling.copy_span`). A follower in `ends`
+    (a separator closing an evidence passage) counts as `eos_id`: the quote ends the reply.
+    Before the reply's first token, the bias goes to the tokens that follow one of `starts`
+    (the openings of the passages). `written`: the tokens before the reply (the prompt)."""
+
+    def __init__(
+        self,
+        source: Sequence[int],
+        written: Sequence[int],
+        span: int,
+        ends: Collection[int],
+        eos_id: int,
+        starts: Collection[int] = (),
+    ):
+        if span < 2:
+            raise ValueError(f"copy_span must be at least 2 tokens; got {span}")
+        self.span = span
+        follows: dict[tuple[int, ...], dict[int, None]] = {}
+        for n in range(2, span + 1):
+            for end in range(n, len(source)):
+                nxt = eos_id if source[end] in ends else source[end]
+                follows.setdefault(tuple(source[end - n : end]), {})[nxt] = None
+        self.follows = {gram: tuple(nxt) for gram, nxt in follows.items()}
+        self.tail = list(written[-span:])
+        # each passage's first token, with the token that opens the passage before it
+        self.openings: dict[int, int] = {}
+        for a, b in itertools.pairwise(source):
+            if a in starts:
+                self.openings.setdefault(b, a)
+        self.started = False
+
+    def after(self) -> tuple[int, ...]:
+        """The tokens the bias goes to now."""
+        if not self.started and self.openings:
+            return tuple(self.openings)
+        for n in range(min(self.span, len(self.tail)), 1, -1):
+            nxt = self.follows.get(tuple(self.tail[-n:]))
+            if nxt:
+                return nxt
+        return ()
+
+    def push(self, token: int) -> None:
+        """The row chose `token`."""
+        if not self.started and token in self.openings:  # the quote goes on from that passage
+            self.tail = [self.openings[token], token]
+        else:
+            self.tail = [*self.tail[1 - self.span :], token]
+        self.started = True
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,14 @@ def eval_generation(
             help="Added to the logit of a token that continues, in the prompt, the reply's last two tokens (0: off)",
         ),
     ] = 0.0,
+    copy_span: Annotated[
+        int,
+        typer.Option(
+            "--copy-span",
+            help="With --copy-bias: the longest tail of the reply (2 to 32 tokens) aligned with the prompt, whose "
+            "continuation there gets the bias (2: the last two tokens)",
+        ),
+    ] = 2,
     candidate_evidence: Annotated[
         str | None,
         typer.Option(
@@ -159,6 +167,8 @@ def eval_generation(
         fail(f"--evidence-order {evidence_order!r}: use retrieval or consensus")
     if not 0 <= copy_bias <= 20:
         fail(f"--copy-bias must be between 0 and 20; got {copy_bias}")
+    if not 2 <= copy_span <= 32:
+        fail(f"--copy-span must be between 2 and 32; got {copy_span}")
     if candidate_evidence not in (None, "same", "votes"):
         fail(f"--candidate-evidence {candidate_evidence!r}: use same or votes")
     if not 0 < temperature <= 5:
@@ -186,6 +196,7 @@ def eval_generation(
             streamed=streamed,
             evidence_order=cast(Literal["retrieval", "consensus"] | None, evidence_order),
             copy_bias=copy_bias,
+            copy_span=copy_span,
             candidate_evidence=cast(Literal["same", "votes"] | None, candidate_evidence),
             consensus_k=consensus_k,
             report_dir=report,

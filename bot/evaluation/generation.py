@@ -149,6 +149,7 @@ def evaluate_generation(
     streamed: bool = False,
     evidence_order: Literal["retrieval", "consensus"] | None = None,  # None: the model's own
     copy_bias: float = 0.0,
+    copy_span: int = 2,
     candidate_evidence: Literal["same", "votes"] | None = None,  # None: by the evidence order
     consensus_k: int | None = None,  # None: the model's own
     report_dir: Path | None = None,
@@ -179,6 +180,7 @@ def evaluate_generation(
             int8=int8,
             evidence_order=evidence_order,
             copy_bias=copy_bias,
+            copy_span=copy_span,
             candidate_evidence=candidate_evidence,
             consensus_k=consensus_k,
         ),
@@ -367,6 +369,7 @@ def evaluate_generation(
         "streamed": streamed,
         "evidence_order": composer.config.evidence_order,
         "copy_bias": composer.config.copy_bias,
+        "copy_span": composer.config.copy_span,
         "candidate_evidence": composer.config.candidate_evidence,
         "consensus_k": composer.config.consensus_k,
         "int8": composer.generator.int8,

@@ -131,6 +131,11 @@ def test_a_check_across_a_section_names_the_field_and_the_section_variables():
         CsbotSettings.from_env(env={"CSBOT_GENERATOR__CANDIDATES": "0"})
     with pytest.raises(InvalidSettingsError, match=r"copy_bias must be between 0 and 20.*got -1\.0"):
         CsbotSettings.from_env(env={"CSBOT_GENERATOR__COPY_BIAS": "-1"})
+    with pytest.raises(InvalidSettingsError, match=r"copy_span must be between 2 and 32.*got 40"):
+        CsbotSettings.from_env(env={"CSBOT_GENERATOR__COPY_SPAN": "40"})
+    copying = {"CSBOT_GENERATOR__COPY_SPAN": "6", "CSBOT_GENERATOR__COPY_TO_END": "true"}
+    generator = CsbotSettings.from_env(env=copying).generator
+    assert (generator.copy_span, generator.copy_to_end, generator.copy_from_start) == (6, True, False)
 
 
 def test_a_bad_value_error_is_a_csbot_error_and_a_value_error():

@@ -85,6 +85,8 @@ def test_eval_generation_reports_every_key_in_range(tiny_model, tmp_path):
         "16",
         "--copy-bias",
         "3",
+        "--copy-span",
+        "6",
         "--temperature",
         "1.0",
         "--report",
@@ -93,7 +95,7 @@ def test_eval_generation_reports_every_key_in_range(tiny_model, tmp_path):
     result = last_json(proc.stdout)
     assert result["n"] == 10
     # the decoding it ran is in the report: the bias asked for, the model's evidence order
-    assert (result["copy_bias"], result["evidence_order"]) == (3.0, "retrieval")
+    assert (result["copy_bias"], result["copy_span"], result["evidence_order"]) == (3.0, 6, "retrieval")
     assert (result["temperature"], result["top_p"]) == (1.0, 0.9)
     for key in ("rougeL_f1", "retrieval_only_rougeL_f1", "hallucinated_entity_rate", "grounded_share", "fallback_rate"):
         assert 0.0 <= result[key] <= 1.0, (key, result)
@@ -119,6 +121,7 @@ def test_eval_generation_refuses_a_copy_bias_out_of_range_before_loading_anythin
     [
         ("--temperature", "0", "--temperature must be above 0 and at most 5; got 0.0"),
         ("--top-p", "1.5", "--top-p must be above 0 and at most 1; got 1.5"),
+        ("--copy-span", "1", "--copy-span must be between 2 and 32; got 1"),
     ],
 )
 def test_eval_generation_refuses_sampling_settings_out_of_range_before_loading_anything(tmp_path, flag, value, message):

@@ -240,9 +240,12 @@ def test_banned_tokens_are_never_chosen_per_row(model):
 
 
 def test_a_copy_bias_makes_the_reply_go_on_quoting_its_source(model):
-    from finetune.decoding import copy_continuations
+    from finetune.decoding import CopyFollower
 
-    assert copy_continuations([5, 6, 7, 5, 6, 9]) == {(5, 6): (7, 9), (6, 7): (5,), (7, 5): (6,)}
+    # the followers of each pair of adjacent tokens, all of its places in the source
+    follow = CopyFollower([5, 6, 7, 5, 6, 9], [5, 6], 2, (), EOS)
+    assert follow.follows == {(5, 6): (7, 9), (6, 7): (5,), (7, 5): (6,)}
+    assert follow.after() == (7, 9)
     # the prompt ends with (21, 22), which its middle continues with 23 24 25 26
     prompt = [20, 21, 22, 23, 24, 25, 26, 30, 21, 22]
     free = ours(model, [prompt, PROMPTS[1]], 4)
@@ -252,6 +255,44 @@ def test_a_copy_bias_makes_the_reply_go_on_quoting_its_source(model):
     assert biased[1] == free[1]  # a row whose source has nothing to continue is untouched
     # a bias of 0 is no bias at all
     assert ours(model, [prompt], 4, copy_bias=0.0, copy_sources=[prompt]) == free[:1]
+
+
+def test_the_copy_follower_goes_on_where_the_longest_matching_tail_stands():
+    from finetune.decoding import CopyFollower
+
+    source = [1, 21, 22, 23, 2, 21, 22, 24, 30, 9]
+    # the last two tokens (21, 22) stand twice in the source; three tokens tell which place
+    assert CopyFollower(source, [2, 21, 22], 2, (), EOS).after() == (23, 24)
+    follow = CopyFollower(source, [2, 21, 22], 3, (), EOS)
+    assert follow.after() == (24,)
+    follow.push(24)
+    assert follow.after() == (30,)
+    # a passage's closing token counts as the end of the reply
+    follow.push(30)
+    assert follow.after() == (9,)
+    assert CopyFollower(source, [22, 24, 30], 3, {9}, EOS).after() == (EOS,)
+    assert CopyFollower(source, [5, 6, 8], 3, (), EOS).after() == ()  # nothing of it in the source
+    # a reply's first token: where the passages start (after 1 and after 2), then as before
+    opening = CopyFollower(source, [5, 6, 8], 3, (), EOS, starts={1, 2})
+    assert opening.after() == (21,)
+    opening.push(21)
+    assert opening.after() == (22,)  # the quote goes on from the passage it started
+    elsewhere = CopyFollower(source, [5, 6, 8], 3, (), EOS, starts={1, 2})
+    elsewhere.push(30)  # a first token that starts no passage: aligned as any other
+    assert elsewhere.after() == ()
+    with pytest.raises(ValueError, match="at least 2"):
+        CopyFollower(source, [], 1, (), EOS)
+
+
+@pytest.mark.parametrize("lookup", [0, 4])
+def test_a_longer_copy_span_quotes_the_passage_the_reply_is_in_and_ends_with_it(model, lookup):
+    # (21, 22) goes on with 23 in one passage and with 24 25 in the other; 9 closes a passage
+    prompt = [20, 21, 22, 23, 26, 9, 2, 21, 22, 24, 25, 9, 2, 21, 22]
+    biased = {"copy_bias": 50.0, "copy_sources": [prompt], "lookup": lookup}
+    assert ours(model, [prompt], 3, copy_span=3, **biased) == [[24, 25, 9]]
+    assert ours(model, [prompt], 5, copy_span=3, copy_ends={9}, **biased) == [[24, 25, EOS]]
+    # from the start of the passage that follows 26
+    assert ours(model, [prompt], 3, copy_span=3, copy_starts={26}, **biased) == [[9, 2, 21]]
 
 
 def test_number_tokens_outside_the_prompt_are_the_ones_banned():

@@ -415,6 +415,27 @@ def test_prompt_lookup_sends_the_candidates_of_one_token_decoding(tiny_dir) -> N
         GeneratorConfig(prompt_lookup=33)
 
 
+@pytest.mark.slow
+def test_copying_from_the_start_to_the_end_quotes_the_evidence_passage_whole(tiny_dir) -> None:
+    answer = "Order {{Order Number}} has left our warehouse and is on its way."
+    req = ComposeRequest(
+        text="where is my order?",
+        intent="order_status",
+        history=(),
+        hits=(_answer("conv-3#t0", answer, 0.9),),
+        slots=Slots({}),
+    )
+    settings = {"evidence_k": 1, "candidates": 1, "int8": False, "max_new_tokens": 40, "copy_bias": 20.0}
+    quoting = composer(tiny_dir, copy_span=8, copy_to_end=True, copy_from_start=True, **settings).load()
+    (quoted,) = quoting.compose_with_candidates(req).candidates
+    assert clean_generated_text(quoted.text, quoted.ended) == answer and quoted.ended
+    # the random model on its own writes something else
+    (free,) = composer(tiny_dir, **{**settings, "copy_bias": 0.0}).load().compose_with_candidates(req).candidates
+    assert clean_generated_text(free.text, free.ended) != answer
+    with pytest.raises(ValueError, match="copy_span must be"):
+        GeneratorConfig(copy_span=1)
+
+
 def test_the_model_says_how_many_answers_to_read_and_the_dialogue_is_asked_for_them(tmp_path) -> None:
     voted = make_tiny_model(tmp_path / "voted")
     meta = {"base": "scratch", "generation": {"evidence_k": 1, "evidence_order": "consensus", "consensus_k": 20}}
