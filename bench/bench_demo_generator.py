@@ -170,20 +170,14 @@ def main() -> None:
         default=None,
         help="GeneratorConfig.copy_span values to choose among (with each --copy-bias) [default: the configured one]",
     )
-    ap.add_argument(
-        "--copy-to-end",
-        choices=["off", "on"],
-        nargs="+",
-        default=None,
-        help="GeneratorConfig.copy_to_end settings to choose among [default: the configured one]",
-    )
-    ap.add_argument(
-        "--copy-from-start",
-        choices=["off", "on"],
-        nargs="+",
-        default=None,
-        help="GeneratorConfig.copy_from_start settings to choose among [default: the configured one]",
-    )
+    for field in ("copy_to_end", "copy_from_start"):
+        ap.add_argument(
+            "--" + field.replace("_", "-"),
+            choices=["off", "on"],
+            nargs="+",
+            default=None,
+            help=f"GeneratorConfig.{field} settings to choose among [default: the configured one]",
+        )
     ap.add_argument(
         "--pointer",
         action="store_true",
