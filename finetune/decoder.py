@@ -128,8 +128,8 @@ class GeneratorConfig:
     # evidence. None: "votes" when the evidence order is "consensus" (+0.011 ROUGE-L on the
     # Bitext development split, docs/benchmarks.md), else "same"
     candidate_evidence: Literal["same", "votes"] | None = None
-    # added to the logit of a token that continues, in the prompt, the reply's last two tokens
-    # (`finetune.decoding.Sampling.copy_bias`); 0: off. The fast decoder only
+    # added to the logit of a token that continues, in the prompt, the reply's last tokens
+    # (`copy_span` of them; `finetune.decoding.Sampling.copy_bias`); 0: off. The fast decoder only
     copy_bias: float = 0.0
     # the copy bias aligns the reply with the longest of its last `copy_span` ... 2 tokens that
     # the prompt holds (`finetune.decoding.CopyFollower`); 2: the last two tokens only

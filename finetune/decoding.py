@@ -61,7 +61,7 @@ class Sampling:
     # with top_p: the first `greedy_rows` rows still take their most likely token, so one
     # batch holds the greedy reply and sampled alternatives to it
     greedy_rows: int = 0
-    # copying from the prompt: where a row's last two tokens also stand somewhere in its
+    # copying from the prompt: where a row's last tokens (`copy_span`) also stand somewhere in its
     # `copy_sources` row (the prompt: question and evidence), each token that follows them
     # there gets `copy_bias` added to its logit, so a reply that has started quoting the
     # evidence tends to go on quoting it instead of drifting (see `CopyFollower`)

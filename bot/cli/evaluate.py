@@ -122,7 +122,8 @@ def eval_generation(
         float,
         typer.Option(
             "--copy-bias",
-            help="Added to the logit of a token that continues, in the prompt, the reply's last two tokens (0: off)",
+            help="Added to the logit of a token that continues, in the prompt, the reply's last tokens "
+            "(how many: --copy-span; 0: off)",
         ),
     ] = 0.0,
     copy_span: Annotated[
