@@ -13,7 +13,9 @@ fallback rate, invented values on every candidate, the training's steps and minu
 The copy study (`--copy-bias B ...`, `--copy-span N ...`, `--copy-to-end off on`,
 `--copy-from-start off on`: every combination) decodes the round's validation pairs with
 each setting of `GeneratorConfig`'s `copy_bias`, `copy_span`, `copy_to_end` and
-`copy_from_start`, keeps the one whose sent replies score best
+`copy_from_start`, and with `--consensus-k K ...` of `consensus_k` (how many retrieved
+answers the candidates are compared with when one is chosen), keeps the one whose sent
+replies score best
 there, and scores the held-out pairs with it once (the floor study then runs with it too).
 
 The agreement-floor study then asks whether sending the GPT-2 reply only where it agrees
@@ -170,6 +172,14 @@ def main() -> None:
         default=None,
         help="GeneratorConfig.copy_span values to choose among (with each --copy-bias) [default: the configured one]",
     )
+    ap.add_argument(
+        "--consensus-k",
+        type=int,
+        nargs="+",
+        default=None,
+        help="GeneratorConfig.consensus_k values to choose among: how many retrieved answers the candidates "
+        "are compared with [default: the model's]",
+    )
     for field in ("copy_to_end", "copy_from_start"):
         ap.add_argument(
             "--" + field.replace("_", "-"),
@@ -243,6 +253,8 @@ def main() -> None:
                 for end in on_off(args.copy_to_end, gen.copy_to_end)
                 for start in on_off(args.copy_from_start, gen.copy_from_start)
             ]
+            if args.consensus_k:
+                settings = [{**s, "consensus_k": k} for s in settings for k in args.consensus_k]
 
             def named(copying: dict[str, Any]) -> str:
                 return ", ".join(f"{k.removeprefix('copy_')} {v:g}" for k, v in copying.items())

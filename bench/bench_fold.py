@@ -101,7 +101,8 @@ def main() -> None:
                 hits = {}
                 order = ("full", "stops") if (i + r) % 2 == 0 else ("stops", "full")
                 for name in order:
-                    index._fold = (lambda ids, s, kk: full_fold(index, ids, s, kk)) if name == "full" else stopping  # type: ignore[method-assign]
+                    full = lambda ids, s, kk, _source=None: full_fold(index, ids, s, kk)  # noqa: E731
+                    index._fold = full if name == "full" else stopping  # type: ignore[method-assign]
                     started = time.perf_counter()
                     found = index.search(vec, k)
                     times[name].append((time.perf_counter() - started) * 1000)

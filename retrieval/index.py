@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
@@ -248,11 +249,26 @@ class VectorIndex:
         return params
 
     def search_batch(
-        self, queries: np.ndarray, k: int = 5, *, intent: str | None = None, kind: str | None = None
+        self,
+        queries: np.ndarray,
+        k: int = 5,
+        *,
+        intent: str | None = None,
+        kind: str | None = None,
+        exclude_sources: Sequence[str] | None = None,
     ) -> list[list[Hit]]:
-        """`search` for each row of `queries` (n, dim); one FAISS call for all of them."""
+        """`search` for each row of `queries` (n, dim); one FAISS call for all of them.
+
+        `exclude_sources` (one source id per query row): that row's hits leave out the units
+        of that source before near-duplicates are folded, so a copy of the same reply from
+        another source still counts, at its own rank. Pairs built from indexed conversations
+        need this to see what retrieval shows a new conversation: leaving out a folded hit
+        whose best copy is the source's own would drop every other copy with it.
+        """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        if exclude_sources is not None and len(exclude_sources) != len(queries):
+            raise ValueError(f"{len(queries)} queries but {len(exclude_sources)} exclude_sources: pass one per query")
         mat = _as_matrix(queries, "queries")
         if mat.shape[1] != self.dim:
             raise IndexMismatchError(
@@ -261,7 +277,11 @@ class VectorIndex:
             )
         if not self._units or mat.shape[0] == 0:
             return [[] for _ in range(mat.shape[0])]
-        fetch = min(len(self._units), k * FETCH_FACTOR)
+        excluded_units = 0
+        if exclude_sources is not None:
+            per_source = Counter(u.source_id for u in self._units)
+            excluded_units = max((per_source[s] for s in exclude_sources), default=0)
+        fetch = min(len(self._units), (k + excluded_units) * FETCH_FACTOR)
         if intent is None and kind is None:
             scores, ids = self._index.search(mat, fetch)
         else:
@@ -269,7 +289,11 @@ class VectorIndex:
             if params is None:
                 return [[] for _ in range(mat.shape[0])]
             scores, ids = self._index.search(mat, fetch, params=params)
-        return [self._fold(row_ids, row_scores, k) for row_ids, row_scores in zip(ids, scores, strict=True)]
+        excluded = exclude_sources if exclude_sources is not None else [None] * len(ids)
+        return [
+            self._fold(row_ids, row_scores, k, source)
+            for row_ids, row_scores, source in zip(ids, scores, excluded, strict=True)
+        ]
 
     def _token_set(self, pos: int) -> frozenset[str]:
         toks = self._tokens.get(pos)
@@ -277,11 +301,13 @@ class VectorIndex:
             toks = self._tokens[pos] = normalise(self._units[pos].evidence_text)
         return toks
 
-    def _fold(self, ids: Any, scores: Any, k: int) -> list[Hit]:
+    def _fold(self, ids: Any, scores: Any, k: int, exclude_source: str | None = None) -> list[Hit]:
         kept: list[tuple[int, float, list[str]]] = []
         threshold = self.config.dedup_jaccard
         for pos, score in zip(ids.tolist(), scores.tolist(), strict=True):
             if pos < 0:  # FAISS pads with -1 when it finds fewer than asked
+                continue
+            if exclude_source is not None and self._units[pos].source_id == exclude_source:
                 continue
             toks = self._token_set(pos)
             for kept_pos, _, dups in kept:

@@ -52,7 +52,9 @@ alone would decide what the models are judged on. Their targets are human agents
 Context: the last `context_turns` customer/agent turns before the target (bot turns appear
 as "agent", system turns are left out). Evidence: the top `evidence_k` units of the
 workspace index for the last customer turn (scrubbed, so masked like the dialogue manager
-masks a query), never from the pair's own conversation. Everything written (context,
+masks a query), never from the pair's own conversation: its units leave the search before
+near-duplicate replies fold, so another conversation's copy of the same reply keeps its
+rank, as it would for a new conversation. Everything written (context,
 evidence, target) is scrubbed by `finetune.scrub.scrub`. The split is by conversation:
 a conversation's pairs all go to train or all to valid.
 

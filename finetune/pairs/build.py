@@ -68,7 +68,8 @@ FILTERS = {
     "heldout": "the heldout_conversations files, and store conversations with a human agent reply whose "
     "sha256('csbot-heldout:<conversation id>') falls below heldout_share; human agent replies only "
     "(agent, suggested, edited)",
-    "evidence": "top-k index units for the scrubbed last customer turn, excluding units of the pair's own conversation",
+    "evidence": "top-k index units for the scrubbed last customer turn, excluding units of the pair's own conversation "
+    "before near-duplicate replies are folded",
     "split": "by conversation: sha256('<seed>:<conversation id>') < valid_fraction -> valid",
 }
 
@@ -143,25 +144,23 @@ def _attach_evidence(
     if embedder is None:
         raise PairsError("evidence_k > 0 needs the embedder the index was built with; pass it, or evidence_k=0")
     progress(f"retrieving evidence for {len(candidates)} pairs")
-    own_units = Counter(u.source_id for u in index.units)
-    fetch = min(len(index), evidence_k + max((own_units[p["conversation_id"]] for p, _, _ in candidates), default=0))
     vectors = embedder.encode([q for _, q, _ in candidates], progress=show_bars)
-    hits_per_pair = index.search_batch(vectors, k=fetch)
+    # never the pair's own conversation: no peeking at the answer. Its units are left out
+    # before near-duplicates fold, so another conversation's copy of the same reply keeps
+    # its own rank, as for a new conversation the index has never seen
+    hits_per_pair = index.search_batch(
+        vectors, k=evidence_k, exclude_sources=[p["conversation_id"] for p, _, _ in candidates]
+    )
     evidence_cache: dict[str, str] = {}
     for (pair, _, _), hits in zip(candidates, hits_per_pair, strict=True):
         evidence: list[dict[str, Any]] = pair["evidence"]
         for hit in hits:
-            if hit.unit.source_id == pair["conversation_id"]:
-                continue  # never the pair's own conversation: no peeking at the answer
-            if hit.unit.id not in evidence_cache:
-                text, counts = scrub(hit.unit.evidence_text, protect=protect)
-                evidence_cache[hit.unit.id] = text
+            unit = hit.unit
+            if unit.id not in evidence_cache:
+                text, counts = scrub(unit.evidence_text, protect=protect)
+                evidence_cache[unit.id] = text
                 _add(pii_evidence, counts)
-            evidence.append(
-                {"id": hit.unit.id, "text": evidence_cache[hit.unit.id], "score": round(float(hit.score), 4)}
-            )
-            if len(evidence) == evidence_k:
-                break
+            evidence.append({"id": unit.id, "text": evidence_cache[unit.id], "score": round(float(hit.score), 4)})
     return pii_evidence
 
 

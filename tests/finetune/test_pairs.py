@@ -360,6 +360,34 @@ def test_no_pair_takes_evidence_from_its_own_conversation(store, index, embedder
     assert "c-shipping#t0" not in {e["id"] for e in pairs_by_id(result)["c-shipping#1"]["evidence"]}
 
 
+def test_another_conversations_copy_of_the_answer_stays_evidence_when_the_own_copy_is_left_out(store, index, embedder):
+    from retrieval.entities import mask_entities
+    from retrieval.index import VectorIndex
+
+    # another conversation gave the same answer to a like question: the index folds the two
+    # copies into one hit, represented by c-shipping's own (it scores higher for its question)
+    twin = Unit(
+        "c-twin#t0",
+        "transcript",
+        "how long does shipping take to Iowa?",
+        reply="Standard shipping takes 3-5 business days.",
+        source_id="c-twin",
+        turn=0,
+    )
+    units = [*index.units, twin]
+    with_twin = VectorIndex.build(units, embedder.encode([u.text for u in units]), embedder_id=embedder.model_id)
+    query = embedder.encode([mask_entities("how long does shipping take to Ohio? I'm {{Name}}.")[0]])
+    top = with_twin.search(query, k=3)[0]
+    assert top.unit.id == "c-shipping#t0" and top.duplicates == ("c-twin#t0",)
+
+    result = build_pairs(store, with_twin, embedder, min_pairs=1, evidence_k=3, include_bot_replies=True)
+    evidence = pairs_by_id(result)["c-shipping#1"]["evidence"]
+    # what retrieval finds for a new conversation asking the same: the other conversation's copy
+    assert evidence[0]["id"] == "c-twin#t0"
+    assert evidence[0]["text"] == "Standard shipping takes 3-5 business days."
+    assert "c-shipping#t0" not in {e["id"] for e in evidence}
+
+
 def test_pii_is_scrubbed_in_context_evidence_and_target_with_counts_in_the_manifest(store, index, embedder, tmp_path):
     result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=3)
     pair = pairs_by_id(result)["c-shipping#4"]

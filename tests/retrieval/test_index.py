@@ -210,6 +210,24 @@ def test_search_keeps_similar_but_different_replies_apart() -> None:
     assert [h.unit.id for h in hits[:2]] == ["a", "b"] and hits[0].duplicates == ()
 
 
+def test_an_excluded_source_leaves_before_folding_so_another_sources_copy_keeps_its_own_rank() -> None:
+    base = unit_vectors(50, seed=2)
+    units = make_units(50)
+    units[1] = Unit(id="own", kind="transcript", text="q", reply="Same reply.", source_id="c-own")
+    units[2] = Unit(id="twin", kind="transcript", text="q", reply="Same reply.", source_id="c-twin")
+    base[2] = near(base[1], seed=7)
+    index = flat(units, base)
+    query = np.stack([base[1], base[1]])
+    folded, excluded = index.search_batch(query, k=3, exclude_sources=["c-none", "c-own"])
+    assert folded[0].unit.id == "own" and folded[0].duplicates == ("twin",)
+    # the own copy gone, the other conversation's copy is a hit of its own, at its own score
+    assert excluded[0].unit.id == "twin" and excluded[0].duplicates == ()
+    assert excluded[0].score == pytest.approx(float(base[2] @ base[1]), abs=1e-5)
+    assert "own" not in [h.unit.id for h in excluded] and len(excluded) == 3
+    with pytest.raises(ValueError, match="one per query"):
+        index.search_batch(query, k=3, exclude_sources=["c-own"])
+
+
 def test_a_dedup_threshold_above_one_disables_folding() -> None:
     base = unit_vectors(10, seed=2)
     units = make_units(10)
