@@ -267,9 +267,9 @@ class VectorIndex:
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        if exclude_sources is not None and len(exclude_sources) != len(queries):
-            raise ValueError(f"{len(queries)} queries but {len(exclude_sources)} exclude_sources: pass one per query")
         mat = _as_matrix(queries, "queries")
+        if exclude_sources is not None and len(exclude_sources) != mat.shape[0]:
+            raise ValueError(f"{mat.shape[0]} queries but {len(exclude_sources)} exclude_sources: pass one per query")
         if mat.shape[1] != self.dim:
             raise IndexMismatchError(
                 f"query has dimension {mat.shape[1]} but the index has {self.dim}: "
