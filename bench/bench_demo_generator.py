@@ -18,6 +18,11 @@ answers the candidates are compared with when one is chosen), keeps the one whos
 replies score best
 there, and scores the held-out pairs with it once (the floor study then runs with it too).
 
+With `--choose-agreement` the round itself chooses the candidate's agreement floor on its
+validation pairs (`GeneratorConfig.min_agreement`, `bot.evaluation.heldout.pick_min_agreement`:
+the guard applies first, a floor is taken only where its gain over none has a paired 95%
+interval above zero), and its own held-out figure is scored with it.
+
 The agreement-floor study then asks whether sending the GPT-2 reply only where it agrees
 with a retrieved answer (ROUGE-L of the chosen candidate against the best of the consensus
 references >= a floor; the retrieval composer's reply otherwise) would win: the floor is
@@ -146,6 +151,7 @@ def train_round(
             **({} if args.lr is None else {"lr": args.lr}),
         },
         base_overrides={"pointer": True} if args.pointer else {},
+        choose_agreement=args.choose_agreement,
     )
     log(f"round: {minutes:g} minutes, epochs {epochs or 'the recipe'}, base {args.base}")
     report = run_round(config, settings, progress=log)
@@ -197,6 +203,12 @@ def main() -> None:
         "--base",
         default="scratch",
         help="scratch, or a GPT-2 checkpoint directory to fine-tune from (RoundSettings.base)",
+    )
+    ap.add_argument(
+        "--choose-agreement",
+        action="store_true",
+        help="the round chooses the candidate's agreement floor on its validation pairs "
+        "(RoundSettings.choose_agreement)",
     )
     ap.add_argument(
         "--lr", type=float, default=None, help="peak learning rate [default: the base's, bot.training.default_lr]"
@@ -296,6 +308,7 @@ def main() -> None:
             "candidate": {k: report["candidate"][k] for k in CANDIDATE_KEYS},
             "retrieval": report["current"]["rougeL_f1"],
             "decision": report["decision"],
+            "round_agreement": report.get("agreement"),
             # the chosen candidate (before the guard) against the retrieval composer, per pair
             "test_gain_ci95": list(
                 paired_bootstrap_ci(

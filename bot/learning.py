@@ -23,6 +23,13 @@ model never saw them either, and candidate and current composer are scored on th
 pairs. round.json records the set: each file's sha256, the share, the pair ids scored and
 the sha256 of those pairs.
 
+Before the comparison, the round may choose the candidate's agreement floor
+(`GeneratorConfig.min_agreement`: its reply is sent only where it is close enough to one of
+the retrieved answers, else the retrieval composer's) on its validation pairs, never on the
+held-out ones, and records it in the model's csbot_model.json; the candidate is then scored
+with it, as the live bot will run it. This is opt-in (`choose_agreement`, `csbot finetune
+round --choose-agreement`): on the demo it did not pay for the decoding it costs.
+
 The candidate is registered either way (so it can be inspected or promoted by hand). It
 beats the current composer when its ROUGE-L is higher by at least `min_gain` and its
 hallucinated-entity rate is no worse; then the registry pointer moves, or, with
@@ -44,16 +51,18 @@ from typing import Any
 
 from bot.domain import Domain
 from bot.errors import CsbotError
-from bot.evaluation.heldout import evaluate_on_pairs, retrieval_on_pairs
+from bot.evaluation.heldout import choose_min_agreement, evaluate_on_pairs, retrieval_on_pairs
 from bot.settings import CsbotSettings
 from bot.store import ConversationStore
 from bot.training import default_lr
 from bot.workspace import company_facts, read_manifest
+from finetune.checkpoint import set_generation_settings
 from finetune.decoder import VOTE_SIZES
 from finetune.model import GeneratorBaseConfig
 from finetune.pairs import (
     DOWN_VOTE_CONVERSATIONS,
     HELDOUT_FILE,
+    VALID_FILE,
     TooFewHeldOutPairsError,
     build_pairs,
     write_pairs,
@@ -106,6 +115,10 @@ class RoundSettings:
     down_vote_conversations: int = DOWN_VOTE_CONVERSATIONS
     # a better candidate waits for `csbot models approve ID` instead of being promoted
     require_approval: bool = False
+    # choose the candidate's agreement floor (GeneratorConfig.min_agreement) on its first
+    # validation pairs (as many as held-out pairs are scored) and record it in the model
+    # before it is compared; off by default: on the demo it did not pay (docs/benchmarks.md)
+    choose_agreement: bool = False
 
 
 def default_heldout_files(workspace: Path) -> list[Path]:
@@ -290,16 +303,33 @@ def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progr
     metrics = train_generator(root / "pairs", settings.base, root / "run", train_config, base_config=base_config)
     final = root / "run" / "final"
 
-    held_out = available[: settings.eval_limit]
-    progress(f"comparing on {len(held_out)} held-out pairs")
     # both sides fall back as the live bot would: this workspace's thresholds and unsure message
     domain = Domain.load(ws / "domain.json")
     dialogue = config.dialogue
     # both GPT-2 sides decode as the live bot does: its generator settings and company facts
+    facts = company_facts(ws)
+    held_out = available[: settings.eval_limit]
+    agreement = None
+    # as many validation pairs as held-out pairs are scored: the choice costs what the comparison does
+    valid = _read_jsonl(root / "pairs" / VALID_FILE)[: len(held_out)]
+    if settings.choose_agreement and valid:
+        progress(f"choosing the agreement floor on {len(valid)} validation pairs")
+        agreement = choose_min_agreement(
+            final,
+            valid,
+            generator=config.generator,
+            company_facts=facts,
+            dialogue=dialogue,
+            domain=domain,
+            progress=progress,
+        )
+        set_generation_settings(final, min_agreement=agreement["min_agreement"], min_agreement_choice=agreement)
+
+    progress(f"comparing on {len(held_out)} held-out pairs")
     as_shipped = partial(
         evaluate_on_pairs,
         generator=config.generator,
-        company_facts=company_facts(ws),
+        company_facts=facts,
         dialogue=dialogue,
         domain=domain,
         progress=progress,
@@ -331,6 +361,7 @@ def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progr
         "train": {
             k: metrics.get(k) for k in ("valid_loss", "best_valid_loss", "steps", "epochs", "minutes", "stopped_by")
         },
+        "agreement": agreement,
         "held_out_pairs": len(held_out),
         "held_out": heldout_record(manifest, held_out, len(available), settings.heldout_share),
         "candidate": {"id": entry.id, **candidate_eval},

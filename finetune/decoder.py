@@ -56,6 +56,7 @@ FALLBACK_GENERATION: dict[str, int | float] = {
     "evidence_k": 3,
     "min_overlap": 0.11,
     "consensus_k": 3,
+    "min_agreement": 0.0,
 }
 
 # how many of each pair's retrieved answers may vote on which one leads the evidence
@@ -117,6 +118,16 @@ class GeneratorConfig:
     # evidence_order "consensus" the vote is taken over. None: what the model's training
     # chose on its validation pairs (csbot_model.json), 3 for a model that does not say
     consensus_k: int | None = None
+    # the chosen reply is sent only when its ROUGE-L F1 against one of the top `consensus_k`
+    # retrieved answers reaches this, else the fallback answers: the model may reword, adapt
+    # and fill in what agents said in similar cases, not say something else. None: what the
+    # learning round chose on the model's validation pairs (csbot_model.json), 0 (off) for a
+    # model that does not say. Checked on the whole reply, so a reply that streams with it on
+    # is sent whole (`GPT2Composer.compose_stream`)
+    min_agreement: float | None = None
+    # the guard's claim check: a reply saying an action is done ("I've cancelled ...") is
+    # sent only where the evidence or the conversation claims the same (finetune.guard)
+    check_claims: bool = True
     # which retrieved answer leads the prompt's evidence: "retrieval", the best-ranked one;
     # "consensus", of the top `consensus_k`, the one agreeing most (ROUGE-L) with the others
     # (the retrieval vote), the rest after it in their order. None: the order the model was
@@ -162,6 +173,8 @@ class GeneratorConfig:
             raise ValueError(f"prompt_lookup must be between 0 and 32 draft tokens; got {self.prompt_lookup}")
         if self.candidate_evidence not in (None, "same", "votes"):
             raise ValueError(f"candidate_evidence must be 'same' or 'votes'; got {self.candidate_evidence!r}")
+        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
+            raise ValueError(f"min_agreement must be between 0 and 1 (a ROUGE-L F1); got {self.min_agreement}")
         if self.candidates < 1 or (self.consensus_k is not None and self.consensus_k < 0):
             raise ValueError(
                 f"candidates must be at least 1 and consensus_k at least 0; got "
@@ -192,6 +205,7 @@ def resolve_generation(config: GeneratorConfig, meta: dict[str, Any]) -> Generat
         min_overlap=chosen("min_overlap"),
         evidence_order=order,
         consensus_k=int(chosen("consensus_k")),
+        min_agreement=chosen("min_agreement"),
         candidate_evidence=config.candidate_evidence or ("votes" if order == "consensus" else "same"),
     )
 

@@ -1,6 +1,6 @@
 """The grounding guard: a generated reply may only state what it was given.
 
-Two checks, both cheap and pure Python (no torch):
+Three checks, all cheap and pure Python (no torch):
 
 - **entities**: a reply that names an order number, email, card or phone number, amount of
   money, date or URL must find that value in the conversation, the evidence or the
@@ -8,6 +8,10 @@ Two checks, both cheap and pure Python (no torch):
   `ORD-40318275` and `40318275` are one order; `$12.99`, `12.99 USD` and `12.99` one amount;
   `2026-03-02`, `03/02/2026`, `March 2` and `2 March 2026` one date. Placeholders
   (`{{Order Number}}`) are not values: the composer fills them from slots afterwards.
+- **claims**: a reply that says an action is done ("I've cancelled ...", "we have issued
+  ...") must find the same verb claimed in the evidence or the conversation. A model that
+  learned agents' replies written after a real order lookup, refund or escalation would
+  otherwise tell a customer that something happened which nobody did.
 - **overlap**: the share of the reply's content words (lowercased, stop words removed) that
   occur in the evidence or the conversation. A reply below `min_overlap` says something the
   evidence does not; `calibrate_min_overlap` sets the threshold from real agent replies so
@@ -100,7 +104,7 @@ ENTITY_LABELS = {
 class GuardVerdict:
     """The guard's answer. `entities`: the values the reply names that nothing grounds (as
     written in the reply); `overlap`: share of its content words found in the evidence or
-    the conversation; `rule`: which check failed ("entity", "overlap", "empty"), or None."""
+    the conversation; `rule`: which check failed ("entity", "claim", "overlap", "empty"), or None."""
 
     ok: bool
     reason: str | None
@@ -206,12 +210,62 @@ def overlap(reply: str, sources: Iterable[str]) -> float:
     return sum(t in vocab for t in tokens) / len(tokens)
 
 
-class GroundingGuard:
-    """Rejects replies that name values from nowhere or stray from the evidence."""
+# "I've cancelled", "we have just issued", "I’ve gone ahead and refunded": a first-person
+# claim that something is done; the verb is what must be grounded
+CLAIM_RE = re.compile(
+    r"\b(?:i|we)\s*(?:'ve|’ve|\s+have)\s+(?:(?:just|already|now|also|gone ahead and)\s+)*([a-z]+)",
+    re.IGNORECASE,
+)
 
-    def __init__(self, company_facts: Iterable[str], min_overlap: float):
+
+# past participles that do not end in -ed ("I've sent", "we have made")
+IRREGULAR_PARTICIPLES = frozenset(
+    [
+        "sent",
+        "made",
+        "put",
+        "set",
+        "got",
+        "gotten",
+        "done",
+        "taken",
+        "given",
+        "written",
+        "gone",
+        "found",
+        "seen",
+        "spoken",
+        "told",
+        "paid",
+        "kept",
+        "left",
+        "brought",
+        "bought",
+        "begun",
+        "run",
+        "held",
+        "shown",
+        "sold",
+        "won",
+    ]
+)
+
+
+def claimed_actions(text: str) -> list[str]:
+    """The verbs of the first-person completed-action claims in `text`, lowercased, in order
+    ("I have a question" claims nothing: only past participles count)."""
+    verbs = (m.group(1).lower() for m in CLAIM_RE.finditer(text))
+    return [v for v in verbs if v.endswith("ed") or v in IRREGULAR_PARTICIPLES]
+
+
+class GroundingGuard:
+    """Rejects replies that name values from nowhere, claim actions nobody took, or stray
+    from the evidence. `check_claims=False` leaves the claim check out."""
+
+    def __init__(self, company_facts: Iterable[str], min_overlap: float, *, check_claims: bool = True):
         self.company_facts = [str(f) for f in company_facts]
         self.min_overlap = float(min_overlap)
+        self.check_claims = check_claims
         self._fact_keys: set = set()
         self._fact_text = " ".join(self.company_facts).lower()
         for fact in self.company_facts:
@@ -247,6 +301,17 @@ class GroundingGuard:
                 round(score, 4),
                 "entity",
             )
+        if self.check_claims:
+            said = {verb for source in sources for verb in claimed_actions(source)}
+            unsaid = [verb for verb in claimed_actions(reply) if verb not in said]
+            if unsaid:
+                return GuardVerdict(
+                    False,
+                    f"claims an action is done ({unsaid[0]!r}) that neither the conversation nor the evidence claims",
+                    [],
+                    round(score, 4),
+                    "claim",
+                )
         if score < self.min_overlap:
             return GuardVerdict(
                 False,

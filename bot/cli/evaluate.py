@@ -151,6 +151,13 @@ def eval_generation(
             "over); at least that many are retrieved [default: what the model's training chose]",
         ),
     ] = None,
+    check_claims: Annotated[
+        bool,
+        typer.Option(
+            "--check-claims/--no-check-claims",
+            help="The guard rejects a reply claiming an action done that no evidence claims",
+        ),
+    ] = True,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write report.json and samples.jsonl (every row's replies) here")
     ] = None,
@@ -200,6 +207,7 @@ def eval_generation(
             copy_span=copy_span,
             candidate_evidence=cast(Literal["same", "votes"] | None, candidate_evidence),
             consensus_k=consensus_k,
+            check_claims=check_claims,
             report_dir=report,
             progress=step,
         )

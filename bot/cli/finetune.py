@@ -375,6 +375,14 @@ def round_(
             "person promotes it with `csbot models approve ID`",
         ),
     ] = False,
+    choose_agreement: Annotated[
+        bool,
+        typer.Option(
+            "--choose-agreement",
+            help="Choose the candidate's agreement floor on its validation pairs (GPT-2's reply is "
+            "sent only where it is that close to a retrieved answer) and record it in the model",
+        ),
+    ] = False,
 ) -> None:
     """One learning-loop round: pairs from the store (+ transcripts) -> train a candidate ->
     score it and the composer in use on the same held-out pairs -> register it, and promote it
@@ -402,6 +410,7 @@ def round_(
         include_bot_replies=include_bot_replies,
         down_vote_conversations=down_vote_conversations,
         require_approval=require_approval,
+        choose_agreement=choose_agreement,
     )
     with error_edge():
         report = run_round(config, settings, progress=step)

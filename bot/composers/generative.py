@@ -22,8 +22,10 @@ Per turn:
    `finetune.decoder.select_candidate` picks the guard-passed one that agrees most with the
    retrieved answers;
 3. the guard checks the reply against the conversation (unmasked), the evidence and the
-   company facts: an invented order number, email, amount, date, URL or phone number, or too
-   little overlap with the evidence, rejects it;
+   company facts: an invented order number, email, amount, date, URL or phone number, an
+   action claimed done ("I've cancelled ...") that neither evidence nor conversation claims,
+   or too little overlap with the evidence, rejects it; with `min_agreement` set (or chosen by the
+   model's learning round), so does a reply close to none of the retrieved answers;
 4. placeholders are filled from the conversation's slots (`bot.composers.retrieval.check_slots`);
    an askable missing slot turns the reply into a question for it (action "clarify"); a
    placeholder no slot fills rejects it;
@@ -112,7 +114,9 @@ class GPT2Composer:
         # load() remakes it with the model's calibrated threshold when none is configured
         min_overlap = self.config.min_overlap
         self.guard = GroundingGuard(
-            self.company_facts, min_overlap if min_overlap is not None else FALLBACK_GENERATION["min_overlap"]
+            self.company_facts,
+            min_overlap if min_overlap is not None else FALLBACK_GENERATION["min_overlap"],
+            check_claims=self.config.check_claims,
         )
 
     @property
@@ -142,7 +146,9 @@ class GPT2Composer:
         if not self.generator.loaded:
             self.generator.load()
             assert self.config.min_overlap is not None  # resolved by load()
-            self.guard = GroundingGuard(self.company_facts, self.config.min_overlap)
+            self.guard = GroundingGuard(
+                self.company_facts, self.config.min_overlap, check_claims=self.config.check_claims
+            )
         return self
 
     # -- the Composer contract ---------------------------------------------------------
@@ -257,10 +263,33 @@ class GPT2Composer:
         self, request: ComposeRequest, generated_text: str, hits: Sequence[Hit], *, ended: bool = True
     ) -> ComposedReply:
         """Guard, fill and mark a generated reply: the step after generation."""
-        reply, reason = self._judge(request, clean_generated_text(generated_text, ended), hits)
+        text = clean_generated_text(generated_text, ended)
+        reply, reason = self._judge(request, text, hits)
+        if reply is not None:
+            reason = self.disagreement(request, text)
+            reply = None if reason else reply
         if reply is None:
             return self._fallback(request, reason or "rejected by the guard", source_ids=tuple(h.unit.id for h in hits))
         return reply
+
+    def agreement(self, request: ComposeRequest, text: str) -> float:
+        """The reply's highest ROUGE-L F1 against the retrieved answers it is compared with
+        (`consensus_references`); 0.0 when there are none."""
+        from finetune.rouge import rouge_l_f1, rouge_tokens
+
+        mine = rouge_tokens(text)
+        return max((rouge_l_f1(rouge_tokens(r), mine) for r in self.consensus_references(request)), default=0.0)
+
+    def disagreement(self, request: ComposeRequest, text: str) -> str | None:
+        """Why a cleaned reply the guard passed may still not be sent: it agrees with no
+        retrieved answer as much as `min_agreement` asks (None: it may be sent)."""
+        floor = self.config.min_agreement or 0.0
+        if floor <= 0.0:
+            return None
+        score = self.agreement(request, text)
+        if score >= floor:
+            return None
+        return f"it agrees with no retrieved answer enough (ROUGE-L {score:.2f}, needs {floor:.2f})"
 
     def _judge(
         self, request: ComposeRequest, text: str, hits: Sequence[Hit]
@@ -308,11 +337,13 @@ class GPT2Composer:
         decodes on, greedily. When no opening passes, or the chosen
         one needs a slot, nothing is yielded and the reply is what `compose` would give for
         it (the fallback's, or the slot's question). Where decoding cannot run step by step
-        (beam search, the server's merged batches) this is `compose`, yielding nothing.
+        (beam search, the server's merged batches), or with an agreement floor
+        (`min_agreement`, which judges the whole reply), this is `compose`, yielding nothing.
 
         `judge(text)`: what may be sent of a cleaned reply, as `_judge` answers (the default);
         the evaluation passes the guard alone, as it scores whole replies."""
-        if not self.generator.streams:
+        if not self.generator.streams or (self.config.min_agreement or 0.0) > 0.0:
+            # agreement is a property of the whole reply: with a floor, the reply is sent whole
             return self.compose(request)
         hits = self.evidence_hits(request)
         if not hits:

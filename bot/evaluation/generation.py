@@ -21,7 +21,8 @@ Per row:
 - the *generated* reply is the chosen candidate's text before the guard (whitespace
   normalised, cut back to its last sentence when it hit max_new_tokens, as the composer does);
 - the *final* (sent) reply is the generated one when the composer's `GroundingGuard` lets it
-  through, else the fallback's: `bot.evaluation.fallback.fallback_reply`, the live
+  through (and, with an agreement floor, `GPT2Composer.disagreement` finds none), else the
+  fallback's: `bot.evaluation.fallback.fallback_reply`, the live
   `RetrievalComposer`'s answer to the same request (placeholders kept as text);
 - placeholders are text on every side: nothing is filled (there are no slots). rouge-score's
   tokenizer lowercases and keeps letters and digits only, so `{{Order Number}}` is scored as
@@ -152,6 +153,7 @@ def evaluate_generation(
     copy_span: int = 2,
     candidate_evidence: Literal["same", "votes"] | None = None,  # None: by the evidence order
     consensus_k: int | None = None,  # None: the model's own
+    check_claims: bool = True,  # the guard's claim check (GeneratorConfig.check_claims)
     report_dir: Path | None = None,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
@@ -183,6 +185,7 @@ def evaluate_generation(
             copy_span=copy_span,
             candidate_evidence=candidate_evidence,
             consensus_k=consensus_k,
+            check_claims=check_claims,
         ),
         fallback=RetrievalComposer.from_config(config.dialogue, domain),
         company_facts=[],
@@ -278,7 +281,12 @@ def evaluate_generation(
             )
             grounded.append(overlap(generated, sources))
             verdict = composer.guard.check(generated, conversation=[row.question], evidence=evidence)
-        sent = verdict is not None and verdict.ok
+        sent = (
+            generated is not None
+            and verdict is not None
+            and verdict.ok
+            and composer.disagreement(request, generated) is None
+        )
         fallback = fallback_reply(request, config.dialogue, domain)
         final = generated if (generated is not None and sent) else fallback
         fallbacks += final is fallback
@@ -360,6 +368,7 @@ def evaluate_generation(
         "k": k,
         "max_new_tokens": max_new_tokens,
         "min_overlap": min_overlap,
+        "check_claims": check_claims,
         "decoding": decoding,
         "repetition_penalty": repetition_penalty,
         "seed": seed,

@@ -16,6 +16,7 @@ Keys: rougeL_f1, fallback_rate, hallucinated_entity_rate, grounded_share, n.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from bot.composers.retrieval import RetrievalComposer
 from bot.contracts import ComposeRequest, Slots
 from bot.domain import Domain
 from bot.errors import CsbotError
+from bot.evaluation.bootstrap import paired_bootstrap_ci
 from bot.evaluation.fallback import fallback_reply
 from bot.settings import DialogueConfig
 from finetune.decoder import GeneratorConfig
@@ -126,7 +128,10 @@ def evaluate_on_pairs(
         if turn.generated is not None:
             text = clean_generated_text(turn.generated.text, turn.generated.ended)
             grounded.append(overlap(text, [*conversation, *evidence]))
-            if composer.guard.check(text, conversation=conversation, evidence=evidence).ok:
+            if (
+                composer.guard.check(text, conversation=conversation, evidence=evidence).ok
+                and composer.disagreement(request, text) is None
+            ):
                 final = text
         if final is None:
             fallbacks += 1
@@ -140,3 +145,92 @@ def evaluate_on_pairs(
         "grounded_share": round(statistics.fmean(grounded), 4) if grounded else 0.0,
         "n": n,
     }
+
+
+# the agreement floors a learning round chooses among (`GeneratorConfig.min_agreement`); 0: off
+AGREEMENT_FLOORS: tuple[float, ...] = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def choose_min_agreement(
+    model_dir: Path,
+    pairs: list[dict[str, Any]],
+    *,
+    generator: GeneratorConfig | None = None,
+    company_facts: Sequence[str] = (),
+    dialogue: DialogueConfig | None = None,
+    domain: Domain | None = None,
+    floors: Sequence[float] = AGREEMENT_FLOORS,
+    progress: Progress = no_progress,
+) -> dict[str, Any]:
+    """The agreement floor (`GeneratorConfig.min_agreement`) whose sent replies score best on
+    `pairs` (a round's validation pairs, never its held-out ones): each pair is decoded once
+    as the live bot does with no floor; at floor f its GPT-2 reply is sent where the guard
+    passed it and its agreement (`GPT2Composer.agreement`) is at least f, else the retrieval
+    composer's. Ties go to the lower floor (more replies GPT-2's).
+
+    Returns {"min_agreement": the floor, "scores": {floor: mean ROUGE-L}, "gpt2_share":
+    {floor: share of replies GPT-2's}, "n": pairs}."""
+    from rouge_score import rouge_scorer
+
+    if not pairs:
+        raise CsbotError("no validation pairs to choose an agreement floor on; build pairs with a validation share")
+    if not floors or any(not 0.0 <= f <= 1.0 for f in floors):
+        raise ValueError(f"floors must be ROUGE-L F1 values between 0 and 1; got {list(floors)}")
+    dialogue, domain = dialogue or DialogueConfig(), domain or Domain()
+    base = generator or GeneratorConfig()
+    composer = GPT2Composer(
+        model_dir,
+        dataclasses.replace(base, min_agreement=0.0),
+        fallback=RetrievalComposer.from_config(dialogue, domain),
+        company_facts=list(company_facts),
+        slot_questions=domain.slot_questions,
+        slot_mentions=domain.slot_mentions,
+    ).load()
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    rows: list[tuple[float | None, float, float]] = []  # (GPT-2's score if sendable, retrieval's, agreement)
+    for i, pair in enumerate(pairs, 1):
+        if i % 10 == 1:
+            progress(f"{model_dir}: choosing the agreement floor, pairs {i}-{min(i + 9, len(pairs))} of {len(pairs)}")
+        request = request_from_pair(pair)
+        turn = composer.compose_with_candidates(request)
+        retrieval = scorer.score(pair["target"], fallback_reply(request, dialogue, domain))["rougeL"].fmeasure
+        gpt2, agreement = None, 0.0
+        if turn.generated is not None:
+            text = clean_generated_text(turn.generated.text, turn.generated.ended)
+            conversation = [t["text"] for t in pair["context"]]
+            evidence = [h.unit.evidence_text for h in composer.evidence_hits(request)]
+            if composer.guard.check(text, conversation=conversation, evidence=evidence).ok:
+                gpt2 = scorer.score(pair["target"], text)["rougeL"].fmeasure
+                agreement = composer.agreement(request, text)
+        rows.append((gpt2, retrieval, agreement))
+
+    return {**pick_min_agreement(rows, floors), "n": len(rows)}
+
+
+def pick_min_agreement(
+    rows: Sequence[tuple[float | None, float, float]], floors: Sequence[float] = AGREEMENT_FLOORS
+) -> dict[str, Any]:
+    """Of `floors`, the one whose sent replies score best over `rows`, each (GPT-2's ROUGE-L
+    where its reply may be sent, else None; the retrieval composer's ROUGE-L; GPT-2's
+    agreement): at floor f a row scores GPT-2's figure where it has one and its agreement is
+    at least f, else retrieval's. Ties go to the lower floor. A floor above the lowest one is
+    taken only where its gain over the lowest has a paired bootstrap 95% interval above
+    zero: a floor that wins by noise would hand replies back to retrieval for nothing.
+
+    Returns {"min_agreement": the floor, "scores": {floor: mean}, "gpt2_share": {floor:
+    share}, "gain_ci": the best floor's interval over the lowest}."""
+    if not rows:
+        raise ValueError("no rows to choose an agreement floor on")
+    per_floor: dict[float, list[float]] = {}
+    scores, shares = {}, {}
+    for floor in floors:
+        sent = [gpt2 is not None and agreement >= floor for gpt2, _, agreement in rows]
+        per_floor[floor] = [g if s and g is not None else r for (g, r, _), s in zip(rows, sent, strict=True)]
+        scores[floor] = round(statistics.fmean(per_floor[floor]), 4)
+        shares[floor] = round(sum(sent) / len(rows), 4)
+    lowest = min(floors)
+    best = max(sorted(floors), key=lambda f: (scores[f], -f))
+    gain_ci = paired_bootstrap_ci(per_floor[best], per_floor[lowest])
+    if gain_ci[0] <= 0:
+        best = lowest
+    return {"min_agreement": best, "scores": scores, "gpt2_share": shares, "gain_ci": list(gain_ci)}

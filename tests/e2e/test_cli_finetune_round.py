@@ -57,7 +57,7 @@ def test_a_round_is_judged_on_the_shipped_held_out_set_and_a_better_candidate_wa
 ):
     logged = transcripts(tmp_path / "logged.jsonl", 60)
     # with no model promoted, the candidate is measured against the retrieval composer
-    first = round_(workspace, tiny_checkpoint, logged, "--min-gain", "-1", "--require-approval")
+    first = round_(workspace, tiny_checkpoint, logged, "--min-gain", "-1", "--require-approval", "--choose-agreement")
     assert first["current"]["id"] == "retrieval" and first["current"]["fallback_rate"] == 1.0
     assert first["held_out_pairs"] == 12 and 0.0 <= first["candidate"]["rougeL_f1"] <= 1.0
     better = first["candidate"]["hallucinated_entity_rate"] <= 0.01
@@ -76,6 +76,11 @@ def test_a_round_is_judged_on_the_shipped_held_out_set_and_a_better_candidate_wa
         }
     ]
     assert len(held["ids"]) == 12 and all(i.startswith("heldout-") for i in held["ids"])
+    # the agreement floor: chosen on the round's validation pairs, recorded in the model
+    chosen = first["agreement"]
+    assert chosen["min_agreement"] in (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9) and chosen["n"] >= 1
+    run = workspace / "finetune" / "rounds" / first["round"] / "run" / "final" / "csbot_model.json"
+    assert json.loads(run.read_text())["generation"]["min_agreement"] == chosen["min_agreement"]
     pairs = workspace / "finetune" / "rounds" / first["round"] / "pairs"
     trained = (pairs / "train.jsonl").read_text() + (pairs / "valid.jsonl").read_text()
     assert '"heldout-' not in trained and first["pairs"]["heldout"] > 12
@@ -93,6 +98,7 @@ def test_a_round_is_judged_on_the_shipped_held_out_set_and_a_better_candidate_wa
 
     # a gain of more than 1.0 ROUGE-L is impossible: the candidate is registered, not promoted
     second = round_(workspace, tiny_checkpoint, logged, "--min-gain", "1.1")
+    assert second["agreement"] is None  # not asked for: no floor chosen
     assert not second["promoted"] and "below the required 1.1" in second["reason"]
     assert second["decision"] == "kept" and second["current"]["id"] == in_use
     # the same fixed set both times, both composers scored on it

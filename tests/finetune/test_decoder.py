@@ -44,6 +44,13 @@ def test_the_number_of_answers_compared_follows_the_model_unless_configured() ->
     assert resolve_generation(GeneratorConfig(), {}).consensus_k == FALLBACK_GENERATION["consensus_k"] == 3
 
 
+def test_the_agreement_floor_follows_the_model_unless_configured_and_is_off_for_a_model_that_does_not_say() -> None:
+    trained = {"generation": {"min_agreement": 0.6}}
+    assert resolve_generation(GeneratorConfig(), trained).min_agreement == 0.6
+    assert resolve_generation(GeneratorConfig(min_agreement=0.0), trained).min_agreement == 0.0
+    assert resolve_generation(GeneratorConfig(), {}).min_agreement == FALLBACK_GENERATION["min_agreement"] == 0.0
+
+
 def test_the_passing_candidate_agreeing_most_with_the_references_is_chosen() -> None:
     references = ["your order has left our warehouse and is on its way"]
     texts = ["thanks for waiting", "your order has left our warehouse", "your order left the warehouse"]

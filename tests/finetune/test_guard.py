@@ -10,6 +10,7 @@ import pytest
 from finetune.guard import (
     GroundingGuard,
     calibrate_min_overlap,
+    claimed_actions,
     clean_generated_text,
     company_facts_from,
     extract_entities,
@@ -124,6 +125,28 @@ def test_overlap_ignores_stop_words_and_placeholders() -> None:
     assert overlap("Yes, it is.", []) == 1.0  # nothing to ground
     assert overlap("Order {{Order Number}} shipped", ["order shipped"]) == 1.0
     assert overlap("the parcel shipped", ["shipped"]) == 0.5
+
+
+def test_the_claims_a_text_makes_are_its_first_person_completed_actions() -> None:
+    text = "Thanks. I've logged a complaint; we have just issued a refund. I’ve gone ahead and sent the label."
+    assert claimed_actions(text) == ["logged", "issued", "sent"]
+    # having something is not doing something
+    assert claimed_actions("I have a question. We have your order. We haven't heard back.") == []
+
+
+def test_an_action_claimed_done_that_nobody_claims_is_rejected(guard) -> None:
+    # what a small model wrote in a live turn where no complaint was logged
+    reply = "Thanks for that. I've logged a formal complaint against your order; a team lead will contact you."
+    verdict = guard.check(reply, conversation=CONVERSATION, evidence=EVIDENCE)
+    assert not verdict.ok and verdict.rule == "claim"
+    assert verdict.reason == "claims an action is done ('logged') that neither the conversation nor the evidence claims"
+    # the same claim in the evidence (an agent's escalation reply) or earlier in the conversation passes
+    claimed = ["I've logged a formal complaint and asked the team lead to contact you."]
+    assert guard.check(reply, conversation=CONVERSATION, evidence=EVIDENCE + claimed).ok
+    assert guard.check(reply, conversation=CONVERSATION + claimed, evidence=EVIDENCE).ok
+    # and a guard told not to check claims lets it through
+    lenient = GroundingGuard(company_facts_from(COMPANY), min_overlap=0.0, check_claims=False)
+    assert lenient.check(reply, conversation=CONVERSATION, evidence=EVIDENCE).ok
 
 
 def test_an_empty_reply_is_rejected(guard) -> None:

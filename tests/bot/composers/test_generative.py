@@ -196,6 +196,40 @@ def test_a_reply_off_the_evidence_falls_back_on_overlap() -> None:
     assert reply.composer == "retrieval (gpt2 rejected)" and "of the reply's words are in the evidence" in reply.note
 
 
+def test_with_an_agreement_floor_a_reply_close_to_no_retrieved_answer_falls_back() -> None:
+    # grounded (its words are in the evidence) but it says something no agent said
+    reworded = "Standard delivery is quick, thanks for your patience with us today."
+    slots = {"order_id": "#40318275"}
+    off = composer("/nonexistent")  # no floor: the guard alone decides
+    hits = off.evidence_hits(request())
+    assert off.agreement(request(), reworded) < 0.3
+    assert off.finish(request(slots=slots), reworded, hits).composer == "gpt2"
+    floored = composer("/nonexistent", min_agreement=0.5)
+    reply = floored.finish(request(slots=slots), reworded, hits)
+    assert reply.composer == "retrieval (gpt2 rejected)"
+    assert "agrees with no retrieved answer enough (ROUGE-L 0.2" in reply.note and "needs 0.50" in reply.note
+    # a reply that adapts an agent's answer is sent, filled in
+    assert floored.agreement(request(), AGREEING) >= 0.5
+    sent = floored.finish(request(slots=slots), AGREEING, hits)
+    assert sent.composer == "gpt2" and "#40318275" in sent.text
+    # an agent's answer word for word agrees fully
+    assert floored.agreement(request(), HITS[0].unit.reply) == 1.0
+
+
+def test_a_reply_claiming_an_action_nobody_took_falls_back_unless_claims_are_not_checked() -> None:
+    slots = {"order_id": "#40318275"}
+    claim = "Good news - I've cancelled order {{Order Number}}, and standard delivery takes 3-5 business days."
+    reply = composer("/nonexistent").finish(request(slots=slots), claim, HITS)
+    assert reply.composer == "retrieval (gpt2 rejected)" and "claims an action is done ('cancelled')" in reply.note
+    sent = composer("/nonexistent", check_claims=False).finish(request(slots=slots), claim, HITS)
+    assert sent.composer == "gpt2" and "I've cancelled order #40318275" in sent.text
+
+
+def test_an_agreement_floor_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="min_agreement must be between 0 and 1"):
+        GeneratorConfig(min_agreement=1.5)
+
+
 def test_no_evidence_skips_generation() -> None:
     c = composer("/nonexistent")
     reply = c.compose(ComposeRequest("where is my order?", "order_status", (), (), Slots({})))

@@ -189,3 +189,11 @@ def test_nothing_is_streamed_when_the_reply_needs_a_slot_or_the_guard_refuses_it
 def test_beam_search_cannot_stream_and_composes_whole(parrot_dir) -> None:
     chunks, reply = stream(composer(parrot_dir, decoding="beam", candidates=1), "where is my order?")
     assert chunks == [] and reply.text.startswith(SHIPPED.replace("{{Order Number}}", ORDER))
+
+
+@pytest.mark.slow
+def test_with_an_agreement_floor_the_reply_is_sent_whole_as_compose_sends_it(parrot_dir) -> None:
+    # agreement is judged on the whole reply, so nothing may be released before it ends
+    chunks, reply = stream(composer(parrot_dir, min_agreement=0.5), "where is my order?")
+    whole = composer(parrot_dir, min_agreement=0.5).compose(request("where is my order?"))
+    assert chunks == [] and reply == whole and reply.composer == "gpt2"
