@@ -51,7 +51,7 @@ from typing import Any
 
 from bot.domain import Domain
 from bot.errors import CsbotError
-from bot.evaluation.heldout import choose_min_agreement, evaluate_on_pairs, retrieval_on_pairs
+from bot.evaluation.heldout import AsLive, choose_min_agreement, evaluate_on_pairs, retrieval_on_pairs
 from bot.settings import CsbotSettings
 from bot.store import ConversationStore
 from bot.training import default_lr
@@ -307,33 +307,18 @@ def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progr
     domain = Domain.load(ws / "domain.json")
     dialogue = config.dialogue
     # both GPT-2 sides decode as the live bot does: its generator settings and company facts
-    facts = company_facts(ws)
+    live = AsLive(config.generator, company_facts(ws), dialogue, domain)
     held_out = available[: settings.eval_limit]
     agreement = None
     # as many validation pairs as held-out pairs are scored: the choice costs what the comparison does
     valid = _read_jsonl(root / "pairs" / VALID_FILE)[: len(held_out)]
     if settings.choose_agreement and valid:
         progress(f"choosing the agreement floor on {len(valid)} validation pairs")
-        agreement = choose_min_agreement(
-            final,
-            valid,
-            generator=config.generator,
-            company_facts=facts,
-            dialogue=dialogue,
-            domain=domain,
-            progress=progress,
-        )
+        agreement = choose_min_agreement(final, valid, live, progress=progress)
         set_generation_settings(final, min_agreement=agreement["min_agreement"], min_agreement_choice=agreement)
 
     progress(f"comparing on {len(held_out)} held-out pairs")
-    as_shipped = partial(
-        evaluate_on_pairs,
-        generator=config.generator,
-        company_facts=facts,
-        dialogue=dialogue,
-        domain=domain,
-        progress=progress,
-    )
+    as_shipped = partial(evaluate_on_pairs, live=live, progress=progress)
     candidate_eval = as_shipped(final, held_out)
     if current:
         current_id = current.id

@@ -1,7 +1,7 @@
 """How a composer does on held-out pairs (`finetune.pairs` JSON objects: context, evidence,
 target): the figures the learning loop compares a candidate model with the composer in use.
 
-    candidate = evaluate_on_pairs(model_dir, pairs, generator=config.generator, dialogue=config.dialogue)
+    candidate = evaluate_on_pairs(model_dir, pairs, AsLive(config.generator, dialogue=config.dialogue))
     baseline = retrieval_on_pairs(pairs, dialogue=config.dialogue)
 
 Each pair's context and evidence make the turn (`request_from_pair`); the final reply is
@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,29 @@ def request_from_pair(pair: dict[str, Any]) -> ComposeRequest:
     )
 
 
+@dataclass(frozen=True)
+class AsLive:
+    """How the live bot composes, so that a model is scored as it would run: its generator
+    settings (default: the shipped decoding), the company's facts, the dialogue thresholds
+    and the domain (the fallback's and the slots')."""
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    company_facts: Sequence[str] = ()
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    domain: Domain = field(default_factory=Domain)
+
+    def composer(self, model_dir: Path, generator: GeneratorConfig | None = None) -> GPT2Composer:
+        """The live GPT-2 composer for `model_dir` (with `generator` instead, when given), loaded."""
+        return GPT2Composer(
+            model_dir,
+            generator or self.generator,
+            fallback=RetrievalComposer.from_config(self.dialogue, self.domain),
+            company_facts=list(self.company_facts),
+            slot_questions=self.domain.slot_questions,
+            slot_mentions=self.domain.slot_mentions,
+        ).load()
+
+
 def retrieval_on_pairs(
     pairs: list[dict[str, Any]], *, dialogue: DialogueConfig | None = None, domain: Domain | None = None
 ) -> dict[str, Any]:
@@ -80,17 +104,14 @@ def retrieval_on_pairs(
 def evaluate_on_pairs(
     model_dir: Path,
     pairs: list[dict[str, Any]],
+    live: AsLive | None = None,
     *,
-    generator: GeneratorConfig | None = None,
-    company_facts: Sequence[str] = (),
-    dialogue: DialogueConfig | None = None,
-    domain: Domain | None = None,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
-    """How the generator in `model_dir` does as the live bot uses it: each pair's turn goes
-    through `GPT2Composer.compose_with_candidates` with `generator`'s decoding (default: the
-    shipped one, several candidates and the consensus choice), the guard decides, and the
-    reply sent (the generated one, or the fallback's) is scored against the target.
+    """How the generator in `model_dir` does as the live bot uses it (`live`, default the
+    shipped settings): each pair's turn goes through `GPT2Composer.compose_with_candidates`
+    with the live decoding (several candidates and the consensus choice), the guard decides,
+    and the reply sent (the generated one, or the fallback's) is scored against the target.
 
     `hallucinated_entity_rate` is counted on every decoded candidate, before selection and
     before the guard; `grounded_share` on the chosen candidate."""
@@ -98,17 +119,11 @@ def evaluate_on_pairs(
 
     if not pairs:
         raise CsbotError("no validation pairs to evaluate on; build pairs with a validation share")
-    dialogue, domain = dialogue or DialogueConfig(), domain or Domain()
-    composer = GPT2Composer(
-        model_dir,
-        generator or GeneratorConfig(),
-        fallback=RetrievalComposer.from_config(dialogue, domain),
-        company_facts=list(company_facts),
-        slot_questions=domain.slot_questions,
-        slot_mentions=domain.slot_mentions,
-    ).load()
+    live = live or AsLive()
+    dialogue, domain = live.dialogue, live.domain
+    composer = live.composer(model_dir)
     scorer = rouge_scorer.RougeScorer(["rougeL"])
-    entity_guard = GroundingGuard(list(company_facts), 0.0)
+    entity_guard = GroundingGuard(list(live.company_facts), 0.0)
     scores, grounded = [], []
     fallbacks = hallucinated = decoded = 0
     for i, pair in enumerate(pairs, 1):
@@ -154,11 +169,8 @@ AGREEMENT_FLOORS: tuple[float, ...] = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0
 def choose_min_agreement(
     model_dir: Path,
     pairs: list[dict[str, Any]],
+    live: AsLive | None = None,
     *,
-    generator: GeneratorConfig | None = None,
-    company_facts: Sequence[str] = (),
-    dialogue: DialogueConfig | None = None,
-    domain: Domain | None = None,
     floors: Sequence[float] = AGREEMENT_FLOORS,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
@@ -166,26 +178,18 @@ def choose_min_agreement(
     `pairs` (a round's validation pairs, never its held-out ones): each pair is decoded once
     as the live bot does with no floor; at floor f its GPT-2 reply is sent where the guard
     passed it and its agreement (`GPT2Composer.agreement`) is at least f, else the retrieval
-    composer's. Ties go to the lower floor (more replies GPT-2's).
+    composer's. The choice is `pick_min_agreement`'s (ties and noise go to the lowest floor).
 
-    Returns {"min_agreement": the floor, "scores": {floor: mean ROUGE-L}, "gpt2_share":
-    {floor: share of replies GPT-2's}, "n": pairs}."""
+    Returns `pick_min_agreement`'s answer and "n", the pairs."""
     from rouge_score import rouge_scorer
 
     if not pairs:
         raise CsbotError("no validation pairs to choose an agreement floor on; build pairs with a validation share")
     if not floors or any(not 0.0 <= f <= 1.0 for f in floors):
         raise ValueError(f"floors must be ROUGE-L F1 values between 0 and 1; got {list(floors)}")
-    dialogue, domain = dialogue or DialogueConfig(), domain or Domain()
-    base = generator or GeneratorConfig()
-    composer = GPT2Composer(
-        model_dir,
-        dataclasses.replace(base, min_agreement=0.0),
-        fallback=RetrievalComposer.from_config(dialogue, domain),
-        company_facts=list(company_facts),
-        slot_questions=domain.slot_questions,
-        slot_mentions=domain.slot_mentions,
-    ).load()
+    live = live or AsLive()
+    dialogue, domain = live.dialogue, live.domain
+    composer = live.composer(model_dir, dataclasses.replace(live.generator, min_agreement=0.0))
     scorer = rouge_scorer.RougeScorer(["rougeL"])
     rows: list[tuple[float | None, float, float]] = []  # (GPT-2's score if sendable, retrieval's, agreement)
     for i, pair in enumerate(pairs, 1):

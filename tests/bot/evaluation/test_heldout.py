@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.evaluation.heldout import choose_min_agreement, evaluate_on_pairs, pick_min_agreement, retrieval_on_pairs
+from bot.evaluation.heldout import (
+    AsLive,
+    choose_min_agreement,
+    evaluate_on_pairs,
+    pick_min_agreement,
+    retrieval_on_pairs,
+)
 from finetune.decoder import GeneratorConfig
 from tests.bot.composers.test_generative import make_tiny_model
 
@@ -45,7 +51,7 @@ def test_a_model_the_guard_never_passes_scores_exactly_as_the_retrieval_composer
     # min_overlap above 1: no reply can share enough words with the sources, so every turn
     # falls back, and the fallback is the very reply the retrieval baseline is scored on
     never = GeneratorConfig(candidates=3, min_overlap=1.01, max_new_tokens=8)
-    result = evaluate_on_pairs(tiny_model, PAIRS, generator=never)
+    result = evaluate_on_pairs(tiny_model, PAIRS, AsLive(never))
     assert result["fallback_rate"] == 1.0
     assert result["rougeL_f1"] == retrieval_on_pairs(PAIRS)["rougeL_f1"]
     assert result["n"] == len(PAIRS)
@@ -77,7 +83,7 @@ def test_the_agreement_floor_keeps_gpt2_where_it_agrees_and_retrieval_where_it_d
 
 def test_a_model_the_guard_never_passes_is_given_no_floor_and_bad_floors_are_refused(tiny_model) -> None:
     never = GeneratorConfig(candidates=3, min_overlap=1.01, max_new_tokens=8)
-    chosen = choose_min_agreement(tiny_model, PAIRS, generator=never, floors=(0.0, 0.5))
+    chosen = choose_min_agreement(tiny_model, PAIRS, AsLive(never), floors=(0.0, 0.5))
     # nothing GPT-2 wrote may be sent at any floor: every floor scores retrieval's figure
     retrieval = retrieval_on_pairs(PAIRS)["rougeL_f1"]
     assert chosen["scores"] == {0.0: retrieval, 0.5: retrieval} and chosen["min_agreement"] == 0.0
