@@ -152,6 +152,7 @@ def train_round(
         },
         base_overrides={"pointer": True} if args.pointer else {},
         choose_agreement=args.choose_agreement,
+        keep_after_lookup=args.keep_after_lookup,
     )
     log(f"round: {minutes:g} minutes, epochs {epochs or 'the recipe'}, base {args.base}")
     report = run_round(config, settings, progress=log)
@@ -209,6 +210,11 @@ def main() -> None:
         action="store_true",
         help="the round chooses the candidate's agreement floor on its validation pairs "
         "(RoundSettings.choose_agreement)",
+    )
+    ap.add_argument(
+        "--keep-after-lookup",
+        action="store_true",
+        help="keep the replies right after an order lookup in the pairs (RoundSettings.keep_after_lookup)",
     )
     ap.add_argument(
         "--lr", type=float, default=None, help="peak learning rate [default: the base's, bot.training.default_lr]"

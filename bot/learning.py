@@ -113,6 +113,9 @@ class RoundSettings:
     include_bot_replies: bool = False  # see finetune.pairs: bot replies no agent vouched for
     # customers' 👎 in this many distinct conversations exclude a reply pattern
     down_vote_conversations: int = DOWN_VOTE_CONVERSATIONS
+    # replies right after an order lookup state a record the pairs do not show: left out of
+    # training and scoring unless kept (see finetune.pairs)
+    keep_after_lookup: bool = False
     # a better candidate waits for `csbot models approve ID` instead of being promoted
     require_approval: bool = False
     # choose the candidate's agreement floor (GeneratorConfig.min_agreement) on its first
@@ -141,6 +144,7 @@ def build_workspace_pairs(
     seed: int = 0,
     include_bot_replies: bool = False,
     down_vote_conversations: int = DOWN_VOTE_CONVERSATIONS,
+    keep_after_lookup: bool = False,
     heldout: Sequence[Path] = (),
     heldout_share: float = 0.0,
     min_heldout: int = 0,
@@ -192,6 +196,7 @@ def build_workspace_pairs(
             min_pairs=min_pairs,
             include_bot_replies=include_bot_replies,
             down_vote_conversations=down_vote_conversations,
+            keep_after_lookup=keep_after_lookup,
             heldout_conversations=held,
             heldout_share=heldout_share,
             min_heldout=min_heldout,
@@ -262,6 +267,7 @@ def run_round(config: CsbotSettings, settings: RoundSettings, *, progress: Progr
         seed=settings.seed,
         include_bot_replies=settings.include_bot_replies,
         down_vote_conversations=settings.down_vote_conversations,
+        keep_after_lookup=settings.keep_after_lookup,
         heldout=heldout_files,
         heldout_share=settings.heldout_share,
         min_heldout=0 if settings.reuse else 1,

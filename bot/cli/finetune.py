@@ -74,6 +74,14 @@ def pairs(
             "you trust who talks to the bot: anonymous visitors choose what these pairs teach)",
         ),
     ] = False,
+    keep_after_lookup: Annotated[
+        bool,
+        typer.Option(
+            "--keep-after-lookup",
+            help="Also learn the replies right after an order lookup (a system turn): they state a "
+            "record the pair does not show, so by default they are left out",
+        ),
+    ] = False,
     down_vote_conversations: Annotated[
         int,
         typer.Option(
@@ -115,6 +123,7 @@ def pairs(
             seed=seed,
             include_bot_replies=include_bot_replies,
             down_vote_conversations=down_vote_conversations,
+            keep_after_lookup=keep_after_lookup,
             progress=step,
             show_bars=True,
         )
@@ -367,6 +376,14 @@ def round_(
             help="Customers' 👎 in this many distinct conversations exclude a reply pattern",
         ),
     ] = 3,
+    keep_after_lookup: Annotated[
+        bool,
+        typer.Option(
+            "--keep-after-lookup",
+            help="Also learn the replies right after an order lookup (a system turn): they state a "
+            "record the pair does not show, so by default they are left out",
+        ),
+    ] = False,
     require_approval: Annotated[
         bool,
         typer.Option(
@@ -409,6 +426,7 @@ def round_(
         heldout_share=heldout_share,
         include_bot_replies=include_bot_replies,
         down_vote_conversations=down_vote_conversations,
+        keep_after_lookup=keep_after_lookup,
         require_approval=require_approval,
         choose_agreement=choose_agreement,
     )

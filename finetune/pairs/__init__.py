@@ -32,6 +32,12 @@ reason that applies, in this order):
 - `policy`: fixed replies (composer "policy": small talk, slot questions, notices);
 - `not_an_answer`: other bot turns that are not answers (a composer's clarify or fallback);
 - `untrusted_bot_reply`: bot answers nobody trusted vouched for (see above);
+- `after_lookup`: replies to a customer message during which an order was looked up (a
+  `system` turn after the customer's last turn): they may state that customer's record
+  (status, dates, amounts), which the context leaves out, so a model trained on them learns
+  to state an order's status it cannot see; left out of training and of the held-out set
+  unless `keep_after_lookup` (the live bot answers such turns with business actions, and
+  the retrieval composer never replays them either);
 - `heldout_bot_reply`: trusted bot answers in a held-out conversation (held-out targets are
   human replies; the rest of a held-out conversation is never trained on);
 - `no_customer_turn`: replies with no customer turn before them (an agent's opening line);

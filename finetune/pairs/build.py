@@ -33,6 +33,7 @@ EXCLUSION_REASONS = (
     "policy",
     "not_an_answer",
     "untrusted_bot_reply",
+    "after_lookup",
     "heldout_bot_reply",
     "no_customer_turn",
     "empty",
@@ -58,6 +59,9 @@ FILTERS = {
         "policy": "fixed replies (composer 'policy')",
         "not_an_answer": "other bot turns whose action is not 'answer'",
         "untrusted_bot_reply": "bot answers no human agent rated 'up' (without include_bot_replies)",
+        "after_lookup": "replies right after a system turn (an order lookup) with no customer turn between: "
+        "they may state that customer's record, which the pair's context does not show (unless "
+        "keep_after_lookup)",
         "heldout_bot_reply": "trusted bot answers in held-out conversations",
         "no_customer_turn": "replies with no customer turn before them",
         "empty": "replies with no text",
@@ -69,7 +73,7 @@ FILTERS = {
     "sha256('csbot-heldout:<conversation id>') falls below heldout_share; human agent replies only "
     "(agent, suggested, edited)",
     "evidence": "top-k index units for the scrubbed last customer turn, excluding units of the pair's own conversation "
-    "before near-duplicate replies are folded",
+    "before near-duplicate replies are folded, then units answered after an order lookup (as the live composers do)",
     "split": "by conversation: sha256('<seed>:<conversation id>') < valid_fraction -> valid",
 }
 
@@ -136,8 +140,9 @@ def _attach_evidence(
     show_bars: bool,
 ) -> Counter[str]:
     """Fill each candidate pair's `evidence` with the top `evidence_k` units for its query
-    (never from the pair's own conversation), scrubbed; returns the counts of what scrubbing
-    masked in them."""
+    (never from the pair's own conversation), scrubbed, less those answered after an order
+    lookup (`extra["after_lookup"]`), which the live composers leave out too; returns the
+    counts of what scrubbing masked in them."""
     pii_evidence: Counter[str] = Counter()
     if not evidence_k or not len(index):
         return pii_evidence
@@ -156,6 +161,10 @@ def _attach_evidence(
         evidence: list[dict[str, Any]] = pair["evidence"]
         for hit in hits:
             unit = hit.unit
+            if unit.extra.get("after_lookup"):
+                # live composers never show or replay a reply written from one customer's
+                # order record (bot.composers): a pair's evidence is what they would use
+                continue
             if unit.id not in evidence_cache:
                 text, counts = scrub(unit.evidence_text, protect=protect)
                 evidence_cache[unit.id] = text
@@ -180,6 +189,7 @@ def build_pairs(
     heldout_conversations: Iterable[dict[str, Any]] = (),
     heldout_share: float = 0.0,
     min_heldout: int = 0,
+    keep_after_lookup: bool = False,
     protect: Iterable[str] = (),
     sources: Sequence[dict[str, Any]] = (),
     progress: Progress = no_progress,
@@ -193,7 +203,11 @@ def build_pairs(
     written into the pairs); `heldout_conversations` likewise, for the held-out set only.
     `include_bot_replies`: trust bot answers no agent vouched for. `down_vote_conversations`:
     how many distinct conversations' customer 👎 exclude a reply pattern. `heldout_share`: the
-    share of agent-answered store conversations held out. `protect`: the company's own words,
+    share of agent-answered store conversations held out. `keep_after_lookup`: keep the replies
+    that answer a message during which an order was looked up (a system turn): their facts come
+    from a record the context leaves out, so by default they are neither trained on nor scored
+    (the model would learn to state an order's status it cannot see; the live bot answers
+    those turns with business actions). `protect`: the company's own words,
     never masked as names. `sources`: descriptions of the input files, copied into the manifest.
     Raises `TooFewPairsError` when fewer than `min_pairs` pairs remain for training, and
     `TooFewHeldOutPairsError` when fewer than `min_heldout` are held out, before any encoding.
@@ -254,11 +268,19 @@ def build_pairs(
             names += [n for n in find_names(t.text, protect) if n not in names]
         scrubbed = [scrub(t.text, protect=protect, known_names=names) for t in conv.turns]
         context_counted: set[int] = set()
+        looked_up = False  # a system turn since the last customer turn
         for i, t in enumerate(conv.turns):
+            if t.role == "system":
+                looked_up = True
+            elif t.role == "customer":
+                looked_up = False
             if t.kind is None and t.excluded is None:
                 continue  # customer and system turns
-            if t.excluded is not None:
-                excluded[t.excluded] += 1
+            reason = t.excluded
+            if reason is None and looked_up and not keep_after_lookup:
+                reason = "after_lookup"
+            if reason is not None:
+                excluded[reason] += 1
                 continue
             if conv.heldout and t.kind not in HELDOUT_KINDS:
                 excluded["heldout_bot_reply"] += 1
@@ -351,6 +373,7 @@ def build_pairs(
             "include_bot_replies": include_bot_replies,
             "down_vote_conversations": down_vote_conversations,
             "heldout_share": heldout_share,
+            "keep_after_lookup": keep_after_lookup,
         },
         sources=[{"name": STORE_SOURCE, "conversations": n_store}, *sources],
         embedder_id=embedder.model_id if embedder is not None else None,

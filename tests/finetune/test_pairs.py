@@ -388,6 +388,32 @@ def test_another_conversations_copy_of_the_answer_stays_evidence_when_the_own_co
     assert "c-shipping#t0" not in {e["id"] for e in evidence}
 
 
+def test_a_reply_written_from_an_order_record_is_never_evidence(store, index, embedder):
+    from retrieval.index import VectorIndex
+
+    # the live composers skip such a unit (bot.composers): the pairs they are trained and
+    # judged on must not show it either, or the round compares composers unlike live ones
+    record = Unit(
+        "c-record#t2",
+        "transcript",
+        "how long does shipping take to Ohio?",
+        reply="Your order {{Order Number}} shipped yesterday and arrives on Friday.",
+        source_id="c-record",
+        turn=2,
+        extra={"after_lookup": True},
+    )
+    units = [*index.units, record]
+    with_record = VectorIndex.build(units, embedder.encode([u.text for u in units]), embedder_id=embedder.model_id)
+    result = build_pairs(store, with_record, embedder, min_pairs=1, evidence_k=4, include_bot_replies=True)
+    shipping = pairs_by_id(result)["c-shipping#1"]
+    assert "c-record#t2" in {
+        h.unit.id for h in with_record.search(embedder.encode([shipping["context"][-1]["text"]]), k=4)
+    }
+    assert all(e["id"] != "c-record#t2" for p in result.pairs for e in p["evidence"])
+    # the other 3 of the 4 asked for (the pair's own conversation was never searched)
+    assert {e["id"] for e in shipping["evidence"]} == {"c-other#t0", "kb-shipping#c0", "c-refund#t0"}
+
+
 def test_pii_is_scrubbed_in_context_evidence_and_target_with_counts_in_the_manifest(store, index, embedder, tmp_path):
     result = build_pairs(store, index, embedder, min_pairs=1, evidence_k=3)
     pair = pairs_by_id(result)["c-shipping#4"]
@@ -484,8 +510,8 @@ def test_transcript_conversations_become_pairs_named_by_their_file(store, index,
             "source": "old.jsonl",
             "turns": [
                 {"role": "agent", "text": "Welcome to the shop!"},
+                {"role": "system", "text": "visitor signed in"},
                 {"role": "customer", "text": "how long does delivery take?"},
-                {"role": "system", "text": "lookup: ok"},
                 {"role": "agent", "text": "Thanks, Maria! Standard delivery takes 3-5 business days."},
             ],
         }
@@ -514,6 +540,59 @@ def test_transcript_conversations_become_pairs_named_by_their_file(store, index,
                 }
             ],
         )
+
+
+LOOKED_UP = {
+    "id": "c-lookup",
+    "intent": "order_status",
+    "outcome": "resolved",
+    "turns": [
+        {"role": "customer", "text": "where is my parcel?"},
+        {"role": "agent", "text": "Happy to check! What is the order number?"},
+        {"role": "customer", "text": "ORD-40318275"},
+        {"role": "system", "text": "Order #40318275: status Shipped 2026-03-02 via ParcelCo."},
+        {"role": "agent", "text": "Good news - order #40318275 has shipped and is on its way."},
+        {"role": "customer", "text": "how long does standard shipping take?"},
+        {"role": "agent", "text": "Standard shipping takes 3-5 business days after dispatch."},
+    ],
+}
+
+
+def test_a_reply_right_after_an_order_lookup_is_neither_trained_on_nor_held_out_unless_kept(store, index, embedder):
+    # the reply states the record of the system turn, which no pair's context shows: a model
+    # trained on it learns to announce a status it cannot see
+    held = {
+        **LOOKED_UP,
+        "id": "c-lookup-held",  # worded apart, so that no training pair is its duplicate
+        "turns": [
+            {**t, "text": t["text"].replace("parcel", "package").replace("standard", "normal")}
+            for t in LOOKED_UP["turns"]
+        ],
+    }
+    result = build_pairs(
+        store, index, embedder, min_pairs=1, extra_conversations=[LOOKED_UP], heldout_conversations=[held]
+    )
+    ids = set(pairs_by_id(result))
+    assert "c-lookup#4" not in ids and "c-lookup-held#4" not in {p["id"] for p in result.heldout}
+    assert result.excluded["after_lookup"] == 2
+    # the next customer message closes the lookup: the follow-up's answer is policy, learned
+    assert "c-lookup#6" in ids and "c-lookup-held#6" in {p["id"] for p in result.heldout}
+    assert result.parameters["keep_after_lookup"] is False
+
+    kept = build_pairs(
+        store,
+        index,
+        embedder,
+        min_pairs=1,
+        extra_conversations=[LOOKED_UP],
+        heldout_conversations=[held],
+        keep_after_lookup=True,
+    )
+    assert {"c-lookup#4", "c-lookup#6"} <= set(pairs_by_id(kept))
+    assert "c-lookup-held#4" in {p["id"] for p in kept.heldout}
+    assert kept.excluded["after_lookup"] == 0 and kept.parameters["keep_after_lookup"] is True
+    # the record itself is never context
+    assert "ParcelCo" not in json.dumps([p["context"] for p in kept.pairs + kept.heldout])
 
 
 def test_too_few_pairs_are_refused_with_the_counts_and_nothing_is_written(store, index, embedder, tmp_path):
@@ -654,6 +733,7 @@ def test_cli_builds_pairs_from_logged_turns_and_a_transcript_file(demo_workspace
     assert summary["source"]["conversations.jsonl"] > 1000
     assert summary["train"] + summary["valid"] == summary["pairs"]
     assert summary["excluded"]["failed_before_handoff"] == 1
+    assert summary["excluded"]["after_lookup"] > 0  # the demo's replies stating a looked-up order
     assert summary["pii_scrubbed"]["order_id"] > 0
     # no agent worked in the panel: no suggestions, and the kinds are all counted
     assert summary["suggestions"] == {"shown": 0, "sent": 0, "edited": 0, "discarded": 0}

@@ -105,6 +105,7 @@ def test_sent_edited_and_typed_replies_are_targets_and_discards_and_down_votes_a
         "policy": 0,
         "not_an_answer": 0,
         "untrusted_bot_reply": 0,
+        "after_lookup": 0,
         "heldout_bot_reply": 0,
         "no_customer_turn": 0,
         "empty": 0,
