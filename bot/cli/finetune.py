@@ -33,6 +33,17 @@ finetune_app = typer.Typer(
 )
 
 
+# both commands that build pairs take it
+KeepAfterLookupOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-after-lookup",
+        help="Also learn the replies right after an order lookup (a system turn): they state a "
+        "record the pair does not show, so by default they are left out",
+    ),
+]
+
+
 class TranscriptFormat(StrEnum):
     jsonl = "jsonl"
     abcd = "abcd"
@@ -74,14 +85,7 @@ def pairs(
             "you trust who talks to the bot: anonymous visitors choose what these pairs teach)",
         ),
     ] = False,
-    keep_after_lookup: Annotated[
-        bool,
-        typer.Option(
-            "--keep-after-lookup",
-            help="Also learn the replies right after an order lookup (a system turn): they state a "
-            "record the pair does not show, so by default they are left out",
-        ),
-    ] = False,
+    keep_after_lookup: KeepAfterLookupOpt = False,
     down_vote_conversations: Annotated[
         int,
         typer.Option(
@@ -376,14 +380,7 @@ def round_(
             help="Customers' 👎 in this many distinct conversations exclude a reply pattern",
         ),
     ] = 3,
-    keep_after_lookup: Annotated[
-        bool,
-        typer.Option(
-            "--keep-after-lookup",
-            help="Also learn the replies right after an order lookup (a system turn): they state a "
-            "record the pair does not show, so by default they are left out",
-        ),
-    ] = False,
+    keep_after_lookup: KeepAfterLookupOpt = False,
     require_approval: Annotated[
         bool,
         typer.Option(
