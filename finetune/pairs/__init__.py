@@ -33,7 +33,8 @@ reason that applies, in this order):
 - `not_an_answer`: other bot turns that are not answers (a composer's clarify or fallback);
 - `untrusted_bot_reply`: bot answers nobody trusted vouched for (see above);
 - `after_lookup`: replies to a customer message during which an order was looked up (a
-  `system` turn after the customer's last turn; an ABCD agent action imports as one): they
+  transcript's `system` turn after the customer's last turn; an ABCD agent action imports
+  as one; the store's system turns are notices such as "handed back", never lookups): they
   may state that customer's record
   (status, dates, amounts), which the context leaves out, so a model trained on them learns
   to state an order's status it cannot see; left out of training and of the held-out set

@@ -268,9 +268,9 @@ def build_pairs(
             names += [n for n in find_names(t.text, protect) if n not in names]
         scrubbed = [scrub(t.text, protect=protect, known_names=names) for t in conv.turns]
         context_counted: set[int] = set()
-        looked_up = False  # a system turn since the last customer turn
+        looked_up = False  # a lookup since the last customer turn
         for i, t in enumerate(conv.turns):
-            if t.role == "system":
+            if t.lookup:
                 looked_up = True
             elif t.role == "customer":
                 looked_up = False

@@ -61,6 +61,9 @@ class Turn:
     text: str
     kind: str | None = None  # target kind when this turn is a target
     excluded: str | None = None  # exclusion reason when it is a reply that is not a target
+    # a system turn showing a record the agent looked up (a transcript's system turn); the
+    # store's system turns are notices to the customer ("handed back", "resolved"), never lookups
+    lookup: bool = False
 
 
 @dataclass
@@ -169,7 +172,13 @@ def file_conversations(extra: Iterable[dict[str, Any]], *, heldout: bool = False
             raise PairsError(f"{what} {n} ({source}): {reason}")
         assert conv is not None
         turns = [
-            Turn(i, t["role"], t["text"].strip(), kind="agent" if t["role"] == "agent" else None)
+            Turn(
+                i,
+                t["role"],
+                t["text"].strip(),
+                kind="agent" if t["role"] == "agent" else None,
+                lookup=t["role"] == "system",
+            )
             for i, t in enumerate(conv["turns"])
         ]
         conversations.append(Conversation(conv["id"], source, turns, heldout=heldout))

@@ -388,6 +388,22 @@ def test_another_conversations_copy_of_the_answer_stays_evidence_when_the_own_co
     assert "c-shipping#t0" not in {e["id"] for e in evidence}
 
 
+def test_a_notice_in_the_store_is_not_a_lookup(store, index, embedder):
+    # the store's system turns tell the customer what happened ("handed back", "resolved",
+    # as bot.agents.handling writes them); a reply after one states no record
+    c = store.create_conversation(conversation_id="c-notice")
+    turn(store, c, "do you ship to Canada?", "Connecting you with a human.", handoff="asked", action="handoff")
+    store._insert_message(
+        c,
+        store._next_turn(c),
+        MessageRecord("system", "You are chatting with our assistant again.", action="handed_back"),
+    )
+    store.record_agent_message(c, "Yes, we ship to Canada in 5-8 business days.")
+    result = build_pairs(store, index, embedder, min_pairs=1)
+    assert result.excluded["after_lookup"] == 0
+    assert any(p["target"] == "Yes, we ship to Canada in 5-8 business days." for p in result.pairs)
+
+
 def test_a_reply_written_from_an_order_record_is_never_evidence(store, index, embedder):
     from retrieval.index import VectorIndex
 
