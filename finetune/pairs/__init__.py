@@ -35,8 +35,8 @@ reason that applies, in this order):
 - `after_lookup`: replies to a customer message during which an order was looked up (a
   transcript's `system` turn after the customer's last turn; an ABCD agent action imports
   as one; the store's system turns are notices such as "handed back", never lookups): they
-  may state that customer's record
-  (status, dates, amounts), which the context leaves out, so a model trained on them learns
+  may state that customer's record (status, dates, amounts), which the context leaves out,
+  so a model trained on them learns
   to state an order's status it cannot see; left out of training and of the held-out set
   unless `keep_after_lookup` (the live bot answers such turns with business actions, and
   the retrieval composer never replays them either);
