@@ -84,6 +84,8 @@ def test_a_round_is_judged_on_the_shipped_held_out_set_and_a_better_candidate_wa
     pairs = workspace / "finetune" / "rounds" / first["round"] / "pairs"
     trained = (pairs / "train.jsonl").read_text() + (pairs / "valid.jsonl").read_text()
     assert '"heldout-' not in trained and first["pairs"]["heldout"] > 12
+    # replies written while reading an order's record are left out of training and scoring
+    assert first["excluded"]["after_lookup"] > 0 and first["settings"]["keep_after_lookup"] is False
     assert not any(str(s).startswith("heldout-") for s in index_sources(workspace))
 
     models = last_json(run_csbot("models", "list", "--json", workspace=workspace).stdout)

@@ -763,6 +763,23 @@ def test_cli_builds_pairs_from_logged_turns_and_a_transcript_file(demo_workspace
     written = (out / "train.jsonl").read_text() + (out / "valid.jsonl").read_text()
     assert "priya.smith@example.net" not in written and "{{Email}}" in written
 
+    kept = last_json(
+        run_csbot(
+            "finetune",
+            "pairs",
+            "--out",
+            str(tmp_path / "kept"),
+            "--transcripts",
+            str(REPO / "data" / "conversations.jsonl"),
+            "--evidence-k",
+            "2",
+            "--keep-after-lookup",
+            workspace=ws,
+        ).stdout
+    )
+    assert kept["excluded"]["after_lookup"] == 0
+    assert kept["pairs"] == summary["pairs"] + summary["excluded"]["after_lookup"]
+
     refused = run_csbot(
         "finetune",
         "pairs",
