@@ -36,10 +36,9 @@ reason that applies, in this order):
   transcript's `system` turn after the customer's last turn; an ABCD agent action imports
   as one; the store's system turns are notices such as "handed back", never lookups): they
   may state that customer's record (status, dates, amounts), which the context leaves out,
-  so a model trained on them learns
-  to state an order's status it cannot see; left out of training and of the held-out set
-  unless `keep_after_lookup` (the live bot answers such turns with business actions, and
-  the retrieval composer never replays them either);
+  so a model trained on them learns to state an order's status it cannot see; left out of
+  training and of the held-out set unless `keep_after_lookup` (the live bot answers such
+  turns with business actions, and the retrieval composer never replays them either);
 - `heldout_bot_reply`: trusted bot answers in a held-out conversation (held-out targets are
   human replies; the rest of a held-out conversation is never trained on);
 - `no_customer_turn`: replies with no customer turn before them (an agent's opening line);
