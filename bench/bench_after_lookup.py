@@ -39,24 +39,18 @@ from bench_demo_generator import agreement_rows, log  # noqa: E402 - after sys.p
 
 from bot.evaluation.bootstrap import paired_bootstrap_ci  # noqa: E402
 from bot.settings import CsbotSettings  # noqa: E402
+from finetune.pairs import answers_after_lookup, file_conversations  # noqa: E402
 
 
 def looked_up_turns(path: Path) -> dict[str, bool]:
-    """`"<conversation id>#<turn>"` of every agent turn -> whether a system turn came after the
-    customer's last turn before it (the rule of `finetune.pairs`)."""
+    """`"<conversation id>#<turn>"` of every agent turn -> whether it answers a message during
+    which the order was looked up (`finetune.pairs.answers_after_lookup`)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
     flags = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        conv = json.loads(line)
-        looked_up = False
-        for i, turn in enumerate(conv["turns"]):
-            if turn["role"] == "system":
-                looked_up = True
-            elif turn["role"] == "customer":
-                looked_up = False
-            elif turn["role"] == "agent":
-                flags[f"{conv['id']}#{i}"] = looked_up
+    for conv in file_conversations(json.loads(line) for line in lines if line.strip()):
+        for turn, after in zip(conv.turns, answers_after_lookup(conv.turns), strict=True):
+            if turn.role == "agent":
+                flags[f"{conv.id}#{turn.turn}"] = after
     return flags
 
 

@@ -88,6 +88,8 @@ from finetune.pairs.conversations import (
     HELDOUT_SALT,
     STORE_SOURCE,
     ConversationSource,
+    answers_after_lookup,
+    file_conversations,
     is_heldout_conversation,
 )
 from finetune.pairs.errors import OutputDirError, PairsError, TooFewHeldOutPairsError, TooFewPairsError
@@ -125,8 +127,10 @@ __all__ = [
     "QueryEncoder",
     "TooFewHeldOutPairsError",
     "TooFewPairsError",
+    "answers_after_lookup",
     "build_pairs",
     "erase_from_pairs",
+    "file_conversations",
     "find_pairs_dirs",
     "is_heldout_conversation",
     "write_pairs",

@@ -15,6 +15,7 @@ from finetune.pairs.conversations import (
     DOWN_VOTE_CONVERSATIONS,
     STORE_SOURCE,
     ConversationSource,
+    answers_after_lookup,
     file_conversations,
     store_conversations,
 )
@@ -268,16 +269,12 @@ def build_pairs(
             names += [n for n in find_names(t.text, protect) if n not in names]
         scrubbed = [scrub(t.text, protect=protect, known_names=names) for t in conv.turns]
         context_counted: set[int] = set()
-        looked_up = False  # a lookup since the last customer turn
+        after_lookup = answers_after_lookup(conv.turns)
         for i, t in enumerate(conv.turns):
-            if t.lookup:
-                looked_up = True
-            elif t.role == "customer":
-                looked_up = False
             if t.kind is None and t.excluded is None:
                 continue  # customer and system turns
             reason = t.excluded
-            if reason is None and looked_up and not keep_after_lookup:
+            if reason is None and after_lookup[i] and not keep_after_lookup:
                 reason = "after_lookup"
             if reason is not None:
                 excluded[reason] += 1

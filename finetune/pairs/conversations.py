@@ -5,7 +5,7 @@ how votes count are described in `finetune.pairs`."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -158,6 +158,21 @@ def store_conversations(
         heldout = answered_by_agent and heldout_share > 0 and is_heldout_conversation(conv_id, heldout_share)
         conversations.append(Conversation(conv_id, STORE_SOURCE, turns, heldout=heldout))
     return conversations
+
+
+def answers_after_lookup(turns: Sequence[Turn]) -> list[bool]:
+    """Per turn: whether a lookup came after the customer's last turn before it. A reply for
+    which this holds answers a message during which the agent read a record (the replies
+    `build_pairs` leaves out as `after_lookup`)."""
+    flags: list[bool] = []
+    looked_up = False
+    for t in turns:
+        if t.lookup:
+            looked_up = True
+        elif t.role == "customer":
+            looked_up = False
+        flags.append(looked_up)
+    return flags
 
 
 def file_conversations(extra: Iterable[dict[str, Any]], *, heldout: bool = False) -> list[Conversation]:
