@@ -211,6 +211,16 @@ def resolve_generation(config: GeneratorConfig, meta: dict[str, Any]) -> Generat
 
 
 @dataclass(frozen=True)
+class DecodePlan:
+    """One `generate` call as the fast decoder takes it (`GPT2Generator.plan`)."""
+
+    ids: list[list[int]]  # each prompt's token ids
+    sampling: Sampling
+    max_new_tokens: int
+    eos_id: int
+
+
+@dataclass(frozen=True)
 class Generated:
     """One decoded reply and how long its batch took."""
 
@@ -333,6 +343,24 @@ class GPT2Generator:
         assert self.tokenizer is not None
         return _eos_id(self.tokenizer)
 
+    def step_plan(
+        self,
+        rows: Sequence[Sequence[int]],
+        *,
+        sampled: bool,
+        greedy_rows: int = 0,
+        copy_from: Sequence[Sequence[int]] | None = None,
+        max_new_tokens: int | None = None,
+    ) -> DecodePlan:
+        """What the fast decoder is asked to do for `token_steps` with these arguments."""
+        cfg = self.config
+        if self.fast_decoder is None or not self.streams:
+            raise ValueError("step-by-step decoding needs the fast decoder and greedy decoding (not beam search)")
+        assert cfg.max_new_tokens is not None  # load() set it
+        sampling = self._sampling(copy_from if copy_from is not None else rows, sampled, greedy_rows)
+        limit = cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
+        return DecodePlan([list(r) for r in rows], sampling, limit, self.eos_id)
+
     def token_steps(
         self,
         rows: Sequence[Sequence[int]],
@@ -347,16 +375,16 @@ class GPT2Generator:
         as it happens: the streaming composer reads replies while they are decoded.
         `copy_from`: per row, the ids copy-only tokens may be copied from (default: the row
         itself; a row that continues a partly decoded reply passes its prompt alone).
-        `sampled`/`greedy_rows` as in `generate_rows`. Holds the generator until closed."""
-        cfg, decoder = self.config, self.fast_decoder
-        if decoder is None or not self.streams:
-            raise ValueError("step-by-step decoding needs the fast decoder and greedy decoding (not beam search)")
-        assert cfg.max_new_tokens is not None  # load() set it
-        sampling = self._sampling(copy_from if copy_from is not None else rows, sampled, greedy_rows)
-        limit = cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
+        `sampled`: nucleus samples except the first `greedy_rows` rows (else all greedy).
+        Holds the generator until closed."""
+        plan = self.step_plan(
+            rows, sampled=sampled, greedy_rows=greedy_rows, copy_from=copy_from, max_new_tokens=max_new_tokens
+        )
+        decoder = self.fast_decoder
+        assert decoder is not None  # step_plan checked
         with self._lock:
             yield from decoder.generate(
-                [list(r) for r in rows], max_new_tokens=limit, eos_id=self.eos_id, sampling=sampling
+                plan.ids, max_new_tokens=plan.max_new_tokens, eos_id=plan.eos_id, sampling=plan.sampling
             )
 
     def generate(self, prompts: Sequence[str], *, alternatives: bool = False) -> list[Generated]:
@@ -409,41 +437,52 @@ class GPT2Generator:
             lookup=cfg.prompt_lookup,
         )
 
-    def _generate_fast(self, prompts: Sequence[str], *, alternatives: bool) -> list[Generated]:
-        sampled = self.config.decoding == "top_p" or alternatives
-        return self.generate_rows(prompts, sampled=sampled, greedy_rows=1 if alternatives else 0)
-
-    def generate_rows(self, prompts: Sequence[str], *, sampled: bool, greedy_rows: int = 0) -> list[Generated]:
-        """`prompts` in one pass of the fast decoder: nucleus samples when `sampled`, except
-        the first `greedy_rows` rows, which stay greedy (several turns' candidates decoded
-        together keep each turn's greedy reply this way); else all greedy."""
-        tok, cfg, decoder = self.tokenizer, self.config, self.fast_decoder
-        assert tok is not None and decoder is not None and cfg.max_new_tokens is not None  # load() set them
-        started = time.perf_counter()
+    def plan(self, prompts: Sequence[str], *, alternatives: bool = False) -> DecodePlan:
+        """What the fast decoder is asked to do for `generate(prompts, alternatives=...)`:
+        the prompts' token ids, the token rules, the token limit and the end token. The
+        server's decoding thread runs plans of many turns in one `DecodingSlots`."""
+        self.load()
+        tok, cfg = self.tokenizer, self.config
+        assert tok is not None and cfg.max_new_tokens is not None  # load() set them
+        sampled = cfg.decoding == "top_p" or alternatives
         ids = [tok.encode(p, add_special_tokens=False) for p in prompts]
-        sampling = self._sampling(ids, sampled, greedy_rows)
-        eos = _eos_id(tok)
+        sampling = self._sampling(ids, sampled, 1 if alternatives else 0)
+        return DecodePlan(ids, sampling, cfg.max_new_tokens, _eos_id(tok))
+
+    def replies(
+        self, plan: DecodePlan, rows: Sequence[Sequence[int]], first_ms: float | None, total_ms: float
+    ) -> list[Generated]:
+        """The `Generated` replies of a plan's decoded rows (new token ids per prompt)."""
+        assert self.tokenizer is not None  # a plan comes from a loaded generator
+        return [
+            Generated(
+                _decode(self.tokenizer, list(new)),
+                len(new),
+                bool(new) and new[-1] == plan.eos_id,
+                len(prompt_ids),
+                first_ms,
+                total_ms,
+            )
+            for prompt_ids, new in zip(plan.ids, rows, strict=True)
+        ]
+
+    def _generate_fast(self, prompts: Sequence[str], *, alternatives: bool) -> list[Generated]:
+        decoder = self.fast_decoder
+        assert decoder is not None  # generate() checked
+        started = time.perf_counter()
+        plan = self.plan(prompts, alternatives=alternatives)
         rows: list[list[int]] = [[] for _ in prompts]
         first_ms: float | None = None
         with self._lock:
-            for step in decoder.generate(ids, max_new_tokens=cfg.max_new_tokens, eos_id=eos, sampling=sampling):
+            for step in decoder.generate(
+                plan.ids, max_new_tokens=plan.max_new_tokens, eos_id=plan.eos_id, sampling=plan.sampling
+            ):
                 if first_ms is None:
                     first_ms = (time.perf_counter() - started) * 1000
                 for row, t in zip(rows, step, strict=True):
                     if t is not None:
                         row.append(t)
-        total_ms = (time.perf_counter() - started) * 1000
-        return [
-            Generated(
-                _decode(tok, new),
-                len(new),
-                bool(new) and new[-1] == eos,
-                len(prompt_ids),
-                first_ms,
-                total_ms,
-            )
-            for prompt_ids, new in zip(ids, rows, strict=True)
-        ]
+        return self.replies(plan, rows, first_ms, (time.perf_counter() - started) * 1000)
 
     def _generate_hf(self, prompt: str) -> Generated:
         import torch

@@ -462,6 +462,250 @@ class GPT2Decoder:
             at = self._forward(ids, positions, keys, values, span, (history | block)[:, None], cols=cols)
 
 
+@dataclass(eq=False)
+class SlotCall:
+    """One call's rows in `DecodingSlots`: what `GPT2Decoder.generate` would decode for its
+    prompts alone, written step by step while other calls' rows share the passes.
+
+    `tokens[i]`: row i's new tokens so far (its `eos_id` last once it ended); `latest`: what
+    the last step gave each row (None for a row that had already ended), as one step of
+    `generate` yields; `finished`: every row ended, or the call reached its token limit."""
+
+    prompts: list[list[int]]
+    sampling: Sampling
+    eos_id: int
+    limit: int  # tokens at most: max_new_tokens, or less where the longest prompt leaves less room
+    longest: int
+    tokens: list[list[int]]
+    done: list[bool]
+    latest: list[int | None] = dataclasses.field(default_factory=list)
+    steps: int = 0  # tokens picked so far (the prompt's pass picks the first)
+    finished: bool = False
+    start: int = 0  # the slot of its first row; its rows are the next len(prompts)
+    # the decoder's state for the call: last picked tokens, next positions, per-row rules
+    _last: Any = None
+    _next_pos: Any = None
+    _banned: Any = None
+    _runs: list[NumberRun] | None = None
+    _generator: Any = None
+
+
+class DecodingSlots:
+    """Continuous (iteration-level) batching on a `GPT2Decoder`: calls join the running
+    batch between two steps and leave as soon as their own rows have ended.
+
+        slots = DecodingSlots(decoder, rows=20)
+        call = slots.add(prompts, max_new_tokens=96, eos_id=eor, sampling=Sampling(...))
+        while not call.finished:
+            slots.step()                # one token for every row of every call in the slots
+
+    Why: batching whole calls (`generate` over several turns' prompts) makes a turn that
+    arrives during a pass wait for all of it, and every row in it wait for the longest. Here a
+    new call's prompts run their own pass into free rows of one preallocated KV cache at the
+    next step, and a call that ends hands its rows back at once (the calls after it move
+    down, so the live rows stay one block). Each call keeps its own columns (its prompts
+    left-padded to its longest, then one column a step), positions, token rules and seeded
+    generator, so its tokens are those `generate` gives its prompts alone, up to float
+    rounding (with int8 weights each pass quantizes the activations of all its rows together,
+    as `generate` already does over one call's rows).
+
+    Rules supported: greedy and nucleus sampling (`top_p`, `greedy_rows`), `banned`,
+    `numbers`. `supports(sampling)` says no for the others (the copy bias, a repetition
+    penalty, prompt lookup) and for pointer models: decode those with `generate`.
+    Not thread-safe: one thread owns the slots (the server's decoding thread).
+    """
+
+    def __init__(self, decoder: GPT2Decoder, *, rows: int):
+        import torch
+
+        if rows < 1:
+            raise ValueError(f"rows must be at least 1, got {rows}")
+        self.decoder, self.rows = decoder, rows
+        self.length = decoder.max_positions
+        shape = (rows, decoder.n_head, self.length, decoder.head_dim)
+        dtype = decoder.wte.dtype
+        # zeros, not empty: a masked column still enters attention's weighted sum (0 * NaN)
+        self.keys = [torch.zeros(shape, dtype=dtype) for _ in range(decoder.n_layer)]
+        self.values = [torch.zeros(shape, dtype=dtype) for _ in range(decoder.n_layer)]
+        self.key_ok = torch.zeros((rows, self.length), dtype=torch.bool)
+        self.calls: list[SlotCall] = []
+
+    @property
+    def used(self) -> int:
+        """Rows held by the calls in the slots."""
+        return sum(len(c.prompts) for c in self.calls)
+
+    @property
+    def free(self) -> int:
+        return self.rows - self.used
+
+    def supports(self, sampling: Sampling) -> bool:
+        """Whether calls with these rules can decode here (else: `GPT2Decoder.generate`)."""
+        return (
+            self.decoder.pointer is None
+            and not sampling.copy_bias
+            and sampling.repetition_penalty == 1.0
+            and not sampling.lookup
+        )
+
+    def add(
+        self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, eos_id: int, sampling: Sampling
+    ) -> SlotCall:
+        """Run the prompts' pass into free rows and pick each row's first token. The call
+        is returned `finished` at once when that token ends every row or its limit is 1;
+        else it decodes on with every `step`. Raises ValueError, leaving the slots as they
+        were, for what `generate` refuses, for rules `supports` refuses, and for more rows
+        than are free."""
+        import torch
+
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        if not self.supports(sampling):
+            raise ValueError(
+                "these decoding rules need GPT2Decoder.generate (copy bias, repetition penalty, lookup, pointer)"
+            )
+        k = len(prompts)
+        if k > self.free:
+            raise ValueError(f"{k} rows asked, {self.free} of {self.rows} free")
+        longest = max(len(p) for p in prompts)
+        limit = min(max_new_tokens, self.length - longest)
+        if limit < 1:
+            raise ValueError(
+                f"a prompt of {longest} tokens leaves no room to generate in the model's {self.length} positions"
+            )
+        first = self.used
+        rows = slice(first, first + k)
+        pad = [longest - len(p) for p in prompts]
+        ids = torch.zeros((k, longest), dtype=torch.long)
+        self.key_ok[rows] = False
+        ok = self.key_ok[rows]
+        for i, p in enumerate(prompts):
+            ids[i, pad[i] :] = torch.tensor(list(p), dtype=torch.long)
+            ok[i, pad[i] : longest] = True
+        positions = (ok[:, :longest].long().cumsum(1) - 1).clamp(min=0)
+        mask = None
+        if any(pad):
+            causal = torch.ones((longest, longest), dtype=torch.bool).tril()
+            mask = causal[None, None] & ok[:, None, None, :longest]
+            mask |= torch.eye(longest, dtype=torch.bool)[None, None]  # a padded query attends itself
+        call = SlotCall(
+            prompts=[list(p) for p in prompts],
+            sampling=sampling,
+            eos_id=eos_id,
+            limit=limit,
+            longest=longest,
+            tokens=[[] for _ in prompts],
+            done=[False] * k,
+            start=first,
+        )
+        if sampling.top_p is not None and sampling.seed is not None:
+            call._generator = torch.Generator().manual_seed(sampling.seed)
+        if sampling.banned is not None:
+            call._banned = torch.zeros((k, self.decoder.wte.shape[0]), dtype=torch.bool)
+            for i, banned in enumerate(sampling.banned):
+                if banned:
+                    call._banned[i, list(banned)] = True
+        if sampling.numbers is not None and sampling.copy_sources is not None:
+            call._runs = [
+                NumberRun(src, sampling.numbers, row) for src, row in zip(sampling.copy_sources, prompts, strict=True)
+            ]
+        call._next_pos = positions[:, -1] + 1
+        with torch.inference_mode():
+            logits = self.decoder._forward(
+                ids, positions, [t[rows] for t in self.keys], [t[rows] for t in self.values], 0, mask
+            )
+            self._choose(call, logits)
+        if not call.finished:
+            self.calls.append(call)
+        return call
+
+    def step(self) -> list[SlotCall]:
+        """One token for every row in the slots; returns the calls that finished with it
+        (their rows are free again)."""
+        import torch
+
+        if not self.calls:
+            return []
+        n = self.used
+        ids = torch.cat([c._last for c in self.calls])[:, None]
+        positions = torch.cat([c._next_pos for c in self.calls])[:, None]
+        # the token picked last goes in the column after the call's last one
+        cols = torch.tensor([[c.longest + c.steps - 1] for c in self.calls for _ in c.prompts])
+        self.key_ok[torch.arange(n), cols[:, 0]] = True
+        span = int(cols.max()) + 1
+        with torch.inference_mode():
+            logits = self.decoder._forward(
+                ids,
+                positions,
+                [t[:n] for t in self.keys],
+                [t[:n] for t in self.values],
+                span,
+                self.key_ok[:n, None, None, :span],
+                cols=cols,
+            )[:, 0]
+            for call in self.calls:
+                call._next_pos = call._next_pos + 1
+                self._choose(call, logits[call.start : call.start + len(call.prompts)])
+        ended = [c for c in self.calls if c.finished]
+        if ended:
+            self._release()
+        return ended
+
+    def cancel(self, call: SlotCall) -> None:
+        """Stop decoding `call` (its caller went away): its rows are free at once."""
+        if call in self.calls:
+            call.finished = True
+            self._release()
+
+    def clear(self) -> list[SlotCall]:
+        """Drop every call (after a failed step): they are returned, unfinished."""
+        dropped, self.calls = self.calls, []
+        self.key_ok[:] = False
+        return dropped
+
+    def _choose(self, call: SlotCall, logits: Any) -> None:
+        """The rules and the pick of one step of `GPT2Decoder.generate`, for one call."""
+        if call._banned is not None:
+            logits = logits.masked_fill(call._banned, float("-inf"))
+        if call._runs is not None:
+            for i, run in enumerate(call._runs):
+                run.restrict(logits[i])
+        token = _pick(logits, call.sampling, call._generator, None)
+        picked = token.tolist()
+        if call._runs is not None:
+            for run, t in zip(call._runs, picked, strict=True):
+                run.push(int(t))
+        latest: list[int | None] = []
+        for i, t in enumerate(picked):
+            if call.done[i]:
+                latest.append(None)
+                continue
+            latest.append(int(t))
+            call.tokens[i].append(int(t))
+            call.done[i] = t == call.eos_id
+        call.latest, call._last, call.steps = latest, token, call.steps + 1
+        call.finished = all(call.done) or call.steps >= call.limit
+
+    def _release(self) -> None:
+        """Hand back the rows of finished calls: the calls after them move down."""
+        keep, at = [], 0
+        for call in self.calls:
+            if call.finished:
+                continue
+            k = len(call.prompts)
+            if call.start != at:
+                width = call.longest + call.steps  # the columns it has written
+                src, dst = slice(call.start, call.start + k), slice(at, at + k)
+                for t in (*self.keys, *self.values):
+                    t[dst, :, :width] = t[src, :, :width].clone()  # the blocks may overlap
+                self.key_ok[dst] = self.key_ok[src].clone()
+                call.start = at
+            keep.append(call)
+            at += k
+        self.key_ok[at:] = False
+        self.calls = keep
+
+
 def _int8_linears(blocks, lm_head):
     """Dynamically quantized int8 copies of every block's four matrix products and of the
     LM head, in `_forward`'s order; None off x86 (torch's quantized engine there is another

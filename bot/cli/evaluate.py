@@ -109,6 +109,14 @@ def eval_generation(
             "sentence by sentence) instead of the whole-reply path's",
         ),
     ] = False,
+    concurrent: Annotated[
+        int,
+        typer.Option(
+            "--concurrent",
+            help="Compose this many rows at a time, their candidates decoded together as `csbot serve` "
+            "decodes them with batching on (1: one row at a time)",
+        ),
+    ] = 1,
     evidence_order: Annotated[
         str | None,
         typer.Option(
@@ -208,6 +216,7 @@ def eval_generation(
             candidate_evidence=cast(Literal["same", "votes"] | None, candidate_evidence),
             consensus_k=consensus_k,
             check_claims=check_claims,
+            concurrent=concurrent,
             report_dir=report,
             progress=step,
         )

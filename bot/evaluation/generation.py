@@ -154,12 +154,19 @@ def evaluate_generation(
     candidate_evidence: Literal["same", "votes"] | None = None,  # None: by the evidence order
     consensus_k: int | None = None,  # None: the model's own
     check_claims: bool = True,  # the guard's claim check (GeneratorConfig.check_claims)
+    concurrent: int = 1,
     report_dir: Path | None = None,
     progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """`streamed`: score the reply the streaming path sends (`GPT2Composer.compose_stream`:
     the candidate chosen on its first sentence, released sentence by sentence, ended before a
-    sentence the guard refuses) instead of the whole-reply path's."""
+    sentence the guard refuses) instead of the whole-reply path's.
+
+    `concurrent`: compose that many rows at a time, from as many threads, their candidates
+    decoded together on one decoding thread (`bot.server.batching.ContinuousDecoding`, as
+    `csbot serve` does with batching on), so what sharing the passes with other turns does to
+    the replies (int8 activations are quantized over every row of a pass) is measured on the
+    same rows as the default, one row at a time."""
     from rouge_score import rouge_scorer
     from tqdm import tqdm
 
@@ -167,6 +174,8 @@ def evaluate_generation(
 
     if limit is not None and limit < 1:
         raise CsbotError(f"--limit must be at least 1; got {limit}")
+    if concurrent < 1 or (concurrent > 1 and streamed):
+        raise CsbotError(f"--concurrent must be at least 1, and 1 with --streamed; got {concurrent}")
     domain = Domain()
     composer = GPT2Composer(
         model_dir,
@@ -233,7 +242,18 @@ def evaluate_generation(
     def rouge(reference: str, text: str) -> float:
         return scorer.score(reference, text)["rougeL"].fmeasure
 
-    progress(f"generating {len(rows)} replies")
+    progress(f"generating {len(rows)} replies" + (f", {concurrent} at a time" if concurrent > 1 else ""))
+    requests = [
+        ComposeRequest(
+            text=row.question,
+            intent=predicted.intent,
+            history=(),
+            hits=tuple(retrieve_for_intent(index, q, predicted.intent, k)),
+            slots=Slots({}),
+        )
+        for row, q, predicted in zip(rows, queries, predictions, strict=True)
+    ]
+    composed = _compose_concurrently(composer, requests, concurrent) if concurrent > 1 else None
     scores: dict[str, list[float]] = {name: [] for name in ("sent", *BASELINES)}
     grounded: list[float] = []
     samples: list[dict[str, Any]] = []
@@ -241,17 +261,21 @@ def evaluate_generation(
     hallucinated = generated_n = fallbacks = live_fallbacks = new_tokens = 0
     n_candidates = candidates_invented = caught = sent_invented = 0
     gen_seconds = 0.0
-    for row, q, predicted in tqdm(
-        list(zip(rows, queries, predictions, strict=True)), desc="eval generation", file=sys.stderr, unit="row"
+    for i, (row, q, predicted, request) in enumerate(
+        tqdm(
+            list(zip(rows, queries, predictions, requests, strict=True)),
+            desc="eval generation",
+            file=sys.stderr,
+            unit="row",
+        )
     ):
-        hits = tuple(retrieve_for_intent(index, q, predicted.intent, k))
-        request = ComposeRequest(text=row.question, intent=predicted.intent, history=(), hits=hits, slots=Slots({}))
+        hits = request.hits
         evidence = [h.unit.evidence_text for h in composer.evidence_hits(request)]
         sources = [row.question, *evidence]
         if streamed:
             turn = _streamed_turn(composer, request, row.question, evidence)
         else:
-            turn = composer.compose_with_candidates(request)
+            turn = composed[i] if composed is not None else composer.compose_with_candidates(request)
             # what the candidates read (with candidate_evidence "votes", each its own answer)
             evidence = list(turn.evidence) or evidence
             sources = [row.question, *evidence]
@@ -376,6 +400,7 @@ def evaluate_generation(
         "top_p": composer.config.top_p,
         "candidates": composer.config.candidates if composer.generator.selects_candidates else 1,
         "streamed": streamed,
+        "concurrent": concurrent,
         "evidence_order": composer.config.evidence_order,
         "copy_bias": composer.config.copy_bias,
         "copy_span": composer.config.copy_span,
@@ -416,6 +441,27 @@ def _streamed_turn(
             next(stream)
         except StopIteration as done:
             return GeneratedTurn(done.value)
+
+
+def _compose_concurrently(
+    composer: GPT2Composer, requests: list[ComposeRequest], concurrent: int
+) -> list[GeneratedTurn]:
+    """Each request's turn, `concurrent` at a time, the candidates of the turns in flight
+    decoded together on one decoding thread, as the server decodes them with batching on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.server.batching import ContinuousDecoding, DecodingGenerator
+
+    plain = composer.generator
+    rows = concurrent * max(1, composer.config.candidates)
+    decoding = ContinuousDecoding(plain, rows=rows, name="csbot-eval-decoder")
+    composer.generator = DecodingGenerator(plain, decoding)
+    try:
+        with ThreadPoolExecutor(concurrent) as pool:
+            return list(pool.map(composer.compose_with_candidates, requests))
+    finally:
+        composer.generator = plain
+        decoding.close()
 
 
 def retrieval_vote(answers: list[str]) -> str:

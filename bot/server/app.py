@@ -68,6 +68,8 @@ def create_app(
                 window_ms=server.batch_window_ms,
                 max_batch=server.batch_max_turns,
                 torch_threads=server.threads_per_batcher(),
+                decoder_threads=server.threads_per_decoder(),
+                decode_rows=server.decode_rows,
             )
 
         def assistant_factory() -> Assistant:

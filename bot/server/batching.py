@@ -1,12 +1,13 @@
-"""Micro-batching across conversations: the turns that wait at the same moment share one
-MiniLM encode and one GPT-2 decode, on models loaded once per process.
+"""Batching across conversations: the turns in flight at the same moment share MiniLM
+encodes and GPT-2 decoding steps, on models loaded once per process.
 
 Without batching every inference worker owns its own models and runs its turns one at a
-time, so with ten messages in flight ten small encodes and ten small decodes queue on the
-cores. The bet: a step of a small model costs little more for twenty rows than for one.
-Measured on 2 CPU cores with 5 GPT-2 candidates a turn it loses (fewer turns a second, a
-higher p95; docs/benchmarks.md, "Micro-batching"): one turn's candidates already fill a
-core. So `ServerConfig.batching` is off by default; measure on your hardware.
+time, so with ten messages in flight ten small encodes and ten decodes queue on the cores.
+A decoding step of csbot's small GPT-2 on a CPU costs little more for twenty rows than for
+five (the step's fixed cost is most of it), so decoding the candidates of several turns in
+one step answers more turns a second. How they share it matters: merging whole calls makes
+a turn wait for a pass that started before it and every row wait for the longest one;
+continuous batching lets a turn join at the next step and leave when its own rows end.
 
     batcher = MicroBatcher(encode_all, max_batch=16, window_ms=5, name="csbot-embed")
     vector = batcher.submit(text)        # on any thread: blocks, returns this item's result
@@ -17,11 +18,13 @@ core. So `ServerConfig.batching` is off by default; measure on your hardware.
   retried item by item, so one bad item fails only its own caller.
 - `BatchedEmbedder`: the `SentenceEmbedder` surface the dialogue manager uses; the texts
   of every waiting `encode` go through one `encode`, and each caller gets its rows back.
-- `BatchedGenerator`: a loaded `GPT2Generator` whose `generate` calls (one per turn)
-  merge into one pass of the fast decoder. Calls with different `alternatives` flags, or
-  for different models, never share a batch.
+- `ContinuousDecoding`: one thread per loaded GPT-2 that runs `DecodingSlots` steps for
+  every turn's candidates at once; `DecodingGenerator` is the `GPT2Generator` surface the
+  composer uses (`generate` whole, `token_steps` for the streaming composer).
 - `BatchingModels`: what `csbot serve` shares between its workers with batching on (see
   `bot.workspace.SharedModels`): loaded on first use, closed with the server.
+
+`ServerConfig.batching` is off by default (docs/http-api.md, "Batching", says when to turn it on).
 
 Order within a conversation is the server's business, not this module's: a conversation's
 turns all run on one worker, which submits one item at a time and waits for it.
@@ -30,17 +33,19 @@ turns all run on one worker, which submits one item at a time and waits for it.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Generator, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from bot.errors import CsbotError
-from finetune.decoder import Generated, GeneratorConfig, GPT2Generator
+from finetune.decoder import DecodePlan, Generated, GeneratorConfig, GPT2Generator
+from finetune.decoding import DecodingSlots, SlotCall
 
 if TYPE_CHECKING:
     import numpy as np
@@ -310,34 +315,259 @@ class BatchedEmbedder:
 # -- GPT-2 generation ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GenerationCall:
-    """One `generate` call of one turn: its prompts, for which loaded generator."""
+_END = object()  # the last item of a streamed call's queue
 
-    generator: GPT2Generator
-    prompts: tuple[str, ...]
-    alternatives: bool
+
+@dataclass(eq=False)
+class _Decoding:
+    """One turn's call, from its submission to its replies: whole (`generate`: `result`) or
+    step by step (`steps`: each step's tokens go into `stream`, then `_END` or an error)."""
+
+    plan: DecodePlan
+    submitted: float
+    result: Future[list[Generated]] | None = None
+    stream: queue.SimpleQueue[Any] | None = None
+    prompts: tuple[str, ...] = ()  # a whole call's prompts, for one that decodes alone
+    alternatives: bool = False
+    call: SlotCall | None = None
+    first_ms: float | None = None
+
+    def fail(self, error: BaseException) -> None:
+        if self.result is not None:
+            if not self.result.done():
+                self.result.set_exception(error)
+        elif self.stream is not None:
+            self.stream.put(error)
+
+
+class ContinuousDecoding:
+    """One thread that decodes every turn's GPT-2 candidates for one loaded model, a token at
+    a time for all of them together (`finetune.decoding.DecodingSlots`).
+
+    A turn's call joins the running batch at the next step, and leaves, with its replies,
+    as soon as its own rows have ended: it neither waits for a batch that started before it
+    nor for rows longer than its own. `generate` hands a turn its replies whole; `steps`
+    hands it each step's tokens as they are decoded (the streaming composer), and closing
+    it early frees the call's rows at the next step. Calls wait in order of arrival while
+    the slots are full (`rows` rows: a turn decodes one row per candidate). Calls the slots
+    cannot take (decoding rules they lack, beam search, more rows than they hold) decode
+    alone on this thread, between two steps. A call that fails to start fails alone; a
+    failed step fails the calls in it (the composer then answers with its fallback)."""
+
+    def __init__(
+        self,
+        generator: GPT2Generator,
+        *,
+        rows: int,
+        name: str = "csbot-decoder",
+        on_start: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self.generator, self.rows, self.name = generator.load(), rows, name
+        self._on_start, self._clock = on_start, clock
+        self._waiting: deque[_Decoding] = deque()
+        self._cancelled: list[_Decoding] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        # what the thread has done (tests and logs read it)
+        self.steps_run = 0
+        self.calls_started = 0
+        self.most_calls_in_a_step = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
-    def key(self) -> tuple[int, bool]:
-        # the generator object stands for its model directory and settings
-        return id(self.generator), self.alternatives
+    def closed(self) -> bool:
+        return self._closed
+
+    def generate(self, prompts: Sequence[str], *, alternatives: bool = False) -> list[Generated]:
+        """`GPT2Generator.generate` for one turn, decoded beside the other turns' calls
+        (blocks the calling thread). `BatcherClosedError` once closed."""
+        if not prompts:
+            return []
+        plan = self.generator.plan(prompts, alternatives=alternatives)
+        waiting = _Decoding(plan, self._clock(), result=Future(), prompts=tuple(prompts), alternatives=alternatives)
+        self._submit(waiting)
+        assert waiting.result is not None
+        return waiting.result.result()
+
+    def steps(self, plan: DecodePlan) -> Generator[list[int | None], None, None]:
+        """Each step's tokens of `plan` (`GPT2Generator.step_plan`), as `GPT2Generator.token_steps`
+        yields them, decoded beside the other turns' calls. Closing it stops the call."""
+        waiting = _Decoding(plan, self._clock(), stream=queue.SimpleQueue())
+        self._submit(waiting)
+        assert waiting.stream is not None
+        ended = False
+        try:
+            while True:
+                item = waiting.stream.get()
+                if item is _END:
+                    ended = True
+                    return
+                if isinstance(item, BaseException):
+                    ended = True
+                    raise item
+                yield item
+        finally:
+            if not ended:
+                with self._changed:
+                    self._cancelled.append(waiting)
+                    self._changed.notify_all()
+
+    def close(self) -> None:
+        """Finish the calls decoding, refuse what still waits and every later call, stop."""
+        with self._changed:
+            self._closed = True
+            left = list(self._waiting)
+            self._waiting.clear()
+            self._changed.notify_all()
+        for waiting in left:
+            waiting.fail(BatcherClosedError(self.name))
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
+
+    def _submit(self, waiting: _Decoding) -> None:
+        with self._changed:
+            if self._closed:
+                raise BatcherClosedError(self.name)
+            if self._thread.ident is None:
+                self._thread.start()
+            self._waiting.append(waiting)
+            self._changed.notify_all()
+
+    # -- the decoding thread ------------------------------------------------------------
+    def _run(self) -> None:
+        if self._on_start is not None:
+            try:
+                self._on_start()
+            except Exception:  # thread sizing is a tuning, never a reason to stop
+                log.exception("%s: could not size its threads; running with the defaults", self.name)
+        slots = None
+        live: dict[int, _Decoding] = {}  # by id() of the SlotCall
+        try:
+            decoder = self.generator.fast_decoder
+            if decoder is not None and self.generator.config.decoding != "beam":
+                slots = DecodingSlots(decoder, rows=self.rows)
+            while True:
+                with self._changed:
+                    while not (self._waiting or live or self._cancelled or self._closed):
+                        self._changed.wait()
+                    cancelled, self._cancelled = self._cancelled, []
+                    for waiting in cancelled:
+                        if waiting in self._waiting:
+                            self._waiting.remove(waiting)
+                    if self._closed and not live:
+                        return
+                    taken = self._take(slots)
+                for waiting in cancelled:
+                    if waiting.call is not None and live.pop(id(waiting.call), None) is not None:
+                        assert slots is not None
+                        slots.cancel(waiting.call)
+                for waiting in taken:
+                    self._start(slots, waiting, live)
+                if live:
+                    assert slots is not None  # only the slots make calls live
+                    self._step(slots, live)
+        finally:
+            with self._changed:
+                self._closed = True
+                left = list(self._waiting) + list(live.values())
+                self._waiting.clear()
+            for waiting in left:
+                waiting.fail(BatcherClosedError(self.name))
+
+    def _fits(self, slots: DecodingSlots | None, plan: DecodePlan) -> bool:
+        return slots is not None and slots.supports(plan.sampling) and len(plan.ids) <= slots.rows
+
+    def _take(self, slots: DecodingSlots | None) -> list[_Decoding]:
+        """The waiting calls to start before the next step, oldest first (under the lock)."""
+        taken: list[_Decoding] = []
+        free = slots.free if slots is not None else 0
+        while self._waiting:
+            plan = self._waiting[0].plan
+            fits = self._fits(slots, plan)
+            if fits and len(plan.ids) > free:
+                break  # full: it goes first when rows come free
+            taken.append(self._waiting.popleft())
+            if fits:
+                free -= len(plan.ids)
+        return taken
+
+    def _start(self, slots: DecodingSlots | None, waiting: _Decoding, live: dict[int, _Decoding]) -> None:
+        plan = waiting.plan
+        self.calls_started += 1
+        try:
+            if not self._fits(slots, plan):  # decoded alone, the others wait a call
+                self._decode_alone(waiting)
+                return
+            assert slots is not None
+            call = slots.add(plan.ids, max_new_tokens=plan.max_new_tokens, eos_id=plan.eos_id, sampling=plan.sampling)
+        except Exception as e:  # noqa: BLE001 - this call's caller gets it; the others go on
+            waiting.fail(e)
+            return
+        waiting.call, waiting.first_ms = call, (self._clock() - waiting.submitted) * 1000
+        if waiting.stream is not None:
+            waiting.stream.put(call.latest)
+        if call.finished:
+            self._finish(waiting)
+        else:
+            live[id(call)] = waiting
+
+    def _decode_alone(self, waiting: _Decoding) -> None:
+        if waiting.result is not None:
+            waiting.result.set_result(self.generator.generate(list(waiting.prompts), alternatives=waiting.alternatives))
+            return
+        assert waiting.stream is not None
+        plan, decoder = waiting.plan, self.generator.fast_decoder
+        if decoder is None:
+            raise ValueError("step-by-step decoding needs the fast decoder")
+        for step in decoder.generate(
+            plan.ids, max_new_tokens=plan.max_new_tokens, eos_id=plan.eos_id, sampling=plan.sampling
+        ):
+            waiting.stream.put(step)
+        waiting.stream.put(_END)
+
+    def _step(self, slots: DecodingSlots, live: dict[int, _Decoding]) -> None:
+        self.steps_run += 1
+        self.most_calls_in_a_step = max(self.most_calls_in_a_step, len(live))
+        try:
+            ended = slots.step()
+        except Exception as e:  # noqa: BLE001 - every call in the step failed with it
+            log.warning("%s: a decoding step failed (%s); %d call(s) fail with it", self.name, e, len(live))
+            slots.clear()
+            for waiting in live.values():
+                waiting.fail(e)
+            live.clear()
+            return
+        for waiting in live.values():
+            if waiting.stream is not None:
+                assert waiting.call is not None
+                waiting.stream.put(waiting.call.latest)
+        for call in ended:
+            self._finish(live.pop(id(call)))
+
+    def _finish(self, waiting: _Decoding) -> None:
+        if waiting.stream is not None:
+            waiting.stream.put(_END)
+            return
+        assert waiting.call is not None and waiting.result is not None
+        total_ms = (self._clock() - waiting.submitted) * 1000
+        waiting.result.set_result(self.generator.replies(waiting.plan, waiting.call.tokens, waiting.first_ms, total_ms))
 
 
-class BatchedGenerator(GPT2Generator):
-    """A loaded `GPT2Generator` (shared, not copied) whose `generate` calls merge with the
-    other turns' calls waiting at the same moment into one pass of the fast decoder.
+class DecodingGenerator(GPT2Generator):
+    """A loaded `GPT2Generator` (shared, not copied) whose `generate` calls decode on a
+    `ContinuousDecoding` thread beside the other turns' calls.
 
     Everything else (`model`, `tokenizer`, `config`, `fast_decoder`, `selects_candidates`)
     is the loaded generator's, so `GPT2Composer` builds prompts and guards replies as it
     does with the generator alone."""
 
-    def __init__(self, loaded: GPT2Generator, batcher: MicroBatcher[GenerationCall, list[Generated]]):
+    def __init__(self, loaded: GPT2Generator, decoding: ContinuousDecoding):
         loaded.load()
         super().__init__(loaded.model_dir, loaded.config)
         self.inner = loaded
         self.model, self.tokenizer, self.meta = loaded.model, loaded.tokenizer, loaded.meta
-        self._batcher = batcher
+        self.decoding = decoding
 
     @property
     def fast_decoder(self) -> Any:
@@ -349,64 +579,31 @@ class BatchedGenerator(GPT2Generator):
     def placeholder_tokens(self) -> frozenset[int]:
         return self.inner.placeholder_tokens()
 
-    def load(self) -> BatchedGenerator:
+    def load(self) -> DecodingGenerator:
         return self
 
     @property
     def streams(self) -> bool:
-        # a turn's rows decode inside other turns' merged batches: no step-by-step view
-        return False
+        return self.inner.streams
 
     def generate(self, prompts: Sequence[str], *, alternatives: bool = False) -> list[Generated]:
-        """`GPT2Generator.generate`, in one decoding pass with the calls waiting meanwhile."""
-        if not prompts:
-            return []
-        return self._batcher.submit(GenerationCall(self.inner, tuple(prompts), alternatives))
+        """`GPT2Generator.generate`, on the decoding thread with the other turns' calls."""
+        return self.decoding.generate(prompts, alternatives=alternatives)
 
-
-def generate_batch(calls: list[GenerationCall]) -> list[list[Generated]]:
-    """The batch function of the generation batcher: each call's replies, from one decoding
-    pass where the calls can share one (all of one generator and one `alternatives` flag).
-
-    One call alone decodes exactly as unbatched. Merged calls: greedy rows are the same
-    replies as alone (up to float rounding: prompts are left-padded, and int8 decoding
-    quantizes each step's activations over the whole batch, as it already does over one
-    turn's candidates); the sampled alternatives are drawn from one seeded generator for
-    the whole batch, so they differ from the ones a turn alone would get."""
-    generator = calls[0].generator
-    if len(calls) == 1:
-        only = calls[0]
-        return [generator.generate(list(only.prompts), alternatives=only.alternatives)]
-    if generator.config.decoding == "beam" or generator.fast_decoder is None:
-        # model.generate decodes one prompt at a time anyway
-        return [generator.generate(list(c.prompts), alternatives=c.alternatives) for c in calls]
-    # A shared pass decodes as many steps as its longest prompt leaves room for: a call whose
-    # prompt leaves less than max_new_tokens would cut the others' replies short, so it
-    # decodes alone, and the others together.
-    assert generator.tokenizer is not None and generator.model is not None  # loaded by BatchedGenerator
-    room = generator.model.config.n_positions - (generator.config.max_new_tokens or 0)
-    tokenizer = generator.tokenizer
-    fits = [max(len(tokenizer.encode(p, add_special_tokens=False)) for p in c.prompts) <= room for c in calls]
-    if not all(fits):
-        together = [c for c, fit in zip(calls, fits, strict=True) if fit]
-        shared_pass = iter(generate_batch(together) if together else [])
-        return [
-            next(shared_pass) if fit else generator.generate(list(c.prompts), alternatives=c.alternatives)
-            for c, fit in zip(calls, fits, strict=True)
-        ]
-    if not calls[0].alternatives:
-        merged = generator.generate([p for c in calls for p in c.prompts])
-        out, start = [], 0
-        for c in calls:
-            out.append(merged[start : start + len(c.prompts)])
-            start += len(c.prompts)
-        return out
-    # each call's first row is its greedy reply: those rows go first, so that one
-    # `greedy_rows` count keeps all of them greedy; the sampled rows follow, call by call
-    rows = [c.prompts[0] for c in calls] + [p for c in calls for p in c.prompts[1:]]
-    decoded = generator.generate_rows(rows, sampled=True, greedy_rows=len(calls))
-    greedy, sampled = decoded[: len(calls)], iter(decoded[len(calls) :])
-    return [[greedy[i], *(next(sampled) for _ in c.prompts[1:])] for i, c in enumerate(calls)]
+    def token_steps(
+        self,
+        rows: Sequence[Sequence[int]],
+        *,
+        sampled: bool,
+        greedy_rows: int = 0,
+        copy_from: Sequence[Sequence[int]] | None = None,
+        max_new_tokens: int | None = None,
+    ) -> Generator[list[int | None], None, None]:
+        """`GPT2Generator.token_steps`, on the decoding thread with the other turns' calls."""
+        plan = self.inner.step_plan(
+            rows, sampled=sampled, greedy_rows=greedy_rows, copy_from=copy_from, max_new_tokens=max_new_tokens
+        )
+        return self.decoding.steps(plan)
 
 
 # -- what the server shares ----------------------------------------------------------------
@@ -421,22 +618,27 @@ class BatchingModels:
     `keep_generators` of them: a promotion loads the new model once for every worker, and
     a worker still on the old one until its next turn keeps it alive that long."""
 
-    def __init__(self, *, window_ms: float, max_batch: int, torch_threads: int, keep_generators: int = 2):
+    def __init__(
+        self,
+        *,
+        window_ms: float,
+        max_batch: int,
+        torch_threads: int,
+        decoder_threads: int | None = None,
+        decode_rows: int = 20,
+        keep_generators: int = 2,
+    ):
+        """`torch_threads`: the encoding thread's; `decoder_threads`: each GPT-2's decoding
+        thread's (default: `torch_threads`)."""
         self.window_ms, self.max_batch, self.torch_threads = window_ms, max_batch, torch_threads
-        self.keep_generators = keep_generators
+        self.decoder_threads = decoder_threads if decoder_threads is not None else torch_threads
+        self.decode_rows, self.keep_generators = decode_rows, keep_generators
         self._lock = threading.Lock()
         self._shared: SharedModels | None = None
         self._embedder: BatchedEmbedder | None = None
-        # GPT-2 calls of every model go through this one thread; a batch holds one model's
-        self._generation: MicroBatcher[GenerationCall, list[Generated]] = MicroBatcher(
-            generate_batch,
-            max_batch=max_batch,
-            window_ms=window_ms,
-            name="csbot-generate-batcher",
-            key=lambda call: call.key,
-            on_start=torch_threads_setter(torch_threads),
-        )
-        self._generators: OrderedDict[tuple[Path, GeneratorConfig], BatchedGenerator] = OrderedDict()
+        # one decoding thread per loaded GPT-2: a promotion starts the new model's; the
+        # oldest one's stops once more than `keep_generators` are loaded
+        self._generators: OrderedDict[tuple[Path, GeneratorConfig], DecodingGenerator] = OrderedDict()
         self._generator_lock = threading.Lock()
 
     def get(self, settings: CsbotSettings) -> SharedModels:
@@ -456,24 +658,33 @@ class BatchingModels:
                 )
                 self._shared = plain.with_parts(embedder=self._embedder, generator_for=self.generator_for)
                 log.info(
-                    "micro-batching on: window %.1f ms, at most %d turns a batch, %d torch thread(s) a batcher",
+                    "batching on: encodes within %.1f ms, at most %d a batch, %d torch thread(s); GPT-2 decoding "
+                    "%d rows at once, %d torch thread(s)",
                     self.window_ms,
                     self.max_batch,
                     self.torch_threads,
+                    self.decode_rows,
+                    self.decoder_threads,
                 )
             return self._shared
 
-    def generator_for(self, model_dir: Path, config: GeneratorConfig) -> BatchedGenerator:
-        """The loaded GPT-2 of `model_dir` (loaded here once), its calls batched."""
+    def generator_for(self, model_dir: Path, config: GeneratorConfig) -> DecodingGenerator:
+        """The loaded GPT-2 of `model_dir` (loaded here once), decoded on its own thread."""
         key = (Path(model_dir).resolve(), config)
         with self._generator_lock:
             found = self._generators.get(key)
             if found is None:
                 # whatever a load raises reaches PromotedModelComposer, which falls back
-                found = BatchedGenerator(GPT2Generator(model_dir, config).load(), self._generation)
+                loaded = GPT2Generator(model_dir, config).load()
+                decoding = ContinuousDecoding(
+                    loaded, rows=self.decode_rows, on_start=torch_threads_setter(self.decoder_threads)
+                )
+                found = DecodingGenerator(loaded, decoding)
                 self._generators[key] = found
                 while len(self._generators) > self.keep_generators:
-                    self._generators.popitem(last=False)
+                    # its thread finishes the calls decoding; a worker that calls it later falls
+                    # back for that turn, and takes the promoted model on its next
+                    self._generators.popitem(last=False)[1].decoding.close()
             self._generators.move_to_end(key)
             return found
 
@@ -482,21 +693,23 @@ class BatchingModels:
         return self._embedder.batcher if self._embedder is not None else None
 
     @property
-    def generation_batcher(self) -> MicroBatcher[GenerationCall, list[Generated]]:
-        return self._generation
+    def decoders(self) -> list[ContinuousDecoding]:
+        """The decoding threads of the GPT-2s loaded now."""
+        with self._generator_lock:
+            return [g.decoding for g in self._generators.values()]
 
     def close(self) -> None:
         if self._embedder is not None:
             self._embedder.close()
-        self._generation.close()
+        for decoding in self.decoders:
+            decoding.close()
 
 
 __all__ = [
     "BatchedEmbedder",
-    "BatchedGenerator",
     "BatcherClosedError",
     "BatchingModels",
-    "GenerationCall",
+    "ContinuousDecoding",
+    "DecodingGenerator",
     "MicroBatcher",
-    "generate_batch",
 ]

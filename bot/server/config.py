@@ -50,7 +50,7 @@ class ServerConfig(BaseModel):
         None,
         ge=1,
         description="torch threads per inference worker [default: max(1, cores // workers)]; with batching "
-        "on, per batcher thread (one encodes, one decodes) [default: max(1, cores // 2)]",
+        "on, for the encoding thread [default: max(1, cores // 2)] and a GPT-2's decoding thread [default: cores]",
     )
     batching: bool = Field(
         False,
@@ -61,6 +61,13 @@ class ServerConfig(BaseModel):
         5.0, ge=0, le=1000, description="with batching: how long a batch waits for more turns after its first"
     )
     batch_max_turns: int = Field(16, ge=1, le=256, description="with batching: turns in one batch at most")
+    decode_rows: int = Field(
+        20,
+        ge=1,
+        le=256,
+        description="with batching: GPT-2 rows decoding at once, all turns together (a turn decodes one row "
+        "per candidate); a turn whose rows do not fit waits for rows to come free",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="origins of sites that embed the widget (comma-separated or a JSON list); empty: same origin only",
@@ -272,12 +279,20 @@ class ServerConfig(BaseModel):
         return max(1, _cores(cores) // self.workers)
 
     def threads_per_batcher(self, cores: int | None = None) -> int:
-        """With batching on, torch threads for each of the two batcher threads (the encoder's
-        and the decoder's, which may run at the same time): the configured number, else
-        half the cores."""
+        """With batching on, torch threads for the encoding thread: the configured number,
+        else half the cores (the decoding thread may run beside it)."""
         if self.torch_threads is not None:
             return self.torch_threads
         return max(1, _cores(cores) // 2)
+
+    def threads_per_decoder(self, cores: int | None = None) -> int:
+        """With batching on, torch threads for a GPT-2's decoding thread: the configured
+        number, else every core. With a GPT-2 promoted the decoding thread is the busy one;
+        on 2 cores, 2 threads there answered more turns a second than 1 (docs/benchmarks.md,
+        "Continuous batching")."""
+        if self.torch_threads is not None:
+            return self.torch_threads
+        return _cores(cores)
 
 
 def _cores(cores: int | None) -> int:

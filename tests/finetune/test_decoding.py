@@ -407,3 +407,101 @@ def test_decoders_running_on_several_threads_at_once_write_what_each_writes_alon
     for t in threads:
         t.join()
     assert results == dict.fromkeys(range(len(decoders)), alone * 2)
+
+
+# -- continuous batching: calls join and leave a running decode ------------------------------
+
+SLOT_CALLS = [
+    ([[5, 9, 11, 3, 40], [12, 13]], {}),
+    ([[60, 61, 62, 63, 64, 65, 66, 1, 2]] * 3, {"top_p": 0.9, "temperature": 0.8, "seed": 3, "greedy_rows": 1}),
+    ([[20, 21, 22], [30, 31, 32, 33, 34, 35]], {"banned": [{40, 41}, {50}]}),
+    ([[70, 71]], {}),
+    ([[14, 40, 41, 9, 40]], {"numbers": None, "copy_sources": [[14, 40, 41, 9, 40]]}),
+]
+
+
+def slot_sampling(rules):
+    from finetune.decoding import NumberPieces
+
+    if "numbers" in rules:
+        rules = {**rules, "numbers": NumberPieces(frozenset({40, 41}), frozenset({40, 41}), frozenset({41}))}
+    return Sampling(**rules)
+
+
+def decode_in_slots(decoder, calls, *, rows, steps_between, n=12):
+    """Each call added after `steps_between[i]` steps of the ones before it; all decoded to
+    the end. The finished SlotCalls, in call order."""
+    from finetune.decoding import DecodingSlots
+
+    slots = DecodingSlots(decoder, rows=rows)
+    added = []
+    for (prompts, rules), wait in zip(calls, steps_between, strict=True):
+        for _ in range(wait):
+            slots.step()
+        added.append(slots.add(prompts, max_new_tokens=n, eos_id=EOS, sampling=slot_sampling(rules)))
+    while slots.calls:
+        slots.step()
+    assert slots.used == 0 and not slots.key_ok.any()  # every row handed back
+    return added
+
+
+@pytest.mark.parametrize("steps_between", [[0, 0, 0, 0, 0], [0, 3, 1, 5, 2]])
+def test_calls_joining_a_running_decode_get_what_generate_gives_them_alone(model, steps_between):
+    decoder = GPT2Decoder(model)
+    done = decode_in_slots(decoder, SLOT_CALLS, rows=16, steps_between=steps_between)
+    for (prompts, rules), call in zip(SLOT_CALLS, done, strict=True):
+        alone = [[] for _ in prompts]
+        for step in decoder.generate(prompts, max_new_tokens=12, eos_id=EOS, sampling=slot_sampling(rules)):
+            for row, t in zip(alone, step, strict=True):
+                if t is not None:
+                    row.append(t)
+        assert call.finished and call.tokens == alone
+
+
+def test_a_finished_call_hands_its_rows_to_the_next_and_the_rest_move_down(model):
+    from finetune.decoding import DecodingSlots
+
+    decoder = GPT2Decoder(model)
+    slots = DecodingSlots(decoder, rows=4)
+    short = slots.add([[5, 9]], max_new_tokens=2, eos_id=EOS, sampling=Sampling())
+    long = slots.add([[12, 13], [14]], max_new_tokens=12, eos_id=EOS, sampling=Sampling())
+    assert (short.start, long.start, slots.free) == (0, 1, 1)
+    with pytest.raises(ValueError, match="2 rows asked, 1 of 4 free"):
+        slots.add([[1], [2]], max_new_tokens=4, eos_id=EOS, sampling=Sampling())
+    assert slots.step() == [short]  # its second token was its last
+    assert long.start == 0 and slots.free == 2
+    late = slots.add([[60, 61], [62]], max_new_tokens=12, eos_id=EOS, sampling=Sampling())
+    while slots.calls:
+        slots.step()
+    assert long.tokens == ours(model, [[12, 13], [14]], 12)
+    assert late.tokens == ours(model, [[60, 61], [62]], 12)
+
+
+def test_a_cancelled_call_frees_its_rows_and_the_others_go_on(model):
+    from finetune.decoding import DecodingSlots
+
+    decoder = GPT2Decoder(model)
+    slots = DecodingSlots(decoder, rows=3)
+    gone = slots.add([[5, 9, 11]], max_new_tokens=12, eos_id=EOS, sampling=Sampling())
+    kept = slots.add([[12, 13], [14]], max_new_tokens=12, eos_id=EOS, sampling=Sampling())
+    slots.step()
+    slots.cancel(gone)
+    assert gone.finished and slots.calls == [kept] and kept.start == 0
+    while slots.calls:
+        slots.step()
+    assert kept.tokens == ours(model, [[12, 13], [14]], 12)
+
+
+def test_the_slots_refuse_what_they_do_not_decode_and_leave_the_rest_as_it_was(model):
+    from finetune.decoding import DecodingSlots
+
+    slots = DecodingSlots(GPT2Decoder(model), rows=2)
+    for sampling in (Sampling(repetition_penalty=1.2), Sampling(copy_bias=2.0), Sampling(lookup=4)):
+        assert not slots.supports(sampling)
+        with pytest.raises(ValueError, match=r"GPT2Decoder\.generate"):
+            slots.add([[5]], max_new_tokens=4, eos_id=EOS, sampling=sampling)
+    with pytest.raises(ValueError, match="no room to generate"):
+        slots.add([list(range(1, 65))], max_new_tokens=4, eos_id=EOS, sampling=Sampling())
+    with pytest.raises(ValueError, match="at least one token"):
+        slots.add([[]], max_new_tokens=4, eos_id=EOS, sampling=Sampling())
+    assert slots.used == 0 and slots.step() == []

@@ -128,3 +128,29 @@ def test_the_streaming_path_is_scored_on_the_same_rows_with_what_it_would_stream
             assert s["final"] == s["baselines"]["intent_first_retrieval"]
         else:  # what streamed passed the guard sentence by sentence, and is what is scored
             assert s["final"] == s["generated"] and s["guard"] is None
+
+
+@pytest.mark.slow
+def test_rows_composed_several_at_a_time_are_scored_as_one_at_a_time(run):
+    settings, model, corpus, test, root = run
+    # float32: with int8 weights a pass quantizes the activations of all its rows together
+    common = {"limit": 6, "max_new_tokens": 12, "candidates": 3, "consensus_k": 3, "int8": False}
+    alone = evaluate_generation(settings, model, corpus, test, **common, report_dir=root / "c1")
+    together = evaluate_generation(settings, model, corpus, test, **common, concurrent=3, report_dir=root / "c3")
+    assert together["concurrent"] == 3 and alone["concurrent"] == 1
+    assert together["rougeL_f1"] == alone["rougeL_f1"] and together["n_candidates"] == alone["n_candidates"]
+    rows = [(root / d / "samples.jsonl").read_text().splitlines() for d in ("c1", "c3")]
+    for a, b in zip(*rows, strict=True):
+        a, b = json.loads(a), json.loads(b)
+        assert [c["text"] for c in a["candidates"]] == [c["text"] for c in b["candidates"]]
+        assert a["final"] == b["final"]
+
+
+def test_several_at_a_time_is_refused_for_the_streaming_path(run):
+    from bot.errors import CsbotError
+
+    settings, model, corpus, test, _ = run
+    with pytest.raises(CsbotError, match="--concurrent must be at least 1, and 1 with --streamed"):
+        evaluate_generation(settings, model, corpus, test, streamed=True, concurrent=2)
+    with pytest.raises(CsbotError, match="--concurrent must be at least 1"):
+        evaluate_generation(settings, model, corpus, test, concurrent=0)

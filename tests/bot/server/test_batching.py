@@ -1,29 +1,31 @@
-"""Micro-batching across conversations (bot.server.batching): each caller gets its own
-result, batched results equal unbatched ones (real MiniLM, a real tiny GPT-2), a failing
-item fails alone, items of different keys never share a batch, a closed batcher refuses
-work; and through the real server, workers share one set of models, a conversation's turns
-stay in order, and a GPT-2 promoted while serving answers the next turn.
+"""Batching across conversations (bot.server.batching): each caller gets its own result,
+batched results equal unbatched ones (real MiniLM, a real tiny GPT-2), a failing item fails
+alone, items of different keys never share a batch, a closed batcher refuses work; GPT-2
+calls decoding together on one thread (whole or step by step) get what they get alone,
+wait for free rows, fail alone, and free their rows when a reader stops early; and through
+the real server, workers share one set of models, a conversation's turns stay in order, and
+a GPT-2 promoted while serving answers the next turn.
 
 Batches are made deterministic without timing: a long window and `max_batch` equal to the
-number of callers, so a batch is taken exactly when all of them wait."""
+number of callers, so a batch is taken exactly when all of them wait. The GPT-2 is float32:
+with int8 weights a pass quantizes the activations of all its rows together."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bot.server.batching import (
     BatchedEmbedder,
-    BatchedGenerator,
     BatcherClosedError,
     BatchingModels,
-    GenerationCall,
+    ContinuousDecoding,
     MicroBatcher,
-    generate_batch,
 )
 from bot.workspace import Assistant
 from finetune.decoder import GeneratorConfig, GPT2Generator
@@ -211,76 +213,126 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny_generator(tmp_path_factory) -> GPT2Generator:
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("batching") / "final")
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tiny_model_dir) -> GPT2Generator:
     # float32: int8 decoding quantizes each step's activations over the whole batch, so its
     # greedy rows may move with the batch's company (as they do with a turn's own candidates)
-    model_dir = make_tiny_model(tmp_path_factory.mktemp("batching") / "final")
-    return GPT2Generator(model_dir, GeneratorConfig(max_new_tokens=16, int8=False, candidates=3)).load()
+    return GPT2Generator(tiny_model_dir, GeneratorConfig(max_new_tokens=16, int8=False, candidates=3)).load()
 
 
-def batched_calls(generator: GPT2Generator, calls: list[tuple[list[str], bool]], max_batch: int) -> tuple[list, list]:
-    """Each (prompts, alternatives) call from its own thread through one generation batcher;
-    the results, and the batches it ran (as lists of calls)."""
-    ran: list[list[GenerationCall]] = []
-
-    def recording(batch: list[GenerationCall]):
-        ran.append(batch)
-        return generate_batch(batch)
-
-    batcher = MicroBatcher(
-        recording, max_batch=max_batch, window_ms=LONG_WINDOW_MS, name="test-gen", key=lambda c: c.key
-    )
-    shared = BatchedGenerator(generator, batcher)
+def decoded_concurrently(
+    generator: GPT2Generator, calls: list[tuple[list[str], bool]], rows: int
+) -> tuple[list, ContinuousDecoding]:
+    """Each (prompts, alternatives) call from its own thread through one decoding thread;
+    the results (or exceptions) in call order, and the (closed) decoding thread."""
+    decoding = ContinuousDecoding(generator, rows=rows, name="test-decoder")
     try:
-        results = submit_all(batcher, calls, submit=lambda call: shared.generate(call[0], alternatives=call[1]))
+        results = submit_all(
+            decoding,
+            calls,
+            submit=lambda call: decoding.generate(call[0], alternatives=call[1]),  # type: ignore[arg-type]
+        )
     finally:
-        batcher.close()
-    return results, ran
+        decoding.close()
+    return results, decoding
+
+
+def as_alone(generator: GPT2Generator, prompts: list[str], alternatives: bool) -> list[tuple[str, int, bool]]:
+    return [(g.text, g.new_tokens, g.ended) for g in generator.generate(prompts, alternatives=alternatives)]
 
 
 @pytest.mark.slow
-def test_merged_candidate_calls_keep_each_turns_greedy_reply(tiny_generator):
-    calls = [([p] * 3, True) for p in PROMPTS]
-    results, ran = batched_calls(tiny_generator, calls, max_batch=len(calls))
-    assert [len(b) for b in ran] == [len(calls)]  # one decoding pass for all four turns
-    for (prompts, _), got in zip(calls, results, strict=True):
-        alone = tiny_generator.generate(prompts, alternatives=True)
-        assert len(got) == 3
-        assert got[0].text == alone[0].text and got[0].new_tokens == alone[0].new_tokens
-        assert all(g.prompt_tokens == alone[0].prompt_tokens for g in got)
+def test_turns_decoding_together_get_the_replies_they_get_alone(tiny_generator):
+    # greedy calls and candidate calls (the greedy reply and seeded samples) side by side
+    calls = [([p], False) for p in PROMPTS] + [([p] * 3, True) for p in PROMPTS]
+    results, decoding = decoded_concurrently(tiny_generator, calls, rows=64)
+    for (prompts, alternatives), got in zip(calls, results, strict=True):
+        assert [(g.text, g.new_tokens, g.ended) for g in got] == as_alone(tiny_generator, prompts, alternatives)
+        assert all(g.first_token_ms is not None and g.total_ms >= g.first_token_ms for g in got)
+    assert decoding.calls_started == len(calls)
+    assert decoding.most_calls_in_a_step >= 2  # some of them shared steps
 
 
 @pytest.mark.slow
-def test_merged_greedy_calls_equal_unbatched_ones(tiny_generator):
-    calls = [([p], False) for p in PROMPTS]
-    results, ran = batched_calls(tiny_generator, calls, max_batch=len(calls))
-    assert [len(b) for b in ran] == [len(calls)]
-    for (prompts, _), got in zip(calls, results, strict=True):
-        assert [g.text for g in got] == [g.text for g in tiny_generator.generate(prompts)]
+def test_turns_wait_for_free_rows_and_all_get_their_replies(tiny_generator):
+    calls = [([p] * 3, True) for p in PROMPTS * 2]  # 24 rows for slots of 7
+    results, decoding = decoded_concurrently(tiny_generator, calls, rows=7)
+    for (prompts, alternatives), got in zip(calls, results, strict=True):
+        assert [(g.text, g.new_tokens) for g in got] == [t[:2] for t in as_alone(tiny_generator, prompts, alternatives)]
+    assert decoding.most_calls_in_a_step <= 2  # 3 rows each: never 3 calls in 7 rows
 
 
 @pytest.mark.slow
-def test_a_call_whose_prompt_leaves_little_room_decodes_alone(tiny_generator):
-    # the tiny model has 256 positions and decodes 16 tokens: this prompt leaves fewer
-    long_prompt = "<|customer|> " + "where is my order and when will it come " * 40 + "<|agent|>"
-    assert len(tiny_generator.tokenizer.encode(long_prompt, add_special_tokens=False)) > 256 - 16
-    long_prompt = tiny_generator.tokenizer.decode(
-        tiny_generator.tokenizer.encode(long_prompt, add_special_tokens=False)[-250:]
+def test_a_call_that_cannot_start_fails_alone(tiny_generator):
+    # the tiny model has 256 positions: a 256-token prompt leaves no room to decode
+    long_ids = tiny_generator.tokenizer.encode(
+        "where is my order and when will it come " * 60, add_special_tokens=False
     )
-    calls = [([PROMPTS[0]], False), ([long_prompt], False), ([PROMPTS[2]], False)]
-    results, ran = batched_calls(tiny_generator, calls, max_batch=len(calls))
-    assert [len(b) for b in ran] == [len(calls)]
-    for (prompts, _), got in zip(calls, results, strict=True):
-        alone = tiny_generator.generate(prompts)
-        assert [(g.text, g.new_tokens) for g in got] == [(g.text, g.new_tokens) for g in alone]
+    too_long = tiny_generator.tokenizer.decode(long_ids[:256])
+    assert len(tiny_generator.tokenizer.encode(too_long, add_special_tokens=False)) >= 256
+    calls = [([PROMPTS[0]], False), ([too_long], False), ([PROMPTS[2]] * 3, True)]
+    results, _ = decoded_concurrently(tiny_generator, calls, rows=8)
+    assert isinstance(results[1], ValueError) and "no room to generate" in str(results[1])
+    assert [g.text for g in results[0]] == [t[0] for t in as_alone(tiny_generator, [PROMPTS[0]], False)]
+    assert [g.text for g in results[2]] == [t[0] for t in as_alone(tiny_generator, [PROMPTS[2]] * 3, True)]
 
 
 @pytest.mark.slow
-def test_calls_with_different_alternatives_flags_never_share_a_batch(tiny_generator):
-    calls = [([PROMPTS[0]] * 2, True), ([PROMPTS[1]], False), ([PROMPTS[2]] * 2, True), ([PROMPTS[3]], False)]
-    results, ran = batched_calls(tiny_generator, calls, max_batch=2)
-    assert sorted(sorted(c.alternatives for c in b) for b in ran) == [[False, False], [True, True]]
-    assert [len(r) for r in results] == [2, 1, 2, 1]
+def test_a_call_larger_than_the_slots_or_with_rules_they_lack_decodes_alone(tiny_model_dir):
+    # a repetition penalty is not a rule of the slots: such a call decodes on generate()
+    generator = GPT2Generator(
+        tiny_model_dir, GeneratorConfig(max_new_tokens=12, int8=False, candidates=3, repetition_penalty=1.3)
+    ).load()
+    calls = [([PROMPTS[0]], False), ([PROMPTS[1]] * 3, True)]
+    results, decoding = decoded_concurrently(generator, calls, rows=2)
+    for (prompts, alternatives), got in zip(calls, results, strict=True):
+        assert [(g.text, g.new_tokens) for g in got] == [t[:2] for t in as_alone(generator, prompts, alternatives)]
+    assert decoding.steps_run == 0  # neither went through the slots
+
+
+def steps_alone(generator: GPT2Generator, rows: list[list[int]], **kw) -> list[list[int | None]]:
+    steps = generator.token_steps(rows, **kw)
+    try:
+        return list(steps)
+    finally:
+        steps.close()
+
+
+@pytest.mark.slow
+def test_streamed_calls_get_each_step_as_they_would_alone(tiny_generator):
+    from bot.server.batching import DecodingGenerator
+
+    decoding = ContinuousDecoding(tiny_generator, rows=32, name="test-steps")
+    shared = DecodingGenerator(tiny_generator, decoding)
+    ids = [tiny_generator.encode(p) for p in PROMPTS]
+    calls = [([i] * 3, {"sampled": True, "greedy_rows": 1}) for i in ids] + [([i], {"sampled": False}) for i in ids]
+    try:
+        assert shared.streams
+        got = submit_all(decoding, calls, submit=lambda c: list(shared.token_steps(c[0], **c[1])))  # type: ignore[arg-type]
+        # a reader that stops early frees its rows; the calls after it still run to the end
+        early = shared.token_steps([ids[1]] * 3, sampled=False)
+        first = next(early)
+        early.close()
+        after = list(shared.token_steps([ids[2]], sampled=False, max_new_tokens=5))
+    finally:
+        decoding.close()
+    for (rows, kw), steps in zip(calls, got, strict=True):
+        assert steps == steps_alone(tiny_generator, rows, **kw)
+    assert first == steps_alone(tiny_generator, [ids[1]] * 3, sampled=False)[0]
+    assert after == steps_alone(tiny_generator, [ids[2]], sampled=False, max_new_tokens=5)
+    assert decoding.most_calls_in_a_step >= 2
+
+
+def test_a_closed_decoding_thread_refuses_calls(tiny_generator):
+    decoding = ContinuousDecoding(tiny_generator, rows=4, name="test-closed")
+    decoding.close()
+    with pytest.raises(BatcherClosedError, match="shutting down"):
+        decoding.generate([PROMPTS[0]])
+    assert decoding.generate([]) == []
 
 
 @pytest.mark.slow
@@ -364,7 +416,7 @@ def test_the_server_with_batching_keeps_each_conversations_order_and_follows_pro
         with live.store() as store:
             [message] = [m for m in store.messages(conversation) if m["id"] == reply["message_id"]]
         assert "gpt2" in message["composer"], message
-        assert runtime.models.generation_batcher.items >= 1
+        assert sum(d.calls_started for d in runtime.models.decoders) >= 1
     assert runtime.models.embedder_batcher.closed  # the server's shutdown closed its batchers
 
 
@@ -374,6 +426,9 @@ def test_batching_settings_and_the_workers_they_imply(tmp_path):
     on = CsbotSettings.from_env(tmp_path, env={"CSBOT_SERVER__BATCHING": "true"})
     assert on.server.batching and on.server.workers == 16
     assert on.server.threads_per_worker(cores=2) == 1 and on.server.threads_per_batcher(cores=8) == 4
+    assert on.server.threads_per_decoder(cores=8) == 8
+    pinned = CsbotSettings.from_env(tmp_path, env={"CSBOT_BATCHING": "1", "CSBOT_TORCH_THREADS": "3"})
+    assert pinned.server.threads_per_batcher(cores=8) == pinned.server.threads_per_decoder(cores=8) == 3
     explicit = CsbotSettings.from_env(tmp_path, env={"CSBOT_BATCHING": "1", "CSBOT_WORKERS": "3"})
     assert explicit.server.workers == 3
     off = CsbotSettings.from_env(tmp_path, env={"CSBOT_SERVER__BATCHING": "false"})
