@@ -343,24 +343,6 @@ class GPT2Generator:
         assert self.tokenizer is not None
         return _eos_id(self.tokenizer)
 
-    def step_plan(
-        self,
-        rows: Sequence[Sequence[int]],
-        *,
-        sampled: bool,
-        greedy_rows: int = 0,
-        copy_from: Sequence[Sequence[int]] | None = None,
-        max_new_tokens: int | None = None,
-    ) -> DecodePlan:
-        """What the fast decoder is asked to do for `token_steps` with these arguments."""
-        cfg = self.config
-        if self.fast_decoder is None or not self.streams:
-            raise ValueError("step-by-step decoding needs the fast decoder and greedy decoding (not beam search)")
-        assert cfg.max_new_tokens is not None  # load() set it
-        sampling = self._sampling(copy_from if copy_from is not None else rows, sampled, greedy_rows)
-        limit = cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
-        return DecodePlan([list(r) for r in rows], sampling, limit, self.eos_id)
-
     def token_steps(
         self,
         rows: Sequence[Sequence[int]],
@@ -377,11 +359,19 @@ class GPT2Generator:
         itself; a row that continues a partly decoded reply passes its prompt alone).
         `sampled`: nucleus samples except the first `greedy_rows` rows (else all greedy).
         Holds the generator until closed."""
-        plan = self.step_plan(
-            rows, sampled=sampled, greedy_rows=greedy_rows, copy_from=copy_from, max_new_tokens=max_new_tokens
-        )
+        cfg = self.config
+        if self.fast_decoder is None or not self.streams:
+            raise ValueError("step-by-step decoding needs the fast decoder and greedy decoding (not beam search)")
+        assert cfg.max_new_tokens is not None  # load() set it
+        sampling = self._sampling(copy_from if copy_from is not None else rows, sampled, greedy_rows)
+        limit = cfg.max_new_tokens if max_new_tokens is None else max_new_tokens
+        yield from self.plan_steps(DecodePlan([list(r) for r in rows], sampling, limit, self.eos_id))
+
+    def plan_steps(self, plan: DecodePlan) -> Generator[list[int | None], None, None]:
+        """Each step of a planned decode, as `token_steps` yields them (the server's batching
+        decodes them beside other turns' instead). Holds the generator until closed."""
         decoder = self.fast_decoder
-        assert decoder is not None  # step_plan checked
+        assert decoder is not None  # token_steps checked
         with self._lock:
             yield from decoder.generate(
                 plan.ids, max_new_tokens=plan.max_new_tokens, eos_id=plan.eos_id, sampling=plan.sampling

@@ -524,9 +524,12 @@ class DecodingSlots:
         self.length = decoder.max_positions
         shape = (rows, decoder.n_head, self.length, decoder.head_dim)
         dtype = decoder.wte.dtype
-        # zeros, not empty: a masked column still enters attention's weighted sum (0 * NaN)
-        self.keys = [torch.zeros(shape, dtype=dtype) for _ in range(decoder.n_layer)]
-        self.values = [torch.zeros(shape, dtype=dtype) for _ in range(decoder.n_layer)]
+        # empty: the memory is the operating system's until a row is first used (a GPT-2 of
+        # 12 × 768 with 1,024 positions needs 75 MB a row); `add` zeroes a row before it is
+        # used, as a masked column still enters attention's weighted sum (0 * NaN is NaN)
+        self.keys = [torch.empty(shape, dtype=dtype) for _ in range(decoder.n_layer)]
+        self.values = [torch.empty(shape, dtype=dtype) for _ in range(decoder.n_layer)]
+        self._zeroed = 0  # rows below this were zeroed once; rows only ever hold finite values after
         self.key_ok = torch.zeros((rows, self.length), dtype=torch.bool)
         self.calls: list[SlotCall] = []
 
@@ -575,6 +578,10 @@ class DecodingSlots:
             )
         first = self.used
         rows = slice(first, first + k)
+        if first + k > self._zeroed:
+            for t in (*self.keys, *self.values):
+                t[self._zeroed : first + k].zero_()
+            self._zeroed = first + k
         pad = [longest - len(p) for p in prompts]
         ids = torch.zeros((k, longest), dtype=torch.long)
         self.key_ok[rows] = False

@@ -36,12 +36,13 @@ import logging
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from bot.errors import CsbotError
 from finetune.decoder import DecodePlan, Generated, GeneratorConfig, GPT2Generator
@@ -70,6 +71,71 @@ class BatcherClosedError(CsbotError, RuntimeError):
         super().__init__(f"the {name} micro-batcher is closed (the server is shutting down); send the message again")
 
 
+class _Refusable(Protocol):
+    def fail(self, error: BaseException) -> None: ...
+
+
+Queued = TypeVar("Queued", bound=_Refusable)
+
+
+class _QueueThread(ABC, Generic[Queued]):
+    """A daemon thread that serves a queue of calls from other threads until closed: started
+    by the first call queued (a batcher nobody uses holds no thread), sized by `on_start` on
+    its own thread (where torch's threads are set). Whatever is still queued when it closes,
+    or when its thread ends for any reason, is refused with `BatcherClosedError`."""
+
+    def __init__(self, name: str, on_start: Callable[[], None] | None):
+        self.name, self._on_start = name, on_start
+        self._waiting: deque[Queued] = deque()
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Let the thread finish what it runs, refuse what still waits and every later
+        call, stop the thread."""
+        self._refuse_waiting()
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
+
+    def _enqueue(self, waiting: Queued) -> None:
+        with self._changed:
+            if self._closed:
+                raise BatcherClosedError(self.name)
+            if self._thread.ident is None:
+                self._thread.start()
+            self._waiting.append(waiting)
+            self._changed.notify_all()
+
+    def _refuse_waiting(self) -> None:
+        with self._changed:
+            self._closed = True
+            left = list(self._waiting)
+            self._waiting.clear()
+            self._changed.notify_all()
+        for waiting in left:
+            waiting.fail(BatcherClosedError(self.name))
+
+    def _main(self) -> None:
+        if self._on_start is not None:
+            try:
+                self._on_start()
+            except Exception:  # thread sizing is a tuning, never a reason to stop
+                log.exception("%s: could not size its threads; running with the defaults", self.name)
+        try:
+            self._run()
+        finally:
+            self._refuse_waiting()  # however the thread ends, no caller waits for ever
+
+    @abstractmethod
+    def _run(self) -> None:
+        """Serve the queue until closed (under `self._changed` to read it)."""
+
+
 @dataclass
 class _Waiting(Generic[Item, Result]):
     item: Item
@@ -77,8 +143,12 @@ class _Waiting(Generic[Item, Result]):
     arrived: float
     result: Future[Result]
 
+    def fail(self, error: BaseException) -> None:
+        if not self.result.done():
+            self.result.set_exception(error)
 
-class MicroBatcher(Generic[Item, Result]):
+
+class MicroBatcher(_QueueThread[_Waiting[Item, Result]], Generic[Item, Result]):
     """Collects items from many threads and runs them through `batch` together.
 
     `batch(items)` returns one result per item, in order. It runs on the batcher's own
@@ -106,21 +176,13 @@ class MicroBatcher(Generic[Item, Result]):
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if window_ms < 0:
             raise ValueError(f"window_ms must be at least 0, got {window_ms}")
-        self.name, self.max_batch, self.window_s = name, max_batch, window_ms / 1000
-        self._batch, self._key, self._on_start, self._clock = batch, key, on_start, clock
-        self._waiting: deque[_Waiting[Item, Result]] = deque()
-        self._changed = threading.Condition()
-        self._closed = False
+        super().__init__(name, on_start)
+        self.max_batch, self.window_s = max_batch, window_ms / 1000
+        self._batch, self._key, self._clock = batch, key, clock
         # what the batcher has done: batches run and items in them (tests and logs read it)
         self.batches = 0
         self.items = 0
         self.largest_batch = 0
-        # started by the first submit: a batcher nobody uses holds no thread
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def pending(self) -> int:
@@ -134,55 +196,21 @@ class MicroBatcher(Generic[Item, Result]):
         when the batcher is closed, or closes before the item's batch is taken."""
         key = self._key(item) if self._key is not None else None
         waiting: _Waiting[Item, Result] = _Waiting(item, key, self._clock(), Future())
-        with self._changed:
-            if self._closed:
-                raise BatcherClosedError(self.name)
-            if not self._thread.is_alive() and self._thread.ident is None:
-                self._thread.start()
-            self._waiting.append(waiting)
-            self._changed.notify_all()
+        self._enqueue(waiting)
         return waiting.result.result()
-
-    def close(self) -> None:
-        """Finish the batch running, refuse what still waits and every later submit, stop
-        the thread."""
-        with self._changed:
-            self._closed = True
-            left = list(self._waiting)
-            self._waiting.clear()
-            self._changed.notify_all()
-        for waiting in left:
-            waiting.result.set_exception(BatcherClosedError(self.name))
-        if self._thread.ident is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=60)
 
     # -- the batcher's thread -----------------------------------------------------------
     def _run(self) -> None:
-        if self._on_start is not None:
+        while True:
+            taken = self._take()
+            if taken is None:
+                return
             try:
-                self._on_start()
-            except Exception:  # thread sizing is a tuning, never a reason to stop
-                log.exception("%s: could not size its threads; running with the defaults", self.name)
-        try:
-            while True:
-                taken = self._take()
-                if taken is None:
-                    return
-                try:
-                    self._run_batch(taken)
-                except BaseException as e:  # not an Exception (those end in _run_batch): no caller waits for ever
-                    for waiting in taken:
-                        if not waiting.result.done():
-                            waiting.result.set_exception(e)
-                    raise
-        finally:
-            # however the thread ends, what still waits (and later submits) is refused
-            with self._changed:
-                self._closed = True
-                left = list(self._waiting)
-                self._waiting.clear()
-            for waiting in left:
-                waiting.result.set_exception(BatcherClosedError(self.name))
+                self._run_batch(taken)
+            except BaseException as e:  # not an Exception (those end in _run_batch): no caller waits for ever
+                for waiting in taken:
+                    waiting.fail(e)
+                raise
 
     def _take(self) -> list[_Waiting[Item, Result]] | None:
         """The next batch (None once closed): the oldest item and those of its key after it."""
@@ -340,7 +368,7 @@ class _Decoding:
             self.stream.put(error)
 
 
-class ContinuousDecoding:
+class ContinuousDecoding(_QueueThread[_Decoding]):
     """One thread that decodes every turn's GPT-2 candidates for one loaded model, a token at
     a time for all of them together (`finetune.decoding.DecodingSlots`).
 
@@ -363,21 +391,13 @@ class ContinuousDecoding:
         on_start: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ):
-        self.generator, self.rows, self.name = generator.load(), rows, name
-        self._on_start, self._clock = on_start, clock
-        self._waiting: deque[_Decoding] = deque()
+        super().__init__(name, on_start)
+        self.generator, self.rows, self._clock = generator.load(), rows, clock
         self._cancelled: list[_Decoding] = []
-        self._changed = threading.Condition()
-        self._closed = False
         # what the thread has done (tests and logs read it)
         self.steps_run = 0
         self.calls_started = 0
         self.most_calls_in_a_step = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def generate(self, prompts: Sequence[str], *, alternatives: bool = False) -> list[Generated]:
         """`GPT2Generator.generate` for one turn, decoded beside the other turns' calls
@@ -386,15 +406,15 @@ class ContinuousDecoding:
             return []
         plan = self.generator.plan(prompts, alternatives=alternatives)
         waiting = _Decoding(plan, self._clock(), result=Future(), prompts=tuple(prompts), alternatives=alternatives)
-        self._submit(waiting)
+        self._enqueue(waiting)
         assert waiting.result is not None
         return waiting.result.result()
 
     def steps(self, plan: DecodePlan) -> Generator[list[int | None], None, None]:
-        """Each step's tokens of `plan` (`GPT2Generator.step_plan`), as `GPT2Generator.token_steps`
-        yields them, decoded beside the other turns' calls. Closing it stops the call."""
+        """Each step's tokens of `plan`, as `GPT2Generator.token_steps` yields them, decoded
+        beside the other turns' calls. Closing it stops the call."""
         waiting = _Decoding(plan, self._clock(), stream=queue.SimpleQueue())
-        self._submit(waiting)
+        self._enqueue(waiting)
         assert waiting.stream is not None
         ended = False
         try:
@@ -413,34 +433,8 @@ class ContinuousDecoding:
                     self._cancelled.append(waiting)
                     self._changed.notify_all()
 
-    def close(self) -> None:
-        """Finish the calls decoding, refuse what still waits and every later call, stop."""
-        with self._changed:
-            self._closed = True
-            left = list(self._waiting)
-            self._waiting.clear()
-            self._changed.notify_all()
-        for waiting in left:
-            waiting.fail(BatcherClosedError(self.name))
-        if self._thread.ident is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=60)
-
-    def _submit(self, waiting: _Decoding) -> None:
-        with self._changed:
-            if self._closed:
-                raise BatcherClosedError(self.name)
-            if self._thread.ident is None:
-                self._thread.start()
-            self._waiting.append(waiting)
-            self._changed.notify_all()
-
     # -- the decoding thread ------------------------------------------------------------
     def _run(self) -> None:
-        if self._on_start is not None:
-            try:
-                self._on_start()
-            except Exception:  # thread sizing is a tuning, never a reason to stop
-                log.exception("%s: could not size its threads; running with the defaults", self.name)
         slots = None
         live: dict[int, _Decoding] = {}  # by id() of the SlotCall
         try:
@@ -468,11 +462,7 @@ class ContinuousDecoding:
                     assert slots is not None  # only the slots make calls live
                     self._step(slots, live)
         finally:
-            with self._changed:
-                self._closed = True
-                left = list(self._waiting) + list(live.values())
-                self._waiting.clear()
-            for waiting in left:
+            for waiting in live.values():  # the thread ends mid-decode: they get no more steps
                 waiting.fail(BatcherClosedError(self.name))
 
     def _fits(self, slots: DecodingSlots | None, plan: DecodePlan) -> bool:
@@ -590,19 +580,9 @@ class DecodingGenerator(GPT2Generator):
         """`GPT2Generator.generate`, on the decoding thread with the other turns' calls."""
         return self.decoding.generate(prompts, alternatives=alternatives)
 
-    def token_steps(
-        self,
-        rows: Sequence[Sequence[int]],
-        *,
-        sampled: bool,
-        greedy_rows: int = 0,
-        copy_from: Sequence[Sequence[int]] | None = None,
-        max_new_tokens: int | None = None,
-    ) -> Generator[list[int | None], None, None]:
-        """`GPT2Generator.token_steps`, on the decoding thread with the other turns' calls."""
-        plan = self.inner.step_plan(
-            rows, sampled=sampled, greedy_rows=greedy_rows, copy_from=copy_from, max_new_tokens=max_new_tokens
-        )
+    def plan_steps(self, plan: DecodePlan) -> Generator[list[int | None], None, None]:
+        """`GPT2Generator.plan_steps` (what `token_steps` decodes), on the decoding thread with
+        the other turns' calls."""
         return self.decoding.steps(plan)
 
 
@@ -671,6 +651,7 @@ class BatchingModels:
     def generator_for(self, model_dir: Path, config: GeneratorConfig) -> DecodingGenerator:
         """The loaded GPT-2 of `model_dir` (loaded here once), decoded on its own thread."""
         key = (Path(model_dir).resolve(), config)
+        evicted: list[DecodingGenerator] = []
         with self._generator_lock:
             found = self._generators.get(key)
             if found is None:
@@ -682,11 +663,13 @@ class BatchingModels:
                 found = DecodingGenerator(loaded, decoding)
                 self._generators[key] = found
                 while len(self._generators) > self.keep_generators:
-                    # its thread finishes the calls decoding; a worker that calls it later falls
-                    # back for that turn, and takes the promoted model on its next
-                    self._generators.popitem(last=False)[1].decoding.close()
+                    evicted.append(self._generators.popitem(last=False)[1])
             self._generators.move_to_end(key)
-            return found
+        # outside the lock (closing waits for the calls decoding): a worker that calls an
+        # evicted model later falls back for that turn, and takes the promoted one on its next
+        for old in evicted:
+            old.decoding.close()
+        return found
 
     @property
     def embedder_batcher(self) -> MicroBatcher[list[str], np.ndarray] | None:

@@ -66,7 +66,8 @@ class ServerConfig(BaseModel):
         ge=1,
         le=256,
         description="with batching: GPT-2 rows decoding at once, all turns together (a turn decodes one row "
-        "per candidate); a turn whose rows do not fit waits for rows to come free",
+        "per candidate); a turn whose rows do not fit waits for rows to come free. Each row in use holds "
+        "its keys and values: layers x 2 x positions x width x 4 bytes (3 MB for the demo's GPT-2)",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

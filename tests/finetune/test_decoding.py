@@ -505,3 +505,19 @@ def test_the_slots_refuse_what_they_do_not_decode_and_leave_the_rest_as_it_was(m
     with pytest.raises(ValueError, match="at least one token"):
         slots.add([[]], max_new_tokens=4, eos_id=EOS, sampling=Sampling())
     assert slots.used == 0 and slots.step() == []
+
+
+def test_slots_whose_memory_starts_as_nan_decode_alike(model, monkeypatch):
+    # the slots' cache is allocated empty: rows of different lengths leave masked columns that
+    # attention still reads, so a row must be zeroed before its first use
+    decoder = GPT2Decoder(model)
+    expected = [c.tokens for c in decode_in_slots(decoder, SLOT_CALLS, rows=16, steps_between=[0, 3, 1, 5, 2])]
+    empty = torch.empty
+
+    def garbage(*args, **kwargs):
+        t = empty(*args, **kwargs)
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+
+    monkeypatch.setattr(torch, "empty", garbage)
+    again = decode_in_slots(decoder, SLOT_CALLS, rows=16, steps_between=[0, 3, 1, 5, 2])
+    assert [c.tokens for c in again] == expected
